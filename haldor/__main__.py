@@ -1,0 +1,5 @@
+import sys
+
+from haldor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The access core (model, policy, schedule, controller) and its IO edges (store, agent)."""

@@ -1,0 +1,94 @@
+"""The access decision: a pure function of now, the facts about one presentation, and
+the agent's conditions. No IO, no clock: every input is an argument, so a table of
+cases tests it completely.
+
+One card may belong to several credentials (a person in two associations) and one
+PIN may match several credentials or bookings; each candidate is judged alone, the
+first that is granted wins, and otherwise the most telling denial is reported.
+"""
+
+from __future__ import annotations
+
+from .model import BookingFact, Candidate, ClosureFact, Conditions, Decision, Facts
+
+#: When every candidate is denied, the one that got furthest explains it best.
+_DENIAL_RANK = ("closed", "outside_window", "no_booking", "clock_untrusted", "expired")
+
+
+def decide(now: float, facts: Facts, conditions: Conditions, *, pin: bool = False) -> Decision:
+    """Grant or deny one card (``pin=False``) or typed PIN (``pin=True``) at ``facts.door``."""
+    caretakers = [c for c in facts.credentials if c.role == "caretaker"]
+    if caretakers:
+        if conditions.rate_limited:
+            return Decision(False, "rate_limited", credential=caretakers[0].id, role="caretaker")
+        return Decision(True, None, credential=caretakers[0].id, role="caretaker")
+    first = facts.credentials[0] if facts.credentials else None
+    known = {"credential": first.id, "role": first.role} if first else {}
+    if conditions.lockdown:
+        return Decision(False, "lockdown", **known)
+    if conditions.rate_limited:
+        return Decision(False, "rate_limited", **known)
+    pin_bookings = [b for b in facts.bookings if b.pin_match] if pin else []
+    if not facts.credentials and not pin_bookings:
+        return Decision(False, "wrong_pin" if pin else "unknown_card")
+
+    verdicts = [_judge_credential(now, c, facts, conditions) for c in facts.credentials]
+    verdicts += [_judge_booking_pin(now, b, facts, conditions) for b in pin_bookings]
+    for verdict in verdicts:
+        if verdict.granted:
+            return verdict
+    return min(verdicts, key=lambda v: _DENIAL_RANK.index(v.reason))
+
+
+def window(booking: BookingFact, facts: Facts) -> tuple[float, float]:
+    """The booking's access window [opens, closes) as instants."""
+    p = facts.policy
+    return booking.start - p.grace_before_min * 60, booking.end + p.grace_after_min * 60
+
+
+def closed_by(now: float, room: str, closures: tuple[ClosureFact, ...]) -> ClosureFact | None:
+    """The closure that covers ``room`` at ``now`` (``room: null`` covers the site)."""
+    for c in closures:
+        if c.start <= now < c.end and (c.room is None or c.room == room):
+            return c
+    return None
+
+
+def _judge_credential(now: float, c: Candidate, facts: Facts, conditions: Conditions) -> Decision:
+    ident = {"credential": c.id, "role": c.role}
+    if (c.valid_from is not None and now < c.valid_from) or (c.valid_until is not None and now > c.valid_until):
+        return Decision(False, "expired", **ident)
+    if not conditions.clock_trusted:
+        return Decision(False, "clock_untrusted", **ident)
+    own = [b for b in facts.bookings if b.association == c.association and b.room in facts.rooms]
+    return _judge_bookings(now, own, facts, ident, needs_leader=facts.policy.leader_first and c.role == "member")
+
+
+def _judge_booking_pin(now: float, b: BookingFact, facts: Facts, conditions: Conditions) -> Decision:
+    if not conditions.clock_trusted:
+        return Decision(False, "clock_untrusted")
+    return _judge_bookings(now, [b] if b.room in facts.rooms else [], facts, {}, needs_leader=False)
+
+
+def _judge_bookings(now: float, bookings: list[BookingFact], facts: Facts, ident: dict, *, needs_leader: bool) -> Decision:
+    current = sorted((b for b in bookings if _in_window(now, b, facts)), key=lambda b: b.start)
+    if current:
+        open_ = [b for b in current if closed_by(now, b.room, facts.closures) is None]
+        if not open_:
+            return Decision(False, "closed", booking=current[0].id, **ident)
+        if needs_leader:
+            led = [b for b in open_ if b.leader_present]
+            if not led:
+                return Decision(False, "no_booking", booking=open_[0].id, **ident)
+            open_ = led
+        return Decision(True, None, booking=open_[0].id, **ident)
+    day_start, day_end = facts.day
+    today = sorted((b for b in bookings if b.start < day_end and b.end > day_start), key=lambda b: abs(b.start - now))
+    if today:
+        return Decision(False, "outside_window", booking=today[0].id, **ident)
+    return Decision(False, "no_booking", **ident)
+
+
+def _in_window(now: float, b: BookingFact, facts: Facts) -> bool:
+    opens, closes = window(b, facts)
+    return opens <= now < closes

@@ -1,0 +1,320 @@
+"""Validate snapshots and deltas (PROTOCOL 2, 3) into plain model objects.
+
+A document is checked completely before anything is applied: the first fault
+rejects it whole with a reason that names the field (``bookings[3].end``).
+References that a delta makes to the stored schedule are checked by the store,
+inside the transaction that applies it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from haldor import cards
+from haldor.errors import DocumentError
+
+from .model import (
+    ROLES,
+    Association,
+    Booking,
+    Closure,
+    Credential,
+    Delta,
+    Policy,
+    Room,
+    Snapshot,
+)
+
+SNAPSHOT_SCHEMA = "haldor.schedule/1"
+DELTA_SCHEMA = "haldor.delta/1"
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_MISSING = object()
+
+
+class _Reader:
+    """Typed access to one JSON object, with the path for error messages."""
+
+    def __init__(self, obj: Any, path: str) -> None:
+        if not isinstance(obj, dict):
+            raise DocumentError(f"{path or 'document'}: expected an object")
+        self.obj = obj
+        self.path = path
+
+    def _where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None, nullable: bool = False) -> Any:
+        value = self.obj.get(key, _MISSING)
+        if value is _MISSING:
+            if required:
+                raise DocumentError(f"{self._where(key)}: missing")
+            return default
+        if value is None and nullable:
+            return None
+        # bool is an int in Python; a JSON true is never a number here
+        if isinstance(value, bool) and kind in (int, (int, float)):
+            raise DocumentError(f"{self._where(key)}: expected {_kind_name(kind)}, got boolean")
+        if not isinstance(value, kind):
+            raise DocumentError(f"{self._where(key)}: expected {_kind_name(kind)}, got {_json_type(value)}")
+        return value
+
+    def ident(self, key: str, *, required: bool = True, nullable: bool = False) -> str | None:
+        value = self.get(key, str, required=required, nullable=nullable)
+        if value is None:
+            return None
+        if not _ID.match(value):
+            raise DocumentError(f"{self._where(key)}: not an identifier (1-64 of A-Z a-z 0-9 . _ : -)")
+        return value
+
+    def instant(self, key: str, *, required: bool = True, nullable: bool = False) -> float | None:
+        value = self.get(key, str, required=required, nullable=nullable)
+        if value is None:
+            return None
+        return parse_instant(value, self._where(key))
+
+    def items(self, key: str, *, required: bool = True) -> list[_Reader]:
+        values = self.get(key, list, required=required, default=[])
+        return [_Reader(v, f"{self._where(key)}[{i}]") for i, v in enumerate(values)]
+
+    def sub(self, key: str) -> _Reader | None:
+        value = self.get(key, dict, required=False)
+        return None if value is None else _Reader(value, self._where(key))
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "object"}
+    if isinstance(kind, tuple):
+        return "number" if set(kind) == {int, float} else " or ".join(names[k] for k in kind)
+    return names[kind]
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _kind_name(type(value)) if type(value) in (str, int, float, bool, list, dict) else type(value).__name__
+
+
+def parse_instant(text: str, where: str = "time") -> float:
+    """RFC 3339 with an offset, as POSIX seconds. A local time without offset is refused:
+    it would be ambiguous on the night the clocks go back."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise DocumentError(f"{where}: not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None or "T" not in text.upper():
+        raise DocumentError(f"{where}: an RFC 3339 time with an offset is required: {text!r}")
+    return moment.timestamp()
+
+
+def check_timezone(name: str, where: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise DocumentError(f"{where}: unknown time zone {name!r}") from None
+    return name
+
+
+def _positive_int(r: _Reader, key: str, default: int) -> int:
+    value = r.get(key, int, required=False, default=default)
+    if value < 0:
+        raise DocumentError(f"{r._where(key)}: must not be negative")
+    return value
+
+
+def _policy(r: _Reader) -> Policy:
+    return Policy(
+        grace_before_min=_positive_int(r, "grace_before_min", 15),
+        grace_after_min=_positive_int(r, "grace_after_min", 15),
+        no_show_after_min=_positive_int(r, "no_show_after_min", 20),
+        leader_first=r.get("leader_first", bool, required=False, default=False),
+    )
+
+
+def _room(r: _Reader) -> Room:
+    rid = r.ident("id")
+    doors = r.get("doors", list)
+    for i, door in enumerate(doors):
+        if not isinstance(door, str) or not _ID.match(door):
+            raise DocumentError(f"{r.path}.doors[{i}]: not an identifier")
+    return Room(id=rid, name=r.get("name", str, required=False, default=rid), doors=tuple(doors))
+
+
+def _association(r: _Reader) -> Association:
+    aid = r.ident("id")
+    return Association(id=aid, name=r.get("name", str, required=False, default=aid))
+
+
+def _credential(r: _Reader) -> Credential:
+    cid = r.ident("id")
+    role = r.get("role", str)
+    if role not in ROLES:
+        raise DocumentError(f"{r.path}.role: must be one of {', '.join(ROLES)}, not {role!r}")
+    card = r.get("card", str, required=False, nullable=True)
+    if card is not None and not cards.is_canonical(card):
+        raise DocumentError(f"{r.path}.card: not a canonical card string (uid:<HEX>, em:<10 HEX>, wg<N>:<DECIMAL>)")
+    pin = r.get("pin", str, required=False, nullable=True)
+    if pin is not None and not cards.is_pin(pin):
+        raise DocumentError(f"{r.path}.pin: must be 4-8 digits")
+    if card is None and pin is None:
+        raise DocumentError(f"{r.path}: a credential needs a card or a pin")
+    association = r.ident("association", required=False, nullable=True)
+    if association is None and role != "caretaker":
+        raise DocumentError(f"{r.path}.association: missing (only a caretaker has none)")
+    valid_from = r.instant("valid_from", required=False, nullable=True)
+    valid_until = r.instant("valid_until", required=False, nullable=True)
+    if valid_from is not None and valid_until is not None and valid_until < valid_from:
+        raise DocumentError(f"{r.path}.valid_until: before valid_from")
+    return Credential(cid, card, pin, association, role, valid_from, valid_until)
+
+
+def _booking(r: _Reader) -> Booking:
+    bid = r.ident("id")
+    start = r.instant("start")
+    end = r.instant("end")
+    if end <= start:
+        raise DocumentError(f"{r.path}.end: must be after start")
+    pin = r.get("pin", str, required=False, nullable=True)
+    if pin is not None and not cards.is_pin(pin):
+        raise DocumentError(f"{r.path}.pin: must be 4-8 digits")
+    return Booking(
+        id=bid,
+        room=r.ident("room"),
+        association=r.ident("association"),
+        title=r.get("title", str, required=False, default="") or "",
+        start=start,
+        end=end,
+        status=r.get("status", str),
+        pin=pin,
+        unlocked_during=r.get("unlocked_during", bool, required=False, default=False) or False,
+    )
+
+
+def _closure(r: _Reader) -> Closure:
+    start = r.instant("start")
+    end = r.instant("end")
+    if end <= start:
+        raise DocumentError(f"{r.path}.end: must be after start")
+    return Closure(
+        room=r.ident("room", required=False, nullable=True),
+        start=start,
+        end=end,
+        reason=r.get("reason", str, required=False, nullable=True, default="") or "",
+    )
+
+
+def _unique(items: list, what: str) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.id in seen:
+            raise DocumentError(f"{what}[{i}].id: duplicate id {item.id!r}")
+        seen.add(item.id)
+
+
+def _header(doc: Any, schema: str) -> _Reader:
+    r = _Reader(doc, "")
+    found = r.get("schema", str)
+    if found != schema:
+        raise DocumentError(f"schema: expected {schema!r}, got {found!r}")
+    r.ident("site")
+    return r
+
+
+def _version(r: _Reader, key: str) -> int:
+    value = r.get(key, int)
+    if value < 0:
+        raise DocumentError(f"{key}: must not be negative")
+    return value
+
+
+def parse_snapshot(doc: Any) -> Snapshot:
+    """A validated snapshot, or DocumentError naming the first fault."""
+    r = _header(doc, SNAPSHOT_SCHEMA)
+    rooms = [_room(x) for x in r.items("rooms")]
+    associations = [_association(x) for x in r.items("associations")]
+    credentials = [_credential(x) for x in r.items("credentials")]
+    bookings = [_booking(x) for x in r.items("bookings")]
+    closures = [_closure(x) for x in r.items("closures", required=False)]
+    for items, what in ((rooms, "rooms"), (associations, "associations"), (credentials, "credentials"), (bookings, "bookings")):
+        _unique(items, what)
+    room_ids = {x.id for x in rooms}
+    association_ids = {x.id for x in associations}
+    check_references(room_ids, association_ids, credentials, bookings, closures)
+    timezone = r.get("timezone", str, required=False)
+    policy = r.sub("policy")
+    return Snapshot(
+        site=r.obj["site"],
+        version=_version(r, "version"),
+        generated_at=r.instant("generated_at", required=False, nullable=True),
+        timezone=None if timezone is None else check_timezone(timezone, "timezone"),
+        policy=None if policy is None else _policy(policy),
+        rooms=tuple(rooms),
+        associations=tuple(associations),
+        credentials=tuple(credentials),
+        bookings=tuple(bookings),
+        closures=tuple(closures),
+    )
+
+
+def check_references(room_ids: set[str], association_ids: set[str], credentials, bookings, closures) -> None:
+    """Every room and association named must exist (in the document or, for a delta, the store)."""
+    for i, c in enumerate(credentials):
+        if c.association is not None and c.association not in association_ids:
+            raise DocumentError(f"credentials[{i}].association: unknown association {c.association!r}")
+    for i, b in enumerate(bookings):
+        if b.room not in room_ids:
+            raise DocumentError(f"bookings[{i}].room: unknown room {b.room!r}")
+        if b.association not in association_ids:
+            raise DocumentError(f"bookings[{i}].association: unknown association {b.association!r}")
+    for i, c in enumerate(closures or ()):
+        if c.room is not None and c.room not in room_ids:
+            raise DocumentError(f"closures[{i}].room: unknown room {c.room!r}")
+
+
+def parse_delta(doc: Any) -> Delta:
+    """A structurally valid delta; references are checked against the store when applied."""
+    r = _header(doc, DELTA_SCHEMA)
+    base_version = _version(r, "base_version")
+    version = _version(r, "version")
+    up = r.sub("upsert") or _Reader({}, "upsert")
+    rooms = [_room(x) for x in up.items("rooms", required=False)]
+    associations = [_association(x) for x in up.items("associations", required=False)]
+    credentials = [_credential(x) for x in up.items("credentials", required=False)]
+    bookings = [_booking(x) for x in up.items("bookings", required=False)]
+    closures = None
+    if up.obj.get("closures") is not None:
+        closures = tuple(_closure(x) for x in up.items("closures"))
+    for items, what in ((rooms, "upsert.rooms"), (associations, "upsert.associations"), (credentials, "upsert.credentials"), (bookings, "upsert.bookings")):
+        _unique(items, what)
+    de = r.sub("delete") or _Reader({}, "delete")
+    deletes: dict[str, tuple[str, ...]] = {}
+    for key, upserted in (("bookings", bookings), ("credentials", credentials)):
+        ids = de.get(key, list, required=False, default=[])
+        for i, value in enumerate(ids):
+            if not isinstance(value, str) or not _ID.match(value):
+                raise DocumentError(f"delete.{key}[{i}]: not an identifier")
+        both = {x.id for x in upserted} & set(ids)
+        if both:
+            raise DocumentError(f"delete.{key}: {sorted(both)[0]!r} is both upserted and deleted")
+        deletes[key] = tuple(ids)
+    return Delta(
+        site=r.obj["site"],
+        base_version=base_version,
+        version=version,
+        rooms=tuple(rooms),
+        associations=tuple(associations),
+        credentials=tuple(credentials),
+        bookings=tuple(bookings),
+        closures=closures,
+        delete_bookings=deletes["bookings"],
+        delete_credentials=deletes["credentials"],
+    )
+
+
+def parse_document(doc: Any) -> Snapshot | Delta:
+    """Snapshot or delta, told apart by ``schema``."""
+    if isinstance(doc, dict) and doc.get("schema") == DELTA_SCHEMA:
+        return parse_delta(doc)
+    return parse_snapshot(doc)

@@ -1,0 +1,415 @@
+"""The local SQLite store: the schedule cache, booking activity and the event outbox.
+
+A thin repository over sqlite-utils. Applying a document is one transaction, so a
+crash (even kill -9) leaves the previous schedule or the new one, never a mix.
+Cards and PINs are kept only as HMAC-SHA256 under a per-device secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sqlite3
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from haldor.errors import DocumentError, StoreError
+
+from .model import (
+    BookingFact,
+    Candidate,
+    ClosureFact,
+    Delta,
+    Facts,
+    Policy,
+    Snapshot,
+)
+from .schedule import check_references
+
+DB_NAME = "haldor.db"
+SECRET_NAME = "device.secret"
+
+
+# --- Migrations: append only, one function a schema version ---------------------
+
+
+def _m1_schedule(db: sqlite_utils.Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["rooms"].create({"id": str, "name": str}, pk="id")
+    db["room_doors"].create({"room": str, "door": str}, pk=("room", "door"))
+    db["room_doors"].create_index(["door"])
+    db["associations"].create({"id": str, "name": str}, pk="id")
+    db["credentials"].create(
+        {"id": str, "card_hash": str, "pin_hash": str, "association": str, "role": str, "valid_from": float, "valid_until": float},
+        pk="id",
+    )
+    db["credentials"].create_index(["card_hash"])
+    db["credentials"].create_index(["pin_hash"])
+    db["bookings"].create(
+        {"id": str, "room": str, "association": str, "title": str, "start": float, "end": float,
+         "status": str, "pin_hash": str, "unlocked_during": int},
+        pk="id",
+    )
+    db["bookings"].create_index(["room", "start"])
+    db["bookings"].create_index(["pin_hash"])
+    db["closures"].create({"room": str, "start": float, "end": float, "reason": str})
+    db["booking_activity"].create(
+        {"booking": str, "first_entry": float, "entries": int, "checkins": int, "leader_present": int},
+        pk="booking",
+        defaults={"entries": 0, "checkins": 0, "leader_present": 0},
+    )
+
+
+def _m2_outbox(db: sqlite_utils.Database) -> None:
+    # AUTOINCREMENT: seq never goes back, even after every event was purged.
+    db.execute(
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            at TEXT NOT NULL,
+            at_ts REAL NOT NULL,
+            type TEXT NOT NULL,
+            door TEXT, reader TEXT, credential TEXT, booking TEXT, reason TEXT,
+            extra TEXT,
+            delivered_at REAL
+        )"""
+    )
+    db["events"].create_index(["delivered_at", "seq"])
+
+
+MIGRATIONS = (_m1_schedule, _m2_outbox)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    status: str  # "applied" | "stale" | "other_site"
+    kind: str  # "snapshot" | "delta"
+    version: int
+    detail: str = ""
+
+
+class GapError(DocumentError):
+    """A delta's base is not the applied version: a snapshot is needed."""
+
+
+class Store:
+    """One device's database. Open it with :meth:`open`; close it with :meth:`close`."""
+
+    def __init__(self, db: sqlite_utils.Database, secret: bytes, site: str, timezone: str, default_policy: Policy) -> None:
+        self.db = db
+        self._secret = secret
+        self.site = site
+        self._default_timezone = timezone
+        self._default_policy = default_policy
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike, site: str, timezone: str = "Europe/Copenhagen", default_policy: Policy = Policy()) -> Store:
+        path = Path(data_dir)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            secret = _device_secret(path / SECRET_NAME)
+            db_path = path / DB_NAME
+            db_path.touch(mode=0o600, exist_ok=True)  # hashes only, but nobody else's business
+            conn = sqlite3.connect(db_path, timeout=10, check_same_thread=False)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed event survives a power cut, not only a crash.
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=OFF")
+            _migrate(db)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{path}: cannot open the store: {exc}") from exc
+        return cls(db, secret, site, timezone, default_policy)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- keyed hashes --------------------------------------------------------------
+
+    def card_hash(self, card: str) -> str:
+        return hmac.new(self._secret, b"card\x00" + card.encode(), hashlib.sha256).hexdigest()
+
+    def pin_hash(self, pin: str) -> str:
+        return hmac.new(self._secret, b"pin\x00" + pin.encode(), hashlib.sha256).hexdigest()
+
+    # -- meta ----------------------------------------------------------------------
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.db.atomic():
+            self._set_meta(key, value)
+
+    def _set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", [key, json.dumps(value)])
+
+    @property
+    def version(self) -> int | None:
+        return self.meta("schedule_version")
+
+    @property
+    def timezone(self) -> str:
+        return self.meta("timezone") or self._default_timezone
+
+    @property
+    def policy(self) -> Policy:
+        stored = self.meta("policy")
+        return self._default_policy if stored is None else Policy(**stored)
+
+    # -- applying documents --------------------------------------------------------
+
+    def apply(self, doc: Snapshot | Delta, now: float) -> ApplyResult:
+        """Apply a validated document atomically; DocumentError rejects it whole."""
+        kind = "delta" if isinstance(doc, Delta) else "snapshot"
+        if doc.site != self.site:
+            return ApplyResult("other_site", kind, doc.version, f"for site {doc.site!r}")
+        current = self.version
+        if current is not None and doc.version <= current:
+            return ApplyResult("stale", kind, doc.version, f"version {doc.version} <= applied {current}")
+        try:
+            with self.db.atomic():
+                if isinstance(doc, Delta):
+                    if current is None or doc.base_version != current:
+                        raise GapError(f"delta {doc.version} is based on {doc.base_version}, applied is {current}")
+                    self._apply_delta(doc)
+                else:
+                    self._apply_snapshot(doc)
+                self._set_meta("schedule_version", doc.version)
+                self._set_meta("last_sync", now)
+                self._set_meta("max_booking_s", self._max_booking_s())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
+        return ApplyResult("applied", kind, doc.version)
+
+    def _apply_snapshot(self, s: Snapshot) -> None:
+        for table in ("rooms", "room_doors", "associations", "credentials", "bookings", "closures"):
+            self.db.execute(f"DELETE FROM {table}")
+        self._upsert(s.rooms, s.associations, s.credentials, s.bookings)
+        self._replace_closures(s.closures)
+        self._set_meta("timezone", s.timezone)
+        self._set_meta("policy", None if s.policy is None else asdict(s.policy))
+        self._set_meta("generated_at", s.generated_at)
+        # activity of bookings that are gone is of no more use
+        self.db.execute("DELETE FROM booking_activity WHERE booking NOT IN (SELECT id FROM bookings)")
+
+    def _apply_delta(self, d: Delta) -> None:
+        self.db.conn.executemany("DELETE FROM bookings WHERE id = ?", [(i,) for i in d.delete_bookings])
+        self.db.conn.executemany("DELETE FROM credentials WHERE id = ?", [(i,) for i in d.delete_credentials])
+        self.db.conn.executemany("DELETE FROM room_doors WHERE room = ?", [(r.id,) for r in d.rooms])
+        self._upsert(d.rooms, d.associations, d.credentials, d.bookings)
+        if d.closures is not None:
+            self.db.execute("DELETE FROM closures")
+            self._replace_closures(d.closures)
+        rooms = {r[0] for r in self.db.execute("SELECT id FROM rooms")}
+        associations = {r[0] for r in self.db.execute("SELECT id FROM associations")}
+        # only what the delta brings can break a reference: the store was whole before
+        check_references(rooms, associations, d.credentials, d.bookings, d.closures)
+
+    def _upsert(self, rooms, associations, credentials, bookings) -> None:
+        c = self.db.conn
+        c.executemany("INSERT OR REPLACE INTO rooms(id, name) VALUES (?, ?)", [(r.id, r.name) for r in rooms])
+        c.executemany(
+            "INSERT OR IGNORE INTO room_doors(room, door) VALUES (?, ?)",
+            [(r.id, door) for r in rooms for door in r.doors],
+        )
+        c.executemany("INSERT OR REPLACE INTO associations(id, name) VALUES (?, ?)", [(a.id, a.name) for a in associations])
+        c.executemany(
+            "INSERT OR REPLACE INTO credentials(id, card_hash, pin_hash, association, role, valid_from, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (x.id, x.card and self.card_hash(x.card), x.pin and self.pin_hash(x.pin), x.association, x.role, x.valid_from, x.valid_until)
+                for x in credentials
+            ],
+        )
+        c.executemany(
+            "INSERT OR REPLACE INTO bookings(id, room, association, title, start, end, status, pin_hash, unlocked_during) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (b.id, b.room, b.association, b.title, b.start, b.end, b.status, b.pin and self.pin_hash(b.pin), int(b.unlocked_during))
+                for b in bookings
+            ],
+        )
+
+    def _replace_closures(self, closures) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO closures(room, start, end, reason) VALUES (?, ?, ?, ?)",
+            [(c.room, c.start, c.end, c.reason) for c in closures],
+        )
+
+    def _max_booking_s(self) -> float:
+        row = self.db.execute("SELECT MAX(end - start) FROM bookings").fetchone()
+        return row[0] or 0.0
+
+    # -- what a decision needs -----------------------------------------------------
+
+    def rooms_of_door(self, door: str) -> frozenset[str]:
+        return frozenset(r[0] for r in self.db.execute("SELECT room FROM room_doors WHERE door = ?", [door]))
+
+    def local_day(self, now: float) -> tuple[float, float]:
+        """The local calendar day of ``now`` as instants (23 or 25 hours on DST days)."""
+        tz = ZoneInfo(self.timezone)
+        day = datetime.fromtimestamp(now, tz).date()
+        start = datetime(day.year, day.month, day.day, tzinfo=tz)
+        following = day + timedelta(days=1)
+        end = datetime(following.year, following.month, following.day, tzinfo=tz)
+        return start.timestamp(), end.timestamp()
+
+    def facts(self, door: str, now: float, *, card: str | None = None, pin: str | None = None) -> Facts:
+        """Everything that bears on presenting ``card`` or ``pin`` at ``door`` at ``now``."""
+        if (card is None) == (pin is None):
+            raise ValueError("give a card or a pin")
+        policy = self.policy
+        day = self.local_day(now)
+        rooms = self.rooms_of_door(door)
+        column, digest = ("card_hash", self.card_hash(card)) if card is not None else ("pin_hash", self.pin_hash(pin))
+        candidates = tuple(
+            Candidate(*row)
+            for row in self.db.execute(
+                f"SELECT id, association, role, valid_from, valid_until FROM credentials WHERE {column} = ? ORDER BY id", [digest]
+            )
+        )
+        low = min(day[0], now - policy.grace_after_min * 60)
+        high = max(day[1], now + policy.grace_before_min * 60)
+        bookings: dict[str, BookingFact] = {}
+        associations = sorted({c.association for c in candidates if c.association})
+        if rooms and associations:
+            sql = f"""
+                SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 0
+                FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
+                WHERE b.status = 'approved' AND b.room IN ({",".join("?" * len(rooms))})
+                  AND b.start < ? AND b.start > ? AND b.end > ?
+                  AND b.association IN ({",".join("?" * len(associations))})"""
+            lowest_start = low - (self.meta("max_booking_s") or 0) - 1
+            for row in self.db.execute(sql, [*sorted(rooms), high, lowest_start, low, *associations]):
+                bookings[row[0]] = _booking_fact(row)
+        if pin is not None:
+            sql = """
+                SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 1
+                FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
+                WHERE b.status = 'approved' AND b.pin_hash = ?"""
+            for row in self.db.execute(sql, [digest]):
+                bookings[row[0]] = _booking_fact(row)
+        closures = tuple(
+            ClosureFact(*row)
+            for row in self.db.execute("SELECT room, start, end, reason FROM closures WHERE start <= ? AND end > ?", [now, now])
+        )
+        return Facts(door=door, rooms=rooms, credentials=candidates, bookings=tuple(bookings.values()),
+                     closures=closures, policy=policy, day=day)
+
+    def booking(self, booking_id: str) -> dict | None:
+        rows = list(self.db["bookings"].rows_where("id = ?", [booking_id]))
+        return rows[0] if rows else None
+
+    def note_entry(self, booking: str, role: str | None, at: float, *, checkin: bool = False) -> None:
+        """Count a granted entry or a check-in towards a booking's use."""
+        with self.db.atomic():
+            self.db.execute(
+                """INSERT INTO booking_activity(booking, first_entry, entries, checkins, leader_present)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT(booking) DO UPDATE SET
+                     first_entry = MIN(COALESCE(first_entry, excluded.first_entry), excluded.first_entry),
+                     entries = entries + excluded.entries,
+                     checkins = checkins + excluded.checkins,
+                     leader_present = MAX(leader_present, excluded.leader_present)""",
+                [booking, at, 0 if checkin else 1, 1 if checkin else 0, int(role == "leader")],
+            )
+
+    # -- the outbox ----------------------------------------------------------------
+
+    def append_events(self, events: Iterable[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """Store events durably (one transaction) and return them as published (PROTOCOL 5)."""
+        tz = ZoneInfo(self.timezone)
+        stored = []
+        with self.db.atomic():
+            for event in events:
+                at_ts = event.get("at_ts", now)
+                row = {
+                    "id": str(uuid.uuid4()),
+                    "at": datetime.fromtimestamp(at_ts, tz).isoformat(timespec="milliseconds"),
+                    "at_ts": at_ts,
+                    "type": event["type"],
+                    "door": event.get("door"),
+                    "reader": event.get("reader"),
+                    "credential": event.get("credential"),
+                    "booking": event.get("booking"),
+                    "reason": event.get("reason"),
+                    "extra": json.dumps(event["extra"]) if event.get("extra") else None,
+                }
+                cursor = self.db.execute(
+                    "INSERT INTO events(id, at, at_ts, type, door, reader, credential, booking, reason, extra) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    list(row.values()),
+                )
+                row["seq"] = cursor.lastrowid
+                stored.append(self._document(row))
+        return stored
+
+    def _document(self, row: dict[str, Any]) -> dict[str, Any]:
+        doc = {
+            "schema": "haldor.event/1",
+            "id": row["id"],
+            "site": self.site,
+            "seq": row["seq"],
+            "at": row["at"],
+            "type": row["type"],
+            "door": row["door"],
+            "reader": row["reader"],
+            "credential": row["credential"],
+            "booking": row["booking"],
+            "reason": row["reason"],
+        }
+        if row.get("extra"):
+            doc.update(json.loads(row["extra"]))
+        return doc
+
+    def events(self, *, undelivered: bool = False, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        where = "seq > ?" + (" AND delivered_at IS NULL" if undelivered else "")
+        rows = self.db.execute(
+            f"SELECT seq, id, at, type, door, reader, credential, booking, reason, extra FROM events WHERE {where} ORDER BY seq LIMIT ?",
+            [after_seq, limit],
+        )
+        names = ("seq", "id", "at", "type", "door", "reader", "credential", "booking", "reason", "extra")
+        return [self._document(dict(zip(names, r))) for r in rows]
+
+    def iter_table(self, table: str) -> Iterator[dict]:
+        return self.db[table].rows
+
+
+def _booking_fact(row: tuple) -> BookingFact:
+    bid, room, association, start, end, unlocked, leader, pin_match = row
+    return BookingFact(bid, room, association, start, end, bool(unlocked), bool(leader), bool(pin_match))
+
+
+def _device_secret(path: Path) -> bytes:
+    """The per-device HMAC key, created on first start with mode 0600."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        data = path.read_bytes()
+        if len(data) < 32:
+            raise StoreError(f"{path}: device secret is damaged (shorter than 32 bytes)") from None
+        return data
+    secret = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+        f.flush()
+        os.fsync(f.fileno())
+    return secret
+
+
+def _migrate(db: sqlite_utils.Database) -> None:
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+        with db.atomic():
+            migration(db)
+            db.execute(f"PRAGMA user_version = {number}")

@@ -1,0 +1,78 @@
+"""Canonical card strings (PROTOCOL 7): the one place where reader output becomes a card.
+
+The same card must give the same string on every reader. The two classic bugs of
+open-source door controllers are byte order and leading zeros that a reader (or an
+integer conversion) dropped; both are handled here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+_HEX = re.compile(r"^[0-9A-F]+$")
+_CANONICAL = re.compile(r"^(uid:[0-9A-F]{2,}|em:[0-9A-F]{10}|wg[0-9]{1,3}:[0-9]+)$")
+_PIN = re.compile(r"^[0-9]{4,8}$")
+#: ISO 14443 UIDs are 4, 7 or 10 bytes long.
+_UID_HEX_LENGTHS = (8, 14, 20)
+
+
+class CardFormatError(ValueError):
+    """What a reader sent is not a card."""
+
+
+def is_canonical(card: str) -> bool:
+    """True when ``card`` is already a canonical card string."""
+    if not _CANONICAL.match(card):
+        return False
+    return not card.startswith("uid:") or len(card) % 2 == 0  # whole bytes
+
+
+def is_pin(text: str) -> bool:
+    return bool(_PIN.match(text))
+
+
+def uid_from_hex(text: str, byte_order: str = "as-read") -> str:
+    """Turn reader hex into ``uid:<HEX>``, restoring dropped leading zeros.
+
+    Zeros are put back up to the next real UID length (4, 7 or 10 bytes) before the
+    byte order is reversed, because a reader drops them from what it prints.
+    """
+    digits = re.sub(r"[\s:-]", "", text).upper()
+    if not digits or not _HEX.match(digits):
+        raise CardFormatError("not hexadecimal")
+    if len(digits) > _UID_HEX_LENGTHS[-1]:
+        raise CardFormatError("longer than a 10-byte UID")
+    width = next(n for n in _UID_HEX_LENGTHS if n >= len(digits))
+    digits = digits.rjust(width, "0")
+    if byte_order == "reversed":
+        digits = "".join(reversed([digits[i : i + 2] for i in range(0, len(digits), 2)]))
+    elif byte_order != "as-read":
+        raise ValueError(f"byte_order must be 'as-read' or 'reversed', not {byte_order!r}")
+    return "uid:" + digits
+
+
+def reversed_uid(card: str) -> str | None:
+    """The same UID read in the other byte order (for enrolment help), or None."""
+    if not card.startswith("uid:"):
+        return None
+    return uid_from_hex(card[4:], "reversed")
+
+
+def normalise(text: str, byte_order: str = "as-read") -> str:
+    """Read a card as a reader or a person typed it: canonical, ``uid:`` or bare hex."""
+    raw = text.strip()
+    lower = raw.lower()
+    if lower.startswith("uid:"):
+        return uid_from_hex(raw[4:], byte_order)
+    if lower.startswith("em:"):
+        digits = raw[3:].strip().upper()
+        if len(digits) != 10 or not _HEX.match(digits):
+            raise CardFormatError("an EM4100 tag is 10 hex digits")
+        return "em:" + digits
+    if lower.startswith("wg"):
+        card = raw.lower()
+        if not _CANONICAL.match(card):
+            raise CardFormatError("a Wiegand card is wg<bits>:<decimal>")
+        bits, value = card[2:].split(":")
+        return f"wg{int(bits)}:{int(value)}"
+    return uid_from_hex(raw, byte_order)

@@ -1,0 +1,294 @@
+"""The configuration file (PROTOCOL 9): parsed, typed and validated in one place.
+
+Every fault stops start-up with one line naming the file and the key. The schema
+below is the single list of keys; the docs test checks README against it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from haldor.errors import ConfigError
+
+DEFAULT_PATH = "/etc/haldor/haldor.toml"
+READER_TYPES = ("serial-line", "rdm6300", "wiegand")
+PIN_FACTORIES = ("", "mock", "lgpio", "rpigpio", "pigpio", "native")
+
+# (type, default); REQUIRED marks a key without default.
+REQUIRED = object()
+_SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
+    "site": {
+        "id": (str, REQUIRED),
+        "timezone": (str, "Europe/Copenhagen"),
+        "data_dir": (str, "/var/lib/haldor"),
+        "language": (str, "da"),
+    },
+    "mqtt": {
+        "host": (str, ""),
+        "port": (int, 8883),
+        "transport": (str, "tcp"),
+        "tls": (bool, True),
+        "ca_file": (str, ""),
+        "cert_file": (str, ""),
+        "key_file": (str, ""),
+        "username": (str, ""),
+        "password_file": (str, ""),
+        "topic_prefix": (str, "haldor/v1"),
+        "client_id": (str, ""),
+    },
+    "sync": {"http_url": (str, ""), "http_after_s": (int, 300)},
+    "trust": {"require_signature": (bool, True), "keys": (dict, {})},
+    "policy": {
+        "grace_before_min": (int, 15),
+        "grace_after_min": (int, 15),
+        "no_show_after_min": (int, 20),
+        "leader_first": (bool, False),
+        "max_denials": (int, 5),
+        "denial_lockout_s": (int, 60),
+    },
+    "gpio": {"pin_factory": (str, "")},
+    "kiosk": {"listen": (str, "127.0.0.1:8080")},
+    "privacy": {"event_retention_days": (int, 60)},
+}
+_DOOR: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "id": (str, REQUIRED),
+    "name": (str, ""),
+    "lock_pin": (int, REQUIRED),
+    "lock_active_high": (bool, True),
+    "fail": (str, "secure"),
+    "unlock_s": ((int, float), 5),
+    "contact_pin": (int, 0),
+    "exit_pin": (int, 0),
+    "held_open_s": ((int, float), 60),
+    "fire_pin": (int, 0),
+}
+_READER: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "id": (str, REQUIRED),
+    "type": (str, "serial-line"),
+    "door": (str, ""),
+    "port": (str, ""),
+    "baudrate": (int, 9600),
+    "byte_order": (str, "as-read"),
+    "d0_pin": (int, 0),
+    "d1_pin": (int, 0),
+    "led_pin": (int, 0),
+    "buzzer_pin": (int, 0),
+}
+
+
+def documented_keys() -> list[str]:
+    """Every key the configuration accepts, as ``section.key`` (for the docs test)."""
+    keys = [f"{s}.{k}" for s, entries in _SECTIONS.items() for k in entries]
+    keys += [f"doors.{k}" for k in _DOOR] + [f"readers.{k}" for k in _READER]
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class DoorConfig:
+    id: str
+    name: str
+    lock_pin: int
+    lock_active_high: bool = True
+    fail: str = "secure"
+    unlock_s: float = 5
+    contact_pin: int = 0
+    exit_pin: int = 0
+    held_open_s: float = 60
+    fire_pin: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderConfig:
+    id: str
+    type: str = "serial-line"
+    door: str = ""
+    port: str = ""
+    baudrate: int = 9600
+    byte_order: str = "as-read"
+    d0_pin: int = 0
+    d1_pin: int = 0
+    led_pin: int = 0
+    buzzer_pin: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    site: dict[str, Any]
+    mqtt: dict[str, Any]
+    sync: dict[str, Any]
+    trust: dict[str, Any]
+    policy: dict[str, Any]
+    gpio: dict[str, Any]
+    kiosk: dict[str, Any]
+    privacy: dict[str, Any]
+    doors: tuple[DoorConfig, ...] = ()
+    readers: tuple[ReaderConfig, ...] = ()
+    trusted_keys: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def site_id(self) -> str:
+        return self.site["id"]
+
+    @property
+    def data_dir(self) -> str:
+        return self.site["data_dir"]
+
+    def door(self, door_id: str) -> DoorConfig | None:
+        return next((d for d in self.doors if d.id == door_id), None)
+
+    def summary(self) -> str:
+        broker = f"{self.mqtt['host']}:{self.mqtt['port']}" if self.mqtt["host"] else "no broker"
+        return (
+            f"{self.path}: site {self.site_id}, {len(self.doors)} door(s), {len(self.readers)} reader(s), "
+            f"{broker}, {len(self.trusted_keys)} trusted key(s), data in {self.data_dir}"
+        )
+
+
+def default_path() -> str:
+    return os.environ.get("HALDOR_CONFIG") or DEFAULT_PATH
+
+
+def load(path: str | os.PathLike) -> Config:
+    """Read and validate a configuration file; ConfigError names the key at fault."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict[str, Any], path: str = "<config>") -> Config:
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{path}: {key}: {message}")
+
+    for key in raw:
+        if key not in _SECTIONS and key not in ("doors", "readers"):
+            raise fail(key, "unknown section")
+    sections = {name: _typed(raw.get(name, {}), entries, name, fail) for name, entries in _SECTIONS.items()}
+    doors = tuple(DoorConfig(**_typed(d, _DOOR, f"doors[{i}]", fail)) for i, d in enumerate(_tables(raw, "doors", fail)))
+    readers = tuple(ReaderConfig(**_typed(r, _READER, f"readers[{i}]", fail)) for i, r in enumerate(_tables(raw, "readers", fail)))
+    keys = _check(sections, doors, readers, fail)
+    return Config(path=path, doors=doors, readers=readers, trusted_keys=keys, **sections)
+
+
+def _tables(raw: dict[str, Any], name: str, fail) -> list[dict]:
+    value = raw.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise fail(name, f"expected [[{name}]] tables")
+    return value
+
+
+def _typed(values: Any, entries: dict, where: str, fail) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise fail(where, "expected a table")
+    for key in values:
+        if key not in entries:
+            raise fail(f"{where}.{key}", "unknown key")
+    out = {}
+    for key, (kind, default) in entries.items():
+        if key not in values:
+            if default is REQUIRED:
+                raise fail(f"{where}.{key}", "required")
+            out[key] = default
+            continue
+        value = values[key]
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            expected = {str: "a string", int: "an integer", bool: "true or false", dict: "a table"}.get(kind, "a number")
+            raise fail(f"{where}.{key}", f"expected {expected}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
+    from haldor.access.envelope import load_public_key
+
+    site = s["site"]
+    if not site["id"] or not all(ch.isalnum() or ch in "._:-" for ch in site["id"]) or len(site["id"]) > 64:
+        raise fail("site.id", "1-64 characters of A-Z a-z 0-9 . _ : -")
+    try:
+        ZoneInfo(site["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise fail("site.timezone", f"unknown time zone {site['timezone']!r}") from None
+    if site["language"] not in ("da", "en"):
+        raise fail("site.language", 'must be "da" or "en"')
+    if s["mqtt"]["transport"] not in ("tcp", "websockets"):
+        raise fail("mqtt.transport", 'must be "tcp" or "websockets"')
+    if not 0 < s["mqtt"]["port"] < 65536:
+        raise fail("mqtt.port", "must be 1-65535")
+    for key, value in s["policy"].items():
+        if not isinstance(value, bool) and value < 0:
+            raise fail(f"policy.{key}", "must not be negative")
+    if s["gpio"]["pin_factory"] not in PIN_FACTORIES:
+        raise fail("gpio.pin_factory", f"must be one of {', '.join(repr(x) for x in PIN_FACTORIES)}")
+    keys = {}
+    for kid, text in s["trust"]["keys"].items():
+        try:
+            keys[kid] = load_public_key(text)
+        except (ValueError, TypeError):
+            raise fail(f"trust.keys.{kid}", "not a base64 Ed25519 public key (32 bytes)") from None
+    pins: dict[int, str] = {}
+
+    def claim(pin: int, key: str, *, shared: bool = False) -> None:
+        if pin == 0:
+            return
+        if not 1 <= pin <= 27:
+            raise fail(key, f"GPIO {pin} is not a usable BCM pin (1-27)")
+        owner = pins.get(pin)
+        if owner and not (shared and owner.endswith("fire_pin")):
+            raise fail(key, f"GPIO {pin} is already used by {owner}")
+        pins[pin] = key
+
+    seen = set()
+    for i, d in enumerate(doors):
+        where = f"doors[{i}]"
+        if d.id in seen:
+            raise fail(f"{where}.id", f"duplicate door {d.id!r}")
+        seen.add(d.id)
+        if d.fail not in ("secure", "safe"):
+            raise fail(f"{where}.fail", 'must be "secure" or "safe"')
+        if d.unlock_s <= 0 or d.held_open_s <= 0:
+            raise fail(f"{where}.unlock_s" if d.unlock_s <= 0 else f"{where}.held_open_s", "must be positive")
+        if d.fire_pin and d.fail != "safe":
+            raise fail(f"{where}.fire_pin", "a fire alarm releases only a fail-safe door (fail = \"safe\")")
+        claim(d.lock_pin or -1, f"{where}.lock_pin")
+        claim(d.contact_pin, f"{where}.contact_pin")
+        claim(d.exit_pin, f"{where}.exit_pin")
+        claim(d.fire_pin, f"{where}.fire_pin", shared=True)
+    reader_ids = set()
+    for i, r in enumerate(readers):
+        where = f"readers[{i}]"
+        if r.id in reader_ids:
+            raise fail(f"{where}.id", f"duplicate reader {r.id!r}")
+        reader_ids.add(r.id)
+        if r.type not in READER_TYPES:
+            raise fail(f"{where}.type", f"must be one of {', '.join(READER_TYPES)}")
+        if r.door and r.door not in seen:
+            raise fail(f"{where}.door", f"no door {r.door!r} is configured")
+        if r.byte_order not in ("as-read", "reversed"):
+            raise fail(f"{where}.byte_order", 'must be "as-read" or "reversed"')
+        if r.type == "wiegand":
+            if not r.d0_pin or not r.d1_pin:
+                raise fail(f"{where}.{'d0_pin' if not r.d0_pin else 'd1_pin'}", "required for a wiegand reader")
+            claim(r.d0_pin, f"{where}.d0_pin")
+            claim(r.d1_pin, f"{where}.d1_pin")
+        elif not r.port:
+            raise fail(f"{where}.port", f"required for a {r.type} reader")
+        claim(r.led_pin, f"{where}.led_pin")
+        claim(r.buzzer_pin, f"{where}.buzzer_pin")
+    return keys
+
+
+def example_path() -> Path:
+    return Path(__file__).parent / "samples" / "demo.toml"
