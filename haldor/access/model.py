@@ -134,6 +134,8 @@ class BookingFact:
     leader_present: bool = False
     #: its own booking PIN is what was typed
     pin_match: bool = False
+    #: the doors of its room that this agent controls (for unlocked_during)
+    doors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

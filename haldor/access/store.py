@@ -14,7 +14,7 @@ import os
 import secrets
 import sqlite3
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -304,6 +304,11 @@ class Store:
             ClosureFact(*row)
             for row in self.db.execute("SELECT room, start, end, reason FROM closures WHERE start <= ? AND end > ?", [now, now])
         )
+        if any(b.unlocked_during for b in bookings.values()):
+            for bid, b in bookings.items():
+                if b.unlocked_during:
+                    doors = tuple(r[0] for r in self.db.execute("SELECT door FROM room_doors WHERE room = ? ORDER BY door", [b.room]))
+                    bookings[bid] = replace(b, doors=doors)
         return Facts(door=door, rooms=rooms, credentials=candidates, bookings=tuple(bookings.values()),
                      closures=closures, policy=policy, day=day)
 

@@ -1,0 +1,144 @@
+"""The door state machine, driven step by step with time given by the test."""
+
+from haldor.access.controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
+from haldor.access.model import BookingFact, Candidate, Facts, Policy
+
+T0 = 1_764_086_400.0
+MEMBER = Candidate("c1", "a17", "member")
+CARETAKER = Candidate("c9", None, "caretaker")
+BOOKING = BookingFact("b1", "gym-a", "a17", T0, T0 + 7200)
+
+
+def facts(*creds, door="main", bookings=(BOOKING,)):
+    return Facts(door, frozenset({"gym-a"}), tuple(creds), tuple(bookings), (), Policy(), (T0 - 86400, T0 + 86400))
+
+
+def controller(**kw):
+    c = Controller([DoorSpec("main", unlock_s=5, held_open_s=60), DoorSpec("gym-a", fail="safe", fire_input=True)], **kw)
+    return c
+
+
+def types(effects):
+    return [e.type if isinstance(e, Emit) else type(e).__name__ for e in effects]
+
+
+def test_start_drives_each_lock_to_its_normal_state_once():
+    c = controller()
+    effects = c.start(T0)
+    assert effects == [Emit("agent.started"), Lock("main", False), Lock("gym-a", False)]
+    assert c.tick(T0 + 1) == []
+
+
+def test_grant_pulses_the_lock_then_relocks():
+    c = controller()
+    c.start(T0)
+    decision, effects = c.present(T0, "main-out", facts(MEMBER), pin=False, clock_trusted=True)
+    assert decision.granted
+    assert effects[0] == Lock("main", True)  # the lock moves before anything else
+    assert effects[1] == Emit("access.granted", door="main", reader="main-out", credential="c1", booking="b1")
+    assert effects[2:] == [Feedback("main-out", True), Entered("b1", "member")]
+    assert c.next_deadline() == T0 + 5
+    assert c.tick(T0 + 4.9) == []
+    assert c.tick(T0 + 5) == [Lock("main", False)]
+
+
+def test_closing_the_door_relocks_early_and_no_forced_alarm_in_a_pulse():
+    c = controller()
+    c.start(T0)
+    c.present(T0, "r", facts(MEMBER), pin=False, clock_trusted=True)
+    assert types(c.contact(T0 + 1, "main", True)) == ["door.opened"]
+    assert c.contact(T0 + 2, "main", False) == [Emit("door.closed", door="main"), Lock("main", False)]
+
+
+def test_forced_open_and_exit_button():
+    c = controller()
+    c.start(T0)
+    assert types(c.contact(T0, "main", True)) == ["door.opened", "door.forced"]
+    c.contact(T0 + 1, "main", False)
+    c.exit_request(T0 + 10, "main")
+    assert types(c.contact(T0 + 11, "main", True)) == ["door.opened"]
+    c.contact(T0 + 12, "main", False)
+    # the excuse expires
+    assert types(c.contact(T0 + 30, "main", True)) == ["door.opened", "door.forced"]
+
+
+def test_held_open_alarm_once():
+    c = controller()
+    c.start(T0)
+    c.present(T0, "r", facts(MEMBER), pin=False, clock_trusted=True)
+    c.contact(T0 + 1, "main", True)
+    assert c.next_deadline() == T0 + 5
+    assert c.tick(T0 + 5) == [Lock("main", False)]
+    assert c.next_deadline() == T0 + 61
+    assert c.tick(T0 + 60.9) == []
+    assert c.tick(T0 + 61) == [Emit("door.held_open", door="main")]
+    assert c.tick(T0 + 200) == []
+    assert types(c.contact(T0 + 201, "main", False)) == ["door.closed"]
+
+
+def test_denied_gives_feedback_and_rate_limits_the_reader():
+    c = controller(max_denials=3, denial_lockout_s=60)
+    c.start(T0)
+    for i in range(3):
+        d, effects = c.present(T0 + i, "r", facts(), pin=True, clock_trusted=True)
+        assert d.reason == "wrong_pin"
+        assert effects == [Emit("access.denied", door="main", reader="r", reason="wrong_pin"), Feedback("r", False)]
+    d, _ = c.present(T0 + 3, "r", facts(MEMBER), pin=False, clock_trusted=True)
+    assert d.reason == "rate_limited"
+    # another reader is not affected; the lockout ends
+    assert c.present(T0 + 3, "other", facts(MEMBER), pin=False, clock_trusted=True)[0].granted
+    assert c.present(T0 + 2 + 60, "r", facts(MEMBER), pin=False, clock_trusted=True)[0].granted
+
+
+def test_denials_spread_over_time_do_not_lock_out():
+    c = controller(max_denials=3, denial_lockout_s=60)
+    c.start(T0)
+    for i in range(10):
+        assert c.present(T0 + i * 61, "r", facts(), pin=False, clock_trusted=True)[0].reason == "unknown_card"
+
+
+def test_lockdown_admits_only_caretakers_and_survives_restart():
+    c = controller()
+    c.start(T0)
+    effects = c.command(T0, "hold_open", "main")
+    assert Lock("main", True) in effects and Emit("door.mode", door="main", reason="hold_open") in effects
+    effects = c.command(T0 + 1, "lockdown")
+    assert Lock("main", False) in effects and ModesChanged() in effects
+    assert c.present(T0 + 2, "r", facts(MEMBER), pin=False, clock_trusted=True)[0].reason == "lockdown"
+    d, effects = c.present(T0 + 3, "r", facts(CARETAKER), pin=False, clock_trusted=True)
+    assert d.granted and effects[0] == Lock("main", True)
+    again = controller()
+    assert Lock("main", False) in again.start(T0 + 10, c.lasting_state())
+    assert again.lockdown
+    effects = again.command(T0 + 11, "lift_lockdown")
+    assert Lock("main", True) in effects  # hold-open resumes
+
+
+def test_unlocked_during_booking_keeps_the_rooms_doors_open_until_its_end():
+    c = controller()
+    c.start(T0)
+    public = BookingFact("b1", "gym-a", "a17", T0, T0 + 3600, unlocked_during=True, doors=("main", "gym-a"))
+    _, effects = c.present(T0 + 60, "r", facts(MEMBER, bookings=[public]), pin=False, clock_trusted=True)
+    assert Lock("main", True) in effects and Lock("gym-a", True) in effects
+    assert c.tick(T0 + 600) == []
+    assert c.status()["gym-a"] == {"locked": False, "open": False, "mode": "unlocked"}
+    effects = c.tick(T0 + 3600)
+    assert Lock("main", False) in effects and Lock("gym-a", False) in effects
+
+
+def test_fire_alarm_releases_a_fail_safe_door_even_in_lockdown():
+    c = controller()
+    c.start(T0)
+    c.command(T0, "lockdown")
+    effects = c.fire_alarm(T0 + 1, "gym-a", True)
+    assert effects == [Lock("gym-a", True), Emit("door.mode", door="gym-a", reason="fire")]
+    assert c.tick(T0 + 1000) == []
+    assert Lock("gym-a", False) in c.fire_alarm(T0 + 1001, "gym-a", False)
+
+
+def test_commands_unlock_for_a_duration_and_lock():
+    c = controller()
+    c.start(T0)
+    assert c.command(T0, "unlock", "main", 30) == [Lock("main", True)]
+    assert c.tick(T0 + 29) == []
+    assert c.command(T0 + 10, "lock", "main") == [Lock("main", False)]
