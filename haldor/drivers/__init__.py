@@ -1,0 +1,1 @@
+"""Hardware behind small interfaces. Drivers know cards, pins and ports, never bookings."""

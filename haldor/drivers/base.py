@@ -1,0 +1,72 @@
+"""What readers report and the small interfaces every driver kind implements."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Protocol, Union
+
+
+@dataclass(frozen=True, slots=True)
+class CardRead:
+    reader: str
+    card: str  # canonical (PROTOCOL 7)
+
+
+@dataclass(frozen=True, slots=True)
+class PinRead:
+    reader: str
+    pin: str  # digits as typed; may be of a wrong length
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderFault:
+    reader: str
+    reason: str
+
+
+ReaderEvent = Union[CardRead, PinRead, ReaderFault]
+Sink = Callable[[ReaderEvent], None]
+
+
+class Reader(Protocol):
+    id: str
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class LockOutput(Protocol):
+    def set_unlocked(self, unlocked: bool) -> None: ...
+    def close(self) -> None: ...
+
+
+class Indicator(Protocol):
+    """LED and buzzer feedback at a reader."""
+
+    def granted(self) -> None: ...
+    def denied(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class RepeatFilter:
+    """Drops repeat reads of a card held on the reader: a read within ``hold_s`` of the
+    previous read of the same card is the same presentation."""
+
+    def __init__(self, hold_s: float = 1.0) -> None:
+        self.hold_s = hold_s
+        self._last: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    def fresh(self, card: str, now: float) -> bool:
+        with self._lock:
+            last = self._last
+            self._last = (card, now)
+            return last is None or last[0] != card or now - last[1] > self.hold_s
+
+
+@dataclass(slots=True)
+class ReaderStats:
+    frames: int = 0
+    garbled: int = 0
+    repeats: int = 0
