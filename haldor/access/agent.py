@@ -1,14 +1,307 @@
-"""Builds the agent from the configuration and runs its one decision loop."""
+"""Builds the agent from the configuration and runs its one decision loop.
+
+Every input (a read, a contact edge, a button, a fire input, a command, the passing
+of time) becomes a message on one queue, handled in order by one thread. Library
+callbacks only put messages on the queue.
+"""
 
 from __future__ import annotations
 
-from haldor.config import Config
+import logging
+import queue
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
+from haldor import clock as clocks
+from haldor.config import Config
+from haldor.drivers.base import CardRead, PinRead, ReaderFault
+
+from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .model import Policy
 from .store import Store
+
+log = logging.getLogger(__name__)
+
+LAST_SEEN_EVERY_S = 60.0
 
 
 def open_store(cfg: Config) -> Store:
     p = cfg.policy
     policy = Policy(p["grace_before_min"], p["grace_after_min"], p["no_show_after_min"], p["leader_first"])
     return Store.open(cfg.data_dir, cfg.site_id, cfg.site["timezone"], policy)
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanged:
+    door: str
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPressed:
+    door: str
+
+
+@dataclass(frozen=True, slots=True)
+class FireChanged:
+    door: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    action: str
+    door: str | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    pass
+
+
+# --- hardware -------------------------------------------------------------------------
+
+
+@dataclass
+class Hardware:
+    """The drivers of one site, built from the configuration (or fakes in a test)."""
+
+    locks: dict[str, Any]
+    indicators: dict[str, Any] = field(default_factory=dict)
+    readers: list[Any] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+    contacts: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        for reader in self.readers:
+            reader.start()
+
+    def close(self) -> None:
+        """Readers and inputs first, then every lock to its safe state."""
+        for part in [*self.readers, *self.inputs, *self.indicators.values()]:
+            try:
+                part.close()
+            except Exception:  # closing must reach the locks whatever happens
+                log.exception("closing %r", part)
+        for lock in self.locks.values():
+            lock.close()
+
+
+def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Hardware:
+    """Drivers chosen in one place from the configuration. Locks come first, created in
+    their safe state, so nothing can move before them."""
+    from haldor.drivers import gpio
+    from haldor.drivers.serial_readers import LineParser, Rdm6300Parser, SerialReader
+    from haldor.drivers.wiegand import WiegandReader
+
+    factory = factory or gpio.pin_factory(cfg.gpio["pin_factory"])
+    hw = Hardware(locks={})
+    try:
+        for d in cfg.doors:
+            hw.locks[d.id] = gpio.GpioLock(d.lock_pin, active_high=d.lock_active_high, fail=d.fail, factory=factory)
+        fire_inputs: dict[int, list[str]] = {}
+        for d in cfg.doors:
+            if d.contact_pin:
+                contact = gpio.DebouncedInput(d.contact_pin, lambda closed, door=d.id: post(ContactChanged(door, not closed)), factory=factory)
+                hw.inputs.append(contact)
+                hw.contacts[d.id] = contact
+            if d.exit_pin:
+                hw.inputs.append(gpio.DebouncedInput(d.exit_pin, lambda pressed, door=d.id: pressed and post(ExitPressed(door)), factory=factory))
+            if d.fire_pin:
+                fire_inputs.setdefault(d.fire_pin, []).append(d.id)
+        for pin, doors in fire_inputs.items():
+            def on_fire(active: bool, doors=tuple(doors)) -> None:
+                for door in doors:
+                    post(FireChanged(door, active))
+            hw.inputs.append(gpio.DebouncedInput(pin, on_fire, factory=factory))
+        for r in cfg.readers:
+            if r.type == "wiegand":
+                hw.readers.append(WiegandReader(r.id, r.d0_pin, r.d1_pin, post, factory=factory))
+            else:
+                parser = LineParser(r.id, byte_order=r.byte_order) if r.type == "serial-line" else Rdm6300Parser(r.id)
+                hw.readers.append(SerialReader(r.id, r.port, r.baudrate, parser, post))
+            if r.led_pin or r.buzzer_pin:
+                hw.indicators[r.id] = gpio.GpioIndicator(r.led_pin, r.buzzer_pin, factory=factory)
+    except BaseException:
+        hw.close()
+        raise
+    return hw
+
+
+# --- the agent --------------------------------------------------------------------------
+
+
+class Agent:
+    def __init__(self, cfg: Config, store: Store, hardware: Hardware, clock: clocks.Clock | None = None,
+                 inbox: queue.Queue | None = None) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.hw = hardware
+        self.clock = clock or clocks.SystemClock()
+        #: the one queue; the hardware was built to post to it
+        self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
+        self.reader_doors = {r.id: r.door or None for r in cfg.readers}
+        self.controller = Controller(
+            [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail, bool(d.fire_pin)) for d in cfg.doors],
+            max_denials=cfg.policy["max_denials"],
+            denial_lockout_s=cfg.policy["denial_lockout_s"],
+        )
+        self.clock_trusted = True
+        self._listeners: list[Callable[[list[dict]], None]] = []
+        self._next_last_seen = 0.0
+        self.running = threading.Event()
+
+    # -- outside world ------------------------------------------------------------------
+
+    def post(self, message: Any) -> None:
+        """Thread-safe: hand a message to the decision loop."""
+        self.inbox.put(message)
+
+    def subscribe(self, listener: Callable[[list[dict]], None]) -> None:
+        """Called from the loop with each batch of events, after they were committed."""
+        self._listeners.append(listener)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = self.clock.now()
+        last_seen = self.store.meta("last_seen")
+        self.clock_trusted = clocks.trusted(now, last_seen, self.clock.synchronized())
+        for door_id, contact in self.hw.contacts.items():
+            self.controller.doors[door_id].open = not contact.active
+        effects = self.controller.start(now, self.store.meta("lasting"))
+        if not self.clock_trusted:
+            effects.append(Emit("clock.untrusted", reason=f"clock is behind the last time seen and not synchronised"))
+            log.warning("clock untrusted: booking-based access refused until time sync")
+        self._carry_out(effects, now)
+        self._save_last_seen(now)
+        self.hw.start()
+        self.running.set()
+        log.info("agent started for site %s with %d door(s)", self.cfg.site_id, len(self.cfg.doors))
+
+    def run(self) -> None:
+        """Handle messages until Stop. Whatever ends the loop, the locks go to their safe state."""
+        try:
+            self.start()
+            while True:
+                message = self._next_message()
+                if isinstance(message, Stop):
+                    break
+                self.handle(message)
+        finally:
+            self.running.clear()
+            self.hw.close()
+            log.info("agent stopped; locks in their safe state")
+
+    def _next_message(self) -> Any:
+        deadline = self.controller.next_deadline()
+        timeout = max(0.0, min(deadline - self.clock.now(), LAST_SEEN_EVERY_S)) if deadline else LAST_SEEN_EVERY_S
+        try:
+            return self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return Tick()
+
+    def handle(self, message: Any) -> None:
+        now = self.clock.now()
+        c = self.controller
+        effects: list = []
+        self._check_clock(now, effects)  # before deciding: a synchronised clock counts at once
+        if isinstance(message, (CardRead, PinRead)):
+            effects += self._presented(message, now)
+        elif isinstance(message, ContactChanged):
+            effects += c.contact(now, message.door, message.open)
+        elif isinstance(message, ExitPressed):
+            effects += c.exit_request(now, message.door)
+        elif isinstance(message, FireChanged):
+            effects += c.fire_alarm(now, message.door, message.active)
+        elif isinstance(message, ReaderFault):
+            log.warning("reader %s fault: %s", message.reader, message.reason)
+            effects += [Emit("reader.fault", reader=message.reader, reason=message.reason)]
+        elif isinstance(message, Command):
+            effects += c.command(now, message.action, message.door, message.duration_s)
+        elif not isinstance(message, Tick):
+            log.error("unknown message %r ignored", message)
+        effects += c.tick(now)
+        self._carry_out(effects, now)
+        if now >= self._next_last_seen:
+            self._save_last_seen(now)
+
+    def _presented(self, read: CardRead | PinRead, now: float) -> list:
+        door = self.reader_doors.get(read.reader)
+        if door is None:
+            # a reader with no door is the kiosk's check-in reader (issue: check-in)
+            log.info("reader %s has no door: read ignored (check-in is not available yet)", read.reader)
+            return []
+        if isinstance(read, CardRead):
+            facts = self.store.facts(door, now, card=read.card)
+        else:
+            facts = self.store.facts(door, now, pin=read.pin)
+        decision, effects = self.controller.present(now, read.reader, facts, pin=isinstance(read, PinRead), clock_trusted=self.clock_trusted)
+        log.info("%s at %s: %s%s (credential %s, booking %s)", "PIN" if isinstance(read, PinRead) else "card", read.reader,
+                 "granted" if decision.granted else "denied", "" if decision.granted else f" {decision.reason}",
+                 decision.credential, decision.booking)
+        return effects
+
+    def _check_clock(self, now: float, effects: list) -> None:
+        if not self.clock_trusted and clocks.trusted(now, self.store.meta("last_seen"), self.clock.synchronized()):
+            self.clock_trusted = True
+            effects.append(Emit("clock.trusted"))
+            log.info("clock trusted again")
+
+    def _save_last_seen(self, now: float) -> None:
+        if self.clock_trusted:
+            self.store.set_meta("last_seen", now)
+        self._next_last_seen = now + LAST_SEEN_EVERY_S
+
+    def _carry_out(self, effects: list, now: float) -> None:
+        """Locks first (someone is at the door), then events committed, then feedback."""
+        for e in effects:
+            if isinstance(e, Lock):
+                self.hw.locks[e.door].set_unlocked(e.unlocked)
+        stored = []
+        if any(not isinstance(e, (Lock, Feedback)) for e in effects):
+            with self.store.db.atomic():  # one durable commit for all that follows from one input
+                for e in effects:
+                    if isinstance(e, Entered):
+                        self.store.note_entry(e.booking, e.role, now)
+                if any(isinstance(e, ModesChanged) for e in effects):
+                    self.store.set_meta("lasting", self.controller.lasting_state())
+                    self.store.set_meta("mode", self.controller.mode)
+                stored = self.store.append_events([e.as_event(now) for e in effects if isinstance(e, Emit)], now)
+        for e in effects:
+            if isinstance(e, Feedback) and e.reader in self.hw.indicators:
+                indicator = self.hw.indicators[e.reader]
+                indicator.granted() if e.granted else indicator.denied()
+        if stored:
+            for listener in self._listeners:
+                listener(stored)
+
+
+def run_forever(cfg: Config) -> int:
+    """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
+    store = open_store(cfg)
+    try:
+        inbox: queue.Queue = queue.Queue()
+        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox)
+
+        def stop(signum, frame) -> None:
+            log.info("signal %d: stopping", signum)
+            agent.post(Stop())
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        agent.run()
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,358 @@
+"""The agent wired to real parts: mock GPIO pins, a serial reader on a pty, SQLite on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+from datetime import datetime, timedelta
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from haldor import config
+from haldor.access.agent import Agent, Command, ContactChanged, ExitPressed, FireChanged, Stop, Tick, build_hardware, open_store
+from haldor.clock import FakeClock, SystemClock
+from haldor.drivers.base import CardRead, PinRead
+
+from .helpers import CARD, CARETAKER_CARD, CPH, booking, dump, local, snapshot, wait_for, write_config
+
+DOORS = """
+[[doors]]
+id = "main"
+lock_pin = 17
+contact_pin = 27
+exit_pin = 22
+unlock_s = 3
+
+[[doors]]
+id = "gym-a"
+lock_pin = 18
+lock_active_high = false
+fail = "safe"
+fire_pin = 25
+"""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _around_now(version: int = 42) -> dict:
+    now = datetime.now(CPH).replace(microsecond=0)
+    return snapshot(version, bookings=[booking("b881", _iso(now - timedelta(hours=1)), _iso(now + timedelta(hours=1)))],
+                    closures=[])
+
+
+class Rig:
+    """One site: configuration, store, mock pins, a pty for the serial reader."""
+
+    def __init__(self, tmp_path, *, reader: bool = True) -> None:
+        self.factory = MockFactory()
+        self.master = None
+        extra = ""
+        if reader:
+            self.master, slave = os.openpty()
+            tty.setraw(slave)
+            extra = f'\n[[readers]]\nid = "main-in"\ntype = "serial-line"\ndoor = "main"\nport = "{os.ttyname(slave)}"\n'
+            self._slave = slave
+        # the relay board's pull-up holds the active-low input of gym-a's lock high
+        self.factory.pin(18).drive_high()
+        self.path = write_config(tmp_path / "haldor.toml", tmp_path / "data", extra=extra, doors=DOORS)
+        self.cfg = config.load(self.path)
+        self.store = open_store(self.cfg)
+        self.store.apply(_schedule_doc(_around_now()), time.time())
+        for pin in (17, 18):
+            self.factory.pin(pin).clear_states()
+
+    def agent(self, clock=None) -> Agent:
+        inbox: queue.Queue = queue.Queue()
+        hw = build_hardware(self.cfg, inbox.put, self.factory)
+        contact = self.factory.pin(27)
+        contact.drive_low()  # the door is shut: its contact closes to ground
+        wait_for(lambda: hw.contacts["main"].active, what="door contact settled")
+        return Agent(self.cfg, self.store, hw, clock or SystemClock(), inbox=inbox)
+
+    def pin(self, number: int):
+        return self.factory.pin(number)
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        return [e for e in self.store.events(limit=100_000) if kind is None or e["type"] == kind]
+
+    def close(self) -> None:
+        self.store.close()
+        if self.master is not None:
+            os.close(self.master)
+            os.close(self._slave)
+        self.factory.reset()
+
+
+def _schedule_doc(doc):
+    from haldor.access.schedule import parse_document
+
+    return parse_document(doc)
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    yield r
+    r.close()
+
+
+def _running(agent: Agent) -> threading.Thread:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            agent.run()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    wait_for(agent.running.is_set, what="agent running")
+    return thread
+
+
+def _states(pin) -> list[bool]:
+    return [bool(s.state) for s in pin.states]
+
+
+# --- end to end through the reader -------------------------------------------------------
+
+
+def test_a_card_on_the_serial_reader_opens_the_door_and_is_recorded(rig):
+    agent = rig.agent()
+    thread = _running(agent)
+    try:
+        wait_for(agent.hw.readers[0].ready.is_set, what="port open")
+        os.write(rig.master, b"04A1B2C3D4E5F6\r\n")
+        wait_for(lambda: rig.pin(17).state, what="lock pin active")
+        granted = wait_for(lambda: rig.events("access.granted"), what="granted event")
+        assert granted[0]["credential"] == "c1001" and granted[0]["booking"] == "b881"
+        assert granted[0]["reader"] == "main-in" and granted[0]["door"] == "main"
+        wait_for(lambda: not rig.pin(17).state, timeout=6, what="re-lock after unlock_s")
+        os.write(rig.master, b"uid:DEADBEEF\r\n")
+        denied = wait_for(lambda: rig.events("access.denied"), what="denied event")
+        assert denied[0]["reason"] == "unknown_card" and denied[0]["credential"] is None
+    finally:
+        agent.post(Stop())
+        thread.join(5)
+    assert not thread.is_alive() and not thread.errors
+    assert _states(rig.pin(17)) == [False, True, False]  # one pulse, no more
+
+
+def test_the_lock_never_pulses_while_the_agent_starts_or_restarts(rig):
+    for _ in range(3):
+        agent = rig.agent()
+        thread = _running(agent)
+        agent.post(Stop())
+        thread.join(5)
+        assert not thread.errors
+    assert all(not s for s in _states(rig.pin(17)))  # fail-secure strike, active high: never energised
+    # a fail-safe magnet (active low) is released while no agent runs, and locked by each start
+    assert _states(rig.pin(18)) == [True] + [False, True] * 3
+    assert [e["type"] for e in rig.events()].count("agent.started") == 3
+
+
+def test_sigterm_and_stop_leave_every_lock_in_its_safe_state(rig):
+    agent = rig.agent()
+    thread = _running(agent)
+    agent.post(Command("hold_open", "main"))
+    agent.post(Command("lock", "gym-a"))  # a fail-safe magnet, energised to lock
+    wait_for(lambda: rig.pin(17).state and not rig.pin(18).state, what="main unlocked, gym-a magnet on")
+    agent.post(Stop())
+    thread.join(5)
+    assert not rig.pin(17).state  # strike unpowered: locked
+    assert rig.pin(18).state  # active-low magnet output high: unpowered, released
+
+
+def test_an_unhandled_error_puts_the_locks_in_their_safe_state(rig):
+    agent = rig.agent()
+    thread = _running(agent)
+    agent.post(Command("unlock", "main", 60))
+    wait_for(lambda: rig.pin(17).state, what="unlocked")
+    rig.store.db.conn.close()  # the database goes away under the agent
+    agent.post(CardRead("main-in", CARD))
+    thread.join(5)
+    assert not thread.is_alive() and thread.errors
+    assert not rig.pin(17).state
+
+
+# --- step by step with a fake clock ----------------------------------------------------
+
+
+def _stepped(rig, at=None) -> tuple[Agent, FakeClock]:
+    now = datetime.now(CPH).timestamp() if at is None else at
+    clock = FakeClock(now)
+    agent = rig.agent(clock)
+    agent.start()
+    return agent, clock
+
+
+def test_forced_open_but_not_after_the_exit_button(rig):
+    agent, clock = _stepped(rig)
+    agent.handle(ContactChanged("main", True))
+    assert [e["type"] for e in rig.events()][-2:] == ["door.opened", "door.forced"]
+    agent.handle(ContactChanged("main", False))
+    agent.handle(ExitPressed("main"))
+    agent.handle(ContactChanged("main", True))
+    assert [e["type"] for e in rig.events()][-2:] == ["door.closed", "door.opened"]
+    assert not rig.pin(17).state  # the exit button never moves the lock
+    agent.hw.close()
+
+
+def test_held_open_alarm_after_held_open_s(rig):
+    agent, clock = _stepped(rig)
+    agent.handle(CardRead("main-in", CARD))
+    agent.handle(ContactChanged("main", True))
+    clock.advance(59)
+    agent.handle(Tick())
+    assert not rig.events("door.held_open")
+    clock.advance(2)
+    agent.handle(Tick())
+    assert rig.events("door.held_open")[0]["door"] == "main"
+    agent.hw.close()
+
+
+def test_door_contacts_and_buttons_on_gpio_reach_the_loop(rig):
+    agent = rig.agent()
+    thread = _running(agent)
+    try:
+        rig.pin(27).drive_high()  # door opened while locked
+        wait_for(lambda: rig.events("door.forced"), what="forced alarm")
+        rig.pin(27).drive_low()
+        wait_for(lambda: rig.events("door.closed"), what="closed")
+        rig.pin(22).drive_low()  # exit button pressed, then the door opens: no alarm
+        rig.pin(27).drive_high()
+        wait_for(lambda: len(rig.events("door.opened")) == 2, what="opened again")
+        assert len(rig.events("door.forced")) == 1
+        rig.pin(22).drive_high()
+        rig.pin(25).drive_low()  # fire alarm contact closes
+        wait_for(lambda: rig.pin(18).state, what="fail-safe door released by the fire input")
+    finally:
+        agent.post(Stop())
+        thread.join(5)
+
+
+def test_fire_alarm_releases_a_fail_safe_door_and_holds_it(rig):
+    agent, clock = _stepped(rig)
+    agent.handle(Command("lock", "gym-a"))
+    assert not rig.pin(18).state  # magnet on
+    agent.handle(FireChanged("gym-a", True))
+    assert rig.pin(18).state
+    agent.handle(Command("lock", "gym-a"))
+    assert rig.pin(18).state  # nothing locks it while the alarm is on
+    agent.handle(FireChanged("gym-a", False))
+    agent.hw.close()
+
+
+def test_lockdown_survives_a_restart_and_admits_only_caretakers(rig):
+    agent, clock = _stepped(rig)
+    agent.handle(Command("lockdown"))
+    agent.hw.close()
+    agent, clock = _stepped(rig)
+    agent.handle(CardRead("main-in", CARD))
+    assert rig.events("access.denied")[-1]["reason"] == "lockdown"
+    agent.handle(CardRead("main-in", CARETAKER_CARD))
+    assert rig.events("access.granted")[-1]["credential"] == "c9000"
+    assert rig.pin(17).state
+    agent.hw.close()
+
+
+def test_untrusted_clock_refuses_bookings_until_time_sync(rig):
+    now = datetime.now(CPH).timestamp()
+    rig.store.set_meta("last_seen", now + 3600)  # the clock went back after a power cut
+    clock = FakeClock(now, synchronized=False)
+    agent = rig.agent(clock)
+    agent.start()
+    assert rig.events("clock.untrusted")
+    agent.handle(PinRead("main-in", "4821"))
+    assert rig.events("access.denied")[-1]["reason"] == "clock_untrusted"
+    agent.handle(CardRead("main-in", CARETAKER_CARD))
+    assert rig.events("access.granted")[-1]["credential"] == "c9000"
+    clock.is_synchronized = True
+    agent.handle(CardRead("main-in", CARD))
+    assert rig.events("clock.trusted")
+    assert rig.events("access.granted")[-1]["credential"] == "c1001"
+    agent.hw.close()
+
+
+def test_repeated_denials_are_rate_limited_per_reader(rig):
+    agent, clock = _stepped(rig)
+    for _ in range(5):
+        agent.handle(CardRead("main-in", "uid:DEADBEEF"))
+    agent.handle(CardRead("main-in", CARD))
+    assert rig.events("access.denied")[-1]["reason"] == "rate_limited"
+    clock.advance(61)
+    agent.handle(CardRead("main-in", CARD))
+    assert rig.events("access.granted")
+    agent.hw.close()
+
+
+def test_an_event_is_committed_before_the_listeners_hear_of_it(rig):
+    agent, clock = _stepped(rig)
+    seen: list[tuple[int, bool]] = []
+    other = open_store(rig.cfg)  # another connection: sees only what was committed
+    try:
+        agent.subscribe(lambda events: seen.extend((e["seq"], any(x["id"] == e["id"] for x in other.events(limit=10_000))) for e in events))
+        agent.handle(CardRead("main-in", CARD))
+    finally:
+        other.close()
+    assert seen and all(committed for _, committed in seen)
+    agent.hw.close()
+
+
+def test_a_reader_whose_port_is_missing_is_reported(tmp_path):
+    r = Rig(tmp_path, reader=False)
+    try:
+        path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS, extra="""
+[[readers]]
+id = "ghost"
+type = "rdm6300"
+door = "main"
+port = "/dev/does-not-exist"
+""")
+        r.cfg = config.load(path)
+        agent = r.agent()
+        thread = _running(agent)
+        try:
+            fault = wait_for(lambda: r.events("reader.fault"), what="reader fault")
+            assert fault[0]["reader"] == "ghost" and "does-not-exist" in fault[0]["reason"]
+        finally:
+            agent.post(Stop())
+            thread.join(5)
+    finally:
+        r.close()
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def test_haldor_run_exits_0_on_sigterm(tmp_path):
+    path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS)
+    doc = dump(tmp_path / "s.json", _around_now())
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    assert subprocess.run([sys.executable, "-m", "haldor", "schedule", "load", "--config", str(path), str(doc)], env=env).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(path)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("agent started" in line for line in lines), timeout=15, what="agent started")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+    assert any("locks in their safe state" in line for line in lines)
