@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else (logging.INFO if args.command in ("run", "demo") else logging.ERROR),
+        level=logging.DEBUG if getattr(args, "verbose", False) else (logging.INFO if args.command == "run" else logging.WARNING if args.command == "demo" else logging.ERROR),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
