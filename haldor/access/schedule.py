@@ -37,17 +37,27 @@ _MISSING = object()
 class _Reader:
     """Typed access to one JSON object, with the path for error messages."""
 
-    def __init__(self, obj: Any, path: str) -> None:
-        if not isinstance(obj, dict):
-            raise DocumentError(f"{path or 'document'}: expected an object")
+    __slots__ = ("obj", "_base", "_index")
+
+    def __init__(self, obj: Any, path: str, index: int | None = None) -> None:
         self.obj = obj
-        self.path = path
+        self._base = path
+        self._index = index  # the path of a list item is only spelled out for an error
+        if not isinstance(obj, dict):
+            raise DocumentError(f"{self.path or 'document'}: expected an object")
+
+    @property
+    def path(self) -> str:
+        return self._base if self._index is None else f"{self._base}[{self._index}]"
 
     def _where(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        path = self.path
+        return f"{path}.{key}" if path else key
 
     def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None, nullable: bool = False) -> Any:
         value = self.obj.get(key, _MISSING)
+        if type(value) is kind:  # the common case, first: a snapshot has a million fields
+            return value
         if value is _MISSING:
             if required:
                 raise DocumentError(f"{self._where(key)}: missing")
@@ -73,11 +83,15 @@ class _Reader:
         value = self.get(key, str, required=required, nullable=nullable)
         if value is None:
             return None
-        return parse_instant(value, self._where(key))
+        try:
+            return _instant(value)
+        except ValueError as exc:  # the path is spelled out only for an error
+            raise DocumentError(f"{self._where(key)}: {exc}") from None
 
     def items(self, key: str, *, required: bool = True) -> list[_Reader]:
         values = self.get(key, list, required=required, default=[])
-        return [_Reader(v, f"{self._where(key)}[{i}]") for i, v in enumerate(values)]
+        where = self._where(key)
+        return [_Reader(v, where, i) for i, v in enumerate(values)]
 
     def sub(self, key: str) -> _Reader | None:
         value = self.get(key, dict, required=False)
@@ -101,11 +115,18 @@ def parse_instant(text: str, where: str = "time") -> float:
     """RFC 3339 with an offset, as POSIX seconds. A local time without offset is refused:
     it would be ambiguous on the night the clocks go back."""
     try:
+        return _instant(text)
+    except ValueError as exc:
+        raise DocumentError(f"{where}: {exc}") from None
+
+
+def _instant(text: str) -> float:
+    try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise DocumentError(f"{where}: not an RFC 3339 time: {text!r}") from None
-    if moment.tzinfo is None or "T" not in text.upper():
-        raise DocumentError(f"{where}: an RFC 3339 time with an offset is required: {text!r}")
+        raise ValueError(f"not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None or ("T" not in text and "t" not in text):
+        raise ValueError(f"an RFC 3339 time with an offset is required: {text!r}")
     return moment.timestamp()
 
 

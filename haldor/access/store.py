@@ -107,6 +107,8 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, secret: bytes, site: str, timezone: str, default_policy: Policy) -> None:
         self.db = db
         self._secret = secret
+        self._card_mac = hmac.new(secret, b"card\x00", hashlib.sha256)
+        self._pin_mac = hmac.new(secret, b"pin\x00", hashlib.sha256)
         self.site = site
         self._default_timezone = timezone
         self._default_policy = default_policy
@@ -138,10 +140,16 @@ class Store:
     # -- keyed hashes --------------------------------------------------------------
 
     def card_hash(self, card: str) -> str:
-        return hmac.new(self._secret, b"card\x00" + card.encode(), hashlib.sha256).hexdigest()
+        return self._keyed(self._card_mac, card)
 
     def pin_hash(self, pin: str) -> str:
-        return hmac.new(self._secret, b"pin\x00" + pin.encode(), hashlib.sha256).hexdigest()
+        return self._keyed(self._pin_mac, pin)
+
+    @staticmethod
+    def _keyed(prefix: hmac.HMAC, text: str) -> str:
+        mac = prefix.copy()  # the keyed state is computed once, not per card of a snapshot
+        mac.update(text.encode())
+        return mac.hexdigest()
 
     # -- meta ----------------------------------------------------------------------
 

@@ -1,0 +1,270 @@
+"""Access benchmark (issue 2): decision latency, card-to-lock latency, snapshot apply
+time and memory, at a realistic size. Run by hand at full size:
+
+    python bench/bench_access.py
+
+and in CI with small sizes (`--credentials 2000 --bookings 1000 --samples 100`).
+It prints numbers; it asserts nothing about speed (the targets are in the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import random
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tty
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from gpiozero.pins.mock import MockFactory
+
+from haldor import config
+from haldor.access import policy
+from haldor.access.agent import Agent, Command, Stop, build_hardware, open_store
+from haldor.access.model import Conditions
+
+TZ = ZoneInfo("Europe/Copenhagen")
+SITE = "bench-hal"
+ROOMS = 20
+ASSOCIATIONS = 500
+
+CONFIG = """
+[site]
+id = "{site}"
+data_dir = "{data}"
+
+[trust]
+require_signature = false
+
+[gpio]
+pin_factory = "mock"
+
+[[doors]]
+id = "main"
+lock_pin = 17
+unlock_s = 5
+
+[[doors]]
+id = "gym-0"
+lock_pin = 18
+
+[[readers]]
+id = "main-in"
+type = "serial-line"
+door = "main"
+port = "{port}"
+"""
+
+
+def card_of(i: int) -> str:
+    return f"uid:04{i:012X}"
+
+
+def make_snapshot(credentials: int, bookings: int, now: datetime, seed: int = 7) -> dict:
+    """Bookings of two hours spread over 180 days around ``now``, and one booking on
+    now for every association, so most cards have something to match."""
+    rnd = random.Random(seed)
+    rooms = [{"id": f"gym-{r}", "name": f"Sal {r}", "doors": ["main", f"gym-{r}"]} for r in range(ROOMS)]
+    associations = [{"id": f"a{a}", "name": f"Forening {a}"} for a in range(ASSOCIATIONS)]
+    creds = [{"id": f"c{i}", "card": card_of(i), "pin": f"{rnd.randrange(10**6):06d}" if i % 10 == 0 else None,
+              "association": f"a{i % ASSOCIATIONS}", "role": "leader" if i % 25 == 0 else "member",
+              "valid_from": None, "valid_until": None} for i in range(credentials)]
+    start0 = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=90)
+    items = []
+    for b in range(bookings):
+        if b < ASSOCIATIONS:
+            start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        else:
+            start = start0 + timedelta(hours=rnd.randrange(180 * 24))
+        items.append({"id": f"b{b}", "room": f"gym-{b % ROOMS}", "association": f"a{b % ASSOCIATIONS}", "title": "Træning",
+                      "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(),
+                      "status": "approved", "pin": None, "unlocked_during": False})
+    return {"schema": "haldor.schedule/1", "site": SITE, "version": 1, "generated_at": now.isoformat(),
+            "timezone": "Europe/Copenhagen", "policy": {"grace_before_min": 15, "grace_after_min": 15,
+                                                       "no_show_after_min": 20, "leader_first": False},
+            "rooms": rooms, "associations": associations, "credentials": creds, "bookings": items, "closures": []}
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    qs = statistics.quantiles(samples, n=100, method="inclusive")
+    return qs[49], qs[98]
+
+
+def bench_apply(cfg_path: Path, doc_path: Path) -> tuple[float, float]:
+    """`haldor schedule load` in a child process: wall time and the child's peak RSS (MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "haldor", "schedule", "load", "--config", str(cfg_path), str(doc_path)],
+                   check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return elapsed, max(peak, before) / 1024
+
+
+def bench_decisions(cfg: config.Config, credentials: int, samples: int) -> tuple[float, float]:
+    """store.facts + policy.decide, as the agent does per read: known and unknown cards."""
+    store = open_store(cfg)
+    rnd = random.Random(1)
+    now = time.time()
+    times = []
+    try:
+        for n in range(samples):
+            card = card_of(rnd.randrange(credentials)) if n % 5 else f"uid:FF{n:012X}"
+            door = "main" if n % 2 else "gym-0"
+            t0 = time.perf_counter()
+            facts = store.facts(door, now, card=card)
+            policy.decide(now, facts, Conditions(), pin=False)
+            times.append(time.perf_counter() - t0)
+    finally:
+        store.close()
+    return percentiles(times)
+
+
+def bench_card_to_lock(cfg: config.Config, master: int, credentials: int, samples: int) -> tuple[float, float, int]:
+    """A frame written to the pty until the lock pin goes active, through the whole agent."""
+    factory = MockFactory()
+    inbox: queue.Queue = queue.Queue()
+    store = open_store(cfg)
+    hw = build_hardware(cfg, inbox.put, factory)
+    moved = threading.Event()
+    hw.locks["main"] = _Watched(hw.locks["main"], moved)
+    agent = Agent(cfg, store, hw, inbox=inbox)
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    pin = factory.pin(17)
+    times = []
+    granted = 0
+    try:
+        if not hw.readers[0].ready.wait(5):
+            raise RuntimeError("reader port did not open")
+        rnd = random.Random(2)
+        # the first ASSOCIATIONS bookings are on now: credential i belongs to association i % ASSOCIATIONS
+        for n in range(samples):
+            i = rnd.randrange(credentials)
+            moved.clear()
+            t0 = time.perf_counter()
+            os.write(master, card_of(i).encode() + b"\r\n")
+            if not moved.wait(5) or not pin.state:  # waiting on an event, not spinning: the agent needs the GIL
+                raise RuntimeError(f"card {i} did not open the lock")
+            times.append(time.perf_counter() - t0)
+            granted += 1
+            moved.clear()
+            agent.post(Command("lock", "main"))
+            if not moved.wait(5) or pin.state:
+                raise RuntimeError("lock did not close")
+    finally:
+        agent.post(Stop())
+        thread.join(5)
+        store.close()
+        factory.reset()
+    p50, p99 = percentiles(times)
+    return p50, p99, granted
+
+
+class _Watched:
+    """The real lock driver, telling the benchmark when it has been driven."""
+
+    def __init__(self, lock, moved: threading.Event) -> None:
+        self._lock = lock
+        self._moved = moved
+
+    @property
+    def unlocked(self) -> bool:
+        return self._lock.unlocked
+
+    def set_unlocked(self, unlocked: bool) -> None:
+        self._lock.set_unlocked(unlocked)  # the pin is driven before the benchmark hears of it
+        self._moved.set()
+
+    def close(self) -> None:
+        self._lock.close()
+
+
+def agent_rss(cfg_path: Path) -> float:
+    """Resident memory (MB) of `haldor run` once it has started on the full store."""
+    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(cfg_path)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if "agent started" in line:
+                break
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        return rss_kb / 1024
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--credentials", type=int, default=100_000)
+    p.add_argument("--bookings", type=int, default=50_000)
+    p.add_argument("--samples", type=int, default=2000, help="decisions to time (card-to-lock: a fifth of these)")
+    p.add_argument("--repeat", type=int, default=3, help="snapshot applies (the median is printed)")
+    p.add_argument("--json", type=Path, help="also write the numbers here")
+    args = p.parse_args(argv)
+    if args.bookings < ASSOCIATIONS:
+        p.error(f"--bookings must be at least {ASSOCIATIONS}")
+
+    with tempfile.TemporaryDirectory(prefix="haldor-bench-") as tmp:
+        tmp_path = Path(tmp)
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        cfg_path = tmp_path / "haldor.toml"
+        cfg_path.write_text(CONFIG.format(site=SITE, data=tmp_path / "data", port=os.ttyname(slave)))
+        cfg = config.load(cfg_path)
+        doc = make_snapshot(args.credentials, args.bookings, datetime.now(TZ))
+        applies, apply_rss = [], 0.0
+        for version in range(1, args.repeat + 1):  # each a new version, replacing the whole schedule
+            doc["version"] = version
+            doc_path = tmp_path / f"snapshot-{version}.json"
+            doc_path.write_text(json.dumps(doc))
+            size_mb = doc_path.stat().st_size / 1e6
+            elapsed, rss_mb = bench_apply(cfg_path, doc_path)
+            applies.append(elapsed)
+            apply_rss = max(apply_rss, rss_mb)
+        apply_s = statistics.median(applies)
+        d50, d99 = bench_decisions(cfg, args.credentials, args.samples)
+        c50, c99, granted = bench_card_to_lock(cfg, master, args.credentials, max(20, args.samples // 5))
+        rss = agent_rss(_without_reader(cfg_path))
+        os.close(master)
+        os.close(slave)
+
+    results = {
+        "credentials": args.credentials, "bookings": args.bookings, "snapshot_mb": round(size_mb, 1),
+        "apply_s_median": round(apply_s, 2), "apply_s_all": [round(a, 2) for a in applies], "apply_peak_rss_mb": round(apply_rss, 1),
+        "decision_p50_ms": round(d50 * 1e3, 3), "decision_p99_ms": round(d99 * 1e3, 3),
+        "card_to_lock_p50_ms": round(c50 * 1e3, 2), "card_to_lock_p99_ms": round(c99 * 1e3, 2),
+        "card_to_lock_samples": granted, "agent_rss_mb": round(rss, 1),
+    }
+    width = max(map(len, results))
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _without_reader(cfg_path: Path) -> Path:
+    """The same site for `haldor run`, without the pty reader the benchmark itself holds."""
+    text = cfg_path.read_text()
+    path = cfg_path.with_name("run.toml")
+    path.write_text(text[: text.index("[[readers]]")])
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
