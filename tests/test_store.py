@@ -7,7 +7,7 @@ import pytest
 
 from haldor.access import intake, policy, schedule
 from haldor.access.model import Conditions, Policy
-from haldor.access.store import DB_NAME, Store
+from haldor.access.store import DB_NAME, MIGRATIONS, Store
 
 from .helpers import CARD, LEADER_CARD, SITE, booking, local, snapshot
 
@@ -184,6 +184,6 @@ def test_leader_presence_is_remembered_for_leader_first(store):
 def test_migrations_are_idempotent(tmp_path):
     Store.open(tmp_path / "d", SITE).close()
     s = Store.open(tmp_path / "d", SITE)
-    assert s.db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()

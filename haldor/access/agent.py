@@ -14,17 +14,24 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from haldor import __version__
 from haldor import clock as clocks
 from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault
+from haldor.errors import DocumentError
 
+from . import commands, intake
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
+from .envelope import load_public_key, open_envelope
 from .model import Policy
 from .store import Store
+from .sync import Connected, Disconnected, MqttLink, Received
 
 log = logging.getLogger(__name__)
 
 LAST_SEEN_EVERY_S = 60.0
+STATUS_EVERY_S = 60.0
+PURGE_EVERY_S = 3600.0
 
 
 def open_store(cfg: Config) -> Store:
@@ -63,6 +70,14 @@ class Command:
 @dataclass(frozen=True, slots=True)
 class Tick:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Publish:
+    """An effect: a document for the broker, sent after the events are stored."""
+
+    topic: str  # an attribute of Topics
+    doc: dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +159,7 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
 
 class Agent:
     def __init__(self, cfg: Config, store: Store, hardware: Hardware, clock: clocks.Clock | None = None,
-                 inbox: queue.Queue | None = None) -> None:
+                 inbox: queue.Queue | None = None, link: MqttLink | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.hw = hardware
@@ -161,6 +176,12 @@ class Agent:
         self._listeners: list[Callable[[list[dict]], None]] = []
         self._next_last_seen = 0.0
         self.running = threading.Event()
+        self.link = link
+        self.keys = {kid: load_public_key(text) for kid, text in cfg.trust["keys"].items()}
+        self._started_mono = self.clock.monotonic()
+        self._status_key: Any = None
+        self._next_status = 0.0
+        self._next_purge = 0.0
 
     # -- outside world ------------------------------------------------------------------
 
@@ -187,6 +208,8 @@ class Agent:
         self._carry_out(effects, now)
         self._save_last_seen(now)
         self.hw.start()
+        if self.link is not None:
+            self.link.start()
         self.running.set()
         log.info("agent started for site %s with %d door(s)", self.cfg.site_id, len(self.cfg.doors))
 
@@ -203,6 +226,10 @@ class Agent:
             self.running.clear()
             self.hw.close()
             log.info("agent stopped; locks in their safe state")
+            if self.link is not None:
+                final = self.status_doc(self.clock.now())
+                final["online"] = False
+                self.link.stop(final)
 
     def _next_message(self) -> Any:
         deadline = self.controller.next_deadline()
@@ -230,12 +257,100 @@ class Agent:
             effects += [Emit("reader.fault", reader=message.reader, reason=message.reason)]
         elif isinstance(message, Command):
             effects += c.command(now, message.action, message.door, message.duration_s)
+        elif isinstance(message, Received):
+            effects += self._received(message, now)
+        elif isinstance(message, Connected):
+            self._status_key = None  # a fresh connection hears the status at once
+            if self.store.version is None:
+                self._request_sync()
+        elif isinstance(message, Disconnected):
+            pass
         elif not isinstance(message, Tick):
             log.error("unknown message %r ignored", message)
         effects += c.tick(now)
         self._carry_out(effects, now)
         if now >= self._next_last_seen:
             self._save_last_seen(now)
+        self._housekeeping(now)
+
+    # -- the broker's side ------------------------------------------------------------
+
+    def _received(self, message: Received, now: float) -> list:
+        """A document from the broker. It is acknowledged only once handled, so a crash
+        before that has the broker deliver it again."""
+        topics = self.link.topics if self.link else None
+        effects: list = []
+        if topics and message.topic in (topics.schedule, topics.delta):
+            outcome = intake.receive(self.store, message.payload, keys=self.keys,
+                                     require_signature=self.cfg.trust["require_signature"], now=now)
+            if outcome.status == "gap":
+                self._request_sync()
+        elif topics and message.topic == topics.cmd:
+            effects = self._command(message.payload, now)
+        else:
+            log.warning("message on unexpected topic %s ignored", message.topic)
+        if self.link is not None:
+            self.link.ack(message)
+        return effects
+
+    def _request_sync(self) -> None:
+        if self.link is not None:
+            self.link.publish(self.link.topics.sync_request, {"site": self.cfg.site_id, "have_version": self.store.version})
+            log.info("asked for a schedule snapshot (have version %s)", self.store.version)
+
+    def _command(self, payload: bytes, now: float) -> list:
+        """PROTOCOL 4: every command, done or refused, gets one result and one event."""
+        try:
+            cmd = commands.parse_command(open_envelope(payload, self.keys, self.cfg.trust["require_signature"]))
+        except DocumentError as exc:
+            return self._command_result(commands.claimed_id(payload), None, None, str(exc), now)
+        why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now,
+                               seen=self.store.command_seen(cmd.id))
+        if cmd.site == self.cfg.site_id:
+            self.store.remember_command(cmd.id, cmd.expires_at, now)
+        if why is not None:
+            return self._command_result(cmd.id, cmd.action, cmd.door, why, now)
+        log.info("command %s: %s %s by %s", cmd.id, cmd.action, cmd.door or "", cmd.by)
+        if cmd.action == "resync":
+            self._request_sync()
+            effects: list = []
+        else:
+            effects = self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
+        return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now)
+
+    def _command_result(self, cmd_id: str | None, action: str | None, door: str | None, error: str | None, now: float) -> list:
+        if error is not None:
+            log.warning("command %s refused: %s", cmd_id, error)
+        result = {"id": cmd_id, "ok": error is None, "error": error, "at": self.store.iso(now)}
+        # the result goes out after the event is stored: see _carry_out
+        return [Emit("command.result", door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
+                _Publish("cmd_result", result)]
+
+    def status_doc(self, now: float) -> dict[str, Any]:
+        """PROTOCOL 6."""
+        last_sync = self.store.meta("last_sync")
+        return {
+            "schema": "haldor.status/1", "site": self.cfg.site_id, "online": True, "at": self.store.iso(now),
+            "agent_version": __version__, "schedule_version": self.store.version,
+            "last_sync": None if last_sync is None else self.store.iso(last_sync),
+            "clock_trusted": self.clock_trusted, "mode": self.controller.mode, "doors": self.controller.status(),
+            "outbox": self.store.outbox_stats(), "uptime_s": int(self.clock.monotonic() - self._started_mono),
+        }
+
+    def _housekeeping(self, now: float) -> None:
+        if self.link is not None:
+            self.link.kick()
+            key = (self.store.version, self.clock_trusted, self.controller.mode, repr(self.controller.status()))
+            if key != self._status_key or now >= self._next_status:
+                if self.link.publish_status(self.status_doc(now)):
+                    self._status_key = key
+                    self._next_status = now + STATUS_EVERY_S
+        if now >= self._next_purge:
+            days = self.cfg.privacy["event_retention_days"]
+            purged = self.store.purge_delivered(now - days * 86400)
+            if purged:
+                log.info("purged %d delivered events older than %d days", purged, days)
+            self._next_purge = now + PURGE_EVERY_S
 
     def _presented(self, read: CardRead | PinRead, now: float) -> list:
         door = self.reader_doors.get(read.reader)
@@ -270,8 +385,8 @@ class Agent:
             if isinstance(e, Lock):
                 self.hw.locks[e.door].set_unlocked(e.unlocked)
         stored = []
-        if any(not isinstance(e, (Lock, Feedback)) for e in effects):
-            with self.store.db.atomic():  # one durable commit for all that follows from one input
+        if any(not isinstance(e, (Lock, Feedback, _Publish)) for e in effects):
+            with self.store.write():  # one durable commit for all that follows from one input
                 for e in effects:
                     if isinstance(e, Entered):
                         self.store.note_entry(e.booking, e.role, now)
@@ -283,6 +398,8 @@ class Agent:
             if isinstance(e, Feedback) and e.reader in self.hw.indicators:
                 indicator = self.hw.indicators[e.reader]
                 indicator.granted() if e.granted else indicator.denied()
+            elif isinstance(e, _Publish) and self.link is not None:
+                self.link.publish(getattr(self.link.topics, e.topic), e.doc)
         if stored:
             for listener in self._listeners:
                 listener(stored)
@@ -291,9 +408,14 @@ class Agent:
 def run_forever(cfg: Config) -> int:
     """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
     store = open_store(cfg)
+    outbox = None
     try:
         inbox: queue.Queue = queue.Queue()
-        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox)
+        link = None
+        if cfg.mqtt["host"]:
+            outbox = open_store(cfg)  # the pump's own connection
+            link = MqttLink(cfg, outbox, inbox.put, version=__version__)
+        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link)
 
         def stop(signum, frame) -> None:
             log.info("signal %d: stopping", signum)
@@ -304,4 +426,6 @@ def run_forever(cfg: Config) -> int:
         agent.run()
     finally:
         store.close()
+        if outbox is not None:
+            outbox.close()
     return 0

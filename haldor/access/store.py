@@ -7,6 +7,7 @@ Cards and PINs are kept only as HMAC-SHA256 under a per-device secret.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -86,7 +87,13 @@ def _m2_outbox(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["delivered_at", "seq"])
 
 
-MIGRATIONS = (_m1_schedule, _m2_outbox)
+def _m3_commands(db: sqlite_utils.Database) -> None:
+    # command ids seen, kept past their expiry so that a replay is refused across restarts
+    db["commands_seen"].create({"id": str, "expires_at": float}, pk="id")
+    db["commands_seen"].create_index(["expires_at"])
+
+
+MIGRATIONS = (_m1_schedule, _m2_outbox, _m3_commands)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +144,28 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        """A write transaction that takes the write lock at once (BEGIN IMMEDIATE).
+
+        The outbox pump writes through its own connection. A deferred transaction that
+        read first and then wants to write would fail at once with "database is
+        locked" when the other connection committed in between; an immediate one
+        waits for the lock instead. Nested blocks become savepoints.
+        """
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.conn.rollback()
+            raise
+        else:
+            self.db.conn.execute("COMMIT")
+
     # -- keyed hashes --------------------------------------------------------------
 
     def card_hash(self, card: str) -> str:
@@ -158,7 +187,7 @@ class Store:
         return default if row is None else json.loads(row[0])
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self.db.atomic():
+        with self.write():
             self._set_meta(key, value)
 
     def _set_meta(self, key: str, value: Any) -> None:
@@ -188,7 +217,7 @@ class Store:
         if current is not None and doc.version <= current:
             return ApplyResult("stale", kind, doc.version, f"version {doc.version} <= applied {current}")
         try:
-            with self.db.atomic():
+            with self.write():
                 if isinstance(doc, Delta):
                     if current is None or doc.base_version != current:
                         raise GapError(f"delta {doc.version} is based on {doc.base_version}, applied is {current}")
@@ -326,7 +355,7 @@ class Store:
 
     def note_entry(self, booking: str, role: str | None, at: float, *, checkin: bool = False) -> None:
         """Count a granted entry or a check-in towards a booking's use."""
-        with self.db.atomic():
+        with self.write():
             self.db.execute(
                 """INSERT INTO booking_activity(booking, first_entry, entries, checkins, leader_present)
                    VALUES (?, ?, ?, ?, ?)
@@ -338,13 +367,17 @@ class Store:
                 [booking, at, 0 if checkin else 1, 1 if checkin else 0, int(role == "leader")],
             )
 
+    def iso(self, ts: float) -> str:
+        """An instant as RFC 3339 in the site's local time (what people at the site read)."""
+        return datetime.fromtimestamp(ts, ZoneInfo(self.timezone)).isoformat(timespec="milliseconds")
+
     # -- the outbox ----------------------------------------------------------------
 
     def append_events(self, events: Iterable[dict[str, Any]], now: float) -> list[dict[str, Any]]:
         """Store events durably (one transaction) and return them as published (PROTOCOL 5)."""
         tz = ZoneInfo(self.timezone)
         stored = []
-        with self.db.atomic():
+        with self.write():
             for event in events:
                 at_ts = event.get("at_ts", now)
                 row = {
@@ -393,6 +426,37 @@ class Store:
         )
         names = ("seq", "id", "at", "type", "door", "reader", "credential", "booking", "reason", "extra")
         return [self._document(dict(zip(names, r))) for r in rows]
+
+    def mark_delivered(self, seqs: Iterable[int], now: float) -> None:
+        """The broker acknowledged these events: they leave the outbox (kept for the kiosk
+        and for local reports until the retention period ends)."""
+        seqs = list(seqs)
+        with self.write():
+            self.db.conn.executemany("UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
+                                     [(now, seq) for seq in seqs])
+
+    def outbox_stats(self) -> dict[str, Any]:
+        """``{"pending": n, "oldest": "<at of the oldest undelivered>"}`` for the status."""
+        row = self.db.execute(
+            "SELECT COUNT(*), (SELECT at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1) "
+            "FROM events WHERE delivered_at IS NULL"
+        ).fetchone()
+        return {"pending": row[0], "oldest": row[1]}
+
+    def purge_delivered(self, older_than: float) -> int:
+        with self.write():
+            return self.db.execute("DELETE FROM events WHERE delivered_at IS NOT NULL AND at_ts < ?", [older_than]).rowcount
+
+    # -- commands ------------------------------------------------------------------
+
+    def command_seen(self, command_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM commands_seen WHERE id = ?", [command_id]).fetchone() is not None
+
+    def remember_command(self, command_id: str, expires_at: float, now: float) -> None:
+        """Kept until a day after it expired: by then an expired replay is refused as expired."""
+        with self.write():
+            self.db.execute("INSERT OR IGNORE INTO commands_seen(id, expires_at) VALUES (?, ?)", [command_id, expires_at])
+            self.db.execute("DELETE FROM commands_seen WHERE expires_at < ?", [now - 86400])
 
     def iter_table(self, table: str) -> Iterator[dict]:
         return self.db[table].rows

@@ -1,0 +1,88 @@
+"""Operator commands (PROTOCOL 4): validation and the checks that refuse one. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Collection
+
+from haldor.errors import DocumentError
+
+from .schedule import _Reader
+
+COMMAND_SCHEMA = "haldor.command/1"
+DOOR_ACTIONS = ("unlock", "lock", "hold_open", "release")
+SITE_ACTIONS = ("lockdown", "lift_lockdown", "resync")
+ACTIONS = DOOR_ACTIONS + SITE_ACTIONS
+MAX_DURATION_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class CommandDoc:
+    id: str
+    site: str
+    action: str
+    door: str | None
+    duration_s: float | None
+    issued_at: float
+    expires_at: float
+    by: str | None
+
+
+def command_id(doc: Any) -> str | None:
+    """The id of a command too broken to parse, for its result, when it has a usable one."""
+    if isinstance(doc, dict) and isinstance(doc.get("id"), str) and 0 < len(doc["id"]) <= 64:
+        return doc["id"]
+    return None
+
+
+def claimed_id(payload: bytes) -> str | None:
+    """The id a refused payload claims (not trusted, only echoed in its result)."""
+    try:
+        outer = json.loads(payload)
+        inner = json.loads(outer["doc"]) if isinstance(outer, dict) and isinstance(outer.get("doc"), str) else outer
+    except (ValueError, TypeError):
+        return None
+    return command_id(inner)
+
+
+def parse_command(doc: Any) -> CommandDoc:
+    r = _Reader(doc, "")
+    schema = r.get("schema", str)
+    if schema != COMMAND_SCHEMA:
+        raise DocumentError(f"schema: expected {COMMAND_SCHEMA!r}, got {schema!r}")
+    action = r.get("action", str)
+    if action not in ACTIONS:
+        raise DocumentError(f"action: must be one of {', '.join(ACTIONS)}, not {action!r}")
+    door = r.ident("door", required=action in DOOR_ACTIONS, nullable=action not in DOOR_ACTIONS)
+    duration = r.get("duration_s", (int, float), required=False, nullable=True)
+    if duration is not None and not 0 < duration <= MAX_DURATION_S:
+        raise DocumentError(f"duration_s: must be more than 0 and at most {MAX_DURATION_S}")
+    issued_at = r.instant("issued_at")
+    expires_at = r.instant("expires_at")
+    if expires_at <= issued_at:
+        raise DocumentError("expires_at: must be after issued_at")
+    return CommandDoc(
+        id=r.ident("id"),
+        site=r.ident("site"),
+        action=action,
+        door=door if action in DOOR_ACTIONS else None,
+        duration_s=duration if action == "unlock" else None,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        by=r.get("by", str, required=False, nullable=True),
+    )
+
+
+def refusal(cmd: CommandDoc, *, site: str, doors: Collection[str], now: float, seen: bool) -> str | None:
+    """Why ``cmd`` must not be carried out, or None. Replays first: a replayed command
+    says so even after it expired."""
+    if cmd.site != site:
+        return f"for another site ({cmd.site})"
+    if seen:
+        return "replayed: this command id was already received"
+    if now >= cmd.expires_at:
+        return "expired"
+    if cmd.door is not None and cmd.door not in doors:
+        return f"unknown door {cmd.door!r}"
+    return None

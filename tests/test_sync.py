@@ -1,0 +1,334 @@
+"""The agent against a real Mosquitto: schedules in, commands, events and status out."""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from gpiozero.pins.mock import MockFactory
+
+from haldor import __version__, config
+from haldor.access.agent import Agent, Stop, build_hardware, open_store
+from haldor.access.envelope import seal
+from haldor.access.sync import MqttLink, make_client
+
+from .broker import Broker
+from .helpers import SITE, snapshot, wait_for
+
+PREFIX = "haldor/v1"
+T = f"{PREFIX}/{SITE}"
+
+DOORS = """
+[[doors]]
+id = "main"
+lock_pin = 17
+unlock_s = 5
+"""
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="seconds")
+
+
+class Watcher:
+    """A monitoring client: every message on the site's topics, in arrival order."""
+
+    def __init__(self, port: int, topics: str = f"{T}/#", client_id: str | None = None) -> None:
+        self.messages: list[tuple[str, dict | None, bool]] = []
+        self._lock = threading.Lock()
+        self.client = make_client(client_id or f"watcher-{uuid.uuid4().hex[:8]}")
+        self.client.manual_ack_set(False)
+        self.connected = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(topics, qos=1), self.connected.set())
+        self.client.on_message = self._on_message
+        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect_async("127.0.0.1", port, clean_start=False, properties=props)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        self.client.loop_start()
+        wait_for(self.connected.is_set, what="watcher connected")
+
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            doc = json.loads(msg.payload) if msg.payload else None  # parsed once, as it arrives
+        except ValueError:
+            doc = None  # the garbage a test sends on purpose
+        with self._lock:
+            self.messages.append((msg.topic, doc, msg.retain))
+
+    def docs(self, leaf: str) -> list[dict]:
+        topic = f"{T}/{leaf}"
+        with self._lock:
+            return [d for t, d, _ in self.messages if t == topic and d is not None]
+
+    def events(self, kind: str | None = None) -> list[dict]:
+        return [e for e in self.docs("events") if kind is None or e["type"] == kind]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Publisher:
+    """The booking system and the operator: signed documents to the site's topics."""
+
+    def __init__(self, port: int, key: Ed25519PrivateKey, kid: str = "bookings-2026") -> None:
+        self.key, self.kid = key, kid
+        self.client = make_client(f"publisher-{uuid.uuid4().hex[:8]}")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, leaf: str, doc, *, retain: bool = False, key: Ed25519PrivateKey | None = None, raw: bytes | None = None) -> None:
+        payload = raw if raw is not None else json.dumps(seal(doc, self.kid, key or self.key)).encode()
+        self.client.publish(f"{T}/{leaf}", payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def command(self, action: str, **fields) -> str:
+        now = datetime.now(timezone.utc)
+        doc = {"schema": "haldor.command/1", "id": fields.pop("id", str(uuid.uuid4())), "site": SITE, "action": action,
+               "issued_at": _iso(now), "expires_at": _iso(now + timedelta(minutes=5)), "by": "operator-12", **fields}
+        self.send("cmd", doc)
+        return doc["id"]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Site:
+    """An agent in this process, on mock pins, connected to the broker."""
+
+    def __init__(self, tmp_path: Path, broker: Broker, public_key: str) -> None:
+        path = tmp_path / "haldor.toml"
+        path.write_text(f"""
+[site]
+id = "{SITE}"
+data_dir = "{tmp_path / 'data'}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+tls = false
+
+[trust]
+require_signature = true
+keys = {{ "bookings-2026" = "{public_key}" }}
+
+[gpio]
+pin_factory = "mock"
+{DOORS}
+""")
+        self.cfg = config.load(path)
+        self.factory = MockFactory()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> "Site":
+        inbox: queue.Queue = queue.Queue()
+        self.store = open_store(self.cfg)
+        self.outbox = open_store(self.cfg)
+        self.link = MqttLink(self.cfg, self.outbox, inbox.put, version=__version__)
+        self.agent = Agent(self.cfg, self.store, build_hardware(self.cfg, inbox.put, self.factory), inbox=inbox, link=self.link)
+        self.thread = threading.Thread(target=self.agent.run, daemon=True)
+        self.thread.start()
+        wait_for(self.agent.running.is_set, what="agent running")
+        wait_for(self.link.connected.is_set, what="agent connected")
+        return self
+
+    def version(self) -> int | None:
+        reader = open_store(self.cfg)
+        try:
+            return reader.version
+        finally:
+            reader.close()
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.agent.post(Stop())
+            self.thread.join(10)
+            self.store.close()
+            self.outbox.close()
+            self.thread = None
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def signing_key():
+    return Ed25519PrivateKey.generate()
+
+
+def _public(key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+@pytest.fixture
+def rig(tmp_path, broker, signing_key):
+    watcher = Watcher(broker.port)
+    publisher = Publisher(broker.port, signing_key)
+    site = Site(tmp_path, broker, _public(signing_key))
+    yield site, publisher, watcher
+    site.stop()
+    publisher.close()
+    watcher.close()
+
+
+def test_retained_snapshot_and_deltas_are_applied_and_reported(rig):
+    site, publisher, watcher = rig
+    publisher.send("schedule", snapshot(42), retain=True)  # before the agent ever ran
+    site.start()
+    wait_for(lambda: site.version() == 42, what="snapshot applied")
+    delta = {"schema": "haldor.delta/1", "site": SITE, "base_version": 42, "version": 43,
+             "upsert": {"bookings": [{"id": "b900", "room": "gym-a", "association": "a17", "title": "Ekstra",
+                                      "start": "2026-11-26T17:00:00+01:00", "end": "2026-11-26T18:00:00+01:00",
+                                      "status": "approved", "pin": None, "unlocked_during": False}]},
+             "delete": {"bookings": ["b881"]}}
+    publisher.send("schedule/delta", delta)
+    wait_for(lambda: site.version() == 43, what="delta applied")
+    applied = wait_for(lambda: len(watcher.events("sync.applied")) == 2 and watcher.events("sync.applied"), what="events")
+    assert [e["reason"] for e in applied] == ["snapshot 42", "delta 43"]
+    status = wait_for(lambda: [s for s in watcher.docs("status") if s.get("schedule_version") == 43], what="status")[-1]
+    assert status["online"] is True and status["site"] == SITE and status["doors"]["main"]["locked"] is True
+    assert status["schema"] == "haldor.status/1" and status["agent_version"] == __version__
+
+
+def test_bad_documents_are_rejected_whole_and_the_schedule_stays(rig, signing_key):
+    site, publisher, watcher = rig
+    site.start()
+    publisher.send("schedule", snapshot(42))
+    wait_for(lambda: site.version() == 42, what="snapshot applied")
+    publisher.send("schedule", snapshot(44), key=Ed25519PrivateKey.generate())  # signed by someone else
+    publisher.send("schedule", None, raw=b"{not json")
+    publisher.send("schedule", None, raw=json.dumps([1, 2, 3]).encode())
+    broken = snapshot(45)
+    broken["bookings"][0]["room"] = "no-such-room"
+    publisher.send("schedule", broken)
+    publisher.send("schedule", None, raw=json.dumps(snapshot(46)).encode())  # unsigned
+    rejected = wait_for(lambda: len(watcher.events("sync.rejected")) >= 5 and watcher.events("sync.rejected"), what="rejections")
+    reasons = [e["reason"] for e in rejected]
+    assert "signature does not verify" in reasons[0]
+    assert "not valid JSON" in reasons[1]
+    assert "unsigned" in reasons[4] and "no-such-room" in reasons[3]
+    publisher.send("schedule", snapshot(41))  # stale: ignored, as the retained copy would be
+    publisher.send("schedule", snapshot(47, site="other-site"))  # another site: ignored
+    publisher.send("schedule", snapshot(48))
+    wait_for(lambda: site.version() == 48, what="the good one after the bad ones")
+    assert len(watcher.events("sync.rejected")) == 5
+
+
+def test_a_delta_gap_keeps_the_schedule_and_asks_for_a_snapshot(rig):
+    site, publisher, watcher = rig
+    site.start()
+    publisher.send("schedule", snapshot(42))
+    wait_for(lambda: site.version() == 42, what="snapshot applied")
+    publisher.send("schedule/delta", {"schema": "haldor.delta/1", "site": SITE, "base_version": 50, "version": 51,
+                                      "upsert": {}, "delete": {}})
+    wait_for(lambda: {"site": SITE, "have_version": 42} in watcher.docs("sync/request"), what="sync request")
+    assert site.version() == 42
+    publisher.send("schedule", snapshot(51))
+    wait_for(lambda: site.version() == 51, what="recovered by the snapshot")
+
+
+def test_an_agent_without_a_schedule_asks_for_one(rig):
+    site, publisher, watcher = rig
+    site.start()
+    assert wait_for(lambda: watcher.docs("sync/request"), what="sync request")[0] == {"site": SITE, "have_version": None}
+
+
+def test_commands_are_carried_out_once_and_every_one_gets_a_result(rig):
+    site, publisher, watcher = rig
+    site.start()
+    pin = site.factory.pin(17)
+    done = publisher.command("unlock", door="main", duration_s=30)
+    wait_for(lambda: pin.state, what="door unlocked by command")
+    replay = {"id": done}
+    publisher.command("unlock", door="main", **replay)
+    expired_id = str(uuid.uuid4())
+    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    publisher.send("cmd", {"schema": "haldor.command/1", "id": expired_id, "site": SITE, "action": "lock", "door": "main",
+                           "issued_at": _iso(past - timedelta(minutes=5)), "expires_at": _iso(past)})
+    other = publisher.command("lock", door="main", site="other-site")
+    unknown = publisher.command("unlock", door="back-door")
+    forged = str(uuid.uuid4())
+    now = datetime.now(timezone.utc)
+    publisher.send("cmd", {"schema": "haldor.command/1", "id": forged, "site": SITE, "action": "unlock", "door": "main",
+                           "issued_at": _iso(now), "expires_at": _iso(now + timedelta(minutes=1))}, key=Ed25519PrivateKey.generate())
+    lockdown = publisher.command("lockdown")
+    results = wait_for(lambda: len(watcher.docs("cmd/result")) >= 7 and watcher.docs("cmd/result"), what="results")
+    by_id = {}
+    for r in results:
+        by_id.setdefault(r["id"], []).append(r)
+    assert by_id[done][0]["ok"] is True and by_id[done][0]["error"] is None
+    assert by_id[done][1]["ok"] is False and "replayed" in by_id[done][1]["error"]
+    assert by_id[expired_id][0]["error"] == "expired"
+    assert "another site" in by_id[other][0]["error"]
+    assert "unknown door" in by_id[unknown][0]["error"]
+    assert "signature" in by_id[forged][0]["error"]
+    assert by_id[lockdown][0]["ok"] is True
+    wait_for(lambda: not pin.state, what="lockdown locks the door")
+    events = wait_for(lambda: len(watcher.events("command.result")) >= 7 and watcher.events("command.result"), what="events")
+    assert {e["command"] for e in events} >= {done, expired_id, other, unknown, forged, lockdown}
+    status = wait_for(lambda: [s for s in watcher.docs("status") if s.get("mode") == "lockdown"], what="status")
+    assert status[-1]["doors"]["main"]["mode"] == "lockdown"
+
+
+def test_a_replay_is_refused_after_a_restart(rig):
+    site, publisher, watcher = rig
+    site.start()
+    cid = publisher.command("hold_open", door="main")
+    wait_for(lambda: watcher.docs("cmd/result"), what="first result")
+    site.stop()
+    site.start()
+    publisher.command("hold_open", door="main", id=cid)
+    second = wait_for(lambda: len(watcher.docs("cmd/result")) == 2 and watcher.docs("cmd/result")[1], what="second result")
+    assert second["ok"] is False and "replayed" in second["error"]
+
+
+def test_events_made_while_the_broker_is_down_all_arrive_in_order(rig, broker):
+    site, publisher, watcher = rig
+    site.start()
+    wait_for(lambda: watcher.events("agent.started"), what="started event")
+    broker.stop()
+    wait_for(lambda: not site.link.connected.is_set(), what="agent noticed")
+    writer = open_store(site.cfg)
+    try:
+        for _ in range(10):
+            writer.append_events([{"type": "door.opened", "door": "main"}] * 1000, time.time())
+        assert writer.outbox_stats()["pending"] >= 10_000
+    finally:
+        writer.close()
+    broker.start()
+    wait_for(lambda: len({e["id"] for e in watcher.events("door.opened")}) == 10_000, timeout=60, what="all 10,000 events")
+    first_seen: dict[str, int] = {}
+    for e in watcher.events():
+        first_seen.setdefault(e["id"], e["seq"])
+    seqs = list(first_seen.values())
+    assert seqs == sorted(seqs)  # in seq order, duplicates aside
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # none missing
+    wait_for(lambda: site.store.outbox_stats()["pending"] == 0, timeout=20, what="outbox emptied by acknowledgements")
+
+
+def test_the_last_will_says_offline_when_the_agent_vanishes(rig):
+    site, publisher, watcher = rig
+    site.start()
+    wait_for(lambda: [s for s in watcher.docs("status") if s["online"]], what="online status")
+    site.link.client.socket().close()  # the network goes away: no DISCONNECT is sent
+    will = wait_for(lambda: [s for s in watcher.docs("status") if s["online"] is False], what="last will")
+    assert will[0]["site"] == SITE
+    wait_for(lambda: watcher.docs("status")[-1]["online"], what="back online after reconnecting")
+    site.stop()
+    final = wait_for(lambda: not watcher.docs("status")[-1]["online"] and watcher.docs("status")[-1], what="goodbye status")
+    assert final["doors"]["main"]["locked"] is True
