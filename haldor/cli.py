@@ -40,6 +40,30 @@ def _parser() -> argparse.ArgumentParser:
     decide.add_argument("--at", help="RFC 3339 time (default now)")
     demo = sub.add_parser("demo", parents=[common], help="run with simulated hardware and a sample schedule")
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
+    keygen = sub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing documents")
+    keygen.add_argument("kid", nargs="?", default="bookings", help="key id, also the file name (default: bookings)")
+    keygen.add_argument("--dir", default=".", help="where to write KID.key and KID.pub")
+    sign = sub.add_parser("sign", parents=[common], help="print FILE in a signed envelope")
+    sign.add_argument("key", metavar="KEY")
+    sign.add_argument("file", metavar="FILE")
+    sign.add_argument("--kid", help="key id (default: the key file's name without .key)")
+    broker = argparse.ArgumentParser(add_help=False)
+    broker.add_argument("--broker", metavar="HOST[:PORT]", help="default: the configured [mqtt] broker")
+    broker.add_argument("--tls", action="store_true", default=None)
+    broker.add_argument("--ca-file")
+    broker.add_argument("--cert-file")
+    broker.add_argument("--key-file")
+    broker.add_argument("--username")
+    broker.add_argument("--password-file")
+    broker.add_argument("--websockets", action="store_true", default=None)
+    broker.add_argument("--prefix", help="topic prefix (default haldor/v1)")
+    publish = sub.add_parser("publish", parents=[common, broker], help="sign and publish a snapshot, delta or command")
+    publish.add_argument("file", metavar="FILE")
+    publish.add_argument("--key", help="sign with this key (omitted: FILE is published as it is)")
+    publish.add_argument("--kid")
+    watch = sub.add_parser("watch", parents=[common, broker], help="print events and status as they come")
+    watch.add_argument("--site", default="+", help="one site id, or + for all (default)")
+    watch.add_argument("--count", type=int, default=0, help="stop after this many messages")
     return p
 
 
@@ -56,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         "schedule": _schedule_load,
         "decide": _decide,
         "demo": _demo,
+        "keygen": _keygen,
+        "sign": _sign,
+        "publish": _publish,
+        "watch": _watch,
     }[args.command]
     try:
         return handler(args)
@@ -161,6 +189,58 @@ def _demo(args) -> int:
     from haldor.demo import run_demo
 
     return run_demo(args.data_dir)
+
+
+def _keygen(args) -> int:
+    from haldor import tools
+
+    private, public, text = tools.keygen(args.kid, Path(args.dir))
+    print(f"private key: {private} (keep it on the booking system, mode 0600)")
+    print(f"public key:  {public}")
+    print(f'for the agents\' [trust] section:  keys = {{ "{args.kid}" = "{text}" }}')
+    return 0
+
+
+def _sign(args) -> int:
+    from haldor import tools
+
+    print(json.dumps(tools.sign(args.key, tools.read_document(args.file), args.kid), ensure_ascii=False))
+    return 0
+
+
+def _broker_options(args):
+    from haldor import tools
+
+    cfg = None
+    if not args.broker:
+        cfg = _config(args)
+    return tools.BrokerOptions.parse(
+        args.broker, cfg, tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
+        username=args.username, password_file=args.password_file,
+        transport="websockets" if args.websockets else None, prefix=args.prefix)
+
+
+def _publish(args) -> int:
+    from haldor import tools
+
+    doc = tools.read_document(args.file)
+    inner = doc
+    if isinstance(doc, dict) and isinstance(doc.get("doc"), str):  # already an envelope
+        inner = json.loads(doc["doc"])
+        payload = json.dumps(doc).encode()
+    elif args.key:
+        payload = json.dumps(tools.sign(args.key, doc, args.kid), ensure_ascii=False).encode()
+    else:
+        payload = json.dumps(doc, ensure_ascii=False).encode()
+    topic = tools.publish(_broker_options(args), inner, payload)
+    print(f"{args.file}: published to {topic}")
+    return 0
+
+
+def _watch(args) -> int:
+    from haldor import tools
+
+    return tools.watch(_broker_options(args), args.site, count=args.count)
 
 
 if __name__ == "__main__":
