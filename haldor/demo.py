@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import tty
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, TextIO

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -21,7 +20,7 @@ from haldor.access.agent import Agent, Command, ContactChanged, ExitPressed, Fir
 from haldor.clock import FakeClock, SystemClock
 from haldor.drivers.base import CardRead, PinRead
 
-from .helpers import CARD, CARETAKER_CARD, CPH, booking, dump, local, snapshot, wait_for, write_config
+from .helpers import CARD, CARETAKER_CARD, CPH, booking, dump, snapshot, wait_for, write_config
 
 DOORS = """
 [[doors]]

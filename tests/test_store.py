@@ -1,12 +1,11 @@
 import json
 import os
 import stat
-import sqlite3
 
 import pytest
 
-from haldor.access import intake, policy, schedule
-from haldor.access.model import Conditions, Policy
+from haldor.access import intake, policy
+from haldor.access.model import Conditions
 from haldor.access.store import DB_NAME, MIGRATIONS, Store
 
 from .helpers import CARD, LEADER_CARD, SITE, booking, local, snapshot

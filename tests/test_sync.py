@@ -11,7 +11,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -19,14 +18,11 @@ from gpiozero.pins.mock import MockFactory
 
 from haldor import __version__, config
 from haldor.access.agent import Agent, Stop, build_hardware, open_store
-from haldor.access.envelope import seal
-from haldor.access.sync import MqttLink, make_client
+from haldor.access.sync import MqttLink
 
-from .broker import Broker
+from .broker import Broker, Publisher, Watcher, iso as _iso
 from .helpers import SITE, snapshot, wait_for
 
-PREFIX = "haldor/v1"
-T = f"{PREFIX}/{SITE}"
 
 DOORS = """
 [[doors]]
@@ -34,74 +30,6 @@ id = "main"
 lock_pin = 17
 unlock_s = 5
 """
-
-
-def _iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="seconds")
-
-
-class Watcher:
-    """A monitoring client: every message on the site's topics, in arrival order."""
-
-    def __init__(self, port: int, topics: str = f"{T}/#", client_id: str | None = None) -> None:
-        self.messages: list[tuple[str, dict | None, bool]] = []
-        self._lock = threading.Lock()
-        self.client = make_client(client_id or f"watcher-{uuid.uuid4().hex[:8]}")
-        self.client.manual_ack_set(False)
-        self.connected = threading.Event()
-        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(topics, qos=1), self.connected.set())
-        self.client.on_message = self._on_message
-        props = mqtt.Properties(mqtt.PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        self.client.connect_async("127.0.0.1", port, clean_start=False, properties=props)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
-        self.client.loop_start()
-        wait_for(self.connected.is_set, what="watcher connected")
-
-    def _on_message(self, client, userdata, msg) -> None:
-        try:
-            doc = json.loads(msg.payload) if msg.payload else None  # parsed once, as it arrives
-        except ValueError:
-            doc = None  # the garbage a test sends on purpose
-        with self._lock:
-            self.messages.append((msg.topic, doc, msg.retain))
-
-    def docs(self, leaf: str) -> list[dict]:
-        topic = f"{T}/{leaf}"
-        with self._lock:
-            return [d for t, d, _ in self.messages if t == topic and d is not None]
-
-    def events(self, kind: str | None = None) -> list[dict]:
-        return [e for e in self.docs("events") if kind is None or e["type"] == kind]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-class Publisher:
-    """The booking system and the operator: signed documents to the site's topics."""
-
-    def __init__(self, port: int, key: Ed25519PrivateKey, kid: str = "bookings-2026") -> None:
-        self.key, self.kid = key, kid
-        self.client = make_client(f"publisher-{uuid.uuid4().hex[:8]}")
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def send(self, leaf: str, doc, *, retain: bool = False, key: Ed25519PrivateKey | None = None, raw: bytes | None = None) -> None:
-        payload = raw if raw is not None else json.dumps(seal(doc, self.kid, key or self.key)).encode()
-        self.client.publish(f"{T}/{leaf}", payload, qos=1, retain=retain).wait_for_publish(5)
-
-    def command(self, action: str, **fields) -> str:
-        now = datetime.now(timezone.utc)
-        doc = {"schema": "haldor.command/1", "id": fields.pop("id", str(uuid.uuid4())), "site": SITE, "action": action,
-               "issued_at": _iso(now), "expires_at": _iso(now + timedelta(minutes=5)), "by": "operator-12", **fields}
-        self.send("cmd", doc)
-        return doc["id"]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 class Site:

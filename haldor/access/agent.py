@@ -203,7 +203,7 @@ class Agent:
             self.controller.doors[door_id].open = not contact.active
         effects = self.controller.start(now, self.store.meta("lasting"))
         if not self.clock_trusted:
-            effects.append(Emit("clock.untrusted", reason=f"clock is behind the last time seen and not synchronised"))
+            effects.append(Emit("clock.untrusted", reason="clock is behind the last time seen and not synchronised"))
             log.warning("clock untrusted: booking-based access refused until time sync")
         self._carry_out(effects, now)
         self._save_last_seen(now)
