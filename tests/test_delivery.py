@@ -1,0 +1,124 @@
+"""Nothing is lost: the agent killed with SIGKILL and the broker restarted in the middle
+of a burst of events, and every event still reaches a subscriber, with no seq missing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tty
+
+import pytest
+
+from haldor import config
+from haldor.access.agent import open_store
+
+from .broker import Broker, Watcher
+from .helpers import SITE, wait_for
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+class AgentProcess:
+    """`haldor run` with a serial-line reader on a pty the test types into."""
+
+    def __init__(self, tmp_path, broker: Broker) -> None:
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.slave = slave
+        self.path = tmp_path / "haldor.toml"
+        self.path.write_text(f"""
+[site]
+id = "{SITE}"
+data_dir = "{tmp_path / 'data'}"
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+tls = false
+[trust]
+require_signature = false
+[gpio]
+pin_factory = "mock"
+[policy]
+max_denials = 1000000
+[[doors]]
+id = "main"
+lock_pin = 17
+[[readers]]
+id = "main-in"
+type = "serial-line"
+door = "main"
+port = "{os.ttyname(slave)}"
+""")
+        self.proc: subprocess.Popen | None = None
+        self.sent = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(self.path)], env=ENV,
+                                     stderr=subprocess.DEVNULL)
+
+    def badge(self, n: int) -> None:
+        for _ in range(n):
+            os.write(self.master, f"uid:DE{self.sent:06X}\r\n".encode())  # each a different card: no repeat filter
+            self.sent += 1
+
+    def stored(self) -> list[dict]:
+        store = open_store(config.load(self.path))
+        try:
+            return store.events(limit=10**6)
+        finally:
+            store.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_every_event_arrives_across_a_sigkill_and_a_broker_restart(tmp_path, broker):
+    watcher = Watcher(broker.port)
+    agent = AgentProcess(tmp_path, broker)
+    try:
+        agent.start()
+        wait_for(lambda: [s for s in watcher.docs("status") if s["online"]], timeout=20, what="agent online")
+        agent.badge(150)
+        wait_for(lambda: len(watcher.events("access.denied")) >= 50, timeout=20, what="part of the burst delivered")
+        broker.restart()  # in the middle of the burst
+        agent.badge(150)
+        wait_for(lambda: len({e["id"] for e in watcher.events("access.denied")}) >= 200, timeout=30, what="more delivered")
+        agent.badge(100)
+        agent.kill()  # SIGKILL while reads may still be in flight
+        before = len([e for e in agent.stored() if e["type"] == "access.denied"])
+        wait_for(lambda: watcher.docs("status")[-1]["online"] is False, timeout=10, what="last will")
+        agent.start()
+        wait_for(lambda: watcher.docs("status")[-1]["online"], timeout=20, what="agent online again")
+        agent.badge(100)
+        wait_for(lambda: len([e for e in agent.stored() if e["type"] == "access.denied"]) == before + 100,
+                 timeout=30, what="reads after the restart stored")
+        stored = agent.stored
+        wait_for(lambda: {e["id"] for e in watcher.events()} >= {e["id"] for e in stored()},
+                 timeout=60, what="every stored event delivered")
+    finally:
+        agent.close()
+        watcher.close()
+    events = stored()
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1))  # no seq missing in the store
+    received = {e["id"]: e["seq"] for e in watcher.events()}
+    assert all(received[e["id"]] == e["seq"] for e in events)
+    assert [e["type"] for e in events].count("agent.started") == 2
