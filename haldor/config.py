@@ -41,7 +41,7 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "topic_prefix": (str, "haldor/v1"),
         "client_id": (str, ""),
     },
-    "sync": {"http_url": (str, ""), "http_after_s": (int, 300)},
+    "sync": {"http_url": (str, ""), "http_after_s": (int, 300), "outbox_capacity": (int, 1_000_000)},
     "trust": {"require_signature": (bool, True), "keys": (dict, {})},
     "policy": {
         "grace_before_min": (int, 15),

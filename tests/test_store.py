@@ -186,3 +186,28 @@ def test_migrations_are_idempotent(tmp_path):
     assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
+
+
+def test_a_full_outbox_drops_the_oldest_door_movements_and_never_an_access_event(store):
+    now = 1_800_000_000.0
+    store.append_events([{"type": "access.granted", "door": "main"}] * 10, now)
+    store.append_events([{"type": "door.opened", "door": "main"}, {"type": "door.closed", "door": "main"}] * 20, now)
+    store.append_events([{"type": "door.forced", "door": "main"}] * 10, now)
+    assert store.enforce_capacity(40) == 20
+    kept = store.events(undelivered=True, limit=1000)
+    assert [e["type"] for e in kept].count("access.granted") == 10 and [e["type"] for e in kept].count("door.forced") == 10
+    assert [e["seq"] for e in kept if e["type"].startswith("door.") and e["type"] != "door.forced"][0] == 31
+    assert store.outbox_stats()["dropped"] == 20
+    assert store.enforce_capacity(5) == 20  # the rest of the door movements; the access and alarm events stay
+    assert store.outbox_stats()["pending"] == 20
+    assert store.enforce_capacity(5) == 0
+
+
+def test_delivered_events_are_purged_after_the_retention_period(store):
+    old, recent = 1_800_000_000.0, 1_800_000_000.0 + 90 * 86400
+    first = store.append_events([{"type": "door.opened"}] * 3, old)
+    store.append_events([{"type": "door.opened"}] * 2, recent)
+    store.mark_delivered([e["seq"] for e in first[:2]], old)
+    assert store.purge_delivered(recent - 60 * 86400) == 2  # delivered and old; the undelivered old one stays
+    assert [e["seq"] for e in store.events(limit=10)] == [3, 4, 5]
+    assert store.outbox_stats()["pending"] == 3

@@ -22,7 +22,7 @@ from haldor.errors import DocumentError
 
 from . import commands, intake
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
-from .envelope import load_public_key, open_envelope
+from .envelope import open_envelope
 from .model import Policy
 from .store import Store
 from .sync import Connected, Disconnected, MqttLink, Received
@@ -177,7 +177,7 @@ class Agent:
         self._next_last_seen = 0.0
         self.running = threading.Event()
         self.link = link
-        self.keys = {kid: load_public_key(text) for kid, text in cfg.trust["keys"].items()}
+        self.keys = cfg.trusted_keys
         self._started_mono = self.clock.monotonic()
         self._status_key: Any = None
         self._next_status = 0.0
@@ -334,17 +334,22 @@ class Agent:
             "agent_version": __version__, "schedule_version": self.store.version,
             "last_sync": None if last_sync is None else self.store.iso(last_sync),
             "clock_trusted": self.clock_trusted, "mode": self.controller.mode, "doors": self.controller.status(),
-            "outbox": self.store.outbox_stats(), "uptime_s": int(self.clock.monotonic() - self._started_mono),
+            "outbox": {**self.store.outbox_stats(), "capacity": self.cfg.sync["outbox_capacity"]}, "uptime_s": int(self.clock.monotonic() - self._started_mono),
         }
 
     def _housekeeping(self, now: float) -> None:
+        if now >= self._next_status:  # once a minute, whether or not there is a broker
+            dropped = self.store.enforce_capacity(self.cfg.sync["outbox_capacity"])
+            if dropped:
+                log.warning("outbox full: dropped the %d oldest door.opened/door.closed events", dropped)
         if self.link is not None:
             self.link.kick()
             key = (self.store.version, self.clock_trusted, self.controller.mode, repr(self.controller.status()))
             if key != self._status_key or now >= self._next_status:
                 if self.link.publish_status(self.status_doc(now)):
                     self._status_key = key
-                    self._next_status = now + STATUS_EVERY_S
+        if now >= self._next_status:
+            self._next_status = now + STATUS_EVERY_S
         if now >= self._next_purge:
             days = self.cfg.privacy["event_retention_days"]
             purged = self.store.purge_delivered(now - days * 86400)

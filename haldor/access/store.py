@@ -441,7 +441,23 @@ class Store:
             "SELECT COUNT(*), (SELECT at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1) "
             "FROM events WHERE delivered_at IS NULL"
         ).fetchone()
-        return {"pending": row[0], "oldest": row[1]}
+        return {"pending": row[0], "oldest": row[1], "dropped": self.meta("outbox_dropped") or 0}
+
+    def enforce_capacity(self, capacity: int) -> int:
+        """Beyond ``capacity`` undelivered events, the oldest door.opened / door.closed go;
+        access and alarm events never do. Returns how many were dropped (also counted in
+        the meta ``outbox_dropped`` for the status)."""
+        pending = self.db.execute("SELECT COUNT(*) FROM events WHERE delivered_at IS NULL").fetchone()[0]
+        if pending <= capacity:
+            return 0
+        with self.write():
+            dropped = self.db.execute(
+                """DELETE FROM events WHERE seq IN (
+                     SELECT seq FROM events WHERE delivered_at IS NULL AND type IN ('door.opened', 'door.closed')
+                     ORDER BY seq LIMIT ?)""", [pending - capacity]).rowcount
+            if dropped:
+                self._set_meta("outbox_dropped", (self.meta("outbox_dropped") or 0) + dropped)
+        return dropped
 
     def purge_delivered(self, older_than: float) -> int:
         with self.write():
