@@ -35,8 +35,9 @@ unlock_s = 5
 class Site:
     """An agent in this process, on mock pins, connected to the broker."""
 
-    def __init__(self, tmp_path: Path, broker: Broker, public_key: str) -> None:
+    def __init__(self, tmp_path: Path, broker: Broker, public_key: str, mqtt: str | None = None) -> None:
         path = tmp_path / "haldor.toml"
+        mqtt = mqtt if mqtt is not None else f'port = {broker.port}\ntls = false'
         path.write_text(f"""
 [site]
 id = "{SITE}"
@@ -44,8 +45,7 @@ data_dir = "{tmp_path / 'data'}"
 
 [mqtt]
 host = "127.0.0.1"
-port = {broker.port}
-tls = false
+{mqtt}
 
 [trust]
 require_signature = true
@@ -59,7 +59,7 @@ pin_factory = "mock"
         self.factory = MockFactory()
         self.thread: threading.Thread | None = None
 
-    def start(self) -> "Site":
+    def start(self, *, connected: bool = True) -> "Site":
         inbox: queue.Queue = queue.Queue()
         self.store = open_store(self.cfg)
         self.outbox = open_store(self.cfg)
@@ -68,7 +68,8 @@ pin_factory = "mock"
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.thread.start()
         wait_for(self.agent.running.is_set, what="agent running")
-        wait_for(self.link.connected.is_set, what="agent connected")
+        if connected:
+            wait_for(self.link.connected.is_set, what="agent connected")
         return self
 
     def version(self) -> int | None:
