@@ -23,6 +23,7 @@ from haldor.errors import DocumentError
 from . import commands, intake
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .envelope import open_envelope
+from .http_fallback import HttpFallback, HttpSchedule
 from .model import Policy
 from .store import Store
 from .sync import Connected, Disconnected, MqttLink, Received
@@ -159,7 +160,8 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
 
 class Agent:
     def __init__(self, cfg: Config, store: Store, hardware: Hardware, clock: clocks.Clock | None = None,
-                 inbox: queue.Queue | None = None, link: MqttLink | None = None) -> None:
+                 inbox: queue.Queue | None = None, link: MqttLink | None = None,
+                 fallback: HttpFallback | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.hw = hardware
@@ -177,6 +179,7 @@ class Agent:
         self._next_last_seen = 0.0
         self.running = threading.Event()
         self.link = link
+        self.fallback = fallback
         self.keys = cfg.trusted_keys
         self._started_mono = self.clock.monotonic()
         self._status_key: Any = None
@@ -210,6 +213,8 @@ class Agent:
         self.hw.start()
         if self.link is not None:
             self.link.start()
+        if self.fallback is not None:
+            self.fallback.start()
         self.running.set()
         log.info("agent started for site %s with %d door(s)", self.cfg.site_id, len(self.cfg.doors))
 
@@ -226,6 +231,8 @@ class Agent:
             self.running.clear()
             self.hw.close()
             log.info("agent stopped; locks in their safe state")
+            if self.fallback is not None:
+                self.fallback.stop()
             if self.link is not None:
                 final = self.status_doc(self.clock.now())
                 final["online"] = False
@@ -259,6 +266,9 @@ class Agent:
             effects += c.command(now, message.action, message.door, message.duration_s)
         elif isinstance(message, Received):
             effects += self._received(message, now)
+        elif isinstance(message, HttpSchedule):
+            intake.receive(self.store, message.payload, keys=self.keys,
+                           require_signature=self.cfg.trust["require_signature"], now=now)
         elif isinstance(message, Connected):
             self._status_key = None  # a fresh connection hears the status at once
             if self.store.version is None:
@@ -420,7 +430,11 @@ def run_forever(cfg: Config) -> int:
         if cfg.mqtt["host"]:
             outbox = open_store(cfg)  # the pump's own connection
             link = MqttLink(cfg, outbox, inbox.put, version=__version__)
-        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link)
+        fallback = None
+        if cfg.sync["http_url"]:
+            fallback = HttpFallback(cfg.sync["http_url"], cfg.site_id, cfg.sync["http_after_s"], inbox.put,
+                                    link.connected.is_set if link is not None else (lambda: False))
+        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link, fallback=fallback)
 
         def stop(signum, frame) -> None:
             log.info("signal %d: stopping", signum)
