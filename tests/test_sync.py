@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import json
 import queue
 import threading
@@ -17,7 +18,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from gpiozero.pins.mock import MockFactory
 
 from haldor import __version__, config
-from haldor.access.agent import Agent, Stop, build_hardware, open_store
+from haldor.access import envelope
+from haldor.access.agent import Agent, Stop, Tick, build_hardware, open_store
+from haldor.clock import FakeClock
 from haldor.access.sync import MqttLink
 
 from .broker import Broker, Publisher, Watcher, iso as _iso
@@ -59,12 +62,13 @@ pin_factory = "mock"
         self.factory = MockFactory()
         self.thread: threading.Thread | None = None
 
-    def start(self, *, connected: bool = True) -> "Site":
+    def start(self, *, connected: bool = True, clock=None) -> "Site":
         inbox: queue.Queue = queue.Queue()
         self.store = open_store(self.cfg)
         self.outbox = open_store(self.cfg)
         self.link = MqttLink(self.cfg, self.outbox, inbox.put, version=__version__)
-        self.agent = Agent(self.cfg, self.store, build_hardware(self.cfg, inbox.put, self.factory), inbox=inbox, link=self.link)
+        self.agent = Agent(self.cfg, self.store, build_hardware(self.cfg, inbox.put, self.factory), clock=clock,
+                           inbox=inbox, link=self.link)
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.thread.start()
         wait_for(self.agent.running.is_set, what="agent running")
@@ -261,3 +265,50 @@ def test_the_last_will_says_offline_when_the_agent_vanishes(rig):
     site.stop()
     final = wait_for(lambda: not watcher.docs("status")[-1]["online"] and watcher.docs("status")[-1], what="goodbye status")
     assert final["doors"]["main"]["locked"] is True
+
+
+def test_the_agent_socket_has_nagle_off(rig):
+    site, publisher, watcher = rig
+    site.start()
+    sock = site.link.client.socket()
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_status_is_republished_every_minute_without_changes(rig):
+    site, publisher, watcher = rig
+    clock = FakeClock(time.time())
+    site.start(clock=clock)
+    first = wait_for(lambda: watcher.docs("status"), what="first status")[0]
+    clock.advance(61)
+    site.agent.post(Tick())
+    later = wait_for(lambda: len(watcher.docs("status")) >= 2 and watcher.docs("status")[-1], what="status a minute later")
+    assert later["uptime_s"] - first["uptime_s"] >= 61 and later["online"]
+
+
+def test_resync_command_asks_for_a_snapshot(rig):
+    site, publisher, watcher = rig
+    site.start()
+    publisher.send("schedule", snapshot(42))
+    wait_for(lambda: site.version() == 42, what="snapshot")
+    publisher.command("resync")
+    wait_for(lambda: {"site": SITE, "have_version": 42} in watcher.docs("sync/request"), what="sync request")
+
+
+def test_an_oversized_or_mistyped_payload_is_rejected(rig, monkeypatch):
+    site, publisher, watcher = rig
+    monkeypatch.setattr(envelope, "MAX_DOCUMENT_BYTES", 100_000)  # the real limit is 64 MB
+    site.start()
+    publisher.send("schedule", snapshot(42))
+    wait_for(lambda: site.version() == 42, what="snapshot")
+    big = snapshot(43)
+    big["associations"] += [{"id": f"x{i}", "name": "y" * 100} for i in range(1000)]
+    publisher.send("schedule", big)
+    mistyped = snapshot(44)
+    mistyped["version"] = "44"
+    publisher.send("schedule", mistyped)
+    publisher.send("schedule", None, raw=b"\xff\xfe not utf-8")
+    rejected = wait_for(lambda: len(watcher.events("sync.rejected")) >= 3 and watcher.events("sync.rejected"), what="rejected")
+    assert "payload too large" in rejected[0]["reason"]
+    assert "version: expected integer, got string" in rejected[1]["reason"]
+    assert "not valid JSON" in rejected[2]["reason"]
+    assert site.version() == 42
