@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import queue
-import statistics
 import sys
 import tempfile
 import threading
@@ -40,7 +39,8 @@ from haldor.access.sync import MqttLink, make_client  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from tests.test_sync import _public  # noqa: E402
 
-SITE = "bench-hal"
+from tests.helpers import SITE, site_config  # noqa: E402
+
 PREFIX = f"haldor/v1/{SITE}"
 
 
@@ -108,24 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         broker = Broker(tmp_path / "broker", extra="message_size_limit 0\n").start()
         master, slave = os.openpty()
         tty.setraw(slave)
-        cfg_path = tmp_path / "haldor.toml"
-        cfg_path.write_text(f"""
-[site]
-id = "{SITE}"
-data_dir = "{tmp_path / 'data'}"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-tls = false
-[trust]
-keys = {{ "k" = "{_public(key)}" }}
-[gpio]
-pin_factory = "mock"
+        cfg_path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, keys={"k": _public(key)},
+                               extra=f"""
 [policy]
 max_denials = 100000000
-[[doors]]
-id = "main"
-lock_pin = 17
 [[readers]]
 id = "main-in"
 type = "serial-line"

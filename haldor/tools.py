@@ -133,15 +133,19 @@ def topic_for(doc: Any, prefix: str) -> tuple[str, bool]:
     return f"{prefix}/{doc['site']}/{leaf}", retained
 
 
-def publish(opts: BrokerOptions, doc: Any, payload: bytes, timeout: float = 10.0) -> str:
-    """Publish and wait for the broker's acknowledgement; return the topic."""
-    topic, retained = topic_for(doc, opts.prefix)
-    client = opts.client("publish")
+def _connect(client, opts: BrokerOptions) -> None:
     try:
         client.connect(opts.host, opts.port)
     except OSError as exc:
         raise HaldorError(f"broker {opts.host}:{opts.port}: {exc}") from None
     client.loop_start()
+
+
+def publish(opts: BrokerOptions, doc: Any, payload: bytes, timeout: float = 10.0) -> str:
+    """Publish and wait for the broker's acknowledgement; return the topic."""
+    topic, retained = topic_for(doc, opts.prefix)
+    client = opts.client("publish")
+    _connect(client, opts)
     try:
         info = client.publish(topic, payload, qos=1, retain=retained)
         info.wait_for_publish(timeout)
@@ -184,11 +188,7 @@ def watch(opts: BrokerOptions, site: str, out: TextIO = sys.stdout, count: int =
 
     client.on_connect = on_connect
     client.on_message = on_message
-    try:
-        client.connect(opts.host, opts.port)
-    except OSError as exc:
-        raise HaldorError(f"broker {opts.host}:{opts.port}: {exc}") from None
-    client.loop_start()
+    _connect(client, opts)
     try:
         done.wait()
     except KeyboardInterrupt:

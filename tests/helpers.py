@@ -110,3 +110,26 @@ def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "co
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         event.wait(0.005)
+
+
+MAIN_DOOR = """
+[[doors]]
+id = "main"
+lock_pin = 17
+"""
+
+
+def site_config(path: Path, data_dir: Path, *, port: int | None = None, mqtt: str | None = None,
+                keys: dict[str, str] | None = None, extra: str = "", doors: str = MAIN_DOOR) -> Path:
+    """A site on mock pins. With ``port`` (or a whole ``mqtt`` body) a broker on
+    loopback; with ``keys`` signatures are required, without them not."""
+    if mqtt is None and port is not None:
+        mqtt = f"port = {port}\ntls = false"
+    broker = f'[mqtt]\nhost = "127.0.0.1"\n{mqtt}\n' if mqtt is not None else ""
+    if keys:
+        trust = "keys = { " + ", ".join(f'"{kid}" = "{key}"' for kid, key in keys.items()) + " }"
+    else:
+        trust = "require_signature = false"
+    path.write_text(f'[site]\nid = "{SITE}"\ndata_dir = "{data_dir}"\n{broker}\n[trust]\n{trust}\n\n'
+                    f'[gpio]\npin_factory = "mock"\n{extra}\n{doors}')
+    return path

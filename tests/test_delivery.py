@@ -15,7 +15,7 @@ from haldor import config
 from haldor.access.agent import open_store
 
 from .broker import Broker, Watcher
-from .helpers import SITE, wait_for
+from .helpers import site_config, wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -34,24 +34,9 @@ class AgentProcess:
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.slave = slave
-        self.path = tmp_path / "haldor.toml"
-        self.path.write_text(f"""
-[site]
-id = "{SITE}"
-data_dir = "{tmp_path / 'data'}"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-tls = false
-[trust]
-require_signature = false
-[gpio]
-pin_factory = "mock"
+        self.path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, extra=f"""
 [policy]
 max_denials = 1000000
-[[doors]]
-id = "main"
-lock_pin = 17
 [[readers]]
 id = "main-in"
 type = "serial-line"

@@ -19,7 +19,7 @@ from haldor.access.agent import open_store
 from haldor.access.envelope import seal
 
 from .broker import free_port
-from .helpers import SITE, snapshot, wait_for
+from .helpers import SITE, site_config, snapshot, wait_for
 from .test_sync import _public
 
 
@@ -67,26 +67,8 @@ def key():
 
 def test_an_agent_cut_off_from_its_broker_fetches_the_schedule_over_http(tmp_path, key):
     server = ScheduleServer(json.dumps(seal(snapshot(42), "bookings-2026", key)).encode())
-    path = tmp_path / "haldor.toml"
-    path.write_text(f"""
-[site]
-id = "{SITE}"
-data_dir = "{tmp_path / 'data'}"
-[mqtt]
-host = "127.0.0.1"
-port = {free_port()}
-tls = false
-[sync]
-http_url = "{server.url}/"
-http_after_s = 1
-[trust]
-keys = {{ "bookings-2026" = "{_public(key)}" }}
-[gpio]
-pin_factory = "mock"
-[[doors]]
-id = "main"
-lock_pin = 17
-""")
+    path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=free_port(), keys={"bookings-2026": _public(key)},
+                       extra=f'[sync]\nhttp_url = "{server.url}/"\nhttp_after_s = 1\n')
     proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(path)],
                             env={**os.environ, "PYTHONUNBUFFERED": "1"}, stderr=subprocess.DEVNULL)
     cfg = config.load(path)

@@ -24,7 +24,7 @@ from haldor.clock import FakeClock
 from haldor.access.sync import MqttLink
 
 from .broker import Broker, Publisher, Watcher, iso as _iso
-from .helpers import SITE, snapshot, wait_for
+from .helpers import SITE, site_config, snapshot, wait_for
 
 
 DOORS = """
@@ -39,25 +39,8 @@ class Site:
     """An agent in this process, on mock pins, connected to the broker."""
 
     def __init__(self, tmp_path: Path, broker: Broker, public_key: str, mqtt: str | None = None) -> None:
-        path = tmp_path / "haldor.toml"
-        mqtt = mqtt if mqtt is not None else f'port = {broker.port}\ntls = false'
-        path.write_text(f"""
-[site]
-id = "{SITE}"
-data_dir = "{tmp_path / 'data'}"
-
-[mqtt]
-host = "127.0.0.1"
-{mqtt}
-
-[trust]
-require_signature = true
-keys = {{ "bookings-2026" = "{public_key}" }}
-
-[gpio]
-pin_factory = "mock"
-{DOORS}
-""")
+        path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, mqtt=mqtt,
+                           keys={"bookings-2026": public_key}, doors=DOORS)
         self.cfg = config.load(path)
         self.factory = MockFactory()
         self.thread: threading.Thread | None = None

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from .broker import Broker
-from .helpers import SITE, dump, snapshot, wait_for
+from .helpers import SITE, dump, site_config, snapshot, wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -59,23 +59,7 @@ def test_a_signed_file_loads_and_a_tampered_one_does_not(tmp_path):
 def test_publish_reaches_a_running_agent_and_watch_shows_what_it_says(tmp_path, broker):
     haldor("keygen", "k1", "--dir", str(tmp_path))
     public = (tmp_path / "k1.pub").read_text().strip()
-    config = tmp_path / "haldor.toml"
-    config.write_text(f"""
-[site]
-id = "{SITE}"
-data_dir = "{tmp_path / 'data'}"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-tls = false
-[trust]
-keys = {{ "k1" = "{public}" }}
-[gpio]
-pin_factory = "mock"
-[[doors]]
-id = "main"
-lock_pin = 17
-""")
+    config = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, keys={"k1": public})
     lines: list[str] = []
     watcher = subprocess.Popen([sys.executable, "-m", "haldor", "watch", "--broker", f"127.0.0.1:{broker.port}", "--site", SITE],
                                stdout=subprocess.PIPE, text=True, env=ENV)
