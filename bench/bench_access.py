@@ -249,13 +249,18 @@ def main(argv: list[str] | None = None) -> int:
         "card_to_lock_p50_ms": round(c50 * 1e3, 2), "card_to_lock_p99_ms": round(c99 * 1e3, 2),
         "card_to_lock_samples": granted, "agent_rss_mb": round(rss, 1),
     }
+    report(results, args.json)
+    return 0
+
+
+def report(results: dict, json_path: Path | None) -> None:
+    """One aligned line per number, and the same as JSON when asked."""
     width = max(map(len, results))
     for key, value in results.items():
         print(f"{key:<{width}}  {value}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def _without_reader(cfg_path: Path) -> Path:

@@ -31,7 +31,7 @@ from gpiozero.pins.mock import MockFactory  # noqa: E402
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
-from bench.bench_access import TZ, make_snapshot, percentiles  # noqa: E402
+from bench.bench_access import TZ, make_snapshot, percentiles, report  # noqa: E402
 from haldor import __version__, config  # noqa: E402
 from haldor.access.agent import Agent, Stop, build_hardware, open_store  # noqa: E402
 from haldor.access.envelope import seal  # noqa: E402
@@ -192,12 +192,7 @@ port = "{os.ttyname(slave)}"
             os.close(master)
             os.close(slave)
 
-    width = max(map(len, results))
-    for k, v in results.items():
-        print(f"{k:<{width}}  {v}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    report(results, args.json)
     return 0
 
 
