@@ -59,8 +59,11 @@ class Rig:
         if reader:
             self.master, slave = os.openpty()
             tty.setraw(slave)
-            extra = f'\n[[readers]]\nid = "main-in"\ntype = "serial-line"\ndoor = "main"\nport = "{os.ttyname(slave)}"\n'
-            self._slave = slave
+            self.kiosk_master, kiosk_slave = os.openpty()
+            tty.setraw(kiosk_slave)
+            extra = (f'\n[[readers]]\nid = "main-in"\ntype = "serial-line"\ndoor = "main"\nport = "{os.ttyname(slave)}"\n'
+                     f'\n[[readers]]\nid = "kiosk"\ntype = "serial-line"\nport = "{os.ttyname(kiosk_slave)}"\n')
+            self._slaves = (slave, kiosk_slave)
         # the relay board's pull-up holds the active-low input of gym-a's lock high
         self.factory.pin(18).drive_high()
         self.path = write_config(tmp_path / "haldor.toml", tmp_path / "data", extra=extra, doors=DOORS)
@@ -87,8 +90,8 @@ class Rig:
     def close(self) -> None:
         self.store.close()
         if self.master is not None:
-            os.close(self.master)
-            os.close(self._slave)
+            for fd in (self.master, self.kiosk_master, *self._slaves):
+                os.close(fd)
         self.factory.reset()
 
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from haldor import __version__
+from haldor import cards
 from haldor import clock as clocks
 from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault
 from haldor.errors import DocumentError
 
-from . import commands, intake
+from . import checkin, commands, intake
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LAST_SEEN_EVERY_S = 60.0
 STATUS_EVERY_S = 60.0
+REPORTS_EVERY_S = 30.0
 PURGE_EVERY_S = 3600.0
 
 
@@ -71,6 +73,23 @@ class Command:
 @dataclass(frozen=True, slots=True)
 class Tick:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckedIn:
+    """An effect: count a check-in (with its event, in one transaction)."""
+
+    booking: str
+    credential: str
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    """An effect: a no-show or usage report made (with its event, in one transaction)."""
+
+    kind: str
+    booking: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +180,7 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
 class Agent:
     def __init__(self, cfg: Config, store: Store, hardware: Hardware, clock: clocks.Clock | None = None,
                  inbox: queue.Queue | None = None, link: MqttLink | None = None,
-                 fallback: HttpFallback | None = None) -> None:
+                 fallback: HttpFallback | None = None, kiosk: Any = None) -> None:
         self.cfg = cfg
         self.store = store
         self.hw = hardware
@@ -185,6 +204,8 @@ class Agent:
         self._status_key: Any = None
         self._next_status = 0.0
         self._next_purge = 0.0
+        self._next_reports = 0.0
+        self.kiosk = kiosk
 
     # -- outside world ------------------------------------------------------------------
 
@@ -239,8 +260,9 @@ class Agent:
                 self.link.stop(final)
 
     def _next_message(self) -> Any:
-        deadline = self.controller.next_deadline()
-        timeout = max(0.0, min(deadline - self.clock.now(), LAST_SEEN_EVERY_S)) if deadline else LAST_SEEN_EVERY_S
+        now = self.clock.now()
+        deadlines = [d for d in (self.controller.next_deadline(), self._next_reports) if d]
+        timeout = max(0.0, min([d - now for d in deadlines] + [LAST_SEEN_EVERY_S]))
         try:
             return self.inbox.get(timeout=timeout)
         except queue.Empty:
@@ -348,6 +370,9 @@ class Agent:
         }
 
     def _housekeeping(self, now: float) -> None:
+        if now >= self._next_reports:
+            self._next_reports = now + REPORTS_EVERY_S
+            self._reports(now)
         if now >= self._next_status:  # once a minute, whether or not there is a broker
             dropped = self.store.enforce_capacity(self.cfg.sync["outbox_capacity"])
             if dropped:
@@ -370,9 +395,7 @@ class Agent:
     def _presented(self, read: CardRead | PinRead, now: float) -> list:
         door = self.reader_doors.get(read.reader)
         if door is None:
-            # a reader with no door is the kiosk's check-in reader (issue: check-in)
-            log.info("reader %s has no door: read ignored (check-in is not available yet)", read.reader)
-            return []
+            return self._checkin(read, now)
         if isinstance(read, CardRead):
             facts = self.store.facts(door, now, card=read.card)
         else:
@@ -382,6 +405,40 @@ class Agent:
                  "granted" if decision.granted else "denied", "" if decision.granted else f" {decision.reason}",
                  decision.credential, decision.booking)
         return effects
+
+    def _checkin(self, read: CardRead | PinRead, now: float) -> list:
+        """A badge at the kiosk reader (a reader with no door)."""
+        pin = isinstance(read, PinRead)
+        facts = self.store.checkin_facts(now, pin=read.pin) if pin else self.store.checkin_facts(now, card=read.card)
+        answer = checkin.decide_checkin(now, facts, pin=pin, clock_trusted=self.clock_trusted)
+        log.info("%s at kiosk reader %s: %s (credential %s, booking %s)", "PIN" if pin else "card", read.reader,
+                 answer.outcome, answer.credential, answer.booking)
+        effects: list = []
+        if answer.outcome == checkin.CHECKED_IN:
+            effects += [_CheckedIn(answer.booking, answer.credential, answer.role),
+                        Emit("checkin", reader=read.reader, credential=answer.credential, booking=answer.booking)]
+        effects.append(Feedback(read.reader, answer.welcome))
+        if self.kiosk is not None:
+            self.kiosk.answer(kiosk_answer(answer, read, now))
+        return effects
+
+    def _reports(self, now: float) -> None:
+        """No-show and usage, each exactly once: the event and the mark in one transaction."""
+        since = self.store.meta("reports_since")
+        if since is None:
+            return
+        effects: list = []
+        for kind, record in checkin.due_reports(now, self.store.booking_records(now, since), self.store.policy.no_show_after_min):
+            if kind == "no_show":
+                effects.append(Emit("booking.no_show", booking=record.id))
+            else:
+                usage = checkin.usage_of(record)
+                if usage["first_entry"] is not None:
+                    usage["first_entry"] = self.store.iso(usage["first_entry"])
+                effects.append(Emit("booking.usage", booking=record.id, extra={"usage": usage}))
+            effects.append(_Reported(kind, record.id))
+        if effects:
+            self._carry_out(effects, now)
 
     def _check_clock(self, now: float, effects: list) -> None:
         if not self.clock_trusted and clocks.trusted(now, self.store.meta("last_seen"), self.clock.synchronized()):
@@ -400,11 +457,15 @@ class Agent:
             if isinstance(e, Lock):
                 self.hw.locks[e.door].set_unlocked(e.unlocked)
         stored = []
-        if any(not isinstance(e, (Lock, Feedback, _Publish)) for e in effects):
+        if any(not isinstance(e, (Lock, Feedback, _Publish)) for e in effects):  # something to store
             with self.store.write():  # one durable commit for all that follows from one input
                 for e in effects:
                     if isinstance(e, Entered):
                         self.store.note_entry(e.booking, e.role, now)
+                    elif isinstance(e, _CheckedIn):
+                        self.store.note_checkin(e.booking, e.credential, e.role, now)
+                    elif isinstance(e, _Reported):
+                        self.store.mark_reported(e.kind, e.booking, now)
                 if any(isinstance(e, ModesChanged) for e in effects):
                     self.store.set_meta("lasting", self.controller.lasting_state())
                     self.store.set_meta("mode", self.controller.mode)
@@ -448,3 +509,14 @@ def run_forever(cfg: Config) -> int:
         if outbox is not None:
             outbox.close()
     return 0
+
+
+def kiosk_answer(answer: checkin.CheckinAnswer, read: CardRead | PinRead, now: float) -> dict[str, Any]:
+    """What the kiosk shows for a badge at its reader. Ids only: the kiosk looks up the
+    names. An unknown card's number is shown for enrolment; it is never stored."""
+    doc: dict[str, Any] = {"at": now, "outcome": answer.outcome, "reader": read.reader, "association": answer.association,
+                           "booking": answer.booking, "starts_at": answer.starts_at, "role": answer.role}
+    if answer.outcome == checkin.UNKNOWN_CARD and isinstance(read, CardRead):
+        doc["card"] = read.card
+        doc["card_reversed"] = cards.reversed_uid(read.card)
+    return doc

@@ -25,6 +25,7 @@ import sqlite_utils
 
 from haldor.errors import DocumentError, StoreError
 
+from .checkin import BookingRecord, CheckinFacts, TodayBooking
 from .model import (
     BookingFact,
     Candidate,
@@ -93,7 +94,14 @@ def _m3_commands(db: sqlite_utils.Database) -> None:
     db["commands_seen"].create_index(["expires_at"])
 
 
-MIGRATIONS = (_m1_schedule, _m2_outbox, _m3_commands)
+def _m4_checkins_and_reports(db: sqlite_utils.Database) -> None:
+    db["booking_checkins"].create({"booking": str, "credential": str, "role": str, "at": float}, pk=("booking", "credential"))
+    # one row a booking once a report was made: no-show and usage go out exactly once
+    db["booking_reports"].create({"booking": str, "no_show_at": float, "usage_at": float}, pk="booking")
+    db["bookings"].create_index(["start"])
+
+
+MIGRATIONS = (_m1_schedule, _m2_outbox, _m3_commands, _m4_checkins_and_reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +234,8 @@ class Store:
                     self._apply_snapshot(doc)
                 self._set_meta("schedule_version", doc.version)
                 self._set_meta("last_sync", now)
+                if self.meta("reports_since") is None:  # bookings before the first schedule were not watched
+                    self._set_meta("reports_since", now)
                 self._set_meta("max_booking_s", self._max_booking_s())
         except sqlite3.Error as exc:
             raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
@@ -241,6 +251,7 @@ class Store:
         self._set_meta("generated_at", s.generated_at)
         # activity of bookings that are gone is of no more use
         self.db.execute("DELETE FROM booking_activity WHERE booking NOT IN (SELECT id FROM bookings)")
+        self.db.execute("DELETE FROM booking_checkins WHERE booking NOT IN (SELECT id FROM bookings)")
 
     def _apply_delta(self, d: Delta) -> None:
         self.db.conn.executemany("DELETE FROM bookings WHERE id = ?", [(i,) for i in d.delete_bookings])
@@ -360,12 +371,61 @@ class Store:
                 """INSERT INTO booking_activity(booking, first_entry, entries, checkins, leader_present)
                    VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT(booking) DO UPDATE SET
-                     first_entry = MIN(COALESCE(first_entry, excluded.first_entry), excluded.first_entry),
+                     first_entry = CASE WHEN excluded.first_entry IS NULL THEN first_entry
+                                        WHEN first_entry IS NULL THEN excluded.first_entry
+                                        ELSE MIN(first_entry, excluded.first_entry) END,
                      entries = entries + excluded.entries,
                      checkins = checkins + excluded.checkins,
                      leader_present = MAX(leader_present, excluded.leader_present)""",
-                [booking, at, 0 if checkin else 1, 1 if checkin else 0, int(role == "leader")],
+                [booking, None if checkin else at, 0 if checkin else 1, 1 if checkin else 0, int(role == "leader")],
             )
+
+    def note_checkin(self, booking: str, credential: str, role: str | None, at: float) -> bool:
+        """A check-in; True the first time this credential checks in to this booking."""
+        with self.write():
+            first = self.db.execute(
+                "INSERT OR IGNORE INTO booking_checkins(booking, credential, role, at) VALUES (?, ?, ?, ?)",
+                [booking, credential, role, at]).rowcount == 1
+            if first:
+                self.note_entry(booking, role, at, checkin=True)
+        return first
+
+    def checkin_facts(self, now: float, *, card: str | None = None, pin: str | None = None) -> CheckinFacts:
+        """The credentials of a card or PIN and their associations' approved bookings today."""
+        column, digest = ("card_hash", self.card_hash(card)) if card is not None else ("pin_hash", self.pin_hash(pin or ""))
+        candidates = tuple(Candidate(*row) for row in self.db.execute(
+            f"SELECT id, association, role, valid_from, valid_until FROM credentials WHERE {column} = ? ORDER BY id", [digest]))
+        associations = sorted({c.association for c in candidates if c.association})
+        start, end = self.local_day(now)
+        bookings: tuple[TodayBooking, ...] = ()
+        if associations:
+            ids = [c.id for c in candidates]
+            bookings = tuple(TodayBooking(r[0], r[1], r[2], r[3], bool(r[4])) for r in self.db.execute(
+                f"""SELECT b.id, b.association, b.start, b.end,
+                           EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id
+                                  AND c.credential IN ({",".join("?" * len(ids))}))
+                    FROM bookings b WHERE b.status = 'approved' AND b.start < ? AND b.end > ?
+                      AND b.association IN ({",".join("?" * len(associations))}) ORDER BY b.start, b.id""",
+                [*ids, end, start, *associations]))
+        return CheckinFacts(candidates, bookings, self.policy)
+
+    def booking_records(self, now: float, since: float) -> list[BookingRecord]:
+        """Approved bookings that started since ``since`` and still owe a report."""
+        return [BookingRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), bool(r[8])) for r in self.db.execute(
+            """SELECT b.id, b.start, b.end, COALESCE(a.entries, 0), COALESCE(a.checkins, 0), a.first_entry,
+                      EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id AND c.role = 'leader'),
+                      r.no_show_at IS NOT NULL, r.usage_at IS NOT NULL
+               FROM bookings b
+               LEFT JOIN booking_activity a ON a.booking = b.id
+               LEFT JOIN booking_reports r ON r.booking = b.id
+               WHERE b.status = 'approved' AND b.start >= ? AND b.start <= ? AND r.usage_at IS NULL
+               ORDER BY b.start, b.id""", [since, now])]
+
+    def mark_reported(self, kind: str, booking: str, at: float) -> None:
+        column = {"no_show": "no_show_at", "usage": "usage_at"}[kind]
+        with self.write():
+            self.db.execute(f"INSERT INTO booking_reports(booking, {column}) VALUES (?, ?) "
+                            f"ON CONFLICT(booking) DO UPDATE SET {column} = excluded.{column}", [booking, at])
 
     def iso(self, ts: float) -> str:
         """An instant as RFC 3339 in the site's local time (what people at the site read)."""

@@ -1,0 +1,195 @@
+"""Check-in at the kiosk reader, no-shows and usage: the pure rules, then the agent with a
+fake clock and restarts in the middle of a booking."""
+
+from __future__ import annotations
+
+import pytest
+
+from haldor.access import checkin
+from haldor.access.agent import Tick
+from haldor.access.checkin import BookingRecord, CheckinFacts, TodayBooking, decide_checkin, due_reports
+from haldor.access.model import Candidate, Policy
+from haldor.access.schedule import parse_document
+from haldor.clock import FakeClock
+from haldor.drivers.base import CardRead, PinRead
+
+from .helpers import CARD, CARETAKER_CARD, LEADER_CARD, booking, local, snapshot
+from .test_agent import Rig
+
+MEMBER = Candidate("c1001", "a17", "member")
+T0 = local(2026, 11, 25, 17, 0)
+
+
+def _facts(*bookings: TodayBooking, credentials=(MEMBER,)) -> CheckinFacts:
+    return CheckinFacts(tuple(credentials), tuple(bookings), Policy(grace_before_min=15))
+
+
+@pytest.mark.parametrize(
+    "now, facts, outcome",
+    [
+        (T0, _facts(credentials=()), "unknown_card"),
+        (T0, _facts(credentials=(Candidate("c1", "a17", "member", valid_until=T0 - 1),)), "expired"),
+        (T0, _facts(credentials=(Candidate("c9", None, "caretaker"),)), "caretaker"),
+        (T0 - 15 * 60, _facts(TodayBooking("b1", "a17", T0, T0 + 3600)), "checked_in"),  # within the grace window
+        (T0 - 16 * 60, _facts(TodayBooking("b1", "a17", T0, T0 + 3600)), "later"),
+        (T0 + 1800, _facts(TodayBooking("b1", "a17", T0, T0 + 3600, checked_in=True)), "already"),
+        (T0 + 3600, _facts(TodayBooking("b1", "a17", T0, T0 + 3600)), "ended"),
+        (T0, _facts(TodayBooking("b2", "a18", T0, T0 + 3600)), "no_booking_today"),  # another association's
+        (T0, _facts(), "no_booking_today"),
+    ],
+)
+def test_every_badge_at_the_kiosk_gets_an_answer(now, facts, outcome):
+    assert decide_checkin(now, facts).outcome == outcome
+
+
+def test_a_pin_that_matches_nothing_and_an_untrusted_clock():
+    assert decide_checkin(T0, _facts(credentials=()), pin=True).outcome == "wrong_pin"
+    assert decide_checkin(T0, _facts(TodayBooking("b1", "a17", T0, T0 + 3600)), clock_trusted=False).outcome == "clock_untrusted"
+
+
+def test_the_earliest_open_booking_is_the_one_checked_in():
+    answer = decide_checkin(T0 + 10, _facts(TodayBooking("b2", "a17", T0 + 600, T0 + 3600), TodayBooking("b1", "a17", T0, T0 + 900)))
+    assert (answer.outcome, answer.booking) == ("checked_in", "b1")
+    later = decide_checkin(T0 - 3600, _facts(TodayBooking("b2", "a17", T0 + 600, T0 + 3600), TodayBooking("b1", "a17", T0, T0 + 900)))
+    assert (later.outcome, later.booking, later.starts_at) == ("later", "b1", T0)
+
+
+def _record(**kw) -> BookingRecord:
+    base = dict(id="b1", start=T0, end=T0 + 7200, entries=0, checkins=0, first_entry=None, leader_checked_in=False,
+                no_show_reported=False, usage_reported=False)
+    return BookingRecord(**{**base, **kw})
+
+
+def test_no_show_and_usage_fall_due_once():
+    assert due_reports(T0 + 19 * 60, [_record()], 20) == []
+    assert [k for k, _ in due_reports(T0 + 20 * 60, [_record()], 20)] == ["no_show"]
+    assert due_reports(T0 + 20 * 60, [_record(entries=1)], 20) == []
+    assert due_reports(T0 + 20 * 60, [_record(checkins=1)], 20) == []  # a member's check-in is presence
+    assert [k for k, _ in due_reports(T0 + 7200, [_record(no_show_reported=True)], 20)] == ["usage"]
+    assert [k for k, _ in due_reports(T0 + 7200, [_record()], 20)] == ["no_show", "usage"]  # nobody ever looked before
+    assert due_reports(T0 + 7200, [_record(no_show_reported=True, usage_reported=True)], 20) == []
+
+
+def test_used_means_a_leader_checked_in_or_somebody_entered():
+    assert not checkin.used(_record(checkins=2))  # members checking in, nobody through a door
+    assert checkin.used(_record(checkins=1, leader_checked_in=True))
+    assert checkin.used(_record(entries=3))
+    assert checkin.usage_of(_record(entries=3, checkins=1, first_entry=T0 + 60)) == {
+        "booked_min": 120, "first_entry": T0 + 60, "entries": 3, "checkins": 1, "used": True}
+
+
+# --- in the agent ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    doc = snapshot(43, closures=[], bookings=[
+        booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00"),
+        booking("b882", "2026-11-25T20:00:00+01:00", "2026-11-25T21:00:00+01:00", association="a18", room="gym-b"),
+        booking("b883", "2026-11-25T21:00:00+01:00", "2026-11-25T22:00:00+01:00"),
+    ])
+    r.store.set_meta("reports_since", None)
+    r.store.apply(parse_document(doc), T0 - 86400)  # the schedule came the day before
+    r.store.set_meta("reports_since", T0 - 86400)
+    yield r
+    r.close()
+
+
+def _agent(rig, at: float):
+    clock = FakeClock(at)
+    agent = rig.agent(clock)
+    answers: list[dict] = []
+
+    class Kiosk:
+        def answer(self, doc):
+            answers.append(doc)
+
+    agent.kiosk = Kiosk()
+    agent.start()
+    return agent, clock, answers
+
+
+def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
+    agent, clock, answers = _agent(rig, T0 - 600)
+    agent.handle(CardRead("kiosk", LEADER_CARD))
+    (event,) = rig.events("checkin")
+    assert (event["reader"], event["credential"], event["booking"]) == ("kiosk", "c1002", "b881")
+    assert answers[-1]["outcome"] == "checked_in" and answers[-1]["booking"] == "b881" and "card" not in answers[-1]
+    agent.handle(CardRead("kiosk", LEADER_CARD))
+    assert answers[-1]["outcome"] == "already" and len(rig.events("checkin")) == 1  # counted once
+    agent.handle(PinRead("kiosk", "4821"))  # a member's PIN at the kiosk
+    assert answers[-1]["outcome"] == "checked_in" and len(rig.events("checkin")) == 2
+    agent.handle(CardRead("kiosk", "uid:04DEADBEEF0102"))
+    assert answers[-1]["outcome"] == "unknown_card"
+    assert answers[-1]["card"] == "uid:04DEADBEEF0102" and answers[-1]["card_reversed"] == "uid:0201EFBEADDE04"
+    assert not any("04DEADBEEF0102" in str(e) for e in rig.events())  # shown, never stored
+    agent.handle(CardRead("kiosk", CARETAKER_CARD))
+    assert answers[-1]["outcome"] == "caretaker"
+    assert not rig.pin(17).state  # a kiosk reader never opens a door
+    clock.set(local(2026, 11, 25, 19, 0))
+    agent.handle(Tick())
+    (usage,) = rig.events("booking.usage")
+    assert usage["booking"] == "b881"
+    assert usage["usage"] == {"booked_min": 120, "first_entry": None, "entries": 0, "checkins": 2, "used": True}
+    assert not rig.events("booking.no_show")
+    agent.hw.close()
+
+
+def test_later_today_and_no_booking_today(rig):
+    agent, clock, answers = _agent(rig, local(2026, 11, 25, 19, 30))
+    agent.handle(CardRead("kiosk", CARD))
+    assert answers[-1]["outcome"] == "later" and answers[-1]["booking"] == "b883"
+    assert answers[-1]["starts_at"] == local(2026, 11, 25, 21, 0)
+    clock.set(local(2026, 11, 26, 10, 0))
+    agent.handle(CardRead("kiosk", CARD))
+    assert answers[-1]["outcome"] == "no_booking_today"
+    agent.hw.close()
+
+
+def test_a_door_entry_is_presence_and_counts_in_the_usage(rig):
+    agent, clock, answers = _agent(rig, T0 + 60)
+    agent.handle(CardRead("main-in", CARD))
+    clock.set(T0 + 3600)
+    agent.handle(Tick())
+    assert not rig.events("booking.no_show")
+    clock.set(T0 + 7200)
+    agent.handle(Tick())
+    (usage,) = rig.events("booking.usage")
+    assert usage["usage"]["entries"] == 1 and usage["usage"]["used"] is True
+    assert usage["usage"]["first_entry"].startswith("2026-11-25T17:01:00")
+    agent.hw.close()
+
+
+def test_no_show_and_usage_exactly_once_across_restarts(rig):
+    agent, clock, _ = _agent(rig, T0 + 19 * 60)
+    agent.handle(Tick())
+    assert not rig.events("booking.no_show")
+    agent.hw.close()  # the agent stops before the no-show falls due ...
+    agent, clock, _ = _agent(rig, T0 + 25 * 60)  # ... and starts again after
+    agent.handle(Tick())
+    assert [e["booking"] for e in rig.events("booking.no_show")] == ["b881"]
+    agent.hw.close()
+    agent, clock, _ = _agent(rig, T0 + 30 * 60)  # a restart in the middle of the booking
+    agent.handle(Tick())
+    assert len(rig.events("booking.no_show")) == 1
+    clock.set(T0 + 7200)
+    agent.handle(Tick())
+    agent.hw.close()
+    agent, clock, _ = _agent(rig, T0 + 7300)
+    agent.handle(Tick())
+    assert [e["booking"] for e in rig.events("booking.usage")] == ["b881"]
+    assert rig.events("booking.usage")[0]["usage"]["used"] is False
+    clock.set(local(2026, 11, 25, 22, 30))
+    agent.handle(Tick())
+    agent.hw.close()
+    assert sorted(e["booking"] for e in rig.events("booking.usage")) == ["b881", "b882", "b883"]
+    assert sorted(e["booking"] for e in rig.events("booking.no_show")) == ["b881", "b882", "b883"]
+
+
+def test_bookings_from_before_the_first_schedule_are_not_reported(rig):
+    rig.store.set_meta("reports_since", T0 + 3600)  # the box got its first schedule during b881
+    agent, clock, _ = _agent(rig, local(2026, 11, 25, 23, 0))
+    agent.handle(Tick())
+    assert sorted(e["booking"] for e in rig.events("booking.usage")) == ["b882", "b883"]
+    agent.hw.close()
