@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     decide.add_argument("--at", help="RFC 3339 time (default now)")
     demo = sub.add_parser("demo", parents=[common], help="run with simulated hardware and a sample schedule")
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
+    sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
     keygen = sub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing documents")
     keygen.add_argument("kid", nargs="?", default="bookings", help="key id, also the file name (default: bookings)")
     keygen.add_argument("--dir", default=".", help="where to write KID.key and KID.pub")
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else (logging.INFO if args.command == "run" else logging.WARNING if args.command == "demo" else logging.ERROR),
+        level=logging.DEBUG if getattr(args, "verbose", False) else (logging.INFO if args.command in ("run", "kiosk") else logging.WARNING if args.command == "demo" else logging.ERROR),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "schedule": _schedule_load,
         "decide": _decide,
         "demo": _demo,
+        "kiosk": _kiosk,
         "keygen": _keygen,
         "sign": _sign,
         "publish": _publish,
@@ -189,6 +191,12 @@ def _demo(args) -> int:
     from haldor.demo import run_demo
 
     return run_demo(args.data_dir)
+
+
+def _kiosk(args) -> int:
+    from haldor.kiosk.server import run_kiosk
+
+    return run_kiosk(_config(args))
 
 
 def _keygen(args) -> int:

@@ -52,7 +52,7 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "denial_lockout_s": (int, 60),
     },
     "gpio": {"pin_factory": (str, "")},
-    "kiosk": {"listen": (str, "127.0.0.1:8080")},
+    "kiosk": {"listen": (str, "127.0.0.1:8080"), "title": (str, "")},
     "privacy": {"event_retention_days": (int, 60)},
 }
 _DOOR: dict[str, tuple[type | tuple[type, ...], Any]] = {
@@ -223,6 +223,9 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
         raise fail("site.timezone", f"unknown time zone {site['timezone']!r}") from None
     if site["language"] not in ("da", "en"):
         raise fail("site.language", 'must be "da" or "en"')
+    host, _, port = s["kiosk"]["listen"].rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fail("kiosk.listen", 'must be "host:port", e.g. "127.0.0.1:8080"')
     if s["mqtt"]["transport"] not in ("tcp", "websockets"):
         raise fail("mqtt.transport", 'must be "tcp" or "websockets"')
     if not 0 < s["mqtt"]["port"] < 65536:

@@ -28,6 +28,46 @@ TEXTS: dict[str, dict[str, str]] = {
     "role.member": {"da": "medlem", "en": "member"},
     "role.leader": {"da": "leder", "en": "leader"},
     "role.caretaker": {"da": "pedel", "en": "caretaker"},
+    # the kiosk display (keys starting "kiosk." are sent to the page)
+    "kiosk.today": {"da": "I dag", "en": "Today"},
+    "kiosk.now": {"da": "Nu", "en": "Now"},
+    "kiosk.next": {"da": "Næste", "en": "Next"},
+    "kiosk.nothing_today": {"da": "Ingen bookinger i dag", "en": "No bookings today"},
+    "kiosk.checked_in": {"da": "Tjekket ind", "en": "Checked in"},
+    "kiosk.no_show": {"da": "Ikke mødt op", "en": "No-show"},
+    "kiosk.pending": {"da": "Afventer godkendelse", "en": "Awaiting approval"},
+    "kiosk.closed": {"da": "Lukket", "en": "Closed"},
+    "kiosk.doors": {"da": "Døre", "en": "Doors"},
+    "kiosk.door.locked": {"da": "Låst", "en": "Locked"},
+    "kiosk.door.unlocked": {"da": "Låst op", "en": "Unlocked"},
+    "kiosk.door.open": {"da": "Åben", "en": "Open"},
+    "kiosk.door.unknown": {"da": "Ukendt", "en": "Unknown"},
+    "kiosk.mode.lockdown": {"da": "NEDLUKNING", "en": "LOCKDOWN"},
+    "kiosk.mode.hold_open": {"da": "holdt åben", "en": "held open"},
+    "kiosk.mode.unlocked": {"da": "åben for booking", "en": "open for a booking"},
+    "kiosk.mode.fire": {"da": "BRANDALARM", "en": "FIRE ALARM"},
+    "kiosk.online": {"da": "Online", "en": "Online"},
+    "kiosk.offline": {"da": "Dørstyringen svarer ikke. Dørene kan stadig virke; kontakt pedellen.",
+                      "en": "The door controller is not answering. Doors may still work; call the caretaker."},
+    "kiosk.stale": {"da": "Bookingerne er ikke opdateret i over et døgn (sidst {when}). Nye bookinger kan mangle.",
+                    "en": "The bookings have not been updated for over a day (last {when}). New bookings may be missing."},
+    "kiosk.no_schedule": {"da": "Ingen bookinger modtaget endnu.", "en": "No bookings received yet."},
+    "kiosk.unknown_time": {"da": "aldrig", "en": "never"},
+    # answers at the kiosk reader
+    "checkin.checked_in": {"da": "Velkommen, {association}! Tjekket ind: {title}, {room}",
+                           "en": "Welcome, {association}! Checked in: {title}, {room}"},
+    "checkin.already": {"da": "Allerede tjekket ind: {title}, {room}", "en": "Already checked in: {title}, {room}"},
+    "checkin.later": {"da": "{association}: jeres booking starter kl. {time} ({room})",
+                      "en": "{association}: your booking starts at {time} ({room})"},
+    "checkin.ended": {"da": "{association}: jeres booking i dag er slut", "en": "{association}: your booking today has ended"},
+    "checkin.no_booking_today": {"da": "{association}: ingen booking i dag", "en": "{association}: no booking today"},
+    "checkin.unknown_card": {"da": "Ukendt kort", "en": "Unknown card"},
+    "checkin.wrong_pin": {"da": "Forkert PIN-kode", "en": "Wrong PIN"},
+    "checkin.expired": {"da": "Kortet er ikke gyldigt nu", "en": "The card is not valid now"},
+    "checkin.caretaker": {"da": "Hej pedel", "en": "Hello caretaker"},
+    "checkin.clock_untrusted": {"da": "Uret er ikke sikkert; prøv igen senere", "en": "The clock is not trusted; try again later"},
+    "checkin.enrol": {"da": "Kortnummer til bookingsystemet: {card}   (omvendt rækkefølge: {reversed})",
+                      "en": "Card number for the booking system: {card}   (reversed byte order: {reversed})"},
     # the demo prompt
     "demo.title": {"da": "Haldor demo: simuleret dørstyring", "en": "Haldor demo: simulated door control"},
     "demo.help": {
@@ -58,3 +98,8 @@ def both(key: str) -> str:
 
 def reason(code: str, language: str = "da") -> str:
     return t(f"reason.{code}", language)
+
+
+def kiosk_labels(language: str) -> dict[str, str]:
+    """The page's own words, in one language."""
+    return {key.removeprefix("kiosk."): t(key, language) for key in TEXTS if key.startswith("kiosk.")}

@@ -105,6 +105,9 @@ def _agent(rig, at: float):
         def answer(self, doc):
             answers.append(doc)
 
+        def status(self, doc):
+            pass
+
     agent.kiosk = Kiosk()
     agent.start()
     return agent, clock, answers

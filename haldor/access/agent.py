@@ -25,6 +25,7 @@ from . import checkin, commands, intake
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
+from .kiosk_feed import KioskFeed, feed_url
 from .model import Policy
 from .store import Store
 from .sync import Connected, Disconnected, MqttLink, Received
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 LAST_SEEN_EVERY_S = 60.0
 STATUS_EVERY_S = 60.0
 REPORTS_EVERY_S = 30.0
+KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 PURGE_EVERY_S = 3600.0
 
 
@@ -206,6 +208,8 @@ class Agent:
         self._next_purge = 0.0
         self._next_reports = 0.0
         self.kiosk = kiosk
+        self._kiosk_key: Any = None
+        self._next_kiosk = 0.0
 
     # -- outside world ------------------------------------------------------------------
 
@@ -261,7 +265,8 @@ class Agent:
 
     def _next_message(self) -> Any:
         now = self.clock.now()
-        deadlines = [d for d in (self.controller.next_deadline(), self._next_reports) if d]
+        deadlines = [d for d in (self.controller.next_deadline(), self._next_reports,
+                                 self._next_kiosk if self.kiosk is not None else None) if d is not None]
         timeout = max(0.0, min([d - now for d in deadlines] + [LAST_SEEN_EVERY_S]))
         try:
             return self.inbox.get(timeout=timeout)
@@ -358,6 +363,11 @@ class Agent:
         return [Emit("command.result", door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
                 _Publish("cmd_result", result)]
 
+    def kiosk_status(self, now: float) -> dict[str, Any]:
+        """The status for the screen: light enough to send every few seconds."""
+        return {"at": now, "online": True, "schedule_version": self.store.version, "clock_trusted": self.clock_trusted,
+                "mode": self.controller.mode, "doors": self.controller.status()}
+
     def status_doc(self, now: float) -> dict[str, Any]:
         """PROTOCOL 6."""
         last_sync = self.store.meta("last_sync")
@@ -373,6 +383,12 @@ class Agent:
         if now >= self._next_reports:
             self._next_reports = now + REPORTS_EVERY_S
             self._reports(now)
+        if self.kiosk is not None:
+            key = (self.clock_trusted, self.controller.mode, repr(self.controller.status()), self.store.version)
+            if key != self._kiosk_key or now >= self._next_kiosk:
+                self.kiosk.status(self.kiosk_status(now))
+                self._kiosk_key = key
+                self._next_kiosk = now + KIOSK_EVERY_S
         if now >= self._next_status:  # once a minute, whether or not there is a broker
             dropped = self.store.enforce_capacity(self.cfg.sync["outbox_capacity"])
             if dropped:
@@ -484,7 +500,7 @@ class Agent:
 def run_forever(cfg: Config) -> int:
     """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
     store = open_store(cfg)
-    outbox = None
+    outbox = kiosk = None
     try:
         inbox: queue.Queue = queue.Queue()
         link = None
@@ -495,7 +511,8 @@ def run_forever(cfg: Config) -> int:
         if cfg.sync["http_url"]:
             fallback = HttpFallback(cfg.sync["http_url"], cfg.site_id, cfg.sync["http_after_s"], inbox.put,
                                     link.connected.is_set if link is not None else (lambda: False))
-        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link, fallback=fallback)
+        kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
+        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link, fallback=fallback, kiosk=kiosk)
 
         def stop(signum, frame) -> None:
             log.info("signal %d: stopping", signum)
@@ -505,6 +522,8 @@ def run_forever(cfg: Config) -> int:
         signal.signal(signal.SIGINT, stop)
         agent.run()
     finally:
+        if kiosk is not None:
+            kiosk.close()
         store.close()
         if outbox is not None:
             outbox.close()

@@ -1,0 +1,274 @@
+"""The caretaker's screen: the rules of what it shows, then the real page in headless
+Chromium (Debian's), fed by a real agent through the kiosk server."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from haldor import config
+from haldor.access.agent import Agent, Stop, build_hardware, open_store
+from haldor.access.kiosk_feed import KioskFeed
+from haldor.access.schedule import parse_document
+from haldor.clock import FakeClock
+from haldor.drivers.base import CardRead
+from haldor.kiosk import server as kiosk_server
+from haldor.kiosk.state import AgentView, Day, DayBooking, DayClosure, build_state
+
+from .broker import free_port
+from .helpers import LEADER_CARD, booking, local, site_config, snapshot, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+CHROMIUM = "/usr/bin/chromium"
+T = local(2026, 11, 25, 17, 30)
+
+
+# --- the rules -------------------------------------------------------------------------
+
+
+def _day(**kw) -> Day:
+    day = Day(rooms=[("gym-a", "Gymnastiksal A"), ("gym-b", "Gymnastiksal B")], last_sync=T - 3600, version=42,
+              associations={"a17": "Valby Volley"})
+    day.bookings = [
+        DayBooking("b1", "gym-a", "Valby Volley", "U12", local(2026, 11, 25, 15), local(2026, 11, 25, 16), "approved", True, False),
+        DayBooking("b2", "gym-a", "Valby Volley", "U14", local(2026, 11, 25, 17), local(2026, 11, 25, 19), "approved", False, False),
+        DayBooking("b3", "gym-a", "Valby Badminton", "Motion", local(2026, 11, 25, 19), local(2026, 11, 25, 21), "approved", False, False),
+        DayBooking("b4", "gym-a", "Seniordans", "Dans", local(2026, 11, 25, 21), local(2026, 11, 25, 22), "approved", False, False),
+        DayBooking("b5", "gym-b", "Valby Yoga", "Yoga", local(2026, 11, 25, 16), local(2026, 11, 25, 17), "approved", False, True),
+        DayBooking("b6", "gym-b", "Valby Skak", "Skak", local(2026, 11, 25, 18), local(2026, 11, 25, 19), "requested", False, False),
+    ]
+    for k, v in kw.items():
+        setattr(day, k, v)
+    return day
+
+
+def _state(now=T, day=None, agent=None, language="da"):
+    agent = agent if agent is not None else AgentView(status={"doors": {"main": {"locked": True, "open": False, "mode": "normal"}}},
+                                                      status_at=now - 1)
+    return build_state(now, day or _day(), agent, title="Valby Skole", language=language,
+                       doors=[("main", "Hovedindgang"), ("gym-a", "Sal A")], offline_after_s=15)
+
+
+def test_the_current_and_the_next_booking_of_each_room():
+    s = _state()
+    gym_a = {b["id"]: b["state"] for b in s["rooms"][0]["bookings"]}
+    assert gym_a == {"b1": "past", "b2": "current", "b3": "next", "b4": "later"}
+    gym_b = {b["id"]: b for b in s["rooms"][1]["bookings"]}
+    assert gym_b["b5"]["no_show"] and not gym_b["b6"]["approved"] and gym_b["b6"]["state"] == "later"
+    assert s["rooms"][0]["bookings"][0]["checked_in"] is True
+    assert s["banner"] is None and s["online"]
+    assert [d["state"] for d in s["doors"]] == ["locked", "unknown"]
+
+
+def test_never_a_person_on_screen():
+    text = str(_state())
+    assert "c1001" not in text and "credential" not in text
+
+
+def test_offline_and_stale_banners():
+    assert _state(agent=AgentView(status={}, status_at=T - 16))["banner"]["kind"] == "offline"
+    assert _state(agent=AgentView())["banner"]["kind"] == "offline"
+    stale = _state(day=_day(last_sync=T - 25 * 3600))["banner"]
+    assert stale["kind"] == "stale" and "over et døgn" in stale["text"]
+    assert "more than" not in _state(day=_day(last_sync=None), language="en")["banner"]["text"]
+
+
+def test_closures_for_a_room_and_for_the_whole_site():
+    day = _day(closures=[DayClosure("gym-b", T - 60, T + 3600, "Malerarbejde")])
+    s = _state(day=day)
+    assert s["rooms"][1]["closed"] == "Malerarbejde" and s["rooms"][0]["closed"] is None
+    site = _state(day=_day(closures=[DayClosure(None, T - 60, T + 86400, "Juleferie")]))
+    assert site["site_closed"] == "Juleferie" and all(r["closed"] == "Juleferie" for r in site["rooms"])
+
+
+def test_greetings_fade_and_enrolment_help_stays_a_minute():
+    day = _day(booking_titles={"b2": ("U14", "Gymnastiksal A", local(2026, 11, 25, 17))})
+    hello = AgentView(status={}, status_at=T, answer={"outcome": "checked_in", "association": "a17", "booking": "b2"}, answer_at=T)
+    g = _state(day=day, agent=hello)["greeting"]
+    assert g["text"] == "Velkommen, Valby Volley! Tjekket ind: U14, Gymnastiksal A" and g["good"]
+    assert _state(now=T + 9, day=day, agent=AgentView(status={}, status_at=T + 9, answer=hello.answer, answer_at=T))["greeting"] is None
+    unknown = AgentView(status={}, status_at=T + 50, answer={"outcome": "unknown_card", "card": "uid:04A1B2C3",
+                                                             "card_reversed": "uid:C3B2A104"}, answer_at=T)
+    g = _state(now=T + 50, agent=unknown, language="en")["greeting"]
+    assert g["text"] == "Unknown card" and not g["good"] and "uid:04A1B2C3" in g["enrol"] and "uid:C3B2A104" in g["enrol"]
+    later = AgentView(status={}, status_at=T, answer={"outcome": "later", "association": "a17", "booking": "b2",
+                                                      "starts_at": local(2026, 11, 25, 19)}, answer_at=T)
+    assert _state(day=day, agent=later)["greeting"]["text"] == "Valby Volley: jeres booking starter kl. 19:00 (Gymnastiksal A)"
+
+
+# --- the page in a browser ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+class Screen:
+    """A site with a prepared database, a kiosk server and an agent on a fake clock."""
+
+    def __init__(self, tmp_path: Path, language: str = "da") -> None:
+        port = free_port()
+        path = site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f"""
+[kiosk]
+listen = "127.0.0.1:{port}"
+title = "Valby Skole, idrætshallen"
+[[readers]]
+id = "kiosk"
+type = "serial-line"
+port = "loop://"
+""", doors="""
+[[doors]]
+id = "main"
+name = "Hovedindgang"
+lock_pin = 17
+[[doors]]
+id = "gym-a"
+name = "Gymnastiksal A"
+lock_pin = 18
+""")
+        text = path.read_text().replace('[site]\n', f'[site]\nlanguage = "{language}"\n')
+        path.write_text(text)
+        self.cfg = config.load(path)
+        self.url = f"http://127.0.0.1:{port}/"
+        store = open_store(self.cfg)
+        store.apply(parse_document(snapshot(42, closures=[
+            {"room": "gym-b", "start": "2026-11-25T20:00:00+01:00", "end": "2026-11-26T08:00:00+01:00", "reason": "Malerarbejde"}],
+            bookings=[
+                booking("b880", "2026-11-25T15:00:00+01:00", "2026-11-25T16:30:00+01:00", title="Volleyball U12"),
+                booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00", title="Volleyball U14"),
+                booking("b882", "2026-11-25T19:00:00+01:00", "2026-11-25T21:00:00+01:00", association="a18",
+                        title="Badminton motion"),
+                booking("b883", "2026-11-25T18:00:00+01:00", "2026-11-25T20:00:00+01:00", association="a18", room="gym-b",
+                        title="Badminton junior"),
+            ])), T - 3600)
+        store.close()
+        self.clock = FakeClock(T)
+        self.kiosk = kiosk_server.Kiosk(self.cfg, clock=self.clock.now, offline_after_s=2)
+        self.server = kiosk_server.serve(self.cfg, kiosk=self.kiosk)
+        self.agent_thread: threading.Thread | None = None
+
+    def start_agent(self) -> Agent:
+        from gpiozero.pins.mock import MockFactory
+
+        inbox: queue.Queue = queue.Queue()
+        self.store = open_store(self.cfg)
+        self.feed = KioskFeed(self.url + "api/agent")
+        self.factory = MockFactory()
+        self.agent = Agent(self.cfg, self.store, build_hardware(self.cfg, inbox.put, self.factory), clock=self.clock,
+                           inbox=inbox, kiosk=self.feed)
+        self.agent_thread = threading.Thread(target=self.agent.run, daemon=True)
+        self.agent_thread.start()
+        wait_for(self.agent.running.is_set, what="agent running")
+        return self.agent
+
+    def stop_agent(self) -> None:
+        if self.agent_thread is not None:
+            self.agent.post(Stop())
+            self.agent_thread.join(10)
+            self.feed.close()
+            self.store.close()
+            self.agent_thread = None
+
+    def close(self) -> None:
+        self.stop_agent()
+        kiosk_server.stop(self.server)
+
+
+@pytest.fixture
+def screen(tmp_path):
+    s = Screen(tmp_path)
+    yield s
+    s.close()
+
+
+def _shot(page, name: str) -> None:
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / name), full_page=False)
+
+
+def test_the_page_shows_todays_bookings_and_a_check_in_without_reload(browser, screen):
+    screen.start_agent()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(screen.url)
+    page.wait_for_selector('[data-booking="b881"].current', timeout=5000)
+    text = page.inner_text("body")
+    assert "Valby Skole, idrætshallen" in text
+    assert "Valby Volley" in text and "Volleyball U14" in text and "Badminton junior" in text
+    assert "c1001" not in text and "c1002" not in text  # associations and bookings, never a person
+    assert page.locator('[data-booking="b882"].next').count() == 1
+    assert page.locator('[data-booking="b880"].past').count() == 1
+    assert "Lukket 20:00–08:00: Malerarbejde" in text
+    page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+    page.evaluate("window.__same = document.getElementById('rooms')")  # the page is not reloaded
+    screen.agent.post(CardRead("kiosk", LEADER_CARD))
+    page.wait_for_selector("#greeting.good", timeout=2000)
+    assert page.inner_text("#greeting") == "Velkommen, Valby Volley! Tjekket ind: Volleyball U14, Gymnastiksal A"
+    page.wait_for_selector('[data-booking="b881"] .tag.in', timeout=2000)
+    assert page.evaluate("window.__same === document.getElementById('rooms')")
+    _shot(page, "kiosk-da-1920x1080.png")
+    page.set_viewport_size({"width": 800, "height": 480})
+    _shot(page, "kiosk-da-800x480.png")
+    assert page.evaluate("document.documentElement.scrollWidth <= 800")  # nothing runs off the small screen
+
+
+def test_an_unknown_card_shows_its_number_for_enrolment(browser, screen):
+    screen.start_agent()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(screen.url)
+    page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+    screen.agent.post(CardRead("kiosk", "uid:04DEADBEEF0102"))
+    page.wait_for_selector("#greeting.bad .enrol", timeout=2000)
+    assert "uid:04DEADBEEF0102" in page.inner_text("#greeting") and "uid:0201EFBEADDE04" in page.inner_text("#greeting")
+
+
+def test_the_offline_banner_when_the_agent_goes_quiet(browser, screen):
+    screen.start_agent()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(screen.url)
+    page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+    assert page.locator("#banner.offline").count() == 0
+    screen.stop_agent()
+    screen.clock.advance(3)  # the kiosk hears nothing for longer than offline_after_s
+    page.wait_for_selector("#banner.offline", timeout=3000)
+    assert "Dørstyringen svarer ikke" in page.inner_text("#banner")
+    assert page.locator('[data-door="main"] .unknown').count() == 1
+    _shot(page, "kiosk-da-offline-1920x1080.png")
+
+
+def test_english_by_configuration(browser, tmp_path):
+    s = Screen(tmp_path, language="en")
+    try:
+        s.start_agent()
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(s.url)
+        page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+        text = page.inner_text("body")
+        assert "Doors:" in text and "Locked" in text and "Closed 20:00–08:00" in text
+        assert "Låst" not in text
+        assert page.evaluate("document.documentElement.lang") == "en"
+        _shot(page, "kiosk-en-800x480.png")
+    finally:
+        s.close()
+
+
+def test_only_the_agent_on_this_box_may_push(screen):
+    r = httpx.post(screen.url + "api/agent", json={"status": {"doors": {}}})
+    assert r.status_code == 204  # loopback
+    assert httpx.get(screen.url + "api/state").json()["online"] is True
+    assert httpx.post(screen.url + "demo/badge", json={"reader": "kiosk", "card": "x"}).status_code == 404  # not a demo
+    assert httpx.post(screen.url + "api/agent", content=b"x" * 70_000).status_code == 413
