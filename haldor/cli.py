@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     decide.add_argument("--at", help="RFC 3339 time (default now)")
     demo = sub.add_parser("demo", parents=[common], help="run with simulated hardware and a sample schedule")
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
+    demo.add_argument("--port", type=int, default=8080, help="the screen's port on 127.0.0.1 (default 8080, else any free one)")
+    demo.add_argument("--no-prompt", action="store_true", help="no card prompt: run until Ctrl-C, badge on the page")
     sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
     keygen = sub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing documents")
     keygen.add_argument("kid", nargs="?", default="bookings", help="key id, also the file name (default: bookings)")
@@ -190,7 +192,7 @@ def _run(args) -> int:
 def _demo(args) -> int:
     from haldor.demo import run_demo
 
-    return run_demo(args.data_dir)
+    return run_demo(args.data_dir, port=args.port, prompt=not args.no_prompt)
 
 
 def _kiosk(args) -> int:

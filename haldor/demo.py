@@ -114,18 +114,61 @@ def _card_table(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_demo(data_dir: str | None = None, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+class _DemoFeed:
+    """The agent's word to the kiosk, handed over in-process, with each check-in
+    answer also printed at the prompt."""
+
+    def __init__(self, kiosk: Any, answers: queue.Queue) -> None:
+        self.kiosk = kiosk
+        self.answers = answers
+
+    def status(self, doc: dict[str, Any]) -> None:
+        self.kiosk.agent_push({"status": doc})
+
+    def answer(self, doc: dict[str, Any]) -> None:
+        self.kiosk.agent_push({"answer": doc})
+        greeting = json.loads(self.kiosk.state_json).get("greeting") or {}
+        self.answers.put({"reader": doc["reader"], "kiosk": greeting})
+
+
+def free_listen(preferred: int = 8080) -> str:
+    """127.0.0.1:8080 when it is free, else any free port on loopback."""
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return f"127.0.0.1:{s.getsockname()[1]}"
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def run_demo(data_dir: str | None = None, stdin: TextIO | None = None, out: TextIO | None = None,
+             port: int = 8080, prompt: bool = True) -> int:
     import sys
 
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="haldor-demo-") as tmp:
-        return _demo(Path(data_dir or tmp), stdin, out)
+        return _demo(Path(data_dir or tmp), stdin, out, port, prompt)
 
 
-def _demo(data_dir: Path, stdin: TextIO, out: TextIO) -> int:
+def _frame(text: str) -> tuple[str | None, str | None]:
+    """What a serial-line reader sends for a typed card or PIN, or (None, why)."""
+    if cards.is_pin(text):
+        return f"pin:{text}", None
+    try:
+        return cards.normalise(text), None
+    except cards.CardFormatError:
+        return None, f"{both('demo.bad_input')}: {text}"
+
+
+def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -> int:
     from haldor.access import intake
     from haldor.access.agent import Agent, Stop, build_hardware, open_store
+    from haldor.kiosk import server as kiosk_server
 
     printing = threading.Lock()
 
@@ -134,22 +177,36 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO) -> int:
             print(text, file=out, flush=True)
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    ptys = {name: os.openpty() for name in ("main", "gym-a")}
+    ptys = {name: os.openpty() for name in ("main", "gym-a", "kiosk")}
     for _, slave in ptys.values():
         tty.setraw(slave)
     cfg_path = data_dir / "demo.toml"
     cfg_path.write_text(sample_text("demo.toml").replace("{data_dir}", str(data_dir))
                         .replace("{main_port}", os.ttyname(ptys["main"][1]))
-                        .replace("{gym_port}", os.ttyname(ptys["gym-a"][1])))
+                        .replace("{gym_port}", os.ttyname(ptys["gym-a"][1]))
+                        .replace("{kiosk_port}", os.ttyname(ptys["kiosk"][1]))
+                        .replace("{listen}", free_listen(port)))
     cfg = config.load(cfg_path)
-    reader_of = {r.door: r.id for r in cfg.readers}
-    door_names = {d.id: d.name or d.id for d in cfg.doors}
+    reader_of = {(r.door or "kiosk"): r.id for r in cfg.readers}
+    door_names = {d.id: d.name or d.id for d in cfg.doors} | {"kiosk": "Kiosk"}
+
+    def badge(where: str, text: str) -> str | None:
+        """The demo panel on the page: a card at a door or at the kiosk, through its reader."""
+        frame, why = _frame(text.strip())
+        if where not in ptys:
+            return f"{both('demo.unknown_door')}: {where}"
+        if frame is None:
+            return why
+        os.write(ptys[where][0], frame.encode() + b"\r\n")
+        return None
 
     now = time.time()
     doc = lay_around(json.loads(sample_text("schedule.json")), now)
     store = open_store(cfg)
     answers: queue.Queue = queue.Queue()
     thread = None
+    kiosk = kiosk_server.Kiosk(cfg, demo_badge=badge)
+    web = kiosk_server.serve(cfg, kiosk=kiosk)
     try:
         doc["version"] = max(doc["version"], (store.version or 0) + 1)  # two runs within one second
         outcome = intake.receive(store, json.dumps(doc).encode(), keys={}, require_signature=False, now=now)
@@ -160,11 +217,13 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO) -> int:
         say(f"\n{both('demo.cards')}:")
         for line in _card_table(doc):
             say(line)
+        host, web_port = web.server_address[:2]
+        say(f"\n{both('demo.screen')}: http://{host}:{web_port}/")
         say(f"\n{both('demo.help')}\n")
         inbox: queue.Queue = queue.Queue()
         hw = build_hardware(cfg, inbox.put)
         hw.locks = {door: _ShownLock(lock, door_names[door], say) for door, lock in hw.locks.items()}
-        agent = Agent(cfg, store, hw, inbox=inbox)
+        agent = Agent(cfg, store, hw, inbox=inbox, kiosk=_DemoFeed(kiosk, answers))
         agent.subscribe(lambda events: [answers.put(e) for e in events if e["type"].startswith("access.")])
         thread = threading.Thread(target=agent.run, name="agent", daemon=True)
         thread.start()
@@ -172,11 +231,15 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO) -> int:
         for reader in hw.readers:
             reader.ready.wait(max(0.0, deadline - time.monotonic()))
 
-        _prompt(stdin, say, ptys, reader_of, door_names, answers)
+        if prompt:
+            _prompt(stdin, say, ptys, reader_of, door_names, answers)
+        else:
+            _until_signal()
     finally:
         if thread is not None:
             agent.post(Stop())
             thread.join(5)
+        kiosk_server.stop(web)
         store.close()
         for master, slave in ptys.values():
             os.close(master)
@@ -200,14 +263,12 @@ def _prompt(stdin: TextIO, say, ptys, reader_of, door_names, answers: queue.Queu
         if door not in ptys:
             say(f"  {both('demo.unknown_door')}: {door} ({', '.join(ptys)})")
             continue
-        if cards.is_pin(text):
-            frame = f"pin:{text}"
-        else:
-            try:
-                frame = cards.normalise(text)
-            except cards.CardFormatError:
-                say(f"  {both('demo.bad_input')}: {text}")
-                continue
+        frame, why = _frame(text)
+        if frame is None:
+            say(f"  {why}")
+            continue
+        while not answers.empty():  # forget answers to badges made on the page
+            answers.get_nowait()
         say(f"> {door_names[door]}: {'PIN ' + '*' * len(text) if frame.startswith('pin:') else frame}")
         os.write(ptys[door][0], frame.encode() + b"\r\n")
         _show_answer(say, reader_of[door], answers)
@@ -223,7 +284,12 @@ def _show_answer(say, reader: str, answers: queue.Queue) -> None:
             return
         if event["reader"] != reader:
             continue
-        if event["type"] == "access.granted":
+        if "kiosk" in event:
+            greeting = event["kiosk"]
+            say(f"  {'OK' if greeting.get('good') else '--'}  {greeting.get('text', '')}")
+            if greeting.get("enrol"):
+                say(f"      {greeting['enrol']}")
+        elif event["type"] == "access.granted":
             detail = ", ".join(x for x in (event["credential"] and f"credential {event['credential']}",
                                            event["booking"] and f"booking {event['booking']}") if x)
             say(f"  {t('granted', 'da').upper()} / {t('granted', 'en')}  ({detail})")
@@ -232,3 +298,14 @@ def _show_answer(say, reader: str, answers: queue.Queue) -> None:
             say(f"  {t('denied', 'da').upper()} / {t('denied', 'en')}: {t('reason.' + code, 'da')} / "
                 f"{t('reason.' + code, 'en')}  [{code}]")
         return
+
+
+def _until_signal() -> None:
+    import signal
+
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass

@@ -71,14 +71,15 @@ TEXTS: dict[str, dict[str, str]] = {
     # the demo prompt
     "demo.title": {"da": "Haldor demo: simuleret dørstyring", "en": "Haldor demo: simulated door control"},
     "demo.help": {
-        "da": "Skriv et kort eller en PIN-kode (evt. med dør foran: 'gym-a 2468'). 'q' afslutter.",
-        "en": "Type a card or a PIN (optionally with a door first: 'gym-a 2468'). 'q' quits.",
+        "da": "Skriv et kort eller en PIN-kode, evt. med dør foran ('gym-a 2468') eller 'kiosk' for check-in. 'q' afslutter.",
+        "en": "Type a card or a PIN, optionally with a door first ('gym-a 2468') or 'kiosk' to check in. 'q' quits.",
     },
     "demo.cards": {"da": "Prøv disse kort og koder", "en": "Try these cards and codes"},
     "demo.doors": {"da": "Døre", "en": "Doors"},
     "demo.bad_input": {"da": "Hverken kort eller PIN-kode", "en": "Neither a card nor a PIN"},
     "demo.no_answer": {"da": "Intet svar fra agenten", "en": "No answer from the agent"},
     "demo.unknown_door": {"da": "Ukendt dør", "en": "Unknown door"},
+    "demo.screen": {"da": "Skærmen ved indgangen (åbn i en browser)", "en": "The screen by the entrance (open it in a browser)"},
     "demo.bye": {"da": "Demo slut; alle låse i sikker tilstand", "en": "Demo over; every lock in its safe state"},
     "demo.booking_pin": {"da": "bookingens PIN-kode", "en": "the booking's PIN"},
     "demo.unknown": {"da": "et kort systemet ikke kender", "en": "a card the system does not know"},

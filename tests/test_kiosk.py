@@ -272,3 +272,37 @@ def test_only_the_agent_on_this_box_may_push(screen):
     assert httpx.get(screen.url + "api/state").json()["online"] is True
     assert httpx.post(screen.url + "demo/badge", json={"reader": "kiosk", "card": "x"}).status_code == 404  # not a demo
     assert httpx.post(screen.url + "api/agent", content=b"x" * 70_000).status_code == 413
+
+
+def test_the_demo_serves_the_screen_with_a_badge_panel(browser, tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "haldor", "demo", "--no-prompt", "--port", str(port),
+                             "--data-dir", str(tmp_path / "demo")], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        url = wait_for(lambda: next((m.group(0) for line in lines if (m := re.search(r"http://127\.0\.0\.1:\d+/", line))), None),
+                       timeout=20, what="the demo prints the screen's URL")
+        assert url == f"http://127.0.0.1:{port}/"
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(url)
+        page.wait_for_selector("#demo.on", timeout=5000)
+        page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+        page.select_option("#demo-reader", "kiosk")
+        page.fill("#demo-card", "04AABBCCDD0011")  # the sample leader card
+        page.click("#demo button")
+        page.wait_for_selector("#greeting.good", timeout=3000)
+        assert "Valby Volley" in page.inner_text("#greeting")
+        page.select_option("#demo-reader", "main")
+        page.fill("#demo-card", "04A1B2C3D4E5F6")
+        page.click("#demo button")
+        page.wait_for_selector('[data-door="main"] .unlocked', timeout=3000)  # the simulated lock moved
+        _shot(page, "demo-1920x1080.png")
+    finally:
+        proc.terminate()
+        assert proc.wait(15) == 0
