@@ -1,0 +1,32 @@
+"""The unit files pass `systemd-analyze verify` (with the install path pointed at this venv)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = sorted((ROOT / "systemd").glob("*.service"))
+HALDOR = str(Path(sys.executable).with_name("haldor"))
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_unit_verifies_cleanly(unit, tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is missing (Debian package systemd)"
+    copy = tmp_path / unit.name
+    copy.write_text(unit.read_text().replace("/opt/haldor/bin/haldor", HALDOR))
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    user = ["--user"] if "graphical-session.target" in unit.read_text() else []
+    result = subprocess.run([analyze, "verify", *user, str(copy)], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+
+
+def test_the_agent_unit_restarts_and_stops_in_time():
+    text = (ROOT / "systemd" / "haldor-agent.service").read_text()
+    assert "Restart=always" in text and "StateDirectory=haldor" in text and "NoNewPrivileges=yes" in text
