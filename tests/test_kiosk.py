@@ -306,3 +306,30 @@ def test_the_demo_serves_the_screen_with_a_badge_panel(browser, tmp_path):
     finally:
         proc.terminate()
         assert proc.wait(15) == 0
+
+
+def test_haldor_kiosk_serves_until_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    path = site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f'[kiosk]\nlisten = "127.0.0.1:{port}"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "haldor", "kiosk", "--config", str(path)], stderr=subprocess.DEVNULL)
+    try:
+        def up():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=15, what="kiosk answering")
+        page = httpx.get(f"http://127.0.0.1:{port}/").text
+        assert "<title>Haldor</title>" in page and "://" not in page  # nothing from the network: the box may be offline
+        state = httpx.get(f"http://127.0.0.1:{port}/api/state").json()
+        assert state["online"] is False and state["banner"]["kind"] == "offline"  # no agent has spoken
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
