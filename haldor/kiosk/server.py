@@ -183,7 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_PUSH_BYTES:
-            self._send(413, b"too large\n", "text/plain")
+            self.close_connection = True  # the unread body must not be taken for the next request
+            self._send(413, b"too large\n", "text/plain", {"Connection": "close"})
             return
         try:
             doc = json.loads(self.rfile.read(length) or b"{}")
@@ -209,6 +210,10 @@ class KioskHTTPServer(ThreadingHTTPServer):
     def __init__(self, kiosk: Kiosk, address: tuple[str, int]) -> None:
         self.kiosk = kiosk
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that goes away mid-answer is normal for a screen; log, do not print."""
+        log.debug("request from %s ended with an error", client_address, exc_info=True)
 
 
 def serve(cfg: Config, *, kiosk: Kiosk | None = None, ready: threading.Event | None = None) -> KioskHTTPServer:
