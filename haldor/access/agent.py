@@ -26,6 +26,7 @@ from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, Mod
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
 from .kiosk_feed import KioskFeed, feed_url
+from .notify import Notifier
 from .model import Policy
 from .store import Store
 from .sync import Connected, Disconnected, MqttLink, Received
@@ -182,7 +183,7 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
 class Agent:
     def __init__(self, cfg: Config, store: Store, hardware: Hardware, clock: clocks.Clock | None = None,
                  inbox: queue.Queue | None = None, link: MqttLink | None = None,
-                 fallback: HttpFallback | None = None, kiosk: Any = None) -> None:
+                 fallback: HttpFallback | None = None, kiosk: Any = None, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.hw = hardware
@@ -210,6 +211,8 @@ class Agent:
         self.kiosk = kiosk
         self._kiosk_key: Any = None
         self._next_kiosk = 0.0
+        self.notifier = notifier or Notifier({})
+        self._next_watchdog = 0.0
 
     # -- outside world ------------------------------------------------------------------
 
@@ -241,6 +244,8 @@ class Agent:
         if self.fallback is not None:
             self.fallback.start()
         self.running.set()
+        self.notifier.ready(f"{len(self.cfg.doors)} door(s) under control")
+        self._ping(self.clock.monotonic())
         log.info("agent started for site %s with %d door(s)", self.cfg.site_id, len(self.cfg.doors))
 
     def run(self) -> None:
@@ -254,6 +259,7 @@ class Agent:
                 self.handle(message)
         finally:
             self.running.clear()
+            self.notifier.stopping()
             self.hw.close()
             log.info("agent stopped; locks in their safe state")
             if self.fallback is not None:
@@ -267,7 +273,10 @@ class Agent:
         now = self.clock.now()
         deadlines = [d for d in (self.controller.next_deadline(), self._next_reports,
                                  self._next_kiosk if self.kiosk is not None else None) if d is not None]
-        timeout = max(0.0, min([d - now for d in deadlines] + [LAST_SEEN_EVERY_S]))
+        waits = [d - now for d in deadlines] + [LAST_SEEN_EVERY_S]
+        if self.notifier.interval_s is not None:
+            waits.append(self._next_watchdog - self.clock.monotonic())
+        timeout = max(0.0, min(waits))
         try:
             return self.inbox.get(timeout=timeout)
         except queue.Empty:
@@ -309,6 +318,13 @@ class Agent:
         if now >= self._next_last_seen:
             self._save_last_seen(now)
         self._housekeeping(now)
+        self._ping(self.clock.monotonic())
+
+    def _ping(self, mono: float) -> None:
+        """The watchdog hears from the loop only when the loop has just done its work."""
+        if self.notifier.interval_s is not None and mono >= self._next_watchdog:
+            self.notifier.watchdog()
+            self._next_watchdog = mono + self.notifier.interval_s
 
     # -- the broker's side ------------------------------------------------------------
 
@@ -512,7 +528,8 @@ def run_forever(cfg: Config) -> int:
             fallback = HttpFallback(cfg.sync["http_url"], cfg.site_id, cfg.sync["http_after_s"], inbox.put,
                                     link.connected.is_set if link is not None else (lambda: False))
         kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
-        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link, fallback=fallback, kiosk=kiosk)
+        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link, fallback=fallback, kiosk=kiosk,
+                      notifier=Notifier())
 
         def stop(signum, frame) -> None:
             log.info("signal %d: stopping", signum)

@@ -1,0 +1,95 @@
+"""`haldor run` under systemd: READY=1, then WATCHDOG=1 only while the decision loop
+works, on a notify socket the test provides."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import tty
+
+from .helpers import site_config
+
+
+class NotifySocket:
+    def __init__(self, path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+
+    def next(self, timeout: float) -> tuple[float, str] | None:
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(4096)
+        except TimeoutError:
+            return None
+        return time.monotonic(), data.decode()
+
+    def until(self, text: str, timeout: float = 15.0) -> list[str]:
+        seen = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.next(deadline - time.monotonic())
+            if got is None:
+                break
+            seen.append(got[1])
+            if text in got[1]:
+                return seen
+        raise AssertionError(f"no {text} on the notify socket; got {seen}")
+
+
+def test_ready_then_watchdog_pings_that_stop_when_the_loop_is_stuck(tmp_path):
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f"""
+[[readers]]
+id = "main-in"
+type = "serial-line"
+door = "main"
+port = "{os.ttyname(slave)}"
+""")
+    notify = NotifySocket(tmp_path / "notify")
+    env = {**os.environ, "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000", "PYTHONUNBUFFERED": "1"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(path)], env=env,
+                            stderr=subprocess.DEVNULL)
+    try:
+        assert any("READY=1" in m for m in notify.until("READY=1"))
+        notify.until("WATCHDOG=1", timeout=2)
+        notify.until("WATCHDOG=1", timeout=2)
+        # another process holds the database's write lock: the loop blocks on the next event
+        blocker = sqlite3.connect(tmp_path / "data" / "haldor.db", timeout=5)
+        blocker.execute("BEGIN IMMEDIATE")
+        os.write(master, b"uid:DEADBEEF\r\n")
+        pings = []
+        window_end = time.monotonic() + 2.5
+        while (got := notify.next(max(0.01, window_end - time.monotonic()))) is not None and time.monotonic() < window_end:
+            pings.append(got[0])
+        marks = [window_end - 2.5, *pings, window_end]
+        assert max(b - a for a, b in zip(marks, marks[1:])) >= 1.5  # pings every 0.2 s, then silence
+        blocker.rollback()  # the loop goes on, and so do the pings
+        blocker.close()
+        notify.until("WATCHDOG=1", timeout=3)
+        proc.send_signal(signal.SIGTERM)
+        notify.until("STOPPING=1", timeout=5)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+        os.close(slave)
+
+
+def test_no_socket_no_notifications():
+    from haldor.access.notify import Notifier
+
+    n = Notifier({})
+    assert not n.enabled and n.interval_s is None
+    n.ready()
+    n.watchdog()  # nothing to send to: nothing happens
+    assert Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "1"}).interval_s is None  # not us
+    assert Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "10000000"}).interval_s == 5.0
