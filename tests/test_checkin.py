@@ -74,8 +74,9 @@ def test_used_means_a_leader_checked_in_or_somebody_entered():
     assert not checkin.used(_record(checkins=2))  # members checking in, nobody through a door
     assert checkin.used(_record(checkins=1, leader_checked_in=True))
     assert checkin.used(_record(entries=3))
-    assert checkin.usage_of(_record(entries=3, checkins=1, first_entry=T0 + 60)) == {
-        "booked_min": 120, "first_entry": T0 + 60, "entries": 3, "checkins": 1, "used": True}
+    assert checkin.usage_of(_record(entries=3, checkins=1, first_entry=T0 + 60, room="gym-a", association="a17")) == {
+        "booked_min": 120, "first_entry": T0 + 60, "entries": 3, "checkins": 1, "used": True, "no_show": False,
+        "room": "gym-a", "association": "a17", "start": T0}
 
 
 # --- in the agent ----------------------------------------------------------------------
@@ -134,7 +135,8 @@ def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
     agent.handle(Tick())
     (usage,) = rig.events("booking.usage")
     assert usage["booking"] == "b881"
-    assert usage["usage"] == {"booked_min": 120, "first_entry": None, "entries": 0, "checkins": 2, "used": True}
+    assert usage["usage"] == {"booked_min": 120, "first_entry": None, "entries": 0, "checkins": 2, "used": True,
+                              "no_show": False, "room": "gym-a", "association": "a17", "start": "2026-11-25T17:00:00.000+01:00"}
     assert not rig.events("booking.no_show")
     agent.hw.close()
 

@@ -467,6 +467,7 @@ class Agent:
                 usage = checkin.usage_of(record)
                 if usage["first_entry"] is not None:
                     usage["first_entry"] = self.store.iso(usage["first_entry"])
+                usage["start"] = self.store.iso(usage["start"])
                 effects.append(Emit("booking.usage", booking=record.id, extra={"usage": usage}))
             effects.append(_Reported(kind, record.id))
         if effects:

@@ -111,6 +111,8 @@ class BookingRecord:
     leader_checked_in: bool
     no_show_reported: bool
     usage_reported: bool
+    room: str | None = None
+    association: str | None = None
 
 
 def present(r: BookingRecord) -> bool:
@@ -138,6 +140,10 @@ def due_reports(now: float, records: list[BookingRecord], no_show_after_min: int
 
 
 def usage_of(r: BookingRecord) -> dict[str, Any]:
-    """The `usage` object of PROTOCOL 5 (``first_entry`` as an instant; the caller formats it)."""
+    """The `usage` object of PROTOCOL 5 (``first_entry`` and ``start`` as instants; the
+    caller formats them). Beyond the protocol's fields it names the booking's room,
+    association and start, and whether it was a no-show, so that a monitor can count
+    usage per room and association without reading schedules (which hold credentials)."""
     return {"booked_min": round((r.end - r.start) / 60), "first_entry": r.first_entry, "entries": r.entries,
-            "checkins": r.checkins, "used": used(r)}
+            "checkins": r.checkins, "used": used(r), "no_show": not present(r), "room": r.room,
+            "association": r.association, "start": r.start}

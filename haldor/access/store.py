@@ -411,10 +411,11 @@ class Store:
 
     def booking_records(self, now: float, since: float) -> list[BookingRecord]:
         """Approved bookings that started since ``since`` and still owe a report."""
-        return [BookingRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), bool(r[8])) for r in self.db.execute(
+        return [BookingRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), bool(r[8]), r[9], r[10])
+                for r in self.db.execute(
             """SELECT b.id, b.start, b.end, COALESCE(a.entries, 0), COALESCE(a.checkins, 0), a.first_entry,
                       EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id AND c.role = 'leader'),
-                      r.no_show_at IS NOT NULL, r.usage_at IS NOT NULL
+                      r.no_show_at IS NOT NULL, r.usage_at IS NOT NULL, b.room, b.association
                FROM bookings b
                LEFT JOIN booking_activity a ON a.booking = b.id
                LEFT JOIN booking_reports r ON r.booking = b.id
