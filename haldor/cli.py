@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("file", metavar="FILE")
     publish.add_argument("--key", help="sign with this key (omitted: FILE is published as it is)")
     publish.add_argument("--kid")
+    fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
+    fleet.add_argument("--db", default="fleet.db", help="the fleet's own database (default fleet.db)")
+    fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
+    fleet.add_argument("--client-id", default="haldor-fleet", help="MQTT client id: the broker keeps its session")
+    fleet.add_argument("--shared-group", help="share the load with other fleet consumers ($share/GROUP/...)")
     watch = sub.add_parser("watch", parents=[common, broker], help="print events and status as they come")
     watch.add_argument("--site", default="+", help="one site id, or + for all (default)")
     watch.add_argument("--count", type=int, default=0, help="stop after this many messages")
@@ -73,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else (logging.INFO if args.command in ("run", "kiosk") else logging.WARNING if args.command == "demo" else logging.ERROR),
+        level=logging.DEBUG if getattr(args, "verbose", False) else (logging.INFO if args.command in ("run", "kiosk", "fleet") else logging.WARNING if args.command == "demo" else logging.ERROR),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "sign": _sign,
         "publish": _publish,
         "watch": _watch,
+        "fleet": _fleet,
     }[args.command]
     try:
         return handler(args)
@@ -251,6 +257,30 @@ def _watch(args) -> int:
     from haldor import tools
 
     return tools.watch(_broker_options(args), args.site, count=args.count)
+
+
+def _fleet(args) -> int:
+    import signal
+    import threading
+
+    from haldor.fleet.ingest import FleetConsumer
+    from haldor.fleet.server import FleetHTTPServer
+    from haldor.fleet.store import FleetStore
+    from haldor.kiosk.server import parse_listen
+
+    opts = _broker_options(args)
+    consumer = FleetConsumer(opts, FleetStore(args.db), client_id=args.client_id, shared_group=args.shared_group)
+    web = FleetHTTPServer(FleetStore(args.db), parse_listen(args.listen))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: done.set())
+    signal.signal(signal.SIGINT, lambda *a: done.set())
+    consumer.start()
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    logging.getLogger("haldor.fleet").info("fleet on http://%s:%s/ reading %s:%s", *web.server_address[:2], opts.host, opts.port)
+    done.wait()
+    consumer.stop()
+    web.shutdown()
+    return 0
 
 
 if __name__ == "__main__":

@@ -109,10 +109,10 @@ class BrokerOptions:
                 setattr(opts, name, value)
         return opts
 
-    def client(self, name: str):
+    def client(self, name: str, client_id: str | None = None):
         from haldor.access.sync import configure_client, make_client, set_nodelay
 
-        client = make_client(f"haldor-{name}-{uuid.uuid4().hex[:8]}", transport=self.transport)
+        client = make_client(client_id or f"haldor-{name}-{uuid.uuid4().hex[:8]}", transport=self.transport)
         client.manual_ack_set(False)
         configure_client(client, {"tls": self.tls, "ca_file": self.ca_file, "cert_file": self.cert_file,
                                   "key_file": self.key_file, "username": self.username,

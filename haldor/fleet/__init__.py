@@ -1,0 +1,1 @@
+"""`haldor fleet`: the municipality's view of many sites, from their events and status."""

@@ -1,0 +1,153 @@
+"""`haldor fleet` against a real Mosquitto: simulated sites, duplicates, out-of-order
+delivery, a site that vanishes; the usage numbers against a hand-made table; the page
+in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import uuid
+
+import httpx
+import pytest
+
+from haldor.access.sync import make_client
+from haldor.fleet.ingest import FleetConsumer
+from haldor.fleet.report import UsageLine, site_rows, weekly_usage
+from haldor.fleet.server import FleetHTTPServer
+from haldor.fleet.store import FleetStore
+from haldor.tools import BrokerOptions
+
+from .broker import Broker
+from .helpers import wait_for
+
+P = "haldor/v1"
+
+
+def usage(site, booking, start, booked_min, used, no_show=False, room="gym-a", association="a17"):
+    return {"schema": "haldor.event/1", "id": str(uuid.uuid4()), "site": site, "seq": 1, "at": start, "type": "booking.usage",
+            "booking": booking, "usage": {"booked_min": booked_min, "first_entry": None, "entries": int(used), "checkins": 0,
+                                          "used": used, "no_show": no_show, "room": room, "association": association,
+                                          "start": start}}
+
+
+def test_weekly_usage_matches_a_hand_made_table():
+    rows = [
+        {"site": "valby", **usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True)["usage"]},
+        {"site": "valby", **usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True)["usage"]},
+        {"site": "valby", **usage("valby", "b3", "2026-11-29T23:30:00+01:00", 60, True)["usage"]},  # Sunday: still week 48
+        {"site": "valby", **usage("valby", "b4", "2026-11-30T00:30:00+01:00", 60, True)["usage"]},  # Monday: week 49
+        {"site": "valby", **usage("valby", "b5", "2026-11-25T18:00:00+01:00", 45, True, room="gym-b", association="a18")["usage"]},
+        {"site": "vanlose", **usage("vanlose", "b1", "2026-11-25T18:00:00+01:00", 120, False, no_show=True)["usage"]},
+    ]
+    assert weekly_usage(rows) == [
+        UsageLine("2026-W48", "valby", "gym-a", "a17", 3, 4.5, 3.0, 1),
+        UsageLine("2026-W48", "valby", "gym-b", "a18", 1, 0.75, 0.75, 0),
+        UsageLine("2026-W48", "vanlose", "gym-a", "a17", 1, 2.0, 0.0, 1),
+        UsageLine("2026-W49", "valby", "gym-a", "a17", 1, 1.0, 1.0, 0),
+    ]
+
+
+def test_a_site_without_status_for_three_minutes_is_silent():
+    rows = site_rows([{"site": "a", "online": 1, "since": 0.0, "seen_at": 1000.0},
+                      {"site": "b", "online": 1, "since": 0.0, "seen_at": 1100.0}], now=1250.0)
+    assert [(r["site"], r["online"], r["silent"]) for r in rows] == [("a", False, True), ("b", True, False)]
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    broker = Broker(tmp_path / "broker").start()
+    store = FleetStore(tmp_path / "fleet.db")
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), store)
+    consumer.start()
+    wait_for(consumer.connected.is_set, what="fleet connected")
+    web = FleetHTTPServer(FleetStore(tmp_path / "fleet.db"), ("127.0.0.1", 0))
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    web.url = f"http://127.0.0.1:{web.server_address[1]}/"
+    yield broker, consumer, store, web
+    web.shutdown()
+    consumer.stop()
+    broker.stop()
+
+
+class SimulatedSite:
+    """A box as the broker sees it: status with a Last Will, and events."""
+
+    def __init__(self, port: int, site: str) -> None:
+        self.site = site
+        self.client = make_client(f"haldor-{site}")
+        self.client.manual_ack_set(False)
+        self.client.will_set(f"{P}/{site}/status", json.dumps({"schema": "haldor.status/1", "site": site, "online": False,
+                                                              "at": None}), qos=1, retain=True)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, leaf: str, doc: dict, retain: bool = False) -> None:
+        self.client.publish(f"{P}/{self.site}/{leaf}", json.dumps(doc), qos=1, retain=retain).wait_for_publish(5)
+
+    def status(self, at: str, **kw) -> None:
+        self.send("status", {"schema": "haldor.status/1", "site": self.site, "online": True, "at": at,
+                             "schedule_version": 42, "last_sync": at, "mode": "normal", "doors": {},
+                             "outbox": {"pending": 3, "oldest": None}, **kw}, retain=True)
+
+    def vanish(self) -> None:
+        self.client.socket().close()  # no DISCONNECT: the broker speaks the will
+        self.client.loop_stop()
+
+
+def test_sites_events_duplicates_and_a_vanishing_site(fleet):
+    broker, consumer, store, web = fleet
+    valby, vanlose = SimulatedSite(broker.port, "valby"), SimulatedSite(broker.port, "vanlose")
+    valby.status("2026-11-25T17:00:00+01:00")
+    vanlose.status("2026-11-25T17:00:05+01:00")
+    events = [usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True),
+              usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True),
+              {"schema": "haldor.event/1", "id": str(uuid.uuid4()), "site": "valby", "seq": 7, "at": "2026-11-25T17:01:00+01:00",
+               "type": "door.forced", "door": "main", "reader": None, "credential": None, "booking": None, "reason": None}]
+    for e in reversed(events):  # out of order
+        valby.send("events", e)
+    for e in events:  # and every one again: delivery is at least once
+        valby.send("events", e)
+    valby.status("2026-11-25T16:00:00+01:00", schedule_version=41)  # an old status arriving late
+    wait_for(lambda: consumer.received >= 9, what="all delivered")
+    assert store.counts()["events"] == 3 and consumer.duplicates == 3
+    sites = {s["site"]: s for s in store.sites()}
+    assert sites["valby"]["schedule_version"] == 42 and sites["valby"]["online"] == 1
+    vanlose.vanish()
+    wait_for(lambda: {s["site"]: s for s in store.sites()}["vanlose"]["online"] == 0, what="vanlose offline by its will")
+    summary = httpx.get(web.url + "api/summary").json()
+    assert [(s["site"], s["online"]) for s in summary["sites"]] == [("vanlose", False), ("valby", True)]
+    lines = list(csv.DictReader(io.StringIO(httpx.get(web.url + "usage.csv").text)))
+    assert lines == [{"week": "2026-W48", "site": "valby", "room": "gym-a", "association": "a17", "bookings": "2",
+                      "booked_hours": "3.5", "used_hours": "2.0", "no_shows": "1"}]
+    valby.client.disconnect()
+
+
+def test_the_fleet_page_in_a_browser(fleet, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from .test_kiosk import CHROMIUM, OUTPUT
+
+    broker, consumer, store, web = fleet
+    site = SimulatedSite(broker.port, "valby")
+    site.status("2026-11-25T17:00:00+01:00")
+    site.send("events", usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True))
+    site.send("events", usage("valby", "b2", "2026-11-30T17:00:00+01:00", 60, False, no_show=True))
+    wait_for(lambda: store.counts()["events"] == 2, what="events stored")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(web.url)
+            assert page.locator("#sites [data-site='valby'] .on").count() == 1
+            assert page.locator("#chart rect.booked").count() == 2 and page.locator("#chart rect.used").count() == 2
+            rows = page.locator("#usage tr").all_inner_texts()
+            assert any("2026-W48" in r and "100" in r for r in rows) and any("2026-W49" in r for r in rows)
+            OUTPUT.mkdir(exist_ok=True)
+            page.screenshot(path=str(OUTPUT / "fleet.png"), full_page=True)
+        finally:
+            browser.close()
+    site.client.disconnect()
