@@ -211,3 +211,26 @@ def test_delivered_events_are_purged_after_the_retention_period(store):
     assert store.purge_delivered(recent - 60 * 86400) == 2  # delivered and old; the undelivered old one stays
     assert [e["seq"] for e in store.events(limit=10)] == [3, 4, 5]
     assert store.outbox_stats()["pending"] == 3
+
+
+def test_cached_settings_follow_another_connections_commits(tmp_path):
+    a = Store.open(tmp_path / "d", SITE)
+    b = Store.open(tmp_path / "d", SITE)
+    try:
+        a.set_meta("x", 1)
+        assert b.meta("x") == 1 and b.meta("x") == 1  # the second read from the cache
+        a.set_meta("x", 2)
+        assert b.meta("x") == 2  # another connection committed: read again
+        b.set_meta("x", 3)
+        assert b.meta("x") == 3  # its own write
+        try:
+            with b.write():
+                b.set_meta("x", 4)
+                assert b.meta("x") == 4
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        assert b.meta("x") == 3 and a.meta("x") == 3
+    finally:
+        a.close()
+        b.close()
