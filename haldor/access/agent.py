@@ -21,12 +21,13 @@ from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault
 from haldor.errors import DocumentError
 
-from . import checkin, commands, intake
+from . import checkin, commands
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
 from .kiosk_feed import KioskFeed, feed_url
 from .notify import Notifier
+from .schedule_worker import ScheduleWorker
 from .model import Policy
 from .store import Store
 from .sync import Connected, Disconnected, MqttLink, Received
@@ -76,6 +77,14 @@ class Command:
 @dataclass(frozen=True, slots=True)
 class Tick:
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDone:
+    """The schedule worker has applied (or refused) a document."""
+
+    outcome: Any
+    message: Received | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +221,7 @@ class Agent:
         self._kiosk_key: Any = None
         self._next_kiosk = 0.0
         self.notifier = notifier or Notifier({})
+        self._worker: ScheduleWorker | None = None
         self._next_watchdog = 0.0
 
     # -- outside world ------------------------------------------------------------------
@@ -264,6 +274,8 @@ class Agent:
             log.info("agent stopped; locks in their safe state")
             if self.fallback is not None:
                 self.fallback.stop()
+            if self._worker is not None:
+                self._worker.close()
             if self.link is not None:
                 final = self.status_doc(self.clock.now())
                 final["online"] = False
@@ -303,8 +315,9 @@ class Agent:
         elif isinstance(message, Received):
             effects += self._received(message, now)
         elif isinstance(message, HttpSchedule):
-            intake.receive(self.store, message.payload, keys=self.keys,
-                           require_signature=self.cfg.trust["require_signature"], now=now)
+            self._schedule_worker().submit(message.payload, lambda outcome: self.post(ScheduleDone(outcome, None)))
+        elif isinstance(message, ScheduleDone):
+            self._schedule_done(message)
         elif isinstance(message, Connected):
             self._status_key = None  # a fresh connection hears the status at once
             if self.store.version is None:
@@ -334,17 +347,27 @@ class Agent:
         topics = self.link.topics if self.link else None
         effects: list = []
         if topics and message.topic in (topics.schedule, topics.delta):
-            outcome = intake.receive(self.store, message.payload, keys=self.keys,
-                                     require_signature=self.cfg.trust["require_signature"], now=now)
-            if outcome.status == "gap":
-                self._request_sync()
-        elif topics and message.topic == topics.cmd:
+            # applied beside the loop; acknowledged when it is done (ScheduleDone)
+            self._schedule_worker().submit(message.payload, lambda outcome: self.post(ScheduleDone(outcome, message)))
+            return effects
+        if topics and message.topic == topics.cmd:
             effects = self._command(message.payload, now)
         else:
             log.warning("message on unexpected topic %s ignored", message.topic)
         if self.link is not None:
             self.link.ack(message)
         return effects
+
+    def _schedule_worker(self) -> ScheduleWorker:
+        if self._worker is None:
+            self._worker = ScheduleWorker(open_store(self.cfg), self.keys, self.cfg.trust["require_signature"], self.clock.now)
+        return self._worker
+
+    def _schedule_done(self, done: ScheduleDone) -> None:
+        if done.outcome.status == "gap":
+            self._request_sync()
+        if done.message is not None and self.link is not None:
+            self.link.ack(done.message)
 
     def _request_sync(self) -> None:
         if self.link is not None:
