@@ -333,3 +333,11 @@ def test_haldor_kiosk_serves_until_sigterm(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_only_the_latest_ended_booking_stays_on_the_card():
+    day = _day()
+    day.bookings.insert(0, DayBooking("b0", "gym-a", "Valby Volley", "U10", local(2026, 11, 25, 13), local(2026, 11, 25, 14),
+                                      "approved", False, False))
+    ids = [b["id"] for b in _state(day=day)["rooms"][0]["bookings"]]
+    assert ids == ["b1", "b2", "b3", "b4"]  # b0 ended before b1 did: left off

@@ -17,6 +17,7 @@ from haldor.texts import kiosk_labels, t
 
 STALE_AFTER_S = 24 * 3600
 GREETING_S = 8.0
+PAST_SHOWN = 1  # ended bookings kept on a room's card
 ENROL_S = 60.0  # an unknown card's number stays up long enough to type it in
 
 
@@ -126,7 +127,11 @@ def build_state(now: float, day: Day, agent: AgentView, *, title: str, language:
         upcoming = next((b for b in approved if b.start > now), None)
         closure = site_closure or next((c for c in day.closures if c.room == room_id and c.start <= now < c.end), None)
         items = []
+        ended = [b for b in mine if b.end <= now]
+        shown_past = set(id(b) for b in ended[-PAST_SHOWN:])  # the screen is for now and next, not the morning
         for b in mine:
+            if b.end <= now and id(b) not in shown_past:
+                continue
             state = "past" if b.end <= now else "current" if b is current else "next" if b is upcoming else "later"
             items.append({"id": b.id, "association": b.association, "title": b.title, "start": hhmm(b.start),
                           "end": hhmm(b.end), "state": state, "approved": b.status == "approved",
