@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -68,15 +67,17 @@ listener {self.port} 127.0.0.1
         conf.write_text(self.config())
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "ab"))
-        deadline = time.monotonic() + 10
-        while True:
+        def listening() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
+                return True
             except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
-                time.sleep(0.02)  # polling a port with a deadline: there is no event to wait on
+                return False
+
+        wait_for(listening, timeout=10, what="mosquitto listening")
+        return self
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
