@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -292,6 +291,3 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
         claim(r.buzzer_pin, f"{where}.buzzer_pin")
     return keys
 
-
-def example_path() -> Path:
-    return Path(__file__).parent / "samples" / "demo.toml"

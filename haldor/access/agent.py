@@ -322,9 +322,7 @@ class Agent:
             self._status_key = None  # a fresh connection hears the status at once
             if self.store.version is None:
                 self._request_sync()
-        elif isinstance(message, Disconnected):
-            pass
-        elif not isinstance(message, Tick):
+        elif not isinstance(message, (Tick, Disconnected)):  # a lost broker changes nothing at the door
             log.error("unknown message %r ignored", message)
         effects += c.tick(now)
         self._carry_out(effects, now)
@@ -422,8 +420,9 @@ class Agent:
         if now >= self._next_reports:
             self._next_reports = now + REPORTS_EVERY_S
             self._reports(now)
+        # what the status shows, read once: a change of it is told at once, to the kiosk and the broker
+        key = (self.store.version, self.clock_trusted, self.controller.mode, repr(self.controller.status()))
         if self.kiosk is not None:
-            key = (self.clock_trusted, self.controller.mode, repr(self.controller.status()), self.store.version)
             if key != self._kiosk_key or now >= self._next_kiosk:
                 self.kiosk.status(self.kiosk_status(now))
                 self._kiosk_key = key
@@ -434,7 +433,6 @@ class Agent:
                 log.warning("outbox full: dropped the %d oldest door.opened/door.closed events", dropped)
         if self.link is not None:
             self.link.kick()
-            key = (self.store.version, self.clock_trusted, self.controller.mode, repr(self.controller.status()))
             if key != self._status_key or now >= self._next_status:
                 if self.link.publish_status(self.status_doc(now)):
                     self._status_key = key

@@ -156,7 +156,6 @@ class MqttLink:
         self._kick = threading.Event()
         self._stop = threading.Event()
         self._status: dict[str, Any] | None = None
-        self.published = 0
         client = make_client(m["client_id"] or f"haldor-{cfg.site_id}", transport=m["transport"])
         configure_client(client, m, str(cfg.path))
         client.will_set(self.topics.status, json.dumps(offline_status(cfg.site_id, version)), qos=1, retain=True)
@@ -280,7 +279,6 @@ class MqttLink:
                         break
                     inflight[info.mid] = event["seq"]
                     cursor = event["seq"]
-                    self.published += 1
                 if len(inflight) < WINDOW and cursor and self._outbox_has_more(cursor):
                     self._kick.set()
             except Exception:  # the pump must outlive a bad moment (a locked database, a closing socket)
