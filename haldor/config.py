@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from haldor.errors import ConfigError
 
 DEFAULT_PATH = "/etc/haldor/haldor.toml"
-READER_TYPES = ("serial-line", "rdm6300", "wiegand")
+READER_TYPES = ("serial-line", "rdm6300", "wiegand", "osdp")
+OSDP_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400)
 PIN_FACTORIES = ("", "mock", "lgpio", "rpigpio", "pigpio", "native")
 
 # (type, default); REQUIRED marks a key without default.
@@ -77,6 +78,9 @@ _READER: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "d1_pin": (int, 0),
     "led_pin": (int, 0),
     "buzzer_pin": (int, 0),
+    "address": (int, 0),
+    "scbk_file": (str, ""),
+    "install_mode": (bool, False),
 }
 
 
@@ -113,6 +117,9 @@ class ReaderConfig:
     d1_pin: int = 0
     led_pin: int = 0
     buzzer_pin: int = 0
+    address: int = 0  # osdp
+    scbk_file: str = ""
+    install_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +276,7 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
         claim(d.exit_pin, f"{where}.exit_pin")
         claim(d.fire_pin, f"{where}.fire_pin", shared=True)
     reader_ids = set()
+    buses: dict[str, dict[str, Any]] = {}
     for i, r in enumerate(readers):
         where = f"readers[{i}]"
         if r.id in reader_ids:
@@ -287,7 +295,37 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
             claim(r.d1_pin, f"{where}.d1_pin")
         elif not r.port:
             raise fail(f"{where}.port", f"required for a {r.type} reader")
+        if r.type == "osdp":
+            _check_osdp(r, where, buses, fail)
         claim(r.led_pin, f"{where}.led_pin")
         claim(r.buzzer_pin, f"{where}.buzzer_pin")
+    for i, r in enumerate(readers):
+        if r.type != "osdp" and r.port in buses:
+            raise fail(f"readers[{i}].port", f"{r.port} is an OSDP bus; only osdp readers can share it")
     return keys
+
+
+def _check_osdp(r: ReaderConfig, where: str, buses: dict[str, dict[str, Any]], fail) -> None:
+    """Readers on one port share a bus: one speed, one address each; every reader has
+    its own Secure Channel key, in a file only the agent can read."""
+    from haldor import osdp_keys
+
+    if r.led_pin or r.buzzer_pin:
+        raise fail(f"{where}.{'led_pin' if r.led_pin else 'buzzer_pin'}", "an OSDP reader's LED and buzzer are driven over OSDP")
+    if not 0 <= r.address <= 126:
+        raise fail(f"{where}.address", "an OSDP address is 0-126")
+    if r.baudrate not in OSDP_BAUDRATES:
+        raise fail(f"{where}.baudrate", f"OSDP runs at {', '.join(map(str, OSDP_BAUDRATES))}")
+    bus = buses.setdefault(r.port, {"baudrate": r.baudrate, "addresses": {}})
+    if bus["baudrate"] != r.baudrate:
+        raise fail(f"{where}.baudrate", f"the other readers on {r.port} run at {bus['baudrate']}")
+    other = bus["addresses"].get(r.address)
+    if other:
+        raise fail(f"{where}.address", f"address {r.address} on {r.port} is already reader {other!r}")
+    bus["addresses"][r.address] = r.id
+    if not r.scbk_file:
+        raise fail(f"{where}.scbk_file", "required: the file with this reader's Secure Channel key")
+    problem = osdp_keys.check(r.scbk_file, r.install_mode)
+    if problem:
+        raise fail(f"{where}.scbk_file", problem)
 

@@ -51,6 +51,9 @@ TEXTS: dict[str, dict[str, str]] = {
                       "en": "The door controller is not answering. Doors may still work; call the caretaker."},
     "kiosk.stale": {"da": "Bookingerne er ikke opdateret i over et døgn (sidst {when}). Nye bookinger kan mangle.",
                     "en": "The bookings have not been updated for over a day (last {when}). New bookings may be missing."},
+    "kiosk.reader_fault": {"da": "Kortlæser ude af drift: {where}. Tjek kablet, eller kontakt kommunens driftskontor.",
+                           "en": "Card reader out of order: {where}. Check its cable, or contact the municipality's facility office."},
+    "kiosk.checkin_reader": {"da": "check-in", "en": "check-in"},
     "kiosk.no_schedule": {"da": "Ingen bookinger modtaget endnu.", "en": "No bookings received yet."},
     "kiosk.unknown_time": {"da": "aldrig", "en": "never"},
     # answers at the kiosk reader

@@ -78,3 +78,52 @@ def test_shipped_example_configurations_are_valid():
     assert examples, "config/ holds example configurations"
     for path in examples:
         config.load(path)
+
+
+def _osdp(tmp_path, *readers: dict) -> dict:
+    return {"site": {"id": "x"}, "doors": [{"id": "main", "lock_pin": 17}],
+            "readers": [{"type": "osdp", "port": "/dev/ttyUSB0", "door": "main", **r} for r in readers]}
+
+
+@pytest.mark.parametrize(
+    "readers, key",
+    [
+        ([{"id": "a", "address": 1}], "readers[0].scbk_file: required"),
+        ([{"id": "a", "address": 1, "scbk_file": "{missing}"}], "readers[0].scbk_file: no key file"),
+        ([{"id": "a", "address": 1, "scbk_file": "{public}"}], "readers[0].scbk_file: key file"),
+        ([{"id": "a", "address": 127, "scbk_file": "{key}"}], "readers[0].address: an OSDP address is 0-126"),
+        ([{"id": "a", "address": 1, "baudrate": 4800, "scbk_file": "{key}"}], "readers[0].baudrate"),
+        ([{"id": "a", "address": 1, "scbk_file": "{key}"}, {"id": "b", "address": 1, "scbk_file": "{key}"}],
+         "readers[1].address: address 1 on /dev/ttyUSB0 is already reader 'a'"),
+        ([{"id": "a", "address": 1, "scbk_file": "{key}"}, {"id": "b", "address": 2, "baudrate": 19200, "scbk_file": "{key}"}],
+         "readers[1].baudrate: the other readers on /dev/ttyUSB0 run at 9600"),
+        ([{"id": "a", "address": 1, "scbk_file": "{key}", "led_pin": 5}], "readers[0].led_pin: an OSDP reader's LED"),
+        ([{"id": "a", "address": 1, "scbk_file": "{nofolder}", "install_mode": True}], "readers[0].scbk_file: folder"),
+    ],
+)
+def test_bad_osdp_readers_name_the_key(tmp_path, readers, key):
+    (tmp_path / "r.key").write_text("00" * 16)
+    (tmp_path / "r.key").chmod(0o600)
+    (tmp_path / "public.key").write_text("00" * 16)
+    (tmp_path / "public.key").chmod(0o644)
+    paths = {"{key}": tmp_path / "r.key", "{public}": tmp_path / "public.key", "{missing}": tmp_path / "none.key",
+             "{nofolder}": tmp_path / "no" / "r.key"}
+    for r in readers:
+        r["scbk_file"] = str(paths.get(r.get("scbk_file"), r.get("scbk_file", "")))
+        if not r["scbk_file"]:
+            del r["scbk_file"]
+    with pytest.raises(ConfigError) as info:
+        config.parse(_osdp(tmp_path, *readers), "/etc/haldor/haldor.toml")
+    assert key in str(info.value) and "\n" not in str(info.value)
+
+
+def test_osdp_readers_share_a_bus_and_a_new_reader_may_await_its_key(tmp_path):
+    (tmp_path / "a.key").write_text("11" * 16 + "\n")
+    (tmp_path / "a.key").chmod(0o600)
+    cfg = config.parse(_osdp(tmp_path, {"id": "a", "address": 1, "scbk_file": str(tmp_path / "a.key")},
+                             {"id": "b", "address": 2, "scbk_file": str(tmp_path / "b.key"), "install_mode": True}))
+    assert [(r.address, r.install_mode) for r in cfg.readers] == [(1, False), (2, True)]
+    with pytest.raises(ConfigError, match="readers\\[1\\].port: /dev/ttyUSB0 is an OSDP bus"):
+        config.parse({**_osdp(tmp_path, {"id": "a", "address": 1, "scbk_file": str(tmp_path / "a.key")}),
+                      "readers": [{"id": "a", "type": "osdp", "port": "/dev/ttyUSB0", "address": 1, "scbk_file": str(tmp_path / "a.key")},
+                                  {"id": "s", "type": "serial-line", "port": "/dev/ttyUSB0"}]})

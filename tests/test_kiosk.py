@@ -79,6 +79,16 @@ def test_offline_and_stale_banners():
     assert "more than" not in _state(day=_day(last_sync=None), language="en")["banner"]["text"]
 
 
+def test_a_reader_out_of_order_is_named_by_its_door():
+    faults = [{"reader": "main-in", "door": "main"}, {"reader": "kiosk", "door": None}]
+    banner = _state(agent=AgentView(status={"reader_faults": faults}, status_at=T - 1))["banner"]
+    assert banner["kind"] == "reader" and "Kortlæser ude af drift: Hovedindgang, check-in." in banner["text"]
+    english = _state(agent=AgentView(status={"reader_faults": faults[:1]}, status_at=T - 1), language="en")["banner"]
+    assert english["text"].startswith("Card reader out of order: Hovedindgang.")
+    # a silent agent says more than a reader it reported earlier
+    assert _state(agent=AgentView(status={"reader_faults": faults}, status_at=T - 16))["banner"]["kind"] == "offline"
+
+
 def test_closures_for_a_room_and_for_the_whole_site():
     day = _day(closures=[DayClosure("gym-b", T - 60, T + 3600, "Malerarbejde")])
     s = _state(day=day)

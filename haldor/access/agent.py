@@ -18,7 +18,7 @@ from haldor import __version__
 from haldor import cards
 from haldor import clock as clocks
 from haldor.config import Config
-from haldor.drivers.base import CardRead, PinRead, ReaderFault
+from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import DocumentError
 
 from . import checkin, commands
@@ -172,7 +172,12 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
                 for door in doors:
                     post(FireChanged(door, active))
             hw.inputs.append(gpio.DebouncedInput(pin, on_fire, factory=factory))
+        osdp = [r for r in cfg.readers if r.type == "osdp"]
+        if osdp:
+            _build_osdp(cfg, osdp, post, hw)
         for r in cfg.readers:
+            if r.type == "osdp":
+                continue
             if r.type == "wiegand":
                 hw.readers.append(WiegandReader(r.id, r.d0_pin, r.d1_pin, post, factory=factory))
             else:
@@ -184,6 +189,37 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
         hw.close()
         raise
     return hw
+
+
+def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Hardware) -> None:
+    """One control panel per serial port. A reader in install mode gets a fresh key
+    file if it has none; install mode is over for a reader that accepted its key."""
+    from pathlib import Path
+
+    from haldor import osdp_keys
+    from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec
+
+    record = osdp_keys.InstallRecord(Path(cfg.data_dir) / "osdp")
+    by_port: dict[str, list] = {}
+    for r in readers:
+        if r.install_mode and not Path(r.scbk_file).exists():
+            key = osdp_keys.create_key(r.scbk_file)
+            log.warning("reader %s: new Secure Channel key written to %s", r.id, r.scbk_file)
+        else:
+            key = osdp_keys.read_key(r.scbk_file)
+        install = r.install_mode
+        keyed_at = record.keyed_at(r.id, key) if install else None
+        if keyed_at:
+            log.warning("reader %s: install_mode ignored: the reader accepted this key on %s. To key a replacement "
+                        "reader, delete %s and restart; remove install_mode when it is done", r.id, keyed_at, r.scbk_file)
+            install = False
+        by_port.setdefault(r.port, []).append(OsdpReaderSpec(r.id, r.address, key, install, r.byte_order))
+    for port, specs in by_port.items():
+        baudrate = next(r.baudrate for r in readers if r.port == port)
+        bus = OsdpBus(port, baudrate, specs, post, record=record)
+        hw.readers.append(bus)
+        for spec in specs:
+            hw.indicators[spec.id] = bus.indicator(spec.id)
 
 
 # --- the agent --------------------------------------------------------------------------
@@ -200,6 +236,8 @@ class Agent:
         #: the one queue; the hardware was built to post to it
         self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
         self.reader_doors = {r.id: r.door or None for r in cfg.readers}
+        #: reader -> the reason of its latest fault, while it lasts
+        self.reader_faults: dict[str, str] = {}
         self.controller = Controller(
             [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail, bool(d.fire_pin)) for d in cfg.doors],
             max_denials=cfg.policy["max_denials"],
@@ -309,7 +347,11 @@ class Agent:
             effects += c.fire_alarm(now, message.door, message.active)
         elif isinstance(message, ReaderFault):
             log.warning("reader %s fault: %s", message.reader, message.reason)
+            self.reader_faults[message.reader] = message.reason
             effects += [Emit("reader.fault", reader=message.reader, reason=message.reason)]
+        elif isinstance(message, ReaderRestored):
+            if self.reader_faults.pop(message.reader, None) is not None:
+                log.info("reader %s works again", message.reader)
         elif isinstance(message, Command):
             effects += c.command(now, message.action, message.door, message.duration_s)
         elif isinstance(message, Received):
@@ -403,7 +445,11 @@ class Agent:
     def kiosk_status(self, now: float) -> dict[str, Any]:
         """The status for the screen: light enough to send every few seconds."""
         return {"at": now, "online": True, "schedule_version": self.store.version, "clock_trusted": self.clock_trusted,
-                "mode": self.controller.mode, "doors": self.controller.status()}
+                "mode": self.controller.mode, "doors": self.controller.status(),
+                "reader_faults": [{"reader": r, "door": self.reader_doors.get(r)} for r in sorted(self.reader_faults)]}
+
+    def readers_status(self) -> dict[str, dict[str, Any]]:
+        return {r: {"ok": r not in self.reader_faults, "fault": self.reader_faults.get(r)} for r in self.reader_doors}
 
     def status_doc(self, now: float) -> dict[str, Any]:
         """PROTOCOL 6."""
@@ -413,6 +459,7 @@ class Agent:
             "agent_version": __version__, "schedule_version": self.store.version,
             "last_sync": None if last_sync is None else self.store.iso(last_sync),
             "clock_trusted": self.clock_trusted, "mode": self.controller.mode, "doors": self.controller.status(),
+            "readers": self.readers_status(),
             "outbox": {**self.store.outbox_stats(), "capacity": self.cfg.sync["outbox_capacity"]}, "uptime_s": int(self.clock.monotonic() - self._started_mono),
         }
 
@@ -421,7 +468,8 @@ class Agent:
             self._next_reports = now + REPORTS_EVERY_S
             self._reports(now)
         # what the status shows, read once: a change of it is told at once, to the kiosk and the broker
-        key = (self.store.version, self.clock_trusted, self.controller.mode, repr(self.controller.status()))
+        key = (self.store.version, self.clock_trusted, self.controller.mode, repr(self.controller.status()),
+               repr(self.reader_faults))
         if self.kiosk is not None:
             if key != self._kiosk_key or now >= self._next_kiosk:
                 self.kiosk.status(self.kiosk_status(now))

@@ -25,7 +25,14 @@ class ReaderFault:
     reason: str
 
 
-ReaderEvent = Union[CardRead, PinRead, ReaderFault]
+@dataclass(frozen=True, slots=True)
+class ReaderRestored:
+    """A reader that was at fault works again (shown in the status, not an event)."""
+
+    reader: str
+
+
+ReaderEvent = Union[CardRead, PinRead, ReaderFault, ReaderRestored]
 Sink = Callable[[ReaderEvent], None]
 
 
@@ -63,6 +70,32 @@ class RepeatFilter:
             last = self._last
             self._last = (card, now)
             return last is None or last[0] != card or now - last[1] > self.hold_s
+
+
+class Keypad:
+    """Keys in, PINs out: digits gathered until ``#``; ``*`` clears; an entry left
+    half-typed for ``timeout_s`` is forgotten, so the next person starts afresh."""
+
+    MAX_DIGITS = 16
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        self.timeout_s = timeout_s
+        self._digits = ""
+        self._last = 0.0
+
+    def key(self, key: str, now: float) -> str | None:
+        """The PIN when ``key`` ends an entry, else None."""
+        if now - self._last > self.timeout_s:
+            self._digits = ""
+        self._last = now
+        if key == "*":
+            self._digits = ""
+        elif key == "#":
+            digits, self._digits = self._digits, ""
+            return digits or None
+        elif key.isdigit() and len(self._digits) < self.MAX_DIGITS:
+            self._digits += key
+        return None
 
 
 @dataclass(slots=True)

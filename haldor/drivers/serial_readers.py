@@ -15,7 +15,7 @@ import serial
 
 from haldor import cards
 
-from .base import CardRead, PinRead, ReaderFault, ReaderStats, RepeatFilter, Sink
+from .base import CardRead, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,7 @@ class SerialReader:
                 self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.2)
                 if faulted:
                     log.info("reader %s: port %s is back", self.id, self.port)
+                    self.sink(ReaderRestored(self.id))
                 faulted = False
                 self.ready.set()
                 while not self._stop.is_set():

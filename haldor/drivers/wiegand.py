@@ -17,7 +17,7 @@ from gpiozero.exc import GPIOZeroError
 
 from haldor.errors import DriverError
 
-from .base import CardRead, PinRead, ReaderStats, RepeatFilter, Sink
+from .base import CardRead, Keypad, PinRead, ReaderStats, RepeatFilter, Sink
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,8 @@ class WiegandDecoder:
         self.reader = reader
         self.sink = sink
         self.stats = ReaderStats()
-        self.pin_timeout_s = pin_timeout_s
         self._bits: list[int] = []
-        self._digits = ""
-        self._last_key = 0.0
+        self._keypad = Keypad(pin_timeout_s)
         self._repeats = RepeatFilter(repeat_s)
 
     def bit(self, value: int) -> None:
@@ -95,17 +93,9 @@ class WiegandDecoder:
             self.stats.garbled += 1
             log.warning("reader %s: garbled keypad burst dropped", self.reader)
             return
-        if now - self._last_key > self.pin_timeout_s:
-            self._digits = ""  # an entry left half-typed is forgotten
-        self._last_key = now
-        if key == "*":
-            self._digits = ""
-        elif key == "#":
-            digits, self._digits = self._digits, ""
-            if digits:
-                self.sink(PinRead(self.reader, digits))
-        elif len(self._digits) < 16:
-            self._digits += key
+        pin = self._keypad.key(key, now)
+        if pin is not None:
+            self.sink(PinRead(self.reader, pin))
 
 
 class WiegandReader:

@@ -110,8 +110,14 @@ def build_state(now: float, day: Day, agent: AgentView, *, title: str, language:
 
     online = agent.status_at is not None and now - agent.status_at <= offline_after_s
     banner = None
+    faults = ((agent.status or {}).get("reader_faults") or []) if online else []
     if not online:
         banner = {"kind": "offline", "text": t("kiosk.offline", language)}
+    elif faults:
+        names = dict(doors)
+        where = sorted({names.get(f.get("door"), f.get("door")) if f.get("door") else t("kiosk.checkin_reader", language)
+                        for f in faults})
+        banner = {"kind": "reader", "text": t("kiosk.reader_fault", language).format(where=", ".join(where))}
     elif day.last_sync is None:
         banner = {"kind": "stale", "text": t("kiosk.no_schedule", language)}
     elif now - day.last_sync > STALE_AFTER_S:

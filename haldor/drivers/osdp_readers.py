@@ -1,0 +1,500 @@
+"""OSDP readers (IEC 60839-11-5) on an RS-485 bus, with Secure Channel, through libosdp.
+
+One control panel per serial port serves every reader on that bus by its address.
+libosdp keeps the link (polling, Secure Channel, retries); this module turns what it
+reports into reads and faults, and holds the rules libosdp leaves to us:
+
+- Secure Channel is enforced. Only a reader in install mode may be reached with the
+  well-known default key, and only to be given its own key; install mode ends by
+  itself once the reader works with that key, and stays ended after a restart.
+- A read from a reader without Secure Channel is dropped, never used in clear.
+- A reader that stops answering, fails Secure Channel or reports tamper becomes a
+  ``ReaderFault``; when it works again, a ``ReaderRestored``.
+
+Everything libosdp calls back runs in this bus's one thread, as does everything
+that touches the library: the decision loop only queues LED and buzzer commands.
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import osdp_sys
+import serial
+
+from haldor import cards
+
+from haldor import osdp_keys
+from .base import CardRead, Keypad, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink
+from .wiegand import parse_card
+
+log = logging.getLogger(__name__)
+
+BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400)
+#: a reader that is online but without Secure Channel for this long has refused it
+SC_GRACE_S = 3.0
+RETRY_MIN_S, RETRY_MAX_S = 2.0, 30.0
+SUPERVISE_EVERY_S = 0.2
+#: replies come every 50 ms or so; a reader silent this long has stopped answering,
+#: well before libosdp gives up on it (8 s)
+SILENT_S = 1.5
+REFRESH_EVERY_S = 0.005
+UID_BYTES = (4, 7, 10)
+
+
+@dataclass(frozen=True, slots=True)
+class OsdpReaderSpec:
+    id: str
+    address: int
+    key: bytes = field(repr=False)
+    #: true only while the reader has not yet accepted ``key``
+    install_mode: bool = False
+    byte_order: str = "as-read"
+
+
+# --- pure parts -------------------------------------------------------------------------
+
+
+def card_from_event(event: dict[str, Any], byte_order: str = "as-read") -> str:
+    """The canonical card string (PROTOCOL 7) of an OSDP card read.
+
+    Raw reads of whole 4, 7 or 10 bytes are ISO 14443 UIDs; other raw reads and
+    Wiegand-formatted ones must be Wiegand frames whose parity checks.
+    """
+    data: bytes = event.get("data") or b""
+    if event.get("format") == osdp_sys.CARD_FMT_ASCII:
+        return cards.normalise(data.decode("ascii", "replace"), byte_order)
+    length = int(event.get("length") or 0)
+    if not 0 < length <= len(data) * 8:
+        raise cards.CardFormatError(f"{length} bits announced, {len(data)} bytes sent")
+    if event.get("format") == osdp_sys.CARD_FMT_RAW_UNSPECIFIED and length % 8 == 0 and length // 8 in UID_BYTES:
+        return cards.uid_from_hex(data[: length // 8].hex(), byte_order)
+    bits = [(data[i // 8] >> (7 - i % 8)) & 1 for i in range(length)]
+    card = parse_card(bits)
+    if card is None:
+        raise cards.CardFormatError(f"a {length}-bit read that is neither a UID nor a Wiegand frame with good parity")
+    return card
+
+
+def keys_of(data: bytes) -> list[str]:
+    """Keypad bytes as keys: ASCII digits, ``*`` (or DEL) clears, ``#`` (or CR) enters."""
+    out = []
+    for byte in data:
+        ch = chr(byte)
+        if ch.isdigit() or ch in "*#":
+            out.append(ch)
+        elif byte == 0x7F:
+            out.append("*")
+        elif byte == 0x0D:
+            out.append("#")
+    return out
+
+
+def diagnose(*, was_online: bool, answered: bool, offers_sc: bool, where: str) -> str:
+    """Why a reader is offline, from what libosdp learnt before it gave up."""
+    if was_online:
+        return f"stopped answering ({where})"
+    if not answered:
+        return f"not answering ({where})"
+    if not offers_sc:
+        return "does not offer OSDP Secure Channel; enable it in the reader, it is never used in clear"
+    return ("Secure Channel failed: the reader has another key or does not do Secure Channel "
+            "(install_mode gives a new reader its key)")
+
+
+class ReplyWatch:
+    """When each address last answered, from the bytes the control panel reads.
+
+    Packets are framed by their length and kept only when their CRC or checksum
+    holds, so card data or noise cannot pass for a reader's answer.
+    """
+
+    SOM = 0x53
+    MAX_PACKET = 256  # libosdp's packet buffer
+
+    def __init__(self) -> None:
+        self.last: dict[int, float] = {}
+        self.packets = 0
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes, now: float) -> None:
+        buf = self._buffer
+        buf += data
+        while True:
+            start = buf.find(self.SOM)
+            if start < 0:
+                buf.clear()
+                return
+            del buf[:start]
+            if len(buf) < 4:
+                return
+            length = buf[2] | buf[3] << 8
+            if not 7 <= length <= self.MAX_PACKET:
+                del buf[:1]
+                continue
+            if len(buf) < length:
+                return
+            packet = bytes(buf[:length])
+            if self._intact(packet):
+                self.packets += 1
+                if packet[1] & 0x80:
+                    self.last[packet[1] & 0x7F] = now
+                del buf[:length]
+            else:
+                del buf[:1]
+
+    @staticmethod
+    def _intact(packet: bytes) -> bool:
+        if packet[4] & 0x04:  # CRC-16 (AUG-CCITT), little-endian
+            return binascii.crc_hqx(packet[:-2], 0x1D0F) == packet[-2] | packet[-1] << 8
+        return sum(packet) & 0xFF == 0
+
+
+# --- the serial port ---------------------------------------------------------------------
+
+
+class SerialChannel:
+    """The bus as libosdp sees it. A port that fails is closed and reopened by the bus;
+    meanwhile reads are empty and writes go nowhere, so libosdp sees silent readers."""
+
+    id = 1  # one channel per control panel: every reader on it shares the bus
+
+    def __init__(self, port: str, baudrate: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.port = port
+        self.baudrate = baudrate
+        self.error: str | None = None
+        self.watch = ReplyWatch()
+        self._clock = clock
+        self._serial: serial.Serial | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._serial is not None
+
+    def open(self) -> bool:
+        try:
+            self._serial = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0, write_timeout=1)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self.error = str(exc)
+            return False
+        self.error = None
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        self.error = str(exc)
+        self.close()
+
+    def read(self, max_bytes: int) -> bytes:
+        if self._serial is None:
+            return b""
+        try:
+            data = self._serial.read(max_bytes)
+        except Exception as exc:  # libosdp calls this: nothing may raise into it (termios.error is no OSError)
+            self._failed(exc)
+            return b""
+        if data:
+            self.watch.feed(data, self._clock())
+        return data
+
+    def write(self, buf: bytes) -> int:
+        if self._serial is None:
+            return len(buf)
+        try:
+            return self._serial.write(bytes(buf)) or 0
+        except Exception as exc:
+            self._failed(exc)
+            return len(buf)
+
+    def flush(self) -> None:
+        if self._serial is not None:
+            try:
+                self._serial.reset_input_buffer()
+            except Exception as exc:
+                self._failed(exc)
+
+    def close(self) -> None:
+        s, self._serial = self._serial, None
+        if s is not None:
+            try:
+                s.close()
+            except Exception:  # closing a vanished port may fail too
+                pass
+
+
+# --- one reader's state, kept by the bus thread ------------------------------------------
+
+
+@dataclass
+class _Pd:
+    spec: OsdpReaderSpec
+    index: int
+    install_mode: bool
+    keypad: Keypad = field(default_factory=Keypad)
+    repeats: RepeatFilter = field(default_factory=RepeatFilter)
+    stats: ReaderStats = field(default_factory=ReaderStats)
+    online: bool = False
+    secure: bool = False  # Secure Channel up with this reader's own key
+    was_online: bool = False  # since the last (re)start of its link
+    online_since: float = 0.0
+    insecure_since: float | None = None
+    gave_up_at: float | None = None  # libosdp declared it offline
+    retry_s: float = RETRY_MIN_S
+    restarting: bool = False
+    faults: dict[str, str] = field(default_factory=dict)
+
+
+class OsdpBus:
+    """The control panel for the readers on one serial port."""
+
+    def __init__(self, port: str, baudrate: int, readers: list[OsdpReaderSpec], sink: Sink, *,
+                 record: osdp_keys.InstallRecord | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.id = f"osdp:{port}"
+        self.port = port
+        self.sink = sink
+        self.record = record
+        self._clock = clock
+        self.channel = SerialChannel(port, baudrate, clock)
+        self.pds = {spec.id: _Pd(spec, i, spec.install_mode) for i, spec in enumerate(readers)}
+        self._by_index = list(self.pds.values())
+        self._commands: queue.SimpleQueue[tuple[int, dict]] = queue.SimpleQueue()
+        self._port_fault = False
+        self._next_open = 0.0
+        self._stop = threading.Event()
+        #: set once every reader on the bus has Secure Channel up (for tests and the bench)
+        self.all_secure = threading.Event()
+        osdp_sys.set_loglevel(osdp_sys.LOG_ERROR)
+        infos = []
+        for spec in readers:
+            flags = osdp_sys.FLAG_ENABLE_NOTIFICATION
+            if spec.install_mode:
+                log.warning("reader %s: OSDP install mode: the reader may be reached with the well-known default key "
+                            "to be given its own; this ends when it works with its own key", spec.id)
+            else:
+                flags |= osdp_sys.FLAG_ENFORCE_SECURE
+            infos.append({"name": spec.id, "address": spec.address, "flags": flags, "scbk": spec.key,
+                          "channel": self.channel})
+        self._ctx = osdp_sys.ControlPanel(infos)
+        self._ctx.set_event_callback(self._on_event)
+        self._thread = threading.Thread(target=self._run, name=f"osdp-{port}", daemon=True)
+
+    # -- outside world ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+        self.channel.close()
+
+    def indicator(self, reader: str) -> OsdpIndicator:
+        return OsdpIndicator(self, self.pds[reader].index)
+
+    def submit(self, index: int, command: dict) -> None:
+        """Thread-safe: a command for one reader, sent by the bus thread."""
+        self._commands.put((index, command))
+
+    def stats(self, reader: str) -> ReaderStats:
+        return self.pds[reader].stats
+
+    # -- the bus thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_supervision = 0.0
+        while not self._stop.is_set():
+            now = self._clock()
+            try:
+                if not self.channel.is_open and now >= self._next_open:
+                    self._open_port(now)
+                self._ctx.refresh()
+                while True:
+                    try:
+                        index, command = self._commands.get_nowait()
+                    except queue.Empty:
+                        break
+                    if self._by_index[index].online:
+                        self._ctx.submit_command(index, command)
+                if now >= next_supervision:
+                    next_supervision = now + SUPERVISE_EVERY_S
+                    self._supervise(now)
+            except Exception:  # the bus must go on: a fault here is logged, not fatal
+                log.exception("OSDP bus %s", self.port)
+                self._stop.wait(1.0)
+            self._stop.wait(REFRESH_EVERY_S)
+
+    def _open_port(self, now: float) -> None:
+        if self.channel.open():
+            if self._port_fault:
+                log.info("OSDP bus %s: port is back", self.port)
+            self._port_fault = False
+            return
+        self._next_open = now + RETRY_MIN_S
+        if not self._port_fault:
+            self._port_fault = True
+            for pd in self._by_index:
+                self._fault(pd, "port", f"serial port {self.port}: {self.channel.error}")
+
+    def _on_event(self, index: int, event: dict) -> int:
+        """libosdp's callback, inside ``refresh``: must not raise into C."""
+        try:
+            self._event(self._by_index[index], event, self._clock())
+        except Exception:
+            log.exception("OSDP event from reader %s", self._by_index[index].spec.id)
+        return 0
+
+    def _event(self, pd: _Pd, event: dict, now: float) -> None:
+        kind = event.get("event")
+        if kind == osdp_sys.EVENT_NOTIFICATION:
+            self._notification(pd, event, now)
+        elif kind in (osdp_sys.EVENT_CARDREAD, osdp_sys.EVENT_KEYPRESS):
+            pd.stats.frames += 1
+            if not pd.secure:
+                pd.stats.garbled += 1
+                log.warning("reader %s: read without Secure Channel ignored", pd.spec.id)
+                return
+            if kind == osdp_sys.EVENT_CARDREAD:
+                self._card(pd, event, now)
+            else:
+                for key in keys_of(event.get("data") or b""):
+                    pin = pd.keypad.key(key, now)
+                    if pin is not None:
+                        self.sink(PinRead(pd.spec.id, pin))
+        elif kind == osdp_sys.EVENT_STATUS and event.get("type") == osdp_sys.STATUS_REPORT_LOCAL:
+            report = bytes(event.get("report") or b"")
+            tamper = len(report) > 0 and report[0] != 0
+            power = len(report) > 1 and report[1] != 0
+            self._set(pd, "tamper", "tamper: the reader was opened or removed" if tamper else None)
+            self._set(pd, "power", "power failure at the reader" if power else None)
+
+    def _card(self, pd: _Pd, event: dict, now: float) -> None:
+        try:
+            card = card_from_event(event, pd.spec.byte_order)
+        except (cards.CardFormatError, ValueError) as exc:
+            pd.stats.garbled += 1
+            # the data may be a card number: log only its size
+            log.warning("reader %s: garbled OSDP card read dropped (%s; %d so far)", pd.spec.id, exc, pd.stats.garbled)
+            return
+        if not pd.repeats.fresh(card, now):
+            pd.stats.repeats += 1
+            return
+        self.sink(CardRead(pd.spec.id, card))
+
+    def _notification(self, pd: _Pd, event: dict, now: float) -> None:
+        kind = event.get("type")
+        if kind == osdp_sys.EVENT_NOTIFICATION_SC_STATUS:
+            pd.secure = bool(event.get("arg0")) and not event.get("arg1")
+        elif kind == osdp_sys.EVENT_NOTIFICATION_PD_STATUS:
+            pd.online = bool(event.get("arg0"))
+            if pd.online:
+                pd.online_since = now
+                pd.was_online = True
+                pd.gave_up_at = None
+            elif not pd.restarting:
+                pd.gave_up_at = now
+
+    def _supervise(self, now: float) -> None:
+        status, sc = self._ctx.status(), self._ctx.sc_status()
+        for pd in self._by_index:
+            i = pd.index
+            online = bool(status >> i & 1)
+            if online and not pd.online:
+                pd.online_since = now
+            pd.online = online
+            if not (sc >> i & 1):
+                pd.secure = False
+            if pd.restarting:
+                if not self._ctx.is_pd_enabled(i):
+                    self._ctx.enable_pd(i)
+                    pd.restarting = False
+                    pd.was_online = False
+                continue
+            heard = self.channel.watch.last.get(pd.spec.address, 0.0)
+            if pd.online and now - max(heard, pd.online_since) > SILENT_S:
+                self._fault(pd, "link", f"stopped answering (OSDP address {pd.spec.address} on {self.port})")
+            elif pd.online and pd.secure:
+                pd.insecure_since = None
+                pd.retry_s = RETRY_MIN_S
+                self._set(pd, "link", None)
+                self._set(pd, "port", None)
+                if pd.install_mode:
+                    self._end_install_mode(pd)
+            elif pd.online:
+                pd.insecure_since = pd.insecure_since or now
+                if now - pd.insecure_since >= SC_GRACE_S:
+                    self._fault(pd, "link", "refuses OSDP Secure Channel; its reads are ignored")
+            elif pd.gave_up_at is not None and self.channel.is_open:
+                self._fault(pd, "link", self._diagnosis(pd))
+                if now - pd.gave_up_at >= pd.retry_s:
+                    # libosdp waits minutes before it tries again; a reader back on its cable should not
+                    pd.gave_up_at = None
+                    pd.retry_s = min(pd.retry_s * 2, RETRY_MAX_S)
+                    pd.restarting = True
+                    self._ctx.disable_pd(i)
+        if all(pd.online and pd.secure for pd in self._by_index):
+            self.all_secure.set()
+        else:
+            self.all_secure.clear()
+
+    def _diagnosis(self, pd: _Pd) -> str:
+        ids = self._ctx.get_pd_id(pd.index) or {}
+        answered = any(ids.values())
+        compliance, _ = self._ctx.check_capability(pd.index, osdp_sys.CAP_COMMUNICATION_SECURITY)
+        where = f"OSDP address {pd.spec.address} on {self.port}"
+        return diagnose(was_online=pd.was_online, answered=answered, offers_sc=compliance > 0, where=where)
+
+    def _end_install_mode(self, pd: _Pd) -> None:
+        self._ctx.set_flag(pd.index, osdp_sys.FLAG_ENFORCE_SECURE)
+        pd.install_mode = False
+        if self.record is not None:
+            self.record.mark(pd.spec.id, pd.spec.key)
+        log.warning("reader %s: works with its own key; install mode ended (remove install_mode from the configuration)",
+                    pd.spec.id)
+
+    def _set(self, pd: _Pd, kind: str, reason: str | None) -> None:
+        if reason is not None:
+            self._fault(pd, kind, reason)
+        elif pd.faults.pop(kind, None) is not None:
+            log.info("reader %s: %s cleared", pd.spec.id, kind)
+            if not pd.faults:
+                self.sink(ReaderRestored(pd.spec.id))
+
+    def _fault(self, pd: _Pd, kind: str, reason: str) -> None:
+        if pd.faults.get(kind) == reason:
+            return
+        pd.faults[kind] = reason
+        self.sink(ReaderFault(pd.spec.id, reason))
+
+
+class OsdpIndicator:
+    """Granted / denied shown by the reader's own LED and beeper, over OSDP."""
+
+    def __init__(self, bus: OsdpBus, index: int) -> None:
+        self.bus = bus
+        self.index = index
+
+    def _show(self, color: int, beeps: int) -> None:
+        self.bus.submit(self.index, {
+            "command": osdp_sys.CMD_LED, "reader": 0, "led_number": 0, "control_code": 1, "temporary": True,
+            "on_count": 5 if beeps == 1 else 2, "off_count": 0 if beeps == 1 else 2,
+            "on_color": color, "off_color": osdp_sys.LED_COLOR_NONE, "timer_count": 15,
+        })
+        self.bus.submit(self.index, {
+            "command": osdp_sys.CMD_BUZZER, "reader": 0, "control_code": 2,
+            "on_count": 2 if beeps == 1 else 1, "off_count": 1, "rep_count": beeps,
+        })
+
+    def granted(self) -> None:
+        self._show(osdp_sys.LED_COLOR_GREEN, 1)
+
+    def denied(self) -> None:
+        self._show(osdp_sys.LED_COLOR_RED, 3)
+
+    def close(self) -> None:
+        pass
