@@ -101,7 +101,8 @@ def test_sites_events_duplicates_and_a_vanishing_site(fleet):
     broker, consumer, store, web = fleet
     valby, vanlose = SimulatedSite(broker.port, "valby"), SimulatedSite(broker.port, "vanlose")
     valby.status("2026-11-25T17:00:00+01:00")
-    vanlose.status("2026-11-25T17:00:05+01:00")
+    vanlose.status("2026-11-25T17:00:05+01:00", readers={"main-in": {"ok": False, "fault": "stopped answering"},
+                                                          "kiosk": {"ok": True, "fault": None}})
     events = [usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True),
               usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True),
               {"schema": "haldor.event/1", "id": str(uuid.uuid4()), "site": "valby", "seq": 7, "at": "2026-11-25T17:01:00+01:00",
@@ -119,6 +120,9 @@ def test_sites_events_duplicates_and_a_vanishing_site(fleet):
     wait_for(lambda: {s["site"]: s for s in store.sites()}["vanlose"]["online"] == 0, what="vanlose offline by its will")
     summary = httpx.get(web.url + "api/summary").json()
     assert [(s["site"], s["online"]) for s in summary["sites"]] == [("vanlose", False), ("valby", True)]
+    assert [s["reader_faults"] for s in summary["sites"]] == [{"main-in": "stopped answering"}, {}]
+    sites_csv = list(csv.DictReader(io.StringIO(httpx.get(web.url + "sites.csv").text)))
+    assert sites_csv[0]["readers_at_fault"] == "main-in: stopped answering"
     lines = list(csv.DictReader(io.StringIO(httpx.get(web.url + "usage.csv").text)))
     assert lines == [{"week": "2026-W48", "site": "valby", "room": "gym-a", "association": "a17", "bookings": "2",
                       "booked_hours": "3.5", "used_hours": "2.0", "no_shows": "1"}]

@@ -3,6 +3,7 @@ checked against a hand-made table."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,17 @@ def weekly_totals(lines: list[UsageLine]) -> list[tuple[str, float, float]]:
     return [(w, round(b, 2), round(u, 2)) for w, (b, u) in sorted(acc.items())]
 
 
+def _reader_faults(readers: str | None) -> dict[str, str]:
+    """Reader id -> fault, from the status's ``readers`` (stored as JSON)."""
+    try:
+        entries = json.loads(readers) if readers else {}
+    except ValueError:
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {r: str(v.get("fault") or "fault") for r, v in sorted(entries.items()) if isinstance(v, dict) and not v.get("ok", True)}
+
+
 def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     """Online, offline since when, or silent (no status for three minutes), with the
     schedule's age and the outbox backlog; the offline ones first."""
@@ -73,5 +85,6 @@ def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
             "schedule_version": s.get("schedule_version"),
             "schedule_age_h": None if s.get("last_sync") is None else round((now - s["last_sync"]) / 3600, 1),
             "outbox_pending": s.get("outbox_pending"), "outbox_oldest": s.get("outbox_oldest"), "mode": s.get("mode"),
+            "reader_faults": _reader_faults(s.get("readers")),
         })
     return sorted(out, key=lambda r: (r["online"], r["site"]))

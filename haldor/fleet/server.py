@@ -68,11 +68,19 @@ def usage_csv(lines: list[UsageLine]) -> str:
 def sites_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["site", "online", "since", "schedule_version", "schedule_age_hours", "outbox_pending", "mode"])
+    w.writerow(["site", "online", "since", "schedule_version", "schedule_age_hours", "outbox_pending", "mode",
+                "readers_at_fault"])
     for r in rows:
         w.writerow([r["site"], r["online"], _when(r["since"]), r["schedule_version"], r["schedule_age_h"],
-                    r["outbox_pending"], r["mode"]])
+                    r["outbox_pending"], r["mode"], "; ".join(f"{k}: {v}" for k, v in r["reader_faults"].items())])
     return out.getvalue()
+
+
+def _readers_cell(faults: dict[str, str]) -> str:
+    if not faults:
+        return "ok"
+    return "<br>".join(f"<span class='off' title='{html.escape(why)}'>{html.escape(r)}</span>: {html.escape(why)}"
+                       for r, why in faults.items())
 
 
 def page(store: FleetStore, now: float) -> str:
@@ -84,13 +92,14 @@ def page(store: FleetStore, now: float) -> str:
     out = [f"<!doctype html><html lang='da'><head><meta charset='utf-8'><title>Haldor fleet</title>"
            f"<style>{STYLE}</style></head><body><h1>Haldor: {len(sites)} steder, {down} offline</h1>",
            "<h2>Steder / sites</h2><table id='sites'><tr><th>Sted</th><th>Status</th><th>Siden</th><th>Skema (version, alder t)</th>"
-           "<th>Udbakke</th><th>Tilstand</th></tr>"]
+           "<th>Udbakke</th><th>Tilstand</th><th>Læsere / readers</th></tr>"]
     for s in sites:
         state = "<span class='on'>online</span>" if s["online"] else \
             f"<span class='off'>{'tavs' if s['silent'] else 'offline'}</span>"
         out.append(f"<tr data-site='{e(s['site'])}'><td>{e(s['site'])}</td><td>{state}</td><td>{_when(s['since'])}</td>"
                    f"<td class='n'>{s['schedule_version'] or '-'} / {s['schedule_age_h'] if s['schedule_age_h'] is not None else '-'}</td>"
-                   f"<td class='n'>{s['outbox_pending'] if s['outbox_pending'] is not None else '-'}</td><td>{e(s['mode'] or '-')}</td></tr>")
+                   f"<td class='n'>{s['outbox_pending'] if s['outbox_pending'] is not None else '-'}</td><td>{e(s['mode'] or '-')}</td>"
+                   f"<td>{_readers_cell(s['reader_faults'])}</td></tr>")
     out.append("</table><p><a href='/sites.csv'>sites.csv</a></p>")
     out.append("<h2>Alarmer / alarms</h2><table id='alarms'><tr><th>Tid</th><th>Sted</th><th>Hændelse</th><th>Dør / læser</th><th>Årsag</th></tr>")
     for a in alarms:

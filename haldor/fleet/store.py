@@ -38,6 +38,8 @@ class FleetStore:
                                          pk="id")
                 self.db["events"].create_index(["site", "type", "at_ts"])
                 self.db["events"].create_index(["type", "at_ts"])
+        if "readers" not in self.db["sites"].columns_dict:  # a fleet database from before readers were reported
+            self.db["sites"].add_column("readers", str)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -71,8 +73,8 @@ class FleetStore:
             outbox = doc.get("outbox") or {}
             self.db.execute(
                 """INSERT INTO sites(site, online, since, status_at, seen_at, schedule_version, last_sync, outbox_pending,
-                                     outbox_oldest, agent_version, mode, doors)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     outbox_oldest, agent_version, mode, doors, readers)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(site) DO UPDATE SET online = excluded.online, since = excluded.since,
                      status_at = excluded.status_at, seen_at = excluded.seen_at,
                      schedule_version = COALESCE(excluded.schedule_version, schedule_version),
@@ -80,10 +82,12 @@ class FleetStore:
                      outbox_pending = COALESCE(excluded.outbox_pending, outbox_pending),
                      outbox_oldest = excluded.outbox_oldest,
                      agent_version = COALESCE(excluded.agent_version, agent_version),
-                     mode = COALESCE(excluded.mode, mode), doors = COALESCE(excluded.doors, doors)""",
+                     mode = COALESCE(excluded.mode, mode), doors = COALESCE(excluded.doors, doors),
+                     readers = COALESCE(excluded.readers, readers)""",
                 [site, int(online), since, at, received, doc.get("schedule_version"), _ts(doc.get("last_sync")),
                  outbox.get("pending"), outbox.get("oldest"), doc.get("agent_version"), doc.get("mode"),
-                 json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None])
+                 json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
+                 json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None])
 
     def sites(self) -> list[dict[str, Any]]:
         return list(self.db["sites"].rows_where(order_by="site"))
