@@ -131,10 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if not serial_reader.ready.wait(5) or not bus.all_secure.wait(10):
                 raise RuntimeError("readers did not come up")
+            # each returns when the card counts as presented
             present = {
-                "serial": lambda i: os.write(master, card_of(i).encode() + b"\r\n"),
+                "serial": lambda i: _timed(os.write, master, card_of(i).encode() + b"\r\n"),
                 "wiegand": lambda i: _pulse(factory, encode_card(26, wiegand_value(i))),
-                "osdp": lambda i: sim.reader(1).present_uid(card_of(i).removeprefix("uid:")),
+                "osdp": lambda i: _timed(sim.reader(1).present_uid, card_of(i).removeprefix("uid:")),
             }
             for kind, send in present.items():
                 pool = wiegand if kind == "wiegand" else uids
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                         i = rnd.choice(pool)
                     last = i
                     moved.clear()
-                    t0 = send(i) if kind == "wiegand" else (time.perf_counter(), send(i))[0]
+                    t0 = send(i)
                     if not moved.wait(5):
                         raise RuntimeError(f"{kind}: card {i} did not open the lock")
                     times.append(time.perf_counter() - t0)
@@ -169,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             os.close(slave)
     report(results, args.json)
     return 0
+
+
+def _timed(action, *args) -> float:
+    t0 = time.perf_counter()
+    action(*args)
+    return t0
 
 
 def _pulse(factory: MockFactory, bits: list[int]) -> float:
