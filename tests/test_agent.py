@@ -329,10 +329,41 @@ port = "/dev/does-not-exist"
         try:
             fault = wait_for(lambda: r.events("reader.fault"), what="reader fault")
             assert fault[0]["reader"] == "ghost" and "does-not-exist" in fault[0]["reason"]
+            assert agent.readers_status()["ghost"]["ok"] is False
         finally:
             agent.post(Stop())
             thread.join(5)
     finally:
+        r.close()
+
+
+def test_a_reader_whose_port_comes_back_is_ok_again_in_the_status(tmp_path):
+    r = Rig(tmp_path, reader=False)
+    master, slave = os.openpty()
+    link = tmp_path / "ttyREADER"
+    try:
+        path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS, extra=f"""
+[[readers]]
+id = "late"
+type = "serial-line"
+door = "main"
+port = "{link}"
+""")
+        r.cfg = config.load(path)
+        agent = r.agent()
+        agent.hw.readers[0].retry_s = 0.1
+        thread = _running(agent)
+        try:
+            wait_for(lambda: r.events("reader.fault"), what="reader fault")
+            link.symlink_to(os.ttyname(slave))  # the USB reader is plugged in
+            wait_for(lambda: agent.readers_status()["late"] == {"ok": True, "fault": None}, what="reader ok again")
+            assert len(r.events("reader.fault")) == 1
+        finally:
+            agent.post(Stop())
+            thread.join(5)
+    finally:
+        os.close(master)
+        os.close(slave)
         r.close()
 
 

@@ -97,7 +97,8 @@ def keys_of(data: bytes) -> list[str]:
 
 
 def diagnose(*, was_online: bool, answered: bool, offers_sc: bool, where: str) -> str:
-    """Why a reader is offline, from what libosdp learnt before it gave up."""
+    """Why a reader is offline, from what was seen since its link was last started:
+    whether it came online, whether it answered at all, what it said it can do."""
     if was_online:
         return f"stopped answering ({where})"
     if not answered:
@@ -242,6 +243,7 @@ class _Pd:
     secure: bool = False  # Secure Channel up with this reader's own key
     was_online: bool = False  # since the last (re)start of its link
     online_since: float = 0.0
+    link_started: float = 0.0  # when its link was last (re)started
     insecure_since: float | None = None
     gave_up_at: float | None = None  # libosdp declared it offline
     retry_s: float = RETRY_MIN_S
@@ -286,6 +288,9 @@ class OsdpBus:
     # -- outside world ------------------------------------------------------------------
 
     def start(self) -> None:
+        started = self._clock()
+        for pd in self._by_index:
+            pd.link_started = started
         self._thread.start()
 
     def close(self) -> None:
@@ -414,6 +419,7 @@ class OsdpBus:
                     self._ctx.enable_pd(i)
                     pd.restarting = False
                     pd.was_online = False
+                    pd.link_started = now
                 continue
             heard = self.channel.watch.last.get(pd.spec.address, 0.0)
             if pd.online and now - max(heard, pd.online_since) > SILENT_S:
@@ -443,8 +449,7 @@ class OsdpBus:
             self.all_secure.clear()
 
     def _diagnosis(self, pd: _Pd) -> str:
-        ids = self._ctx.get_pd_id(pd.index) or {}
-        answered = any(ids.values())
+        answered = self.channel.watch.last.get(pd.spec.address, -1.0) >= pd.link_started
         compliance, _ = self._ctx.check_capability(pd.index, osdp_sys.CAP_COMMUNICATION_SECURITY)
         where = f"OSDP address {pd.spec.address} on {self.port}"
         return diagnose(was_online=pd.was_online, answered=answered, offers_sc=compliance > 0, where=where)
