@@ -53,7 +53,7 @@ TEXTS: dict[str, dict[str, str]] = {
                     "en": "The bookings have not been updated for over a day (last {when}). New bookings may be missing."},
     "kiosk.reader_fault": {"da": "Kortlæser ude af drift: {where}. Tjek kablet, eller kontakt kommunens driftskontor.",
                            "en": "Card reader out of order: {where}. Check its cable, or contact the municipality's facility office."},
-    "kiosk.checkin_reader": {"da": "check-in", "en": "check-in"},
+    "kiosk.checkin_reader": {"da": "check-in ved skærmen", "en": "check-in by this screen"},
     "kiosk.no_schedule": {"da": "Ingen bookinger modtaget endnu.", "en": "No bookings received yet."},
     "kiosk.unknown_time": {"da": "aldrig", "en": "never"},
     # answers at the kiosk reader

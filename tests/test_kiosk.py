@@ -16,7 +16,7 @@ from haldor.access.agent import Agent, Stop, build_hardware, open_store
 from haldor.access.kiosk_feed import KioskFeed
 from haldor.access.schedule import parse_document
 from haldor.clock import FakeClock
-from haldor.drivers.base import CardRead
+from haldor.drivers.base import CardRead, ReaderFault, ReaderRestored
 from haldor.kiosk import server as kiosk_server
 from haldor.kiosk.state import AgentView, Day, DayBooking, DayClosure, build_state
 
@@ -82,7 +82,7 @@ def test_offline_and_stale_banners():
 def test_a_reader_out_of_order_is_named_by_its_door():
     faults = [{"reader": "main-in", "door": "main"}, {"reader": "kiosk", "door": None}]
     banner = _state(agent=AgentView(status={"reader_faults": faults}, status_at=T - 1))["banner"]
-    assert banner["kind"] == "reader" and "Kortlæser ude af drift: Hovedindgang, check-in." in banner["text"]
+    assert banner["kind"] == "reader" and "Kortlæser ude af drift: Hovedindgang, check-in ved skærmen." in banner["text"]
     english = _state(agent=AgentView(status={"reader_faults": faults[:1]}, status_at=T - 1), language="en")["banner"]
     assert english["text"].startswith("Card reader out of order: Hovedindgang.")
     # a silent agent says more than a reader it reported earlier
@@ -244,6 +244,19 @@ def test_an_unknown_card_shows_its_number_for_enrolment(browser, screen):
     screen.agent.post(CardRead("kiosk", "uid:04DEADBEEF0102"))
     page.wait_for_selector("#greeting.bad .enrol", timeout=2000)
     assert "uid:04DEADBEEF0102" in page.inner_text("#greeting") and "uid:0201EFBEADDE04" in page.inner_text("#greeting")
+
+
+def test_a_reader_fault_shows_on_the_screen_and_goes_when_it_clears(browser, screen):
+    screen.start_agent()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(screen.url)
+    page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+    screen.agent.post(ReaderFault("kiosk", "stopped answering (OSDP address 1 on /dev/ttyUSB0)"))
+    page.wait_for_selector("#banner.reader", timeout=3000)
+    assert page.inner_text("#banner").startswith("Kortlæser ude af drift: check-in ved skærmen.")
+    _shot(page, "kiosk-da-reader-fault-1920x1080.png")
+    screen.agent.post(ReaderRestored("kiosk"))
+    wait_for(lambda: page.locator("#banner.reader").count() == 0, timeout=3, what="banner gone")
 
 
 def test_the_offline_banner_when_the_agent_goes_quiet(browser, screen):
