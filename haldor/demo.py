@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 from zoneinfo import ZoneInfo
 
-from haldor import cards, config
+from haldor import cards, config, osdp_keys
+from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
 from haldor.texts import both, t
 
 SAMPLE_NOW = "generated_at"  # the sample's own "now", moved to the present
@@ -177,27 +178,38 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
             print(text, file=out, flush=True)
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    ptys = {name: os.openpty() for name in ("main", "gym-a", "kiosk")}
+    ptys = {name: os.openpty() for name in ("main", "kiosk")}
     for _, slave in ptys.values():
         tty.setraw(slave)
+    gym_key = data_dir / "osdp" / "gym-a-in.key"
+    gym_key.parent.mkdir(mode=0o700, exist_ok=True)
+    key = osdp_keys.read_key(gym_key) if gym_key.exists() else osdp_keys.create_key(gym_key)
+    osdp_bus = SimulatedBus([SimulatedReader(1, key)])
     cfg_path = data_dir / "demo.toml"
     cfg_path.write_text(sample_text("demo.toml").replace("{data_dir}", str(data_dir))
                         .replace("{main_port}", os.ttyname(ptys["main"][1]))
-                        .replace("{gym_port}", os.ttyname(ptys["gym-a"][1]))
+                        .replace("{gym_port}", osdp_bus.port).replace("{gym_key}", str(gym_key))
                         .replace("{kiosk_port}", os.ttyname(ptys["kiosk"][1]))
                         .replace("{listen}", free_listen(port)))
     cfg = config.load(cfg_path)
     reader_of = {(r.door or "kiosk"): r.id for r in cfg.readers}
     door_names = {d.id: d.name or d.id for d in cfg.doors} | {"kiosk": "Kiosk"}
 
+    def present(where: str, frame: str) -> None:
+        """Through the reader's own protocol: a line on a pty, or OSDP to the gym's reader."""
+        if where == "gym-a":
+            osdp_bus.reader(1).present(frame)
+        else:
+            os.write(ptys[where][0], frame.encode() + b"\r\n")
+
     def badge(where: str, text: str) -> str | None:
         """The demo panel on the page: a card at a door or at the kiosk, through its reader."""
         frame, why = _frame(text.strip())
-        if where not in ptys:
+        if where not in reader_of:
             return f"{both('demo.unknown_door')}: {where}"
         if frame is None:
             return why
-        os.write(ptys[where][0], frame.encode() + b"\r\n")
+        present(where, frame)
         return None
 
     now = time.time()
@@ -214,6 +226,7 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
             raise RuntimeError(f"the sample schedule was not applied: {outcome.message}")
         say(f"\n{both('demo.title')}\n")
         say(f"{both('demo.doors')}: " + ", ".join(f"{d} ({n})" for d, n in door_names.items()))
+        say(both("demo.osdp"))
         say(f"\n{both('demo.cards')}:")
         for line in _card_table(doc):
             say(line)
@@ -225,14 +238,16 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
         hw.locks = {door: _ShownLock(lock, door_names[door], say) for door, lock in hw.locks.items()}
         agent = Agent(cfg, store, hw, inbox=inbox, kiosk=_DemoFeed(kiosk, answers))
         agent.subscribe(lambda events: [answers.put(e) for e in events if e["type"].startswith("access.")])
+        osdp_bus.__enter__()
         thread = threading.Thread(target=agent.run, name="agent", daemon=True)
         thread.start()
         deadline = time.monotonic() + 5
         for reader in hw.readers:
-            reader.ready.wait(max(0.0, deadline - time.monotonic()))
+            ready = getattr(reader, "ready", None) or reader.all_secure  # a port open; Secure Channel up
+            ready.wait(max(0.0, deadline - time.monotonic()))
 
         if prompt:
-            _prompt(stdin, say, ptys, reader_of, door_names, answers)
+            _prompt(stdin, say, present, reader_of, door_names, answers)
         else:
             _until_signal()
     finally:
@@ -241,6 +256,7 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
             thread.join(5)
         kiosk_server.stop(web)
         store.close()
+        osdp_bus.close()
         for master, slave in ptys.values():
             os.close(master)
             os.close(slave)
@@ -248,7 +264,7 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
     return 0
 
 
-def _prompt(stdin: TextIO, say, ptys, reader_of, door_names, answers: queue.Queue) -> None:
+def _prompt(stdin: TextIO, say, present, reader_of, door_names, answers: queue.Queue) -> None:
     while True:
         with_prompt = getattr(stdin, "isatty", lambda: False)()
         if with_prompt:
@@ -260,8 +276,8 @@ def _prompt(stdin: TextIO, say, ptys, reader_of, door_names, answers: queue.Queu
         if not words:
             continue
         door, text = ("main", words[0]) if len(words) == 1 else (words[0], words[1])
-        if door not in ptys:
-            say(f"  {both('demo.unknown_door')}: {door} ({', '.join(ptys)})")
+        if door not in reader_of:
+            say(f"  {both('demo.unknown_door')}: {door} ({', '.join(reader_of)})")
             continue
         frame, why = _frame(text)
         if frame is None:
@@ -270,7 +286,7 @@ def _prompt(stdin: TextIO, say, ptys, reader_of, door_names, answers: queue.Queu
         while not answers.empty():  # forget answers to badges made on the page
             answers.get_nowait()
         say(f"> {door_names[door]}: {'PIN ' + '*' * len(text) if frame.startswith('pin:') else frame}")
-        os.write(ptys[door][0], frame.encode() + b"\r\n")
+        present(door, frame)
         _show_answer(say, reader_of[door], answers)
 
 

@@ -79,6 +79,8 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "demo.cards": {"da": "Prøv disse kort og koder", "en": "Try these cards and codes"},
     "demo.doors": {"da": "Døre", "en": "Doors"},
+    "demo.osdp": {"da": "Gymnastiksal A har en OSDP-læser med krypteret forbindelse (Secure Channel)",
+                  "en": "Gymnastiksal A has an OSDP reader with an encrypted link (Secure Channel)"},
     "demo.bad_input": {"da": "Hverken kort eller PIN-kode", "en": "Neither a card nor a PIN"},
     "demo.no_answer": {"da": "Intet svar fra agenten", "en": "No answer from the agent"},
     "demo.unknown_door": {"da": "Ukendt dør", "en": "Unknown door"},

@@ -98,6 +98,25 @@ class SimulatedReader:
         self._submit({"event": osdp_sys.EVENT_CARDREAD, "reader_no": 0, "direction": 0,
                       "format": osdp_sys.CARD_FMT_RAW_WIEGAND, "length": len(bits), "data": data})
 
+    def present_text(self, card: str) -> None:
+        """A card the reader reports as text (the ASCII card format)."""
+        self._submit({"event": osdp_sys.EVENT_CARDREAD, "reader_no": 0, "direction": 0,
+                      "format": osdp_sys.CARD_FMT_ASCII, "length": len(card), "data": card.encode("ascii")})
+
+    def present(self, frame: str) -> None:
+        """A canonical card string or ``pin:<digits>``, as the reader would send it."""
+        from .wiegand import encode_card
+
+        if frame.startswith("pin:"):
+            self.type_keys(frame[4:] + "#")
+        elif frame.startswith("uid:"):
+            self.present_uid(frame[4:])
+        elif frame.startswith("wg"):
+            bits, value = frame[2:].split(":")
+            self.present_wiegand(encode_card(int(bits), int(value)))
+        else:
+            self.present_text(frame)
+
     def type_keys(self, keys: str) -> None:
         self._submit({"event": osdp_sys.EVENT_KEYPRESS, "reader_no": 0, "data": keys.encode("ascii")})
 
@@ -141,6 +160,7 @@ class SimulatedBus:
     """The far end of one pseudo-terminal, with readers on it, run by one thread."""
 
     def __init__(self, readers: list[SimulatedReader]) -> None:
+        osdp_sys.set_loglevel(osdp_sys.LOG_ERROR)  # libosdp's chatter goes to stdout and stderr
         self.port, self._fd = open_bus()
         os.set_blocking(self._fd, False)
         self.readers = {r.address: r for r in readers}
