@@ -52,10 +52,11 @@ def _around_now(version: int = 42) -> dict:
 class Rig:
     """One site: configuration, store, mock pins, a pty for the serial reader."""
 
-    def __init__(self, tmp_path, *, reader: bool = True) -> None:
+    def __init__(self, tmp_path, *, reader: bool = True, readers: str = "") -> None:
+        """``reader`` False: no pty readers, only the ``readers`` tables given."""
         self.factory = MockFactory()
         self.master = None
-        extra = ""
+        extra = readers
         if reader:
             self.master, slave = os.openpty()
             tty.setraw(slave)
@@ -314,16 +315,14 @@ def test_an_event_is_committed_before_the_listeners_hear_of_it(rig):
 
 
 def test_a_reader_whose_port_is_missing_is_reported(tmp_path):
-    r = Rig(tmp_path, reader=False)
-    try:
-        path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS, extra="""
+    r = Rig(tmp_path, reader=False, readers="""
 [[readers]]
 id = "ghost"
 type = "rdm6300"
 door = "main"
 port = "/dev/does-not-exist"
 """)
-        r.cfg = config.load(path)
+    try:
         agent = r.agent()
         thread = _running(agent)
         try:
@@ -338,18 +337,16 @@ port = "/dev/does-not-exist"
 
 
 def test_a_reader_whose_port_comes_back_is_ok_again_in_the_status(tmp_path):
-    r = Rig(tmp_path, reader=False)
-    master, slave = os.openpty()
     link = tmp_path / "ttyREADER"
-    try:
-        path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS, extra=f"""
+    r = Rig(tmp_path, reader=False, readers=f"""
 [[readers]]
 id = "late"
 type = "serial-line"
 door = "main"
 port = "{link}"
 """)
-        r.cfg = config.load(path)
+    master, slave = os.openpty()
+    try:
         agent = r.agent()
         agent.hw.readers[0].retry_s = 0.1
         thread = _running(agent)

@@ -291,13 +291,9 @@ def test_a_missing_port_is_reported(panels):
 
 
 def _osdp_site(tmp_path, port: str, key_file, *, install_mode: bool = False):
-    from haldor import config
+    from .test_agent import Rig
 
-    from .helpers import write_config
-    from .test_agent import DOORS, Rig
-
-    rig = Rig(tmp_path, reader=False)
-    path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS, extra=f"""
+    return Rig(tmp_path, reader=False, readers=f"""
 [[readers]]
 id = "main-in"
 type = "osdp"
@@ -308,8 +304,6 @@ address = 1
 scbk_file = "{key_file}"
 install_mode = {str(install_mode).lower()}
 """)
-    rig.cfg = config.load(path)
-    return rig
 
 
 def _key_file(path, key: bytes = KEY):
