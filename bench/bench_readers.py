@@ -137,18 +137,26 @@ def main(argv: list[str] | None = None) -> int:
                 "wiegand": lambda i: _pulse(factory, encode_card(26, wiegand_value(i))),
                 "osdp": lambda i: _timed(sim.reader(1).present_uid, card_of(i).removeprefix("uid:")),
             }
+            wiegand_reader = next(r for r in hw.readers if getattr(r, "id", "") == "wiegand")
+            split = 0
             for kind, send in present.items():
                 pool = wiegand if kind == "wiegand" else uids
                 times = []
                 last = None
-                for _ in range(args.samples):
+                while len(times) < args.samples:
                     i = rnd.choice(pool)
                     while i == last:  # the same card twice at once is one presentation
                         i = rnd.choice(pool)
                     last = i
                     moved.clear()
+                    garbled = wiegand_reader.stats.garbled
                     t0 = send(i)
                     if not moved.wait(5):
+                        if kind == "wiegand" and wiegand_reader.stats.garbled > garbled and split < args.samples // 10 + 3:
+                            # the pulsing thread was held up for longer than the 25 ms that end a frame (a
+                            # busy CI machine): the frame arrived in pieces and was dropped. Counted, tried again.
+                            split += 1
+                            continue
                         raise RuntimeError(f"{kind}: card {i} did not open the lock")
                     times.append(time.perf_counter() - t0)
                     moved.clear()
@@ -160,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 p50, p99 = percentiles(times)
                 results[f"{kind}_p50_ms"] = round(p50 * 1e3, 2)
                 results[f"{kind}_p99_ms"] = round(p99 * 1e3, 2)
+            results["wiegand_frames_split_by_the_bench"] = split
             results["osdp_secure_channel"] = bool(sim.reader(1).secure)
         finally:
             agent.post(Stop())
