@@ -238,7 +238,7 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
         hw.locks = {door: _ShownLock(lock, door_names[door], say) for door, lock in hw.locks.items()}
         agent = Agent(cfg, store, hw, inbox=inbox, kiosk=_DemoFeed(kiosk, answers))
         agent.subscribe(lambda events: [answers.put(e) for e in events if e["type"].startswith("access.")])
-        osdp_bus.__enter__()
+        osdp_bus.start()
         thread = threading.Thread(target=agent.run, name="agent", daemon=True)
         thread.start()
         deadline = time.monotonic() + 5

@@ -28,15 +28,13 @@ from typing import Any, Callable
 import osdp_sys
 import serial
 
-from haldor import cards
+from haldor import cards, osdp_keys
 
-from haldor import osdp_keys
 from .base import CardRead, Keypad, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink
 from .wiegand import parse_card
 
 log = logging.getLogger(__name__)
 
-BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400)
 #: a reader that is online but without Secure Channel for this long has refused it
 SC_GRACE_S = 3.0
 RETRY_MIN_S, RETRY_MAX_S = 2.0, 30.0
@@ -395,10 +393,8 @@ class OsdpBus:
         kind = event.get("type")
         if kind == osdp_sys.EVENT_NOTIFICATION_SC_STATUS:
             pd.secure = bool(event.get("arg0")) and not event.get("arg1")
-        elif kind == osdp_sys.EVENT_NOTIFICATION_PD_STATUS:
-            pd.online = bool(event.get("arg0"))
-            if pd.online:
-                pd.online_since = now
+        elif kind == osdp_sys.EVENT_NOTIFICATION_PD_STATUS:  # whether it is online now, _supervise reads
+            if event.get("arg0"):
                 pd.was_online = True
                 pd.gave_up_at = None
             elif not pd.restarting:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import osdp_sys
 
+from .wiegand import encode_card
+
 
 def open_bus() -> tuple[str, int]:
     """A raw pseudo-terminal pair: the path the control panel opens, and our end."""
@@ -105,8 +107,6 @@ class SimulatedReader:
 
     def present(self, frame: str) -> None:
         """A canonical card string or ``pin:<digits>``, as the reader would send it."""
-        from .wiegand import encode_card
-
         if frame.startswith("pin:"):
             self.type_keys(frame[4:] + "#")
         elif frame.startswith("uid:"):
@@ -170,8 +170,11 @@ class SimulatedBus:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="osdp-sim", daemon=True)
 
-    def __enter__(self) -> SimulatedBus:
+    def start(self) -> None:
         self._thread.start()
+
+    def __enter__(self) -> SimulatedBus:
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
