@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-_HEX = re.compile(r"^[0-9A-F]+$")
-_CANONICAL = re.compile(r"^(uid:[0-9A-F]{2,}|em:[0-9A-F]{10}|wg[0-9]{1,3}:[0-9]+)$")
-_PIN = re.compile(r"^[0-9]{4,8}$")
+# Every pattern here is used with fullmatch: ``$`` would also match before a final newline.
+_HEX = re.compile(r"[0-9A-F]+")
+_CANONICAL = re.compile(r"uid:[0-9A-F]{2,}|em:[0-9A-F]{10}|wg[0-9]{1,3}:[0-9]+")
+_PIN = re.compile(r"[0-9]{4,8}")
 #: ISO 14443 UIDs are 4, 7 or 10 bytes long.
 _UID_HEX_LENGTHS = (8, 14, 20)
 
@@ -22,13 +23,13 @@ class CardFormatError(ValueError):
 
 def is_canonical(card: str) -> bool:
     """True when ``card`` is already a canonical card string."""
-    if not _CANONICAL.match(card):
+    if not _CANONICAL.fullmatch(card):
         return False
     return not card.startswith("uid:") or len(card) % 2 == 0  # whole bytes
 
 
 def is_pin(text: str) -> bool:
-    return bool(_PIN.match(text))
+    return bool(_PIN.fullmatch(text))
 
 
 def uid_from_hex(text: str, byte_order: str = "as-read") -> str:
@@ -38,7 +39,7 @@ def uid_from_hex(text: str, byte_order: str = "as-read") -> str:
     byte order is reversed, because a reader drops them from what it prints.
     """
     digits = re.sub(r"[\s:-]", "", text).upper()
-    if not digits or not _HEX.match(digits):
+    if not digits or not _HEX.fullmatch(digits):
         raise CardFormatError("not hexadecimal")
     if len(digits) > _UID_HEX_LENGTHS[-1]:
         raise CardFormatError("longer than a 10-byte UID")
@@ -66,12 +67,12 @@ def normalise(text: str, byte_order: str = "as-read") -> str:
         return uid_from_hex(raw[4:], byte_order)
     if lower.startswith("em:"):
         digits = raw[3:].strip().upper()
-        if len(digits) != 10 or not _HEX.match(digits):
+        if len(digits) != 10 or not _HEX.fullmatch(digits):
             raise CardFormatError("an EM4100 tag is 10 hex digits")
         return "em:" + digits
     if lower.startswith("wg"):
         card = raw.lower()
-        if not _CANONICAL.match(card):
+        if not _CANONICAL.fullmatch(card):
             raise CardFormatError("a Wiegand card is wg<bits>:<decimal>")
         bits, value = card[2:].split(":")
         return f"wg{int(bits)}:{int(value)}"

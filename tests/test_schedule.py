@@ -59,6 +59,17 @@ def _mutate(path, value):
         (("rooms", 0, "doors"), "main", "rooms[0].doors: expected list"),
         (("policy", "grace_before_min"), -5, "policy.grace_before_min: must not be negative"),
         (("timezone",), "Mars/Olympus", "timezone: unknown time zone"),
+        # a trailing newline: ``$`` matches before it, a whole-string match does not
+        (("site",), "valby-skole\n", "site: not an identifier"),
+        (("bookings", 0, "id"), "b881\n", "bookings[0].id: not an identifier"),
+        (("bookings", 0, "room"), "gym-a\n", "bookings[0].room: not an identifier"),
+        (("bookings", 0, "pin"), "1234\n", "bookings[0].pin: must be 4-8 digits"),
+        (("rooms", 0, "doors", 0), "main\n", "rooms[0].doors[0]: not an identifier"),
+        (("credentials", 0, "id"), "c1001\n", "credentials[0].id: not an identifier"),
+        (("credentials", 0, "card"), "uid:04A1B2C3\n", "credentials[0].card: not a canonical card string"),
+        (("credentials", 2, "card"), "em:0A0B0C0D0E\n", "credentials[2].card: not a canonical card string"),
+        (("credentials", 2, "card"), "wg26:8405024\n", "credentials[2].card: not a canonical card string"),
+        (("credentials", 0, "pin"), "4821\n", "credentials[0].pin: must be 4-8 digits"),
     ],
 )
 def test_bad_snapshot_is_rejected_naming_the_field(path, value, reason):
@@ -84,6 +95,50 @@ def test_delta_parses_and_checks_its_own_shape():
         schedule.parse_delta({"schema": "haldor.delta/1", "site": "s", "base_version": 1, "version": 2,
                               "upsert": {"bookings": [booking("b1", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")]},
                               "delete": {"bookings": ["b1"]}})
+
+
+def _delta(**upsert_credential):
+    credential = {"id": "c1003", "card": "em:0A0B0C0D0F", "pin": "5555", "association": "a17", "role": "member"}
+    credential.update(upsert_credential)
+    return {"schema": "haldor.delta/1", "site": "valby-skole", "base_version": 42, "version": 43,
+            "upsert": {"credentials": [credential],
+                       "bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")]},
+            "delete": {"bookings": ["b881"]}}
+
+
+def test_delta_fixture_is_valid():
+    assert schedule.parse_delta(_delta()).credentials[0].id == "c1003"
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"id": "c1003\n"}, "upsert.credentials[0].id: not an identifier"),
+        ({"card": "em:0A0B0C0D0F\n"}, "upsert.credentials[0].card: not a canonical card string"),
+        ({"card": "uid:04A1B2C3D4E5F6\n"}, "upsert.credentials[0].card: not a canonical card string"),
+        ({"pin": "5555\n"}, "upsert.credentials[0].pin: must be 4-8 digits"),
+        ({"association": "a17\n"}, "upsert.credentials[0].association: not an identifier"),
+    ],
+)
+def test_trailing_newline_in_a_delta_credential_is_rejected(change, reason):
+    with pytest.raises(DocumentError) as info:
+        schedule.parse_delta(_delta(**change))
+    assert reason in str(info.value)
+
+
+def test_trailing_newline_elsewhere_in_a_delta_is_rejected():
+    doc = _delta()
+    doc["upsert"]["bookings"][0]["id"] = "b900\n"
+    with pytest.raises(DocumentError, match=r"upsert\.bookings\[0\]\.id: not an identifier"):
+        schedule.parse_delta(doc)
+    doc = _delta()
+    doc["delete"]["bookings"] = ["b881\n"]
+    with pytest.raises(DocumentError, match=r"delete\.bookings\[0\]: not an identifier"):
+        schedule.parse_delta(doc)
+    doc = _delta()
+    doc["site"] = "valby-skole\n"
+    with pytest.raises(DocumentError, match=r"^site: not an identifier"):
+        schedule.parse_delta(doc)
 
 
 def test_envelope_signature_is_checked():

@@ -30,7 +30,9 @@ from .model import (
 
 SNAPSHOT_SCHEMA = "haldor.schedule/1"
 DELTA_SCHEMA = "haldor.delta/1"
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+#: PROTOCOL: 1-64 characters from [A-Za-z0-9._:-]; always used with fullmatch (``$`` would
+#: also match before a final newline).
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _MISSING = object()
 
 
@@ -75,7 +77,7 @@ class _Reader:
         value = self.get(key, str, required=required, nullable=nullable)
         if value is None:
             return None
-        if not _ID.match(value):
+        if not _ID.fullmatch(value):
             raise DocumentError(f"{self._where(key)}: not an identifier (1-64 of A-Z a-z 0-9 . _ : -)")
         return value
 
@@ -158,7 +160,7 @@ def _room(r: _Reader) -> Room:
     rid = r.ident("id")
     doors = r.get("doors", list)
     for i, door in enumerate(doors):
-        if not isinstance(door, str) or not _ID.match(door):
+        if not isinstance(door, str) or not _ID.fullmatch(door):
             raise DocumentError(f"{r.path}.doors[{i}]: not an identifier")
     return Room(id=rid, name=r.get("name", str, required=False, default=rid), doors=tuple(doors))
 
@@ -314,7 +316,7 @@ def parse_delta(doc: Any) -> Delta:
     for key, upserted in (("bookings", bookings), ("credentials", credentials)):
         ids = de.get(key, list, required=False, default=[])
         for i, value in enumerate(ids):
-            if not isinstance(value, str) or not _ID.match(value):
+            if not isinstance(value, str) or not _ID.fullmatch(value):
                 raise DocumentError(f"delete.{key}[{i}]: not an identifier")
         both = {x.id for x in upserted} & set(ids)
         if both:

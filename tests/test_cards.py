@@ -1,0 +1,33 @@
+"""Canonical card strings and PINs as a schedule may contain them (PROTOCOL 2, 7)."""
+
+import pytest
+
+from haldor import cards
+
+
+@pytest.mark.parametrize("card", ["uid:04A1B2C3", "uid:04A1B2C3D4E5F6", "uid:04A1B2C3D4E5F60708A9", "em:0A0B0C0D0E", "wg26:8405024"])
+def test_canonical(card):
+    assert cards.is_canonical(card)
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "uid:04A1B2C3\n", "uid:04A1B2C3D4E5F6\n", "em:0A0B0C0D0E\n", "wg26:8405024\n",  # trailing newline
+        "uid:04a1b2c3", "em:0A0B0C0D0", "wg26:", "04A1B2C3", " uid:04A1B2C3",
+    ],
+)
+def test_not_canonical(card):
+    assert not cards.is_canonical(card)
+
+
+@pytest.mark.parametrize("pin, ok", [("4821", True), ("12345678", True), ("4821\n", False), ("123", False), ("123456789", False), ("48 21", False)])
+def test_pin(pin, ok):
+    assert cards.is_pin(pin) is ok
+
+
+def test_a_reader_line_with_its_newline_still_reads():
+    """normalise strips what a reader sends around a card: only a schedule must be exact."""
+    assert cards.normalise("uid:04A1B2C3\r\n") == "uid:04A1B2C3"
+    assert cards.normalise("em:0a0b0c0d0e\n") == "em:0A0B0C0D0E"
+    assert cards.normalise("wg26:8405024\n") == "wg26:8405024"
