@@ -11,21 +11,40 @@ import re
 
 # Every pattern here is used with fullmatch: ``$`` would also match before a final newline.
 _HEX = re.compile(r"[0-9A-F]+")
-_CANONICAL = re.compile(r"uid:[0-9A-F]{2,}|em:[0-9A-F]{10}|wg[0-9]{1,3}:[0-9]+")
 _PIN = re.compile(r"[0-9]{4,8}")
 #: ISO 14443 UIDs are 4, 7 or 10 bytes long.
 _UID_HEX_LENGTHS = (8, 14, 20)
+_UID_CARD = re.compile(r"uid:([0-9A-F]+)")
+_WIEGAND = re.compile(r"wg[0-9]{1,3}:[0-9]+")
+#: What a schedule may contain: only strings a reader can produce.
+_CANONICAL = re.compile(r"uid:(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})|em:[0-9A-F]{10}|" + _WIEGAND.pattern)
+_CANONICAL_FORMS = "uid:<HEX>, em:<10 HEX>, wg<N>:<DECIMAL>"
 
 
 class CardFormatError(ValueError):
     """What a reader sent is not a card."""
 
 
+def canonical_problem(card: str) -> str | None:
+    """Why ``card`` cannot stand in a schedule (None when it is canonical).
+
+    Stricter than what :func:`normalise` accepts from a reader or a person: a credential's
+    card must equal a string some reader produces, so a ``uid:`` that is not 4, 7 or 10
+    bytes, which no card sends, is refused here rather than stored and never matched.
+    """
+    if _CANONICAL.fullmatch(card):
+        return None
+    uid = _UID_CARD.fullmatch(card)
+    if uid:
+        digits = len(uid.group(1))
+        size = f"{digits // 2} bytes" if digits % 2 == 0 else f"{digits} hex digits"
+        return f"not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not {size}"
+    return f"not a canonical card string ({_CANONICAL_FORMS})"
+
+
 def is_canonical(card: str) -> bool:
-    """True when ``card`` is already a canonical card string."""
-    if not _CANONICAL.fullmatch(card):
-        return False
-    return not card.startswith("uid:") or len(card) % 2 == 0  # whole bytes
+    """True when ``card`` is a canonical card string a credential may hold."""
+    return canonical_problem(card) is None
 
 
 def is_pin(text: str) -> bool:
@@ -72,7 +91,7 @@ def normalise(text: str, byte_order: str = "as-read") -> str:
         return "em:" + digits
     if lower.startswith("wg"):
         card = raw.lower()
-        if not _CANONICAL.fullmatch(card):
+        if not _WIEGAND.fullmatch(card):
             raise CardFormatError("a Wiegand card is wg<bits>:<decimal>")
         bits, value = card[2:].split(":")
         return f"wg{int(bits)}:{int(value)}"

@@ -70,12 +70,22 @@ def _mutate(path, value):
         (("credentials", 2, "card"), "em:0A0B0C0D0E\n", "credentials[2].card: not a canonical card string"),
         (("credentials", 2, "card"), "wg26:8405024\n", "credentials[2].card: not a canonical card string"),
         (("credentials", 0, "pin"), "4821\n", "credentials[0].pin: must be 4-8 digits"),
+        # a uid no ISO 14443 card has (4, 7 or 10 bytes) could never match a read
+        (("credentials", 0, "card"), "uid:04A1B2C3D4", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not 5 bytes"),
+        (("credentials", 0, "card"), "uid:04A1B2", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes"),
+        (("credentials", 0, "card"), "uid:04A1B2C3D4E5F60708A9B0", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes"),
+        (("credentials", 0, "card"), "uid:04A1B2C3D", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not 9 hex digits"),
     ],
 )
 def test_bad_snapshot_is_rejected_naming_the_field(path, value, reason):
     with pytest.raises(DocumentError) as info:
         schedule.parse_snapshot(_mutate(path, value))
     assert reason in str(info.value)
+
+
+@pytest.mark.parametrize("card", ["uid:04A1B2C3", "uid:04A1B2C3D4E5F6", "uid:04A1B2C3D4E5F60708A9"])
+def test_every_iso14443_uid_size_is_accepted(card):
+    assert schedule.parse_snapshot(_mutate(("credentials", 0, "card"), card)).credentials[0].card == card
 
 
 def test_booking_over_the_autumn_dst_change_lasts_one_hour():
@@ -118,9 +128,10 @@ def test_delta_fixture_is_valid():
         ({"card": "uid:04A1B2C3D4E5F6\n"}, "upsert.credentials[0].card: not a canonical card string"),
         ({"pin": "5555\n"}, "upsert.credentials[0].pin: must be 4-8 digits"),
         ({"association": "a17\n"}, "upsert.credentials[0].association: not an identifier"),
+        ({"card": "uid:04A1B2C3D4"}, "upsert.credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes"),
     ],
 )
-def test_trailing_newline_in_a_delta_credential_is_rejected(change, reason):
+def test_bad_delta_credential_is_rejected_naming_the_field(change, reason):
     with pytest.raises(DocumentError) as info:
         schedule.parse_delta(_delta(**change))
     assert reason in str(info.value)

@@ -176,8 +176,9 @@ def _credential(r: _Reader) -> Credential:
     if role not in ROLES:
         raise DocumentError(f"{r.path}.role: must be one of {', '.join(ROLES)}, not {role!r}")
     card = r.get("card", str, required=False, nullable=True)
-    if card is not None and not cards.is_canonical(card):
-        raise DocumentError(f"{r.path}.card: not a canonical card string (uid:<HEX>, em:<10 HEX>, wg<N>:<DECIMAL>)")
+    problem = None if card is None else cards.canonical_problem(card)
+    if problem:
+        raise DocumentError(f"{r.path}.card: {problem}")
     pin = r.get("pin", str, required=False, nullable=True)
     if pin is not None and not cards.is_pin(pin):
         raise DocumentError(f"{r.path}.pin: must be 4-8 digits")
