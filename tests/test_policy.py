@@ -13,6 +13,8 @@ MIN = 60.0
 MEMBER = Candidate("c1", "a17", "member")
 LEADER = Candidate("c2", "a17", "leader")
 CARETAKER = Candidate("c9", None, "caretaker")
+CARETAKER_GONE = Candidate("c9", None, "caretaker", valid_until=T0 - 1)  # left yesterday
+CARETAKER_NEW = Candidate("c9", None, "caretaker", valid_from=T0 + 1)  # starts tomorrow
 OTHER = Candidate("c5", "a18", "member")
 BOOKING = BookingFact("b1", "gym-a", "a17", T0, T0 + 120 * MIN)
 DAY = (T0 - 17 * 3600, T0 + 7 * 3600)
@@ -51,6 +53,22 @@ CASES = [
     ("caretaker any time", T0 + 10 * 3600, facts(CARETAKER, bookings=()), OK, False, (True, None, None, "c9")),
     ("caretaker in lockdown and closure", T0, facts(CARETAKER, closures=[ClosureFact(None, T0 - 1, T0 + 1)]), Conditions(lockdown=True, clock_trusted=False), False, (True, None, None, "c9")),
     ("caretaker rate limited", T0, facts(CARETAKER), Conditions(rate_limited=True), False, (False, "rate_limited", None, "c9")),
+    ("caretaker in lockdown", T0, facts(CARETAKER), Conditions(lockdown=True), False, (True, None, None, "c9")),
+    ("caretaker valid until inclusive", T0, facts(Candidate("c9", None, "caretaker", valid_until=T0), bookings=()), OK, False, (True, None, None, "c9")),
+    ("caretaker expired", T0, facts(CARETAKER_GONE, bookings=()), OK, False, (False, "expired", None, "c9")),
+    ("caretaker not yet valid", T0, facts(CARETAKER_NEW, bookings=()), OK, False, (False, "expired", None, "c9")),
+    ("caretaker expired, clock untrusted: expired by the clock as it is", T0, facts(CARETAKER_GONE), Conditions(clock_trusted=False), False, (False, "expired", None, "c9")),
+    ("caretaker valid, clock untrusted", T0, facts(Candidate("c9", None, "caretaker", valid_until=T0 + 1)), Conditions(clock_trusted=False), False, (True, None, None, "c9")),
+    ("caretaker expired in a closure", T0, facts(CARETAKER_GONE, closures=[ClosureFact(None, T0 - 1, T0 + 1)]), OK, False, (False, "expired", None, "c9")),
+    ("caretaker expired in lockdown: expired, not lockdown (the exemption is the role's)", T0, facts(CARETAKER_GONE), Conditions(lockdown=True), False, (False, "expired", None, "c9")),
+    ("caretaker expired rate limited", T0, facts(CARETAKER_GONE), Conditions(rate_limited=True), False, (False, "rate_limited", None, "c9")),
+    ("caretaker expired in lockdown, rate limited", T0, facts(CARETAKER_GONE), Conditions(lockdown=True, rate_limited=True), False, (False, "rate_limited", None, "c9")),
+    ("caretaker expired, member of the same card granted", T0, facts(CARETAKER_GONE, MEMBER), OK, False, (True, None, "b1", "c1")),
+    ("caretaker expired, member of the same card outside window", T0 + 3 * 3600, facts(CARETAKER_GONE, MEMBER), OK, False, (False, "outside_window", "b1", "c1")),
+    ("caretaker expired, member of the same card, clock untrusted", T0, facts(CARETAKER_GONE, MEMBER), Conditions(clock_trusted=False), False, (False, "clock_untrusted", None, "c1")),
+    ("caretaker expired, member of the same card in lockdown: expired", T0, facts(MEMBER, CARETAKER_GONE), Conditions(lockdown=True), False, (False, "expired", None, "c9")),
+    ("caretaker expired, another caretaker of the same card valid", T0, facts(CARETAKER_GONE, Candidate("c8", None, "caretaker")), Conditions(lockdown=True), False, (True, None, None, "c8")),
+    ("caretaker pin expired, booking pin granted", T0, facts(CARETAKER_GONE, bookings=[BookingFact("b7", "gym-a", "a18", T0, T0 + 3600, pin_match=True)]), OK, True, (True, None, "b7", None)),
     ("leader_first: member waits", T0, facts(MEMBER, policy=Policy(leader_first=True)), OK, False, (False, "no_booking", "b1", "c1")),
     ("leader_first: leader enters", T0, facts(LEADER, policy=Policy(leader_first=True)), OK, False, (True, None, "b1", "c2")),
     ("leader_first: member after leader", T0, facts(MEMBER, bookings=[BookingFact("b1", "gym-a", "a17", T0, T0 + 7200, leader_present=True)], policy=Policy(leader_first=True)), OK, False, (True, None, "b1", "c1")),
@@ -100,3 +118,21 @@ def test_never_granted_outside_a_window_or_to_an_expired_credential(now, starts,
         assert b.start - grace[0] * 60 <= now < b.end + grace[1] * 60
     else:
         assert d.reason in ("expired", "clock_untrusted", "outside_window", "no_booking")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    now=instants,
+    valid=st.tuples(st.none() | instants, st.none() | instants),
+    lockdown=st.booleans(),
+    rate_limited=st.booleans(),
+    trusted=st.booleans(),
+    closed=st.booleans(),
+)
+def test_a_caretaker_is_admitted_exactly_when_valid_and_not_rate_limited(now, valid, lockdown, rate_limited, trusted, closed):
+    closures = [ClosureFact(None, now - 1, now + 1)] if closed else []
+    cred = Candidate("c9", None, "caretaker", valid[0], valid[1])
+    d = decide(now, facts(cred, closures=closures), Conditions(lockdown=lockdown, rate_limited=rate_limited, clock_trusted=trusted))
+    in_validity = (valid[0] is None or now >= valid[0]) and (valid[1] is None or now <= valid[1])
+    assert d.granted == (in_validity and not rate_limited)
+    assert d.reason == (None if d.granted else "rate_limited" if rate_limited else "expired")

@@ -16,23 +16,32 @@ _DENIAL_RANK = ("closed", "outside_window", "no_booking", "clock_untrusted", "ex
 
 
 def decide(now: float, facts: Facts, conditions: Conditions, *, pin: bool = False) -> Decision:
-    """Grant or deny one card (``pin=False``) or typed PIN (``pin=True``) at ``facts.door``."""
+    """Grant or deny one card (``pin=False``) or typed PIN (``pin=True``) at ``facts.door``.
+
+    A caretaker passes lockdown, closures, an untrusted clock and the booking checks, but
+    never ``rate_limited`` nor ``expired``: validity applies to every credential, judged by
+    the clock as it is. An expired caretaker is one more denied candidate; the lockdown
+    exemption is the caretaker's role, so during a lockdown the reason reported for them
+    is ``expired`` (what would have let them in), not ``lockdown``.
+    """
     caretakers = [c for c in facts.credentials if c.role == "caretaker"]
-    if caretakers:
-        if conditions.rate_limited:
-            return Decision(False, "rate_limited", credential=caretakers[0].id, role="caretaker")
-        return Decision(True, None, credential=caretakers[0].id, role="caretaker")
+    if caretakers and conditions.rate_limited:
+        return Decision(False, "rate_limited", credential=caretakers[0].id, role="caretaker")
+    valid_caretaker = next((c for c in caretakers if _valid(now, c)), None)
+    if valid_caretaker is not None:
+        return Decision(True, None, credential=valid_caretaker.id, role="caretaker")
+    expired_caretaker = _expired(caretakers[0]) if caretakers else None
     first = facts.credentials[0] if facts.credentials else None
     known = {"credential": first.id, "role": first.role} if first else {}
     if conditions.lockdown:
-        return Decision(False, "lockdown", **known)
+        return expired_caretaker or Decision(False, "lockdown", **known)
     if conditions.rate_limited:
         return Decision(False, "rate_limited", **known)
     pin_bookings = [b for b in facts.bookings if b.pin_match] if pin else []
     if not facts.credentials and not pin_bookings:
         return Decision(False, "wrong_pin" if pin else "unknown_card")
 
-    verdicts = [_judge_credential(now, c, facts, conditions) for c in facts.credentials]
+    verdicts = [_expired(c) if c.role == "caretaker" else _judge_credential(now, c, facts, conditions) for c in facts.credentials]
     verdicts += [_judge_booking_pin(now, b, facts, conditions) for b in pin_bookings]
     for verdict in verdicts:
         if verdict.granted:
@@ -54,10 +63,19 @@ def closed_by(now: float, room: str, closures: tuple[ClosureFact, ...]) -> Closu
     return None
 
 
+def _valid(now: float, c: Candidate) -> bool:
+    """Inside ``valid_from``/``valid_until`` (both inclusive), by the clock as it is."""
+    return (c.valid_from is None or now >= c.valid_from) and (c.valid_until is None or now <= c.valid_until)
+
+
+def _expired(c: Candidate) -> Decision:
+    return Decision(False, "expired", credential=c.id, role=c.role)
+
+
 def _judge_credential(now: float, c: Candidate, facts: Facts, conditions: Conditions) -> Decision:
     ident = {"credential": c.id, "role": c.role}
-    if (c.valid_from is not None and now < c.valid_from) or (c.valid_until is not None and now > c.valid_until):
-        return Decision(False, "expired", **ident)
+    if not _valid(now, c):
+        return _expired(c)
     if not conditions.clock_trusted:
         return Decision(False, "clock_untrusted", **ident)
     own = [b for b in facts.bookings if b.association == c.association and b.room in facts.rooms]
