@@ -129,6 +129,12 @@ def _states(pin) -> list[bool]:
     return [bool(s.state) for s in pin.states]
 
 
+def _step(agent: Agent, message) -> None:
+    """One input, and its writes committed (the running loop does not wait for them)."""
+    agent.handle(message)
+    agent.settle()
+
+
 # --- end to end through the reader -------------------------------------------------------
 
 
@@ -178,15 +184,46 @@ def test_sigterm_and_stop_leave_every_lock_in_its_safe_state(rig):
     assert rig.pin(18).state  # active-low magnet output high: unpowered, released
 
 
+class _Jammed:
+    """A lock driver that raises: the relay board has gone from the bus."""
+
+    def __init__(self, lock) -> None:
+        self.lock = lock
+
+    def set_unlocked(self, unlocked: bool) -> None:
+        raise RuntimeError("relay board gone")
+
+    def close(self) -> None:
+        self.lock.close()
+
+
 def test_an_unhandled_error_puts_the_locks_in_their_safe_state(rig):
     agent = rig.agent()
     thread = _running(agent)
     agent.post(Command("unlock", "main", 60))
     wait_for(lambda: rig.pin(17).state, what="unlocked")
-    rig.store.db.conn.close()  # the database goes away under the agent
-    agent.post(CardRead("main-in", CARD))
+    agent.hw.locks["gym-a"] = _Jammed(agent.hw.locks["gym-a"])
+    agent.post(Command("unlock", "gym-a", 60))
     thread.join(5)
     assert not thread.is_alive() and thread.errors
+    assert not rig.pin(17).state
+
+
+def test_a_store_that_cannot_be_read_drops_the_input_but_never_ends_the_agent(rig):
+    agent = rig.agent()
+    thread = _running(agent)
+    try:
+        agent.journal._store.db.conn.close()  # the database goes away under the agent, both connections
+        rig.store.db.conn.close()
+        agent.post(CardRead("main-in", CARD))
+        wait_for(lambda: not agent.storage_status()["ok"], what="storage fault in the status")
+        assert thread.is_alive() and not rig.pin(17).state  # nothing decided, nothing opened
+        agent.post(Command("unlock", "main", 1))  # the doors still obey
+        wait_for(lambda: rig.pin(17).state, what="unlocked by command")
+    finally:
+        agent.post(Stop())
+        thread.join(5)
+    assert not thread.is_alive() and not thread.errors
     assert not rig.pin(17).state
 
 
@@ -198,16 +235,17 @@ def _stepped(rig, at=None) -> tuple[Agent, FakeClock]:
     clock = FakeClock(now)
     agent = rig.agent(clock)
     agent.start()
+    agent.settle()
     return agent, clock
 
 
 def test_forced_open_but_not_after_the_exit_button(rig):
     agent, clock = _stepped(rig)
-    agent.handle(ContactChanged("main", True))
+    _step(agent, ContactChanged("main", True))
     assert [e["type"] for e in rig.events()][-2:] == ["door.opened", "door.forced"]
-    agent.handle(ContactChanged("main", False))
-    agent.handle(ExitPressed("main"))
-    agent.handle(ContactChanged("main", True))
+    _step(agent, ContactChanged("main", False))
+    _step(agent, ExitPressed("main"))
+    _step(agent, ContactChanged("main", True))
     assert [e["type"] for e in rig.events()][-2:] == ["door.closed", "door.opened"]
     assert not rig.pin(17).state  # the exit button never moves the lock
     agent.hw.close()
@@ -215,13 +253,13 @@ def test_forced_open_but_not_after_the_exit_button(rig):
 
 def test_held_open_alarm_after_held_open_s(rig):
     agent, clock = _stepped(rig)
-    agent.handle(CardRead("main-in", CARD))
-    agent.handle(ContactChanged("main", True))
+    _step(agent, CardRead("main-in", CARD))
+    _step(agent, ContactChanged("main", True))
     clock.advance(59)
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert not rig.events("door.held_open")
     clock.advance(2)
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert rig.events("door.held_open")[0]["door"] == "main"
     agent.hw.close()
 
@@ -248,24 +286,24 @@ def test_door_contacts_and_buttons_on_gpio_reach_the_loop(rig):
 
 def test_fire_alarm_releases_a_fail_safe_door_and_holds_it(rig):
     agent, clock = _stepped(rig)
-    agent.handle(Command("lock", "gym-a"))
+    _step(agent, Command("lock", "gym-a"))
     assert not rig.pin(18).state  # magnet on
-    agent.handle(FireChanged("gym-a", True))
+    _step(agent, FireChanged("gym-a", True))
     assert rig.pin(18).state
-    agent.handle(Command("lock", "gym-a"))
+    _step(agent, Command("lock", "gym-a"))
     assert rig.pin(18).state  # nothing locks it while the alarm is on
-    agent.handle(FireChanged("gym-a", False))
+    _step(agent, FireChanged("gym-a", False))
     agent.hw.close()
 
 
 def test_lockdown_survives_a_restart_and_admits_only_caretakers(rig):
     agent, clock = _stepped(rig)
-    agent.handle(Command("lockdown"))
+    _step(agent, Command("lockdown"))
     agent.hw.close()
     agent, clock = _stepped(rig)
-    agent.handle(CardRead("main-in", CARD))
+    _step(agent, CardRead("main-in", CARD))
     assert rig.events("access.denied")[-1]["reason"] == "lockdown"
-    agent.handle(CardRead("main-in", CARETAKER_CARD))
+    _step(agent, CardRead("main-in", CARETAKER_CARD))
     assert rig.events("access.granted")[-1]["credential"] == "c9000"
     assert rig.pin(17).state
     agent.hw.close()
@@ -277,13 +315,14 @@ def test_untrusted_clock_refuses_bookings_until_time_sync(rig):
     clock = FakeClock(now, synchronized=False)
     agent = rig.agent(clock)
     agent.start()
+    agent.settle()
     assert rig.events("clock.untrusted")
-    agent.handle(PinRead("main-in", "4821"))
+    _step(agent, PinRead("main-in", "4821"))
     assert rig.events("access.denied")[-1]["reason"] == "clock_untrusted"
-    agent.handle(CardRead("main-in", CARETAKER_CARD))
+    _step(agent, CardRead("main-in", CARETAKER_CARD))
     assert rig.events("access.granted")[-1]["credential"] == "c9000"
     clock.is_synchronized = True
-    agent.handle(CardRead("main-in", CARD))
+    _step(agent, CardRead("main-in", CARD))
     assert rig.events("clock.trusted")
     assert rig.events("access.granted")[-1]["credential"] == "c1001"
     agent.hw.close()
@@ -292,11 +331,11 @@ def test_untrusted_clock_refuses_bookings_until_time_sync(rig):
 def test_repeated_denials_are_rate_limited_per_reader(rig):
     agent, clock = _stepped(rig)
     for _ in range(5):
-        agent.handle(CardRead("main-in", "uid:DEADBEEF"))
-    agent.handle(CardRead("main-in", CARD))
+        _step(agent, CardRead("main-in", "uid:DEADBEEF"))
+    _step(agent, CardRead("main-in", CARD))
     assert rig.events("access.denied")[-1]["reason"] == "rate_limited"
     clock.advance(61)
-    agent.handle(CardRead("main-in", CARD))
+    _step(agent, CardRead("main-in", CARD))
     assert rig.events("access.granted")
     agent.hw.close()
 
@@ -307,7 +346,7 @@ def test_an_event_is_committed_before_the_listeners_hear_of_it(rig):
     other = open_store(rig.cfg)  # another connection: sees only what was committed
     try:
         agent.subscribe(lambda events: seen.extend((e["seq"], any(x["id"] == e["id"] for x in other.events(limit=10_000))) for e in events))
-        agent.handle(CardRead("main-in", CARD))
+        _step(agent, CardRead("main-in", CARD))
     finally:
         other.close()
     assert seen and all(committed for _, committed in seen)

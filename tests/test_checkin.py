@@ -14,7 +14,7 @@ from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, PinRead
 
 from .helpers import CARD, CARETAKER_CARD, LEADER_CARD, booking, local, snapshot
-from .test_agent import Rig
+from .test_agent import Rig, _step
 
 MEMBER = Candidate("c1001", "a17", "member")
 T0 = local(2026, 11, 25, 17, 0)
@@ -111,28 +111,29 @@ def _agent(rig, at: float):
 
     agent.kiosk = Kiosk()
     agent.start()
+    agent.settle()
     return agent, clock, answers
 
 
 def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
     agent, clock, answers = _agent(rig, T0 - 600)
-    agent.handle(CardRead("kiosk", LEADER_CARD))
+    _step(agent, CardRead("kiosk", LEADER_CARD))
     (event,) = rig.events("checkin")
     assert (event["reader"], event["credential"], event["booking"]) == ("kiosk", "c1002", "b881")
     assert answers[-1]["outcome"] == "checked_in" and answers[-1]["booking"] == "b881" and "card" not in answers[-1]
-    agent.handle(CardRead("kiosk", LEADER_CARD))
+    _step(agent, CardRead("kiosk", LEADER_CARD))
     assert answers[-1]["outcome"] == "already" and len(rig.events("checkin")) == 1  # counted once
-    agent.handle(PinRead("kiosk", "4821"))  # a member's PIN at the kiosk
+    _step(agent, PinRead("kiosk", "4821"))  # a member's PIN at the kiosk
     assert answers[-1]["outcome"] == "checked_in" and len(rig.events("checkin")) == 2
-    agent.handle(CardRead("kiosk", "uid:04DEADBEEF0102"))
+    _step(agent, CardRead("kiosk", "uid:04DEADBEEF0102"))
     assert answers[-1]["outcome"] == "unknown_card"
     assert answers[-1]["card"] == "uid:04DEADBEEF0102" and answers[-1]["card_reversed"] == "uid:0201EFBEADDE04"
     assert not any("04DEADBEEF0102" in str(e) for e in rig.events())  # shown, never stored
-    agent.handle(CardRead("kiosk", CARETAKER_CARD))
+    _step(agent, CardRead("kiosk", CARETAKER_CARD))
     assert answers[-1]["outcome"] == "caretaker"
     assert not rig.pin(17).state  # a kiosk reader never opens a door
     clock.set(local(2026, 11, 25, 19, 0))
-    agent.handle(Tick())
+    _step(agent, Tick())
     (usage,) = rig.events("booking.usage")
     assert usage["booking"] == "b881"
     assert usage["usage"] == {"booked_min": 120, "first_entry": None, "entries": 0, "checkins": 2, "used": True,
@@ -143,23 +144,23 @@ def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
 
 def test_later_today_and_no_booking_today(rig):
     agent, clock, answers = _agent(rig, local(2026, 11, 25, 19, 30))
-    agent.handle(CardRead("kiosk", CARD))
+    _step(agent, CardRead("kiosk", CARD))
     assert answers[-1]["outcome"] == "later" and answers[-1]["booking"] == "b883"
     assert answers[-1]["starts_at"] == local(2026, 11, 25, 21, 0)
     clock.set(local(2026, 11, 26, 10, 0))
-    agent.handle(CardRead("kiosk", CARD))
+    _step(agent, CardRead("kiosk", CARD))
     assert answers[-1]["outcome"] == "no_booking_today"
     agent.hw.close()
 
 
 def test_a_door_entry_is_presence_and_counts_in_the_usage(rig):
     agent, clock, answers = _agent(rig, T0 + 60)
-    agent.handle(CardRead("main-in", CARD))
+    _step(agent, CardRead("main-in", CARD))
     clock.set(T0 + 3600)
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert not rig.events("booking.no_show")
     clock.set(T0 + 7200)
-    agent.handle(Tick())
+    _step(agent, Tick())
     (usage,) = rig.events("booking.usage")
     assert usage["usage"]["entries"] == 1 and usage["usage"]["used"] is True
     assert usage["usage"]["first_entry"].startswith("2026-11-25T17:01:00")
@@ -168,25 +169,25 @@ def test_a_door_entry_is_presence_and_counts_in_the_usage(rig):
 
 def test_no_show_and_usage_exactly_once_across_restarts(rig):
     agent, clock, _ = _agent(rig, T0 + 19 * 60)
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert not rig.events("booking.no_show")
     agent.hw.close()  # the agent stops before the no-show falls due ...
     agent, clock, _ = _agent(rig, T0 + 25 * 60)  # ... and starts again after
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert [e["booking"] for e in rig.events("booking.no_show")] == ["b881"]
     agent.hw.close()
     agent, clock, _ = _agent(rig, T0 + 30 * 60)  # a restart in the middle of the booking
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert len(rig.events("booking.no_show")) == 1
     clock.set(T0 + 7200)
-    agent.handle(Tick())
+    _step(agent, Tick())
     agent.hw.close()
     agent, clock, _ = _agent(rig, T0 + 7300)
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert [e["booking"] for e in rig.events("booking.usage")] == ["b881"]
     assert rig.events("booking.usage")[0]["usage"]["used"] is False
     clock.set(local(2026, 11, 25, 22, 30))
-    agent.handle(Tick())
+    _step(agent, Tick())
     agent.hw.close()
     assert sorted(e["booking"] for e in rig.events("booking.usage")) == ["b881", "b882", "b883"]
     assert sorted(e["booking"] for e in rig.events("booking.no_show")) == ["b881", "b882", "b883"]
@@ -195,6 +196,6 @@ def test_no_show_and_usage_exactly_once_across_restarts(rig):
 def test_bookings_from_before_the_first_schedule_are_not_reported(rig):
     rig.store.set_meta("reports_since", T0 + 3600)  # the box got its first schedule during b881
     agent, clock, _ = _agent(rig, local(2026, 11, 25, 23, 0))
-    agent.handle(Tick())
+    _step(agent, Tick())
     assert sorted(e["booking"] for e in rig.events("booking.usage")) == ["b882", "b883"]
     agent.hw.close()

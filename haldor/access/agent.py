@@ -7,10 +7,13 @@ callbacks only put messages on the queue.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import signal
+import sqlite3
 import threading
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,12 +22,13 @@ from haldor import cards
 from haldor import clock as clocks
 from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
-from haldor.errors import DocumentError
+from haldor.errors import DocumentError, StoreError
 
-from . import checkin, commands
+from . import checkin, commands, inflight
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
+from .journal import Batch, Journal, StorageChanged, Stored
 from .kiosk_feed import KioskFeed, feed_url
 from .notify import Notifier
 from .schedule_worker import ScheduleWorker
@@ -39,6 +43,10 @@ STATUS_EVERY_S = 60.0
 REPORTS_EVERY_S = 30.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 PURGE_EVERY_S = 3600.0
+#: a schedule the store could not take is asked for again after this long
+RESYNC_AFTER_FAILURE_S = 300.0
+#: how long a stopping agent waits for storage to take what waits in memory
+FLUSH_ON_STOP_S = 5.0
 
 
 def open_store(cfg: Config) -> Store:
@@ -102,6 +110,14 @@ class _Reported:
 
     kind: str
     booking: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    """An effect: a command id kept, so that a replay is refused across restarts."""
+
+    command: str
+    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +277,15 @@ class Agent:
         self.notifier = notifier or Notifier({})
         self._worker: ScheduleWorker | None = None
         self._next_watchdog = 0.0
+        #: the loop's writes, made beside it (its own connection)
+        self.journal = Journal(open_store(cfg), self.post, clock=self.clock.now)
+        #: batches submitted and not yet committed: what the store does not show yet
+        self._unwritten: list[Batch] = []
+        self.guard = inflight.InflightGuard(Path(cfg.data_dir) / "inflight")
+        self._last_seen: float | None = None
+        #: why the store could not be read, while that lasts
+        self._read_fault: str | None = None
+        self._resync_at: float | None = None
 
     # -- outside world ------------------------------------------------------------------
 
@@ -276,7 +301,8 @@ class Agent:
 
     def start(self) -> None:
         now = self.clock.now()
-        last_seen = self.store.meta("last_seen")
+        self.journal.start()
+        last_seen = self._last_seen = self.store.meta("last_seen")
         self.clock_trusted = clocks.trusted(now, last_seen, self.clock.synchronized())
         for door_id, contact in self.hw.contacts.items():
             self.controller.doors[door_id].open = not contact.active
@@ -310,13 +336,17 @@ class Agent:
             self.notifier.stopping()
             self.hw.close()
             log.info("agent stopped; locks in their safe state")
+            self.journal.close(FLUSH_ON_STOP_S)
             if self.fallback is not None:
                 self.fallback.stop()
             if self._worker is not None:
                 self._worker.close()
             if self.link is not None:
-                final = self.status_doc(self.clock.now())
-                final["online"] = False
+                try:
+                    final = self.status_doc(self.clock.now())
+                    final["online"] = False
+                except (sqlite3.Error, StoreError):
+                    final = None  # the Last Will says offline instead
                 self.link.stop(final)
 
     def _next_message(self) -> Any:
@@ -333,6 +363,40 @@ class Agent:
             return Tick()
 
     def handle(self, message: Any) -> None:
+        """One input, in order. Storage that cannot be read drops the input (logged, in
+        the status); it never ends the loop."""
+        try:
+            self._handle(message)
+        except (sqlite3.Error, StoreError) as exc:
+            if self._read_fault is None:
+                log.error("storage: cannot read (%s); %s dropped", exc, type(message).__name__)
+            self._read_fault = str(exc)
+            if isinstance(message, (CardRead, PinRead)) and message.reader in self.hw.indicators:
+                self.hw.indicators[message.reader].denied()
+        else:
+            if self._read_fault is not None:
+                log.warning("storage can be read again")
+                self._read_fault = None
+        self._ping(self.clock.monotonic())
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Wait until every write so far is committed, and report it (for the step-by-step
+        tests and tools; the running loop does this by itself). Other messages stay queued."""
+        self.journal.flush(timeout)
+        kept = []
+        while True:
+            try:
+                message = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(message, (Stored, StorageChanged)):
+                self.handle(message)
+            else:
+                kept.append(message)
+        for message in kept:
+            self.inbox.put(message)
+
+    def _handle(self, message: Any) -> None:
         now = self.clock.now()
         c = self.controller
         effects: list = []
@@ -359,19 +423,20 @@ class Agent:
         elif isinstance(message, HttpSchedule):
             self._schedule_worker().submit(message.payload, lambda outcome: self.post(ScheduleDone(outcome, None)))
         elif isinstance(message, ScheduleDone):
-            self._schedule_done(message)
+            effects += self._schedule_done(message, now)
+        elif isinstance(message, Stored):
+            self._stored(message)
         elif isinstance(message, Connected):
             self._status_key = None  # a fresh connection hears the status at once
             if self.store.version is None:
                 self._request_sync()
-        elif not isinstance(message, (Tick, Disconnected)):  # a lost broker changes nothing at the door
+        elif not isinstance(message, (Tick, Disconnected, StorageChanged)):  # a lost broker changes nothing at the door
             log.error("unknown message %r ignored", message)
         effects += c.tick(now)
         self._carry_out(effects, now)
         if now >= self._next_last_seen:
             self._save_last_seen(now)
         self._housekeeping(now)
-        self._ping(self.clock.monotonic())
 
     def _ping(self, mono: float) -> None:
         """The watchdog hears from the loop only when the loop has just done its work."""
@@ -382,32 +447,59 @@ class Agent:
     # -- the broker's side ------------------------------------------------------------
 
     def _received(self, message: Received, now: float) -> list:
-        """A document from the broker. It is acknowledged only once handled, so a crash
-        before that has the broker deliver it again."""
+        """A document from the broker. It is acknowledged once handled, whatever the
+        outcome, so it is never delivered again; a crash before that has the broker
+        deliver it again, and the poison guard refuses it if it keeps doing so."""
         topics = self.link.topics if self.link else None
-        effects: list = []
-        if topics and message.topic in (topics.schedule, topics.delta):
+        key = inflight.digest(message.topic, message.payload)
+        schedule = bool(topics and message.topic in (topics.schedule, topics.delta))
+        command = bool(topics and message.topic == topics.cmd)
+        if (schedule or command) and not self.guard.begin(key):
+            self._ack(message, key)
+            reason = "poison: the agent stopped while handling this message before; refused"
+            if schedule:
+                return [Emit("sync.rejected", reason=reason)]
+            return self._command_result(commands.claimed_id(message.payload), None, None, "poison", now)
+        if schedule:
             # applied beside the loop; acknowledged when it is done (ScheduleDone)
             self._schedule_worker().submit(message.payload, lambda outcome: self.post(ScheduleDone(outcome, message)))
-            return effects
-        if topics and message.topic == topics.cmd:
-            effects = self._command(message.payload, now)
+            return []
+        effects: list = []
+        if command:
+            try:
+                effects = self._command(message.payload, now)
+            except (sqlite3.Error, StoreError):
+                raise  # the store, not the command: handle() reports it
+            except Exception as exc:  # a command that trips the code is still only a bad command
+                log.exception("command refused: it broke the parser")
+                effects = self._command_result(commands.claimed_id(message.payload), None, None,
+                                               f"malformed command ({type(exc).__name__})", now)
         else:
             log.warning("message on unexpected topic %s ignored", message.topic)
+        self._ack(message, key)
+        return effects
+
+    def _ack(self, message: Received, key: str | None = None) -> None:
         if self.link is not None:
             self.link.ack(message)
-        return effects
+        self.guard.end(key or inflight.digest(message.topic, message.payload))
 
     def _schedule_worker(self) -> ScheduleWorker:
         if self._worker is None:
             self._worker = ScheduleWorker(open_store(self.cfg), self.keys, self.cfg.trust["require_signature"], self.clock.now)
         return self._worker
 
-    def _schedule_done(self, done: ScheduleDone) -> None:
-        if done.outcome.status == "gap":
+    def _schedule_done(self, done: ScheduleDone, now: float) -> list:
+        """The worker's outcome, reported here: an event for every outcome but an ignored one."""
+        outcome = done.outcome
+        if outcome.status == "gap":
             self._request_sync()
-        if done.message is not None and self.link is not None:
-            self.link.ack(done.message)
+        elif outcome.status == "failed":  # the store could not take it: ask again later
+            self._resync_at = now + RESYNC_AFTER_FAILURE_S
+        if done.message is not None:
+            self._ack(done.message)
+        event = outcome.event()
+        return [] if event is None else [Emit(event["type"], reason=event["reason"])]
 
     def _request_sync(self) -> None:
         if self.link is not None:
@@ -417,22 +509,28 @@ class Agent:
     def _command(self, payload: bytes, now: float) -> list:
         """PROTOCOL 4: every command, done or refused, gets one result and one event."""
         try:
-            cmd = commands.parse_command(open_envelope(payload, self.keys, self.cfg.trust["require_signature"]))
+            cmd = commands.parse_command(open_envelope(payload, self.keys, self.cfg.trust["require_signature"],
+                                                       max_bytes=commands.MAX_COMMAND_BYTES))
         except DocumentError as exc:
             return self._command_result(commands.claimed_id(payload), None, None, str(exc), now)
         why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now,
-                               seen=self.store.command_seen(cmd.id))
+                               seen=self._command_seen(cmd.id))
+        effects: list = []
         if cmd.site == self.cfg.site_id:
-            self.store.remember_command(cmd.id, cmd.expires_at, now)
+            effects.append(_Remembered(cmd.id, cmd.expires_at))
         if why is not None:
-            return self._command_result(cmd.id, cmd.action, cmd.door, why, now)
+            return effects + self._command_result(cmd.id, cmd.action, cmd.door, why, now)
         log.info("command %s: %s %s by %s", cmd.id, cmd.action, cmd.door or "", cmd.by)
         if cmd.action == "resync":
             self._request_sync()
-            effects: list = []
         else:
-            effects = self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
+            effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
         return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now)
+
+    def _command_seen(self, command_id: str) -> bool:
+        """Seen before: stored, or remembered by a write still on its way to the store."""
+        return (any(isinstance(e, _Remembered) and e.command == command_id for b in self._unwritten for e in b.after)
+                or self.store.command_seen(command_id))
 
     def _command_result(self, cmd_id: str | None, action: str | None, door: str | None, error: str | None, now: float) -> list:
         if error is not None:
@@ -446,7 +544,16 @@ class Agent:
         """The status for the screen: light enough to send every few seconds."""
         return {"at": now, "online": True, "schedule_version": self.store.version, "clock_trusted": self.clock_trusted,
                 "mode": self.controller.mode, "doors": self.controller.status(),
-                "reader_faults": [{"reader": r, "door": self.reader_doors.get(r)} for r in sorted(self.reader_faults)]}
+                "reader_faults": [{"reader": r, "door": self.reader_doors.get(r)} for r in sorted(self.reader_faults)],
+                "storage": self.storage_status()}
+
+    def storage_status(self) -> dict[str, Any]:
+        """Whether the store takes writes and can be read; what waits in memory meanwhile.
+        ``since`` is an instant (seconds); the status document gives it as RFC 3339."""
+        health = self.journal.health()
+        if self._read_fault is not None:
+            health.update(ok=False, fault=health["fault"] or f"cannot read: {self._read_fault}")
+        return health
 
     def readers_status(self) -> dict[str, dict[str, Any]]:
         return {r: {"ok": r not in self.reader_faults, "fault": self.reader_faults.get(r)} for r in self.reader_doors}
@@ -454,12 +561,14 @@ class Agent:
     def status_doc(self, now: float) -> dict[str, Any]:
         """PROTOCOL 6."""
         last_sync = self.store.meta("last_sync")
+        storage = self.storage_status()
         return {
             "schema": "haldor.status/1", "site": self.cfg.site_id, "online": True, "at": self.store.iso(now),
             "agent_version": __version__, "schedule_version": self.store.version,
             "last_sync": None if last_sync is None else self.store.iso(last_sync),
             "clock_trusted": self.clock_trusted, "mode": self.controller.mode, "doors": self.controller.status(),
             "readers": self.readers_status(),
+            "storage": {**storage, "since": storage["since"] and self.store.iso(storage["since"])},
             "outbox": {**self.store.outbox_stats(), "capacity": self.cfg.sync["outbox_capacity"]}, "uptime_s": int(self.clock.monotonic() - self._started_mono),
         }
 
@@ -468,17 +577,19 @@ class Agent:
             self._next_reports = now + REPORTS_EVERY_S
             self._reports(now)
         # what the status shows, read once: a change of it is told at once, to the kiosk and the broker
+        storage = self.storage_status()
         key = (self.store.version, self.clock_trusted, self.controller.mode, repr(self.controller.status()),
-               repr(self.reader_faults))
+               repr(self.reader_faults), storage["ok"], storage["fault"])
         if self.kiosk is not None:
             if key != self._kiosk_key or now >= self._next_kiosk:
                 self.kiosk.status(self.kiosk_status(now))
                 self._kiosk_key = key
                 self._next_kiosk = now + KIOSK_EVERY_S
         if now >= self._next_status:  # once a minute, whether or not there is a broker
-            dropped = self.store.enforce_capacity(self.cfg.sync["outbox_capacity"])
-            if dropped:
-                log.warning("outbox full: dropped the %d oldest door.opened/door.closed events", dropped)
+            self._submit(Batch(writes=[self._enforce_capacity]))
+        if self._resync_at is not None and now >= self._resync_at:
+            self._resync_at = None
+            self._request_sync()
         if self.link is not None:
             self.link.kick()
             if key != self._status_key or now >= self._next_status:
@@ -487,11 +598,19 @@ class Agent:
         if now >= self._next_status:
             self._next_status = now + STATUS_EVERY_S
         if now >= self._next_purge:
-            days = self.cfg.privacy["event_retention_days"]
-            purged = self.store.purge_delivered(now - days * 86400)
-            if purged:
-                log.info("purged %d delivered events older than %d days", purged, days)
+            self._submit(Batch(writes=[lambda s, before=now - self.cfg.privacy["event_retention_days"] * 86400:
+                                       self._purge(s, before)]))
             self._next_purge = now + PURGE_EVERY_S
+
+    def _enforce_capacity(self, store: Store) -> None:
+        dropped = store.enforce_capacity(self.cfg.sync["outbox_capacity"])
+        if dropped:
+            log.warning("outbox full: dropped the %d oldest door.opened/door.closed events", dropped)
+
+    def _purge(self, store: Store, before: float) -> None:
+        purged = store.purge_delivered(before)
+        if purged:
+            log.info("purged %d delivered events older than %d days", purged, self.cfg.privacy["event_retention_days"])
 
     def _presented(self, read: CardRead | PinRead, now: float) -> list:
         door = self.reader_doors.get(read.reader)
@@ -501,11 +620,20 @@ class Agent:
             facts = self.store.facts(door, now, card=read.card)
         else:
             facts = self.store.facts(door, now, pin=read.pin)
+        facts = self._with_unwritten_leaders(facts)
         decision, effects = self.controller.present(now, read.reader, facts, pin=isinstance(read, PinRead), clock_trusted=self.clock_trusted)
         log.info("%s at %s: %s%s (credential %s, booking %s)", "PIN" if isinstance(read, PinRead) else "card", read.reader,
                  "granted" if decision.granted else "denied", "" if decision.granted else f" {decision.reason}",
                  decision.credential, decision.booking)
         return effects
+
+    def _with_unwritten_leaders(self, facts):
+        """A leader's entry still on its way to the store already admits the members (leader_first)."""
+        leaders = {e.booking for e in self._unwritten_effects() if isinstance(e, (Entered, _CheckedIn)) and e.role == "leader"}
+        if not leaders or not any(b.id in leaders and not b.leader_present for b in facts.bookings):
+            return facts
+        return dataclasses.replace(facts, bookings=tuple(
+            dataclasses.replace(b, leader_present=True) if b.id in leaders else b for b in facts.bookings))
 
     def _checkin(self, read: CardRead | PinRead, now: float) -> list:
         """A badge at the kiosk reader (a reader with no door)."""
@@ -529,7 +657,10 @@ class Agent:
         if since is None:
             return
         effects: list = []
+        unwritten = {(e.kind, e.booking) for e in self._unwritten_effects() if isinstance(e, _Reported)}
         for kind, record in checkin.due_reports(now, self.store.booking_records(now, since), self.store.policy.no_show_after_min):
+            if (kind, record.id) in unwritten:
+                continue
             if kind == "no_show":
                 effects.append(Emit("booking.no_show", booking=record.id))
             else:
@@ -543,44 +674,66 @@ class Agent:
             self._carry_out(effects, now)
 
     def _check_clock(self, now: float, effects: list) -> None:
-        if not self.clock_trusted and clocks.trusted(now, self.store.meta("last_seen"), self.clock.synchronized()):
+        if not self.clock_trusted and clocks.trusted(now, self._last_seen, self.clock.synchronized()):
             self.clock_trusted = True
             effects.append(Emit("clock.trusted"))
             log.info("clock trusted again")
 
     def _save_last_seen(self, now: float) -> None:
         if self.clock_trusted:
-            self.store.set_meta("last_seen", now)
+            self._last_seen = now
+            self._submit(Batch(writes=[lambda s: s.set_meta("last_seen", now)]))
         self._next_last_seen = now + LAST_SEEN_EVERY_S
 
     def _carry_out(self, effects: list, now: float) -> None:
-        """Locks first (someone is at the door), then events committed, then feedback."""
+        """Locks and feedback at once (someone is at the door); what is to be stored goes
+        to the journal, and what reports it (listeners, results) waits for its commit."""
         for e in effects:
             if isinstance(e, Lock):
                 self.hw.locks[e.door].set_unlocked(e.unlocked)
-        stored = []
-        if any(not isinstance(e, (Lock, Feedback, _Publish)) for e in effects):  # something to store
-            with self.store.write():  # one durable commit for all that follows from one input
-                for e in effects:
-                    if isinstance(e, Entered):
-                        self.store.note_entry(e.booking, e.role, now)
-                    elif isinstance(e, _CheckedIn):
-                        self.store.note_checkin(e.booking, e.credential, e.role, now)
-                    elif isinstance(e, _Reported):
-                        self.store.mark_reported(e.kind, e.booking, now)
-                if any(isinstance(e, ModesChanged) for e in effects):
-                    self.store.set_meta("lasting", self.controller.lasting_state())
-                    self.store.set_meta("mode", self.controller.mode)
-                stored = self.store.append_events([e.as_event(now) for e in effects if isinstance(e, Emit)], now)
         for e in effects:
             if isinstance(e, Feedback) and e.reader in self.hw.indicators:
                 indicator = self.hw.indicators[e.reader]
                 indicator.granted() if e.granted else indicator.denied()
-            elif isinstance(e, _Publish) and self.link is not None:
+        kept = [e for e in effects if not isinstance(e, (Lock, Feedback))]
+        if not kept:
+            return
+        batch = Batch(events=[e.as_event(now) for e in kept if isinstance(e, Emit)], after=kept)
+        for e in kept:
+            if isinstance(e, Entered):
+                batch.writes.append(lambda s, e=e: s.note_entry(e.booking, e.role, now))
+            elif isinstance(e, _CheckedIn):
+                batch.writes.append(lambda s, e=e: s.note_checkin(e.booking, e.credential, e.role, now))
+            elif isinstance(e, _Reported):
+                batch.writes.append(lambda s, e=e: s.mark_reported(e.kind, e.booking, now))
+            elif isinstance(e, _Remembered):
+                batch.writes.append(lambda s, e=e: s.remember_command(e.command, e.expires_at, now))
+        if any(isinstance(e, ModesChanged) for e in kept):
+            lasting, mode = self.controller.lasting_state(), self.controller.mode
+            batch.writes.append(lambda s: (s.set_meta("lasting", lasting), s.set_meta("mode", mode)))
+        self._submit(batch)
+
+    def _submit(self, batch: Batch) -> None:
+        self._unwritten.append(batch)
+        self.journal.submit(batch)
+
+    def _stored(self, message: Stored) -> None:
+        """A batch is committed: now it may be reported."""
+        try:
+            self._unwritten.remove(message.batch)
+        except ValueError:
+            pass
+        for e in message.batch.after:
+            if isinstance(e, _Publish) and self.link is not None:
                 self.link.publish(getattr(self.link.topics, e.topic), e.doc)
-        if stored:
+        if message.events:
+            if self.link is not None:
+                self.link.kick()
             for listener in self._listeners:
-                listener(stored)
+                listener(message.events)
+
+    def _unwritten_effects(self) -> list:
+        return [e for b in self._unwritten for e in b.after]
 
 
 def run_forever(cfg: Config) -> int:

@@ -15,6 +15,8 @@ DOOR_ACTIONS = ("unlock", "lock", "hold_open", "release")
 SITE_ACTIONS = ("lockdown", "lift_lockdown", "resync")
 ACTIONS = DOOR_ACTIONS + SITE_ACTIONS
 MAX_DURATION_S = 24 * 3600
+#: a command is a few hundred bytes; larger payloads are refused before parsing
+MAX_COMMAND_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +40,12 @@ def command_id(doc: Any) -> str | None:
 
 def claimed_id(payload: bytes) -> str | None:
     """The id a refused payload claims (not trusted, only echoed in its result)."""
+    if len(payload) > MAX_COMMAND_BYTES:
+        return None
     try:
         outer = json.loads(payload)
         inner = json.loads(outer["doc"]) if isinstance(outer, dict) and isinstance(outer.get("doc"), str) else outer
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     return command_id(inner)
 

@@ -25,7 +25,8 @@ def load_public_key(text: str) -> Ed25519PublicKey:
         raise ValueError("not a base64 Ed25519 public key (32 bytes)") from exc
 
 
-def open_envelope(payload: bytes | str, keys: Mapping[str, Ed25519PublicKey], require_signature: bool) -> Any:
+def open_envelope(payload: bytes | str, keys: Mapping[str, Ed25519PublicKey], require_signature: bool,
+                  *, max_bytes: int | None = None) -> Any:
     """The verified document inside an envelope, as parsed JSON.
 
     Without ``require_signature`` a bare document, or an envelope without ``sig``, is
@@ -33,8 +34,9 @@ def open_envelope(payload: bytes | str, keys: Mapping[str, Ed25519PublicKey], re
     """
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
-    if len(payload) > MAX_DOCUMENT_BYTES:
-        raise DocumentError(f"payload too large ({len(payload)} bytes)")
+    limit = MAX_DOCUMENT_BYTES if max_bytes is None else max_bytes
+    if len(payload) > limit:
+        raise DocumentError(f"payload too large ({len(payload)} bytes, at most {limit})")
     outer = _json(payload, "payload")
     if not (isinstance(outer, dict) and "doc" in outer):
         if require_signature:
@@ -66,7 +68,12 @@ def seal(document: Any, kid: str, private_key: Ed25519PrivateKey) -> dict[str, s
 
 
 def _json(data: bytes, what: str) -> Any:
+    """Parsed JSON. Nesting is bounded by the parser itself: past the interpreter's
+    recursion limit it raises RecursionError, which becomes a rejection like any other
+    parse failure (the validators never recurse into what they do not know)."""
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise DocumentError(f"{what}: nested too deeply") from None
+    except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise DocumentError(f"{what}: not valid JSON ({exc})") from None

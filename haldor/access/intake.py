@@ -7,10 +7,11 @@ a document is treated the same wherever it came from.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from haldor.errors import DocumentError
+from haldor.errors import DocumentError, StoreError
 
 from .envelope import open_envelope
 from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, parse_document
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # "applied" | "stale" | "other_site" | "rejected" | "gap"
+    status: str  # "applied" | "stale" | "other_site" | "rejected" | "gap" | "failed"
     message: str
     version: int | None = None
 
@@ -29,9 +30,28 @@ class Outcome:
     def changed(self) -> bool:
         return self.status == "applied"
 
+    def event(self) -> dict[str, Any] | None:
+        """The event that reports this outcome (PROTOCOL 5); none for an ignored one."""
+        if self.status == "applied":
+            return {"type": "sync.applied", "reason": self.message.removeprefix("applied ")}
+        if self.status in ("rejected", "gap", "failed"):
+            return {"type": "sync.rejected", "reason": self.message}
+        return None
+
 
 def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float) -> Outcome:
-    """Apply ``payload`` or reject it whole; either way the outcome is an event."""
+    """Apply ``payload`` or reject it whole, and store the event that says which."""
+    outcome = process(store, payload, keys=keys, require_signature=require_signature, now=now)
+    event = outcome.event()
+    if event is not None:
+        store.append_events([event], now)
+    return outcome
+
+
+def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float) -> Outcome:
+    """Apply ``payload`` or reject it whole. Never raises: whatever goes wrong with the
+    document is a rejection, whatever goes wrong with the store is a failure (the
+    schedule in force stays either way). The caller reports :meth:`Outcome.event`."""
     try:
         raw = open_envelope(payload, keys, require_signature)
         ignored = _ignorable(store, raw)
@@ -42,15 +62,18 @@ def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
         result = store.apply(doc, now)
     except GapError as exc:
         message = f"{exc}; a snapshot is needed"
-        store.append_events([{"type": "sync.rejected", "reason": message}], now)
         log.warning("schedule gap: %s", message)
         return Outcome("gap", message)
     except DocumentError as exc:
-        store.append_events([{"type": "sync.rejected", "reason": str(exc)}], now)
         log.warning("schedule rejected: %s", exc)
         return Outcome("rejected", str(exc))
+    except (StoreError, sqlite3.Error, OSError) as exc:
+        log.error("schedule not applied, storage failed: %s", exc)
+        return Outcome("failed", f"storage: {exc}; the schedule in force stays")
+    except Exception as exc:  # a document that trips the validator is still only a bad document
+        log.exception("schedule rejected: it broke the validator")
+        return Outcome("rejected", f"malformed document ({type(exc).__name__})")
     if result.status == "applied":
-        store.append_events([{"type": "sync.applied", "reason": f"{result.kind} {result.version}"}], now)
         log.info("schedule applied: %s %s", result.kind, result.version)
         return Outcome("applied", f"applied {result.kind} {result.version}", result.version)
     log.info("schedule ignored: %s %s %s", result.kind, result.version, result.detail)

@@ -14,7 +14,7 @@ import queue
 import threading
 from typing import Any, Callable, Mapping
 
-from .intake import Outcome, receive
+from .intake import Outcome, process
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -32,18 +32,14 @@ class ScheduleWorker:
 
     def submit(self, payload: bytes, done: Callable[[Outcome], None]) -> None:
         """Apply ``payload`` after everything submitted before it; ``done(outcome)`` runs
-        on the worker's thread."""
+        on the worker's thread. The loop reports the outcome (:meth:`Outcome.event`)."""
         self._queue.put((payload, done))
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             payload, done = item
-            try:
-                outcome = receive(self._store, payload, keys=self._keys, require_signature=self._require_signature,
-                                  now=self._clock())
-            except Exception as exc:  # the store failed: the document counts as not applied
-                log.exception("schedule document not applied")
-                outcome = Outcome("rejected", f"not applied: {exc}")
+            outcome = process(self._store, payload, keys=self._keys, require_signature=self._require_signature,
+                              now=self._clock())
             done(outcome)
 
     def close(self) -> None:

@@ -1,0 +1,213 @@
+"""The decision loop's writes, made beside it, so that a door never waits for the disk.
+
+A badge is decided and its lock moved at once; what it leaves behind (its event, the
+entry it counts) goes into a batch that this writer commits in order, one transaction
+a batch, through its own connection. When storage is slow, locked by another process,
+full, read-only or failing, the batches wait in memory and are tried again; they are
+written, in order, when storage comes back, with the ``storage.fault`` event that says
+what happened and for how long first among them. The memory is bounded: past
+:data:`CAPACITY` waiting events, the oldest door movements go first, as in the outbox.
+
+The loop hears of each commit by a :class:`Stored` message on its own queue, and only
+then reports the events (listeners, command results): an event is in the database
+before its effect is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from haldor.errors import StoreError
+
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: waiting events held in memory while storage fails (about 300 bytes each)
+CAPACITY = 20_000
+#: the first retry after a failure; doubled up to RETRY_MAX_S
+RETRY_MIN_S = 0.05
+RETRY_MAX_S = 2.0
+#: dropped first when the memory is full (PROTOCOL's outbox rule)
+DROPPABLE = ("door.opened", "door.closed")
+
+
+@dataclass(eq=False)
+class Batch:
+    """What one input leaves behind, committed whole."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    #: other changes committed with the events, each called with the writer's store
+    writes: list[Callable[[Store], Any]] = field(default_factory=list)
+    #: carried back to the loop with :class:`Stored` (what to report once committed)
+    after: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A message to the loop: ``batch`` is committed; ``events`` as published."""
+
+    batch: Batch
+    events: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageChanged:
+    """A message to the loop: storage failed or came back (see :meth:`Journal.health`)."""
+
+
+@dataclass(slots=True)
+class _Fault:
+    reason: str
+    since: float
+    attempts: int = 1
+
+
+class Journal:
+    def __init__(self, store: Store, post: Callable[[Any], None], *, capacity: int = CAPACITY,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store  # its own connection, used by the writer thread only
+        self._post = post
+        self._capacity = capacity
+        self._clock = clock
+        self._queue: deque[Batch] = deque()
+        self._cond = threading.Condition()
+        self._fault: _Fault | None = None
+        self._dropped = 0  # since the fault began
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
+
+    # -- for the loop ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> None:
+        """Queue ``batch`` behind every earlier one; never blocks on storage."""
+        with self._cond:
+            self._queue.append(batch)
+            self._bound()
+            self._cond.notify_all()
+
+    def health(self) -> dict[str, Any]:
+        """``{"ok", "fault", "since", "waiting", "dropped"}`` for the status and the screen."""
+        with self._cond:
+            fault = self._fault
+            return {"ok": fault is None, "fault": fault and fault.reason, "since": fault and fault.since,
+                    "waiting": sum(len(b.events) for b in self._queue), "dropped": self._dropped}
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted is committed; False if storage did not allow it in time."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what waits (for at most ``timeout`` seconds), then stop; what could not be
+        written is named in the log."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        with self._cond:
+            lost = sum(len(b.events) for b in self._queue)
+            self._queue.clear()
+        if lost:
+            log.error("storage: %d event(s) could not be written before stopping and are lost", lost)
+        self._store.close()
+
+    # -- the writer ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = RETRY_MIN_S
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closing)
+                if not self._queue:
+                    return
+                batch = self._queue[0]
+                events = list(batch.events)
+                fault = self._fault
+            try:
+                if fault is not None:  # what happened, first among what waited for it
+                    events.insert(0, self._fault_event(fault))
+                with self._store.write():
+                    for write in batch.writes:
+                        write(self._store)
+                    stored = self._store.append_events(events, self._clock())
+            except (sqlite3.Error, StoreError, OSError) as exc:
+                if self._failed(exc):
+                    self._post(StorageChanged())
+                with self._cond:
+                    if self._closing:
+                        return
+                    self._cond.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            except Exception:  # a bug in one write must not hold back every later one
+                log.exception("storage: a batch could not be written and is dropped")
+                stored = None
+            delay = RETRY_MIN_S
+            with self._cond:
+                self._queue.popleft()
+                self._fault = None
+                if fault is not None:
+                    self._dropped = 0
+                self._cond.notify_all()
+            if fault is not None:
+                log.warning("storage works again after %.0f s; the events made meanwhile are written", self._clock() - fault.since)
+                self._post(StorageChanged())
+            if stored is not None:
+                self._post(Stored(batch, stored))
+
+    def _failed(self, exc: BaseException) -> bool:
+        """Note a failed write; True when it begins a fault."""
+        reason = _reason(exc)
+        with self._cond:
+            if self._fault is not None:
+                self._fault.attempts += 1
+                if self._fault.reason == reason:
+                    return False
+                self._fault.reason = reason
+            else:
+                self._fault = _Fault(reason, self._clock())
+            waiting = sum(len(b.events) for b in self._queue)
+        log.error("storage: cannot write (%s); %d event(s) wait in memory, decisions go on", reason, waiting)
+        return True
+
+    def _fault_event(self, fault: _Fault) -> dict[str, Any]:
+        now = self._clock()
+        return {"type": "storage.fault", "reason": fault.reason, "at_ts": fault.since,
+                "extra": {"storage": {"since": self._store.iso(fault.since), "until": self._store.iso(now),
+                                      "duration_s": round(now - fault.since, 1), "attempts": fault.attempts,
+                                      "dropped": self._dropped}}}
+
+    def _bound(self) -> None:
+        """Past the capacity, drop the oldest door movements, then the oldest events."""
+        excess = sum(len(b.events) for b in self._queue) - self._capacity
+        if excess <= 0:
+            return
+        for droppable in (DROPPABLE, None):
+            for batch in self._queue:
+                kept = []
+                for event in batch.events:
+                    if excess > 0 and (droppable is None or event["type"] in droppable):
+                        excess -= 1
+                        self._dropped += 1
+                    else:
+                        kept.append(event)
+                batch.events[:] = kept
+                if excess <= 0:
+                    return
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, stable reason: SQLite's own words ("database or disk is full")."""
+    text = str(exc.__cause__ or exc) if isinstance(exc, StoreError) else str(exc)
+    return text.strip() or type(exc).__name__
