@@ -3,21 +3,11 @@ of a burst of events, and every event still reaches a subscriber, with no seq mi
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tty
-
 import pytest
 
-from haldor import config
-from haldor.access.agent import open_store
-
+from .agent_process import AgentProcess
 from .broker import Broker, Watcher
-from .helpers import site_config, wait_for
-
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+from .helpers import wait_for
 
 
 @pytest.fixture
@@ -27,57 +17,9 @@ def broker(tmp_path):
     b.stop()
 
 
-class AgentProcess:
-    """`haldor run` with a serial-line reader on a pty the test types into."""
-
-    def __init__(self, tmp_path, broker: Broker) -> None:
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        self.slave = slave
-        self.path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, extra=f"""
-[policy]
-max_denials = 1000000
-[[readers]]
-id = "main-in"
-type = "serial-line"
-door = "main"
-port = "{os.ttyname(slave)}"
-""")
-        self.proc: subprocess.Popen | None = None
-        self.sent = 0
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(self.path)], env=ENV,
-                                     stderr=subprocess.DEVNULL)
-
-    def badge(self, n: int) -> None:
-        for _ in range(n):
-            os.write(self.master, f"uid:DE{self.sent:06X}\r\n".encode())  # each a different card: no repeat filter
-            self.sent += 1
-
-    def stored(self) -> list[dict]:
-        store = open_store(config.load(self.path))
-        try:
-            return store.events(limit=10**6)
-        finally:
-            store.close()
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        os.close(self.master)
-        os.close(self.slave)
-
-
 def test_every_event_arrives_across_a_sigkill_and_a_broker_restart(tmp_path, broker):
     watcher = Watcher(broker.port)
-    agent = AgentProcess(tmp_path, broker)
+    agent = AgentProcess(tmp_path, port=broker.port)
     try:
         agent.start()
         wait_for(lambda: [s for s in watcher.docs("status") if s["online"]], timeout=20, what="agent online")

@@ -1,0 +1,138 @@
+"""Nothing bricks a door: hostile input and faults, survived by `haldor run` as a child
+process against a real Mosquitto, real SQLite files and a pty reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from haldor.access.envelope import seal
+
+from .agent_process import AgentProcess
+from .broker import Broker, Publisher, Watcher
+from .helpers import CARETAKER_CARD, snapshot, wait_for
+from .test_sync import _public
+
+KID = "bookings-2026"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def key():
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def site(tmp_path, broker, key):
+    """A running agent with a schedule, a watcher and a publisher."""
+    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(key)})
+    watcher = Watcher(broker.port)
+    publisher = Publisher(broker.port, key)
+    agent.start()
+    wait_for(lambda: any(s["online"] for s in watcher.docs("status")), timeout=20, what="agent online")
+    publisher.send("schedule", snapshot(42), retain=True)
+    wait_for(lambda: watcher.events("sync.applied"), timeout=10, what="schedule applied")
+    yield agent, watcher, publisher
+    publisher.close()
+    watcher.close()
+    agent.close()
+
+
+def _signed(text: str, key: Ed25519PrivateKey) -> bytes:
+    return json.dumps(seal(text, KID, key)).encode()
+
+
+def _doors_work(agent: AgentProcess, watcher: Watcher) -> None:
+    before = len(watcher.events("access.granted"))
+    agent.badge(card=CARETAKER_CARD)
+    wait_for(lambda: len(watcher.events("access.granted")) > before, timeout=10, what="a caretaker let in")
+
+
+def _hostile(key: Ed25519PrivateKey) -> dict[str, bytes]:
+    deep = "[" * 100_000 + "]" * 100_000
+    return {
+        "deep nesting": deep.encode(),
+        "deep nesting, signed": _signed(deep, key),
+        "deep object in a signed document": _signed('{"schema": "haldor.command/1", "id": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}", key),
+        "not UTF-8": b"\xff\xfe\x00",
+        "empty": b"",
+        "null": b"null",
+        "doc is a number": b'{"doc": 5}',
+        "kid is a list, sig a number": b'{"doc": "{}", "kid": ["x"], "sig": 7}',
+        "signed, every field mistyped": _signed(json.dumps({"schema": ["x"], "id": {"a": 1}, "site": 3, "version": [],
+                                                            "action": None, "rooms": "x", "credentials": {}}), key),
+        "signed, huge numbers": _signed('{"schema": "haldor.schedule/1", "site": "valby-skole", "version": 1' + "0" * 5000 + "}", key),
+    }
+
+
+def test_hostile_payloads_on_every_topic_are_rejected_reported_and_never_delivered_again(site, key):
+    agent, watcher, publisher = site
+    payloads = _hostile(key)
+    for raw in payloads.values():
+        for leaf in ("schedule/delta", "cmd", "schedule"):
+            publisher.send(leaf, None, raw=raw)
+    n = len(payloads)
+    # the empty payload on the schedule topic is only MQTT's way to delete a retained message: ignored, no event
+    wait_for(lambda: len(watcher.events("sync.rejected")) >= 2 * n - 1, timeout=20, what="every schedule payload rejected")
+    wait_for(lambda: len(watcher.docs("cmd/result")) >= n, timeout=20, what="every command answered")
+    assert agent.alive()
+    results = watcher.docs("cmd/result")
+    assert all(r["ok"] is False and r["error"] for r in results)
+    assert len(watcher.events("command.result")) == n
+    reasons = [e["reason"] for e in watcher.events("sync.rejected")]
+    assert any("nested too deeply" in r for r in reasons)
+    _doors_work(agent, watcher)
+
+    # acknowledged: after a restart nothing of it comes again
+    rejected, answered = len(watcher.events("sync.rejected")), len(watcher.docs("cmd/result"))
+    assert agent.stop() == 0
+    agent.start()
+    wait_for(lambda: watcher.docs("status")[-1]["online"], timeout=20, what="agent online again")
+    _doors_work(agent, watcher)
+    assert (len(watcher.events("sync.rejected")), len(watcher.docs("cmd/result"))) == (rejected, answered)
+    seqs = [e["seq"] for e in agent.stored()]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_an_oversized_command_is_refused_before_it_is_parsed(site, key):
+    agent, watcher, publisher = site
+    doc = {"schema": "haldor.command/1", "id": "big", "site": "valby-skole", "action": "lockdown",
+           "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2036-01-01T00:00:00Z", "by": "x" * 100_000}
+    publisher.send("cmd", doc)
+    result = wait_for(lambda: watcher.docs("cmd/result"), timeout=10, what="a result")[0]
+    assert result["ok"] is False and "payload too large" in result["error"]
+    assert watcher.docs("status")[-1]["mode"] == "normal"
+
+
+def test_a_message_the_agent_died_on_twice_is_refused_as_poison(site, key, tmp_path):
+    """SIGKILL while a large snapshot is being handled, twice: the third time it comes it
+    is refused as poison, at once, and the schedule in force stays."""
+    agent, watcher, publisher = site
+    inflight = Path(agent.data_dir) / "inflight"
+    big = snapshot(43, credentials=snapshot()["credentials"] + [
+        {"id": f"x{i}", "card": f"uid:{0x04000000000000 + i:014X}", "pin": None, "association": "a17", "role": "member",
+         "valid_from": None, "valid_until": None} for i in range(60_000)])
+    publisher.send("schedule", big, retain=True)
+    for starts in ("1", "2"):
+        wait_for(lambda: [p for p in inflight.glob("*") if p.read_text() == starts], timeout=20,
+                 what=f"handling begun ({starts})")
+        agent.kill()
+        agent.start()
+    rejected = wait_for(lambda: [e for e in watcher.events("sync.rejected") if e["reason"].startswith("poison")],
+                        timeout=30, what="refused as poison")
+    assert len(rejected) == 1
+    assert watcher.docs("status")[-1]["schedule_version"] == 42
+    _doors_work(agent, watcher)
+    assert [p.name.endswith(".poison") for p in inflight.glob("*")] == [True]
+    publisher.send("schedule", snapshot(44), retain=True)  # the next good one is applied as usual
+    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 44"], timeout=10,
+             what="a good snapshot after the poison")
