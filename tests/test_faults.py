@@ -4,6 +4,7 @@ process against a real Mosquitto, real SQLite files and a pty reader."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,72 @@ def test_a_message_the_agent_died_on_twice_is_refused_as_poison(site, key, tmp_p
     publisher.send("schedule", snapshot(44), retain=True)  # the next good one is applied as usual
     wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 44"], timeout=10,
              what="a good snapshot after the poison")
+
+
+# --- storage ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB tmpfs for the data folder, to fill up; skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}); test_journal covers the same errors")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(path: Path) -> None:
+    """Write until the disk is full, to the last byte."""
+    with open(path, "wb", buffering=0) as f:
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
+
+
+def test_a_full_disk_never_stops_the_doors_and_nothing_is_lost(tmp_path, broker, key, small_disk):
+    data = small_disk / "data"
+    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(key)}, data_dir=data)
+    watcher = Watcher(broker.port)
+    publisher = Publisher(broker.port, key)
+
+    def granted() -> int:
+        return len(watcher.events("access.granted"))
+
+    try:
+        agent.start()
+        publisher.send("schedule", snapshot(42), retain=True)
+        wait_for(lambda: watcher.events("sync.applied"), timeout=20, what="schedule applied")
+        assert (data / "reserve").exists()
+        _fill(small_disk / "filler")
+        for _ in range(20):
+            agent.badge(card=CARETAKER_CARD)
+            agent.badge()
+        # the reserve is given up: every grant is still stored and reported, and the fault said at once
+        low = wait_for(lambda: watcher.events("storage.fault"), timeout=20, what="storage.fault")
+        assert "disk almost full" in low[0]["reason"]
+        wait_for(lambda: granted() == 20, timeout=20, what="every grant reported")
+        assert not (data / "reserve").exists()
+        assert watcher.docs("status")[-1]["storage"]["fault"].startswith("disk almost full")
+
+        # a restart on the full disk: the agent starts and decides (it died at every badge before)
+        assert agent.stop() == 0
+        agent.start()
+        wait_for(lambda: watcher.docs("status")[-1]["online"], timeout=20, what="online again")
+        agent.badge(card=CARETAKER_CARD)
+        wait_for(lambda: granted() == 21, timeout=20, what="a grant after the restart")
+
+        (small_disk / "filler").unlink()
+        wait_for(lambda: watcher.docs("status")[-1]["storage"]["ok"] is True, timeout=30, what="storage ok in the status")
+        assert (data / "reserve").exists()
+    finally:
+        publisher.close()
+        watcher.close()
+        agent.close()
+    seqs = [e["seq"] for e in agent.stored()]
+    assert seqs == list(range(1, len(seqs) + 1))

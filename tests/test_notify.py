@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
+import threading
 import subprocess
 import sys
 import time
@@ -42,7 +42,7 @@ class NotifySocket:
         raise AssertionError(f"no {text} on the notify socket; got {seen}")
 
 
-def test_ready_then_watchdog_pings_that_stop_when_the_loop_is_stuck(tmp_path):
+def test_ready_then_watchdog_pings_then_stopping(tmp_path):
     master, slave = os.openpty()
     tty.setraw(slave)
     path = site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f"""
@@ -61,19 +61,6 @@ port = "{os.ttyname(slave)}"
         assert any("READY=1" in m for m in notify.until("READY=1"))
         notify.until("WATCHDOG=1", timeout=2)
         notify.until("WATCHDOG=1", timeout=2)
-        # another process holds the database's write lock: the loop blocks on the next event
-        blocker = sqlite3.connect(tmp_path / "data" / "haldor.db", timeout=5)
-        blocker.execute("BEGIN IMMEDIATE")
-        os.write(master, b"uid:DEADBEEF\r\n")
-        pings = []
-        window_end = time.monotonic() + 2.5
-        while (got := notify.next(max(0.01, window_end - time.monotonic()))) is not None and time.monotonic() < window_end:
-            pings.append(got[0])
-        marks = [window_end - 2.5, *pings, window_end]
-        assert max(b - a for a, b in zip(marks, marks[1:])) >= 1.5  # pings every 0.2 s, then silence
-        blocker.rollback()  # the loop goes on, and so do the pings
-        blocker.close()
-        notify.until("WATCHDOG=1", timeout=3)
         proc.send_signal(signal.SIGTERM)
         notify.until("STOPPING=1", timeout=5)
         assert proc.wait(10) == 0
@@ -93,3 +80,48 @@ def test_no_socket_no_notifications():
     n.watchdog()  # nothing to send to: nothing happens
     assert Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "1"}).interval_s is None  # not us
     assert Notifier({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "10000000"}).interval_s == 5.0
+
+
+class _Hung:
+    """A lock driver that hangs (a relay board stuck on its bus) until released."""
+
+    def __init__(self, lock) -> None:
+        self.lock = lock
+        self.release = threading.Event()
+
+    def set_unlocked(self, unlocked: bool) -> None:
+        self.release.wait(10)
+        self.lock.set_unlocked(unlocked)
+
+    def close(self) -> None:
+        self.lock.close()
+
+
+def test_watchdog_pings_stop_while_the_loop_is_stuck(tmp_path):
+    from haldor.access.agent import Command, Stop
+    from haldor.access.notify import Notifier
+
+    from .test_agent import Rig, _running
+
+    rig = Rig(tmp_path, reader=False)
+    notify = NotifySocket(tmp_path / "notify")
+    try:
+        agent = rig.agent()
+        agent.notifier = Notifier({"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
+        thread = _running(agent)
+        hung = agent.hw.locks["main"] = _Hung(agent.hw.locks["main"])
+        notify.until("WATCHDOG=1", timeout=2)
+        agent.post(Command("unlock", "main", 1))
+        pings = []
+        window_end = time.monotonic() + 2.5
+        while (got := notify.next(max(0.01, window_end - time.monotonic()))) is not None and time.monotonic() < window_end:
+            pings.append(got[0])
+        marks = [window_end - 2.5, *pings, window_end]
+        assert max(b - a for a, b in zip(marks, marks[1:])) >= 1.5  # pings every 0.2 s, then silence
+        hung.release.set()  # the loop goes on, and so do the pings
+        notify.until("WATCHDOG=1", timeout=3)
+        agent.post(Stop())
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        rig.close()

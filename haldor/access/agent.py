@@ -24,7 +24,7 @@ from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import DocumentError, StoreError
 
-from . import checkin, commands, inflight
+from . import checkin, commands, inflight, reserve
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
@@ -43,6 +43,7 @@ STATUS_EVERY_S = 60.0
 REPORTS_EVERY_S = 30.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 PURGE_EVERY_S = 3600.0
+DISK_CHECK_EVERY_S = 10.0
 #: a schedule the store could not take is asked for again after this long
 RESYNC_AFTER_FAILURE_S = 300.0
 #: how long a stopping agent waits for storage to take what waits in memory
@@ -286,6 +287,9 @@ class Agent:
         #: why the store could not be read, while that lasts
         self._read_fault: str | None = None
         self._resync_at: float | None = None
+        #: the disk is (almost) full: why, while it lasts
+        self._disk_low: str | None = None
+        self._next_disk_check = 0.0
 
     # -- outside world ------------------------------------------------------------------
 
@@ -351,7 +355,7 @@ class Agent:
 
     def _next_message(self) -> Any:
         now = self.clock.now()
-        deadlines = [d for d in (self.controller.next_deadline(), self._next_reports,
+        deadlines = [d for d in (self.controller.next_deadline(), self._next_reports, self._next_disk_check,
                                  self._next_kiosk if self.kiosk is not None else None) if d is not None]
         waits = [d - now for d in deadlines] + [LAST_SEEN_EVERY_S]
         if self.notifier.interval_s is not None:
@@ -432,6 +436,8 @@ class Agent:
                 self._request_sync()
         elif not isinstance(message, (Tick, Disconnected, StorageChanged)):  # a lost broker changes nothing at the door
             log.error("unknown message %r ignored", message)
+        if isinstance(message, StorageChanged) or now >= self._next_disk_check:
+            effects += self._check_disk(now)
         effects += c.tick(now)
         self._carry_out(effects, now)
         if now >= self._next_last_seen:
@@ -547,12 +553,33 @@ class Agent:
                 "reader_faults": [{"reader": r, "door": self.reader_doors.get(r)} for r in sorted(self.reader_faults)],
                 "storage": self.storage_status()}
 
+    def _check_disk(self, now: float) -> list:
+        """Keep the reserve while the disk has room; say so once when it has not."""
+        self._next_disk_check = now + DISK_CHECK_EVERY_S
+        data_dir = self.cfg.data_dir
+        try:
+            if reserve.keep(data_dir):
+                if self._disk_low is not None:
+                    log.warning("disk has room again; the reserve is back")
+                self._disk_low = None
+                return []
+            free = reserve.free_bytes(data_dir)
+        except OSError as exc:
+            free, why = 0, f"disk cannot be checked: {exc}"
+        else:
+            why = f"disk almost full: {free // 1024} kB free"
+        first = self._disk_low is None
+        self._disk_low = why
+        return [Emit("storage.fault", reason=why, extra={"storage": {"free_bytes": free}})] if first else []
+
     def storage_status(self) -> dict[str, Any]:
         """Whether the store takes writes and can be read; what waits in memory meanwhile.
         ``since`` is an instant (seconds); the status document gives it as RFC 3339."""
         health = self.journal.health()
         if self._read_fault is not None:
             health.update(ok=False, fault=health["fault"] or f"cannot read: {self._read_fault}")
+        if self._disk_low is not None:
+            health.update(ok=False, fault=health["fault"] or self._disk_low)
         return health
 
     def readers_status(self) -> dict[str, dict[str, Any]]:

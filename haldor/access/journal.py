@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from haldor.errors import StoreError
 
+from . import reserve
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ class Journal:
                         write(self._store)
                     stored = self._store.append_events(events, self._clock())
             except (sqlite3.Error, StoreError, OSError) as exc:
+                if "full" in _reason(exc) and self._store.data_dir is not None and reserve.release(self._store.data_dir):
+                    self._post(StorageChanged())  # the loop says the disk is almost full
+                    continue  # at once, into the room just made
                 if self._failed(exc):
                     self._post(StorageChanged())
                 with self._cond:

@@ -35,6 +35,7 @@ from .model import (
     Policy,
     Snapshot,
 )
+from . import reserve
 from .schedule import check_references
 
 DB_NAME = "haldor.db"
@@ -127,6 +128,7 @@ class Store:
         self.site = site
         self._default_timezone = timezone
         self._default_policy = default_policy
+        self.data_dir: Path | None = None
 
     # -- opening -----------------------------------------------------------------
 
@@ -135,6 +137,8 @@ class Store:
         path = Path(data_dir)
         try:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if reserve.free_bytes(path) < reserve.LOW_WATER:  # SQLite needs room even to read
+                reserve.release(path)
             secret = _device_secret(path / SECRET_NAME)
             db_path = path / DB_NAME
             db_path.touch(mode=0o600, exist_ok=True)  # hashes only, but nobody else's business
@@ -147,7 +151,9 @@ class Store:
             _migrate(db)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from exc
-        return cls(db, secret, site, timezone, default_policy)
+        store = cls(db, secret, site, timezone, default_policy)
+        store.data_dir = path
+        return store
 
     def close(self) -> None:
         self.db.close()
