@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -204,5 +207,41 @@ def test_a_full_disk_never_stops_the_doors_and_nothing_is_lost(tmp_path, broker,
         publisher.close()
         watcher.close()
         agent.close()
+    seqs = [e["seq"] for e in agent.stored()]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_write_lock_held_by_another_process_never_holds_up_a_door(site):
+    """Another process holds SQLite's write lock longer than the agent's 10 s busy wait
+    (a large apply on a slow CPU, a backup tool): badges are decided at once, their events
+    wait and arrive in order when the lock is gone, with the fault first."""
+    agent, watcher, publisher = site
+    db = Path(agent.data_dir) / "haldor.db"
+    blocker = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                                "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read(); c.rollback()",
+                                str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert blocker.stdout.readline().strip() == "held"
+        granted = len(watcher.events("access.granted"))
+        badged = []
+        for line in (CARETAKER_CARD, "pin:909090"):  # the caretaker's card and PIN (a card repeated is filtered)
+            badged.append(time.time())
+            agent.badge(card=line)
+        wait_for(lambda: watcher.docs("status")[-1]["storage"]["fault"] == "database is locked", timeout=20,
+                 what="the lock in the status")
+        assert len(watcher.events("access.granted")) == granted  # not reported before it is stored
+    finally:
+        blocker.stdin.close()
+        blocker.wait(10)
+    released = time.time()
+    events = wait_for(lambda: len(watcher.events("access.granted")) == granted + 2 and watcher.events(), timeout=20,
+                      what="the grants, once stored")
+    grants = [e for e in events if e["type"] == "access.granted"][-2:]
+    decided = [datetime.fromisoformat(e["at"]).timestamp() for e in grants]
+    assert all(d - b < 1.0 for d, b in zip(decided, badged)) and max(decided) < released - 5  # decided at once
+    fault = [e for e in events if e["type"] == "storage.fault"]
+    assert fault[0]["reason"] == "database is locked" and fault[0]["seq"] < grants[0]["seq"]
+    assert agent.alive()
+    _doors_work(agent, watcher)
     seqs = [e["seq"] for e in agent.stored()]
     assert seqs == list(range(1, len(seqs) + 1))
