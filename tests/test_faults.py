@@ -245,3 +245,14 @@ def test_a_write_lock_held_by_another_process_never_holds_up_a_door(site):
     _doors_work(agent, watcher)
     seqs = [e["seq"] for e in agent.stored()]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_second_agent_on_the_same_data_folder_stops_at_once_naming_the_first(tmp_path, site):
+    agent, watcher, publisher = site
+    second = subprocess.run([sys.executable, "-m", "haldor", "run", "--config", str(agent.path)],
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1
+    (line,) = second.stderr.strip().splitlines()
+    assert f"pid {agent.proc.pid}" in line and "data folder" in line
+    assert agent.alive()
+    _doors_work(agent, watcher)

@@ -25,6 +25,7 @@ from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import DocumentError, StoreError
 
 from . import checkin, commands, inflight, reserve
+from .data_lock import DataDirLock
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
@@ -765,7 +766,12 @@ class Agent:
 
 def run_forever(cfg: Config) -> int:
     """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
-    store = open_store(cfg)
+    held = DataDirLock(cfg.data_dir).acquire()  # before anything of the folder is touched
+    try:
+        store = open_store(cfg)
+    except BaseException:
+        held.release()
+        raise
     outbox = kiosk = None
     try:
         inbox: queue.Queue = queue.Queue()
@@ -794,6 +800,7 @@ def run_forever(cfg: Config) -> int:
         store.close()
         if outbox is not None:
             outbox.close()
+        held.release()
     return 0
 
 

@@ -1,0 +1,45 @@
+"""One agent per data folder: an advisory lock on a file in it.
+
+Two agents on one folder would share one device secret, one outbox and one broker
+session, and fight over all three. The second one stops at once instead, naming the
+first. The kernel lets go of the lock when the holder dies, however it dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from haldor.errors import HaldorError
+
+NAME = "agent.lock"
+
+
+class DataDirBusy(HaldorError):
+    """Another agent holds the data folder."""
+
+
+class DataDirLock:
+    def __init__(self, data_dir: str | os.PathLike) -> None:
+        self.path = Path(data_dir) / NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> "DataDirLock":
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataDirBusy(f"{self.path.parent}: another haldor run (pid {holder}) is using this data folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing lets go of the lock; the file stays, with a stale pid
+            self._fd = None
