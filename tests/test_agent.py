@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ import tty
 from datetime import datetime, timedelta
 
 import pytest
+import sqlite_utils
 from gpiozero.pins.mock import MockFactory
 
 from haldor import config
@@ -213,8 +215,11 @@ def test_a_store_that_cannot_be_read_drops_the_input_but_never_ends_the_agent(ri
     agent = rig.agent()
     thread = _running(agent)
     try:
-        agent.journal._store.db.conn.close()  # the database goes away under the agent, both connections
-        rig.store.db.conn.close()
+        # the database goes away under the agent: both its connections swapped for closed ones
+        # (closing one while its thread may be inside it would be a crash of the test's own making)
+        gone = sqlite_utils.Database(sqlite3.connect(":memory:", check_same_thread=False))
+        gone.conn.close()
+        agent.journal._store.db = rig.store.db = gone
         agent.post(CardRead("main-in", CARD))
         wait_for(lambda: not agent.storage_status()["ok"], what="storage fault in the status")
         assert thread.is_alive() and not rig.pin(17).state  # nothing decided, nothing opened

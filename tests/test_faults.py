@@ -256,3 +256,28 @@ def test_a_second_agent_on_the_same_data_folder_stops_at_once_naming_the_first(t
     assert f"pid {agent.proc.pid}" in line and "data folder" in line
     assert agent.alive()
     _doors_work(agent, watcher)
+
+
+def test_a_replaced_device_secret_is_said_and_the_same_snapshot_hashed_anew(site):
+    agent, watcher, publisher = site
+    _doors_work(agent, watcher)
+    assert agent.stop() == 0
+    (Path(agent.data_dir) / "device.secret").unlink()  # lost with a restore from backup, say
+    agent.start()
+    fault = wait_for(lambda: [e for e in watcher.events("storage.fault") if "device secret" in e["reason"]],
+                     timeout=20, what="storage.fault naming the secret")
+    assert len(fault) == 1
+    wait_for(lambda: {"site": "valby-skole", "have_version": 42} in watcher.docs("sync/request"), timeout=10,
+             what="a snapshot asked for")
+    # the retained version 42 is taken again and hashed with the new secret
+    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 42"][1:], timeout=20,
+             what="the same version applied again")
+    _doors_work(agent, watcher)
+    wait_for(lambda: watcher.docs("status")[-1]["storage"]["ok"], timeout=10, what="storage ok again")
+    # and only once: a restart with this secret says nothing more
+    assert agent.stop() == 0
+    seen = len(watcher.docs("status"))
+    agent.start()
+    wait_for(lambda: [s for s in watcher.docs("status")[seen:] if s["online"]], timeout=20, what="online again")
+    _doors_work(agent, watcher)
+    assert len([e for e in watcher.events("storage.fault") if "device secret" in e["reason"]]) == 1

@@ -45,6 +45,7 @@ REPORTS_EVERY_S = 30.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 PURGE_EVERY_S = 3600.0
 DISK_CHECK_EVERY_S = 10.0
+SECRET_REPLACED = "device secret replaced: cards and PINs are unknown until the snapshot is hashed anew"
 #: a schedule the store could not take is asked for again after this long
 RESYNC_AFTER_FAILURE_S = 300.0
 #: how long a stopping agent waits for storage to take what waits in memory
@@ -290,6 +291,8 @@ class Agent:
         self._resync_at: float | None = None
         #: the disk is (almost) full: why, while it lasts
         self._disk_low: str | None = None
+        #: the device secret changed: the schedule's hashes wait for a snapshot (Store.rehash_needed)
+        self._rehash_needed = False
         self._next_disk_check = 0.0
 
     # -- outside world ------------------------------------------------------------------
@@ -312,6 +315,11 @@ class Agent:
         for door_id, contact in self.hw.contacts.items():
             self.controller.doors[door_id].open = not contact.active
         effects = self.controller.start(now, self.store.meta("lasting"))
+        self._rehash_needed = self.store.rehash_needed
+        if self._rehash_needed:
+            why = SECRET_REPLACED
+            log.error("device secret replaced: the stored card and PIN hashes no longer match; a snapshot is requested")
+            effects.append(Emit("storage.fault", reason=why))
         if not self.clock_trusted:
             effects.append(Emit("clock.untrusted", reason="clock is behind the last time seen and not synchronised"))
             log.warning("clock untrusted: booking-based access refused until time sync")
@@ -433,7 +441,7 @@ class Agent:
             self._stored(message)
         elif isinstance(message, Connected):
             self._status_key = None  # a fresh connection hears the status at once
-            if self.store.version is None:
+            if self.store.version is None or self._rehash_needed:
                 self._request_sync()
         elif not isinstance(message, (Tick, Disconnected, StorageChanged)):  # a lost broker changes nothing at the door
             log.error("unknown message %r ignored", message)
@@ -499,6 +507,8 @@ class Agent:
     def _schedule_done(self, done: ScheduleDone, now: float) -> list:
         """The worker's outcome, reported here: an event for every outcome but an ignored one."""
         outcome = done.outcome
+        if outcome.status == "applied":
+            self._rehash_needed = self.store.rehash_needed
         if outcome.status == "gap":
             self._request_sync()
         elif outcome.status == "failed":  # the store could not take it: ask again later
@@ -581,6 +591,8 @@ class Agent:
             health.update(ok=False, fault=health["fault"] or f"cannot read: {self._read_fault}")
         if self._disk_low is not None:
             health.update(ok=False, fault=health["fault"] or self._disk_low)
+        if self._rehash_needed:
+            health.update(ok=False, fault=health["fault"] or SECRET_REPLACED)
         return health
 
     def readers_status(self) -> dict[str, dict[str, Any]]:

@@ -92,6 +92,6 @@ def _ignorable(store: Store, raw: Any) -> Outcome | None:
     if site != store.site:
         return Outcome("other_site", f"ignored {kind} {version}: for site {site!r}", version)
     current = store.version
-    if current is not None and version <= current:
+    if current is not None and version <= current and not (kind == "snapshot" and version == current and store.rehash_needed):
         return Outcome("stale", f"ignored {kind} {version}: version {version} <= applied {current}", version)
     return None

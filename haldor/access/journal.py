@@ -121,7 +121,10 @@ class Journal:
             self._queue.clear()
         if lost:
             log.error("storage: %d event(s) could not be written before stopping and are lost", lost)
-        self._store.close()
+        try:
+            self._store.close()
+        except sqlite3.Error as exc:  # stopping goes on: the broker and the worker still need closing
+            log.error("storage: closing the journal's connection: %s", exc)
 
     # -- the writer ------------------------------------------------------------------
 

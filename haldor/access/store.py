@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -37,6 +38,8 @@ from .model import (
 )
 from . import reserve
 from .schedule import check_references
+
+log = logging.getLogger(__name__)
 
 DB_NAME = "haldor.db"
 SECRET_NAME = "device.secret"
@@ -153,7 +156,29 @@ class Store:
             raise StoreError(f"{path}: cannot open the store: {exc}") from exc
         store = cls(db, secret, site, timezone, default_policy)
         store.data_dir = path
+        store._check_secret()
         return store
+
+    def _check_secret(self) -> None:
+        """A device secret that is not the one the hashes were made with (lost, restored from
+        another box, replaced) makes every card unknown: note it, so that the agent says so,
+        asks for a snapshot and takes the same version again to hash anew."""
+        fingerprint = hmac.new(self._secret, b"fingerprint\x00", hashlib.sha256).hexdigest()[:16]
+        stored = self.meta("secret_fingerprint")
+        if stored == fingerprint:
+            return
+        try:
+            with self.write():
+                if stored is not None and self.meta("schedule_version") is not None:
+                    self._set_meta("rehash_needed", True)
+                self._set_meta("secret_fingerprint", fingerprint)
+        except sqlite3.Error as exc:  # a full disk: said again at the next start
+            log.error("device secret fingerprint not stored: %s", exc)
+
+    @property
+    def rehash_needed(self) -> bool:
+        """The device secret changed since the schedule was hashed: the same version is taken again."""
+        return bool(self.meta("rehash_needed"))
 
     def close(self) -> None:
         self.db.close()
@@ -228,7 +253,8 @@ class Store:
         if doc.site != self.site:
             return ApplyResult("other_site", kind, doc.version, f"for site {doc.site!r}")
         current = self.version
-        if current is not None and doc.version <= current:
+        again = kind == "snapshot" and self.rehash_needed and doc.version == current
+        if current is not None and doc.version <= current and not again:
             return ApplyResult("stale", kind, doc.version, f"version {doc.version} <= applied {current}")
         try:
             with self.write():
@@ -238,6 +264,7 @@ class Store:
                     self._apply_delta(doc)
                 else:
                     self._apply_snapshot(doc)
+                    self._set_meta("rehash_needed", None)
                 self._set_meta("schedule_version", doc.version)
                 self._set_meta("last_sync", now)
                 if self.meta("reports_since") is None:  # bookings before the first schedule were not watched
