@@ -1,5 +1,7 @@
 """Access benchmark (issue 2): decision latency, card-to-lock latency, snapshot apply
-time and memory, at a realistic size. Run by hand at full size:
+time and memory, at a realistic size; and decision and card-to-lock latency while the
+agent applies a snapshot of that size beside its loop (idle beside it, for comparison).
+Run by hand at full size:
 
     python bench/bench_access.py
 
@@ -32,7 +34,9 @@ from gpiozero.pins.mock import MockFactory
 from haldor import config
 from haldor.access import policy
 from haldor.access.agent import Agent, Command, Stop, build_hardware, open_store
+from haldor.access.http_fallback import HttpSchedule
 from haldor.access.model import Conditions
+from haldor.drivers.base import CardRead
 
 TZ = ZoneInfo("Europe/Copenhagen")
 SITE = "bench-hal"
@@ -173,11 +177,13 @@ def bench_card_to_lock(cfg: config.Config, master: int, credentials: int, sample
 
 
 class _Watched:
-    """The real lock driver, telling the benchmark when it has been driven."""
+    """The real lock driver, telling the benchmark when it has been driven (and when:
+    ``at``, taken on the loop's thread right after the pin moved)."""
 
     def __init__(self, lock, moved: threading.Event) -> None:
         self._lock = lock
         self._moved = moved
+        self.at = 0.0
 
     @property
     def unlocked(self) -> bool:
@@ -185,10 +191,176 @@ class _Watched:
 
     def set_unlocked(self, unlocked: bool) -> None:
         self._lock.set_unlocked(unlocked)  # the pin is driven before the benchmark hears of it
+        self.at = time.perf_counter()
         self._moved.set()
 
     def close(self) -> None:
         self._lock.close()
+
+
+def spread(samples: list[float]) -> tuple[float | None, float | None, float | None]:
+    """p50, p99 and max; with fewer than two samples, what there is."""
+    if not samples:
+        return None, None, None
+    if len(samples) == 1:
+        return samples[0], samples[0], samples[0]
+    p50, p99 = percentiles(samples)
+    return p50, p99, max(samples)
+
+
+def _ms(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value * 1e3, digits)
+
+
+def bench_during_apply(cfg: config.Config, doc: dict, credentials: int, applies: int, idle_samples: int,
+                       interval_s: float) -> dict:
+    """Cards granted while the agent applies a full snapshot beside its loop, and the same
+    with nothing applied ("idle"). Each card is a ``CardRead`` posted on the agent's queue
+    every ``interval_s`` (the reader's own latency is in ``card_to_lock_*``), timed:
+
+    - card-to-lock: from the post until the lock's mock pin is driven active (a timestamp
+      taken on the loop's thread right after the pin moved);
+    - decision: the loop's ``_presented`` (store.facts, the leaders still on their way to
+      the store, controller.present with policy.decide, its log line), timed on the loop's
+      thread; the rest of card-to-lock is the queue hand-off and driving the pin;
+    - event lag: from the pin until the loop hears that the access.granted event is
+      committed (the journal waits for the apply's write lock).
+
+    Between cards the door is locked again by a command, so every card sees it go from
+    locked to unlocked. The snapshot (version + 1 each time) goes in as ``HttpSchedule``,
+    the path the broker's snapshots take too (the schedule worker); a card counts as
+    during the apply when it was posted after the document and before the worker was done.
+    """
+    base = doc["version"]
+    payloads = []
+    for k in range(applies):
+        doc["version"] = base + 1 + k
+        payloads.append(json.dumps(doc).encode())
+    doc["version"] = base
+
+    factory = MockFactory()
+    inbox: queue.Queue = queue.Queue()
+    store = open_store(cfg)
+    hw = build_hardware(cfg, inbox.put, factory)
+    moved = threading.Event()
+    watched = hw.locks["main"] = _Watched(hw.locks["main"], moved)
+    agent = Agent(cfg, store, hw, inbox=inbox)
+
+    decided: list[tuple[float, float]] = []  # on the loop's thread
+    presented = agent._presented
+
+    def timed_presented(read, now):
+        t = time.perf_counter()
+        try:
+            return presented(read, now)
+        finally:
+            decided.append((t, time.perf_counter()))
+
+    agent._presented = timed_presented
+    committed: list[float] = []  # one per access.granted event, when the loop hears it is stored
+    agent.subscribe(lambda events: committed.extend(time.perf_counter() for e in events if e["type"] == "access.granted"))
+
+    worker = agent._schedule_worker()  # made now, to see its write transaction
+    held: list[tuple[float, float]] = []
+    store_apply = worker._store.apply
+
+    def timed_apply(document, now):
+        t = time.perf_counter()
+        try:
+            return store_apply(document, now)
+        finally:
+            held.append((t, time.perf_counter()))
+
+    worker._store.apply = timed_apply
+    done = threading.Event()
+    outcomes: list = []
+    schedule_done = agent._schedule_done
+
+    def noted_done(message, now):
+        outcomes.append((time.perf_counter(), message.outcome))
+        done.set()
+        return schedule_done(message, now)
+
+    agent._schedule_done = noted_done
+
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    pin = factory.pin(17)
+    rnd = random.Random(3)
+    samples: list[tuple[float, float, float, float]] = []  # posted, decision start, decision end, pin moved
+
+    def present() -> tuple[float, float, float, float]:
+        card = card_of(rnd.randrange(credentials))
+        moved.clear()
+        seen = len(decided)
+        t0 = time.perf_counter()
+        agent.post(CardRead("main-in", card))
+        if not moved.wait(30) or not pin.state:  # waiting on an event, not spinning: the agent needs the GIL
+            raise RuntimeError(f"{card} did not open the lock")
+        sample = (t0, *decided[seen], watched.at)
+        moved.clear()
+        agent.post(Command("lock", "main"))
+        if not moved.wait(30) or pin.state:
+            raise RuntimeError("lock did not close")
+        samples.append(sample)
+        pause = t0 + interval_s - time.perf_counter()
+        if pause > 0:
+            threading.Event().wait(pause)  # the pace of the cards, not a synchronisation
+        return sample
+
+    windows: list[tuple[float, float]] = []
+    try:
+        if not agent.running.wait(10):
+            raise RuntimeError("agent did not start")
+        for _ in range(idle_samples):
+            present()
+        idle = len(samples)
+        for payload in payloads:
+            agent.journal.flush(30)  # each apply starts with nothing waiting to be written
+            done.clear()
+            posted = time.perf_counter()
+            agent.post(HttpSchedule(payload, "bench"))
+            while not done.is_set():
+                present()
+            windows.append((posted, outcomes[-1][0]))
+            if outcomes[-1][1].status != "applied":
+                raise RuntimeError(f"snapshot not applied: {outcomes[-1][1].message}")
+            present()  # after the apply, so that the last card inside it is followed by one
+        if not agent.journal.flush(60):
+            raise RuntimeError("events not written")
+        deadline = time.monotonic() + 10
+        while len(committed) < len(samples) and time.monotonic() < deadline:
+            threading.Event().wait(0.01)
+        version = store.version
+    finally:
+        agent.post(Stop())
+        thread.join(30)
+        store.close()
+        factory.reset()
+    if version != base + applies:
+        raise RuntimeError(f"schedule version {version}, expected {base + applies}")
+
+    def figures(chosen: list[int]) -> dict:
+        to_lock = [samples[i][3] - samples[i][0] for i in chosen]
+        decision = [samples[i][2] - samples[i][1] for i in chosen]
+        lag = [committed[i] - samples[i][3] for i in chosen if i < len(committed)]
+        (c50, c99, cmax), (d50, d99, dmax), (_, _, lmax) = spread(to_lock), spread(decision), spread(lag)
+        return {"card_to_lock_p50_ms": _ms(c50), "card_to_lock_p99_ms": _ms(c99), "card_to_lock_max_ms": _ms(cmax),
+                "decision_p50_ms": _ms(d50, 3), "decision_p99_ms": _ms(d99, 3), "decision_max_ms": _ms(dmax, 3),
+                "event_lag_max_ms": _ms(lmax, 1)}
+
+    inside = [i for i in range(idle, len(samples)) if any(a <= samples[i][0] < b for a, b in windows)]
+    locked = [i for i in inside if any(samples[i][0] < b and samples[i][3] > a for a, b in held)]
+    results = {f"idle_{k}": v for k, v in figures(list(range(idle))).items()}
+    results.update({f"during_apply_{k}": v for k, v in figures(inside).items()})
+    results.update({
+        "idle_samples": idle, "during_apply_samples": len(inside), "during_write_lock_samples": len(locked),
+        "during_write_lock_card_to_lock_max_ms": _ms(spread([samples[i][3] - samples[i][0] for i in locked])[2]),
+        "live_applies": applies, "live_apply_s": [round(b - a, 2) for a, b in windows],
+        "live_write_lock_s": [round(b - a, 2) for a, b in held],
+        "events_committed": f"{len(committed)}/{len(samples)}",
+    })
+    return results
 
 
 def agent_rss(cfg_path: Path) -> float:
@@ -213,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bookings", type=int, default=50_000)
     p.add_argument("--samples", type=int, default=2000, help="decisions to time (card-to-lock: a fifth of these)")
     p.add_argument("--repeat", type=int, default=3, help="snapshot applies (the median is printed)")
+    p.add_argument("--live-applies", type=int, default=3, help="snapshots applied by a running agent while cards are presented")
+    p.add_argument("--idle-samples", type=int, default=100, help="cards presented to the running agent before any apply")
+    p.add_argument("--interval-ms", type=float, default=75, help="between cards presented to the running agent")
     p.add_argument("--json", type=Path, help="also write the numbers here")
     args = p.parse_args(argv)
     if args.bookings < ASSOCIATIONS:
@@ -238,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         apply_s = statistics.median(applies)
         d50, d99 = bench_decisions(cfg, args.credentials, args.samples)
         c50, c99, granted = bench_card_to_lock(cfg, master, args.credentials, max(20, args.samples // 5))
+        doc["version"] = args.repeat
+        live = bench_during_apply(cfg, doc, args.credentials, args.live_applies, args.idle_samples, args.interval_ms / 1e3)
         rss = agent_rss(_without_reader(cfg_path))
         os.close(master)
         os.close(slave)
@@ -248,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         "decision_p50_ms": round(d50 * 1e3, 3), "decision_p99_ms": round(d99 * 1e3, 3),
         "card_to_lock_p50_ms": round(c50 * 1e3, 2), "card_to_lock_p99_ms": round(c99 * 1e3, 2),
         "card_to_lock_samples": granted, "agent_rss_mb": round(rss, 1),
+        **live,
     }
     report(results, args.json)
     return 0
