@@ -134,7 +134,8 @@ def _schedule_load(args) -> int:
     store = _open_store(cfg)
     try:
         outcome = intake.receive(
-            store, payload, keys=cfg.trusted_keys, require_signature=cfg.trust["require_signature"], now=time.time()
+            store, payload, keys=cfg.trusted_keys, require_signature=cfg.trust["require_signature"], now=time.time(),
+            doors=[d.id for d in cfg.doors],
         )
     finally:
         store.close()
@@ -142,6 +143,8 @@ def _schedule_load(args) -> int:
         print(f"haldor: {args.file}: rejected: {outcome.message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{args.file}: {outcome.message}")
+    for warning in outcome.warnings:
+        print(f"{args.file}: warning: {warning}")
     return 0
 
 

@@ -110,3 +110,28 @@ def test_kill_9_during_apply_leaves_old_or_new_schedule_whole(cfg, tmp_path):
         if counts[0] == 43:
             break
     assert killed_mid_apply >= 1
+
+
+def test_schedule_load_warns_about_doors_that_do_not_meet(cfg, tmp_path):
+    """Applied all the same: a room naming a door of another box is allowed (PROTOCOL 2)."""
+    doc = snapshot(42, rooms=[{"id": "gym-a", "name": "A", "doors": ["main", "hall-b"]},
+                              {"id": "gym-b", "name": "B", "doors": ["main"]}])
+    out = haldor("schedule", "load", "--config", cfg, str(dump(tmp_path / "s.json", doc)), check=0)
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].endswith("applied snapshot 42")
+    assert lines[1:] == [f"{tmp_path / 's.json'}: warning: door 'hall-b' of room gym-a is not controlled by this box",
+                         f"{tmp_path / 's.json'}: warning: configured door 'gym-a' is named by no room: only caretakers can open it"]
+    store = Store.open(tmp_path / "data", SITE)
+    try:
+        (applied,) = [e for e in store.events() if e["type"] == "sync.applied"]
+        assert len(applied["warnings"]) == 2
+    finally:
+        store.close()
+
+
+def test_a_version_past_two_to_the_53_is_refused_and_a_big_jump_warned(cfg, tmp_path):
+    out = haldor("schedule", "load", "--config", cfg, str(dump(tmp_path / "s.json", snapshot(2**53))), check=2)
+    assert "version: at most 9007199254740991" in out.stderr
+    haldor("schedule", "load", "--config", cfg, str(dump(tmp_path / "s.json", snapshot(42))), check=0)
+    out = haldor("schedule", "load", "--config", cfg, str(dump(tmp_path / "s.json", snapshot(42_000_042))), check=0)
+    assert "warning: version jumped from 42 to 42000042" in out.stdout and "reset_version" in out.stdout

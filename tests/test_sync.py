@@ -295,3 +295,25 @@ def test_an_oversized_or_mistyped_payload_is_rejected(rig, monkeypatch):
     assert "version: expected integer, got string" in rejected[1]["reason"]
     assert "not valid JSON" in rejected[2]["reason"]
     assert site.version() == 42
+
+
+def test_reset_version_lets_the_booking_system_recover_from_a_version_published_too_far_ahead(rig):
+    site, publisher, watcher = rig
+    site.start()
+    publisher.send("schedule", snapshot(9_000_000_000), retain=True)  # a typo in the booking system
+    wait_for(lambda: site.version() == 9_000_000_000, what="the runaway version applied")
+    publisher.send("schedule", snapshot(43), retain=True)
+    # the worker takes documents in order: a delta after it shows 43 was ignored as stale (PROTOCOL 2)
+    publisher.send("schedule/delta", {"schema": "haldor.delta/1", "site": SITE, "base_version": 9_000_000_000,
+                                      "version": 9_000_000_001, "upsert": {}, "delete": {}})
+    wait_for(lambda: site.version() == 9_000_000_001, what="the delta after the stale snapshot")
+    command = publisher.command("reset_version")
+    result = wait_for(lambda: [r for r in watcher.docs("cmd/result") if r["id"] == command], what="result")[0]
+    assert result["ok"] is True
+    wait_for(lambda: {"site": SITE, "have_version": None} in watcher.docs("sync/request"), what="a snapshot asked for")
+    publisher.send("schedule", snapshot(44), retain=True)
+    wait_for(lambda: site.version() == 44, what="the next snapshot applied whatever its version")
+    publisher.send("schedule", snapshot(43), retain=True)  # and from then on, the usual order
+    publisher.send("schedule/delta", {"schema": "haldor.delta/1", "site": SITE, "base_version": 44, "version": 45,
+                                      "upsert": {}, "delete": {}})
+    wait_for(lambda: site.version() == 45, what="a delta after it")

@@ -124,6 +124,11 @@ class _Remembered:
 
 
 @dataclass(frozen=True, slots=True)
+class _AnyVersion:
+    """An effect: the next snapshot is applied whatever its version (``reset_version``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Publish:
     """An effect: a document for the broker, sent after the events are stored."""
 
@@ -501,7 +506,8 @@ class Agent:
 
     def _schedule_worker(self) -> ScheduleWorker:
         if self._worker is None:
-            self._worker = ScheduleWorker(open_store(self.cfg), self.keys, self.cfg.trust["require_signature"], self.clock.now)
+            self._worker = ScheduleWorker(open_store(self.cfg), self.keys, self.cfg.trust["require_signature"], self.clock.now,
+                                          doors=[d.id for d in self.cfg.doors])
         return self._worker
 
     def _schedule_done(self, done: ScheduleDone, now: float) -> list:
@@ -516,7 +522,7 @@ class Agent:
         if done.message is not None:
             self._ack(done.message)
         event = outcome.event()
-        return [] if event is None else [Emit(event["type"], reason=event["reason"])]
+        return [] if event is None else [Emit(event["type"], reason=event["reason"], extra=event.get("extra"))]
 
     def _request_sync(self) -> None:
         if self.link is not None:
@@ -540,6 +546,10 @@ class Agent:
         log.info("command %s: %s %s by %s", cmd.id, cmd.action, cmd.door or "", cmd.by)
         if cmd.action == "resync":
             self._request_sync()
+        elif cmd.action == "reset_version":
+            # the mark is stored before the request for a snapshot goes out
+            effects += [_AnyVersion(), _Publish("sync_request", {"site": self.cfg.site_id, "have_version": None})]
+            log.warning("reset_version: the next snapshot is applied whatever its version")
         else:
             effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
         return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now)
@@ -748,6 +758,8 @@ class Agent:
                 batch.writes.append(lambda s, e=e: s.mark_reported(e.kind, e.booking, now))
             elif isinstance(e, _Remembered):
                 batch.writes.append(lambda s, e=e: s.remember_command(e.command, e.expires_at, now))
+            elif isinstance(e, _AnyVersion):
+                batch.writes.append(lambda s: s.accept_any_version())
         if any(isinstance(e, ModesChanged) for e in kept):
             lasting, mode = self.controller.lasting_state(), self.controller.mode
             batch.writes.append(lambda s: (s.set_meta("lasting", lasting), s.set_meta("mode", mode)))

@@ -12,7 +12,8 @@ from .schedule import _Reader
 
 COMMAND_SCHEMA = "haldor.command/1"
 DOOR_ACTIONS = ("unlock", "lock", "hold_open", "release")
-SITE_ACTIONS = ("lockdown", "lift_lockdown", "resync")
+#: reset_version: the next snapshot is applied whatever its version (a version published too far ahead)
+SITE_ACTIONS = ("lockdown", "lift_lockdown", "resync", "reset_version")
 ACTIONS = DOOR_ACTIONS + SITE_ACTIONS
 MAX_DURATION_S = 24 * 3600
 #: a command is a few hundred bytes; larger payloads are refused before parsing

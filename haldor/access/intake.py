@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from haldor.errors import DocumentError, StoreError
 
 from .envelope import open_envelope
-from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, parse_document
+from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
 from .store import GapError, Store
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ class Outcome:
     status: str  # "applied" | "stale" | "other_site" | "rejected" | "gap" | "failed"
     message: str
     version: int | None = None
+    #: applied, but something in it cannot work as meant (PROTOCOL extension: sync.applied's ``warnings``)
+    warnings: tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -33,25 +35,32 @@ class Outcome:
     def event(self) -> dict[str, Any] | None:
         """The event that reports this outcome (PROTOCOL 5); none for an ignored one."""
         if self.status == "applied":
-            return {"type": "sync.applied", "reason": self.message.removeprefix("applied ")}
+            event: dict[str, Any] = {"type": "sync.applied", "reason": self.message.removeprefix("applied ")}
+            if self.warnings:
+                event["extra"] = {"warnings": list(self.warnings)}
+            return event
         if self.status in ("rejected", "gap", "failed"):
             return {"type": "sync.rejected", "reason": self.message}
         return None
 
 
-def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float) -> Outcome:
+def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float,
+            doors: Collection[str] | None = None) -> Outcome:
     """Apply ``payload`` or reject it whole, and store the event that says which."""
-    outcome = process(store, payload, keys=keys, require_signature=require_signature, now=now)
+    outcome = process(store, payload, keys=keys, require_signature=require_signature, now=now, doors=doors)
     event = outcome.event()
     if event is not None:
         store.append_events([event], now)
     return outcome
 
 
-def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float) -> Outcome:
+def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float,
+            doors: Collection[str] | None = None) -> Outcome:
     """Apply ``payload`` or reject it whole. Never raises: whatever goes wrong with the
     document is a rejection, whatever goes wrong with the store is a failure (the
-    schedule in force stays either way). The caller reports :meth:`Outcome.event`."""
+    schedule in force stays either way). The caller reports :meth:`Outcome.event`.
+    ``doors``: this box's doors, to warn about rooms and doors that do not meet."""
+    before: int | None = None
     try:
         raw = open_envelope(payload, keys, require_signature)
         ignored = _ignorable(store, raw)
@@ -59,6 +68,7 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
             log.info("schedule ignored: %s", ignored.message)
             return ignored
         doc = parse_document(raw)
+        before = store.version
         result = store.apply(doc, now)
     except GapError as exc:
         message = f"{exc}; a snapshot is needed"
@@ -74,10 +84,24 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
         log.exception("schedule rejected: it broke the validator")
         return Outcome("rejected", f"malformed document ({type(exc).__name__})")
     if result.status == "applied":
-        log.info("schedule applied: %s %s", result.kind, result.version)
-        return Outcome("applied", f"applied {result.kind} {result.version}", result.version)
+        warnings = _warnings(store, result.version, before, doors)
+        log.info("schedule applied: %s %s%s", result.kind, result.version, "".join(f"; warning: {w}" for w in warnings))
+        return Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings))
     log.info("schedule ignored: %s %s %s", result.kind, result.version, result.detail)
     return Outcome(result.status, f"ignored {result.kind} {result.version}: {result.detail}", result.version)
+
+
+def _warnings(store: Store, version: int, before: int | None, doors: Collection[str] | None) -> list[str]:
+    warnings = []
+    if before is not None and version - before >= VERSION_JUMP_WARNING:
+        warnings.append(f"version jumped from {before} to {version}: every later document must be greater; "
+                        "if that was a mistake, send the reset_version command and then a snapshot")
+    if doors is not None:
+        try:
+            warnings += door_warnings(store.room_doors(), doors)
+        except sqlite3.Error as exc:  # applied all the same; the warnings are a courtesy
+            log.warning("door warnings not computed: %s", exc)
+    return warnings
 
 
 def _ignorable(store: Store, raw: Any) -> Outcome | None:
@@ -91,7 +115,7 @@ def _ignorable(store: Store, raw: Any) -> Outcome | None:
     kind = "snapshot" if raw["schema"] == SNAPSHOT_SCHEMA else "delta"
     if site != store.site:
         return Outcome("other_site", f"ignored {kind} {version}: for site {site!r}", version)
-    current = store.version
-    if current is not None and version <= current and not (kind == "snapshot" and version == current and store.rehash_needed):
-        return Outcome("stale", f"ignored {kind} {version}: version {version} <= applied {current}", version)
+    stale = store.why_stale(kind, version)
+    if stale is not None:
+        return Outcome("stale", f"ignored {kind} {version}: {stale}", version)
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Collection, Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import cards
@@ -246,11 +246,34 @@ def _header(doc: Any, schema: str) -> _Reader:
     return r
 
 
+#: JSON's largest exact integer in most languages (2**53 - 1): a booking system in
+#: JavaScript could never publish a greater version, so one past it blocks every later one
+MAX_VERSION = 9_007_199_254_740_991
+#: a jump this large is applied, with a warning: every later document must pass it
+VERSION_JUMP_WARNING = 1_000_000
+
+
 def _version(r: _Reader, key: str) -> int:
     value = r.get(key, int)
     if value < 0:
         raise DocumentError(f"{key}: must not be negative")
+    if value > MAX_VERSION:
+        raise DocumentError(f"{key}: at most {MAX_VERSION} (2**53 - 1)")
     return value
+
+
+def door_warnings(room_doors: Iterable[tuple[str, str]], configured: Collection[str]) -> list[str]:
+    """What a schedule that applied says about this box's doors: doors of rooms that another
+    box must control (PROTOCOL 2 allows them), and configured doors that no room names
+    (only caretakers open those)."""
+    named: dict[str, list[str]] = {}
+    for room, door in room_doors:
+        named.setdefault(door, []).append(room)
+    warnings = [f"door {door!r} of room {', '.join(sorted(rooms))} is not controlled by this box"
+                for door, rooms in sorted(named.items()) if door not in configured]
+    warnings += [f"configured door {door!r} is named by no room: only caretakers can open it"
+                 for door in sorted(configured) if door not in named]
+    return warnings
 
 
 def parse_snapshot(doc: Any) -> Snapshot:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from .intake import Outcome, process
 from .store import Store
@@ -21,8 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class ScheduleWorker:
-    def __init__(self, store: Store, keys: Mapping[str, Any], require_signature: bool, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, keys: Mapping[str, Any], require_signature: bool, clock: Callable[[], float],
+                 doors: Collection[str] | None = None) -> None:
         self._store = store  # its own connection
+        self._doors = doors
         self._keys = keys
         self._require_signature = require_signature
         self._clock = clock
@@ -39,7 +41,7 @@ class ScheduleWorker:
         while (item := self._queue.get()) is not None:
             payload, done = item
             outcome = process(self._store, payload, keys=self._keys, require_signature=self._require_signature,
-                              now=self._clock())
+                              now=self._clock(), doors=self._doors)
             done(outcome)
 
     def close(self) -> None:

@@ -175,6 +175,25 @@ class Store:
         except sqlite3.Error as exc:  # a full disk: said again at the next start
             log.error("device secret fingerprint not stored: %s", exc)
 
+    def why_stale(self, kind: str, version: int) -> str | None:
+        """Why a document of ``version`` is ignored (PROTOCOL 2, 3), or None. A snapshot of the
+        applied version is taken again after the device secret changed (to hash anew), and
+        any snapshot after a ``reset_version`` command."""
+        current = self.version
+        if current is None or version > current:
+            return None
+        if kind == "snapshot" and (self.meta("any_version") or (version == current and self.rehash_needed)):
+            return None
+        return f"version {version} <= applied {current}"
+
+    def accept_any_version(self) -> None:
+        """The ``reset_version`` command: the next snapshot is applied whatever its version
+        (the way out of a version published too far ahead)."""
+        self.set_meta("any_version", True)
+
+    def room_doors(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self.db.execute("SELECT room, door FROM room_doors ORDER BY room, door")]
+
     @property
     def rehash_needed(self) -> bool:
         """The device secret changed since the schedule was hashed: the same version is taken again."""
@@ -252,10 +271,10 @@ class Store:
         kind = "delta" if isinstance(doc, Delta) else "snapshot"
         if doc.site != self.site:
             return ApplyResult("other_site", kind, doc.version, f"for site {doc.site!r}")
+        stale = self.why_stale(kind, doc.version)
+        if stale is not None:
+            return ApplyResult("stale", kind, doc.version, stale)
         current = self.version
-        again = kind == "snapshot" and self.rehash_needed and doc.version == current
-        if current is not None and doc.version <= current and not again:
-            return ApplyResult("stale", kind, doc.version, f"version {doc.version} <= applied {current}")
         try:
             with self.write():
                 if isinstance(doc, Delta):
@@ -265,6 +284,7 @@ class Store:
                 else:
                     self._apply_snapshot(doc)
                     self._set_meta("rehash_needed", None)
+                    self._set_meta("any_version", None)
                 self._set_meta("schedule_version", doc.version)
                 self._set_meta("last_sync", now)
                 if self.meta("reports_since") is None:  # bookings before the first schedule were not watched
