@@ -53,6 +53,14 @@ TEXTS: dict[str, dict[str, str]] = {
                     "en": "The bookings have not been updated for over a day (last {when}). New bookings may be missing."},
     "kiosk.reader_fault": {"da": "Kortlæser ude af drift: {where}. Tjek kablet, eller kontakt kommunens driftskontor.",
                            "en": "Card reader out of order: {where}. Check its cable, or contact the municipality's facility office."},
+    "kiosk.storage_fault": {"da": "Dørstyringen kan ikke gemme{since}. Dørene virker; hændelser venter på at blive gemt. "
+                                  "Kontakt kommunens driftskontor.",
+                            "en": "The door controller cannot save{since}. The doors work; events wait to be saved. "
+                                  "Contact the municipality's facility office."},
+    "kiosk.since": {"da": " (siden {time})", "en": " (since {time})"},
+    "kiosk.cards_unknown": {"da": "Kort og PIN-koder virker ikke, før bookingerne er hentet igen. Kontakt kommunens driftskontor.",
+                            "en": "Cards and PINs do not work until the bookings are fetched again. "
+                                  "Contact the municipality's facility office."},
     "kiosk.checkin_reader": {"da": "check-in ved skærmen", "en": "check-in by this screen"},
     "kiosk.no_schedule": {"da": "Ingen bookinger modtaget endnu.", "en": "No bookings received yet."},
     "kiosk.unknown_time": {"da": "aldrig", "en": "never"},

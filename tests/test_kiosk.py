@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import httpx
@@ -87,6 +89,21 @@ def test_a_reader_out_of_order_is_named_by_its_door():
     assert english["text"].startswith("Card reader out of order: Hovedindgang.")
     # a silent agent says more than a reader it reported earlier
     assert _state(agent=AgentView(status={"reader_faults": faults}, status_at=T - 16))["banner"]["kind"] == "offline"
+
+
+def test_storage_faults_and_unknown_cards_on_the_screen():
+    since = T - 600  # ten minutes ago
+    storage = {"ok": False, "fault": "database or disk is full", "since": since, "waiting": 3, "cards_work": True}
+    banner = _state(agent=AgentView(status={"storage": storage}, status_at=T - 1))["banner"]
+    hhmm = datetime.fromtimestamp(since, ZoneInfo("Europe/Copenhagen")).strftime("%H:%M")
+    assert banner["kind"] == "storage" and banner["text"].startswith(f"Dørstyringen kan ikke gemme (siden {hhmm}). Dørene virker")
+    no_since = _state(agent=AgentView(status={"storage": {**storage, "since": None}}, status_at=T - 1), language="en")["banner"]
+    assert no_since["text"].startswith("The door controller cannot save. The doors work")
+    secret = {**storage, "cards_work": False}
+    faults = [{"reader": "main-in", "door": "main"}]
+    banner = _state(agent=AgentView(status={"storage": secret, "reader_faults": faults}, status_at=T - 1))["banner"]
+    assert banner["text"].startswith("Kort og PIN-koder virker ikke")  # before a reader: no card works anywhere
+    assert _state(agent=AgentView(status={"storage": {"ok": True, "cards_work": True}}, status_at=T - 1))["banner"] is None
 
 
 def test_closures_for_a_room_and_for_the_whole_site():

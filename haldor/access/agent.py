@@ -27,12 +27,13 @@ from haldor.errors import DocumentError, StoreError
 from . import checkin, commands, inflight, reserve
 from .data_lock import DataDirLock
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
+from . import envelope
 from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
 from .journal import Batch, Journal, StorageChanged, Stored
 from .kiosk_feed import KioskFeed, feed_url
 from .notify import Notifier
-from .schedule_worker import ScheduleWorker
+from .schedule_worker import ScheduleWorker, Site
 from .model import Policy
 from .store import Store
 from .sync import Connected, Disconnected, MqttLink, Received
@@ -52,10 +53,14 @@ RESYNC_AFTER_FAILURE_S = 300.0
 FLUSH_ON_STOP_S = 5.0
 
 
-def open_store(cfg: Config) -> Store:
+def policy_of(cfg: Config) -> Policy:
+    """The configuration's policy: in force until a schedule brings its own."""
     p = cfg.policy
-    policy = Policy(p["grace_before_min"], p["grace_after_min"], p["no_show_after_min"], p["leader_first"])
-    return Store.open(cfg.data_dir, cfg.site_id, cfg.site["timezone"], policy)
+    return Policy(p["grace_before_min"], p["grace_after_min"], p["no_show_after_min"], p["leader_first"])
+
+
+def open_store(cfg: Config) -> Store:
+    return Store.open(cfg.data_dir, cfg.site_id, cfg.site["timezone"], policy_of(cfg))
 
 
 # --- messages -------------------------------------------------------------------------
@@ -506,8 +511,10 @@ class Agent:
 
     def _schedule_worker(self) -> ScheduleWorker:
         if self._worker is None:
-            self._worker = ScheduleWorker(open_store(self.cfg), self.keys, self.cfg.trust["require_signature"], self.clock.now,
-                                          doors=[d.id for d in self.cfg.doors])
+            cfg = self.cfg
+            self._worker = ScheduleWorker(Site(str(cfg.data_dir), cfg.site_id, cfg.site["timezone"], policy_of(cfg),
+                                               dict(cfg.trust["keys"]), cfg.trust["require_signature"],
+                                               tuple(d.id for d in cfg.doors), envelope.MAX_DOCUMENT_BYTES), self.clock.now)
         return self._worker
 
     def _schedule_done(self, done: ScheduleDone, now: float) -> list:
@@ -603,6 +610,7 @@ class Agent:
             health.update(ok=False, fault=health["fault"] or self._disk_low)
         if self._rehash_needed:
             health.update(ok=False, fault=health["fault"] or SECRET_REPLACED)
+        health["cards_work"] = not self._rehash_needed
         return health
 
     def readers_status(self) -> dict[str, dict[str, Any]]:

@@ -55,14 +55,14 @@ def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
 
 
 def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float,
-            doors: Collection[str] | None = None) -> Outcome:
+            doors: Collection[str] | None = None, max_bytes: int | None = None) -> Outcome:
     """Apply ``payload`` or reject it whole. Never raises: whatever goes wrong with the
     document is a rejection, whatever goes wrong with the store is a failure (the
     schedule in force stays either way). The caller reports :meth:`Outcome.event`.
     ``doors``: this box's doors, to warn about rooms and doors that do not meet."""
     before: int | None = None
     try:
-        raw = open_envelope(payload, keys, require_signature)
+        raw = open_envelope(payload, keys, require_signature, max_bytes=max_bytes)
         ignored = _ignorable(store, raw)
         if ignored is not None:
             log.info("schedule ignored: %s", ignored.message)

@@ -1,33 +1,63 @@
-"""Schedule documents applied beside the decision loop.
+"""Schedule documents applied beside the decision loop, in a process of their own.
 
-Validating and applying a 100,000-credential snapshot takes seconds. Done on the
-decision thread, a member badging meanwhile would wait for it; here a worker with
-its own database connection does it, in arrival order, and the loop goes on
-deciding from the schedule in force (SQLite's WAL lets it read the old one until
-the new one is committed).
+Validating and applying a 100,000-credential snapshot takes seconds of pure Python
+(a 25 MB `json.loads` alone holds the interpreter for 200 ms). In a thread of the
+agent it would hold the GIL against the decision loop, and a badge meanwhile waited
+up to a quarter of a second; in a child process the loop keeps its core. The child
+has its own database connection; SQLite's WAL lets the loop read the schedule in
+force until the new one is committed. Documents are taken one at a time, in arrival
+order.
+
+The child also contains what a hostile document could do to the interpreter: if it
+dies (a crash, the kernel's OOM killer), the document is rejected and the agent goes
+on. It dies with the agent (PR_SET_PDEATHSIG), so nothing applies behind a stopped
+agent's back, and after a large document it is replaced, so that the memory its
+parse took goes back to the system.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
 import queue
+import signal
 import threading
-from typing import Any, Callable, Collection, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Callable, Collection, Mapping
 
+from .envelope import load_public_key
 from .intake import Outcome, process
+from .model import Policy
 from .store import Store
 
 log = logging.getLogger(__name__)
 
+#: after a document this large the child is replaced (its parse grew it by several times this)
+RECYCLE_AFTER_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the child needs to open the store and check documents (all picklable)."""
+
+    data_dir: str
+    site: str
+    timezone: str
+    policy: Policy
+    keys: Mapping[str, str]  # kid -> base64 public key, as [trust] keys holds them
+    require_signature: bool
+    doors: tuple[str, ...] | None = None
+    max_bytes: int | None = None  # None: envelope.MAX_DOCUMENT_BYTES
+
 
 class ScheduleWorker:
-    def __init__(self, store: Store, keys: Mapping[str, Any], require_signature: bool, clock: Callable[[], float],
-                 doors: Collection[str] | None = None) -> None:
-        self._store = store  # its own connection
-        self._doors = doors
-        self._keys = keys
-        self._require_signature = require_signature
+    def __init__(self, site: Site, clock: Callable[[], float]) -> None:
+        self._site = site
         self._clock = clock
+        self._pool: ProcessPoolExecutor | None = None
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
         self._thread.start()
@@ -40,11 +70,53 @@ class ScheduleWorker:
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             payload, done = item
-            outcome = process(self._store, payload, keys=self._keys, require_signature=self._require_signature,
-                              now=self._clock(), doors=self._doors)
-            done(outcome)
+            done(self._apply(payload))
+
+    def _apply(self, payload: bytes) -> Outcome:
+        if self._pool is None:
+            # spawned by this thread, which lives as long as the agent: the child's parent-death signal
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_die_with_parent)
+        try:
+            outcome = self._pool.submit(_apply_in_child, self._site, payload, self._clock()).result()
+        except BrokenProcessPool:
+            log.error("schedule worker process died on a document of %d bytes; the document is rejected", len(payload))
+            self._retire()
+            return Outcome("rejected", "the document ended the schedule worker process; the schedule in force stays")
+        except Exception as exc:  # the child could not even start: the store's part of it, retried on the next one
+            log.exception("schedule worker process failed")
+            self._retire()
+            return Outcome("failed", f"schedule worker: {exc}; the schedule in force stays")
+        if len(payload) > RECYCLE_AFTER_BYTES:
+            self._retire()
+        return outcome
+
+    def _retire(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(30)
-        self._store.close()
+        self._retire()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the thread that spawned it ends (Linux); elsewhere nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C at the demo's prompt is the agent's to handle
+
+
+def _apply_in_child(site: Site, payload: bytes, now: float) -> Outcome:
+    store = Store.open(site.data_dir, site.site, site.timezone, site.policy)
+    try:
+        keys = {kid: load_public_key(text) for kid, text in site.keys.items()}
+        return process(store, payload, keys=keys, require_signature=site.require_signature, now=now, doors=site.doors,
+                       max_bytes=site.max_bytes)
+    finally:
+        store.close()

@@ -111,13 +111,20 @@ def build_state(now: float, day: Day, agent: AgentView, *, title: str, language:
     online = agent.status_at is not None and now - agent.status_at <= offline_after_s
     banner = None
     faults = ((agent.status or {}).get("reader_faults") or []) if online else []
+    storage = (agent.status or {}).get("storage") or {"ok": True}
     if not online:
         banner = {"kind": "offline", "text": t("kiosk.offline", language)}
+    elif storage.get("cards_work") is False:
+        banner = {"kind": "storage", "text": t("kiosk.cards_unknown", language)}
     elif faults:
         names = dict(doors)
         where = sorted({names.get(f.get("door"), f.get("door")) if f.get("door") else t("kiosk.checkin_reader", language)
                         for f in faults})
         banner = {"kind": "reader", "text": t("kiosk.reader_fault", language).format(where=", ".join(where))}
+    elif not storage.get("ok", True):
+        since = storage.get("since")
+        when = t("kiosk.since", language).format(time=hhmm(since)) if isinstance(since, (int, float)) else ""
+        banner = {"kind": "storage", "text": t("kiosk.storage_fault", language).format(since=when)}
     elif day.last_sync is None:
         banner = {"kind": "stale", "text": t("kiosk.no_schedule", language)}
     elif now - day.last_sync > STALE_AFTER_S:
