@@ -85,8 +85,8 @@ def test_hostile_payloads_on_every_topic_are_rejected_reported_and_never_deliver
         for leaf in ("schedule/delta", "cmd", "schedule"):
             publisher.send(leaf, None, raw=raw)
     n = len(payloads)
-    # the empty payload on the schedule topic is only MQTT's way to delete a retained message: ignored, no event
-    wait_for(lambda: len(watcher.events("sync.rejected")) >= 2 * n - 1, timeout=20, what="every schedule payload rejected")
+    # an empty payload is how MQTT clears a retained message: ignored on the schedule topics, no event
+    wait_for(lambda: len(watcher.events("sync.rejected")) >= 2 * (n - 1), timeout=20, what="every schedule payload rejected")
     wait_for(lambda: len(watcher.docs("cmd/result")) >= n, timeout=20, what="every command answered")
     assert agent.alive()
     results = watcher.docs("cmd/result")
@@ -281,3 +281,40 @@ def test_a_replaced_device_secret_is_said_and_the_same_snapshot_hashed_anew(site
     wait_for(lambda: [s for s in watcher.docs("status")[seen:] if s["online"]], timeout=20, what="online again")
     _doors_work(agent, watcher)
     assert len([e for e in watcher.events("storage.fault") if "device secret" in e["reason"]]) == 1
+
+
+def _corrupt(path: Path) -> None:
+    """Garbage over every page but the first: the header still says SQLite."""
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(4096)
+        f.write(bytes((i * 7 + 3) % 251 for i in range(size - 4096)))
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "empty", "missing"])
+def test_a_broken_database_is_set_aside_and_the_last_good_copy_takes_its_place(site, damage):
+    agent, watcher, publisher = site
+    data = Path(agent.data_dir)
+    assert (data / "haldor.good.db").exists()  # made after the snapshot was applied
+    _doors_work(agent, watcher)
+    last_seq = max(e["seq"] for e in agent.stored())
+    publisher.client.publish("haldor/v1/valby-skole/schedule", b"", qos=1, retain=True).wait_for_publish(5)
+    assert agent.stop() == 0
+    db = data / "haldor.db"
+    if damage == "corrupt":
+        _corrupt(db)
+    elif damage == "empty":
+        db.write_bytes(b"")
+    else:
+        db.unlink()
+    seen = len(watcher.docs("sync/request"))
+    agent.start()
+    fault = wait_for(lambda: watcher.events("storage.fault"), timeout=20, what="storage.fault")[0]
+    assert {"corrupt": "database corrupt", "empty": "database empty", "missing": "database missing"}[damage] in fault["reason"]
+    assert "restored from the copy" in fault["reason"]
+    assert fault["seq"] > last_seq or damage != "corrupt"  # seq never goes back where the damaged file still tells it
+    wait_for(lambda: watcher.docs("sync/request")[seen:], timeout=10, what="a snapshot asked for")
+    _doors_work(agent, watcher)  # the caretaker of the copy's schedule
+    assert watcher.docs("status")[-1]["schedule_version"] == 42
+    kept = sorted(p.name for p in data.glob("haldor.db.corrupt-*"))
+    assert (kept != []) == (damage != "missing")

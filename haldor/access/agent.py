@@ -24,7 +24,7 @@ from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import DocumentError, StoreError
 
-from . import checkin, commands, inflight, reserve
+from . import checkin, commands, inflight, recovery, reserve
 from .data_lock import DataDirLock
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from . import envelope
@@ -35,7 +35,7 @@ from .kiosk_feed import KioskFeed, feed_url
 from .notify import Notifier
 from .schedule_worker import ScheduleWorker, Site
 from .model import Policy
-from .store import Store
+from .store import DB_NAME, Store
 from .sync import Connected, Disconnected, MqttLink, Received
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,13 @@ class _Remembered:
 
     command: str
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Forget:
+    """An effect: a meta note that has been reported is removed."""
+
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +310,8 @@ class Agent:
         self._disk_low: str | None = None
         #: the device secret changed: the schedule's hashes wait for a snapshot (Store.rehash_needed)
         self._rehash_needed = False
+        #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
+        self._recovered: str | None = None
         self._next_disk_check = 0.0
 
     # -- outside world ------------------------------------------------------------------
@@ -325,6 +334,10 @@ class Agent:
         for door_id, contact in self.hw.contacts.items():
             self.controller.doors[door_id].open = not contact.active
         effects = self.controller.start(now, self.store.meta("lasting"))
+        self._recovered = self.store.meta("recovered")
+        if self._recovered:  # recovery.check put the last good copy in place of a broken database
+            effects.append(Emit("storage.fault", reason=self._recovered))
+            effects.append(_Forget("recovered"))
         self._rehash_needed = self.store.rehash_needed
         if self._rehash_needed:
             why = SECRET_REPLACED
@@ -451,8 +464,9 @@ class Agent:
             self._stored(message)
         elif isinstance(message, Connected):
             self._status_key = None  # a fresh connection hears the status at once
-            if self.store.version is None or self._rehash_needed:
+            if self.store.version is None or self._rehash_needed or self._recovered:
                 self._request_sync()
+                self._recovered = None
         elif not isinstance(message, (Tick, Disconnected, StorageChanged)):  # a lost broker changes nothing at the door
             log.error("unknown message %r ignored", message)
         if isinstance(message, StorageChanged) or now >= self._next_disk_check:
@@ -768,6 +782,8 @@ class Agent:
                 batch.writes.append(lambda s, e=e: s.remember_command(e.command, e.expires_at, now))
             elif isinstance(e, _AnyVersion):
                 batch.writes.append(lambda s: s.accept_any_version())
+            elif isinstance(e, _Forget):
+                batch.writes.append(lambda s, e=e: s.set_meta(e.key, None))
         if any(isinstance(e, ModesChanged) for e in kept):
             lasting, mode = self.controller.lasting_state(), self.controller.mode
             batch.writes.append(lambda s: (s.set_meta("lasting", lasting), s.set_meta("mode", mode)))
@@ -800,6 +816,7 @@ def run_forever(cfg: Config) -> int:
     """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
     held = DataDirLock(cfg.data_dir).acquire()  # before anything of the folder is touched
     try:
+        recovery.check(Path(cfg.data_dir) / DB_NAME)
         store = open_store(cfg)
     except BaseException:
         held.release()

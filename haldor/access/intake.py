@@ -15,14 +15,15 @@ from haldor.errors import DocumentError, StoreError
 
 from .envelope import open_envelope
 from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
-from .store import GapError, Store
+from .recovery import save_good_copy
+from .store import DB_NAME, GapError, Store
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    status: str  # "applied" | "stale" | "other_site" | "rejected" | "gap" | "failed"
+    status: str  # "applied" | "stale" | "other_site" | "empty" | "rejected" | "gap" | "failed"
     message: str
     version: int | None = None
     #: applied, but something in it cannot work as meant (PROTOCOL extension: sync.applied's ``warnings``)
@@ -61,6 +62,8 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
     schedule in force stays either way). The caller reports :meth:`Outcome.event`.
     ``doors``: this box's doors, to warn about rooms and doors that do not meet."""
     before: int | None = None
+    if not payload:  # how MQTT clears a retained message: nothing to apply, nothing wrong
+        return Outcome("empty", "ignored an empty payload (a retained message cleared)")
     try:
         raw = open_envelope(payload, keys, require_signature, max_bytes=max_bytes)
         ignored = _ignorable(store, raw)
@@ -84,11 +87,23 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
         log.exception("schedule rejected: it broke the validator")
         return Outcome("rejected", f"malformed document ({type(exc).__name__})")
     if result.status == "applied":
+        if result.kind == "snapshot":
+            _save_good_copy(store)
         warnings = _warnings(store, result.version, before, doors)
         log.info("schedule applied: %s %s%s", result.kind, result.version, "".join(f"; warning: {w}" for w in warnings))
         return Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings))
     log.info("schedule ignored: %s %s %s", result.kind, result.version, result.detail)
     return Outcome(result.status, f"ignored {result.kind} {result.version}: {result.detail}", result.version)
+
+
+def _save_good_copy(store: Store) -> None:
+    """The copy a corrupt database is recovered from (:mod:`recovery`); a failure costs only the copy."""
+    if store.data_dir is None:
+        return
+    try:
+        save_good_copy(store.db.conn, store.data_dir / DB_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("no good copy of the database saved: %s", exc)
 
 
 def _warnings(store: Store, version: int, before: int | None, doors: Collection[str] | None) -> list[str]:

@@ -75,8 +75,10 @@ class ScheduleWorker:
     def _apply(self, payload: bytes) -> Outcome:
         if self._pool is None:
             # spawned by this thread, which lives as long as the agent: the child's parent-death signal
+            root = logging.getLogger()
+            fmt = root.handlers[0].formatter._fmt if root.handlers and root.handlers[0].formatter else None
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_die_with_parent)
+                                             initializer=_start_child, initargs=(root.level, fmt))
         try:
             outcome = self._pool.submit(_apply_in_child, self._site, payload, self._clock()).result()
         except BrokenProcessPool:
@@ -102,8 +104,10 @@ class ScheduleWorker:
         self._retire()
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the thread that spawned it ends (Linux); elsewhere nothing."""
+def _start_child(level: int, fmt: str | None) -> None:
+    """In the child: log as the agent does (to the same journal), and die with it: SIGKILL
+    when the thread that spawned it ends (Linux; elsewhere nothing)."""
+    logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

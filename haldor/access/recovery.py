@@ -1,0 +1,142 @@
+"""A corrupt, empty or missing database is noticed at start and replaced by the last good copy.
+
+After each applied snapshot the store is copied beside itself (SQLite's backup API, so
+the copy is consistent while the agent runs; it holds hashes and ids only). At start the
+agent checks its database (`PRAGMA quick_check`). A file that fails is moved aside for
+inspection, never deleted, and the copy takes its place; so does a 0-byte or missing
+database on a box that had a copy, instead of starting silently with no schedule. The
+agent then says so (log, ``storage.fault``) and asks for a fresh snapshot: deltas applied
+after the copy are gone.
+
+``seq`` never goes back: the copy's event counter is raised to the highest ``seq`` the
+moved-aside file still shows, when it can be read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+GOOD_COPY = "haldor.good.db"
+#: the last seq the journal wrote (:meth:`haldor.access.journal.Journal._mark`)
+SEQ_MARK = "seq"
+
+
+def good_copy(db_path: Path) -> Path:
+    return db_path.with_name(GOOD_COPY)
+
+
+def save_good_copy(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Copy the database beside itself, atomically (a power cut leaves the old copy)."""
+    target = good_copy(db_path)
+    partial = target.with_suffix(".db.partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    dest = sqlite3.connect(partial)
+    try:
+        conn.backup(dest)
+        dest.execute("PRAGMA journal_mode=DELETE")  # one file, nothing beside it
+    finally:
+        dest.close()
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, target)
+
+
+def check(db_path: Path) -> str | None:
+    """Check the database at start; replace it by the good copy when it is unusable.
+    Returns what was wrong and what was done, or None when the database is fine."""
+    copy = good_copy(db_path)
+    missing = not db_path.exists() or db_path.stat().st_size == 0
+    if missing:
+        if not copy.exists():
+            return None  # a new box: nothing to recover
+        why = "database missing" if not db_path.exists() else "database empty (0 bytes)"
+        aside = _move_aside(db_path) if db_path.exists() else None
+    else:
+        problem = _problem(db_path)
+        if problem is None:
+            return None
+        why = f"database corrupt ({problem})"
+        aside = _move_aside(db_path)
+    last_seq = max(filter(None, [_last_seq(aside) if aside is not None else None, _seq_mark(db_path)]), default=None)
+    if copy.exists():
+        done = f"restored from the copy of {time.strftime('%Y-%m-%d %H:%M', time.localtime(copy.stat().st_mtime))}"
+    else:
+        done = "no good copy: starting empty"
+    if aside is not None:
+        done += f"; the damaged file is kept as {aside.name}"
+    message = f"{why}: {done}; a snapshot is requested"
+    log.error("%s: %s", db_path, message)
+    if copy.exists():
+        _restore(copy, db_path, last_seq, message)
+    return message
+
+
+def _problem(db_path: Path) -> str | None:
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc):  # busy, not broken: the agent will wait on it like any other lock
+            return None
+        return str(exc)
+    return None if rows == ["ok"] else "; ".join(rows)
+
+
+def _move_aside(db_path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = db_path.with_name(f"{db_path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(f"{db_path}{suffix}")
+        if part.exists():
+            os.replace(part, Path(f"{aside}{suffix}"))
+    return aside
+
+
+def _last_seq(path: Path) -> int | None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
+    return row[0] if row else None
+
+
+def _seq_mark(db_path: Path) -> int | None:
+    try:
+        return int((db_path.parent / SEQ_MARK).read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _restore(copy: Path, db_path: Path, last_seq: int | None, message: str) -> None:
+    """The copy in the database's place, with the note the agent reports at start (meta ``recovered``)."""
+    partial = db_path.with_name(db_path.name + ".restoring")
+    partial.unlink(missing_ok=True)
+    source = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+    dest = sqlite3.connect(partial)
+    try:
+        source.backup(dest)
+        if last_seq is not None:
+            dest.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'events'", [last_seq])
+        dest.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('recovered', ?)", [json.dumps(message)])
+        dest.commit()
+    finally:
+        dest.close()
+        source.close()
+    os.chmod(partial, 0o600)
+    os.replace(partial, db_path)
