@@ -12,6 +12,7 @@ import threading
 import time
 import tty
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -230,6 +231,27 @@ def test_a_store_that_cannot_be_read_drops_the_input_but_never_ends_the_agent(ri
         thread.join(5)
     assert not thread.is_alive() and not thread.errors
     assert not rig.pin(17).state
+
+
+def test_an_unlock_lasts_unlock_s_while_another_process_holds_the_write_lock(rig):
+    agent = rig.agent()
+    thread = _running(agent)
+    blocker = sqlite3.connect(Path(rig.cfg.data_dir) / "haldor.db", timeout=5)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # nothing can be written meanwhile
+        agent.post(CardRead("main-in", CARD))
+        wait_for(lambda: rig.pin(17).state, what="unlocked at once")
+        wait_for(lambda: not rig.pin(17).state, timeout=6, what="locked again")
+        opened, closed = [s.timestamp for s in rig.pin(17).states[-2:]]
+        assert 2.9 <= closed - opened <= 3.5  # the door's unlock_s, not the storage's pace
+        assert not rig.events("access.granted")  # its event waits for the lock
+    finally:
+        blocker.rollback()
+        blocker.close()
+    wait_for(lambda: rig.events("access.granted"), what="the event written once the lock is gone")
+    agent.post(Stop())
+    thread.join(5)
+    assert not thread.errors
 
 
 # --- step by step with a fake clock ----------------------------------------------------
