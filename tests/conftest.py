@@ -1,8 +1,10 @@
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor.access.model import Policy
 from haldor.access.store import Store
 
+from .broker import Broker
 from .helpers import SITE
 
 
@@ -11,3 +13,17 @@ def store(tmp_path):
     s = Store.open(tmp_path / "data", SITE, "Europe/Copenhagen", Policy())
     yield s
     s.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free loopback port."""
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def signing_key():
+    """The booking system's Ed25519 key."""
+    return Ed25519PrivateKey.generate()

@@ -3,18 +3,10 @@ of a burst of events, and every event still reaches a subscriber, with no seq mi
 
 from __future__ import annotations
 
-import pytest
 
 from .agent_process import AgentProcess
-from .broker import Broker, Watcher
+from .broker import Watcher
 from .helpers import wait_for
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.stop()
 
 
 def test_every_event_arrives_across_a_sigkill_and_a_broker_restart(tmp_path, broker):

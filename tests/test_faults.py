@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from haldor.access.envelope import seal
 
 from .agent_process import AgentProcess
-from .broker import Broker, Publisher, Watcher
+from .broker import Publisher, Watcher
 from .helpers import CARETAKER_CARD, snapshot, wait_for
 from .test_sync import _public
 
@@ -24,23 +24,11 @@ KID = "bookings-2026"
 
 
 @pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def key():
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def site(tmp_path, broker, key):
+def site(tmp_path, broker, signing_key):
     """A running agent with a schedule, a watcher and a publisher."""
-    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(key)})
+    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(signing_key)})
     watcher = Watcher(broker.port)
-    publisher = Publisher(broker.port, key)
+    publisher = Publisher(broker.port, signing_key)
     agent.start()
     wait_for(lambda: any(s["online"] for s in watcher.docs("status")), timeout=20, what="agent online")
     publisher.send("schedule", snapshot(42), retain=True)
@@ -61,26 +49,26 @@ def _doors_work(agent: AgentProcess, watcher: Watcher) -> None:
     wait_for(lambda: len(watcher.events("access.granted")) > before, timeout=10, what="a caretaker let in")
 
 
-def _hostile(key: Ed25519PrivateKey) -> dict[str, bytes]:
+def _hostile(signing_key: Ed25519PrivateKey) -> dict[str, bytes]:
     deep = "[" * 100_000 + "]" * 100_000
     return {
         "deep nesting": deep.encode(),
-        "deep nesting, signed": _signed(deep, key),
-        "deep object in a signed document": _signed('{"schema": "haldor.command/1", "id": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}", key),
+        "deep nesting, signed": _signed(deep, signing_key),
+        "deep object in a signed document": _signed('{"schema": "haldor.command/1", "id": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}", signing_key),
         "not UTF-8": b"\xff\xfe\x00",
         "empty": b"",
         "null": b"null",
         "doc is a number": b'{"doc": 5}',
         "kid is a list, sig a number": b'{"doc": "{}", "kid": ["x"], "sig": 7}',
         "signed, every field mistyped": _signed(json.dumps({"schema": ["x"], "id": {"a": 1}, "site": 3, "version": [],
-                                                            "action": None, "rooms": "x", "credentials": {}}), key),
-        "signed, huge numbers": _signed('{"schema": "haldor.schedule/1", "site": "valby-skole", "version": 1' + "0" * 5000 + "}", key),
+                                                            "action": None, "rooms": "x", "credentials": {}}), signing_key),
+        "signed, huge numbers": _signed('{"schema": "haldor.schedule/1", "site": "valby-skole", "version": 1' + "0" * 5000 + "}", signing_key),
     }
 
 
-def test_hostile_payloads_on_every_topic_are_rejected_reported_and_never_delivered_again(site, key):
+def test_hostile_payloads_on_every_topic_are_rejected_reported_and_never_delivered_again(site, signing_key):
     agent, watcher, publisher = site
-    payloads = _hostile(key)
+    payloads = _hostile(signing_key)
     for raw in payloads.values():
         for leaf in ("schedule/delta", "cmd", "schedule"):
             publisher.send(leaf, None, raw=raw)
@@ -107,7 +95,7 @@ def test_hostile_payloads_on_every_topic_are_rejected_reported_and_never_deliver
     assert seqs == list(range(1, len(seqs) + 1))
 
 
-def test_an_oversized_command_is_refused_before_it_is_parsed(site, key):
+def test_an_oversized_command_is_refused_before_it_is_parsed(site, signing_key):
     agent, watcher, publisher = site
     doc = {"schema": "haldor.command/1", "id": "big", "site": "valby-skole", "action": "lockdown",
            "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2036-01-01T00:00:00Z", "by": "x" * 100_000}
@@ -117,7 +105,7 @@ def test_an_oversized_command_is_refused_before_it_is_parsed(site, key):
     assert watcher.docs("status")[-1]["mode"] == "normal"
 
 
-def test_a_message_the_agent_died_on_twice_is_refused_as_poison(site, key, tmp_path):
+def test_a_message_the_agent_died_on_twice_is_refused_as_poison(site, signing_key, tmp_path):
     """SIGKILL while a large snapshot is being handled, twice: the third time it comes it
     is refused as poison, at once, and the schedule in force stays."""
     agent, watcher, publisher = site
@@ -168,11 +156,11 @@ def _fill(path: Path) -> None:
                 pass
 
 
-def test_a_full_disk_never_stops_the_doors_and_nothing_is_lost(tmp_path, broker, key, small_disk):
+def test_a_full_disk_never_stops_the_doors_and_nothing_is_lost(tmp_path, broker, signing_key, small_disk):
     data = small_disk / "data"
-    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(key)}, data_dir=data)
+    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(signing_key)}, data_dir=data)
     watcher = Watcher(broker.port)
-    publisher = Publisher(broker.port, key)
+    publisher = Publisher(broker.port, signing_key)
 
     def granted() -> int:
         return len(watcher.events("access.granted"))

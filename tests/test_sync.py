@@ -75,18 +75,6 @@ class Site:
             self.thread = None
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
-def signing_key():
-    return Ed25519PrivateKey.generate()
-
-
 def _public(key: Ed25519PrivateKey) -> str:
     return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 

@@ -10,9 +10,7 @@ import subprocess
 import sys
 import threading
 
-import pytest
 
-from .broker import Broker
 from .helpers import SITE, dump, site_config, snapshot, wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -23,13 +21,6 @@ def haldor(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     if check:
         assert result.returncode == 0, result.stderr
     return result
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Broker(tmp_path / "broker").start()
-    yield b
-    b.stop()
 
 
 def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path):

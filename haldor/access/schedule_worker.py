@@ -26,7 +26,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Callable, Collection, Mapping
+from typing import Callable, Mapping
 
 from .envelope import load_public_key
 from .intake import Outcome, process
