@@ -495,6 +495,8 @@ class Agent:
         command = bool(topics and message.topic == topics.cmd)
         if (schedule or command) and not self.guard.begin(key):
             self._ack(message, key)
+            if not self.guard.first_refusal(key):
+                return []
             reason = "poison: the agent stopped while handling this message before; refused"
             if schedule:
                 return [Emit("sync.rejected", reason=reason)]

@@ -35,6 +35,7 @@ class InflightGuard:
     def __init__(self, directory: str | os.PathLike) -> None:
         self.dir = Path(directory)
         self._mine: set[str] = set()  # handling began in this process: not counted again
+        self._refused: set[str] = set()  # refused as poison in this process: said once
         self._broken = False
         try:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -69,6 +70,13 @@ class InflightGuard:
             self._unavailable(exc)
         self._mine.add(key)
         return True
+
+    def first_refusal(self, key: str) -> bool:
+        """True the first time this process refuses ``key``: a message delivered twice after a
+        restart (the unacknowledged copy and the retained one) is reported once."""
+        first = key not in self._refused
+        self._refused.add(key)
+        return first
 
     def end(self, key: str) -> None:
         """Handled (applied, refused or ignored) and acknowledged."""
