@@ -598,16 +598,20 @@ class Agent:
                 "storage": self.storage_status()}
 
     def _check_disk(self, now: float) -> list:
-        """Keep the reserve while the disk has room; say so once when it has not."""
+        """Keep the reserve while the disk has room; say so once when it has not. Only
+        looks here (two stat calls); the reserve is written by the journal's thread, since
+        writing and syncing megabytes on an SD card is no work for the decision loop."""
         self._next_disk_check = now + DISK_CHECK_EVERY_S
         data_dir = self.cfg.data_dir
         try:
-            if reserve.keep(data_dir):
+            free = reserve.free_bytes(data_dir)
+            if reserve.present(data_dir) or free >= 2 * reserve.SIZE:
+                if not reserve.present(data_dir):
+                    self._submit(Batch(writes=[lambda s: reserve.keep(data_dir)]))
                 if self._disk_low is not None:
-                    log.warning("disk has room again; the reserve is back")
+                    log.warning("disk has room again")
                 self._disk_low = None
                 return []
-            free = reserve.free_bytes(data_dir)
         except OSError as exc:
             free, why = 0, f"disk cannot be checked: {exc}"
         else:
