@@ -360,11 +360,13 @@ class Agent:
 
     def run(self) -> None:
         """Handle messages until Stop. Whatever ends the loop, the locks go to their safe state."""
+        stopped = False
         try:
             self.start()
             while True:
                 message = self._next_message()
                 if isinstance(message, Stop):
+                    stopped = True
                     break
                 self.handle(message)
         finally:
@@ -377,6 +379,8 @@ class Agent:
                 self.fallback.stop()
             if self._worker is not None:
                 self._worker.close()
+            if stopped:  # a clean stop is no crash: what was being handled is not held against it
+                self.guard.forget_unfinished()
             if self.link is not None:
                 try:
                     final = self.status_doc(self.clock.now())

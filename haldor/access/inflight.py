@@ -86,6 +86,12 @@ class InflightGuard:
         except OSError as exc:
             self._unavailable(exc)
 
+    def forget_unfinished(self) -> None:
+        """A clean stop: what this process began and did not finish is handled afresh when
+        the broker delivers it again, not counted as a death."""
+        for key in list(self._mine):
+            self.end(key)
+
     def _unavailable(self, exc: OSError) -> None:
         if not self._broken:
             log.error("poison-message guard unavailable (%s): messages are handled without it", exc)

@@ -6,6 +6,7 @@ a document is treated the same wherever it came from.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from haldor.errors import DocumentError, StoreError
 from .envelope import open_envelope
 from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
 from .recovery import save_good_copy
-from .store import DB_NAME, GapError, Store
+from .store import DB_NAME, ApplyResult, GapError, Store
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,18 @@ class Outcome:
     version: int | None = None
     #: applied, but something in it cannot work as meant (PROTOCOL extension: sync.applied's ``warnings``)
     warnings: tuple[str, ...] = ()
+    #: its event is already stored (an applied document's, committed with it)
+    reported: bool = False
 
     @property
     def changed(self) -> bool:
         return self.status == "applied"
 
     def event(self) -> dict[str, Any] | None:
-        """The event that reports this outcome (PROTOCOL 5); none for an ignored one."""
+        """The event that reports this outcome (PROTOCOL 5); none for an ignored one, or
+        one whose event is stored already."""
+        if self.reported:
+            return None
         if self.status == "applied":
             event: dict[str, Any] = {"type": "sync.applied", "reason": self.message.removeprefix("applied ")}
             if self.warnings:
@@ -61,7 +67,6 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
     document is a rejection, whatever goes wrong with the store is a failure (the
     schedule in force stays either way). The caller reports :meth:`Outcome.event`.
     ``doors``: this box's doors, to warn about rooms and doors that do not meet."""
-    before: int | None = None
     if not payload:  # how MQTT clears a retained message: nothing to apply, nothing wrong
         return Outcome("empty", "ignored an empty payload (a retained message cleared)")
     try:
@@ -71,8 +76,15 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
             log.info("schedule ignored: %s", ignored.message)
             return ignored
         doc = parse_document(raw)
-        before = store.version
-        result = store.apply(doc, now)
+        noted: list[Outcome] = []
+
+        def report(result: ApplyResult, before: int | None) -> list[dict[str, Any]]:
+            """Inside the apply's transaction: the schedule and the event that says so, together."""
+            warnings = _warnings(store, result.version, before, doors)
+            noted.append(Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings)))
+            return [e for e in [noted[0].event()] if e is not None]
+
+        result = store.apply(doc, now, report)
     except GapError as exc:
         message = f"{exc}; a snapshot is needed"
         log.warning("schedule gap: %s", message)
@@ -89,9 +101,9 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
     if result.status == "applied":
         if result.kind == "snapshot":
             _save_good_copy(store)
-        warnings = _warnings(store, result.version, before, doors)
-        log.info("schedule applied: %s %s%s", result.kind, result.version, "".join(f"; warning: {w}" for w in warnings))
-        return Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings))
+        applied = dataclasses.replace(noted[0], reported=True)
+        log.info("schedule applied: %s %s%s", result.kind, result.version, "".join(f"; warning: {w}" for w in applied.warnings))
+        return applied
     log.info("schedule ignored: %s %s %s", result.kind, result.version, result.detail)
     return Outcome(result.status, f"ignored {result.kind} {result.version}: {result.detail}", result.version)
 

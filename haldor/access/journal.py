@@ -166,11 +166,9 @@ class Journal:
                 stored = None
             delay = RETRY_MIN_S
             with self._cond:
-                self._queue.popleft()
                 self._fault = None
                 if fault is not None:
                     self._dropped = 0
-                self._cond.notify_all()
             if fault is not None:
                 log.warning("storage works again after %.0f s; the events made meanwhile are written", self._clock() - fault.since)
                 self._post(StorageChanged())
@@ -178,6 +176,9 @@ class Journal:
                 self._mark(stored[-1]["seq"])
             if stored is not None:
                 self._post(Stored(batch, stored))
+            with self._cond:  # only now: whoever waited in flush() finds the Stored message queued
+                self._queue.popleft()
+                self._cond.notify_all()
 
     def _mark(self, seq: int) -> None:
         """The last ``seq`` written, beside the database: a corrupt database replaced by its

@@ -58,6 +58,7 @@ class ScheduleWorker:
         self._site = site
         self._clock = clock
         self._pool: ProcessPoolExecutor | None = None
+        self._closing = False
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
         self._thread.start()
@@ -82,6 +83,9 @@ class ScheduleWorker:
         try:
             outcome = self._pool.submit(_apply_in_child, self._site, payload, self._clock()).result()
         except BrokenProcessPool:
+            if self._closing:
+                log.info("stopped while a document was applied; it was not acknowledged and comes again")
+                return Outcome("failed", "stopped while it was applied")
             log.error("schedule worker process died on a document of %d bytes; the document is rejected", len(payload))
             self._retire()
             return Outcome("rejected", "the document ended the schedule worker process; the schedule in force stays")
@@ -98,9 +102,16 @@ class ScheduleWorker:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop taking documents. One being applied is not waited for beyond ``timeout``:
+        its child dies with this process and its transaction rolls back; the broker
+        delivers the document again, since it was not acknowledged."""
+        self._closing = True
         self._queue.put(None)
-        self._thread.join(30)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            for child in multiprocessing.active_children():  # else the pool's exit hook would wait for it
+                child.kill()
         self._retire()
 
 

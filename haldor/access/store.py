@@ -19,7 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -266,8 +266,11 @@ class Store:
 
     # -- applying documents --------------------------------------------------------
 
-    def apply(self, doc: Snapshot | Delta, now: float) -> ApplyResult:
-        """Apply a validated document atomically; DocumentError rejects it whole."""
+    def apply(self, doc: Snapshot | Delta, now: float,
+              report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None) -> ApplyResult:
+        """Apply a validated document atomically; DocumentError rejects it whole.
+        ``report(result, previous_version)`` gives the events that say it was applied: they
+        are committed with it, so a schedule is never in force without its event."""
         kind = "delta" if isinstance(doc, Delta) else "snapshot"
         if doc.site != self.site:
             return ApplyResult("other_site", kind, doc.version, f"for site {doc.site!r}")
@@ -290,9 +293,12 @@ class Store:
                 if self.meta("reports_since") is None:  # bookings before the first schedule were not watched
                     self._set_meta("reports_since", now)
                 self._set_meta("max_booking_s", self._max_booking_s())
+                result = ApplyResult("applied", kind, doc.version)
+                if report is not None:
+                    self.append_events(report(result, current), now)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
-        return ApplyResult("applied", kind, doc.version)
+        return result
 
     def _apply_snapshot(self, s: Snapshot) -> None:
         for table in ("rooms", "room_doors", "associations", "credentials", "bookings", "closures"):
