@@ -13,7 +13,7 @@ from pathlib import Path
 from haldor import config
 from haldor.access.agent import open_store
 
-from .helpers import site_config
+from .helpers import site_config, wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -39,9 +39,19 @@ port = "{os.ttyname(slave)}"
         self.sent = 0
 
     def start(self) -> subprocess.Popen:
+        """Start, and return once its reader's port is open: a reader's port drops what
+        arrived before it was opened, as a real reader's would."""
+        opened = self._opened()
         self.proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(self.path)], env=ENV,
                                      stderr=open(self.log, "ab"))
+        wait_for(lambda: self._opened() > opened or self.proc.poll() is not None, timeout=20, what="reader port open")
         return self.proc
+
+    def _opened(self) -> int:
+        try:
+            return self.log.read_text(errors="replace").count("reader main-in: port ")
+        except FileNotFoundError:
+            return 0
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -199,3 +199,24 @@ def test_bookings_from_before_the_first_schedule_are_not_reported(rig):
     _step(agent, Tick())
     assert sorted(e["booking"] for e in rig.events("booking.usage")) == ["b882", "b883"]
     agent.hw.close()
+
+
+def test_a_second_badge_while_the_first_check_in_is_unwritten_is_already(rig, tmp_path):
+    """Another process holds the write lock (a snapshot being applied): the first check-in
+    waits to be stored, and a second badge of the same card is "already", not a second one."""
+    import sqlite3
+    from pathlib import Path
+
+    agent, clock, answers = _agent(rig, T0 + 10 * 60)
+    blocker = sqlite3.connect(Path(rig.cfg.data_dir) / "haldor.db", timeout=5)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        agent.handle(CardRead("kiosk", LEADER_CARD))
+        agent.handle(CardRead("kiosk", LEADER_CARD))
+        assert [a["outcome"] for a in answers[-2:]] == ["checked_in", "already"]
+    finally:
+        blocker.rollback()
+        blocker.close()
+    agent.settle()
+    assert len(rig.events("checkin")) == 1
+    agent.hw.close()

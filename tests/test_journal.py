@@ -92,3 +92,22 @@ def test_memory_is_bounded_and_door_movements_go_first(tmp_path, store):
     assert [r for t, r in kept if t.startswith("door.") and t != "door.forced"] == ["4", "4", "5", "5", "6", "6", "7", "7"]
     (fault,) = [e for e in store.events(limit=100) if e["type"] == "storage.fault"]
     assert fault["storage"]["dropped"] == 6
+
+
+def test_a_long_fault_keeps_memory_bounded_in_batches_too(tmp_path, store):
+    """30,000 door movements while nothing can be written: the batches they came in go
+    with their events, so memory and the cost of each submit stay flat."""
+    journal, posted, writer = _journal(tmp_path, capacity=100)
+    _full(writer)
+    try:
+        journal.submit(Batch(events=[_event("access.granted", 0)], writes=[lambda s: s.set_meta("big", "x" * 100_000)]))
+        wait_for(lambda: not journal.health()["ok"], what="fault noticed")
+        for n in range(30_000):
+            journal.submit(Batch(events=[_event("door.opened" if n % 2 else "door.closed", n)]))
+        assert journal.health()["waiting"] == 100
+        assert len(journal._queue) <= 101  # the head being written, and one batch an event
+        writer.db.execute("PRAGMA max_page_count = 1073741823")
+        assert journal.flush(10)
+    finally:
+        journal.close()
+    assert len([e for e in store.events(limit=1000) if e["type"].startswith("door.")]) == 99

@@ -153,6 +153,10 @@ class Stop:
     pass
 
 
+#: effects whose store writes the loop's reads must see before they are committed
+_OVERLAID = (Entered, _CheckedIn, _Reported, _Remembered)
+
+
 # --- hardware -------------------------------------------------------------------------
 
 
@@ -308,6 +312,7 @@ class Agent:
         self._resync_at: float | None = None
         #: the disk is (almost) full: why, while it lasts
         self._disk_low: str | None = None
+        self._reserving = threading.Event()  # the reserve file is being written
         #: the device secret changed: the schedule's hashes wait for a snapshot (Store.rehash_needed)
         self._rehash_needed = False
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
@@ -603,15 +608,17 @@ class Agent:
 
     def _check_disk(self, now: float) -> list:
         """Keep the reserve while the disk has room; say so once when it has not. Only
-        looks here (two stat calls); the reserve is written by the journal's thread, since
+        looks here (two stat calls); the reserve is written by a thread of its own, since
         writing and syncing megabytes on an SD card is no work for the decision loop."""
         self._next_disk_check = now + DISK_CHECK_EVERY_S
         data_dir = self.cfg.data_dir
         try:
             free = reserve.free_bytes(data_dir)
             if reserve.present(data_dir) or free >= 2 * reserve.SIZE:
-                if not reserve.present(data_dir):
-                    self._submit(Batch(writes=[lambda s: reserve.keep(data_dir)]))
+                if not reserve.present(data_dir) and not self._reserving.is_set():
+                    self._reserving.set()
+                    threading.Thread(target=lambda: (reserve.keep(data_dir), self._reserving.clear()),
+                                     name="reserve", daemon=True).start()
                 if self._disk_low is not None:
                     log.warning("disk has room again")
                 self._disk_low = None
@@ -717,10 +724,20 @@ class Agent:
         return dataclasses.replace(facts, bookings=tuple(
             dataclasses.replace(b, leader_present=True) if b.id in leaders else b for b in facts.bookings))
 
+    def _with_unwritten_checkins(self, facts: checkin.CheckinFacts) -> checkin.CheckinFacts:
+        """A check-in still on its way to the store counts: a second badge is "already"."""
+        ids = {c.id for c in facts.credentials}
+        done = {e.booking for e in self._unwritten_effects() if isinstance(e, _CheckedIn) and e.credential in ids}
+        if not done:
+            return facts
+        return dataclasses.replace(facts, bookings=tuple(
+            dataclasses.replace(b, checked_in=True) if b.id in done else b for b in facts.bookings))
+
     def _checkin(self, read: CardRead | PinRead, now: float) -> list:
         """A badge at the kiosk reader (a reader with no door)."""
         pin = isinstance(read, PinRead)
         facts = self.store.checkin_facts(now, pin=read.pin) if pin else self.store.checkin_facts(now, card=read.card)
+        facts = self._with_unwritten_checkins(facts)
         answer = checkin.decide_checkin(now, facts, pin=pin, clock_trusted=self.clock_trusted)
         log.info("%s at kiosk reader %s: %s (credential %s, booking %s)", "PIN" if pin else "card", read.reader,
                  answer.outcome, answer.credential, answer.booking)
@@ -738,8 +755,11 @@ class Agent:
         since = self.store.meta("reports_since")
         if since is None:
             return
+        pending = self._unwritten_effects()
+        if any(isinstance(e, (Entered, _CheckedIn)) for e in pending):
+            return  # an entry or check-in on its way to the store would change the verdict: next round
         effects: list = []
-        unwritten = {(e.kind, e.booking) for e in self._unwritten_effects() if isinstance(e, _Reported)}
+        unwritten = {(e.kind, e.booking) for e in pending if isinstance(e, _Reported)}
         for kind, record in checkin.due_reports(now, self.store.booking_records(now, since), self.store.policy.no_show_after_min):
             if (kind, record.id) in unwritten:
                 continue
@@ -780,7 +800,8 @@ class Agent:
         kept = [e for e in effects if not isinstance(e, (Lock, Feedback))]
         if not kept:
             return
-        batch = Batch(events=[e.as_event(now) for e in kept if isinstance(e, Emit)], after=kept)
+        batch = Batch(events=[e.as_event(now) for e in kept if isinstance(e, Emit)],
+                      after=[e for e in kept if not isinstance(e, Emit)])
         for e in kept:
             if isinstance(e, Entered):
                 batch.writes.append(lambda s, e=e: s.note_entry(e.booking, e.role, now))
@@ -800,7 +821,8 @@ class Agent:
         self._submit(batch)
 
     def _submit(self, batch: Batch) -> None:
-        self._unwritten.append(batch)
+        if any(isinstance(e, _OVERLAID) for e in batch.after):  # what the store's answers must be read with
+            self._unwritten.append(batch)
         self.journal.submit(batch)
 
     def _stored(self, message: Stored) -> None:
@@ -843,8 +865,13 @@ def run_forever(cfg: Config) -> int:
             fallback = HttpFallback(cfg.sync["http_url"], cfg.site_id, cfg.sync["http_after_s"], inbox.put,
                                     link.connected.is_set if link is not None else (lambda: False))
         kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
-        agent = Agent(cfg, store, build_hardware(cfg, inbox.put), inbox=inbox, link=link, fallback=fallback, kiosk=kiosk,
-                      notifier=Notifier())
+        hardware = build_hardware(cfg, inbox.put)
+        try:
+            agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk,
+                          notifier=Notifier())
+        except BaseException:
+            hardware.close()
+            raise
 
         def stop(signum, frame) -> None:
             log.info("signal %d: stopping", signum)

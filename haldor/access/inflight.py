@@ -65,7 +65,7 @@ class InflightGuard:
                 log.error("message %s: the agent stopped %d times while handling it; it is refused as poison",
                           key[:12], starts)
                 return False
-            _write_synced(path, str(starts + 1))
+            path.write_text(str(starts + 1))  # not synced: a crash keeps the page cache, and a power cut is no poison
         except OSError as exc:
             self._unavailable(exc)
         self._mine.add(key)
@@ -97,11 +97,3 @@ class InflightGuard:
             log.error("poison-message guard unavailable (%s): messages are handled without it", exc)
         self._broken = True
 
-
-def _write_synced(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,6 +15,7 @@ before its effect is reported.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sqlite3
@@ -82,6 +83,8 @@ class Journal:
         self._cond = threading.Condition()
         self._fault: _Fault | None = None
         self._dropped = 0  # since the fault began
+        self._waiting = 0  # events in the queue
+        self._droppable = dict.fromkeys(DROPPABLE, 0)  # of which door movements
         self._closing = False
         self._seq_fd: int | None = None
         self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
@@ -95,6 +98,8 @@ class Journal:
         """Queue ``batch`` behind every earlier one; never blocks on storage."""
         with self._cond:
             self._queue.append(batch)
+            for event in batch.events:
+                self._count(event, +1)
             self._bound()
             self._cond.notify_all()
 
@@ -103,7 +108,7 @@ class Journal:
         with self._cond:
             fault = self._fault
             return {"ok": fault is None, "fault": fault and fault.reason, "since": fault and fault.since,
-                    "waiting": sum(len(b.events) for b in self._queue), "dropped": self._dropped}
+                    "waiting": self._waiting, "dropped": self._dropped}
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted is committed; False if storage did not allow it in time."""
@@ -118,11 +123,21 @@ class Journal:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._thread.is_alive():  # inside SQLite's busy wait: cut it short
+            self._store.db.conn.interrupt()
+            self._thread.join(1.0)
         with self._cond:
-            lost = sum(len(b.events) for b in self._queue)
+            lost = self._waiting
             self._queue.clear()
+            self._waiting = 0
+            self._droppable = dict.fromkeys(DROPPABLE, 0)
         if lost:
             log.error("storage: %d event(s) could not be written before stopping and are lost", lost)
+        if self._thread.is_alive():
+            # closing the connection under the thread that is inside it would crash the process:
+            # it goes with the process
+            log.error("storage: the journal's writer is still waiting on the database; left to the process's end")
+            return
         if self._seq_fd is not None:
             os.close(self._seq_fd)
         try:
@@ -163,7 +178,7 @@ class Journal:
                 continue
             except Exception:  # a bug in one write must not hold back every later one
                 log.exception("storage: a batch could not be written and is dropped")
-                stored = None
+                stored = []
             delay = RETRY_MIN_S
             with self._cond:
                 self._fault = None
@@ -174,10 +189,12 @@ class Journal:
                 self._post(StorageChanged())
             if stored:
                 self._mark(stored[-1]["seq"])
-            if stored is not None:
-                self._post(Stored(batch, stored))
+            self._post(Stored(batch, stored))
             with self._cond:  # only now: whoever waited in flush() finds the Stored message queued
-                self._queue.popleft()
+                if self._queue and self._queue[0] is batch:  # close() may have given up on it meanwhile
+                    self._queue.popleft()
+                    for event in batch.events:
+                        self._count(event, -1)
                 self._cond.notify_all()
 
     def _mark(self, seq: int) -> None:
@@ -202,7 +219,7 @@ class Journal:
                 self._fault.reason = reason
             else:
                 self._fault = _Fault(reason, self._clock())
-            waiting = sum(len(b.events) for b in self._queue)
+            waiting = self._waiting
         log.error("storage: cannot write (%s); %d event(s) wait in memory, decisions go on", reason, waiting)
         return True
 
@@ -214,22 +231,39 @@ class Journal:
                                       "dropped": self._dropped}}}
 
     def _bound(self) -> None:
-        """Past the capacity, drop the oldest door movements, then the oldest events."""
-        excess = sum(len(b.events) for b in self._queue) - self._capacity
+        """Past the capacity, drop the oldest door movements, then the oldest events; a batch
+        left with nothing to write or report goes too. The head is being written: left alone.
+        Cheap per call: the oldest are dropped first, so the walk stops near the front."""
+        excess = self._waiting - self._capacity
         if excess <= 0:
             return
         for droppable in (DROPPABLE, None):
-            for batch in self._queue:
+            if droppable is not None and not any(self._droppable.values()):
+                continue
+            emptied = []
+            for batch in itertools.islice(self._queue, 1, None):
+                if excess <= 0:
+                    break
                 kept = []
                 for event in batch.events:
                     if excess > 0 and (droppable is None or event["type"] in droppable):
                         excess -= 1
+                        self._count(event, -1)
                         self._dropped += 1
                     else:
                         kept.append(event)
                 batch.events[:] = kept
-                if excess <= 0:
-                    return
+                if not (batch.events or batch.writes or batch.after):
+                    emptied.append(batch)
+            for batch in emptied:
+                self._queue.remove(batch)  # near the front: found at once
+            if excess <= 0:
+                return
+
+    def _count(self, event: dict[str, Any], sign: int) -> None:
+        self._waiting += sign
+        if event["type"] in DROPPABLE:
+            self._droppable[event["type"]] += sign
 
 
 def _reason(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: after a document this large the child is replaced (its parse grew it by several times this)
 RECYCLE_AFTER_BYTES = 1024 * 1024
+#: a document not applied by then has hung the child (a 300,000-credential site takes about 10 s here)
+APPLY_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,14 @@ class ScheduleWorker:
             done(self._apply(payload))
 
     def _apply(self, payload: bytes) -> Outcome:
-        if self._pool is None:
-            # spawned by this thread, which lives as long as the agent: the child's parent-death signal
-            root = logging.getLogger()
-            fmt = root.handlers[0].formatter._fmt if root.handlers and root.handlers[0].formatter else None
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_child, initargs=(root.level, fmt))
         try:
-            outcome = self._pool.submit(_apply_in_child, self._site, payload, self._clock()).result()
+            if self._pool is None:
+                # spawned by this thread, which lives as long as the agent: the child's parent-death signal
+                root = logging.getLogger()
+                fmt = root.handlers[0].formatter._fmt if root.handlers and root.handlers[0].formatter else None
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_child, initargs=(root.level, fmt, os.getpid()))
+            outcome = self._pool.submit(_apply_in_child, self._site, payload, self._clock()).result(APPLY_TIMEOUT_S)
         except BrokenProcessPool:
             if self._closing:
                 log.info("stopped while a document was applied; it was not acknowledged and comes again")
@@ -89,6 +92,11 @@ class ScheduleWorker:
             log.error("schedule worker process died on a document of %d bytes; the document is rejected", len(payload))
             self._retire()
             return Outcome("rejected", "the document ended the schedule worker process; the schedule in force stays")
+        except TimeoutError:
+            log.error("schedule worker process hung on a document of %d bytes; it is stopped", len(payload))
+            self._kill_children()
+            self._retire()
+            return Outcome("rejected", f"not applied within {APPLY_TIMEOUT_S} s; the schedule in force stays")
         except Exception as exc:  # the child could not even start: the store's part of it, retried on the next one
             log.exception("schedule worker process failed")
             self._retire()
@@ -107,15 +115,24 @@ class ScheduleWorker:
         its child dies with this process and its transaction rolls back; the broker
         delivers the document again, since it was not acknowledged."""
         self._closing = True
+        while True:  # documents not begun: never acknowledged, so the broker delivers them again
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
         self._queue.put(None)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            for child in multiprocessing.active_children():  # else the pool's exit hook would wait for it
-                child.kill()
+            self._kill_children()  # else the pool's exit hook would wait for it
         self._retire()
 
+    @staticmethod
+    def _kill_children() -> None:
+        for child in multiprocessing.active_children():
+            child.kill()
 
-def _start_child(level: int, fmt: str | None) -> None:
+
+def _start_child(level: int, fmt: str | None, parent: int) -> None:
     """In the child: log as the agent does (to the same journal), and die with it: SIGKILL
     when the thread that spawned it ends (Linux; elsewhere nothing)."""
     logging.basicConfig(level=level, format=fmt or logging.BASIC_FORMAT)
@@ -124,6 +141,8 @@ def _start_child(level: int, fmt: str | None) -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the agent died while this child was starting: nothing would end it
+        os._exit(0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C at the demo's prompt is the agent's to handle
 
 

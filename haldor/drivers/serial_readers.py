@@ -179,6 +179,8 @@ class SerialReader:
                 if faulted:
                     log.info("reader %s: port %s is back", self.id, self.port)
                     self.sink(ReaderRestored(self.id))
+                else:
+                    log.info("reader %s: port %s open", self.id, self.port)
                 faulted = False
                 self.ready.set()
                 while not self._stop.is_set():
