@@ -17,7 +17,8 @@ _UID_HEX_LENGTHS = (8, 14, 20)
 _UID_CARD = re.compile(r"uid:([0-9A-F]+)")
 _WIEGAND = re.compile(r"wg[0-9]{1,3}:[0-9]+")
 #: What a schedule may contain: only strings a reader can produce.
-_CANONICAL = re.compile(r"uid:(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})|em:[0-9A-F]{10}|" + _WIEGAND.pattern)
+# a reader's Wiegand string has no leading zeros (normalise drops them): "wg026:" never matches a read
+_CANONICAL = re.compile(r"uid:(?:[0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})|em:[0-9A-F]{10}|wg[1-9][0-9]{0,2}:(?:0|[1-9][0-9]*)")
 _CANONICAL_FORMS = "uid:<HEX>, em:<10 HEX>, wg<N>:<DECIMAL>"
 
 

@@ -75,6 +75,9 @@ def _mutate(path, value):
         (("credentials", 0, "card"), "uid:04A1B2", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes"),
         (("credentials", 0, "card"), "uid:04A1B2C3D4E5F60708A9B0", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes"),
         (("credentials", 0, "card"), "uid:04A1B2C3D", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not 9 hex digits"),
+        # a reader never sends leading zeros in a Wiegand string
+        (("credentials", 2, "card"), "wg026:8405024", "credentials[2].card: not a canonical card string"),
+        (("credentials", 2, "card"), "wg26:08405024", "credentials[2].card: not a canonical card string"),
     ],
 )
 def test_bad_snapshot_is_rejected_naming_the_field(path, value, reason):
@@ -83,8 +86,8 @@ def test_bad_snapshot_is_rejected_naming_the_field(path, value, reason):
     assert reason in str(info.value)
 
 
-@pytest.mark.parametrize("card", ["uid:04A1B2C3", "uid:04A1B2C3D4E5F6", "uid:04A1B2C3D4E5F60708A9"])
-def test_every_iso14443_uid_size_is_accepted(card):
+@pytest.mark.parametrize("card", ["uid:04A1B2C3", "uid:04A1B2C3D4E5F6", "uid:04A1B2C3D4E5F60708A9", "wg26:8405024", "wg34:0"])
+def test_every_iso14443_uid_size_and_a_reader_s_wiegand_string_is_accepted(card):
     assert schedule.parse_snapshot(_mutate(("credentials", 0, "card"), card)).credentials[0].card == card
 
 
