@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -235,6 +236,32 @@ def test_a_write_lock_held_by_another_process_never_holds_up_a_door(site):
     assert seqs == list(range(1, len(seqs) + 1))
 
 
+def test_a_flood_of_garbage_on_cmd_neither_holds_up_a_door_nor_fills_the_store(site):
+    """Thousands of unreadable commands a second: the door's inputs come first, only the
+    first few refusals a minute are reported one by one, and a stop is heard at once."""
+    agent, watcher, publisher = site
+    stop = threading.Event()
+    sent = [0]
+
+    def flood() -> None:
+        while not stop.is_set():
+            for qos in (0, 0, 0, 1):
+                publisher.client.publish("haldor/v1/valby-skole/cmd", b'{"doc": "garbage %d"}' % sent[0], qos=qos)
+                sent[0] += 1
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        wait_for(lambda: len(watcher.events("command.result")) >= 20, timeout=20, what="the flood arriving")
+        _doors_work(agent, watcher)  # before the fix: 12 to 44 s behind the flood
+        assert agent.stop() == 0  # within AgentProcess.stop's 10 s
+    finally:
+        stop.set()
+        flooder.join(10)
+    refused = [e for e in agent.stored() if e["type"] == "command.result"]
+    assert sent[0] > 1000 and len(refused) == 20  # the rest counted, reported once a minute is over
+
+
 def test_a_second_agent_on_the_same_data_folder_stops_at_once_naming_the_first(tmp_path, site):
     agent, watcher, publisher = site
     second = subprocess.run([sys.executable, "-m", "haldor", "run", "--config", str(agent.path)],
@@ -242,6 +269,10 @@ def test_a_second_agent_on_the_same_data_folder_stops_at_once_naming_the_first(t
     assert second.returncode == 1
     (line,) = second.stderr.strip().splitlines()
     assert f"pid {agent.proc.pid}" in line and "data folder" in line
+    (Path(agent.data_dir) / "agent.lock").unlink()  # the file only names the holder: the lock is on the folder
+    second = subprocess.run([sys.executable, "-m", "haldor", "run", "--config", str(agent.path)],
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1 and "another haldor run (pid ?)" in second.stderr
     assert agent.alive()
     _doors_work(agent, watcher)
 
@@ -271,6 +302,45 @@ def test_a_replaced_device_secret_is_said_and_the_same_snapshot_hashed_anew(site
     assert len([e for e in watcher.events("storage.fault") if "device secret" in e["reason"]]) == 1
 
 
+def test_a_device_secret_deleted_while_running_is_written_back(site):
+    """A person tidying the folder: the agent put it back from memory, and the next
+    snapshot is hashed with the secret the loop decides with (not one the worker made)."""
+    agent, watcher, publisher = site
+    secret = Path(agent.data_dir) / "device.secret"
+    before = secret.read_bytes()
+    secret.unlink()
+    publisher.send("schedule", snapshot(43), retain=True)
+    wait_for(lambda: [e for e in watcher.events("storage.fault") if "device secret was deleted" in e["reason"]],
+             timeout=20, what="storage.fault naming the secret")
+    assert secret.read_bytes() == before
+    wait_for(lambda: watcher.docs("sync/request"), timeout=10, what="the snapshot asked for again")
+    publisher.send("schedule", snapshot(43), retain=True)  # the booking system answers
+    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"], timeout=60,
+             what="the snapshot applied once the secret is back")
+    _doors_work(agent, watcher)
+    assert watcher.docs("status")[-1]["storage"]["cards_work"]
+
+
+def test_a_database_deleted_while_running_is_saved_in_its_place_and_the_agent_restarts(site):
+    """The agent still has the deleted file open: it saves that in its place and stops with
+    75 for systemd to start it again; nothing it had is lost, seq goes on."""
+    agent, watcher, publisher = site
+    _doors_work(agent, watcher)
+    db = Path(agent.data_dir) / "haldor.db"
+    db.unlink()
+    publisher.send("schedule", snapshot(43), retain=True)  # the worker finds no database: checked at once
+    assert agent.proc.wait(20) == 75
+    assert "haldor.db was deleted while the agent ran" in agent.log.read_text()
+    assert not list(db.parent.glob("haldor.db.saving"))
+    agent.start()
+    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"], timeout=60,
+             what="the snapshot applied after the restart")
+    _doors_work(agent, watcher)
+    seqs = [e["seq"] for e in agent.stored()]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert not [e for e in watcher.events("storage.fault") if "database" in e["reason"]]  # no recovery was needed
+
+
 def _corrupt(path: Path) -> None:
     """Garbage over every page but the first: the header still says SQLite."""
     size = path.stat().st_size
@@ -279,7 +349,7 @@ def _corrupt(path: Path) -> None:
         f.write(bytes((i * 7 + 3) % 251 for i in range(size - 4096)))
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "empty", "missing"])
+@pytest.mark.parametrize("damage", ["corrupt", "empty", "missing", "missing, its -wal left", "no schedule"])
 def test_a_broken_database_is_set_aside_and_the_last_good_copy_takes_its_place(site, damage):
     agent, watcher, publisher = site
     data = Path(agent.data_dir)
@@ -287,18 +357,28 @@ def test_a_broken_database_is_set_aside_and_the_last_good_copy_takes_its_place(s
     _doors_work(agent, watcher)
     last_seq = max(e["seq"] for e in agent.stored())
     publisher.client.publish("haldor/v1/valby-skole/schedule", b"", qos=1, retain=True).wait_for_publish(5)
-    assert agent.stop() == 0
     db = data / "haldor.db"
+    if damage == "missing, its -wal left":
+        agent.badge(card=CARETAKER_CARD)
+        wait_for(lambda: Path(f"{db}-wal").exists() and Path(f"{db}-wal").stat().st_size, what="a -wal")
+        agent.kill()  # a power cut: the -wal is left with what it holds
+    else:
+        assert agent.stop() == 0
     if damage == "corrupt":
         _corrupt(db)
     elif damage == "empty":
         db.write_bytes(b"")
+    elif damage == "no schedule":
+        db.unlink()
+        agent.stored()  # opening it makes a new, empty one
     else:
         db.unlink()
     seen = len(watcher.docs("sync/request"))
     agent.start()
     fault = wait_for(lambda: watcher.events("storage.fault"), timeout=20, what="storage.fault")[0]
-    assert {"corrupt": "database corrupt", "empty": "database empty", "missing": "database missing"}[damage] in fault["reason"]
+    assert {"corrupt": "database corrupt", "empty": "database empty", "missing": "database missing",
+            "missing, its -wal left": "database missing",
+            "no schedule": "database has no schedule (its copy has version 42)"}[damage] in fault["reason"]
     assert "restored from the copy" in fault["reason"]
     assert fault["seq"] > last_seq or damage != "corrupt"  # seq never goes back where the damaged file still tells it
     wait_for(lambda: watcher.docs("sync/request")[seen:], timeout=10, what="a snapshot asked for")

@@ -13,12 +13,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from gpiozero.pins.mock import MockFactory
 
 from haldor import __version__, config
 from haldor.access import envelope
+from haldor.access.envelope import seal
 from haldor.access.agent import Agent, Stop, Tick, build_hardware, open_store
 from haldor.clock import FakeClock
 from haldor.access.sync import MqttLink
@@ -158,7 +160,7 @@ def test_commands_are_carried_out_once_and_every_one_gets_a_result(rig):
     pin = site.factory.pin(17)
     done = publisher.command("unlock", door="main", duration_s=30)
     wait_for(lambda: pin.state, what="door unlocked by command")
-    replay = {"id": done}
+    replay = {"id": done, "by": "someone-else"}  # another message with the same id (the same one is answered again)
     publisher.command("unlock", door="main", **replay)
     expired_id = str(uuid.uuid4())
     past = datetime.now(timezone.utc) - timedelta(hours=1)
@@ -196,9 +198,31 @@ def test_a_replay_is_refused_after_a_restart(rig):
     wait_for(lambda: watcher.docs("cmd/result"), what="first result")
     site.stop()
     site.start()
-    publisher.command("hold_open", door="main", id=cid)
+    publisher.command("hold_open", door="main", id=cid, by="someone-else")
     second = wait_for(lambda: len(watcher.docs("cmd/result")) == 2 and watcher.docs("cmd/result")[1], what="second result")
     assert second["ok"] is False and "replayed" in second["error"]
+
+
+def test_a_command_delivered_again_gets_its_first_result_again_and_is_done_once(rig):
+    """A result lost with the link: the broker delivers the command again (it is the same
+    message), and the agent answers as it did the first time, without doing it twice."""
+    site, publisher, watcher = rig
+    site.start()
+    now = datetime.now(timezone.utc)
+    cid = str(uuid.uuid4())
+    payload = json.dumps(seal({"schema": "haldor.command/1", "id": cid, "site": SITE, "action": "hold_open", "door": "main",
+                               "issued_at": _iso(now), "expires_at": _iso(now + timedelta(minutes=5))},
+                              publisher.kid, publisher.key)).encode()
+    publisher.send("cmd", None, raw=payload)
+    wait_for(lambda: watcher.docs("cmd/result"), what="first result")
+    site.stop()
+    site.start()  # across a restart too
+    publisher.send("cmd", None, raw=payload)
+    first, second = wait_for(lambda: len(watcher.docs("cmd/result")) == 2 and watcher.docs("cmd/result"), what="again")
+    assert first == second and first["ok"] is True
+    later = publisher.command("lock", door="main")  # events are delivered in order: after this one's, no more of cid's
+    wait_for(lambda: [e for e in watcher.events("command.result") if e["command"] == later], what="a later event")
+    assert len([e for e in watcher.events("command.result") if e["command"] == cid]) == 1
 
 
 def test_events_made_while_the_broker_is_down_all_arrive_in_order(rig, broker):

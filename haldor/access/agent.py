@@ -8,6 +8,7 @@ callbacks only put messages on the queue.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import queue
 import signal
@@ -25,7 +26,9 @@ from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import DocumentError, StoreError
 
 from . import checkin, commands, inflight, recovery, reserve
+from .budget import ReportBudget
 from .data_lock import DataDirLock
+from .inbox import Inbox
 from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
 from . import envelope
 from .envelope import open_envelope
@@ -46,6 +49,8 @@ REPORTS_EVERY_S = 30.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 PURGE_EVERY_S = 3600.0
 DISK_CHECK_EVERY_S = 10.0
+#: `haldor run`'s exit status when it stopped to be started again (EX_TEMPFAIL)
+EXIT_RESTART = 75
 SECRET_REPLACED = "device secret replaced: cards and PINs are unknown until the snapshot is hashed anew"
 #: a schedule the store could not take is asked for again after this long
 RESYNC_AFTER_FAILURE_S = 300.0
@@ -126,6 +131,8 @@ class _Remembered:
 
     command: str
     expires_at: float
+    #: the message's digest and its cmd/result: the same message delivered again is answered again
+    result: dict | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,14 +274,14 @@ def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Har
 
 class Agent:
     def __init__(self, cfg: Config, store: Store, hardware: Hardware, clock: clocks.Clock | None = None,
-                 inbox: queue.Queue | None = None, link: MqttLink | None = None,
+                 inbox: queue.Queue | Inbox | None = None, link: MqttLink | None = None,
                  fallback: HttpFallback | None = None, kiosk: Any = None, notifier: Notifier | None = None) -> None:
         self.cfg = cfg
         self.store = store
         self.hw = hardware
         self.clock = clock or clocks.SystemClock()
         #: the one queue; the hardware was built to post to it
-        self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
+        self.inbox: queue.Queue | Inbox = inbox if inbox is not None else Inbox()
         self.reader_doors = {r.id: r.door or None for r in cfg.readers}
         #: reader -> the reason of its latest fault, while it lasts
         self.reader_faults: dict[str, str] = {}
@@ -318,6 +325,12 @@ class Agent:
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
         self._recovered: str | None = None
         self._next_disk_check = 0.0
+        #: how many refusals of unreadable messages are reported one by one, a kind each
+        self._refusals = {"cmd": ReportBudget(), "schedule": ReportBudget()}
+        self._db_path = Path(store.data_dir or cfg.data_dir) / DB_NAME
+        self._db_file = _file_id(self._db_path)
+        #: why the agent stopped to be started again (run_forever's exit status 75), or None
+        self.restart_for: str | None = None
 
     # -- outside world ------------------------------------------------------------------
 
@@ -479,8 +492,8 @@ class Agent:
         elif not isinstance(message, (Tick, Disconnected, StorageChanged)):  # a lost broker changes nothing at the door
             log.error("unknown message %r ignored", message)
         if isinstance(message, StorageChanged) or now >= self._next_disk_check:
-            effects += self._check_disk(now)
-        effects += c.tick(now)
+            effects += self._check_disk(now) + self._check_files()
+        effects += c.tick(now) + self._unreported_refusals(now)
         self._carry_out(effects, now)
         if now >= self._next_last_seen:
             self._save_last_seen(now)
@@ -509,7 +522,7 @@ class Agent:
             reason = "poison: the agent stopped while handling this message before; refused"
             if schedule:
                 return [Emit("sync.rejected", reason=reason)]
-            return self._command_result(commands.claimed_id(message.payload), None, None, "poison", now)
+            return self._unreadable_command(message.payload, "poison", now)
         if schedule:
             # applied beside the loop; acknowledged when it is done (ScheduleDone)
             self._schedule_worker().submit(message.payload, lambda outcome: self.post(ScheduleDone(outcome, message)))
@@ -522,8 +535,7 @@ class Agent:
                 raise  # the store, not the command: handle() reports it
             except Exception as exc:  # a command that trips the code is still only a bad command
                 log.exception("command refused: it broke the parser")
-                effects = self._command_result(commands.claimed_id(message.payload), None, None,
-                                               f"malformed command ({type(exc).__name__})", now)
+                effects = self._unreadable_command(message.payload, f"malformed command ({type(exc).__name__})", now)
         else:
             log.warning("message on unexpected topic %s ignored", message.topic)
         self._ack(message, key)
@@ -539,22 +551,30 @@ class Agent:
             cfg = self.cfg
             self._worker = ScheduleWorker(Site(str(cfg.data_dir), cfg.site_id, cfg.site["timezone"], policy_of(cfg),
                                                dict(cfg.trust["keys"]), cfg.trust["require_signature"],
-                                               tuple(d.id for d in cfg.doors), envelope.MAX_DOCUMENT_BYTES), self.clock.now)
+                                               tuple(d.id for d in cfg.doors), envelope.MAX_DOCUMENT_BYTES,
+                                               self.store.secret_fingerprint), self.clock.now)
         return self._worker
 
     def _schedule_done(self, done: ScheduleDone, now: float) -> list:
         """The worker's outcome, reported here: an event for every outcome but an ignored one."""
         outcome = done.outcome
+        effects: list = []
         if outcome.status == "applied":
             self._rehash_needed = self.store.rehash_needed
         if outcome.status == "gap":
             self._request_sync()
         elif outcome.status == "failed":  # the store could not take it: ask again later
-            self._resync_at = now + RESYNC_AFTER_FAILURE_S
+            effects += self._check_files()  # deleted under the agent, maybe: put right at once
+            if effects:
+                self._request_sync()
+            else:
+                self._resync_at = now + RESYNC_AFTER_FAILURE_S
         if done.message is not None:
             self._ack(done.message)
+        if outcome.status == "rejected" and not self._refusals["schedule"].allow(now):
+            return effects
         event = outcome.event()
-        return [] if event is None else [Emit(event["type"], reason=event["reason"], extra=event.get("extra"))]
+        return effects + ([] if event is None else [Emit(event["type"], reason=event["reason"], extra=event.get("extra"))])
 
     def _request_sync(self) -> None:
         if self.link is not None:
@@ -567,14 +587,26 @@ class Agent:
             cmd = commands.parse_command(open_envelope(payload, self.keys, self.cfg.trust["require_signature"],
                                                        max_bytes=commands.MAX_COMMAND_BYTES))
         except DocumentError as exc:
-            return self._command_result(commands.claimed_id(payload), None, None, str(exc), now)
+            return self._unreadable_command(payload, str(exc), now)
+        digest = hashlib.sha256(payload).hexdigest()
+        if cmd.site == self.cfg.site_id:
+            answered = self._command_answered(cmd.id)
+            if answered is not None and answered.get("digest") == digest:
+                # the same message delivered again: its result may never have reached the broker
+                log.info("command %s delivered again: its result is sent again", cmd.id)
+                return [_Publish("cmd_result", answered["result"])]
         why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now,
                                seen=self._command_seen(cmd.id))
-        effects: list = []
+        effects = self._command_effects(cmd, why, now)
         if cmd.site == self.cfg.site_id:
-            effects.append(_Remembered(cmd.id, cmd.expires_at))
+            result = next(e.doc for e in effects if isinstance(e, _Publish) and e.topic == "cmd_result")
+            effects.insert(0, _Remembered(cmd.id, cmd.expires_at, {"digest": digest, "result": result}))
+        return effects
+
+    def _command_effects(self, cmd: commands.CommandDoc, why: str | None, now: float) -> list:
+        effects: list = []
         if why is not None:
-            return effects + self._command_result(cmd.id, cmd.action, cmd.door, why, now)
+            return self._command_result(cmd.id, cmd.action, cmd.door, why, now)
         log.info("command %s: %s %s by %s", cmd.id, cmd.action, cmd.door or "", cmd.by)
         if cmd.action == "resync":
             self._request_sync()
@@ -586,10 +618,38 @@ class Agent:
             effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
         return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now)
 
+    def _command_answered(self, command_id: str) -> dict | None:
+        """What a command was answered with (``digest``, ``result``): stored, or on its way to the store."""
+        for batch in self._unwritten:
+            for e in batch.after:
+                if isinstance(e, _Remembered) and e.command == command_id:
+                    return e.result
+        return self.store.command_result(command_id)
+
     def _command_seen(self, command_id: str) -> bool:
         """Seen before: stored, or remembered by a write still on its way to the store."""
         return (any(isinstance(e, _Remembered) and e.command == command_id for b in self._unwritten for e in b.after)
                 or self.store.command_seen(command_id))
+
+    def _unreadable_command(self, payload: bytes, error: str, now: float) -> list:
+        """A command that cannot be read or trusted: answered, unless a flood of them is (budget)."""
+        if not self._refusals["cmd"].allow(now):
+            return []
+        return self._command_result(commands.claimed_id(payload), None, None, error, now)
+
+    def _unreported_refusals(self, now: float) -> list:
+        """Once a minute is over: how many refusals a flood had, in one event for each kind."""
+        effects: list = []
+        if n := self._refusals["cmd"].overdue(now):
+            why = f"{n} more unreadable commands in a minute, refused without a result each (a flood?)"
+            log.warning(why)
+            effects.append(Emit("command.result", reason=why, extra={"command": None, "action": None, "ok": False,
+                                                                     "unreported": n}))
+        if n := self._refusals["schedule"].overdue(now):
+            why = f"{n} more schedule documents in a minute, rejected without an event each (a flood?)"
+            log.warning(why)
+            effects.append(Emit("sync.rejected", reason=why, extra={"unreported": n}))
+        return effects
 
     def _command_result(self, cmd_id: str | None, action: str | None, door: str | None, error: str | None, now: float) -> list:
         if error is not None:
@@ -630,6 +690,27 @@ class Agent:
         first = self._disk_low is None
         self._disk_low = why
         return [Emit("storage.fault", reason=why, extra={"storage": {"free_bytes": free}})] if first else []
+
+    def _check_files(self) -> list:
+        """The store's files are the agent's alone; a person or a script deleting them while
+        it runs is put right: a deleted device secret is written back (the hashes were made
+        with it), a deleted or replaced database makes the agent stop to be started again
+        (systemd), after saving what it still has open in the deleted one's place."""
+        try:
+            if self.store.keep_secret():
+                why = "device secret was deleted while the agent ran: written back"
+                log.error(why)
+                return [Emit("storage.fault", reason=why)]
+            if self._db_file is not None and _file_id(self._db_path) != self._db_file and self.restart_for is None:
+                gone = not self._db_path.exists()
+                self.restart_for = "haldor.db was deleted while the agent ran" if gone else \
+                    "haldor.db was replaced while the agent ran"
+                log.error("%s: the agent stops to be started again%s", self.restart_for,
+                          " (what it had open is saved in its place)" if gone else "")
+                self.post(Stop())
+        except (OSError, StoreError) as exc:
+            log.error("data folder cannot be checked: %s", exc)
+        return []
 
     def storage_status(self) -> dict[str, Any]:
         """Whether the store takes writes and can be read; what waits in memory meanwhile.
@@ -810,7 +891,7 @@ class Agent:
             elif isinstance(e, _Reported):
                 batch.writes.append(lambda s, e=e: s.mark_reported(e.kind, e.booking, now))
             elif isinstance(e, _Remembered):
-                batch.writes.append(lambda s, e=e: s.remember_command(e.command, e.expires_at, now))
+                batch.writes.append(lambda s, e=e: s.remember_command(e.command, e.expires_at, now, e.result))
             elif isinstance(e, _AnyVersion):
                 batch.writes.append(lambda s: s.accept_any_version())
             elif isinstance(e, _Forget):
@@ -853,9 +934,9 @@ def run_forever(cfg: Config) -> int:
     except BaseException:
         held.release()
         raise
-    outbox = kiosk = None
+    outbox = kiosk = agent = saved = None
     try:
-        inbox: queue.Queue = queue.Queue()
+        inbox = Inbox()  # the door's messages before the network's
         link = None
         if cfg.mqtt["host"]:
             outbox = open_store(cfg)  # the pump's own connection
@@ -880,14 +961,29 @@ def run_forever(cfg: Config) -> int:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         agent.run()
+        if agent.restart_for is not None:
+            saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
     finally:
         if kiosk is not None:
             kiosk.close()
         store.close()
         if outbox is not None:
             outbox.close()
+        if saved is not None:  # the deleted database's last connection is closed: its copy takes its place
+            recovery.put_in_place(saved, Path(cfg.data_dir) / DB_NAME)
         held.release()
+    if agent.restart_for is not None:
+        log.error("stopped: %s; start it again (systemd does)", agent.restart_for)
+        return EXIT_RESTART
     return 0
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def kiosk_answer(answer: checkin.CheckinAnswer, read: CardRead | PinRead, now: float) -> dict[str, Any]:

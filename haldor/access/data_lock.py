@@ -3,6 +3,9 @@
 Two agents on one folder would share one device secret, one outbox and one broker
 session, and fight over all three. The second one stops at once instead, naming the
 first. The kernel lets go of the lock when the holder dies, however it dies.
+
+The lock is on the folder itself, which cannot be deleted while it holds the store;
+the file beside it only names the holder's pid (deleting it frees nothing).
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ class DataDirLock:
 
     def acquire(self) -> "DataDirLock":
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
             os.close(fd)
+            try:
+                holder = self.path.read_text(errors="replace").strip() or "?"
+            except OSError:
+                holder = "?"
             raise DataDirBusy(f"{self.path.parent}: another haldor run (pid {holder}) is using this data folder") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        partial = self.path.with_name(f"{NAME}.{os.getpid()}")
+        partial.write_text(f"{os.getpid()}\n")
+        os.replace(partial, self.path)
         self._fd = fd
         return self
 

@@ -59,12 +59,18 @@ def check(db_path: Path) -> str | None:
         if not copy.exists():
             return None  # a new box: nothing to recover
         why = "database missing" if not db_path.exists() else "database empty (0 bytes)"
-        aside = _move_aside(db_path) if db_path.exists() else None
+        # a -wal left behind would be replayed over the copy put in its place
+        leftovers = any(Path(f"{db_path}{s}").exists() for s in ("", "-wal", "-shm"))
+        aside = _move_aside(db_path) if leftovers else None
     else:
         problem = _problem(db_path)
         if problem is None:
-            return None
-        why = f"database corrupt ({problem})"
+            lost = _schedule_lost(db_path, copy)
+            if lost is None:
+                return None
+            why = lost
+        else:
+            why = f"database corrupt ({problem})"
         aside = _move_aside(db_path)
     last_seq = max(filter(None, [_last_seq(aside) if aside is not None else None, _seq_mark(db_path)]), default=None)
     if copy.exists():
@@ -80,6 +86,41 @@ def check(db_path: Path) -> str | None:
     return message
 
 
+def save_deleted(conn: sqlite3.Connection, db_path: Path) -> Path | None:
+    """The database was deleted while the agent had it open: copy what the connection still
+    sees (everything committed) beside its old place. :func:`put_in_place` puts it there once
+    the agent's connections are closed. None when a file is in its place (replaced, not deleted)."""
+    if db_path.exists():
+        return None
+    partial = db_path.with_name(db_path.name + ".saving")
+    partial.unlink(missing_ok=True)
+    dest = sqlite3.connect(partial)
+    try:
+        conn.backup(dest)
+        dest.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dest.close()
+    os.chmod(partial, 0o600)
+    log.error("%s: deleted while the agent ran; what it had open is saved", db_path)
+    return partial
+
+
+def put_in_place(saved: Path, db_path: Path) -> None:
+    """A deleted database's -wal and -shm are moved aside first: replayed over the copy, they
+    would corrupt it. Never over a file someone put there meanwhile."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for suffix in ("-wal", "-shm"):
+        part = Path(f"{db_path}{suffix}")
+        if part.exists():
+            os.replace(part, db_path.with_name(f"{db_path.name}.deleted-{stamp}{suffix}"))
+    try:
+        os.link(saved, db_path)
+    except FileExistsError:
+        log.error("%s: a new file is in place; the saved one is kept as %s", db_path, saved.name)
+        return
+    saved.unlink()
+
+
 def _problem(db_path: Path) -> str | None:
     try:
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
@@ -92,6 +133,26 @@ def _problem(db_path: Path) -> str | None:
             return None
         return str(exc)
     return None if rows == ["ok"] else "; ".join(rows)
+
+
+def _schedule_lost(db_path: Path, copy: Path) -> str | None:
+    """A sound database without the schedule its good copy has is no better than a missing one."""
+    if not copy.exists() or _version(db_path) is not None:
+        return None
+    had = _version(copy)
+    return None if had is None else f"database has no schedule (its copy has version {had})"
+
+
+def _version(path: Path) -> int | None:
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schedule_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return None
+    return None if row is None else json.loads(row[0])
 
 
 def _move_aside(db_path: Path) -> Path:

@@ -18,6 +18,7 @@ parse took goes back to the system.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -29,6 +30,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from haldor.errors import StoreError
+
 from .envelope import load_public_key
 from .intake import Outcome, process
 from .model import Policy
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: after a document this large the child is replaced (its parse grew it by several times this)
 RECYCLE_AFTER_BYTES = 1024 * 1024
+#: documents waiting beyond this many bytes are not kept: "failed" (acknowledged, asked for again later)
+MAX_WAITING_BYTES = 64 * 1024 * 1024
 #: a document not applied by then has hung the child (a 300,000-credential site takes about 10 s here)
 APPLY_TIMEOUT_S = 600.0
 
@@ -54,6 +59,8 @@ class Site:
     require_signature: bool
     doors: tuple[str, ...] | None = None
     max_bytes: int | None = None  # None: envelope.MAX_DOCUMENT_BYTES
+    #: the device secret's fingerprint the agent started with: the child opens that store or none
+    secret: str | None = None
 
 
 class ScheduleWorker:
@@ -63,18 +70,38 @@ class ScheduleWorker:
         self._pool: ProcessPoolExecutor | None = None
         self._closing = False
         self._queue: queue.Queue = queue.Queue()
+        #: digests of documents the child died on once: the second time they are rejected
+        self._killed_by: set[str] = set()
+        self._waiting = 0  # bytes submitted and not yet applied
+        self._waiting_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
         self._thread.start()
 
     def submit(self, payload: bytes, done: Callable[[Outcome], None]) -> None:
         """Apply ``payload`` after everything submitted before it; ``done(outcome)`` runs
         on the worker's thread. The loop reports the outcome (:meth:`Outcome.event`)."""
+        with self._waiting_lock:
+            if self._waiting and self._waiting + len(payload) > MAX_WAITING_BYTES:
+                log.error("%d bytes of schedule documents wait already: a document of %d bytes is not kept",
+                          self._waiting, len(payload))
+                full = True
+            else:
+                self._waiting += len(payload)
+                full = False
+        if full:  # a flood of large documents: memory is the Pi's, not theirs
+            done(Outcome("failed", "too many documents wait to be applied; it is asked for again later"))
+            return
         self._queue.put((payload, done))
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             payload, done = item
-            done(self._apply(payload))
+            try:
+                outcome = self._apply(payload)
+            finally:
+                with self._waiting_lock:
+                    self._waiting -= len(payload)
+            done(outcome)
 
     def _apply(self, payload: bytes) -> Outcome:
         try:
@@ -89,9 +116,15 @@ class ScheduleWorker:
             if self._closing:
                 log.info("stopped while a document was applied; it was not acknowledged and comes again")
                 return Outcome("failed", "stopped while it was applied")
-            log.error("schedule worker process died on a document of %d bytes; the document is rejected", len(payload))
             self._retire()
-            return Outcome("rejected", "the document ended the schedule worker process; the schedule in force stays")
+            key = hashlib.sha256(payload).hexdigest()
+            if key not in self._killed_by:  # killed from outside, maybe (the OOM killer, a person): once more
+                self._killed_by.add(key)
+                log.error("schedule worker process died on a document of %d bytes; it is asked for again", len(payload))
+                return Outcome("failed", "the schedule worker process died while applying it; the schedule in force "
+                                         "stays and the document is asked for again")
+            log.error("schedule worker process died twice on a document of %d bytes; the document is rejected", len(payload))
+            return Outcome("rejected", "the document ended the schedule worker process twice; the schedule in force stays")
         except TimeoutError:
             log.error("schedule worker process hung on a document of %d bytes; it is stopped", len(payload))
             self._kill_children()
@@ -147,7 +180,11 @@ def _start_child(level: int, fmt: str | None, parent: int) -> None:
 
 
 def _apply_in_child(site: Site, payload: bytes, now: float) -> Outcome:
-    store = Store.open(site.data_dir, site.site, site.timezone, site.policy)
+    try:
+        store = Store.open(site.data_dir, site.site, site.timezone, site.policy, existing=site.secret)
+    except StoreError as exc:
+        logging.getLogger(__name__).error("schedule not applied: %s", exc)
+        return Outcome("failed", f"storage: {exc}; the schedule in force stays")
     try:
         keys = {kid: load_public_key(text) for kid, text in site.keys.items()}
         return process(store, payload, keys=keys, require_signature=site.require_signature, now=now, doors=site.doors,

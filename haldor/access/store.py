@@ -105,7 +105,12 @@ def _m4_checkins_and_reports(db: sqlite_utils.Database) -> None:
     db["bookings"].create_index(["start"])
 
 
-MIGRATIONS = (_m1_schedule, _m2_outbox, _m3_commands, _m4_checkins_and_reports)
+def _m5_command_results(db: sqlite_utils.Database) -> None:
+    # a command delivered again (its result was lost with the link) is answered with the same result
+    db["commands_seen"].add_column("result", str)
+
+
+MIGRATIONS = (_m1_schedule, _m2_outbox, _m3_commands, _m4_checkins_and_reports, _m5_command_results)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,16 +141,26 @@ class Store:
     # -- opening -----------------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike, site: str, timezone: str = "Europe/Copenhagen", default_policy: Policy = Policy()) -> Store:
+    def open(cls, data_dir: str | os.PathLike, site: str, timezone: str = "Europe/Copenhagen", default_policy: Policy = Policy(),
+             *, existing: str | None = None) -> Store:
+        """``existing``: the fingerprint of the device secret the agent started with. Then the
+        store must be there as it was: no secret and no database is made (a process beside
+        the agent making them would leave the agent and its own store at odds)."""
         path = Path(data_dir)
+        db_path = path / DB_NAME
         try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if existing is None:
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
             if reserve.free_bytes(path) < reserve.LOW_WATER:  # SQLite needs room even to read
                 reserve.release(path)
-            secret = _device_secret(path / SECRET_NAME)
-            db_path = path / DB_NAME
-            db_path.touch(mode=0o600, exist_ok=True)  # hashes only, but nobody else's business
-            conn = sqlite3.connect(db_path, timeout=10, check_same_thread=False)
+            secret = _device_secret(path / SECRET_NAME, create=existing is None)
+            if existing is None:
+                db_path.touch(mode=0o600, exist_ok=True)  # hashes only, but nobody else's business
+                conn = sqlite3.connect(db_path, timeout=10, check_same_thread=False)
+            else:
+                if fingerprint(secret) != existing:
+                    raise StoreError(f"{path / SECRET_NAME}: the device secret changed since the agent started")
+                conn = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=10, check_same_thread=False)
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed event survives a power cut, not only a crash.
@@ -163,17 +178,28 @@ class Store:
         """A device secret that is not the one the hashes were made with (lost, restored from
         another box, replaced) makes every card unknown: note it, so that the agent says so,
         asks for a snapshot and takes the same version again to hash anew."""
-        fingerprint = hmac.new(self._secret, b"fingerprint\x00", hashlib.sha256).hexdigest()[:16]
+        mine = self.secret_fingerprint
         stored = self.meta("secret_fingerprint")
-        if stored == fingerprint:
+        if stored == mine:
             return
         try:
             with self.write():
                 if stored is not None and self.meta("schedule_version") is not None:
                     self._set_meta("rehash_needed", True)
-                self._set_meta("secret_fingerprint", fingerprint)
+                self._set_meta("secret_fingerprint", mine)
         except sqlite3.Error as exc:  # a full disk: said again at the next start
             log.error("device secret fingerprint not stored: %s", exc)
+
+    @property
+    def secret_fingerprint(self) -> str:
+        return fingerprint(self._secret)
+
+    def keep_secret(self) -> bool:
+        """Write the device secret back if its file is gone (deleted while the agent ran):
+        the hashes in the store were made with it. True when it was written."""
+        if self.data_dir is None or (self.data_dir / SECRET_NAME).exists():
+            return False
+        return _write_secret(self.data_dir / SECRET_NAME, self._secret)
 
     def why_stale(self, kind: str, version: int) -> str | None:
         """Why a document of ``version`` is ignored (PROTOCOL 2, 3), or None. A snapshot of the
@@ -588,10 +614,16 @@ class Store:
     def command_seen(self, command_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM commands_seen WHERE id = ?", [command_id]).fetchone() is not None
 
-    def remember_command(self, command_id: str, expires_at: float, now: float) -> None:
+    def command_result(self, command_id: str) -> dict | None:
+        """What a command was answered with (the agent's ``remember_command(result=...)``), if known."""
+        row = self.db.execute("SELECT result FROM commands_seen WHERE id = ?", [command_id]).fetchone()
+        return None if row is None or row[0] is None else json.loads(row[0])
+
+    def remember_command(self, command_id: str, expires_at: float, now: float, result: dict | None = None) -> None:
         """Kept until a day after it expired: by then an expired replay is refused as expired."""
         with self.write():
-            self.db.execute("INSERT OR IGNORE INTO commands_seen(id, expires_at) VALUES (?, ?)", [command_id, expires_at])
+            self.db.execute("INSERT OR IGNORE INTO commands_seen(id, expires_at, result) VALUES (?, ?, ?)",
+                            [command_id, expires_at, None if result is None else json.dumps(result)])
             self.db.execute("DELETE FROM commands_seen WHERE expires_at < ?", [now - 86400])
 
     def iter_table(self, table: str) -> Iterator[dict]:
@@ -603,21 +635,43 @@ def _booking_fact(row: tuple) -> BookingFact:
     return BookingFact(bid, room, association, start, end, bool(unlocked), bool(leader), bool(pin_match))
 
 
-def _device_secret(path: Path) -> bytes:
+def fingerprint(secret: bytes) -> str:
+    """Names a device secret without giving it away."""
+    return hmac.new(secret, b"fingerprint\x00", hashlib.sha256).hexdigest()[:16]
+
+
+def _device_secret(path: Path, *, create: bool = True) -> bytes:
     """The per-device HMAC key, created on first start with mode 0600."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        data = path.read_bytes()
+    if path.exists() or not create:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"{path}: the device secret is missing (deleted since the agent started?)") from None
         if len(data) < 32:
             raise StoreError(f"{path}: device secret is damaged (shorter than 32 bytes)") from None
         return data
     secret = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
-        f.flush()
-        os.fsync(f.fileno())
+    if not _write_secret(path, secret):
+        return _device_secret(path, create=False)  # another process made it first: theirs counts
     return secret
+
+
+def _write_secret(path: Path, secret: bytes) -> bool:
+    """Whole or not at all (a power cut never leaves a short secret), and never over one
+    that is there. False when one was there."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(partial, path)
+    except FileExistsError:
+        return False
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
 
 
 def _migrate(db: sqlite_utils.Database) -> None:

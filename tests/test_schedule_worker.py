@@ -1,0 +1,61 @@
+"""The schedule worker's child process: what its death and a changed data folder do."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import queue
+import time
+
+from haldor.access.model import Policy
+from haldor.access.schedule_worker import ScheduleWorker, Site
+
+from .helpers import SITE, snapshot, wait_for
+
+
+def _big(version: int) -> bytes:
+    doc = snapshot(version, credentials=snapshot()["credentials"] + [
+        {"id": f"x{i}", "card": f"uid:{0x04000000000000 + i:014X}", "pin": None, "association": "a17",
+         "role": "member", "valid_from": None, "valid_until": None} for i in range(60_000)])
+    return json.dumps(doc).encode()
+
+
+def _site(store) -> Site:
+    return Site(str(store.data_dir), SITE, "Europe/Copenhagen", Policy(), {}, False, secret=store.secret_fingerprint)
+
+
+def test_a_child_killed_once_asks_for_the_document_again_and_twice_rejects_it(store):
+    worker = ScheduleWorker(_site(store), time.time)
+    outcomes: queue.Queue = queue.Queue()
+    try:
+        payload = _big(43)
+        for expected in ("failed", "rejected"):
+            worker.submit(payload, outcomes.put)
+            (child,) = wait_for(multiprocessing.active_children, timeout=20, what="the worker child")
+            child.kill()
+            outcome = outcomes.get(timeout=30)
+            assert outcome.status == expected, outcome
+        assert store.version is None  # nothing half-applied
+        worker.submit(json.dumps(snapshot(44)).encode(), outcomes.put)  # the next one is applied
+        assert outcomes.get(timeout=30).status == "applied"
+    finally:
+        worker.close()
+
+
+def test_the_child_makes_no_device_secret_and_no_database(store):
+    """Deleted under a running agent, they are not made anew beside it (the loop's secret
+    and open database would no longer be the ones on disk)."""
+    worker = ScheduleWorker(_site(store), time.time)
+    outcomes: queue.Queue = queue.Queue()
+    try:
+        for name in ("device.secret", "haldor.db"):
+            target = store.data_dir / name
+            kept = target.read_bytes()
+            target.unlink()
+            worker.submit(json.dumps(snapshot(43)).encode(), outcomes.put)
+            outcome = outcomes.get(timeout=30)
+            assert outcome.status == "failed" and "storage" in outcome.message, outcome
+            assert not target.exists()
+            target.write_bytes(kept)
+    finally:
+        worker.close()
