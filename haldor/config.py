@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor.errors import ConfigError
+from haldor.protocol import TOPIC_PREFIX
 
 DEFAULT_PATH = "/etc/haldor/haldor.toml"
 READER_TYPES = ("serial-line", "rdm6300", "wiegand", "osdp")
@@ -38,7 +39,7 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "key_file": (str, ""),
         "username": (str, ""),
         "password_file": (str, ""),
-        "topic_prefix": (str, "haldor/v1"),
+        "topic_prefix": (str, TOPIC_PREFIX),
         "client_id": (str, ""),
     },
     "sync": {"http_url": (str, ""), "http_after_s": (int, 300), "outbox_capacity": (int, 1_000_000)},

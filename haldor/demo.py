@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from haldor import cards, config, osdp_keys
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
+from haldor.protocol import Event
 from haldor.texts import both, t
 
 SAMPLE_NOW = "generated_at"  # the sample's own "now", moved to the present
@@ -305,7 +306,7 @@ def _show_answer(say, reader: str, answers: queue.Queue) -> None:
             say(f"  {'OK' if greeting.get('good') else '--'}  {greeting.get('text', '')}")
             if greeting.get("enrol"):
                 say(f"      {greeting['enrol']}")
-        elif event["type"] == "access.granted":
+        elif event["type"] == Event.ACCESS_GRANTED:
             detail = ", ".join(x for x in (event["credential"] and f"credential {event['credential']}",
                                            event["booking"] and f"booking {event['booking']}") if x)
             say(f"  {t('granted', 'da').upper()} / {t('granted', 'en')}  ({detail})")

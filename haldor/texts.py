@@ -21,6 +21,25 @@ TEXTS: dict[str, dict[str, str]] = {
     "reason.lockdown": {"da": "Bygningen er låst ned", "en": "The building is in lockdown"},
     "reason.clock_untrusted": {"da": "Uret er ikke sikkert; kun pedellen kan komme ind", "en": "The clock is not trusted; only the caretaker may enter"},
     "reason.rate_limited": {"da": "For mange forsøg; vent et minut", "en": "Too many attempts; wait a minute"},
+    # events (PROTOCOL 5 types): what the fleet and the logs call them
+    "event.access.granted": {"da": "Adgang givet", "en": "Access granted"},
+    "event.access.denied": {"da": "Adgang afvist", "en": "Access denied"},
+    "event.door.opened": {"da": "Dør åbnet", "en": "Door opened"},
+    "event.door.closed": {"da": "Dør lukket", "en": "Door closed"},
+    "event.door.forced": {"da": "Dør brudt op", "en": "Door forced open"},
+    "event.door.held_open": {"da": "Dør holdt åben for længe", "en": "Door held open too long"},
+    "event.door.mode": {"da": "Dørens tilstand ændret", "en": "Door mode changed"},
+    "event.checkin": {"da": "Tjekket ind", "en": "Checked in"},
+    "event.booking.no_show": {"da": "Booking ikke brugt", "en": "Booking not used"},
+    "event.booking.usage": {"da": "Brug af booking", "en": "Booking usage"},
+    "event.sync.applied": {"da": "Bookinger opdateret", "en": "Bookings updated"},
+    "event.sync.rejected": {"da": "Bookinger afvist", "en": "Bookings rejected"},
+    "event.command.result": {"da": "Kommando udført eller afvist", "en": "Command done or refused"},
+    "event.clock.untrusted": {"da": "Uret er ikke sikkert", "en": "Clock not trusted"},
+    "event.clock.trusted": {"da": "Uret er sikkert igen", "en": "Clock trusted again"},
+    "event.reader.fault": {"da": "Kortlæser ude af drift", "en": "Card reader out of order"},
+    "event.storage.fault": {"da": "Lagringsfejl", "en": "Storage fault"},
+    "event.agent.started": {"da": "Dørstyringen startet", "en": "Door controller started"},
     # locks
     "lock.unlocked": {"da": "låst op", "en": "unlocked"},
     "lock.locked": {"da": "låst", "en": "locked"},
@@ -112,6 +131,11 @@ def both(key: str) -> str:
 
 def reason(code: str, language: str = "da") -> str:
     return t(f"reason.{code}", language)
+
+
+def event(kind: str, language: str = "da") -> str:
+    """An event type (PROTOCOL 5) in words."""
+    return t(f"event.{kind}", language)
 
 
 def kiosk_labels(language: str) -> dict[str, str]:

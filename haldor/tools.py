@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor.errors import ConfigError, DocumentError, HaldorError
+from haldor.protocol import TOPIC_PREFIX, Leaf, Schema
 
 PUBLIC_SUFFIX = ".pub"
 PRIVATE_SUFFIX = ".key"
@@ -89,7 +90,7 @@ class BrokerOptions:
     username: str = ""
     password_file: str = ""
     transport: str = "tcp"
-    prefix: str = "haldor/v1"
+    prefix: str = TOPIC_PREFIX
 
     @classmethod
     def parse(cls, broker: str | None, cfg=None, **overrides: Any) -> BrokerOptions:
@@ -121,8 +122,8 @@ class BrokerOptions:
         return client
 
 
-TOPIC_OF_SCHEMA = {"haldor.schedule/1": ("schedule", True), "haldor.delta/1": ("schedule/delta", False),
-                   "haldor.command/1": ("cmd", False)}
+TOPIC_OF_SCHEMA = {Schema.SNAPSHOT: (Leaf.SCHEDULE, True), Schema.DELTA: (Leaf.DELTA, False),
+                   Schema.COMMAND: (Leaf.CMD, False)}
 
 
 def topic_for(doc: Any, prefix: str) -> tuple[str, bool]:
@@ -164,7 +165,7 @@ def watch(opts: BrokerOptions, site: str, out: TextIO = sys.stdout, count: int =
     client = opts.client("watch")
     done = threading.Event()
     seen = 0
-    leaves = ("events", "status", "cmd/result", "sync/request")
+    leaves = (Leaf.EVENTS, Leaf.STATUS, Leaf.CMD_RESULT, Leaf.SYNC_REQUEST)
 
     def on_connect(c, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

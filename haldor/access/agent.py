@@ -18,6 +18,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from haldor.protocol import Event, Role, Schema
 from haldor import __version__
 from haldor import cards
 from haldor import clock as clocks
@@ -354,15 +355,15 @@ class Agent:
         effects = self.controller.start(now, self.store.meta("lasting"))
         self._recovered = self.store.meta("recovered")
         if self._recovered:  # recovery.check put the last good copy in place of a broken database
-            effects.append(Emit("storage.fault", reason=self._recovered))
+            effects.append(Emit(Event.STORAGE_FAULT, reason=self._recovered))
             effects.append(_Forget("recovered"))
         self._rehash_needed = self.store.rehash_needed
         if self._rehash_needed:
             why = SECRET_REPLACED
             log.error("device secret replaced: the stored card and PIN hashes no longer match; a snapshot is requested")
-            effects.append(Emit("storage.fault", reason=why))
+            effects.append(Emit(Event.STORAGE_FAULT, reason=why))
         if not self.clock_trusted:
-            effects.append(Emit("clock.untrusted", reason="clock is behind the last time seen and not synchronised"))
+            effects.append(Emit(Event.CLOCK_UNTRUSTED, reason="clock is behind the last time seen and not synchronised"))
             log.warning("clock untrusted: booking-based access refused until time sync")
         self._carry_out(effects, now)
         self._save_last_seen(now)
@@ -470,7 +471,7 @@ class Agent:
         elif isinstance(message, ReaderFault):
             log.warning("reader %s fault: %s", message.reader, message.reason)
             self.reader_faults[message.reader] = message.reason
-            effects += [Emit("reader.fault", reader=message.reader, reason=message.reason)]
+            effects += [Emit(Event.READER_FAULT, reader=message.reader, reason=message.reason)]
         elif isinstance(message, ReaderRestored):
             if self.reader_faults.pop(message.reader, None) is not None:
                 log.info("reader %s works again", message.reader)
@@ -521,7 +522,7 @@ class Agent:
                 return []
             reason = "poison: the agent stopped while handling this message before; refused"
             if schedule:
-                return [Emit("sync.rejected", reason=reason)]
+                return [Emit(Event.SYNC_REJECTED, reason=reason)]
             return self._unreadable_command(message.payload, "poison", now)
         if schedule:
             # applied beside the loop; acknowledged when it is done (ScheduleDone)
@@ -643,12 +644,12 @@ class Agent:
         if n := self._refusals["cmd"].overdue(now):
             why = f"{n} more unreadable commands in a minute, refused without a result each (a flood?)"
             log.warning(why)
-            effects.append(Emit("command.result", reason=why, extra={"command": None, "action": None, "ok": False,
+            effects.append(Emit(Event.COMMAND_RESULT, reason=why, extra={"command": None, "action": None, "ok": False,
                                                                      "unreported": n}))
         if n := self._refusals["schedule"].overdue(now):
             why = f"{n} more schedule documents in a minute, rejected without an event each (a flood?)"
             log.warning(why)
-            effects.append(Emit("sync.rejected", reason=why, extra={"unreported": n}))
+            effects.append(Emit(Event.SYNC_REJECTED, reason=why, extra={"unreported": n}))
         return effects
 
     def _command_result(self, cmd_id: str | None, action: str | None, door: str | None, error: str | None, now: float) -> list:
@@ -656,7 +657,7 @@ class Agent:
             log.warning("command %s refused: %s", cmd_id, error)
         result = {"id": cmd_id, "ok": error is None, "error": error, "at": self.store.iso(now)}
         # the result goes out after the event is stored: see _carry_out
-        return [Emit("command.result", door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
+        return [Emit(Event.COMMAND_RESULT, door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
                 _Publish("cmd_result", result)]
 
     def kiosk_status(self, now: float) -> dict[str, Any]:
@@ -689,7 +690,7 @@ class Agent:
             why = f"disk almost full: {free // 1024} kB free"
         first = self._disk_low is None
         self._disk_low = why
-        return [Emit("storage.fault", reason=why, extra={"storage": {"free_bytes": free}})] if first else []
+        return [Emit(Event.STORAGE_FAULT, reason=why, extra={"storage": {"free_bytes": free}})] if first else []
 
     def _check_files(self) -> list:
         """The store's files are the agent's alone; a person or a script deleting them while
@@ -700,7 +701,7 @@ class Agent:
             if self.store.keep_secret():
                 why = "device secret was deleted while the agent ran: written back"
                 log.error(why)
-                return [Emit("storage.fault", reason=why)]
+                return [Emit(Event.STORAGE_FAULT, reason=why)]
             if self._db_file is not None and _file_id(self._db_path) != self._db_file and self.restart_for is None:
                 gone = not self._db_path.exists()
                 self.restart_for = "haldor.db was deleted while the agent ran" if gone else \
@@ -733,7 +734,7 @@ class Agent:
         last_sync = self.store.meta("last_sync")
         storage = self.storage_status()
         return {
-            "schema": "haldor.status/1", "site": self.cfg.site_id, "online": True, "at": self.store.iso(now),
+            "schema": Schema.STATUS, "site": self.cfg.site_id, "online": True, "at": self.store.iso(now),
             "agent_version": __version__, "schedule_version": self.store.version,
             "last_sync": None if last_sync is None else self.store.iso(last_sync),
             "clock_trusted": self.clock_trusted, "mode": self.controller.mode, "doors": self.controller.status(),
@@ -799,7 +800,7 @@ class Agent:
 
     def _with_unwritten_leaders(self, facts):
         """A leader's entry still on its way to the store already admits the members (leader_first)."""
-        leaders = {e.booking for e in self._unwritten_effects() if isinstance(e, (Entered, _CheckedIn)) and e.role == "leader"}
+        leaders = {e.booking for e in self._unwritten_effects() if isinstance(e, (Entered, _CheckedIn)) and e.role == Role.LEADER}
         if not leaders or not any(b.id in leaders and not b.leader_present for b in facts.bookings):
             return facts
         return dataclasses.replace(facts, bookings=tuple(
@@ -825,7 +826,7 @@ class Agent:
         effects: list = []
         if answer.outcome == checkin.CHECKED_IN:
             effects += [_CheckedIn(answer.booking, answer.credential, answer.role),
-                        Emit("checkin", reader=read.reader, credential=answer.credential, booking=answer.booking)]
+                        Emit(Event.CHECKIN, reader=read.reader, credential=answer.credential, booking=answer.booking)]
         effects.append(Feedback(read.reader, answer.welcome))
         if self.kiosk is not None:
             self.kiosk.answer(kiosk_answer(answer, read, now))
@@ -845,13 +846,13 @@ class Agent:
             if (kind, record.id) in unwritten:
                 continue
             if kind == "no_show":
-                effects.append(Emit("booking.no_show", booking=record.id))
+                effects.append(Emit(Event.BOOKING_NO_SHOW, booking=record.id))
             else:
                 usage = checkin.usage_of(record)
                 if usage["first_entry"] is not None:
                     usage["first_entry"] = self.store.iso(usage["first_entry"])
                 usage["start"] = self.store.iso(usage["start"])
-                effects.append(Emit("booking.usage", booking=record.id, extra={"usage": usage}))
+                effects.append(Emit(Event.BOOKING_USAGE, booking=record.id, extra={"usage": usage}))
             effects.append(_Reported(kind, record.id))
         if effects:
             self._carry_out(effects, now)
@@ -859,7 +860,7 @@ class Agent:
     def _check_clock(self, now: float, effects: list) -> None:
         if not self.clock_trusted and clocks.trusted(now, self._last_seen, self.clock.synchronized()):
             self.clock_trusted = True
-            effects.append(Emit("clock.trusted"))
+            effects.append(Emit(Event.CLOCK_TRUSTED))
             log.info("clock trusted again")
 
     def _save_last_seen(self, now: float) -> None:

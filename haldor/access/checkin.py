@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from haldor.protocol import Role
 from .model import Candidate, Policy
 
 # outcomes, in the words of the kiosk's translation table (texts.py: "checkin.<outcome>")
@@ -70,9 +71,9 @@ def decide_checkin(now: float, facts: CheckinFacts, *, pin: bool = False, clock_
     if not valid:
         c = facts.credentials[0]
         return CheckinAnswer(EXPIRED, credential=c.id, role=c.role, association=c.association)
-    caretaker = next((c for c in valid if c.role == "caretaker"), None)
+    caretaker = next((c for c in valid if c.role == Role.CARETAKER), None)
     if caretaker is not None:
-        return CheckinAnswer(CARETAKER, credential=caretaker.id, role="caretaker")
+        return CheckinAnswer(CARETAKER, credential=caretaker.id, role=Role.CARETAKER)
     if not clock_trusted:
         return CheckinAnswer(CLOCK_UNTRUSTED, credential=valid[0].id, role=valid[0].role, association=valid[0].association)
     by_association = {c.association: c for c in valid}

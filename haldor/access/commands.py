@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from typing import Any, Collection
 
 from haldor.errors import DocumentError
+from haldor.protocol import DOOR_ACTIONS, SITE_ACTIONS, Reason, Schema
 
 from .schedule import _Reader
 
-COMMAND_SCHEMA = "haldor.command/1"
-DOOR_ACTIONS = ("unlock", "lock", "hold_open", "release")
+COMMAND_SCHEMA = Schema.COMMAND
 #: reset_version: the next snapshot is applied whatever its version (a version published too far ahead)
-SITE_ACTIONS = ("lockdown", "lift_lockdown", "resync", "reset_version")
 ACTIONS = DOOR_ACTIONS + SITE_ACTIONS
 MAX_DURATION_S = 24 * 3600
 #: a command is a few hundred bytes; larger payloads are refused before parsing
@@ -87,7 +86,7 @@ def refusal(cmd: CommandDoc, *, site: str, doors: Collection[str], now: float, s
     if seen:
         return "replayed: this command id was already received"
     if now >= cmd.expires_at:
-        return "expired"
+        return Reason.EXPIRED
     if cmd.door is not None and cmd.door not in doors:
         return f"unknown door {cmd.door!r}"
     return None

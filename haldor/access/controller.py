@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from haldor.protocol import Action, Event, Mode
 from .model import Conditions, Decision, Facts
 from .policy import decide
 
@@ -119,7 +120,7 @@ class Controller:
         for door_id in lasting.get("hold_open", []):
             if door_id in self.doors:
                 self.doors[door_id].hold_open = True
-        return [Emit("agent.started"), *self._reconcile(now, announce=False)]
+        return [Emit(Event.AGENT_STARTED), *self._reconcile(now, announce=False)]
 
     def lasting_state(self) -> dict[str, Any]:
         return {
@@ -130,11 +131,11 @@ class Controller:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Door states for the status document (PROTOCOL 6)."""
-        return {i: {"locked": not d.driven, "open": d.open, "mode": d.mode or "normal"} for i, d in self.doors.items()}
+        return {i: {"locked": not d.driven, "open": d.open, "mode": d.mode or Mode.NORMAL} for i, d in self.doors.items()}
 
     @property
     def mode(self) -> str:
-        return "lockdown" if self.lockdown else "normal"
+        return Mode.LOCKDOWN if self.lockdown else "normal"
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -150,7 +151,7 @@ class Controller:
         """A card or PIN at the reader of ``facts.door``: decide, then act."""
         decision = decide(now, facts, self.conditions(reader, now, clock_trusted), pin=pin)
         door = self.doors[facts.door]
-        event = Emit("access.granted" if decision.granted else "access.denied", door=facts.door, reader=reader,
+        event = Emit(Event.ACCESS_GRANTED if decision.granted else Event.ACCESS_DENIED, door=facts.door, reader=reader,
                      credential=decision.credential, booking=decision.booking, reason=decision.reason)
         effects: list[Effect] = []
         if decision.granted:
@@ -179,11 +180,11 @@ class Controller:
         door.open = is_open
         effects: list[Effect] = []
         if is_open:
-            effects.append(Emit("door.opened", door=door_id))
+            effects.append(Emit(Event.DOOR_OPENED, door=door_id))
             if not door.driven and now >= door.exit_until:
-                effects.append(Emit("door.forced", door=door_id))
+                effects.append(Emit(Event.DOOR_FORCED, door=door_id))
         else:
-            effects.append(Emit("door.closed", door=door_id))
+            effects.append(Emit(Event.DOOR_CLOSED, door=door_id))
             door.pulse_until = 0.0  # re-lock as soon as the door is shut again
             door.held_since = None
             door.held_alarm = False
@@ -206,26 +207,26 @@ class Controller:
         """Operator commands (PROTOCOL 4), already checked by the caller."""
         doors = [self.doors[door_id]] if door_id else list(self.doors.values())
         lasting_before = self.lasting_state()
-        if action == "unlock":
+        if action == Action.UNLOCK:
             for d in doors:
                 d.pulse_until = now + (duration_s if duration_s is not None else d.spec.unlock_s)
-        elif action == "lock":
+        elif action == Action.LOCK:
             for d in doors:
                 d.pulse_until = 0.0
                 d.hold_open = False
                 d.unlocked_until = 0.0
-        elif action == "hold_open":
+        elif action == Action.HOLD_OPEN:
             for d in doors:
                 d.hold_open = True
-        elif action == "release":
+        elif action == Action.RELEASE:
             for d in doors:
                 d.hold_open = False
                 d.pulse_until = 0.0
-        elif action == "lockdown":
+        elif action == Action.LOCKDOWN:
             self.lockdown = True
             for d in self.doors.values():
                 d.pulse_until = 0.0
-        elif action == "lift_lockdown":
+        elif action == Action.LIFT_LOCKDOWN:
             self.lockdown = False
         else:
             raise ValueError(f"unknown action {action!r}")
@@ -250,17 +251,17 @@ class Controller:
 
     def _mode(self, d: _Door, now: float) -> str:
         if d.fire and d.spec.fail == "safe":
-            return "fire"
+            return Mode.FIRE
         if self.lockdown:
-            return "lockdown"
+            return Mode.LOCKDOWN
         if d.hold_open:
-            return "hold_open"
+            return Mode.HOLD_OPEN
         if now < d.unlocked_until:
-            return "unlocked"
-        return "normal"
+            return Mode.UNLOCKED
+        return Mode.NORMAL
 
     def _wants_unlocked(self, d: _Door, mode: str, now: float) -> bool:
-        return mode in ("fire", "hold_open", "unlocked") or now < d.pulse_until
+        return mode in (Mode.FIRE, Mode.HOLD_OPEN, Mode.UNLOCKED) or now < d.pulse_until
 
     def _reconcile(self, now: float, *, announce: bool = True) -> list[Effect]:
         effects: list[Effect] = []
@@ -276,17 +277,17 @@ class Controller:
                 d.driven = wants
                 effects.append(Lock(d.spec.id, wants))
             if mode != d.mode:
-                if announce or mode != "normal":
-                    effects.append(Emit("door.mode", door=d.spec.id, reason=mode))
+                if announce or mode != Mode.NORMAL:
+                    effects.append(Emit(Event.DOOR_MODE, door=d.spec.id, reason=mode))
                 d.mode = mode
             # held open: open longer than allowed while it should be shut
-            allowed_open = mode in ("fire", "hold_open", "unlocked")
+            allowed_open = mode in (Mode.FIRE, Mode.HOLD_OPEN, Mode.UNLOCKED)
             if d.open and not allowed_open:
                 if d.held_since is None:
                     d.held_since = now
                 if not d.held_alarm and now >= d.held_since + d.spec.held_open_s:
                     d.held_alarm = True
-                    effects.append(Emit("door.held_open", door=d.spec.id))
+                    effects.append(Emit(Event.DOOR_HELD_OPEN, door=d.spec.id))
             else:
                 d.held_since = None
         return effects

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Collection, Mapping
 
+from haldor.protocol import Event
 from haldor.errors import DocumentError, StoreError
 
 from .envelope import open_envelope
@@ -42,12 +43,12 @@ class Outcome:
         if self.reported:
             return None
         if self.status == "applied":
-            event: dict[str, Any] = {"type": "sync.applied", "reason": self.message.removeprefix("applied ")}
+            event: dict[str, Any] = {"type": Event.SYNC_APPLIED, "reason": self.message.removeprefix("applied ")}
             if self.warnings:
                 event["extra"] = {"warnings": list(self.warnings)}
             return event
         if self.status in ("rejected", "gap", "failed"):
-            return {"type": "sync.rejected", "reason": self.message}
+            return {"type": Event.SYNC_REJECTED, "reason": self.message}
         return None
 
 

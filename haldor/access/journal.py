@@ -25,6 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from haldor.protocol import DOOR_MOVEMENTS, Event
 from haldor.errors import StoreError
 
 from . import recovery, reserve
@@ -38,7 +39,7 @@ CAPACITY = 20_000
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 2.0
 #: dropped first when the memory is full (PROTOCOL's outbox rule)
-DROPPABLE = ("door.opened", "door.closed")
+DROPPABLE = DOOR_MOVEMENTS
 
 
 @dataclass(eq=False)
@@ -225,7 +226,7 @@ class Journal:
 
     def _fault_event(self, fault: _Fault) -> dict[str, Any]:
         now = self._clock()
-        return {"type": "storage.fault", "reason": fault.reason, "at_ts": fault.since,
+        return {"type": Event.STORAGE_FAULT, "reason": fault.reason, "at_ts": fault.since,
                 "extra": {"storage": {"since": self._store.iso(fault.since), "until": self._store.iso(now),
                                       "duration_s": round(now - fault.since, 1), "attempts": fault.attempts,
                                       "dropped": self._dropped}}}

@@ -5,21 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ROLES = ("member", "leader", "caretaker")
-MODES = ("normal", "hold_open", "lockdown", "unlocked", "fire")
-
-#: Denial reasons of PROTOCOL 2/5, in the order in which they apply.
-DENIAL_ORDER = (
-    "lockdown",
-    "rate_limited",
-    "unknown_card",
-    "wrong_pin",
-    "expired",
-    "clock_untrusted",
-    "closed",
-    "outside_window",
-    "no_booking",
-)
 
 
 @dataclass(frozen=True, slots=True)

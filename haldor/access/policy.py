@@ -9,10 +9,9 @@ first that is granted wins, and otherwise the most telling denial is reported.
 
 from __future__ import annotations
 
+from haldor.protocol import DENIAL_PRECEDENCE, Reason, Role
 from .model import BookingFact, Candidate, ClosureFact, Conditions, Decision, Facts
 
-#: When every candidate is denied, the one that got furthest explains it best.
-_DENIAL_RANK = ("closed", "outside_window", "no_booking", "clock_untrusted", "expired")
 
 
 def decide(now: float, facts: Facts, conditions: Conditions, *, pin: bool = False) -> Decision:
@@ -24,29 +23,29 @@ def decide(now: float, facts: Facts, conditions: Conditions, *, pin: bool = Fals
     exemption is the caretaker's role, so during a lockdown the reason reported for them
     is ``expired`` (what would have let them in), not ``lockdown``.
     """
-    caretakers = [c for c in facts.credentials if c.role == "caretaker"]
+    caretakers = [c for c in facts.credentials if c.role == Role.CARETAKER]
     if caretakers and conditions.rate_limited:
-        return Decision(False, "rate_limited", credential=caretakers[0].id, role="caretaker")
+        return Decision(False, Reason.RATE_LIMITED, credential=caretakers[0].id, role=Role.CARETAKER)
     valid_caretaker = next((c for c in caretakers if _valid(now, c)), None)
     if valid_caretaker is not None:
-        return Decision(True, None, credential=valid_caretaker.id, role="caretaker")
+        return Decision(True, None, credential=valid_caretaker.id, role=Role.CARETAKER)
     expired_caretaker = _expired(caretakers[0]) if caretakers else None
     first = facts.credentials[0] if facts.credentials else None
     known = {"credential": first.id, "role": first.role} if first else {}
     if conditions.lockdown:
-        return expired_caretaker or Decision(False, "lockdown", **known)
+        return expired_caretaker or Decision(False, Reason.LOCKDOWN, **known)
     if conditions.rate_limited:
-        return Decision(False, "rate_limited", **known)
+        return Decision(False, Reason.RATE_LIMITED, **known)
     pin_bookings = [b for b in facts.bookings if b.pin_match] if pin else []
     if not facts.credentials and not pin_bookings:
-        return Decision(False, "wrong_pin" if pin else "unknown_card")
+        return Decision(False, Reason.WRONG_PIN if pin else Reason.UNKNOWN_CARD)
 
-    verdicts = [_expired(c) if c.role == "caretaker" else _judge_credential(now, c, facts, conditions) for c in facts.credentials]
+    verdicts = [_expired(c) if c.role == Role.CARETAKER else _judge_credential(now, c, facts, conditions) for c in facts.credentials]
     verdicts += [_judge_booking_pin(now, b, facts, conditions) for b in pin_bookings]
     for verdict in verdicts:
         if verdict.granted:
             return verdict
-    return min(verdicts, key=lambda v: _DENIAL_RANK.index(v.reason))
+    return min(verdicts, key=lambda v: DENIAL_PRECEDENCE.index(v.reason))
 
 
 def window(booking: BookingFact, facts: Facts) -> tuple[float, float]:
@@ -69,7 +68,7 @@ def _valid(now: float, c: Candidate) -> bool:
 
 
 def _expired(c: Candidate) -> Decision:
-    return Decision(False, "expired", credential=c.id, role=c.role)
+    return Decision(False, Reason.EXPIRED, credential=c.id, role=c.role)
 
 
 def _judge_credential(now: float, c: Candidate, facts: Facts, conditions: Conditions) -> Decision:
@@ -77,14 +76,14 @@ def _judge_credential(now: float, c: Candidate, facts: Facts, conditions: Condit
     if not _valid(now, c):
         return _expired(c)
     if not conditions.clock_trusted:
-        return Decision(False, "clock_untrusted", **ident)
+        return Decision(False, Reason.CLOCK_UNTRUSTED, **ident)
     own = [b for b in facts.bookings if b.association == c.association and b.room in facts.rooms]
-    return _judge_bookings(now, own, facts, ident, needs_leader=facts.policy.leader_first and c.role == "member")
+    return _judge_bookings(now, own, facts, ident, needs_leader=facts.policy.leader_first and c.role == Role.MEMBER)
 
 
 def _judge_booking_pin(now: float, b: BookingFact, facts: Facts, conditions: Conditions) -> Decision:
     if not conditions.clock_trusted:
-        return Decision(False, "clock_untrusted")
+        return Decision(False, Reason.CLOCK_UNTRUSTED)
     return _judge_bookings(now, [b] if b.room in facts.rooms else [], facts, {}, needs_leader=False)
 
 
@@ -93,18 +92,18 @@ def _judge_bookings(now: float, bookings: list[BookingFact], facts: Facts, ident
     if current:
         open_ = [b for b in current if closed_by(now, b.room, facts.closures) is None]
         if not open_:
-            return Decision(False, "closed", booking=current[0].id, **ident)
+            return Decision(False, Reason.CLOSED, booking=current[0].id, **ident)
         if needs_leader:
             led = [b for b in open_ if b.leader_present]
             if not led:
-                return Decision(False, "no_booking", booking=open_[0].id, **ident)
+                return Decision(False, Reason.NO_BOOKING, booking=open_[0].id, **ident)
             open_ = led
         return Decision(True, None, booking=open_[0].id, **ident)
     day_start, day_end = facts.day
     today = sorted((b for b in bookings if b.start < day_end and b.end > day_start), key=lambda b: abs(b.start - now))
     if today:
-        return Decision(False, "outside_window", booking=today[0].id, **ident)
-    return Decision(False, "no_booking", **ident)
+        return Decision(False, Reason.OUTSIDE_WINDOW, booking=today[0].id, **ident)
+    return Decision(False, Reason.NO_BOOKING, **ident)
 
 
 def _in_window(now: float, b: BookingFact, facts: Facts) -> bool:

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import cards
 from haldor.errors import DocumentError
+from haldor.protocol import Role, Schema
 
 from .model import (
-    ROLES,
     Association,
     Booking,
     Closure,
@@ -28,8 +28,9 @@ from .model import (
     Snapshot,
 )
 
-SNAPSHOT_SCHEMA = "haldor.schedule/1"
-DELTA_SCHEMA = "haldor.delta/1"
+SNAPSHOT_SCHEMA = Schema.SNAPSHOT
+DELTA_SCHEMA = Schema.DELTA
+ROLES = tuple(Role)
 #: PROTOCOL: 1-64 characters from [A-Za-z0-9._:-]; always used with fullmatch (``$`` would
 #: also match before a final newline).
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -185,7 +186,7 @@ def _credential(r: _Reader) -> Credential:
     if card is None and pin is None:
         raise DocumentError(f"{r.path}: a credential needs a card or a pin")
     association = r.ident("association", required=False, nullable=True)
-    if association is None and role != "caretaker":
+    if association is None and role != Role.CARETAKER:
         raise DocumentError(f"{r.path}.association: missing (only a caretaker has none)")
     valid_from = r.instant("valid_from", required=False, nullable=True)
     valid_until = r.instant("valid_until", required=False, nullable=True)

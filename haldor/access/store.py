@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 from haldor.errors import DocumentError, StoreError
+from haldor.protocol import DOOR_MOVEMENTS, Role, Schema
 
 from .checkin import BookingRecord, CheckinFacts, TodayBooking
 from .model import (
@@ -462,7 +463,7 @@ class Store:
                      entries = entries + excluded.entries,
                      checkins = checkins + excluded.checkins,
                      leader_present = MAX(leader_present, excluded.leader_present)""",
-                [booking, None if checkin else at, 0 if checkin else 1, 1 if checkin else 0, int(role == "leader")],
+                [booking, None if checkin else at, 0 if checkin else 1, 1 if checkin else 0, int(role == Role.LEADER)],
             )
 
     def note_checkin(self, booking: str, credential: str, role: str | None, at: float) -> bool:
@@ -548,7 +549,7 @@ class Store:
 
     def _document(self, row: dict[str, Any]) -> dict[str, Any]:
         doc = {
-            "schema": "haldor.event/1",
+            "schema": Schema.EVENT,
             "id": row["id"],
             "site": self.site,
             "seq": row["seq"],
@@ -599,8 +600,8 @@ class Store:
         with self.write():
             dropped = self.db.execute(
                 """DELETE FROM events WHERE seq IN (
-                     SELECT seq FROM events WHERE delivered_at IS NULL AND type IN ('door.opened', 'door.closed')
-                     ORDER BY seq LIMIT ?)""", [pending - capacity]).rowcount
+                     SELECT seq FROM events WHERE delivered_at IS NULL AND type IN (?, ?)
+                     ORDER BY seq LIMIT ?)""", [*DOOR_MOVEMENTS, pending - capacity]).rowcount
             if dropped:
                 self._set_meta("outbox_dropped", (self.meta("outbox_dropped") or 0) + dropped)
         return dropped

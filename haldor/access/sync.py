@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from haldor.protocol import Leaf, Schema
 from haldor.config import Config
 from haldor.errors import ConfigError
 
@@ -48,31 +49,31 @@ class Topics:
 
     @property
     def schedule(self) -> str:
-        return self._t("schedule")
+        return self._t(Leaf.SCHEDULE)
 
     @property
     def delta(self) -> str:
-        return self._t("schedule/delta")
+        return self._t(Leaf.DELTA)
 
     @property
     def cmd(self) -> str:
-        return self._t("cmd")
+        return self._t(Leaf.CMD)
 
     @property
     def cmd_result(self) -> str:
-        return self._t("cmd/result")
+        return self._t(Leaf.CMD_RESULT)
 
     @property
     def sync_request(self) -> str:
-        return self._t("sync/request")
+        return self._t(Leaf.SYNC_REQUEST)
 
     @property
     def events(self) -> str:
-        return self._t("events")
+        return self._t(Leaf.EVENTS)
 
     @property
     def status(self) -> str:
-        return self._t("status")
+        return self._t(Leaf.STATUS)
 
 
 # --- messages to the agent ---------------------------------------------------------------
@@ -100,7 +101,7 @@ class Disconnected:
 
 def offline_status(site: str, version: str) -> dict[str, Any]:
     """The Last Will: what the broker says for us when we vanish."""
-    return {"schema": "haldor.status/1", "site": site, "online": False, "at": None, "agent_version": version}
+    return {"schema": Schema.STATUS, "site": site, "online": False, "at": None, "agent_version": version}
 
 
 def make_client(client_id: str, *, transport: str = "tcp") -> mqtt.Client:

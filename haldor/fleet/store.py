@@ -10,7 +10,10 @@ from typing import Any
 
 import sqlite_utils
 
-ALARMS = ("door.forced", "door.held_open", "reader.fault")
+from haldor.protocol import Event
+
+#: the events the fleet lists as alarms
+ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT)
 
 
 def _ts(text: Any) -> float | None:
@@ -93,7 +96,8 @@ class FleetStore:
         return list(self.db["sites"].rows_where(order_by="site"))
 
     def usage_rows(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT site, booking, usage FROM events WHERE type = 'booking.usage' AND usage IS NOT NULL")
+        rows = self.db.execute("SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL",
+                               [Event.BOOKING_USAGE])
         return [{"site": r[0], "booking": r[1], **json.loads(r[2])} for r in rows]
 
     def alarms(self, limit: int = 200) -> list[dict[str, Any]]:
