@@ -33,8 +33,11 @@ from gpiozero.pins.mock import MockFactory
 
 from haldor import config
 from haldor.access import policy
-from haldor.access.agent import Agent, Command, Stop, build_hardware, open_store
-from haldor.access.http_fallback import HttpSchedule
+from haldor.agent.loop import Agent
+from haldor.agent.messages import Command, Stop
+from haldor.agent.hardware import build_hardware
+from haldor.agent.site import open_store
+from haldor.agent.http_fallback import HttpSchedule
 from haldor.access.model import Conditions
 from haldor.drivers.base import CardRead
 

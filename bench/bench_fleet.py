@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.bench_access import report  # noqa: E402
-from haldor.access.sync import make_client  # noqa: E402
+from haldor.mqtt import make_client  # noqa: E402
 from tests.broker import Broker, free_port  # noqa: E402
 
 P = "haldor/v1"

@@ -36,7 +36,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_access import ASSOCIATIONS, SITE, TZ, _Watched, card_of, make_snapshot, percentiles, report  # noqa: E402
 
 from haldor import config  # noqa: E402
-from haldor.access.agent import Agent, Command, Stop, build_hardware, open_store  # noqa: E402
+from haldor.agent.loop import Agent  # noqa: E402
+from haldor.agent.messages import Command, Stop  # noqa: E402
+from haldor.agent.hardware import build_hardware  # noqa: E402
+from haldor.agent.site import open_store  # noqa: E402
 from haldor.access.schedule import parse_document  # noqa: E402
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader  # noqa: E402
 from haldor.drivers.wiegand import encode_card  # noqa: E402

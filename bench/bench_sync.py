@@ -33,9 +33,13 @@ from paho.mqtt.properties import Properties  # noqa: E402
 
 from bench.bench_access import TZ, make_snapshot, percentiles, report  # noqa: E402
 from haldor import __version__, config  # noqa: E402
-from haldor.access.agent import Agent, Stop, build_hardware, open_store  # noqa: E402
+from haldor.agent.loop import Agent  # noqa: E402
+from haldor.agent.messages import Stop  # noqa: E402
+from haldor.agent.hardware import build_hardware  # noqa: E402
+from haldor.agent.site import open_store  # noqa: E402
 from haldor.access.envelope import seal  # noqa: E402
-from haldor.access.sync import MqttLink, make_client  # noqa: E402
+from haldor.agent.link import MqttLink  # noqa: E402
+from haldor.mqtt import make_client  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from tests.test_sync import _public  # noqa: E402
 

@@ -117,7 +117,7 @@ def _check_config(args) -> int:
 
 
 def _open_store(cfg: config.Config):
-    from haldor.access.agent import open_store
+    from haldor.agent.site import open_store
 
     return open_store(cfg)
 
@@ -193,7 +193,7 @@ def _parse_time(text: str, tz: ZoneInfo) -> float:
 
 
 def _run(args) -> int:
-    from haldor.access.agent import run_forever
+    from haldor.agent.run import run_forever
 
     return run_forever(_config(args))
 

@@ -169,7 +169,10 @@ def _frame(text: str) -> tuple[str | None, str | None]:
 
 def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -> int:
     from haldor.access import intake
-    from haldor.access.agent import Agent, Stop, build_hardware, open_store
+    from haldor.agent.loop import Agent
+    from haldor.agent.messages import Stop
+    from haldor.agent.hardware import build_hardware
+    from haldor.agent.site import open_store
     from haldor.kiosk import server as kiosk_server
 
     printing = threading.Lock()

@@ -12,16 +12,15 @@ import json
 import os
 import sys
 import threading
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from haldor.errors import ConfigError, DocumentError, HaldorError
-from haldor.protocol import TOPIC_PREFIX, Leaf, Schema
+from haldor.errors import DocumentError, HaldorError
+from haldor.mqtt import BrokerOptions
+from haldor.protocol import Leaf, Schema
 
 PUBLIC_SUFFIX = ".pub"
 PRIVATE_SUFFIX = ".key"
@@ -77,49 +76,6 @@ def sign(key_path: str, doc: Any, kid: str | None = None) -> dict[str, str]:
 
 
 # --- the broker ------------------------------------------------------------------------
-
-
-@dataclass
-class BrokerOptions:
-    host: str
-    port: int = 1883
-    tls: bool = False
-    ca_file: str = ""
-    cert_file: str = ""
-    key_file: str = ""
-    username: str = ""
-    password_file: str = ""
-    transport: str = "tcp"
-    prefix: str = TOPIC_PREFIX
-
-    @classmethod
-    def parse(cls, broker: str | None, cfg=None, **overrides: Any) -> BrokerOptions:
-        """``--broker host[:port]``, else the ``[mqtt]`` section of the configuration."""
-        if broker:
-            host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "")
-            opts = cls(host=host or broker, port=int(port) if port else (8883 if overrides.get("tls") else 1883))
-        elif cfg is not None and cfg.mqtt["host"]:
-            m = cfg.mqtt
-            opts = cls(host=m["host"], port=m["port"], tls=m["tls"], ca_file=m["ca_file"], cert_file=m["cert_file"],
-                       key_file=m["key_file"], username=m["username"], password_file=m["password_file"],
-                       transport=m["transport"], prefix=m["topic_prefix"])
-        else:
-            raise ConfigError("--broker: no broker given and none configured ([mqtt] host)")
-        for name, value in overrides.items():
-            if value not in (None, "", False):
-                setattr(opts, name, value)
-        return opts
-
-    def client(self, name: str, client_id: str | None = None):
-        from haldor.access.sync import configure_client, make_client, set_nodelay
-
-        client = make_client(client_id or f"haldor-{name}-{uuid.uuid4().hex[:8]}", transport=self.transport)
-        client.manual_ack_set(False)
-        configure_client(client, {"tls": self.tls, "ca_file": self.ca_file, "cert_file": self.cert_file,
-                                  "key_file": self.key_file, "username": self.username,
-                                  "password_file": self.password_file, "transport": self.transport}, "--broker")
-        client.on_socket_open = lambda c, userdata, sock: set_nodelay(sock)
-        return client
 
 
 TOPIC_OF_SCHEMA = {Schema.SNAPSHOT: (Leaf.SCHEDULE, True), Schema.DELTA: (Leaf.DELTA, False),

@@ -11,7 +11,7 @@ import tty
 from pathlib import Path
 
 from haldor import config
-from haldor.access.agent import open_store
+from haldor.agent.site import open_store
 
 from .helpers import site_config, wait_for
 

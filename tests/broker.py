@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor.access.envelope import seal
-from haldor.access.sync import make_client
+from haldor.mqtt import make_client
 
 from .helpers import SITE, wait_for
 

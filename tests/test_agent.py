@@ -19,7 +19,10 @@ import sqlite_utils
 from gpiozero.pins.mock import MockFactory
 
 from haldor import config
-from haldor.access.agent import Agent, Command, ContactChanged, ExitPressed, FireChanged, Stop, Tick, build_hardware, open_store
+from haldor.agent.loop import Agent
+from haldor.agent.messages import Command, ContactChanged, ExitPressed, FireChanged, Stop, Tick
+from haldor.agent.hardware import build_hardware
+from haldor.agent.site import open_store
 from haldor.clock import FakeClock, SystemClock
 from haldor.drivers.base import CardRead, PinRead
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from haldor.access.sync import make_client
+from haldor.mqtt import make_client
 
 from .broker import Broker
 from .helpers import wait_for
@@ -20,7 +20,7 @@ from .helpers import wait_for
 ROOT = Path(__file__).resolve().parent.parent
 USERS = {"valby-skole": "a-pass", "other-site": "b-pass", "booking-system": "bs-pass", "fleet": "f-pass"}
 CONF = ROOT / "config/mosquitto/haldor.conf"
-BOX_ID = "haldor-valby-skole"  # the client id the agent sends (haldor/access/sync.py)
+BOX_ID = "haldor-valby-skole"  # the client id the agent sends (haldor/agent/link.py)
 CMD = "haldor/v1/valby-skole/cmd"
 # file paths and TLS of the shipped configuration: the test broker has its own
 MACHINE_SPECIFIC = {"listener", "protocol", "cafile", "certfile", "keyfile", "tls_version", "password_file",

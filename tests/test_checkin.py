@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from haldor.access import checkin
-from haldor.access.agent import Tick
+from haldor.agent.messages import Tick
 from haldor.access.checkin import BookingRecord, CheckinFacts, TodayBooking, decide_checkin, due_reports
 from haldor.access.model import Candidate, Policy
 from haldor.access.schedule import parse_document

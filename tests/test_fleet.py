@@ -13,12 +13,12 @@ import uuid
 import httpx
 import pytest
 
-from haldor.access.sync import make_client
+from haldor.mqtt import make_client
 from haldor.fleet.ingest import FleetConsumer
 from haldor.fleet.report import UsageLine, site_rows, weekly_usage
 from haldor.fleet.server import FleetHTTPServer
 from haldor.fleet.store import FleetStore
-from haldor.tools import BrokerOptions
+from haldor.mqtt import BrokerOptions
 
 from .broker import Broker
 from .helpers import wait_for

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor import config
-from haldor.access.agent import open_store
+from haldor.agent.site import open_store
 from haldor.access.envelope import seal
 
 from .broker import free_port

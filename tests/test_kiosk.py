@@ -14,8 +14,11 @@ import httpx
 import pytest
 
 from haldor import config
-from haldor.access.agent import Agent, Stop, build_hardware, open_store
-from haldor.access.kiosk_feed import KioskFeed
+from haldor.agent.loop import Agent
+from haldor.agent.messages import Stop
+from haldor.agent.hardware import build_hardware
+from haldor.agent.site import open_store
+from haldor.agent.kiosk_feed import KioskFeed
 from haldor.access.schedule import parse_document
 from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, ReaderFault, ReaderRestored

@@ -72,7 +72,7 @@ port = "{os.ttyname(slave)}"
 
 
 def test_no_socket_no_notifications():
-    from haldor.access.notify import Notifier
+    from haldor.agent.notify import Notifier
 
     n = Notifier({})
     assert not n.enabled and n.interval_s is None
@@ -98,8 +98,8 @@ class _Hung:
 
 
 def test_watchdog_pings_stop_while_the_loop_is_stuck(tmp_path):
-    from haldor.access.agent import Command, Stop
-    from haldor.access.notify import Notifier
+    from haldor.agent.messages import Command, Stop
+    from haldor.agent.notify import Notifier
 
     from .test_agent import Rig, _running
 

@@ -314,7 +314,7 @@ def _key_file(path, key: bytes = KEY):
 
 
 def test_an_osdp_card_opens_the_door_and_the_reader_shows_the_answer(tmp_path):
-    from haldor.access.agent import Stop
+    from haldor.agent.messages import Stop
 
     from .helpers import CARD
     from .test_agent import _running
@@ -352,7 +352,7 @@ def test_an_osdp_card_opens_the_door_and_the_reader_shows_the_answer(tmp_path):
 
 
 def test_install_mode_through_the_agent_writes_a_key_and_ends_for_good(tmp_path, caplog):
-    from haldor.access.agent import Stop
+    from haldor.agent.messages import Stop
 
     from .test_agent import _running
 

@@ -8,7 +8,7 @@ import queue
 import time
 
 from haldor.access.model import Policy
-from haldor.access.schedule_worker import ScheduleWorker, Site
+from haldor.agent.schedule_worker import ScheduleWorker, Site
 
 from .helpers import SITE, snapshot, wait_for
 

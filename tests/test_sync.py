@@ -21,9 +21,12 @@ from gpiozero.pins.mock import MockFactory
 from haldor import __version__, config
 from haldor.access import envelope
 from haldor.access.envelope import seal
-from haldor.access.agent import Agent, Stop, Tick, build_hardware, open_store
+from haldor.agent.loop import Agent
+from haldor.agent.messages import Stop, Tick
+from haldor.agent.hardware import build_hardware
+from haldor.agent.site import open_store
 from haldor.clock import FakeClock
-from haldor.access.sync import MqttLink
+from haldor.agent.link import MqttLink
 
 from .broker import Broker, Publisher, Watcher, iso as _iso
 from .helpers import SITE, site_config, snapshot, wait_for

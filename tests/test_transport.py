@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor import config
-from haldor.access.agent import open_store
-from haldor.access.sync import MqttLink
+from haldor.agent.site import open_store
+from haldor.agent.link import MqttLink
 from haldor.errors import ConfigError
 
 from .broker import Broker, Publisher, free_port

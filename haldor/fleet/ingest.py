@@ -14,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from haldor.tools import BrokerOptions
+from haldor.mqtt import BrokerOptions
 
 from .store import FleetStore
 

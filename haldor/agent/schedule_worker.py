@@ -32,10 +32,10 @@ from typing import Callable, Mapping
 
 from haldor.errors import StoreError
 
-from .envelope import load_public_key
-from .intake import Outcome, process
-from .model import Policy
-from .store import Store
+from haldor.access.envelope import load_public_key
+from haldor.access.intake import Outcome, process
+from haldor.access.model import Policy
+from haldor.access.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -13,24 +13,20 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import socket
-import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from haldor.protocol import Leaf, Schema
+from haldor.access.store import Store
 from haldor.config import Config
-from haldor.errors import ConfigError
-
-from .store import Store
+from haldor.mqtt import configure_client, make_client, set_nodelay
+from haldor.protocol import Leaf, Schema
 
 log = logging.getLogger(__name__)
 
@@ -102,41 +98,6 @@ class Disconnected:
 def offline_status(site: str, version: str) -> dict[str, Any]:
     """The Last Will: what the broker says for us when we vanish."""
     return {"schema": Schema.STATUS, "site": site, "online": False, "at": None, "agent_version": version}
-
-
-def make_client(client_id: str, *, transport: str = "tcp") -> mqtt.Client:
-    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                       transport=transport, manual_ack=True)
-
-
-def set_nodelay(sock: Any) -> None:
-    """Nagle's algorithm holds small packets for 40-90 ms on a quiet link: off."""
-    raw = getattr(sock, "_socket", sock)  # paho's websocket wrapper keeps the socket inside
-    try:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:
-        log.debug("TCP_NODELAY not set: %s", exc)
-
-
-def configure_client(client: mqtt.Client, m: dict[str, Any], path: str) -> None:
-    """TLS, credentials and websockets from the ``[mqtt]`` section."""
-    if m["tls"]:
-        try:
-            client.tls_set(ca_certs=m["ca_file"] or None, certfile=m["cert_file"] or None,
-                           keyfile=m["key_file"] or None, cert_reqs=ssl.CERT_REQUIRED)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"{path}: mqtt.ca_file/cert_file/key_file: {exc}") from None
-    if m["username"]:
-        password = None
-        if m["password_file"]:
-            try:
-                with open(m["password_file"], encoding="utf-8") as f:
-                    password = f.read().strip()
-            except OSError as exc:
-                raise ConfigError(f"{path}: mqtt.password_file: {exc.strerror}: {m['password_file']}") from None
-        client.username_pw_set(m["username"], password)
-    if m["transport"] == "websockets":
-        client.ws_set_options(path="/mqtt")
 
 
 class MqttLink:

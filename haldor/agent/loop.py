@@ -11,36 +11,35 @@ import dataclasses
 import hashlib
 import logging
 import queue
-import signal
 import sqlite3
 import threading
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from haldor.protocol import Event, Role, Schema
 from haldor import __version__
 from haldor import cards
 from haldor import clock as clocks
+from haldor.access import checkin, commands, envelope, reserve
+from haldor.access.controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
+from haldor.access.envelope import open_envelope
+from haldor.access.journal import Batch, Journal, StorageChanged, Stored
+from haldor.access.store import DB_NAME, Store
 from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import DocumentError, StoreError
+from haldor.protocol import Event, Role, Schema
 
-from . import checkin, commands, inflight, recovery, reserve
+from . import inflight
 from .budget import ReportBudget
-from .data_lock import DataDirLock
-from .inbox import Inbox
-from .controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
-from . import envelope
-from .envelope import open_envelope
 from .http_fallback import HttpFallback, HttpSchedule
-from .journal import Batch, Journal, StorageChanged, Stored
-from .kiosk_feed import KioskFeed, feed_url
+from .inbox import Inbox
+from .link import Connected, Disconnected, MqttLink, Received
+from .hardware import Hardware
+from .messages import (OVERLAID, AnyVersion, CheckedIn, Command, ContactChanged, ExitPressed, FireChanged, Forget,
+                       Publish, Remembered, Reported, ScheduleDone, Stop, Tick)
 from .notify import Notifier
+from .site import open_store, policy_of
 from .schedule_worker import ScheduleWorker, Site
-from .model import Policy
-from .store import DB_NAME, Store
-from .sync import Connected, Disconnected, MqttLink, Received
 
 log = logging.getLogger(__name__)
 
@@ -50,224 +49,11 @@ REPORTS_EVERY_S = 30.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 PURGE_EVERY_S = 3600.0
 DISK_CHECK_EVERY_S = 10.0
-#: `haldor run`'s exit status when it stopped to be started again (EX_TEMPFAIL)
-EXIT_RESTART = 75
 SECRET_REPLACED = "device secret replaced: cards and PINs are unknown until the snapshot is hashed anew"
 #: a schedule the store could not take is asked for again after this long
 RESYNC_AFTER_FAILURE_S = 300.0
 #: how long a stopping agent waits for storage to take what waits in memory
 FLUSH_ON_STOP_S = 5.0
-
-
-def policy_of(cfg: Config) -> Policy:
-    """The configuration's policy: in force until a schedule brings its own."""
-    p = cfg.policy
-    return Policy(p["grace_before_min"], p["grace_after_min"], p["no_show_after_min"], p["leader_first"])
-
-
-def open_store(cfg: Config) -> Store:
-    return Store.open(cfg.data_dir, cfg.site_id, cfg.site["timezone"], policy_of(cfg))
-
-
-# --- messages -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ContactChanged:
-    door: str
-    open: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ExitPressed:
-    door: str
-
-
-@dataclass(frozen=True, slots=True)
-class FireChanged:
-    door: str
-    active: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    action: str
-    door: str | None = None
-    duration_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleDone:
-    """The schedule worker has applied (or refused) a document."""
-
-    outcome: Any
-    message: Received | None
-
-
-@dataclass(frozen=True, slots=True)
-class _CheckedIn:
-    """An effect: count a check-in (with its event, in one transaction)."""
-
-    booking: str
-    credential: str
-    role: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Reported:
-    """An effect: a no-show or usage report made (with its event, in one transaction)."""
-
-    kind: str
-    booking: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Remembered:
-    """An effect: a command id kept, so that a replay is refused across restarts."""
-
-    command: str
-    expires_at: float
-    #: the message's digest and its cmd/result: the same message delivered again is answered again
-    result: dict | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Forget:
-    """An effect: a meta note that has been reported is removed."""
-
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class _AnyVersion:
-    """An effect: the next snapshot is applied whatever its version (``reset_version``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Publish:
-    """An effect: a document for the broker, sent after the events are stored."""
-
-    topic: str  # an attribute of Topics
-    doc: dict
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    pass
-
-
-#: effects whose store writes the loop's reads must see before they are committed
-_OVERLAID = (Entered, _CheckedIn, _Reported, _Remembered)
-
-
-# --- hardware -------------------------------------------------------------------------
-
-
-@dataclass
-class Hardware:
-    """The drivers of one site, built from the configuration (or fakes in a test)."""
-
-    locks: dict[str, Any]
-    indicators: dict[str, Any] = field(default_factory=dict)
-    readers: list[Any] = field(default_factory=list)
-    inputs: list[Any] = field(default_factory=list)
-    contacts: dict[str, Any] = field(default_factory=dict)
-
-    def start(self) -> None:
-        for reader in self.readers:
-            reader.start()
-
-    def close(self) -> None:
-        """Readers and inputs first, then every lock to its safe state."""
-        for part in [*self.readers, *self.inputs, *self.indicators.values()]:
-            try:
-                part.close()
-            except Exception:  # closing must reach the locks whatever happens
-                log.exception("closing %r", part)
-        for lock in self.locks.values():
-            lock.close()
-
-
-def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Hardware:
-    """Drivers chosen in one place from the configuration. Locks come first, created in
-    their safe state, so nothing can move before them."""
-    from haldor.drivers import gpio
-    from haldor.drivers.serial_readers import LineParser, Rdm6300Parser, SerialReader
-    from haldor.drivers.wiegand import WiegandReader
-
-    factory = factory or gpio.pin_factory(cfg.gpio["pin_factory"])
-    hw = Hardware(locks={})
-    try:
-        for d in cfg.doors:
-            hw.locks[d.id] = gpio.GpioLock(d.lock_pin, active_high=d.lock_active_high, fail=d.fail, factory=factory)
-        fire_inputs: dict[int, list[str]] = {}
-        for d in cfg.doors:
-            if d.contact_pin:
-                contact = gpio.DebouncedInput(d.contact_pin, lambda closed, door=d.id: post(ContactChanged(door, not closed)), factory=factory)
-                hw.inputs.append(contact)
-                hw.contacts[d.id] = contact
-            if d.exit_pin:
-                hw.inputs.append(gpio.DebouncedInput(d.exit_pin, lambda pressed, door=d.id: pressed and post(ExitPressed(door)), factory=factory))
-            if d.fire_pin:
-                fire_inputs.setdefault(d.fire_pin, []).append(d.id)
-        for pin, doors in fire_inputs.items():
-            def on_fire(active: bool, doors=tuple(doors)) -> None:
-                for door in doors:
-                    post(FireChanged(door, active))
-            hw.inputs.append(gpio.DebouncedInput(pin, on_fire, factory=factory))
-        osdp = [r for r in cfg.readers if r.type == "osdp"]
-        if osdp:
-            _build_osdp(cfg, osdp, post, hw)
-        for r in cfg.readers:
-            if r.type == "osdp":
-                continue
-            if r.type == "wiegand":
-                hw.readers.append(WiegandReader(r.id, r.d0_pin, r.d1_pin, post, factory=factory))
-            else:
-                parser = LineParser(r.id, byte_order=r.byte_order) if r.type == "serial-line" else Rdm6300Parser(r.id)
-                hw.readers.append(SerialReader(r.id, r.port, r.baudrate, parser, post))
-            if r.led_pin or r.buzzer_pin:
-                hw.indicators[r.id] = gpio.GpioIndicator(r.led_pin, r.buzzer_pin, factory=factory)
-    except BaseException:
-        hw.close()
-        raise
-    return hw
-
-
-def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Hardware) -> None:
-    """One control panel per serial port. A reader in install mode gets a fresh key
-    file if it has none; install mode is over for a reader that accepted its key."""
-    from pathlib import Path
-
-    from haldor import osdp_keys
-    from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec
-
-    record = osdp_keys.InstallRecord(Path(cfg.data_dir) / "osdp")
-    by_port: dict[str, list] = {}
-    for r in readers:
-        if r.install_mode and not Path(r.scbk_file).exists():
-            key = osdp_keys.create_key(r.scbk_file)
-            log.warning("reader %s: new Secure Channel key written to %s", r.id, r.scbk_file)
-        else:
-            key = osdp_keys.read_key(r.scbk_file)
-        install = r.install_mode
-        keyed_at = record.keyed_at(r.id, key) if install else None
-        if keyed_at:
-            log.warning("reader %s: install_mode ignored: the reader accepted this key on %s. To key a replacement "
-                        "reader, delete %s and restart; remove install_mode when it is done", r.id, keyed_at, r.scbk_file)
-            install = False
-        by_port.setdefault(r.port, []).append(OsdpReaderSpec(r.id, r.address, key, install, r.byte_order))
-    for port, specs in by_port.items():
-        baudrate = next(r.baudrate for r in readers if r.port == port)
-        bus = OsdpBus(port, baudrate, specs, post, record=record)
-        hw.readers.append(bus)
-        for spec in specs:
-            hw.indicators[spec.id] = bus.indicator(spec.id)
 
 
 # --- the agent --------------------------------------------------------------------------
@@ -356,7 +142,7 @@ class Agent:
         self._recovered = self.store.meta("recovered")
         if self._recovered:  # recovery.check put the last good copy in place of a broken database
             effects.append(Emit(Event.STORAGE_FAULT, reason=self._recovered))
-            effects.append(_Forget("recovered"))
+            effects.append(Forget("recovered"))
         self._rehash_needed = self.store.rehash_needed
         if self._rehash_needed:
             why = SECRET_REPLACED
@@ -595,13 +381,13 @@ class Agent:
             if answered is not None and answered.get("digest") == digest:
                 # the same message delivered again: its result may never have reached the broker
                 log.info("command %s delivered again: its result is sent again", cmd.id)
-                return [_Publish("cmd_result", answered["result"])]
+                return [Publish("cmd_result", answered["result"])]
         why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now,
                                seen=self._command_seen(cmd.id))
         effects = self._command_effects(cmd, why, now)
         if cmd.site == self.cfg.site_id:
-            result = next(e.doc for e in effects if isinstance(e, _Publish) and e.topic == "cmd_result")
-            effects.insert(0, _Remembered(cmd.id, cmd.expires_at, {"digest": digest, "result": result}))
+            result = next(e.doc for e in effects if isinstance(e, Publish) and e.topic == "cmd_result")
+            effects.insert(0, Remembered(cmd.id, cmd.expires_at, {"digest": digest, "result": result}))
         return effects
 
     def _command_effects(self, cmd: commands.CommandDoc, why: str | None, now: float) -> list:
@@ -613,7 +399,7 @@ class Agent:
             self._request_sync()
         elif cmd.action == "reset_version":
             # the mark is stored before the request for a snapshot goes out
-            effects += [_AnyVersion(), _Publish("sync_request", {"site": self.cfg.site_id, "have_version": None})]
+            effects += [AnyVersion(), Publish("sync_request", {"site": self.cfg.site_id, "have_version": None})]
             log.warning("reset_version: the next snapshot is applied whatever its version")
         else:
             effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
@@ -623,13 +409,13 @@ class Agent:
         """What a command was answered with (``digest``, ``result``): stored, or on its way to the store."""
         for batch in self._unwritten:
             for e in batch.after:
-                if isinstance(e, _Remembered) and e.command == command_id:
+                if isinstance(e, Remembered) and e.command == command_id:
                     return e.result
         return self.store.command_result(command_id)
 
     def _command_seen(self, command_id: str) -> bool:
         """Seen before: stored, or remembered by a write still on its way to the store."""
-        return (any(isinstance(e, _Remembered) and e.command == command_id for b in self._unwritten for e in b.after)
+        return (any(isinstance(e, Remembered) and e.command == command_id for b in self._unwritten for e in b.after)
                 or self.store.command_seen(command_id))
 
     def _unreadable_command(self, payload: bytes, error: str, now: float) -> list:
@@ -658,7 +444,7 @@ class Agent:
         result = {"id": cmd_id, "ok": error is None, "error": error, "at": self.store.iso(now)}
         # the result goes out after the event is stored: see _carry_out
         return [Emit(Event.COMMAND_RESULT, door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
-                _Publish("cmd_result", result)]
+                Publish("cmd_result", result)]
 
     def kiosk_status(self, now: float) -> dict[str, Any]:
         """The status for the screen: light enough to send every few seconds."""
@@ -800,7 +586,7 @@ class Agent:
 
     def _with_unwritten_leaders(self, facts):
         """A leader's entry still on its way to the store already admits the members (leader_first)."""
-        leaders = {e.booking for e in self._unwritten_effects() if isinstance(e, (Entered, _CheckedIn)) and e.role == Role.LEADER}
+        leaders = {e.booking for e in self._unwritten_effects() if isinstance(e, (Entered, CheckedIn)) and e.role == Role.LEADER}
         if not leaders or not any(b.id in leaders and not b.leader_present for b in facts.bookings):
             return facts
         return dataclasses.replace(facts, bookings=tuple(
@@ -809,7 +595,7 @@ class Agent:
     def _with_unwritten_checkins(self, facts: checkin.CheckinFacts) -> checkin.CheckinFacts:
         """A check-in still on its way to the store counts: a second badge is "already"."""
         ids = {c.id for c in facts.credentials}
-        done = {e.booking for e in self._unwritten_effects() if isinstance(e, _CheckedIn) and e.credential in ids}
+        done = {e.booking for e in self._unwritten_effects() if isinstance(e, CheckedIn) and e.credential in ids}
         if not done:
             return facts
         return dataclasses.replace(facts, bookings=tuple(
@@ -825,7 +611,7 @@ class Agent:
                  answer.outcome, answer.credential, answer.booking)
         effects: list = []
         if answer.outcome == checkin.CHECKED_IN:
-            effects += [_CheckedIn(answer.booking, answer.credential, answer.role),
+            effects += [CheckedIn(answer.booking, answer.credential, answer.role),
                         Emit(Event.CHECKIN, reader=read.reader, credential=answer.credential, booking=answer.booking)]
         effects.append(Feedback(read.reader, answer.welcome))
         if self.kiosk is not None:
@@ -838,10 +624,10 @@ class Agent:
         if since is None:
             return
         pending = self._unwritten_effects()
-        if any(isinstance(e, (Entered, _CheckedIn)) for e in pending):
+        if any(isinstance(e, (Entered, CheckedIn)) for e in pending):
             return  # an entry or check-in on its way to the store would change the verdict: next round
         effects: list = []
-        unwritten = {(e.kind, e.booking) for e in pending if isinstance(e, _Reported)}
+        unwritten = {(e.kind, e.booking) for e in pending if isinstance(e, Reported)}
         for kind, record in checkin.due_reports(now, self.store.booking_records(now, since), self.store.policy.no_show_after_min):
             if (kind, record.id) in unwritten:
                 continue
@@ -853,7 +639,7 @@ class Agent:
                     usage["first_entry"] = self.store.iso(usage["first_entry"])
                 usage["start"] = self.store.iso(usage["start"])
                 effects.append(Emit(Event.BOOKING_USAGE, booking=record.id, extra={"usage": usage}))
-            effects.append(_Reported(kind, record.id))
+            effects.append(Reported(kind, record.id))
         if effects:
             self._carry_out(effects, now)
 
@@ -887,15 +673,15 @@ class Agent:
         for e in kept:
             if isinstance(e, Entered):
                 batch.writes.append(lambda s, e=e: s.note_entry(e.booking, e.role, now))
-            elif isinstance(e, _CheckedIn):
+            elif isinstance(e, CheckedIn):
                 batch.writes.append(lambda s, e=e: s.note_checkin(e.booking, e.credential, e.role, now))
-            elif isinstance(e, _Reported):
+            elif isinstance(e, Reported):
                 batch.writes.append(lambda s, e=e: s.mark_reported(e.kind, e.booking, now))
-            elif isinstance(e, _Remembered):
+            elif isinstance(e, Remembered):
                 batch.writes.append(lambda s, e=e: s.remember_command(e.command, e.expires_at, now, e.result))
-            elif isinstance(e, _AnyVersion):
+            elif isinstance(e, AnyVersion):
                 batch.writes.append(lambda s: s.accept_any_version())
-            elif isinstance(e, _Forget):
+            elif isinstance(e, Forget):
                 batch.writes.append(lambda s, e=e: s.set_meta(e.key, None))
         if any(isinstance(e, ModesChanged) for e in kept):
             lasting, mode = self.controller.lasting_state(), self.controller.mode
@@ -903,7 +689,7 @@ class Agent:
         self._submit(batch)
 
     def _submit(self, batch: Batch) -> None:
-        if any(isinstance(e, _OVERLAID) for e in batch.after):  # what the store's answers must be read with
+        if any(isinstance(e, OVERLAID) for e in batch.after):  # what the store's answers must be read with
             self._unwritten.append(batch)
         self.journal.submit(batch)
 
@@ -914,7 +700,7 @@ class Agent:
         except ValueError:
             pass
         for e in message.batch.after:
-            if isinstance(e, _Publish) and self.link is not None:
+            if isinstance(e, Publish) and self.link is not None:
                 self.link.publish(getattr(self.link.topics, e.topic), e.doc)
         if message.events:
             if self.link is not None:
@@ -924,59 +710,6 @@ class Agent:
 
     def _unwritten_effects(self) -> list:
         return [e for b in self._unwritten for e in b.after]
-
-
-def run_forever(cfg: Config) -> int:
-    """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
-    held = DataDirLock(cfg.data_dir).acquire()  # before anything of the folder is touched
-    try:
-        recovery.check(Path(cfg.data_dir) / DB_NAME)
-        store = open_store(cfg)
-    except BaseException:
-        held.release()
-        raise
-    outbox = kiosk = agent = saved = None
-    try:
-        inbox = Inbox()  # the door's messages before the network's
-        link = None
-        if cfg.mqtt["host"]:
-            outbox = open_store(cfg)  # the pump's own connection
-            link = MqttLink(cfg, outbox, inbox.put, version=__version__)
-        fallback = None
-        if cfg.sync["http_url"]:
-            fallback = HttpFallback(cfg.sync["http_url"], cfg.site_id, cfg.sync["http_after_s"], inbox.put,
-                                    link.connected.is_set if link is not None else (lambda: False))
-        kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
-        hardware = build_hardware(cfg, inbox.put)
-        try:
-            agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk,
-                          notifier=Notifier())
-        except BaseException:
-            hardware.close()
-            raise
-
-        def stop(signum, frame) -> None:
-            log.info("signal %d: stopping", signum)
-            agent.post(Stop())
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        agent.run()
-        if agent.restart_for is not None:
-            saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
-    finally:
-        if kiosk is not None:
-            kiosk.close()
-        store.close()
-        if outbox is not None:
-            outbox.close()
-        if saved is not None:  # the deleted database's last connection is closed: its copy takes its place
-            recovery.put_in_place(saved, Path(cfg.data_dir) / DB_NAME)
-        held.release()
-    if agent.restart_for is not None:
-        log.error("stopped: %s; start it again (systemd does)", agent.restart_for)
-        return EXIT_RESTART
-    return 0
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

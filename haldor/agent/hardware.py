@@ -1,0 +1,112 @@
+"""A site's drivers, built from its configuration: locks first, in their safe state."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from haldor import osdp_keys
+from haldor.config import Config
+from haldor.drivers import gpio
+from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec
+from haldor.drivers.serial_readers import LineParser, Rdm6300Parser, SerialReader
+from haldor.drivers.wiegand import WiegandReader
+
+from .messages import ContactChanged, ExitPressed, FireChanged
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hardware:
+    """The drivers of one site, built from the configuration (or fakes in a test)."""
+
+    locks: dict[str, Any]
+    indicators: dict[str, Any] = field(default_factory=dict)
+    readers: list[Any] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+    contacts: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        for reader in self.readers:
+            reader.start()
+
+    def close(self) -> None:
+        """Readers and inputs first, then every lock to its safe state."""
+        for part in [*self.readers, *self.inputs, *self.indicators.values()]:
+            try:
+                part.close()
+            except Exception:  # closing must reach the locks whatever happens
+                log.exception("closing %r", part)
+        for lock in self.locks.values():
+            lock.close()
+
+
+def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Hardware:
+    """Drivers chosen in one place from the configuration. Locks come first, created in
+    their safe state, so nothing can move before them."""
+    factory = factory or gpio.pin_factory(cfg.gpio["pin_factory"])
+    hw = Hardware(locks={})
+    try:
+        for d in cfg.doors:
+            hw.locks[d.id] = gpio.GpioLock(d.lock_pin, active_high=d.lock_active_high, fail=d.fail, factory=factory)
+        fire_inputs: dict[int, list[str]] = {}
+        for d in cfg.doors:
+            if d.contact_pin:
+                contact = gpio.DebouncedInput(d.contact_pin, lambda closed, door=d.id: post(ContactChanged(door, not closed)), factory=factory)
+                hw.inputs.append(contact)
+                hw.contacts[d.id] = contact
+            if d.exit_pin:
+                hw.inputs.append(gpio.DebouncedInput(d.exit_pin, lambda pressed, door=d.id: pressed and post(ExitPressed(door)), factory=factory))
+            if d.fire_pin:
+                fire_inputs.setdefault(d.fire_pin, []).append(d.id)
+        for pin, doors in fire_inputs.items():
+            def on_fire(active: bool, doors=tuple(doors)) -> None:
+                for door in doors:
+                    post(FireChanged(door, active))
+            hw.inputs.append(gpio.DebouncedInput(pin, on_fire, factory=factory))
+        osdp = [r for r in cfg.readers if r.type == "osdp"]
+        if osdp:
+            _build_osdp(cfg, osdp, post, hw)
+        for r in cfg.readers:
+            if r.type == "osdp":
+                continue
+            if r.type == "wiegand":
+                hw.readers.append(WiegandReader(r.id, r.d0_pin, r.d1_pin, post, factory=factory))
+            else:
+                parser = LineParser(r.id, byte_order=r.byte_order) if r.type == "serial-line" else Rdm6300Parser(r.id)
+                hw.readers.append(SerialReader(r.id, r.port, r.baudrate, parser, post))
+            if r.led_pin or r.buzzer_pin:
+                hw.indicators[r.id] = gpio.GpioIndicator(r.led_pin, r.buzzer_pin, factory=factory)
+    except BaseException:
+        hw.close()
+        raise
+    return hw
+
+
+def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Hardware) -> None:
+    """One control panel per serial port. A reader in install mode gets a fresh key
+    file if it has none; install mode is over for a reader that accepted its key."""
+    record = osdp_keys.InstallRecord(Path(cfg.data_dir) / "osdp")
+    by_port: dict[str, list] = {}
+    for r in readers:
+        if r.install_mode and not Path(r.scbk_file).exists():
+            key = osdp_keys.create_key(r.scbk_file)
+            log.warning("reader %s: new Secure Channel key written to %s", r.id, r.scbk_file)
+        else:
+            key = osdp_keys.read_key(r.scbk_file)
+        install = r.install_mode
+        keyed_at = record.keyed_at(r.id, key) if install else None
+        if keyed_at:
+            log.warning("reader %s: install_mode ignored: the reader accepted this key on %s. To key a replacement "
+                        "reader, delete %s and restart; remove install_mode when it is done", r.id, keyed_at, r.scbk_file)
+            install = False
+        by_port.setdefault(r.port, []).append(OsdpReaderSpec(r.id, r.address, key, install, r.byte_order))
+    for port, specs in by_port.items():
+        baudrate = next(r.baudrate for r in readers if r.port == port)
+        bus = OsdpBus(port, baudrate, specs, post, record=record)
+        hw.readers.append(bus)
+        for spec in specs:
+            hw.indicators[spec.id] = bus.indicator(spec.id)

@@ -1,0 +1,107 @@
+"""The decision loop's messages (what happens, posted by drivers, the broker link and
+timers) and the effects only the runtime carries out (the pure core's are in
+:mod:`haldor.access.controller`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from haldor.access.controller import Entered
+
+from .link import Received
+
+# --- messages -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanged:
+    door: str
+    open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExitPressed:
+    door: str
+
+
+@dataclass(frozen=True, slots=True)
+class FireChanged:
+    door: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    action: str
+    door: str | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleDone:
+    """The schedule worker has applied (or refused) a document."""
+
+    outcome: Any
+    message: Received | None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedIn:
+    """An effect: count a check-in (with its event, in one transaction)."""
+
+    booking: str
+    credential: str
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """An effect: a no-show or usage report made (with its event, in one transaction)."""
+
+    kind: str
+    booking: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """An effect: a command id kept, so that a replay is refused across restarts."""
+
+    command: str
+    expires_at: float
+    #: the message's digest and its cmd/result: the same message delivered again is answered again
+    result: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """An effect: a meta note that has been reported is removed."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnyVersion:
+    """An effect: the next snapshot is applied whatever its version (``reset_version``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """An effect: a document for the broker, sent after the events are stored."""
+
+    topic: str  # an attribute of Topics
+    doc: dict
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    pass
+
+
+#: effects whose store writes the loop's reads must see before they are committed
+OVERLAID = (Entered, CheckedIn, Reported, Remembered)

@@ -1,0 +1,81 @@
+"""`haldor run`: one agent on its data folder, wired to its hardware, broker and screen."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+from haldor import __version__
+from haldor.access import recovery
+from haldor.access.store import DB_NAME
+from haldor.config import Config
+
+from .data_lock import DataDirLock
+from .hardware import build_hardware
+from .http_fallback import HttpFallback
+from .inbox import Inbox
+from .kiosk_feed import KioskFeed, feed_url
+from .link import MqttLink
+from .loop import Agent
+from .messages import Stop
+from .notify import Notifier
+from .site import open_store
+
+log = logging.getLogger(__name__)
+
+#: `haldor run`'s exit status when it stopped to be started again (EX_TEMPFAIL)
+EXIT_RESTART = 75
+
+
+def run_forever(cfg: Config) -> int:
+    """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
+    held = DataDirLock(cfg.data_dir).acquire()  # before anything of the folder is touched
+    try:
+        recovery.check(Path(cfg.data_dir) / DB_NAME)
+        store = open_store(cfg)
+    except BaseException:
+        held.release()
+        raise
+    outbox = kiosk = agent = saved = None
+    try:
+        inbox = Inbox()  # the door's messages before the network's
+        link = None
+        if cfg.mqtt["host"]:
+            outbox = open_store(cfg)  # the pump's own connection
+            link = MqttLink(cfg, outbox, inbox.put, version=__version__)
+        fallback = None
+        if cfg.sync["http_url"]:
+            fallback = HttpFallback(cfg.sync["http_url"], cfg.site_id, cfg.sync["http_after_s"], inbox.put,
+                                    link.connected.is_set if link is not None else (lambda: False))
+        kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
+        hardware = build_hardware(cfg, inbox.put)
+        try:
+            agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk,
+                          notifier=Notifier())
+        except BaseException:
+            hardware.close()
+            raise
+
+        def stop(signum, frame) -> None:
+            log.info("signal %d: stopping", signum)
+            agent.post(Stop())
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        agent.run()
+        if agent.restart_for is not None:
+            saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
+    finally:
+        if kiosk is not None:
+            kiosk.close()
+        store.close()
+        if outbox is not None:
+            outbox.close()
+        if saved is not None:  # the deleted database's last connection is closed: its copy takes its place
+            recovery.put_in_place(saved, Path(cfg.data_dir) / DB_NAME)
+        held.release()
+    if agent.restart_for is not None:
+        log.error("stopped: %s; start it again (systemd does)", agent.restart_for)
+        return EXIT_RESTART
+    return 0
