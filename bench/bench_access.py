@@ -34,7 +34,7 @@ from gpiozero.pins.mock import MockFactory
 from haldor import config
 from haldor.access import policy
 from haldor.agent.loop import Agent
-from haldor.agent.messages import Command, Stop
+from haldor.agent.messages import Command, ScheduleDone, Stop
 from haldor.agent.hardware import build_hardware
 from haldor.agent.site import open_store
 from haldor.agent.http_fallback import HttpSchedule
@@ -223,7 +223,7 @@ def bench_during_apply(cfg: config.Config, doc: dict, credentials: int, applies:
 
     - card-to-lock: from the post until the lock's mock pin is driven active (a timestamp
       taken on the loop's thread right after the pin moved);
-    - decision: the loop's ``_presented`` (store.facts, the leaders still on their way to
+    - decision: the loop's card handler (``Agent.handlers[CardRead]``: store.facts, the leaders still on their way to
       the store, controller.present with policy.decide, its log line), timed on the loop's
       thread; the rest of card-to-lock is the queue hand-off and driving the pin;
     - event lag: from the pin until the loop hears that the access.granted event is
@@ -250,7 +250,7 @@ def bench_during_apply(cfg: config.Config, doc: dict, credentials: int, applies:
     agent = Agent(cfg, store, hw, inbox=inbox)
 
     decided: list[tuple[float, float]] = []  # on the loop's thread
-    presented = agent._presented
+    presented = agent.handlers[CardRead]
 
     def timed_presented(read, now):
         t = time.perf_counter()
@@ -259,20 +259,20 @@ def bench_during_apply(cfg: config.Config, doc: dict, credentials: int, applies:
         finally:
             decided.append((t, time.perf_counter()))
 
-    agent._presented = timed_presented
+    agent.handlers[CardRead] = timed_presented
     committed: list[float] = []  # one per access.granted event, when the loop hears it is stored
     agent.subscribe(lambda events: committed.extend(time.perf_counter() for e in events if e["type"] == "access.granted"))
 
     done = threading.Event()
     outcomes: list = []
-    schedule_done = agent._schedule_done
+    schedule_done = agent.handlers[ScheduleDone]
 
     def noted_done(message, now):
         outcomes.append((time.perf_counter(), message.outcome))
         done.set()
         return schedule_done(message, now)
 
-    agent._schedule_done = noted_done
+    agent.handlers[ScheduleDone] = noted_done
 
     thread = threading.Thread(target=agent.run, daemon=True)
     thread.start()

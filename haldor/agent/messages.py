@@ -5,9 +5,10 @@ timers) and the effects only the runtime carries out (the pure core's are in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from haldor.access.controller import Entered
+from haldor.access.store import Store
 
 from .link import Received
 
@@ -105,3 +106,14 @@ class Stop:
 
 #: effects whose store writes the loop's reads must see before they are committed
 OVERLAID = (Entered, CheckedIn, Reported, Remembered)
+
+
+#: what each effect writes to the store, in the batch that stores its events
+WRITES: dict[type, Callable[[Store, Any, float], Any]] = {
+    Entered: lambda s, e, now: s.note_entry(e.booking, e.role, now),
+    CheckedIn: lambda s, e, now: s.note_checkin(e.booking, e.credential, e.role, now),
+    Reported: lambda s, e, now: s.mark_reported(e.kind, e.booking, now),
+    Remembered: lambda s, e, now: s.remember_command(e.command, e.expires_at, now, e.result),
+    AnyVersion: lambda s, e, now: s.accept_any_version(),
+    Forget: lambda s, e, now: s.set_meta(e.key, None),
+}

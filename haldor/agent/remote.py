@@ -1,0 +1,227 @@
+"""The broker's side of the loop: schedule documents and commands that come by network.
+
+Every message is acknowledged once handled, whatever the outcome, so the broker never
+delivers it again; a crash before that has it delivered again, and the poison guard
+(:mod:`inflight`) refuses it if it keeps doing so. Schedules go to the worker process;
+commands (PROTOCOL 4) are answered here, each with one result and one event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+
+from haldor.access import commands, envelope
+from haldor.access.controller import Controller, Emit
+from haldor.access.envelope import open_envelope
+from haldor.access.journal import Batch
+from haldor.access.store import Store
+from haldor.config import Config
+from haldor.errors import DocumentError, StoreError
+from haldor.protocol import Event
+
+from . import inflight
+from .budget import ReportBudget
+from .http_fallback import HttpSchedule
+from .link import MqttLink, Received
+from .messages import AnyVersion, Publish, Remembered, ScheduleDone
+from .periodic import Once
+from .schedule_worker import ScheduleWorker, Site
+from .site import policy_of
+from .storage_watch import StorageWatch
+
+log = logging.getLogger(__name__)
+
+#: a schedule the store could not take is asked for again after this long
+RESYNC_AFTER_FAILURE_S = 300.0
+
+
+class Remote:
+    def __init__(self, cfg: Config, store: Store, controller: Controller, link: MqttLink | None,
+                 storage: StorageWatch, unwritten: list[Batch], post: Callable[[Any], None],
+                 clock: Callable[[], float]) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.controller = controller
+        self.link = link
+        self.storage = storage
+        #: the loop's batches not yet committed (what the store does not show yet)
+        self._unwritten = unwritten
+        self._post = post
+        self._clock = clock
+        self.guard = inflight.InflightGuard(Path(cfg.data_dir) / "inflight")
+        self._worker: ScheduleWorker | None = None
+        #: how many refusals of unreadable messages are reported one by one, a kind each
+        self._refusals = {"cmd": ReportBudget(), "schedule": ReportBudget()}
+        #: a schedule that failed is asked for again
+        self.resync = Once()
+
+    def http_schedule(self, message: HttpSchedule, now: float) -> list:
+        self.worker().submit(message.payload, lambda outcome: self._post(ScheduleDone(outcome, None)))
+        return []
+
+    def tick(self, now: float) -> list:
+        if self.resync.due(now):
+            self.request_sync()
+        return self.unreported_refusals(now)
+
+    def close(self, clean: bool) -> None:
+        if self._worker is not None:
+            self._worker.close()
+        if clean:  # a clean stop is no crash: what was being handled is not held against it
+            self.guard.forget_unfinished()
+
+    def received(self, message: Received, now: float) -> list:
+        """A document from the broker. It is acknowledged once handled, whatever the
+        outcome, so it is never delivered again; a crash before that has the broker
+        deliver it again, and the poison guard refuses it if it keeps doing so."""
+        topics = self.link.topics if self.link else None
+        key = inflight.digest(message.topic, message.payload)
+        schedule = bool(topics and message.topic in (topics.schedule, topics.delta))
+        command = bool(topics and message.topic == topics.cmd)
+        if (schedule or command) and not self.guard.begin(key):
+            self._ack(message, key)
+            if not self.guard.first_refusal(key):
+                return []
+            reason = "poison: the agent stopped while handling this message before; refused"
+            if schedule:
+                return [Emit(Event.SYNC_REJECTED, reason=reason)]
+            return self._unreadable_command(message.payload, "poison", now)
+        if schedule:
+            # applied beside the loop; acknowledged when it is done (ScheduleDone)
+            self.worker().submit(message.payload, lambda outcome: self._post(ScheduleDone(outcome, message)))
+            return []
+        effects: list = []
+        if command:
+            try:
+                effects = self._command(message.payload, now)
+            except (sqlite3.Error, StoreError):
+                raise  # the store, not the command: handle() reports it
+            except Exception as exc:  # a command that trips the code is still only a bad command
+                log.exception("command refused: it broke the parser")
+                effects = self._unreadable_command(message.payload, f"malformed command ({type(exc).__name__})", now)
+        else:
+            log.warning("message on unexpected topic %s ignored", message.topic)
+        self._ack(message, key)
+        return effects
+
+    def _ack(self, message: Received, key: str | None = None) -> None:
+        if self.link is not None:
+            self.link.ack(message)
+        self.guard.end(key or inflight.digest(message.topic, message.payload))
+
+    def worker(self) -> ScheduleWorker:
+        if self._worker is None:
+            cfg = self.cfg
+            self._worker = ScheduleWorker(Site(str(cfg.data_dir), cfg.site_id, cfg.site["timezone"], policy_of(cfg),
+                                               dict(cfg.trust["keys"]), cfg.trust["require_signature"],
+                                               tuple(d.id for d in cfg.doors), envelope.MAX_DOCUMENT_BYTES,
+                                               self.store.secret_fingerprint), self._clock)
+        return self._worker
+
+    def schedule_done(self, done: ScheduleDone, now: float) -> list:
+        """The worker's outcome, reported here: an event for every outcome but an ignored one."""
+        outcome = done.outcome
+        effects: list = []
+        if outcome.status == "applied":
+            self.storage.rehash_needed = self.store.rehash_needed
+        if outcome.status == "gap":
+            self.request_sync()
+        elif outcome.status == "failed":  # the store could not take it: ask again later
+            effects += self.storage.check_files()  # deleted under the agent, maybe: put right at once
+            if effects:
+                self.request_sync()
+            else:
+                self.resync.at(now + RESYNC_AFTER_FAILURE_S)
+        if done.message is not None:
+            self._ack(done.message)
+        if outcome.status == "rejected" and not self._refusals["schedule"].allow(now):
+            return effects
+        event = outcome.event()
+        return effects + ([] if event is None else [Emit(event["type"], reason=event["reason"], extra=event.get("extra"))])
+
+    def request_sync(self) -> None:
+        if self.link is not None:
+            self.link.publish(self.link.topics.sync_request, {"site": self.cfg.site_id, "have_version": self.store.version})
+            log.info("asked for a schedule snapshot (have version %s)", self.store.version)
+
+    def _command(self, payload: bytes, now: float) -> list:
+        """PROTOCOL 4: every command, done or refused, gets one result and one event."""
+        try:
+            cmd = commands.parse_command(open_envelope(payload, self.cfg.trusted_keys, self.cfg.trust["require_signature"],
+                                                       max_bytes=commands.MAX_COMMAND_BYTES))
+        except DocumentError as exc:
+            return self._unreadable_command(payload, str(exc), now)
+        digest = hashlib.sha256(payload).hexdigest()
+        if cmd.site == self.cfg.site_id:
+            answered = self._command_answered(cmd.id)
+            if answered is not None and answered.get("digest") == digest:
+                # the same message delivered again: its result may never have reached the broker
+                log.info("command %s delivered again: its result is sent again", cmd.id)
+                return [Publish("cmd_result", answered["result"])]
+        why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now,
+                               seen=self._command_seen(cmd.id))
+        effects = self._command_effects(cmd, why, now)
+        if cmd.site == self.cfg.site_id:
+            result = next(e.doc for e in effects if isinstance(e, Publish) and e.topic == "cmd_result")
+            effects.insert(0, Remembered(cmd.id, cmd.expires_at, {"digest": digest, "result": result}))
+        return effects
+
+    def _command_effects(self, cmd: commands.CommandDoc, why: str | None, now: float) -> list:
+        effects: list = []
+        if why is not None:
+            return self._command_result(cmd.id, cmd.action, cmd.door, why, now)
+        log.info("command %s: %s %s by %s", cmd.id, cmd.action, cmd.door or "", cmd.by)
+        if cmd.action == "resync":
+            self.request_sync()
+        elif cmd.action == "reset_version":
+            # the mark is stored before the request for a snapshot goes out
+            effects += [AnyVersion(), Publish("sync_request", {"site": self.cfg.site_id, "have_version": None})]
+            log.warning("reset_version: the next snapshot is applied whatever its version")
+        else:
+            effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
+        return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now)
+
+    def _command_answered(self, command_id: str) -> dict | None:
+        """What a command was answered with (``digest``, ``result``): stored, or on its way to the store."""
+        for batch in self._unwritten:
+            for e in batch.after:
+                if isinstance(e, Remembered) and e.command == command_id:
+                    return e.result
+        return self.store.command_result(command_id)
+
+    def _command_seen(self, command_id: str) -> bool:
+        """Seen before: stored, or remembered by a write still on its way to the store."""
+        return (any(isinstance(e, Remembered) and e.command == command_id for b in self._unwritten for e in b.after)
+                or self.store.command_seen(command_id))
+
+    def _unreadable_command(self, payload: bytes, error: str, now: float) -> list:
+        """A command that cannot be read or trusted: answered, unless a flood of them is (budget)."""
+        if not self._refusals["cmd"].allow(now):
+            return []
+        return self._command_result(commands.claimed_id(payload), None, None, error, now)
+
+    def unreported_refusals(self, now: float) -> list:
+        """Once a minute is over: how many refusals a flood had, in one event for each kind."""
+        effects: list = []
+        if n := self._refusals["cmd"].overdue(now):
+            why = f"{n} more unreadable commands in a minute, refused without a result each (a flood?)"
+            log.warning(why)
+            effects.append(Emit(Event.COMMAND_RESULT, reason=why, extra={"command": None, "action": None, "ok": False,
+                                                                     "unreported": n}))
+        if n := self._refusals["schedule"].overdue(now):
+            why = f"{n} more schedule documents in a minute, rejected without an event each (a flood?)"
+            log.warning(why)
+            effects.append(Emit(Event.SYNC_REJECTED, reason=why, extra={"unreported": n}))
+        return effects
+
+    def _command_result(self, cmd_id: str | None, action: str | None, door: str | None, error: str | None, now: float) -> list:
+        if error is not None:
+            log.warning("command %s refused: %s", cmd_id, error)
+        result = {"id": cmd_id, "ok": error is None, "error": error, "at": self.store.iso(now)}
+        # the result goes out after the event is stored: see _carry_out
+        return [Emit(Event.COMMAND_RESULT, door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
+                Publish("cmd_result", result)]

@@ -1,0 +1,136 @@
+"""What the agent knows about its storage, and what it does about it: the disk's room
+and the reserve, the store's files under its feet, a store that cannot be read, and a
+device secret that no longer matches. One place, so that the status, the screen and
+the events all say the same."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from haldor.access import reserve
+from haldor.access.controller import Emit
+from haldor.access.journal import Journal
+from haldor.access.store import DB_NAME, Store
+from haldor.errors import StoreError
+from haldor.protocol import Event
+
+from .messages import Stop
+from .periodic import Every
+
+log = logging.getLogger(__name__)
+
+DISK_CHECK_EVERY_S = 10.0
+SECRET_REPLACED = "device secret replaced: cards and PINs are unknown until the snapshot is hashed anew"
+
+
+class StorageWatch:
+    def __init__(self, data_dir: str | Path, store: Store, journal: Journal, post: Callable[[Any], None]) -> None:
+        self.data_dir = Path(data_dir)
+        self.store = store
+        self.journal = journal
+        self._post = post
+        self.checks = Every(DISK_CHECK_EVERY_S)
+        #: the disk is (almost) full: why, while it lasts
+        self.disk_low: str | None = None
+        self._reserving = threading.Event()  # the reserve file is being written
+        #: why the store could not be read, while that lasts
+        self.read_fault: str | None = None
+        #: the device secret changed: the schedule's hashes wait for a snapshot (Store.rehash_needed)
+        self.rehash_needed = store.rehash_needed
+        self._db_path = Path(store.data_dir or data_dir) / DB_NAME
+        self._db_file = _file_id(self._db_path)
+        #: why the agent stopped to be started again (`haldor run` exits 75), or None
+        self.restart_for: str | None = None
+
+    def start(self) -> list:
+        """At start: a replaced secret is said once (the store noted it when it opened)."""
+        if not self.rehash_needed:
+            return []
+        log.error("device secret replaced: the stored card and PIN hashes no longer match; a snapshot is requested")
+        return [Emit(Event.STORAGE_FAULT, reason=SECRET_REPLACED)]
+
+    def check(self, now: float, *, changed: bool = False) -> list:
+        """Every few seconds, and at once when the journal says storage changed."""
+        if not (self.checks.due(now) or changed):
+            return []
+        self.checks.next_at = now + DISK_CHECK_EVERY_S
+        return self._check_disk() + self.check_files()
+
+    def _check_disk(self) -> list:
+        """Keep the reserve while the disk has room; say so once when it has not. Only
+        looks here (two stat calls); the reserve is written by a thread of its own, since
+        writing and syncing megabytes on an SD card is no work for the decision loop."""
+        data_dir = self.data_dir
+        try:
+            free = reserve.free_bytes(data_dir)
+            if reserve.present(data_dir) or free >= 2 * reserve.SIZE:
+                if not reserve.present(data_dir) and not self._reserving.is_set():
+                    self._reserving.set()
+                    threading.Thread(target=lambda: (reserve.keep(data_dir), self._reserving.clear()),
+                                     name="reserve", daemon=True).start()
+                if self.disk_low is not None:
+                    log.warning("disk has room again")
+                self.disk_low = None
+                return []
+        except OSError as exc:
+            free, why = 0, f"disk cannot be checked: {exc}"
+        else:
+            why = f"disk almost full: {free // 1024} kB free"
+        first = self.disk_low is None
+        self.disk_low = why
+        return [Emit(Event.STORAGE_FAULT, reason=why, extra={"storage": {"free_bytes": free}})] if first else []
+
+    def check_files(self) -> list:
+        """The store's files are the agent's alone; a person or a script deleting them while
+        it runs is put right: a deleted device secret is written back (the hashes were made
+        with it), a deleted or replaced database makes the agent stop to be started again
+        (systemd), after saving what it still has open in the deleted one's place."""
+        try:
+            if self.store.keep_secret():
+                why = "device secret was deleted while the agent ran: written back"
+                log.error(why)
+                return [Emit(Event.STORAGE_FAULT, reason=why)]
+            if self._db_file is not None and _file_id(self._db_path) != self._db_file and self.restart_for is None:
+                gone = not self._db_path.exists()
+                self.restart_for = "haldor.db was deleted while the agent ran" if gone else \
+                    "haldor.db was replaced while the agent ran"
+                log.error("%s: the agent stops to be started again%s", self.restart_for,
+                          " (what it had open is saved in its place)" if gone else "")
+                self._post(Stop())
+        except (OSError, StoreError) as exc:
+            log.error("data folder cannot be checked: %s", exc)
+        return []
+
+    def read_failed(self, exc: Exception, what: str) -> None:
+        if self.read_fault is None:
+            log.error("storage: cannot read (%s); %s dropped", exc, what)
+        self.read_fault = str(exc)
+
+    def read_worked(self) -> None:
+        if self.read_fault is not None:
+            log.warning("storage can be read again")
+            self.read_fault = None
+
+    def status(self) -> dict[str, Any]:
+        """Whether the store takes writes and can be read; what waits in memory meanwhile.
+        ``since`` is an instant (seconds); the status document gives it as RFC 3339."""
+        health = self.journal.health()
+        if self.read_fault is not None:
+            health.update(ok=False, fault=health["fault"] or f"cannot read: {self.read_fault}")
+        if self.disk_low is not None:
+            health.update(ok=False, fault=health["fault"] or self.disk_low)
+        if self.rehash_needed:
+            health.update(ok=False, fault=health["fault"] or SECRET_REPLACED)
+        health["cards_work"] = not self.rehash_needed
+        return health
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
