@@ -130,7 +130,7 @@ def bench_decisions(cfg: config.Config, credentials: int, samples: int) -> tuple
             card = card_of(rnd.randrange(credentials)) if n % 5 else f"uid:FF{n:012X}"
             door = "main" if n % 2 else "gym-0"
             t0 = time.perf_counter()
-            facts = store.facts(door, now, card=card)
+            facts = store.schedule.facts(door, now, card=card)
             policy.decide(now, facts, Conditions(), pin=False)
             times.append(time.perf_counter() - t0)
     finally:

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             doc["credentials"][i]["card"] = f"wg26:{wiegand_value(i)}"
         uids = [i for i in range(args.credentials) if not i % 2]
         store = open_store(cfg)
-        store.apply(parse_document(doc), time.time())
+        store.schedule.apply(parse_document(doc), time.time())
         store.close()
 
         factory = MockFactory()

@@ -173,7 +173,7 @@ port = "{os.ttyname(slave)}"
             writer = open_store(cfg)
             batch = [{"type": "door.opened", "door": "main"}] * 1000
             for _ in range(args.events // 1000):
-                writer.append_events(batch, time.time())
+                writer.outbox.append(batch, time.time())
             writer.close()
             queued = (args.events // 1000) * 1000
             broker.start()

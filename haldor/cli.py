@@ -169,11 +169,11 @@ def _decide(args) -> int:
                 card = cards.normalise(args.card)
             except cards.CardFormatError as exc:
                 raise DocumentError(f"--card: {exc}") from None
-            facts = store.facts(args.door, now, card=card)
+            facts = store.schedule.facts(args.door, now, card=card)
         else:
             if not cards.is_pin(args.pin):
                 raise DocumentError("--pin: must be 4-8 digits")
-            facts = store.facts(args.door, now, pin=args.pin)
+            facts = store.schedule.facts(args.door, now, pin=args.pin)
         conditions = Conditions(lockdown=store.meta("mode") == "lockdown", clock_trusted=trusted)
         decision = policy.decide(now, facts, conditions, pin=args.pin is not None)
     finally:

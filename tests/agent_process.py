@@ -65,7 +65,7 @@ port = "{os.ttyname(slave)}"
     def stored(self) -> list[dict]:
         store = open_store(config.load(self.path))
         try:
-            return store.events(limit=10**6)
+            return store.outbox.events(limit=10**6)
         finally:
             store.close()
 

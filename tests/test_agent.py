@@ -77,7 +77,7 @@ class Rig:
         self.path = write_config(tmp_path / "haldor.toml", tmp_path / "data", extra=extra, doors=DOORS)
         self.cfg = config.load(self.path)
         self.store = open_store(self.cfg)
-        self.store.apply(_schedule_doc(_around_now()), time.time())
+        self.store.schedule.apply(_schedule_doc(_around_now()), time.time())
         for pin in (17, 18):
             self.factory.pin(pin).clear_states()
 
@@ -94,7 +94,7 @@ class Rig:
         return self.factory.pin(number)
 
     def events(self, kind: str | None = None) -> list[dict]:
-        return [e for e in self.store.events(limit=100_000) if kind is None or e["type"] == kind]
+        return [e for e in self.store.outbox.events(limit=100_000) if kind is None or e["type"] == kind]
 
     def close(self) -> None:
         for hw in self._built:  # a reader left running would go on opening its port by name,
@@ -403,7 +403,7 @@ def test_an_event_is_committed_before_the_listeners_hear_of_it(rig):
     seen: list[tuple[int, bool]] = []
     other = open_store(rig.cfg)  # another connection: sees only what was committed
     try:
-        agent.subscribe(lambda events: seen.extend((e["seq"], any(x["id"] == e["id"] for x in other.events(limit=10_000))) for e in events))
+        agent.subscribe(lambda events: seen.extend((e["seq"], any(x["id"] == e["id"] for x in other.outbox.events(limit=10_000))) for e in events))
         _step(agent, CardRead("main-in", CARD))
     finally:
         other.close()

@@ -91,7 +91,7 @@ def rig(tmp_path):
         booking("b883", "2026-11-25T21:00:00+01:00", "2026-11-25T22:00:00+01:00"),
     ])
     r.store.set_meta("reports_since", None)
-    r.store.apply(parse_document(doc), T0 - 86400)  # the schedule came the day before
+    r.store.schedule.apply(parse_document(doc), T0 - 86400)  # the schedule came the day before
     r.store.set_meta("reports_since", T0 - 86400)
     yield r
     r.close()

@@ -62,7 +62,7 @@ def test_rejected_document_exits_2_and_changes_nothing(cfg, tmp_path):
     assert "not valid JSON" in haldor("schedule", "load", "--config", cfg, str(garbage), check=2).stderr
     store = Store.open(tmp_path / "data", SITE)
     assert store.version == 42
-    assert [e["type"] for e in store.events()] == ["sync.applied", "sync.rejected", "sync.rejected"]
+    assert [e["type"] for e in store.outbox.events()] == ["sync.applied", "sync.rejected", "sync.rejected"]
     store.close()
 
 
@@ -123,7 +123,7 @@ def test_schedule_load_warns_about_doors_that_do_not_meet(cfg, tmp_path):
                          f"{tmp_path / 's.json'}: warning: configured door 'gym-a' is named by no room: only caretakers can open it"]
     store = Store.open(tmp_path / "data", SITE)
     try:
-        (applied,) = [e for e in store.events() if e["type"] == "sync.applied"]
+        (applied,) = [e for e in store.outbox.events() if e["type"] == "sync.applied"]
         assert len(applied["warnings"]) == 2
     finally:
         store.close()

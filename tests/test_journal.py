@@ -58,7 +58,7 @@ def test_writes_wait_through_a_full_store_and_arrive_in_order_with_the_fault_fir
         assert journal.health()["ok"]
     finally:
         journal.close()
-    events = store.events(limit=1000)
+    events = store.outbox.events(limit=1000)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     granted = [int(e["reason"]) for e in events if e["type"] == "access.granted"]
     assert granted == list(range(41))  # every one, in order
@@ -87,10 +87,10 @@ def test_memory_is_bounded_and_door_movements_go_first(tmp_path, store):
         assert journal.flush(10)
     finally:
         journal.close()
-    kept = [(e["type"], e["reason"]) for e in store.events(limit=100) if e["type"] != "storage.fault"]
+    kept = [(e["type"], e["reason"]) for e in store.outbox.events(limit=100) if e["type"] != "storage.fault"]
     assert kept[0] == ("access.granted", "0") and kept[-1] == ("door.forced", "99")  # never dropped
     assert [r for t, r in kept if t.startswith("door.") and t != "door.forced"] == ["4", "4", "5", "5", "6", "6", "7", "7"]
-    (fault,) = [e for e in store.events(limit=100) if e["type"] == "storage.fault"]
+    (fault,) = [e for e in store.outbox.events(limit=100) if e["type"] == "storage.fault"]
     assert fault["storage"]["dropped"] == 6
 
 
@@ -110,4 +110,4 @@ def test_a_long_fault_keeps_memory_bounded_in_batches_too(tmp_path, store):
         assert journal.flush(10)
     finally:
         journal.close()
-    assert len([e for e in store.events(limit=1000) if e["type"].startswith("door.")]) == 99
+    assert len([e for e in store.outbox.events(limit=1000) if e["type"].startswith("door.")]) == 99

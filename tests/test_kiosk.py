@@ -176,7 +176,7 @@ lock_pin = 18
         self.cfg = config.load(path)
         self.url = f"http://127.0.0.1:{port}/"
         store = open_store(self.cfg)
-        store.apply(parse_document(snapshot(42, closures=[
+        store.schedule.apply(parse_document(snapshot(42, closures=[
             {"room": "gym-b", "start": "2026-11-25T20:00:00+01:00", "end": "2026-11-26T08:00:00+01:00", "reason": "Malerarbejde"}],
             bookings=[
                 booking("b880", "2026-11-25T15:00:00+01:00", "2026-11-25T16:30:00+01:00", title="Volleyball U12"),

@@ -6,7 +6,8 @@ import pytest
 
 from haldor.access import intake, policy
 from haldor.access.model import Conditions
-from haldor.access.store import DB_NAME, MIGRATIONS, Store
+from haldor.access.store import DB_NAME, Store
+from haldor.access.store.migrations import MIGRATIONS
 
 from .helpers import CARD, LEADER_CARD, SITE, booking, local, snapshot
 
@@ -16,7 +17,7 @@ def load(store, doc, now=0.0):
 
 
 def decide_card(store, card, now, door="main", **conditions):
-    return policy.decide(now, store.facts(door, now, card=card), Conditions(**conditions))
+    return policy.decide(now, store.schedule.facts(door, now, card=card), Conditions(**conditions))
 
 
 def tables(store):
@@ -27,8 +28,8 @@ def test_snapshot_applied_and_recorded(store):
     assert load(store, snapshot()).status == "applied"
     assert store.version == 42
     assert store.timezone == "Europe/Copenhagen"
-    assert [e["type"] for e in store.events()] == ["sync.applied"]
-    assert store.events()[0]["reason"] == "snapshot 42"
+    assert [e["type"] for e in store.outbox.events()] == ["sync.applied"]
+    assert store.outbox.events()[0]["reason"] == "snapshot 42"
     assert decide_card(store, CARD, local(2026, 11, 25, 17, 30)).granted
 
 
@@ -39,7 +40,7 @@ def test_stale_and_other_site_are_ignored_not_rejected(store):
     assert load(store, snapshot(41)).status == "stale"
     assert load(store, snapshot(50, site="other-site")).status == "other_site"
     assert tables(store) == before and store.version == 42
-    assert [e["type"] for e in store.events()] == ["sync.applied"]
+    assert [e["type"] for e in store.outbox.events()] == ["sync.applied"]
 
 
 def test_bad_snapshot_leaves_everything_as_it_was(store):
@@ -49,8 +50,8 @@ def test_bad_snapshot_leaves_everything_as_it_was(store):
     outcome = load(store, bad)
     assert outcome.status == "rejected" and "bookings[0].end" in outcome.message
     assert tables(store) == before and store.version == 42
-    assert store.events()[-1]["type"] == "sync.rejected"
-    assert "bookings[0].end" in store.events()[-1]["reason"]
+    assert store.outbox.events()[-1]["type"] == "sync.rejected"
+    assert "bookings[0].end" in store.outbox.events()[-1]["reason"]
 
 
 def test_delta_applies_atomically(store):
@@ -64,7 +65,7 @@ def test_delta_applies_atomically(store):
     assert {b["id"] for b in store.iter_table("bookings")} == {"b881", "b900"}
     assert "c1001" not in {c["id"] for c in store.iter_table("credentials")}
     assert list(store.iter_table("closures")) == []
-    assert store.events()[-1]["reason"] == "delta 43"
+    assert store.outbox.events()[-1]["reason"] == "delta 43"
 
 
 def test_delta_with_a_broken_reference_changes_nothing(store):
@@ -93,7 +94,7 @@ def test_delta_before_any_snapshot_is_a_gap(store):
 
 def test_cards_and_pins_never_reach_the_disk_in_clear(store, tmp_path):
     load(store, snapshot(42, bookings=[booking("b1", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00", pin="55667788")]))
-    store.append_events([{"type": "access.denied", "reason": "unknown_card"}], 0)
+    store.outbox.append([{"type": "access.denied", "reason": "unknown_card"}], 0)
     store.close()
     raw = b"".join(p.read_bytes() for p in (tmp_path / "data").iterdir())
     for secret in (CARD, CARD[4:], LEADER_CARD, "4821", "909090", "55667788"):
@@ -116,11 +117,11 @@ def test_device_secret_is_private_and_stable(tmp_path):
 
 
 def test_event_seq_never_goes_back_even_after_a_purge(store):
-    first = store.append_events([{"type": "agent.started"}, {"type": "door.opened", "door": "main"}], 1.0)
+    first = store.outbox.append([{"type": "agent.started"}, {"type": "door.opened", "door": "main"}], 1.0)
     assert [e["seq"] for e in first] == [1, 2]
     store.db.execute("DELETE FROM events")
     store.db.conn.commit()
-    again = store.append_events([{"type": "agent.started"}], 2.0)
+    again = store.outbox.append([{"type": "agent.started"}], 2.0)
     assert again[0]["seq"] == 3
     e = again[0]
     assert set(e) >= {"schema", "id", "site", "seq", "at", "type", "door", "reader", "credential", "booking", "reason"}
@@ -128,7 +129,7 @@ def test_event_seq_never_goes_back_even_after_a_purge(store):
 
 
 def test_event_time_is_local_with_offset(store):
-    (e,) = store.append_events([{"type": "agent.started"}], local(2026, 11, 25, 17, 2))
+    (e,) = store.outbox.append([{"type": "agent.started"}], local(2026, 11, 25, 17, 2))
     assert e["at"] == "2026-11-25T17:02:00.000+01:00"
 
 
@@ -174,7 +175,7 @@ def test_leader_presence_is_remembered_for_leader_first(store):
     assert decide_card(store, CARD, now).reason == "no_booking"
     d = decide_card(store, LEADER_CARD, now)
     assert d.granted
-    store.note_entry(d.booking, d.role, now)
+    store.activity.note_entry(d.booking, d.role, now)
     assert decide_card(store, CARD, now).granted
     (activity,) = store.iter_table("booking_activity")
     assert activity == {"booking": "b881", "first_entry": now, "entries": 1, "checkins": 0, "leader_present": 1}
@@ -190,27 +191,27 @@ def test_migrations_are_idempotent(tmp_path):
 
 def test_a_full_outbox_drops_the_oldest_door_movements_and_never_an_access_event(store):
     now = 1_800_000_000.0
-    store.append_events([{"type": "access.granted", "door": "main"}] * 10, now)
-    store.append_events([{"type": "door.opened", "door": "main"}, {"type": "door.closed", "door": "main"}] * 20, now)
-    store.append_events([{"type": "door.forced", "door": "main"}] * 10, now)
-    assert store.enforce_capacity(40) == 20
-    kept = store.events(undelivered=True, limit=1000)
+    store.outbox.append([{"type": "access.granted", "door": "main"}] * 10, now)
+    store.outbox.append([{"type": "door.opened", "door": "main"}, {"type": "door.closed", "door": "main"}] * 20, now)
+    store.outbox.append([{"type": "door.forced", "door": "main"}] * 10, now)
+    assert store.outbox.enforce_capacity(40) == 20
+    kept = store.outbox.events(undelivered=True, limit=1000)
     assert [e["type"] for e in kept].count("access.granted") == 10 and [e["type"] for e in kept].count("door.forced") == 10
     assert [e["seq"] for e in kept if e["type"].startswith("door.") and e["type"] != "door.forced"][0] == 31
-    assert store.outbox_stats()["dropped"] == 20
-    assert store.enforce_capacity(5) == 20  # the rest of the door movements; the access and alarm events stay
-    assert store.outbox_stats()["pending"] == 20
-    assert store.enforce_capacity(5) == 0
+    assert store.outbox.stats()["dropped"] == 20
+    assert store.outbox.enforce_capacity(5) == 20  # the rest of the door movements; the access and alarm events stay
+    assert store.outbox.stats()["pending"] == 20
+    assert store.outbox.enforce_capacity(5) == 0
 
 
 def test_delivered_events_are_purged_after_the_retention_period(store):
     old, recent = 1_800_000_000.0, 1_800_000_000.0 + 90 * 86400
-    first = store.append_events([{"type": "door.opened"}] * 3, old)
-    store.append_events([{"type": "door.opened"}] * 2, recent)
-    store.mark_delivered([e["seq"] for e in first[:2]], old)
-    assert store.purge_delivered(recent - 60 * 86400) == 2  # delivered and old; the undelivered old one stays
-    assert [e["seq"] for e in store.events(limit=10)] == [3, 4, 5]
-    assert store.outbox_stats()["pending"] == 3
+    first = store.outbox.append([{"type": "door.opened"}] * 3, old)
+    store.outbox.append([{"type": "door.opened"}] * 2, recent)
+    store.outbox.mark_delivered([e["seq"] for e in first[:2]], old)
+    assert store.outbox.purge_delivered(recent - 60 * 86400) == 2  # delivered and old; the undelivered old one stays
+    assert [e["seq"] for e in store.outbox.events(limit=10)] == [3, 4, 5]
+    assert store.outbox.stats()["pending"] == 3
 
 
 def test_cached_settings_follow_another_connections_commits(tmp_path):

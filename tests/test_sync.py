@@ -237,8 +237,8 @@ def test_events_made_while_the_broker_is_down_all_arrive_in_order(rig, broker):
     writer = open_store(site.cfg)
     try:
         for _ in range(10):
-            writer.append_events([{"type": "door.opened", "door": "main"}] * 1000, time.time())
-        assert writer.outbox_stats()["pending"] >= 10_000
+            writer.outbox.append([{"type": "door.opened", "door": "main"}] * 1000, time.time())
+        assert writer.outbox.stats()["pending"] >= 10_000
     finally:
         writer.close()
     broker.start()
@@ -249,7 +249,7 @@ def test_events_made_while_the_broker_is_down_all_arrive_in_order(rig, broker):
     seqs = list(first_seen.values())
     assert seqs == sorted(seqs)  # in seq order, duplicates aside
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # none missing
-    wait_for(lambda: site.store.outbox_stats()["pending"] == 0, timeout=20, what="outbox emptied by acknowledgements")
+    wait_for(lambda: site.store.outbox.stats()["pending"] == 0, timeout=20, what="outbox emptied by acknowledgements")
 
 
 def test_the_last_will_says_offline_when_the_agent_vanishes(rig):

@@ -58,7 +58,7 @@ def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
     outcome = process(store, payload, keys=keys, require_signature=require_signature, now=now, doors=doors)
     event = outcome.event()
     if event is not None:
-        store.append_events([event], now)
+        store.outbox.append([event], now)
     return outcome
 
 
@@ -85,7 +85,7 @@ def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
             noted.append(Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings)))
             return [e for e in [noted[0].event()] if e is not None]
 
-        result = store.apply(doc, now, report)
+        result = store.schedule.apply(doc, now, report)
     except GapError as exc:
         message = f"{exc}; a snapshot is needed"
         log.warning("schedule gap: %s", message)
@@ -126,7 +126,7 @@ def _warnings(store: Store, version: int, before: int | None, doors: Collection[
                         "if that was a mistake, send the reset_version command and then a snapshot")
     if doors is not None:
         try:
-            warnings += door_warnings(store.room_doors(), doors)
+            warnings += door_warnings(store.schedule.room_doors(), doors)
         except sqlite3.Error as exc:  # applied all the same; the warnings are a courtesy
             log.warning("door warnings not computed: %s", exc)
     return warnings
@@ -143,7 +143,7 @@ def _ignorable(store: Store, raw: Any) -> Outcome | None:
     kind = "snapshot" if raw["schema"] == SNAPSHOT_SCHEMA else "delta"
     if site != store.site:
         return Outcome("other_site", f"ignored {kind} {version}: for site {site!r}", version)
-    stale = store.why_stale(kind, version)
+    stale = store.schedule.why_stale(kind, version)
     if stale is not None:
         return Outcome("stale", f"ignored {kind} {version}: {stale}", version)
     return None

@@ -164,7 +164,7 @@ class Journal:
                 with self._store.write():
                     for write in batch.writes:
                         write(self._store)
-                    stored = self._store.append_events(events, self._clock())
+                    stored = self._store.outbox.append(events, self._clock())
             except (sqlite3.Error, StoreError, OSError) as exc:
                 if "full" in _reason(exc) and self._store.data_dir is not None and reserve.release(self._store.data_dir):
                     self._post(StorageChanged())  # the loop says the disk is almost full

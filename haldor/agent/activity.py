@@ -48,7 +48,10 @@ def check_in(store: Store, read: CardRead | PinRead, now: float, *, clock_truste
              kiosk: Any = None) -> list:
     """A badge at the kiosk reader (a reader with no door): the effects, and the screen's answer."""
     pin = isinstance(read, PinRead)
-    facts = store.checkin_facts(now, pin=read.pin) if isinstance(read, PinRead) else store.checkin_facts(now, card=read.card)
+    if isinstance(read, PinRead):
+        facts = store.activity.checkin_facts(now, pin=read.pin)
+    else:
+        facts = store.activity.checkin_facts(now, card=read.card)
     facts = _with_unwritten_checkins(facts, pending)
     answer = checkin.decide_checkin(now, facts, pin=pin, clock_trusted=clock_trusted)
     log.info("%s at kiosk reader %s: %s (credential %s, booking %s)", "PIN" if pin else "card", read.reader,
@@ -72,7 +75,7 @@ def due_reports(store: Store, now: float, pending: list) -> list:
         return []  # an entry or check-in on its way to the store would change the verdict: next round
     effects: list = []
     unwritten = {(e.kind, e.booking) for e in pending if isinstance(e, Reported)}
-    for kind, record in checkin.due_reports(now, store.booking_records(now, since), store.policy.no_show_after_min):
+    for kind, record in checkin.due_reports(now, store.activity.booking_records(now, since), store.policy.no_show_after_min):
         if (kind, record.id) in unwritten:
             continue
         if kind == "no_show":

@@ -107,7 +107,7 @@ class MqttLink:
         m = cfg.mqtt
         self.topics = Topics(m["topic_prefix"], cfg.site_id)
         self.host, self.port = m["host"], m["port"]
-        self._outbox = outbox  # its own connection: the pump runs beside the decision loop
+        self._outbox = outbox.outbox  # its own connection: the pump runs beside the decision loop
         # A delivery mark lost in a power cut only means the event is sent again (consumers
         # drop duplicates by id), so these commits need not wait for the disk.
         outbox.db.execute("PRAGMA synchronous=NORMAL")

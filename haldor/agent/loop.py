@@ -253,9 +253,9 @@ class Agent:
             return activity.check_in(self.store, read, now, clock_trusted=self.clock_trusted, pending=pending,
                                      kiosk=self.kiosk)
         if isinstance(read, CardRead):
-            facts = self.store.facts(door, now, card=read.card)
+            facts = self.store.schedule.facts(door, now, card=read.card)
         else:
-            facts = self.store.facts(door, now, pin=read.pin)
+            facts = self.store.schedule.facts(door, now, pin=read.pin)
         facts = activity.with_unwritten_leaders(facts, pending)
         decision, effects = self.controller.present(now, read.reader, facts, pin=isinstance(read, PinRead),
                                                     clock_trusted=self.clock_trusted)
@@ -324,12 +324,12 @@ class Agent:
             self._submit(Batch(writes=[lambda s: self._purge(s, before)]))
 
     def _enforce_capacity(self, store: Store) -> None:
-        dropped = store.enforce_capacity(self.cfg.sync["outbox_capacity"])
+        dropped = store.outbox.enforce_capacity(self.cfg.sync["outbox_capacity"])
         if dropped:
             log.warning("outbox full: dropped the %d oldest door.opened/door.closed events", dropped)
 
     def _purge(self, store: Store, before: float) -> None:
-        purged = store.purge_delivered(before)
+        purged = store.outbox.purge_delivered(before)
         if purged:
             log.info("purged %d delivered events older than %d days", purged, self.cfg.privacy["event_retention_days"])
 

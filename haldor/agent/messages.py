@@ -110,10 +110,10 @@ OVERLAID = (Entered, CheckedIn, Reported, Remembered)
 
 #: what each effect writes to the store, in the batch that stores its events
 WRITES: dict[type, Callable[[Store, Any, float], Any]] = {
-    Entered: lambda s, e, now: s.note_entry(e.booking, e.role, now),
-    CheckedIn: lambda s, e, now: s.note_checkin(e.booking, e.credential, e.role, now),
-    Reported: lambda s, e, now: s.mark_reported(e.kind, e.booking, now),
-    Remembered: lambda s, e, now: s.remember_command(e.command, e.expires_at, now, e.result),
-    AnyVersion: lambda s, e, now: s.accept_any_version(),
+    Entered: lambda s, e, now: s.activity.note_entry(e.booking, e.role, now),
+    CheckedIn: lambda s, e, now: s.activity.note_checkin(e.booking, e.credential, e.role, now),
+    Reported: lambda s, e, now: s.activity.mark_reported(e.kind, e.booking, now),
+    Remembered: lambda s, e, now: s.commands.remember(e.command, e.expires_at, now, e.result),
+    AnyVersion: lambda s, e, now: s.schedule.accept_any_version(),
     Forget: lambda s, e, now: s.set_meta(e.key, None),
 }

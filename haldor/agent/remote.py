@@ -191,12 +191,12 @@ class Remote:
             for e in batch.after:
                 if isinstance(e, Remembered) and e.command == command_id:
                     return e.result
-        return self.store.command_result(command_id)
+        return self.store.commands.result(command_id)
 
     def _command_seen(self, command_id: str) -> bool:
         """Seen before: stored, or remembered by a write still on its way to the store."""
         return (any(isinstance(e, Remembered) and e.command == command_id for b in self._unwritten for e in b.after)
-                or self.store.command_seen(command_id))
+                or self.store.commands.seen(command_id))
 
     def _unreadable_command(self, payload: bytes, error: str, now: float) -> list:
         """A command that cannot be read or trusted: answered, unless a flood of them is (budget)."""

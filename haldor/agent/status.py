@@ -70,7 +70,7 @@ class StatusTeller:
             "clock_trusted": a.clock_trusted, "mode": a.controller.mode, "doors": a.controller.status(),
             "readers": self.readers(),
             "storage": {**storage, "since": storage["since"] and store.iso(storage["since"])},
-            "outbox": {**store.outbox_stats(), "capacity": a.cfg.sync["outbox_capacity"]},
+            "outbox": {**store.outbox.stats(), "capacity": a.cfg.sync["outbox_capacity"]},
             "uptime_s": int(a.clock.monotonic() - self._started_mono),
         }
 

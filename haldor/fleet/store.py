@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
+from haldor.db import migrate
 from haldor.protocol import Event
 
 #: the events the fleet lists as alarms
@@ -25,24 +26,32 @@ def _ts(text: Any) -> float | None:
         return None
 
 
+def _m1_sites_and_events(db: sqlite_utils.Database) -> None:
+    if "sites" in db.table_names():  # made before the fleet's schema had a version
+        return
+    db["sites"].create({"site": str, "online": int, "since": float, "status_at": float, "seen_at": float,
+                        "schedule_version": int, "last_sync": float, "outbox_pending": int,
+                        "outbox_oldest": str, "agent_version": str, "mode": str, "doors": str}, pk="site")
+    db["events"].create({"id": str, "site": str, "seq": int, "at": str, "at_ts": float, "type": str,
+                         "door": str, "reader": str, "booking": str, "reason": str, "usage": str}, pk="id")
+    db["events"].create_index(["site", "type", "at_ts"])
+    db["events"].create_index(["type", "at_ts"])
+
+
+def _m2_readers(db: sqlite_utils.Database) -> None:
+    if "readers" not in db["sites"].columns_dict:
+        db["sites"].add_column("readers", str)
+
+
+MIGRATIONS = (_m1_sites_and_events, _m2_readers)
+
+
 class FleetStore:
     def __init__(self, path: str | Path) -> None:
         conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
         self.db = sqlite_utils.Database(conn)
         self.db.execute("PRAGMA journal_mode=WAL")
-        if "sites" not in self.db.table_names():
-            with self.db.atomic():
-                self.db["sites"].create({"site": str, "online": int, "since": float, "status_at": float, "seen_at": float,
-                                         "schedule_version": int, "last_sync": float, "outbox_pending": int,
-                                         "outbox_oldest": str, "agent_version": str, "mode": str, "doors": str},
-                                        pk="site")
-                self.db["events"].create({"id": str, "site": str, "seq": int, "at": str, "at_ts": float, "type": str,
-                                          "door": str, "reader": str, "booking": str, "reason": str, "usage": str},
-                                         pk="id")
-                self.db["events"].create_index(["site", "type", "at_ts"])
-                self.db["events"].create_index(["type", "at_ts"])
-        if "readers" not in self.db["sites"].columns_dict:  # a fleet database from before readers were reported
-            self.db["sites"].add_column("readers", str)
+        migrate(self.db, MIGRATIONS)
 
     def close(self) -> None:
         self.db.conn.close()

@@ -1,0 +1,202 @@
+"""The schedule in force: a snapshot or delta applied whole (one transaction), and the
+facts a decision needs read from it."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable
+
+from haldor.access.model import BookingFact, Candidate, ClosureFact, Delta, Facts, Snapshot
+from haldor.access.schedule import check_references
+from haldor.errors import DocumentError, StoreError
+
+if TYPE_CHECKING:
+    from .database import Store
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    status: str  # "applied" | "stale" | "other_site"
+    kind: str  # "snapshot" | "delta"
+    version: int
+    detail: str = ""
+
+
+class GapError(DocumentError):
+    """A delta's base is not the applied version: a snapshot is needed."""
+
+
+class ScheduleTables:
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def apply(self, doc: Snapshot | Delta, now: float,
+              report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None) -> ApplyResult:
+        """Apply a validated document atomically; DocumentError rejects it whole.
+        ``report(result, previous_version)`` gives the events that say it was applied: they
+        are committed with it, so a schedule is never in force without its event."""
+        kind = "delta" if isinstance(doc, Delta) else "snapshot"
+        if doc.site != self._s.site:
+            return ApplyResult("other_site", kind, doc.version, f"for site {doc.site!r}")
+        stale = self.why_stale(kind, doc.version)
+        if stale is not None:
+            return ApplyResult("stale", kind, doc.version, stale)
+        current = self._s.version
+        try:
+            with self._s.write():
+                if isinstance(doc, Delta):
+                    if current is None or doc.base_version != current:
+                        raise GapError(f"delta {doc.version} is based on {doc.base_version}, applied is {current}")
+                    self._apply_delta(doc)
+                else:
+                    self._apply_snapshot(doc)
+                    self._s.put_meta("rehash_needed", None)
+                    self._s.put_meta("any_version", None)
+                self._s.put_meta("schedule_version", doc.version)
+                self._s.put_meta("last_sync", now)
+                if self._s.meta("reports_since") is None:  # bookings before the first schedule were not watched
+                    self._s.put_meta("reports_since", now)
+                self._s.put_meta("max_booking_s", self._max_booking_s())
+                result = ApplyResult("applied", kind, doc.version)
+                if report is not None:
+                    self._s.outbox.append(report(result, current), now)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
+        return result
+
+    def _apply_snapshot(self, s: Snapshot) -> None:
+        for table in ("rooms", "room_doors", "associations", "credentials", "bookings", "closures"):
+            self._s.db.execute(f"DELETE FROM {table}")
+        self._upsert(s.rooms, s.associations, s.credentials, s.bookings)
+        self._replace_closures(s.closures)
+        self._s.put_meta("timezone", s.timezone)
+        self._s.put_meta("policy", None if s.policy is None else asdict(s.policy))
+        self._s.put_meta("generated_at", s.generated_at)
+        # activity of bookings that are gone is of no more use
+        self._s.db.execute("DELETE FROM booking_activity WHERE booking NOT IN (SELECT id FROM bookings)")
+        self._s.db.execute("DELETE FROM booking_checkins WHERE booking NOT IN (SELECT id FROM bookings)")
+
+    def _apply_delta(self, d: Delta) -> None:
+        self._s.db.conn.executemany("DELETE FROM bookings WHERE id = ?", [(i,) for i in d.delete_bookings])
+        self._s.db.conn.executemany("DELETE FROM credentials WHERE id = ?", [(i,) for i in d.delete_credentials])
+        self._s.db.conn.executemany("DELETE FROM room_doors WHERE room = ?", [(r.id,) for r in d.rooms])
+        self._upsert(d.rooms, d.associations, d.credentials, d.bookings)
+        if d.closures is not None:
+            self._s.db.execute("DELETE FROM closures")
+            self._replace_closures(d.closures)
+        rooms = {r[0] for r in self._s.db.execute("SELECT id FROM rooms")}
+        associations = {r[0] for r in self._s.db.execute("SELECT id FROM associations")}
+        # only what the delta brings can break a reference: the store was whole before
+        check_references(rooms, associations, d.credentials, d.bookings, d.closures)
+
+    def _upsert(self, rooms, associations, credentials, bookings) -> None:
+        c = self._s.db.conn
+        c.executemany("INSERT OR REPLACE INTO rooms(id, name) VALUES (?, ?)", [(r.id, r.name) for r in rooms])
+        c.executemany(
+            "INSERT OR IGNORE INTO room_doors(room, door) VALUES (?, ?)",
+            [(r.id, door) for r in rooms for door in r.doors],
+        )
+        c.executemany("INSERT OR REPLACE INTO associations(id, name) VALUES (?, ?)", [(a.id, a.name) for a in associations])
+        c.executemany(
+            "INSERT OR REPLACE INTO credentials(id, card_hash, pin_hash, association, role, valid_from, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (x.id, x.card and self._s.card_hash(x.card), x.pin and self._s.pin_hash(x.pin), x.association, x.role, x.valid_from, x.valid_until)
+                for x in credentials
+            ],
+        )
+        c.executemany(
+            "INSERT OR REPLACE INTO bookings(id, room, association, title, start, end, status, pin_hash, unlocked_during) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (b.id, b.room, b.association, b.title, b.start, b.end, b.status, b.pin and self._s.pin_hash(b.pin), int(b.unlocked_during))
+                for b in bookings
+            ],
+        )
+
+    def _replace_closures(self, closures) -> None:
+        self._s.db.conn.executemany(
+            "INSERT INTO closures(room, start, end, reason) VALUES (?, ?, ?, ?)",
+            [(c.room, c.start, c.end, c.reason) for c in closures],
+        )
+
+    def _max_booking_s(self) -> float:
+        row = self._s.db.execute("SELECT MAX(end - start) FROM bookings").fetchone()
+        return row[0] or 0.0
+
+    def why_stale(self, kind: str, version: int) -> str | None:
+        """Why a document of ``version`` is ignored (PROTOCOL 2, 3), or None. A snapshot of the
+        applied version is taken again after the device secret changed (to hash anew), and
+        any snapshot after a ``reset_version`` command."""
+        current = self._s.version
+        if current is None or version > current:
+            return None
+        if kind == "snapshot" and (self._s.meta("any_version") or (version == current and self._s.rehash_needed)):
+            return None
+        return f"version {version} <= applied {current}"
+
+    def accept_any_version(self) -> None:
+        """The ``reset_version`` command: the next snapshot is applied whatever its version
+        (the way out of a version published too far ahead)."""
+        self._s.set_meta("any_version", True)
+
+    def room_doors(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self._s.db.execute("SELECT room, door FROM room_doors ORDER BY room, door")]
+
+    def rooms_of_door(self, door: str) -> frozenset[str]:
+        return frozenset(r[0] for r in self._s.db.execute("SELECT room FROM room_doors WHERE door = ?", [door]))
+
+    def facts(self, door: str, now: float, *, card: str | None = None, pin: str | None = None) -> Facts:
+        """Everything that bears on presenting ``card`` or ``pin`` at ``door`` at ``now``."""
+        if (card is None) == (pin is None):
+            raise ValueError("give a card or a pin")
+        policy = self._s.policy
+        day = self._s.local_day(now)
+        rooms = self.rooms_of_door(door)
+        column, digest = ("card_hash", self._s.card_hash(card)) if card is not None else ("pin_hash", self._s.pin_hash(pin))
+        candidates = tuple(
+            Candidate(*row)
+            for row in self._s.db.execute(
+                f"SELECT id, association, role, valid_from, valid_until FROM credentials WHERE {column} = ? ORDER BY id", [digest]
+            )
+        )
+        low = min(day[0], now - policy.grace_after_min * 60)
+        high = max(day[1], now + policy.grace_before_min * 60)
+        bookings: dict[str, BookingFact] = {}
+        associations = sorted({c.association for c in candidates if c.association})
+        if rooms and associations:
+            sql = f"""
+                SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 0
+                FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
+                WHERE b.status = 'approved' AND b.room IN ({",".join("?" * len(rooms))})
+                  AND b.start < ? AND b.start > ? AND b.end > ?
+                  AND b.association IN ({",".join("?" * len(associations))})"""
+            lowest_start = low - (self._s.meta("max_booking_s") or 0) - 1
+            for row in self._s.db.execute(sql, [*sorted(rooms), high, lowest_start, low, *associations]):
+                bookings[row[0]] = _booking_fact(row)
+        if pin is not None:
+            sql = """
+                SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 1
+                FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
+                WHERE b.status = 'approved' AND b.pin_hash = ?"""
+            for row in self._s.db.execute(sql, [digest]):
+                bookings[row[0]] = _booking_fact(row)
+        closures = tuple(
+            ClosureFact(*row)
+            for row in self._s.db.execute("SELECT room, start, end, reason FROM closures WHERE start <= ? AND end > ?", [now, now])
+        )
+        if any(b.unlocked_during for b in bookings.values()):
+            for bid, b in bookings.items():
+                if b.unlocked_during:
+                    doors = tuple(r[0] for r in self._s.db.execute("SELECT door FROM room_doors WHERE room = ? ORDER BY door", [b.room]))
+                    bookings[bid] = replace(b, doors=doors)
+        return Facts(door=door, rooms=rooms, credentials=candidates, bookings=tuple(bookings.values()),
+                     closures=closures, policy=policy, day=day)
+
+    def booking(self, booking_id: str) -> dict | None:
+        rows = list(self._s.db["bookings"].rows_where("id = ?", [booking_id]))
+        return rows[0] if rows else None
+
+
+def _booking_fact(row: tuple) -> BookingFact:
+    bid, room, association, start, end, unlocked, leader, pin_match = row
+    return BookingFact(bid, room, association, start, end, bool(unlocked), bool(leader), bool(pin_match))
