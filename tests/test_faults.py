@@ -4,20 +4,22 @@ process against a real Mosquitto, real SQLite files and a pty reader."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor.access.envelope import seal
+from haldor.agent.data_lock import DataDirBusy, DataDirLock
 
 from .agent_process import AgentProcess
-from .broker import Publisher, Watcher
+from .broker import Publisher, Watcher, iso
 from .helpers import CARETAKER_CARD, snapshot, wait_for
 from .test_sync import _public
 
@@ -44,9 +46,10 @@ def _signed(text: str, key: Ed25519PrivateKey) -> bytes:
     return json.dumps(seal(text, KID, key)).encode()
 
 
-def _doors_work(agent: AgentProcess, watcher: Watcher) -> None:
+def _doors_work(agent: AgentProcess, watcher: Watcher, line: str = CARETAKER_CARD) -> None:
+    """The caretaker let in (by card, or by PIN: the same card twice within a second is one read)."""
     before = len(watcher.events("access.granted"))
-    agent.badge(card=CARETAKER_CARD)
+    agent.badge(card=line)
     wait_for(lambda: len(watcher.events("access.granted")) > before, timeout=10, what="a caretaker let in")
 
 
@@ -236,18 +239,25 @@ def test_a_write_lock_held_by_another_process_never_holds_up_a_door(site):
     assert seqs == list(range(1, len(seqs) + 1))
 
 
-def test_a_flood_of_garbage_on_cmd_neither_holds_up_a_door_nor_fills_the_store(site):
+def test_a_flood_of_garbage_on_cmd_neither_holds_up_a_door_nor_fills_the_store(site, signing_key):
     """Thousands of unreadable commands a second: the door's inputs come first, only the
     first few refusals a minute are reported one by one, and a stop is heard at once."""
     agent, watcher, publisher = site
     stop = threading.Event()
     sent = [0]
 
+    now = datetime.now(timezone.utc)
+    other_site = _signed(json.dumps({"schema": "haldor.command/1", "id": "c-other", "site": "other-skole",
+                                     "action": "lockdown", "issued_at": iso(now),
+                                     "expires_at": iso(now + timedelta(minutes=5))}), signing_key)
+
     def flood() -> None:
         while not stop.is_set():
             for qos in (0, 0, 0, 1):
                 publisher.client.publish("haldor/v1/valby-skole/cmd", b'{"doc": "garbage %d"}' % sent[0], qos=qos)
                 sent[0] += 1
+            publisher.client.publish("haldor/v1/valby-skole/cmd", other_site, qos=0)  # signed, for another site
+            publisher.client.publish("haldor/v1/valby-skole/schedule", b"", qos=0)  # empty: free to send, not to hold
 
     flooder = threading.Thread(target=flood, daemon=True)
     flooder.start()
@@ -339,6 +349,76 @@ def test_a_database_deleted_while_running_is_saved_in_its_place_and_the_agent_re
     seqs = [e["seq"] for e in agent.stored()]
     assert seqs == list(range(1, len(seqs) + 1))
     assert not [e for e in watcher.events("storage.fault") if "database" in e["reason"]]  # no recovery was needed
+
+
+def test_a_deleted_wal_or_data_folder_is_noticed_and_nothing_is_lost(site):
+    """-wal and -shm deleted, then the whole folder: each time the agent stops (75) with
+    what it had open saved in place, and starts again with its schedule, its secret and
+    every event."""
+    agent, watcher, publisher = site
+    data = Path(agent.data_dir)
+    secret = (data / "device.secret").read_bytes()
+    for damage in ("wal", "folder"):
+        _doors_work(agent, watcher)
+        if damage == "wal":
+            for suffix in ("-wal", "-shm"):
+                (data / f"haldor.db{suffix}").unlink()
+        else:
+            shutil.rmtree(data)
+        assert agent.proc.wait(30) == 75
+        agent.start()
+        _doors_work(agent, watcher, "pin:909090")
+        assert (data / "device.secret").read_bytes() == secret
+        seqs = [e["seq"] for e in agent.stored()]
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert watcher.docs("status")[-1]["schedule_version"] == 42
+    assert not [e for e in watcher.events("storage.fault") if "database" in e["reason"]]  # no recovery was needed
+
+
+def test_the_lock_outlives_its_folder(tmp_path):
+    """A second agent on a folder made anew after the first one's was deleted is refused
+    while the first lives: the lock is also held on the folder's path."""
+    data = tmp_path / "data"
+    first = DataDirLock(data).acquire()
+    try:
+        shutil.rmtree(data)
+        with pytest.raises(DataDirBusy, match="another haldor run"):
+            DataDirLock(data).acquire()
+    finally:
+        first.release()
+    DataDirLock(data).acquire().release()  # and free once the first one lets go
+
+
+def test_a_device_secret_deleted_just_before_a_stop_is_there_after_it(site):
+    agent, watcher, publisher = site
+    secret = Path(agent.data_dir) / "device.secret"
+    before = secret.read_bytes()
+    secret.unlink()
+    assert agent.stop() == 0
+    assert secret.read_bytes() == before
+
+
+def test_a_command_is_acknowledged_only_once_it_is_stored(site, signing_key):
+    """Decided, but its effect not yet stored (another process holds the write lock) when
+    the agent is killed: the broker delivers it again, and it is carried out then."""
+    agent, watcher, publisher = site
+    db = Path(agent.data_dir) / "haldor.db"
+    blocker = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                                "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read(); c.rollback()",
+                                str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert blocker.stdout.readline().strip() == "held"
+        cid = publisher.command("lockdown")
+        wait_for(lambda: agent.log.read_text().count(f"command {cid}: lockdown"), timeout=10, what="lockdown decided")
+        agent.kill()
+    finally:
+        blocker.stdin.close()
+        blocker.wait(10)
+    agent.start()
+    results = wait_for(lambda: [r for r in watcher.docs("cmd/result") if r["id"] == cid], timeout=20, what="a result")
+    assert results[0]["ok"] is True
+    wait_for(lambda: watcher.docs("status")[-1]["mode"] == "lockdown", timeout=10, what="lockdown in force")
+    assert len([e for e in agent.stored() if e["type"] == "command.result" and e["command"] == cid]) == 1
 
 
 def _corrupt(path: Path) -> None:

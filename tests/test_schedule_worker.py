@@ -35,6 +35,7 @@ def test_a_child_killed_once_asks_for_the_document_again_and_twice_rejects_it(st
             child.kill()
             outcome = outcomes.get(timeout=30)
             assert outcome.status == expected, outcome
+            assert outcome.again == (expected == "failed")  # asked for again at once, the first time
         assert store.version is None  # nothing half-applied
         worker.submit(json.dumps(snapshot(44)).encode(), outcomes.put)  # the next one is applied
         assert outcomes.get(timeout=30).status == "applied"

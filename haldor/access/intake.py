@@ -32,6 +32,8 @@ class Outcome:
     warnings: tuple[str, ...] = ()
     #: its event is already stored (an applied document's, committed with it)
     reported: bool = False
+    #: failed for a reason that may be gone at once (the worker process died): asked for again now
+    again: bool = False
 
     @property
     def changed(self) -> bool:

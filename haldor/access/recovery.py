@@ -92,6 +92,7 @@ def save_deleted(conn: sqlite3.Connection, db_path: Path) -> Path | None:
     the agent's connections are closed. None when a file is in its place (replaced, not deleted)."""
     if db_path.exists():
         return None
+    db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the whole folder was deleted
     partial = db_path.with_name(db_path.name + ".saving")
     partial.unlink(missing_ok=True)
     dest = sqlite3.connect(partial)

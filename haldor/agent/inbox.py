@@ -18,8 +18,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: payload bytes the network's lane holds before it drops QoS 0 messages
-MAX_REMOTE_BYTES = 64 * 1024 * 1024
+#: bytes the network's lane holds before it drops QoS 0 messages
+MAX_REMOTE_BYTES = 16 * 1024 * 1024
+#: what a message costs beyond its payload (the objects around it): an empty one is not free
+MESSAGE_OVERHEAD = 1024
 
 
 def _payload(message: Any) -> bytes | None:
@@ -46,14 +48,15 @@ class Inbox:
             if payload is None:
                 self._local.append(message)
             else:
-                if self._remote_bytes + len(payload) > self._max_remote_bytes and getattr(message, "qos", 1) == 0:
+                size = len(payload) + MESSAGE_OVERHEAD
+                if self._remote_bytes + size > self._max_remote_bytes and getattr(message, "qos", 1) == 0:
                     if self.dropped % 1000 == 0:
                         log.warning("network messages arrive faster than they are handled: %d dropped so far",
                                     self.dropped + 1)
                     self.dropped += 1
                     return
                 self._remote.append(message)
-                self._remote_bytes += len(payload)
+                self._remote_bytes += size
             self._ready.notify()
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
@@ -64,7 +67,7 @@ class Inbox:
                 return self._local.popleft()
             if self._remote:
                 message = self._remote.popleft()
-                self._remote_bytes -= len(_payload(message) or b"")
+                self._remote_bytes -= len(_payload(message) or b"") + MESSAGE_OVERHEAD
                 return message
             raise queue.Empty
 

@@ -30,7 +30,7 @@ from .hardware import Hardware
 from .http_fallback import HttpFallback, HttpSchedule
 from .inbox import Inbox
 from .link import Connected, Disconnected, MqttLink, Received
-from .messages import (OVERLAID, WRITES, Command, ContactChanged, ExitPressed, FireChanged, Forget, Publish,
+from .messages import (OVERLAID, WRITES, Acked, Command, ContactChanged, ExitPressed, FireChanged, Forget, Publish,
                        ScheduleDone, Stop, Tick)
 from .notify import Notifier
 from .periodic import Every
@@ -170,6 +170,10 @@ class Agent:
             self.notifier.stopping()
             self.hw.close()
             log.info("agent stopped; locks in their safe state")
+            try:  # deleted just before the stop: the hashes were made with it
+                self.store.keep_secret()
+            except (OSError, StoreError) as exc:
+                log.error("device secret not kept: %s", exc)
             self.journal.close(FLUSH_ON_STOP_S)
             if self.fallback is not None:
                 self.fallback.stop()
@@ -287,9 +291,16 @@ class Agent:
             self._unwritten.remove(message.batch)
         except ValueError:
             pass
+        sent = True
         for e in message.batch.after:
             if isinstance(e, Publish) and self.link is not None:
-                self.link.publish(getattr(self.link.topics, e.topic), e.doc)
+                sent = self.link.publish(getattr(self.link.topics, e.topic), e.doc) and sent
+        for e in message.batch.after:
+            if isinstance(e, Acked):
+                if sent:
+                    self.remote.ack(e.message)
+                else:  # the broker delivers it again, and the same result is sent then
+                    log.info("message on %s not acknowledged: its result could not be sent", e.message.topic)
         if message.events:
             if self.link is not None:
                 self.link.kick()

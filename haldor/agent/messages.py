@@ -100,6 +100,14 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
+class Acked:
+    """An effect: the broker may forget the message once the batch is stored and what it
+    publishes has gone out (else the broker delivers it again)."""
+
+    message: Received
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     pass
 

@@ -27,7 +27,7 @@ from . import inflight
 from .budget import ReportBudget
 from .http_fallback import HttpSchedule
 from .link import MqttLink, Received
-from .messages import AnyVersion, Publish, Remembered, ScheduleDone
+from .messages import Acked, AnyVersion, Publish, Remembered, ScheduleDone
 from .periodic import Once
 from .schedule_worker import ScheduleWorker, Site
 from .site import policy_of
@@ -90,6 +90,9 @@ class Remote:
             if schedule:
                 return [Emit(Event.SYNC_REJECTED, reason=reason)]
             return self._unreadable_command(message.payload, "poison", now)
+        if schedule and not message.payload:  # how MQTT clears a retained message: nothing to apply
+            self._ack(message, key)
+            return []
         if schedule:
             # applied beside the loop; acknowledged when it is done (ScheduleDone)
             self.worker().submit(message.payload, lambda outcome: self._post(ScheduleDone(outcome, message)))
@@ -105,12 +108,21 @@ class Remote:
                 effects = self._unreadable_command(message.payload, f"malformed command ({type(exc).__name__})", now)
         else:
             log.warning("message on unexpected topic %s ignored", message.topic)
-        self._ack(message, key)
-        return effects
+        self.guard.end(key)  # handled without a crash
+        if not effects:  # nothing to store or to answer (a flood's refusal, an unexpected topic)
+            self.ack(message)
+            return []
+        # acknowledged once what it did is stored and its result sent (Agent._stored): a crash or a
+        # lost link before that has the broker deliver it again, and it is answered as before
+        return effects + [Acked(message)]
 
-    def _ack(self, message: Received, key: str | None = None) -> None:
+    def ack(self, message: Received) -> None:
+        """The broker may forget the message."""
         if self.link is not None:
             self.link.ack(message)
+
+    def _ack(self, message: Received, key: str | None = None) -> None:
+        self.ack(message)
         self.guard.end(key or inflight.digest(message.topic, message.payload))
 
     def worker(self) -> ScheduleWorker:
@@ -132,13 +144,13 @@ class Remote:
             self.request_sync()
         elif outcome.status == "failed":  # the store could not take it: ask again later
             effects += self.storage.check_files()  # deleted under the agent, maybe: put right at once
-            if effects:
+            if effects or outcome.again:
                 self.request_sync()
-            else:
+            elif self.resync.next_at is None:
                 self.resync.at(now + RESYNC_AFTER_FAILURE_S)
         if done.message is not None:
             self._ack(done.message)
-        if outcome.status == "rejected" and not self._refusals["schedule"].allow(now):
+        if outcome.status in ("rejected", "failed", "gap") and not self._refusals["schedule"].allow(now):
             return effects
         event = outcome.event()
         return effects + ([] if event is None else [Emit(event["type"], reason=event["reason"], extra=event.get("extra"))])
@@ -165,14 +177,16 @@ class Remote:
         why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now,
                                seen=self._command_seen(cmd.id))
         effects = self._command_effects(cmd, why, now)
-        if cmd.site == self.cfg.site_id:
-            result = next(e.doc for e in effects if isinstance(e, Publish) and e.topic == "cmd_result")
+        result = next((e.doc for e in effects if isinstance(e, Publish) and e.topic == "cmd_result"), None)
+        if cmd.site == self.cfg.site_id and result is not None:
             effects.insert(0, Remembered(cmd.id, cmd.expires_at, {"digest": digest, "result": result}))
         return effects
 
     def _command_effects(self, cmd: commands.CommandDoc, why: str | None, now: float) -> list:
         effects: list = []
         if why is not None:
+            if not self._refusals["cmd"].allow(now):  # a signed command replayed by the thousand
+                return []
             return self._command_result(cmd.id, cmd.action, cmd.door, why, now)
         log.info("command %s: %s %s by %s", cmd.id, cmd.action, cmd.door or "", cmd.by)
         if cmd.action == "resync":

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 RECYCLE_AFTER_BYTES = 1024 * 1024
 #: documents waiting beyond this many bytes are not kept: "failed" (acknowledged, asked for again later)
 MAX_WAITING_BYTES = 64 * 1024 * 1024
+#: nor more documents than this (small ones cost memory and a process's time too)
+MAX_WAITING = 20
 #: a document not applied by then has hung the child (a 300,000-credential site takes about 10 s here)
 APPLY_TIMEOUT_S = 600.0
 
@@ -73,6 +75,8 @@ class ScheduleWorker:
         #: digests of documents the child died on once: the second time they are rejected
         self._killed_by: set[str] = set()
         self._waiting = 0  # bytes submitted and not yet applied
+        self._count = 0  # documents submitted and not yet applied
+        self._turned_away = 0
         self._waiting_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
         self._thread.start()
@@ -81,12 +85,15 @@ class ScheduleWorker:
         """Apply ``payload`` after everything submitted before it; ``done(outcome)`` runs
         on the worker's thread. The loop reports the outcome (:meth:`Outcome.event`)."""
         with self._waiting_lock:
-            if self._waiting and self._waiting + len(payload) > MAX_WAITING_BYTES:
-                log.error("%d bytes of schedule documents wait already: a document of %d bytes is not kept",
-                          self._waiting, len(payload))
+            if self._count >= MAX_WAITING or (self._waiting and self._waiting + len(payload) > MAX_WAITING_BYTES):
+                if self._turned_away % 100 == 0:
+                    log.error("%d schedule documents (%d bytes) wait already: %d turned away so far",
+                              self._count, self._waiting, self._turned_away + 1)
+                self._turned_away += 1
                 full = True
             else:
                 self._waiting += len(payload)
+                self._count += 1
                 full = False
         if full:  # a flood of large documents: memory is the Pi's, not theirs
             done(Outcome("failed", "too many documents wait to be applied; it is asked for again later"))
@@ -101,6 +108,7 @@ class ScheduleWorker:
             finally:
                 with self._waiting_lock:
                     self._waiting -= len(payload)
+                    self._count -= 1
             done(outcome)
 
     def _apply(self, payload: bytes) -> Outcome:
@@ -122,7 +130,7 @@ class ScheduleWorker:
                 self._killed_by.add(key)
                 log.error("schedule worker process died on a document of %d bytes; it is asked for again", len(payload))
                 return Outcome("failed", "the schedule worker process died while applying it; the schedule in force "
-                                         "stays and the document is asked for again")
+                                         "stays and the document is asked for again", again=True)
             log.error("schedule worker process died twice on a document of %d bytes; the document is rejected", len(payload))
             return Outcome("rejected", "the document ended the schedule worker process twice; the schedule in force stays")
         except TimeoutError:

@@ -41,7 +41,9 @@ class StorageWatch:
         #: the device secret changed: the schedule's hashes wait for a snapshot (Store.rehash_needed)
         self.rehash_needed = store.rehash_needed
         self._db_path = Path(store.data_dir or data_dir) / DB_NAME
-        self._db_file = _file_id(self._db_path)
+        self._wal_path = self._db_path.with_name(DB_NAME + "-wal")
+        #: the files as the agent opened them: another file in their place is not the agent's store
+        self._known = {path: _file_id(path) for path in (self.data_dir, self._db_path, self._wal_path)}
         #: why the agent stopped to be started again (`haldor run` exits 75), or None
         self.restart_for: str | None = None
 
@@ -89,20 +91,33 @@ class StorageWatch:
         with it), a deleted or replaced database makes the agent stop to be started again
         (systemd), after saving what it still has open in the deleted one's place."""
         try:
+            moved = self._moved()
+            if moved is not None:
+                if self.restart_for is None:
+                    self.restart_for = moved
+                    self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # for what is saved on the way out
+                    log.error("%s: the agent stops to be started again (what it has open is saved)", moved)
+                    self._post(Stop())
+                self.store.keep_secret()
+                return []
             if self.store.keep_secret():
                 why = "device secret was deleted while the agent ran: written back"
                 log.error(why)
                 return [Emit(Event.STORAGE_FAULT, reason=why)]
-            if self._db_file is not None and _file_id(self._db_path) != self._db_file and self.restart_for is None:
-                gone = not self._db_path.exists()
-                self.restart_for = "haldor.db was deleted while the agent ran" if gone else \
-                    "haldor.db was replaced while the agent ran"
-                log.error("%s: the agent stops to be started again%s", self.restart_for,
-                          " (what it had open is saved in its place)" if gone else "")
-                self._post(Stop())
         except (OSError, StoreError) as exc:
             log.error("data folder cannot be checked: %s", exc)
         return []
+
+    def _moved(self) -> str | None:
+        """Why the store the agent has open is no longer the one on disk, or None."""
+        for path, known in self._known.items():
+            now = _file_id(path)
+            if known is None:  # the -wal appears with the first write
+                self._known[path] = now
+            elif now != known:
+                what = "the data folder" if path == self.data_dir else path.name
+                return f"{what} was {'deleted' if now is None else 'replaced'} while the agent ran"
+        return None
 
     def read_failed(self, exc: Exception, what: str) -> None:
         if self.read_fault is None:
