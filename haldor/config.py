@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from haldor.drivers.registry import READER_TYPES
 from haldor.errors import ConfigError
 from haldor.protocol import TOPIC_PREFIX
 
 DEFAULT_PATH = "/etc/haldor/haldor.toml"
-READER_TYPES = ("serial-line", "rdm6300", "wiegand", "osdp")
 OSDP_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400)
 PIN_FACTORIES = ("", "mock", "lgpio", "rpigpio", "pigpio", "native")
 
@@ -56,35 +56,6 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "kiosk": {"listen": (str, "127.0.0.1:8080"), "title": (str, "")},
     "privacy": {"event_retention_days": (int, 60)},
 }
-_DOOR: dict[str, tuple[type | tuple[type, ...], Any]] = {
-    "id": (str, REQUIRED),
-    "name": (str, ""),
-    "lock_pin": (int, REQUIRED),
-    "lock_active_high": (bool, True),
-    "fail": (str, "secure"),
-    "unlock_s": ((int, float), 5),
-    "contact_pin": (int, 0),
-    "exit_pin": (int, 0),
-    "held_open_s": ((int, float), 60),
-    "fire_pin": (int, 0),
-}
-_READER: dict[str, tuple[type | tuple[type, ...], Any]] = {
-    "id": (str, REQUIRED),
-    "type": (str, "serial-line"),
-    "door": (str, ""),
-    "port": (str, ""),
-    "baudrate": (int, 9600),
-    "byte_order": (str, "as-read"),
-    "d0_pin": (int, 0),
-    "d1_pin": (int, 0),
-    "led_pin": (int, 0),
-    "buzzer_pin": (int, 0),
-    "address": (int, 0),
-    "scbk_file": (str, ""),
-    "install_mode": (bool, False),
-}
-
-
 def documented_keys() -> list[str]:
     """Every key the configuration accepts, as ``section.key`` (for the docs test)."""
     keys = [f"{s}.{k}" for s, entries in _SECTIONS.items() for k in entries]
@@ -92,10 +63,13 @@ def documented_keys() -> list[str]:
     return keys
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DoorConfig:
+    """One ``[[doors]]`` table: the keys, their types and defaults are these fields (a
+    field without a default is required)."""
+
     id: str
-    name: str
+    name: str = ""
     lock_pin: int
     lock_active_high: bool = True
     fail: str = "secure"
@@ -106,8 +80,11 @@ class DoorConfig:
     fire_pin: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReaderConfig:
+    """One ``[[readers]]`` table, as :class:`DoorConfig`. ``type`` names an entry of
+    :data:`haldor.drivers.registry.READER_TYPES`."""
+
     id: str
     type: str = "serial-line"
     door: str = ""
@@ -121,6 +98,18 @@ class ReaderConfig:
     address: int = 0  # osdp
     scbk_file: str = ""
     install_mode: bool = False
+
+
+def _entries(cls: type) -> dict[str, tuple[type | tuple[type, ...], Any]]:
+    """A table's keys from its dataclass: (type, default), REQUIRED without a default; a
+    float key takes an integer too."""
+    hints = get_type_hints(cls)
+    return {f.name: ((int, float) if hints[f.name] is float else hints[f.name],
+                     REQUIRED if f.default is MISSING else f.default) for f in fields(cls)}
+
+
+_DOOR = _entries(DoorConfig)
+_READER = _entries(ReaderConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,19 +272,18 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
         if r.id in reader_ids:
             raise fail(f"{where}.id", f"duplicate reader {r.id!r}")
         reader_ids.add(r.id)
-        if r.type not in READER_TYPES:
+        kind = READER_TYPES.get(r.type)
+        if kind is None:
             raise fail(f"{where}.type", f"must be one of {', '.join(READER_TYPES)}")
         if r.door and r.door not in seen:
             raise fail(f"{where}.door", f"no door {r.door!r} is configured")
         if r.byte_order not in ("as-read", "reversed"):
             raise fail(f"{where}.byte_order", 'must be "as-read" or "reversed"')
-        if r.type == "wiegand":
-            if not r.d0_pin or not r.d1_pin:
-                raise fail(f"{where}.{'d0_pin' if not r.d0_pin else 'd1_pin'}", "required for a wiegand reader")
-            claim(r.d0_pin, f"{where}.d0_pin")
-            claim(r.d1_pin, f"{where}.d1_pin")
-        elif not r.port:
-            raise fail(f"{where}.port", f"required for a {r.type} reader")
+        for key in kind.needs:
+            if not getattr(r, key) and not (key == "scbk_file" and r.type == "osdp"):  # OSDP's says more below
+                raise fail(f"{where}.{key}", f"required for a {r.type} reader")
+        for key in kind.pins:
+            claim(getattr(r, key), f"{where}.{key}")
         if r.type == "osdp":
             _check_osdp(r, where, buses, fail)
         claim(r.led_pin, f"{where}.led_pin")

@@ -1,5 +1,6 @@
 """Drivers against real parts: gpiozero's mock pins and serial readers on a pty."""
 
+import dataclasses
 import os
 import queue
 import tty
@@ -7,14 +8,16 @@ import tty
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from haldor import cards
+from haldor import cards, config
+from haldor.agent.hardware import build_hardware
 from haldor.drivers.base import CardRead, PinRead, ReaderFault
 from haldor.drivers.fakes import FakeLock
 from haldor.drivers.gpio import DebouncedInput, GpioLock
 from haldor.drivers.serial_readers import LineParser, Rdm6300Parser, SerialReader, rdm6300_frame
 from haldor.drivers.wiegand import WiegandDecoder, WiegandReader, encode_card, encode_key
+from haldor.errors import ConfigError
 
-from .helpers import wait_for
+from .helpers import site_config, wait_for
 
 
 @pytest.fixture
@@ -259,3 +262,36 @@ def test_missing_port_is_a_fault_reported_once(tmp_path):
         assert reads.empty()
     finally:
         reader.close()
+
+
+def test_each_reader_type_is_built_by_its_registry_entry_and_an_unknown_one_is_refused(tmp_path):
+    """No type silently becomes another: the registry builds what it names, or the build stops."""
+    master, slave = os.openpty()
+    try:
+        cfg = config.load(site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f"""
+[[readers]]
+id = "lines"
+type = "serial-line"
+port = "{os.ttyname(slave)}"
+[[readers]]
+id = "rdm"
+type = "rdm6300"
+port = "{os.ttyname(slave)}"
+[[readers]]
+id = "wg"
+type = "wiegand"
+d0_pin = 5
+d1_pin = 6
+"""))
+        hw = build_hardware(cfg, lambda message: None, MockFactory())
+        try:
+            parsers = {r.id: type(getattr(r, "parser", r)).__name__ for r in hw.readers}
+            assert parsers == {"lines": "LineParser", "rdm": "Rdm6300Parser", "wg": "WiegandReader"}
+        finally:
+            hw.close()
+        odd = dataclasses.replace(cfg, readers=(dataclasses.replace(cfg.readers[0], type="magic"),))
+        with pytest.raises(ConfigError, match="unknown reader type 'magic'"):
+            build_hardware(odd, lambda message: None, MockFactory())
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -10,9 +10,10 @@ from typing import Any, Callable
 from haldor import osdp_keys
 from haldor.config import Config
 from haldor.drivers import gpio
+from haldor.drivers.base import Indicator, Input, LockOutput, Reader
 from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec
-from haldor.drivers.serial_readers import LineParser, Rdm6300Parser, SerialReader
-from haldor.drivers.wiegand import WiegandReader
+from haldor.drivers.registry import READER_TYPES
+from haldor.errors import ConfigError
 
 from .messages import ContactChanged, ExitPressed, FireChanged
 
@@ -23,11 +24,12 @@ log = logging.getLogger(__name__)
 class Hardware:
     """The drivers of one site, built from the configuration (or fakes in a test)."""
 
-    locks: dict[str, Any]
-    indicators: dict[str, Any] = field(default_factory=dict)
-    readers: list[Any] = field(default_factory=list)
-    inputs: list[Any] = field(default_factory=list)
-    contacts: dict[str, Any] = field(default_factory=dict)
+    locks: dict[str, LockOutput]
+    indicators: dict[str, Indicator] = field(default_factory=dict)
+    readers: list[Reader] = field(default_factory=list)
+    inputs: list[Input] = field(default_factory=list)
+    #: door -> its contact (one of ``inputs``), read at start
+    contacts: dict[str, Input] = field(default_factory=dict)
 
     def start(self) -> None:
         for reader in self.readers:
@@ -71,13 +73,12 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
         if osdp:
             _build_osdp(cfg, osdp, post, hw)
         for r in cfg.readers:
-            if r.type == "osdp":
-                continue
-            if r.type == "wiegand":
-                hw.readers.append(WiegandReader(r.id, r.d0_pin, r.d1_pin, post, factory=factory))
-            else:
-                parser = LineParser(r.id, byte_order=r.byte_order) if r.type == "serial-line" else Rdm6300Parser(r.id)
-                hw.readers.append(SerialReader(r.id, r.port, r.baudrate, parser, post))
+            kind = READER_TYPES.get(r.type)
+            if kind is None:
+                raise ConfigError(f"{cfg.path}: readers: unknown reader type {r.type!r}")
+            if kind.builder is None:
+                continue  # built a bus at a time, above
+            hw.readers.append(kind.build(r, post, factory))
             if r.led_pin or r.buzzer_pin:
                 hw.indicators[r.id] = gpio.GpioIndicator(r.led_pin, r.buzzer_pin, factory=factory)
     except BaseException:

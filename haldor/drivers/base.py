@@ -48,6 +48,15 @@ class LockOutput(Protocol):
     def close(self) -> None: ...
 
 
+class Input(Protocol):
+    """A debounced input (door contact, exit button, fire panel): ``active`` is its level;
+    edges reach the agent through the callback it was built with."""
+
+    @property
+    def active(self) -> bool: ...
+    def close(self) -> None: ...
+
+
 class Indicator(Protocol):
     """LED and buzzer feedback at a reader."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import serial
 
@@ -208,3 +208,13 @@ class SerialReader:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(2)
+
+
+def build_line_reader(reader: Any, sink: Sink, factory: Any = None) -> SerialReader:
+    """A reader that types card strings or PINs as lines (the registry's ``serial-line``)."""
+    return SerialReader(reader.id, reader.port, reader.baudrate, LineParser(reader.id, byte_order=reader.byte_order), sink)
+
+
+def build_rdm6300_reader(reader: Any, sink: Sink, factory: Any = None) -> SerialReader:
+    """An RDM6300 125 kHz module's frames (the registry's ``rdm6300``)."""
+    return SerialReader(reader.id, reader.port, reader.baudrate, Rdm6300Parser(reader.id), sink)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from gpiozero import DigitalInputDevice
 from gpiozero.exc import GPIOZeroError
@@ -170,3 +170,8 @@ def encode_key(key: str, bits: int = 4) -> list[int]:
     if bits == 4:
         return nibble
     return [1 - b for b in nibble] + nibble
+
+
+def build_reader(reader: Any, sink: Sink, factory: Any) -> WiegandReader:
+    """The registry's ``wiegand``: D0 and D1 on two GPIO pins."""
+    return WiegandReader(reader.id, reader.d0_pin, reader.d1_pin, sink, factory=factory)
