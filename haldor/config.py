@@ -12,6 +12,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from haldor import osdp_keys
+from haldor.access.envelope import load_public_key
 from haldor.drivers.registry import READER_TYPES
 from haldor.errors import ConfigError
 from haldor.protocol import TOPIC_PREFIX
@@ -208,8 +210,6 @@ def _typed(values: Any, entries: dict, where: str, fail) -> dict[str, Any]:
 
 
 def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
-    from haldor.access.envelope import load_public_key
-
     site = s["site"]
     if not site["id"] or not all(ch.isalnum() or ch in "._:-" for ch in site["id"]) or len(site["id"]) > 64:
         raise fail("site.id", "1-64 characters of A-Z a-z 0-9 . _ : -")
@@ -297,8 +297,6 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
 def _check_osdp(r: ReaderConfig, where: str, buses: dict[str, dict[str, Any]], fail) -> None:
     """Readers on one port share a bus: one speed, one address each; every reader has
     its own Secure Channel key, in a file only the agent can read."""
-    from haldor import osdp_keys
-
     if r.led_pin or r.buzzer_pin:
         raise fail(f"{where}.{'led_pin' if r.led_pin else 'buzzer_pin'}", "an OSDP reader's LED and buzzer are driven over OSDP")
     if not 0 <= r.address <= 126:

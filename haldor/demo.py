@@ -12,6 +12,9 @@ import copy
 import json
 import os
 import queue
+import signal
+import socket
+import sys
 import tempfile
 import threading
 import time
@@ -23,7 +26,13 @@ from typing import Any, Callable, TextIO
 from zoneinfo import ZoneInfo
 
 from haldor import cards, config, osdp_keys
+from haldor.access import intake
+from haldor.agent.hardware import build_hardware
+from haldor.agent.loop import Agent
+from haldor.agent.messages import Stop
+from haldor.agent.site import open_store
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
+from haldor.kiosk import server as kiosk_server
 from haldor.protocol import Event
 from haldor.texts import both, t
 
@@ -135,8 +144,6 @@ class _DemoFeed:
 
 def free_listen(preferred: int = 8080) -> str:
     """127.0.0.1:8080 when it is free, else any free port on loopback."""
-    import socket
-
     for port in (preferred, 0):
         with socket.socket() as s:
             try:
@@ -149,8 +156,6 @@ def free_listen(preferred: int = 8080) -> str:
 
 def run_demo(data_dir: str | None = None, stdin: TextIO | None = None, out: TextIO | None = None,
              port: int = 8080, prompt: bool = True) -> int:
-    import sys
-
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="haldor-demo-") as tmp:
@@ -168,13 +173,6 @@ def _frame(text: str) -> tuple[str | None, str | None]:
 
 
 def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -> int:
-    from haldor.access import intake
-    from haldor.agent.loop import Agent
-    from haldor.agent.messages import Stop
-    from haldor.agent.hardware import build_hardware
-    from haldor.agent.site import open_store
-    from haldor.kiosk import server as kiosk_server
-
     printing = threading.Lock()
 
     def say(text: str) -> None:
@@ -321,8 +319,6 @@ def _show_answer(say, reader: str, answers: queue.Queue) -> None:
 
 
 def _until_signal() -> None:
-    import signal
-
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     try:

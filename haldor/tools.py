@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from haldor.access.envelope import seal
 from haldor.errors import DocumentError, HaldorError
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import Leaf, Schema
@@ -70,8 +71,6 @@ def read_document(path: str | os.PathLike) -> Any:
 
 
 def sign(key_path: str, doc: Any, kid: str | None = None) -> dict[str, str]:
-    from haldor.access.envelope import seal
-
     return seal(doc, kid or kid_of(key_path), load_private_key(key_path))
 
 

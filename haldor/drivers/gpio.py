@@ -14,6 +14,7 @@ from typing import Callable
 
 from gpiozero import DigitalInputDevice, DigitalOutputDevice, Device
 from gpiozero.exc import GPIOZeroError
+from gpiozero.pins.mock import MockFactory
 
 from haldor.errors import DriverError
 
@@ -25,8 +26,6 @@ def pin_factory(name: str = ""):
     which honours ``GPIOZERO_PIN_FACTORY``)."""
     try:
         if name == "mock" or (not name and os.environ.get("GPIOZERO_PIN_FACTORY") == "mock"):
-            from gpiozero.pins.mock import MockFactory
-
             return MockFactory()
         if name:
             saved = os.environ.get("GPIOZERO_PIN_FACTORY")

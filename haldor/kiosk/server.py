@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import sqlite3
+import signal
 import threading
 import time
 from http import HTTPStatus
@@ -235,8 +236,6 @@ def stop(server: KioskHTTPServer) -> None:
 
 def run_kiosk(cfg: Config) -> int:
     """`haldor kiosk`: until SIGTERM."""
-    import signal
-
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())

@@ -7,6 +7,7 @@ without a server or a browser.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -67,8 +68,6 @@ class AgentView:
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> Any:
-    import json
-
     row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
     return None if row is None else json.loads(row[0])
 
