@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 #: systemd-timesyncd creates this file once the clock was synchronised since boot.
 TIMESYNC_FLAG = "/run/systemd/timesync/synchronized"
@@ -60,3 +62,13 @@ class FakeClock:
 def trusted(now: float, last_seen: float | None, synchronized: bool) -> bool:
     """Pure: the clock is trusted once synchronised, or while it is not behind what we saw."""
     return synchronized or last_seen is None or now >= last_seen
+
+
+def local_day(now: float, timezone: str) -> tuple[float, float]:
+    """The local calendar day of ``now`` as instants [start, end): 23 or 25 hours on DST days.
+    One definition for the store's decisions and the screen's day."""
+    tz = ZoneInfo(timezone)
+    day = datetime.fromtimestamp(now, tz).date()
+    following = day + timedelta(days=1)
+    return (datetime(day.year, day.month, day.day, tzinfo=tz).timestamp(),
+            datetime(following.year, following.month, following.day, tzinfo=tz).timestamp())

@@ -210,6 +210,21 @@ def _typed(values: Any, entries: dict, where: str, fail) -> dict[str, Any]:
 
 
 def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
+    """Each value as a whole configuration needs it; the trusted keys loaded."""
+    _check_sections(s, fail)
+    keys = {}
+    for kid, text in s["trust"]["keys"].items():
+        try:
+            keys[kid] = load_public_key(text)
+        except (ValueError, TypeError):
+            raise fail(f"trust.keys.{kid}", "not a base64 Ed25519 public key (32 bytes)") from None
+    pins = _PinClaims(fail)
+    door_ids = _check_doors(doors, pins, fail)
+    _check_readers(readers, door_ids, pins, fail)
+    return keys
+
+
+def _check_sections(s: dict[str, dict], fail) -> None:
     site = s["site"]
     if not site["id"] or not all(ch.isalnum() or ch in "._:-" for ch in site["id"]) or len(site["id"]) > 64:
         raise fail("site.id", "1-64 characters of A-Z a-z 0-9 . _ : -")
@@ -231,25 +246,28 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
             raise fail(f"policy.{key}", "must not be negative")
     if s["gpio"]["pin_factory"] not in PIN_FACTORIES:
         raise fail("gpio.pin_factory", f"must be one of {', '.join(repr(x) for x in PIN_FACTORIES)}")
-    keys = {}
-    for kid, text in s["trust"]["keys"].items():
-        try:
-            keys[kid] = load_public_key(text)
-        except (ValueError, TypeError):
-            raise fail(f"trust.keys.{kid}", "not a base64 Ed25519 public key (32 bytes)") from None
-    pins: dict[int, str] = {}
 
-    def claim(pin: int, key: str, *, shared: bool = False) -> None:
+
+class _PinClaims:
+    """Each GPIO pin used once across the site (fire inputs may be shared)."""
+
+    def __init__(self, fail) -> None:
+        self._fail = fail
+        self._owners: dict[int, str] = {}
+
+    def __call__(self, pin: int, key: str, *, shared: bool = False) -> None:
         if pin == 0:
             return
         if not 1 <= pin <= 27:
-            raise fail(key, f"GPIO {pin} is not a usable BCM pin (1-27)")
-        owner = pins.get(pin)
+            raise self._fail(key, f"GPIO {pin} is not a usable BCM pin (1-27)")
+        owner = self._owners.get(pin)
         if owner and not (shared and owner.endswith("fire_pin")):
-            raise fail(key, f"GPIO {pin} is already used by {owner}")
-        pins[pin] = key
+            raise self._fail(key, f"GPIO {pin} is already used by {owner}")
+        self._owners[pin] = key
 
-    seen = set()
+
+def _check_doors(doors, claim: _PinClaims, fail) -> set[str]:
+    seen: set[str] = set()
     for i, d in enumerate(doors):
         where = f"doors[{i}]"
         if d.id in seen:
@@ -265,6 +283,10 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
         claim(d.contact_pin, f"{where}.contact_pin")
         claim(d.exit_pin, f"{where}.exit_pin")
         claim(d.fire_pin, f"{where}.fire_pin", shared=True)
+    return seen
+
+
+def _check_readers(readers, door_ids: set[str], claim: _PinClaims, fail) -> None:
     reader_ids = set()
     buses: dict[str, dict[str, Any]] = {}
     for i, r in enumerate(readers):
@@ -275,7 +297,7 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
         kind = READER_TYPES.get(r.type)
         if kind is None:
             raise fail(f"{where}.type", f"must be one of {', '.join(READER_TYPES)}")
-        if r.door and r.door not in seen:
+        if r.door and r.door not in door_ids:
             raise fail(f"{where}.door", f"no door {r.door!r} is configured")
         if r.byte_order not in ("as-read", "reversed"):
             raise fail(f"{where}.byte_order", 'must be "as-read" or "reversed"')
@@ -291,7 +313,6 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
     for i, r in enumerate(readers):
         if r.type != "osdp" and r.port in buses:
             raise fail(f"readers[{i}].port", f"{r.port} is an OSDP bus; only osdp readers can share it")
-    return keys
 
 
 def _check_osdp(r: ReaderConfig, where: str, buses: dict[str, dict[str, Any]], fail) -> None:

@@ -183,37 +183,12 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
     ptys = {name: os.openpty() for name in ("main", "kiosk")}
     for _, slave in ptys.values():
         tty.setraw(slave)
-    gym_key = data_dir / "osdp" / "gym-a-in.key"
-    gym_key.parent.mkdir(mode=0o700, exist_ok=True)
-    key = osdp_keys.read_key(gym_key) if gym_key.exists() else osdp_keys.create_key(gym_key)
-    osdp_bus = SimulatedBus([SimulatedReader(1, key)])
-    cfg_path = data_dir / "demo.toml"
-    cfg_path.write_text(sample_text("demo.toml").replace("{data_dir}", str(data_dir))
-                        .replace("{main_port}", os.ttyname(ptys["main"][1]))
-                        .replace("{gym_port}", osdp_bus.port).replace("{gym_key}", str(gym_key))
-                        .replace("{kiosk_port}", os.ttyname(ptys["kiosk"][1]))
-                        .replace("{listen}", free_listen(port)))
-    cfg = config.load(cfg_path)
+    osdp_bus, cfg = _site(data_dir, ptys, port)
     reader_of = {(r.door or "kiosk"): r.id for r in cfg.readers}
     door_names = {d.id: d.name or d.id for d in cfg.doors} | {"kiosk": "Kiosk"}
 
-    def present(where: str, frame: str) -> None:
-        """Through the reader's own protocol: a line on a pty, or OSDP to the gym's reader."""
-        if where == "gym-a":
-            osdp_bus.reader(1).present(frame)
-        else:
-            os.write(ptys[where][0], frame.encode() + b"\r\n")
-
-    def badge(where: str, text: str) -> str | None:
-        """The demo panel on the page: a card at a door or at the kiosk, through its reader."""
-        frame, why = _frame(text.strip())
-        if where not in reader_of:
-            return f"{both('demo.unknown_door')}: {where}"
-        if frame is None:
-            return why
-        present(where, frame)
-        return None
-
+    present = _Presenter(osdp_bus, ptys)
+    badge = _Presenter.badge_for(present, reader_of)
     now = time.time()
     doc = lay_around(json.loads(sample_text("schedule.json")), now)
     store = open_store(cfg)
@@ -226,27 +201,9 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
         outcome = intake.receive(store, json.dumps(doc).encode(), keys={}, require_signature=False, now=now)
         if outcome.status != "applied":
             raise RuntimeError(f"the sample schedule was not applied: {outcome.message}")
-        say(f"\n{both('demo.title')}\n")
-        say(f"{both('demo.doors')}: " + ", ".join(f"{d} ({n})" for d, n in door_names.items()))
-        say(both("demo.osdp"))
-        say(f"\n{both('demo.cards')}:")
-        for line in _card_table(doc):
-            say(line)
-        host, web_port = web.server_address[:2]
-        say(f"\n{both('demo.screen')}: http://{host}:{web_port}/")
-        say(f"\n{both('demo.help')}\n")
-        inbox: queue.Queue = queue.Queue()
-        hw = build_hardware(cfg, inbox.put)
-        hw.locks = {door: _ShownLock(lock, door_names[door], say) for door, lock in hw.locks.items()}
-        agent = Agent(cfg, store, hw, inbox=inbox, kiosk=_DemoFeed(kiosk, answers))
-        agent.subscribe(lambda events: [answers.put(e) for e in events if e["type"].startswith("access.")])
+        _introduce(say, doc, door_names, web.server_address[:2])
         osdp_bus.start()
-        thread = threading.Thread(target=agent.run, name="agent", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 5
-        for reader in hw.readers:
-            ready = getattr(reader, "ready", None) or reader.all_secure  # a port open; Secure Channel up
-            ready.wait(max(0.0, deadline - time.monotonic()))
+        agent, thread = _start_agent(cfg, store, say, door_names, _DemoFeed(kiosk, answers), answers)
 
         if prompt:
             _prompt(stdin, say, present, reader_of, door_names, answers)
@@ -264,6 +221,76 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
             os.close(slave)
     say(both("demo.bye"))
     return 0
+
+
+class _Presenter:
+    """A card or PIN through the reader's own protocol: a line on a pty, or OSDP to the gym's reader."""
+
+    def __init__(self, osdp_bus: SimulatedBus, ptys: dict[str, tuple[int, int]]) -> None:
+        self._bus, self._ptys = osdp_bus, ptys
+
+    def __call__(self, where: str, frame: str) -> None:
+        if where == "gym-a":
+            self._bus.reader(1).present(frame)
+        else:
+            os.write(self._ptys[where][0], frame.encode() + b"\r\n")
+
+    @staticmethod
+    def badge_for(present: Callable[[str, str], None], reader_of: dict[str, str]) -> Callable[[str, str], str | None]:
+        def badge(where: str, text: str) -> str | None:
+            """The demo panel on the page: a card at a door or at the kiosk, through its reader."""
+            frame, why = _frame(text.strip())
+            if where not in reader_of:
+                return f"{both('demo.unknown_door')}: {where}"
+            if frame is None:
+                return why
+            present(where, frame)
+            return None
+        return badge
+
+
+def _start_agent(cfg: config.Config, store: Any, say: Callable[[str], None], door_names: dict[str, str],
+                 feed: Any, answers: queue.Queue) -> tuple[Agent, threading.Thread]:
+    """The agent on its own thread, with locks that say when they move; back once its readers listen."""
+    inbox: queue.Queue = queue.Queue()
+    hw = build_hardware(cfg, inbox.put)
+    hw.locks = {door: _ShownLock(lock, door_names[door], say) for door, lock in hw.locks.items()}
+    agent = Agent(cfg, store, hw, inbox=inbox, kiosk=feed)
+    agent.subscribe(lambda events: [answers.put(e) for e in events if e["type"].startswith("access.")])
+    thread = threading.Thread(target=agent.run, name="agent", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    for reader in hw.readers:
+        ready = getattr(reader, "ready", None) or reader.all_secure  # a port open; Secure Channel up
+        ready.wait(max(0.0, deadline - time.monotonic()))
+    return agent, thread
+
+
+def _site(data_dir: Path, ptys: dict[str, tuple[int, int]], port: int) -> tuple[SimulatedBus, config.Config]:
+    """The demo site's configuration, its readers on ptys and a simulated OSDP bus."""
+    gym_key = data_dir / "osdp" / "gym-a-in.key"
+    gym_key.parent.mkdir(mode=0o700, exist_ok=True)
+    key = osdp_keys.read_key(gym_key) if gym_key.exists() else osdp_keys.create_key(gym_key)
+    osdp_bus = SimulatedBus([SimulatedReader(1, key)])
+    cfg_path = data_dir / "demo.toml"
+    cfg_path.write_text(sample_text("demo.toml").replace("{data_dir}", str(data_dir))
+                        .replace("{main_port}", os.ttyname(ptys["main"][1]))
+                        .replace("{gym_port}", osdp_bus.port).replace("{gym_key}", str(gym_key))
+                        .replace("{kiosk_port}", os.ttyname(ptys["kiosk"][1]))
+                        .replace("{listen}", free_listen(port)))
+    return osdp_bus, config.load(cfg_path)
+
+
+def _introduce(say: Callable[[str], None], doc: dict[str, Any], door_names: dict[str, str], web: tuple) -> None:
+    say(f"\n{both('demo.title')}\n")
+    say(f"{both('demo.doors')}: " + ", ".join(f"{d} ({n})" for d, n in door_names.items()))
+    say(both("demo.osdp"))
+    say(f"\n{both('demo.cards')}:")
+    for line in _card_table(doc):
+        say(line)
+    host, web_port = web
+    say(f"\n{both('demo.screen')}: http://{host}:{web_port}/")
+    say(f"\n{both('demo.help')}\n")
 
 
 def _prompt(stdin: TextIO, say, present, reader_of, door_names, answers: queue.Queue) -> None:

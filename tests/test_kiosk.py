@@ -119,7 +119,8 @@ def test_closures_for_a_room_and_for_the_whole_site():
 
 def test_greetings_fade_and_enrolment_help_stays_a_minute():
     day = _day(booking_titles={"b2": ("U14", "Gymnastiksal A", local(2026, 11, 25, 17))})
-    hello = AgentView(status={}, status_at=T, answer={"outcome": "checked_in", "association": "a17", "booking": "b2"}, answer_at=T)
+    hello = AgentView(status={}, status_at=T, answer={"outcome": "checked_in", "association": "a17", "booking": "b2", "good": True},
+                      answer_at=T)
     g = _state(day=day, agent=hello)["greeting"]
     assert g["text"] == "Velkommen, Valby Volley! Tjekket ind: U14, Gymnastiksal A" and g["good"]
     assert _state(now=T + 9, day=day, agent=AgentView(status={}, status_at=T + 9, answer=hello.answer, answer_at=T))["greeting"] is None

@@ -94,7 +94,8 @@ def kiosk_answer(answer: checkin.CheckinAnswer, read: CardRead | PinRead, now: f
     """What the kiosk shows for a badge at its reader. Ids only: the kiosk looks up the
     names. An unknown card's number is shown for enrolment; it is never stored."""
     doc: dict[str, Any] = {"at": now, "outcome": answer.outcome, "reader": read.reader, "association": answer.association,
-                           "booking": answer.booking, "starts_at": answer.starts_at, "role": answer.role}
+                           "booking": answer.booking, "starts_at": answer.starts_at, "role": answer.role,
+                           "good": answer.welcome}
     if answer.outcome == checkin.UNKNOWN_CARD and isinstance(read, CardRead):
         doc["card"] = read.card
         doc["card_reversed"] = cards.reversed_uid(read.card)

@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from haldor.config import Config
 
-from .state import AgentView, Day, build_state, read_day
+from .queries import read_day
+from .state import AgentView, Day, build_state
 
 log = logging.getLogger(__name__)
 

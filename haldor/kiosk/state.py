@@ -1,19 +1,16 @@
-"""What the screen shows, built from the database and the agent's last word.
-
-`read_day` is the only IO here (one read-only connection); `build_state` is pure, so
-the rules of the screen (current and next booking, banners, greetings) are tested
-without a server or a browser.
+"""What the screen shows, built from the day (:mod:`.queries` reads it) and the agent's
+last word. Pure, so the rules of the screen (current and next booking, banners,
+greetings) are tested without a server or a browser.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from haldor.protocol import APPROVED
 from haldor.texts import kiosk_labels, t
 
 STALE_AFTER_S = 24 * 3600
@@ -67,113 +64,92 @@ class AgentView:
     answer_at: float | None = None
 
 
-def _meta(conn: sqlite3.Connection, key: str) -> Any:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-    return None if row is None else json.loads(row[0])
-
-
-def read_day(conn: sqlite3.Connection, now: float, default_tz: str) -> Day:
-    tz_name = _meta(conn, "timezone") or default_tz
-    tz = ZoneInfo(tz_name)
-    today = datetime.fromtimestamp(now, tz).date()
-    day_start = datetime(today.year, today.month, today.day, tzinfo=tz).timestamp()
-    following = today + timedelta(days=1)
-    day_end = datetime(following.year, following.month, following.day, tzinfo=tz).timestamp()
-    longest = _meta(conn, "max_booking_s") or 0
-    day = Day(timezone=tz_name, last_sync=_meta(conn, "last_sync"), version=_meta(conn, "schedule_version"))
-    day.rooms = [(r[0], r[1] or r[0]) for r in conn.execute("SELECT id, name FROM rooms ORDER BY name, id")]
-    day.associations = {r[0]: r[1] or r[0] for r in conn.execute("SELECT id, name FROM associations")}
-    rows = conn.execute(
-        """SELECT b.id, b.room, b.association, b.title, b.start, b.end, b.status,
-                  EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id),
-                  EXISTS(SELECT 1 FROM booking_reports r WHERE r.booking = b.id AND r.no_show_at IS NOT NULL)
-           FROM bookings b WHERE b.start >= ? AND b.start < ? AND b.end > ? ORDER BY b.start, b.id""",
-        [day_start - longest - 1, day_end, day_start])
-    day.bookings = [DayBooking(r[0], r[1], day.associations.get(r[2], r[2]), r[3] or "", r[4], r[5], r[6], bool(r[7]), bool(r[8]))
-                    for r in rows]
-    rooms = dict(day.rooms)
-    day.booking_titles = {b.id: (b.title, rooms.get(b.room, b.room), b.start) for b in day.bookings}
-    day.closures = [DayClosure(*r) for r in conn.execute(
-        "SELECT room, start, end, reason FROM closures WHERE start < ? AND end > ? ORDER BY start", [day_end, day_start])]
-    return day
-
-
 def build_state(now: float, day: Day, agent: AgentView, *, title: str, language: str, doors: list[tuple[str, str]],
                 offline_after_s: float) -> dict[str, Any]:
     """The whole screen as JSON. It holds no clock reading of its own, so it changes only
     when something on the screen does."""
     tz = ZoneInfo(day.timezone)
-
-    def hhmm(ts: float) -> str:
-        return datetime.fromtimestamp(ts, tz).strftime("%H:%M")
-
     online = agent.status_at is not None and now - agent.status_at <= offline_after_s
-    banner = None
-    faults = ((agent.status or {}).get("reader_faults") or []) if online else []
-    storage = (agent.status or {}).get("storage") or {"ok": True}
-    if not online:
-        banner = {"kind": "offline", "text": t("kiosk.offline", language)}
-    elif storage.get("cards_work") is False:
-        banner = {"kind": "storage", "text": t("kiosk.cards_unknown", language)}
-    elif faults:
-        names = dict(doors)
-        where = sorted({names.get(f.get("door"), f.get("door")) if f.get("door") else t("kiosk.checkin_reader", language)
-                        for f in faults})
-        banner = {"kind": "reader", "text": t("kiosk.reader_fault", language).format(where=", ".join(where))}
-    elif not storage.get("ok", True):
-        since = storage.get("since")
-        when = t("kiosk.since", language).format(time=hhmm(since)) if isinstance(since, (int, float)) else ""
-        banner = {"kind": "storage", "text": t("kiosk.storage_fault", language).format(since=when)}
-    elif day.last_sync is None:
-        banner = {"kind": "stale", "text": t("kiosk.no_schedule", language)}
-    elif now - day.last_sync > STALE_AFTER_S:
-        when = datetime.fromtimestamp(day.last_sync, tz).strftime("%d/%m %H:%M")
-        banner = {"kind": "stale", "text": t("kiosk.stale", language).format(when=when)}
-
+    status = (agent.status or {}) if online else {}
     site_closure = next((c for c in day.closures if c.room is None and c.start <= now < c.end), None)
-    rooms = []
-    for room_id, name in day.rooms:
-        mine = [b for b in day.bookings if b.room == room_id]
-        approved = [b for b in mine if b.status == "approved"]
-        current = next((b for b in approved if b.start <= now < b.end), None)
-        upcoming = next((b for b in approved if b.start > now), None)
-        closure = site_closure or next((c for c in day.closures if c.room == room_id and c.start <= now < c.end), None)
-        items = []
-        ended = [b for b in mine if b.end <= now]
-        shown_past = set(id(b) for b in ended[-PAST_SHOWN:])  # the screen is for now and next, not the morning
-        for b in mine:
-            if b.end <= now and id(b) not in shown_past:
-                continue
-            state = "past" if b.end <= now else "current" if b is current else "next" if b is upcoming else "later"
-            items.append({"id": b.id, "association": b.association, "title": b.title, "start": hhmm(b.start),
-                          "end": hhmm(b.end), "state": state, "approved": b.status == "approved",
-                          "checked_in": b.checked_in, "no_show": b.no_show})
-        rooms.append({"id": room_id, "name": name, "bookings": items,
-                      "closed": None if closure is None else closure.reason,
-                      "closures_today": [{"start": hhmm(c.start), "end": hhmm(min(c.end, c.start + 86400)), "reason": c.reason}
-                                         for c in day.closures if c.room in (None, room_id) and not (c.start <= now < c.end)]})
-    door_states = (agent.status or {}).get("doors", {}) if online else {}
-    door_list = []
-    for door_id, door_name in doors:
-        d = door_states.get(door_id)
-        if d is None:
-            state = "unknown"
-        else:
-            state = "open" if d.get("open") else "locked" if d.get("locked") else "unlocked"
-        door_list.append({"id": door_id, "name": door_name, "state": state, "mode": (d or {}).get("mode", "normal")})
     return {
         "title": title,
         "language": language,
         "timezone": day.timezone,
         "labels": kiosk_labels(language),
         "online": online,
-        "mode": (agent.status or {}).get("mode", "normal") if online else None,
-        "banner": banner,
+        "mode": status.get("mode", "normal") if online else None,
+        "banner": _banner(now, day, agent, online, language, doors, tz),
         "site_closed": None if site_closure is None else site_closure.reason,
-        "rooms": rooms,
-        "doors": door_list,
+        "rooms": [_room(now, day, room_id, name, site_closure, tz) for room_id, name in day.rooms],
+        "doors": _doors(status.get("doors", {}), doors),
         "greeting": greeting(now, day, agent, language, tz),
     }
+
+
+def _hhmm(ts: float, tz: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%H:%M")
+
+
+def _banner(now: float, day: Day, agent: AgentView, online: bool, language: str, doors: list[tuple[str, str]],
+            tz: ZoneInfo) -> dict[str, str] | None:
+    """The one thing wrong that matters most, in words for the caretaker."""
+    faults = ((agent.status or {}).get("reader_faults") or []) if online else []
+    storage = (agent.status or {}).get("storage") or {"ok": True}
+    if not online:
+        return {"kind": "offline", "text": t("kiosk.offline", language)}
+    if storage.get("cards_work") is False:
+        return {"kind": "storage", "text": t("kiosk.cards_unknown", language)}
+    if faults:
+        names = dict(doors)
+        where = sorted({names.get(f.get("door"), f.get("door")) if f.get("door") else t("kiosk.checkin_reader", language)
+                        for f in faults})
+        return {"kind": "reader", "text": t("kiosk.reader_fault", language).format(where=", ".join(where))}
+    if not storage.get("ok", True):
+        since = storage.get("since")
+        when = t("kiosk.since", language).format(time=_hhmm(since, tz)) if isinstance(since, (int, float)) else ""
+        return {"kind": "storage", "text": t("kiosk.storage_fault", language).format(since=when)}
+    if day.last_sync is None:
+        return {"kind": "stale", "text": t("kiosk.no_schedule", language)}
+    if now - day.last_sync > STALE_AFTER_S:
+        when = datetime.fromtimestamp(day.last_sync, tz).strftime("%d/%m %H:%M")
+        return {"kind": "stale", "text": t("kiosk.stale", language).format(when=when)}
+    return None
+
+
+def _room(now: float, day: Day, room_id: str, name: str, site_closure: DayClosure | None, tz: ZoneInfo) -> dict[str, Any]:
+    """A room's card: its bookings now and next (and the last one that ended), its closures."""
+    mine = [b for b in day.bookings if b.room == room_id]
+    approved = [b for b in mine if b.status == APPROVED]
+    current = next((b for b in approved if b.start <= now < b.end), None)
+    upcoming = next((b for b in approved if b.start > now), None)
+    closure = site_closure or next((c for c in day.closures if c.room == room_id and c.start <= now < c.end), None)
+    items = []
+    ended = [b for b in mine if b.end <= now]
+    shown_past = set(id(b) for b in ended[-PAST_SHOWN:])  # the screen is for now and next, not the morning
+    for b in mine:
+        if b.end <= now and id(b) not in shown_past:
+            continue
+        state = "past" if b.end <= now else "current" if b is current else "next" if b is upcoming else "later"
+        items.append({"id": b.id, "association": b.association, "title": b.title, "start": _hhmm(b.start, tz),
+                      "end": _hhmm(b.end, tz), "state": state, "approved": b.status == APPROVED,
+                      "checked_in": b.checked_in, "no_show": b.no_show})
+    return {"id": room_id, "name": name, "bookings": items,
+            "closed": None if closure is None else closure.reason,
+            "closures_today": [{"start": _hhmm(c.start, tz), "end": _hhmm(min(c.end, c.start + 86400), tz), "reason": c.reason}
+                               for c in day.closures if c.room in (None, room_id) and not (c.start <= now < c.end)]}
+
+
+def _doors(states: dict[str, Any], doors: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    door_list = []
+    for door_id, door_name in doors:
+        d = states.get(door_id)
+        if d is None:
+            state = "unknown"
+        else:
+            state = "open" if d.get("open") else "locked" if d.get("locked") else "unlocked"
+        door_list.append({"id": door_id, "name": door_name, "state": state, "mode": (d or {}).get("mode", "normal")})
+    return door_list
 
 
 def greeting(now: float, day: Day, agent: AgentView, language: str, tz: ZoneInfo) -> dict[str, Any] | None:
@@ -193,8 +169,7 @@ def greeting(now: float, day: Day, agent: AgentView, language: str, tz: ZoneInfo
         "time": datetime.fromtimestamp(starts_at, tz).strftime("%H:%M") if starts_at else "",
     }
     text = t(f"checkin.{outcome}", language).format(**names)
-    good = outcome in ("checked_in", "already", "caretaker")
-    result = {"id": f"{agent.answer_at:.3f}", "outcome": outcome, "text": text, "good": good}
+    result = {"id": f"{agent.answer_at:.3f}", "outcome": outcome, "text": text, "good": bool(answer.get("good"))}
     if enrol:
         result["enrol"] = t("checkin.enrol", language).format(card=answer["card"], reversed=answer.get("card_reversed") or "-")
     return result

@@ -16,13 +16,14 @@ import json
 import logging
 import os
 import sqlite3
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from haldor import clock
 from haldor.access import reserve
 from haldor.access.model import Policy
 from haldor.db import migrate
@@ -185,13 +186,8 @@ class Store:
         return self._default_policy if stored is None else Policy(**stored)
 
     def local_day(self, now: float) -> tuple[float, float]:
-        """The local calendar day of ``now`` as instants (23 or 25 hours on DST days)."""
-        tz = ZoneInfo(self.timezone)
-        day = datetime.fromtimestamp(now, tz).date()
-        start = datetime(day.year, day.month, day.day, tzinfo=tz)
-        following = day + timedelta(days=1)
-        end = datetime(following.year, following.month, following.day, tzinfo=tz)
-        return start.timestamp(), end.timestamp()
+        """The local calendar day of ``now`` at the site as instants (23 or 25 hours on DST days)."""
+        return clock.local_day(now, self.timezone)
 
     def iso(self, ts: float) -> str:
         """An instant as RFC 3339 in the site's local time (what people at the site read)."""
