@@ -85,7 +85,7 @@ class Agent:
         self._recovered: str | None = None
         self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S),
                        "purge": Every(PURGE_EVERY_S)}
-        self._watchdog = Every(self.notifier.interval_s or 0.0)
+        self._next_watchdog = 0.0  # on the monotonic clock; the interval is the notifier's (systemd's WatchdogSec)
         c = self.controller
         #: which handler takes which message (each returns the effects to carry out)
         self.handlers: dict[type, Handler] = {
@@ -191,8 +191,8 @@ class Agent:
         deadlines = [d for d in (self.controller.next_deadline(), self._every["reports"].next_at,
                                  self.storage.checks.next_at, self.status.kiosk_due()) if d is not None]
         waits = [d - now for d in deadlines] + [LAST_SEEN_EVERY_S]
-        if self.notifier.interval_s is not None and self._watchdog.next_at is not None:
-            waits.append(self._watchdog.next_at - self.clock.monotonic())
+        if self.notifier.interval_s is not None:
+            waits.append(self._next_watchdog - self.clock.monotonic())
         try:
             return self.inbox.get(timeout=max(0.0, min(waits)))
         except queue.Empty:
@@ -245,8 +245,9 @@ class Agent:
 
     def _ping(self, mono: float) -> None:
         """The watchdog hears from the loop only when the loop has just done its work."""
-        if self.notifier.interval_s is not None and self._watchdog.due(mono):
+        if self.notifier.interval_s is not None and mono >= self._next_watchdog:
             self.notifier.watchdog()
+            self._next_watchdog = mono + self.notifier.interval_s
 
     # -- handlers -----------------------------------------------------------------------
 
