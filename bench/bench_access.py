@@ -33,12 +33,12 @@ from gpiozero.pins.mock import MockFactory
 
 from haldor import config
 from haldor.access import policy
+from haldor.access.model import Conditions
+from haldor.agent.hardware import build_hardware
+from haldor.agent.http_fallback import HttpSchedule
 from haldor.agent.loop import Agent
 from haldor.agent.messages import Command, ScheduleDone, Stop
-from haldor.agent.hardware import build_hardware
 from haldor.agent.site import open_store
-from haldor.agent.http_fallback import HttpSchedule
-from haldor.access.model import Conditions
 from haldor.drivers.base import CardRead
 
 TZ = ZoneInfo("Europe/Copenhagen")
@@ -84,9 +84,18 @@ def make_snapshot(credentials: int, bookings: int, now: datetime, seed: int = 7)
     rnd = random.Random(seed)
     rooms = [{"id": f"gym-{r}", "name": f"Sal {r}", "doors": ["main", f"gym-{r}"]} for r in range(ROOMS)]
     associations = [{"id": f"a{a}", "name": f"Forening {a}"} for a in range(ASSOCIATIONS)]
-    creds = [{"id": f"c{i}", "card": card_of(i), "pin": f"{rnd.randrange(10**6):06d}" if i % 10 == 0 else None,
-              "association": f"a{i % ASSOCIATIONS}", "role": "leader" if i % 25 == 0 else "member",
-              "valid_from": None, "valid_until": None} for i in range(credentials)]
+    creds = [
+        {
+            "id": f"c{i}",
+            "card": card_of(i),
+            "pin": f"{rnd.randrange(10**6):06d}" if i % 10 == 0 else None,
+            "association": f"a{i % ASSOCIATIONS}",
+            "role": "leader" if i % 25 == 0 else "member",
+            "valid_from": None,
+            "valid_until": None,
+        }
+        for i in range(credentials)
+    ]
     start0 = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=90)
     items = []
     for b in range(bookings):
@@ -94,13 +103,32 @@ def make_snapshot(credentials: int, bookings: int, now: datetime, seed: int = 7)
             start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         else:
             start = start0 + timedelta(hours=rnd.randrange(180 * 24))
-        items.append({"id": f"b{b}", "room": f"gym-{b % ROOMS}", "association": f"a{b % ASSOCIATIONS}", "title": "Træning",
-                      "start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat(),
-                      "status": "approved", "pin": None, "unlocked_during": False})
-    return {"schema": "haldor.schedule/1", "site": SITE, "version": 1, "generated_at": now.isoformat(),
-            "timezone": "Europe/Copenhagen", "policy": {"grace_before_min": 15, "grace_after_min": 15,
-                                                       "no_show_after_min": 20, "leader_first": False},
-            "rooms": rooms, "associations": associations, "credentials": creds, "bookings": items, "closures": []}
+        items.append(
+            {
+                "id": f"b{b}",
+                "room": f"gym-{b % ROOMS}",
+                "association": f"a{b % ASSOCIATIONS}",
+                "title": "Træning",
+                "start": start.isoformat(),
+                "end": (start + timedelta(hours=2)).isoformat(),
+                "status": "approved",
+                "pin": None,
+                "unlocked_during": False,
+            }
+        )
+    return {
+        "schema": "haldor.schedule/1",
+        "site": SITE,
+        "version": 1,
+        "generated_at": now.isoformat(),
+        "timezone": "Europe/Copenhagen",
+        "policy": {"grace_before_min": 15, "grace_after_min": 15, "no_show_after_min": 20, "leader_first": False},
+        "rooms": rooms,
+        "associations": associations,
+        "credentials": creds,
+        "bookings": items,
+        "closures": [],
+    }
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -112,8 +140,11 @@ def bench_apply(cfg_path: Path, doc_path: Path) -> tuple[float, float]:
     """`haldor schedule load` in a child process: wall time and the child's peak RSS (MB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "haldor", "schedule", "load", "--config", str(cfg_path), str(doc_path)],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "haldor", "schedule", "load", "--config", str(cfg_path), str(doc_path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return elapsed, max(peak, before) / 1024
@@ -157,7 +188,7 @@ def bench_card_to_lock(cfg: config.Config, master: int, credentials: int, sample
             raise RuntimeError("reader port did not open")
         rnd = random.Random(2)
         # the first ASSOCIATIONS bookings are on now: credential i belongs to association i % ASSOCIATIONS
-        for n in range(samples):
+        for _ in range(samples):
             i = rnd.randrange(credentials)
             moved.clear()
             t0 = time.perf_counter()
@@ -215,8 +246,9 @@ def _ms(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value * 1e3, digits)
 
 
-def bench_during_apply(cfg: config.Config, doc: dict, credentials: int, applies: int, idle_samples: int,
-                       interval_s: float) -> dict:
+def bench_during_apply(
+    cfg: config.Config, doc: dict, credentials: int, applies: int, idle_samples: int, interval_s: float
+) -> dict:
     """Cards granted while the agent applies a full snapshot beside its loop, and the same
     with nothing applied ("idle"). Each card is a ``CardRead`` posted on the agent's queue
     every ``interval_s`` (the reader's own latency is in ``card_to_lock_*``), timed:
@@ -336,9 +368,15 @@ def bench_during_apply(cfg: config.Config, doc: dict, credentials: int, applies:
         decision = [samples[i][2] - samples[i][1] for i in chosen]
         lag = [committed[i] - samples[i][3] for i in chosen if i < len(committed)]
         (c50, c99, cmax), (d50, d99, dmax), (_, _, lmax) = spread(to_lock), spread(decision), spread(lag)
-        return {"card_to_lock_p50_ms": _ms(c50), "card_to_lock_p99_ms": _ms(c99), "card_to_lock_max_ms": _ms(cmax),
-                "decision_p50_ms": _ms(d50, 3), "decision_p99_ms": _ms(d99, 3), "decision_max_ms": _ms(dmax, 3),
-                "event_lag_max_ms": _ms(lmax, 1)}
+        return {
+            "card_to_lock_p50_ms": _ms(c50),
+            "card_to_lock_p99_ms": _ms(c99),
+            "card_to_lock_max_ms": _ms(cmax),
+            "decision_p50_ms": _ms(d50, 3),
+            "decision_p99_ms": _ms(d99, 3),
+            "decision_max_ms": _ms(dmax, 3),
+            "event_lag_max_ms": _ms(lmax, 1),
+        }
 
     inside = [i for i in range(idle, len(samples)) if any(a <= samples[i][0] < b for a, b in windows)]
     # the write lock is held in the schedule worker's own process: read from the events' lag,
@@ -346,19 +384,23 @@ def bench_during_apply(cfg: config.Config, doc: dict, credentials: int, applies:
     locked = [i for i in inside if i < len(committed) and committed[i] - samples[i][3] > 0.1]
     results = {f"idle_{k}": v for k, v in figures(list(range(idle))).items()}
     results.update({f"during_apply_{k}": v for k, v in figures(inside).items()})
-    results.update({
-        "idle_samples": idle, "during_apply_samples": len(inside), "during_write_lock_samples": len(locked),
-        "during_write_lock_card_to_lock_max_ms": _ms(spread([samples[i][3] - samples[i][0] for i in locked])[2]),
-        "live_applies": applies, "live_apply_s": [round(b - a, 2) for a, b in windows],
-        "events_committed": f"{len(committed)}/{len(samples)}",
-    })
+    results.update(
+        {
+            "idle_samples": idle,
+            "during_apply_samples": len(inside),
+            "during_write_lock_samples": len(locked),
+            "during_write_lock_card_to_lock_max_ms": _ms(spread([samples[i][3] - samples[i][0] for i in locked])[2]),
+            "live_applies": applies,
+            "live_apply_s": [round(b - a, 2) for a, b in windows],
+            "events_committed": f"{len(committed)}/{len(samples)}",
+        }
+    )
     return results
 
 
 def agent_rss(cfg_path: Path) -> float:
     """Resident memory (MB) of `haldor run` once it has started on the full store."""
-    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(cfg_path)],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(cfg_path)], stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:
             if "agent started" in line:
@@ -412,11 +454,18 @@ def main(argv: list[str] | None = None) -> int:
         os.close(slave)
 
     results = {
-        "credentials": args.credentials, "bookings": args.bookings, "snapshot_mb": round(size_mb, 1),
-        "apply_s_median": round(apply_s, 2), "apply_s_all": [round(a, 2) for a in applies], "apply_peak_rss_mb": round(apply_rss, 1),
-        "decision_p50_ms": round(d50 * 1e3, 3), "decision_p99_ms": round(d99 * 1e3, 3),
-        "card_to_lock_p50_ms": round(c50 * 1e3, 2), "card_to_lock_p99_ms": round(c99 * 1e3, 2),
-        "card_to_lock_samples": granted, "agent_rss_mb": round(rss, 1),
+        "credentials": args.credentials,
+        "bookings": args.bookings,
+        "snapshot_mb": round(size_mb, 1),
+        "apply_s_median": round(apply_s, 2),
+        "apply_s_all": [round(a, 2) for a in applies],
+        "apply_peak_rss_mb": round(apply_rss, 1),
+        "decision_p50_ms": round(d50 * 1e3, 3),
+        "decision_p99_ms": round(d99 * 1e3, 3),
+        "card_to_lock_p50_ms": round(c50 * 1e3, 2),
+        "card_to_lock_p99_ms": round(c99 * 1e3, 2),
+        "card_to_lock_samples": granted,
+        "agent_rss_mb": round(rss, 1),
         **live,
     }
     report(results, args.json)

@@ -65,8 +65,15 @@ def _site_worker(port: int, names: list[str], events: int, orders, replies) -> N
         infos = []
         for seq in range(1, events + 1):
             for site, c in clients:
-                event = {"schema": "haldor.event/1", "id": str(uuid.uuid4()), "site": site, "seq": seq,
-                         "at": "2026-11-25T17:00:00+01:00", "type": "access.granted", "door": "main"}
+                event = {
+                    "schema": "haldor.event/1",
+                    "id": str(uuid.uuid4()),
+                    "site": site,
+                    "seq": seq,
+                    "at": "2026-11-25T17:00:00+01:00",
+                    "type": "access.granted",
+                    "door": "main",
+                }
                 infos.append(c.publish(f"{P}/{site}/events", json.dumps(event), qos=1))
         for info in infos:
             info.wait_for_publish(60)
@@ -88,8 +95,9 @@ class Sites:
         self.names = names
         for i in range(0, n, PER_PROCESS):
             orders = ctx.Queue()
-            proc = ctx.Process(target=_site_worker, args=(port, names[i:i + PER_PROCESS], events, orders, self.replies),
-                               daemon=True)
+            proc = ctx.Process(
+                target=_site_worker, args=(port, names[i : i + PER_PROCESS], events, orders, self.replies), daemon=True
+            )
             proc.start()
             self.orders.append(orders)
             self.procs.append(proc)
@@ -125,9 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         tmp_path = Path(tmp)
         broker = Broker(tmp_path / "broker", extra="max_connections -1\n").start()
         web_port = free_port()
-        fleet = subprocess.Popen([sys.executable, "-m", "haldor", "fleet", "--broker", f"127.0.0.1:{broker.port}",
-                                  "--db", str(tmp_path / "fleet.db"), "--listen", f"127.0.0.1:{web_port}"],
-                                 stderr=subprocess.DEVNULL)
+        fleet = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "haldor",
+                "fleet",
+                "--broker",
+                f"127.0.0.1:{broker.port}",
+                "--db",
+                str(tmp_path / "fleet.db"),
+                "--listen",
+                f"127.0.0.1:{web_port}",
+            ],
+            stderr=subprocess.DEVNULL,
+        )
         sites = None
         try:
             deadline = time.monotonic() + 20
@@ -137,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 except httpx.HTTPError:
                     if time.monotonic() > deadline:
-                        raise RuntimeError("fleet did not start")
+                        raise RuntimeError("fleet did not start") from None
                     threading.Event().wait(0.1)
             t0 = time.perf_counter()
             sites = Sites(broker.port, args.sites, args.events)

@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_access import ASSOCIATIONS, SITE, TZ, _Watched, card_of, make_snapshot, percentiles, report  # noqa: E402
 
 from haldor import config  # noqa: E402
+from haldor.access.schedule import parse_document  # noqa: E402
+from haldor.agent.hardware import build_hardware  # noqa: E402
 from haldor.agent.loop import Agent  # noqa: E402
 from haldor.agent.messages import Command, Stop  # noqa: E402
-from haldor.agent.hardware import build_hardware  # noqa: E402
 from haldor.agent.site import open_store  # noqa: E402
-from haldor.access.schedule import parse_document  # noqa: E402
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader  # noqa: E402
 from haldor.drivers.wiegand import encode_card  # noqa: E402
 
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         key_file.write_text(KEY.hex())
         key_file.chmod(0o600)
         cfg_path = tmp_path / "haldor.toml"
-        cfg_path.write_text(CONFIG.format(site=SITE, data=tmp_path / "data", serial_port=os.ttyname(slave),
-                                          osdp_port=sim.port, key_file=key_file))
+        cfg_path.write_text(
+            CONFIG.format(site=SITE, data=tmp_path / "data", serial_port=os.ttyname(slave), osdp_port=sim.port, key_file=key_file)
+        )
         cfg = config.load(cfg_path)
         doc = make_snapshot(args.credentials, max(ASSOCIATIONS, 1000), datetime.now(TZ))
         # every other credential carries a 26-bit Wiegand card instead of a UID

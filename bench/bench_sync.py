@@ -33,17 +33,16 @@ from paho.mqtt.properties import Properties  # noqa: E402
 
 from bench.bench_access import TZ, make_snapshot, percentiles, report  # noqa: E402
 from haldor import __version__, config  # noqa: E402
+from haldor.access.envelope import seal  # noqa: E402
+from haldor.agent.hardware import build_hardware  # noqa: E402
+from haldor.agent.link import MqttLink  # noqa: E402
 from haldor.agent.loop import Agent  # noqa: E402
 from haldor.agent.messages import Stop  # noqa: E402
-from haldor.agent.hardware import build_hardware  # noqa: E402
 from haldor.agent.site import open_store  # noqa: E402
-from haldor.access.envelope import seal  # noqa: E402
-from haldor.agent.link import MqttLink  # noqa: E402
 from haldor.mqtt import make_client  # noqa: E402
 from tests.broker import Broker  # noqa: E402
-from tests.test_sync import _public  # noqa: E402
-
 from tests.helpers import SITE, site_config  # noqa: E402
+from tests.test_sync import _public  # noqa: E402
 
 PREFIX = f"haldor/v1/{SITE}"
 
@@ -112,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         broker = Broker(tmp_path / "broker", extra="message_size_limit 0\n").start()
         master, slave = os.openpty()
         tty.setraw(slave)
-        cfg_path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, keys={"k": _public(key)},
-                               extra=f"""
+        cfg_path = site_config(
+            tmp_path / "haldor.toml",
+            tmp_path / "data",
+            port=broker.port,
+            keys={"k": _public(key)},
+            extra=f"""
 [policy]
 max_denials = 100000000
 [[readers]]
@@ -121,7 +124,8 @@ id = "main-in"
 type = "serial-line"
 door = "main"
 port = "{os.ttyname(slave)}"
-""")
+""",
+        )
         cfg = config.load(cfg_path)
         sub = Subscriber(broker.port)
         factory = MockFactory()

@@ -84,7 +84,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if getattr(args, "verbose", False) else (logging.INFO if args.command in ("run", "kiosk", "fleet") else logging.WARNING if args.command == "demo" else logging.ERROR),
+        level=logging.DEBUG
+        if getattr(args, "verbose", False)
+        else (
+            logging.INFO
+            if args.command in ("run", "kiosk", "fleet")
+            else logging.WARNING
+            if args.command == "demo"
+            else logging.ERROR
+        ),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -140,7 +148,11 @@ def _schedule_load(args) -> int:
     store = _open_store(cfg)
     try:
         outcome = intake.receive(
-            store, payload, keys=cfg.trusted_keys, require_signature=cfg.trust["require_signature"], now=time.time(),
+            store,
+            payload,
+            keys=cfg.trusted_keys,
+            require_signature=cfg.trust["require_signature"],
+            now=time.time(),
             doors=[d.id for d in cfg.doors],
         )
     finally:
@@ -240,9 +252,17 @@ def _broker_options(args):
     if not args.broker:
         cfg = _config(args)
     return tools.BrokerOptions.parse(
-        args.broker, cfg, tls=args.tls, ca_file=args.ca_file, cert_file=args.cert_file, key_file=args.key_file,
-        username=args.username, password_file=args.password_file,
-        transport="websockets" if args.websockets else None, prefix=args.prefix)
+        args.broker,
+        cfg,
+        tls=args.tls,
+        ca_file=args.ca_file,
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        username=args.username,
+        password_file=args.password_file,
+        transport="websockets" if args.websockets else None,
+        prefix=args.prefix,
+    )
 
 
 def _publish(args) -> int:

@@ -70,5 +70,7 @@ def local_day(now: float, timezone: str) -> tuple[float, float]:
     tz = ZoneInfo(timezone)
     day = datetime.fromtimestamp(now, tz).date()
     following = day + timedelta(days=1)
-    return (datetime(day.year, day.month, day.day, tzinfo=tz).timestamp(),
-            datetime(following.year, following.month, following.day, tzinfo=tz).timestamp())
+    return (
+        datetime(day.year, day.month, day.day, tzinfo=tz).timestamp(),
+        datetime(following.year, following.month, following.day, tzinfo=tz).timestamp(),
+    )

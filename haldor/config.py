@@ -58,6 +58,8 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "kiosk": {"listen": (str, "127.0.0.1:8080"), "title": (str, "")},
     "privacy": {"event_retention_days": (int, 60)},
 }
+
+
 def documented_keys() -> list[str]:
     """Every key the configuration accepts, as ``section.key`` (for the docs test)."""
     keys = [f"{s}.{k}" for s, entries in _SECTIONS.items() for k in entries]
@@ -106,8 +108,10 @@ def _entries(cls: type) -> dict[str, tuple[type | tuple[type, ...], Any]]:
     """A table's keys from its dataclass: (type, default), REQUIRED without a default; a
     float key takes an integer too."""
     hints = get_type_hints(cls)
-    return {f.name: ((int, float) if hints[f.name] is float else hints[f.name],
-                     REQUIRED if f.default is MISSING else f.default) for f in fields(cls)}
+    return {
+        f.name: ((int, float) if hints[f.name] is float else hints[f.name], REQUIRED if f.default is MISSING else f.default)
+        for f in fields(cls)
+    }
 
 
 _DOOR = _entries(DoorConfig)
@@ -176,7 +180,9 @@ def parse(raw: dict[str, Any], path: str = "<config>") -> Config:
             raise fail(key, "unknown section")
     sections = {name: _typed(raw.get(name, {}), entries, name, fail) for name, entries in _SECTIONS.items()}
     doors = tuple(DoorConfig(**_typed(d, _DOOR, f"doors[{i}]", fail)) for i, d in enumerate(_tables(raw, "doors", fail)))
-    readers = tuple(ReaderConfig(**_typed(r, _READER, f"readers[{i}]", fail)) for i, r in enumerate(_tables(raw, "readers", fail)))
+    readers = tuple(
+        ReaderConfig(**_typed(r, _READER, f"readers[{i}]", fail)) for i, r in enumerate(_tables(raw, "readers", fail))
+    )
     keys = _check(sections, doors, readers, fail)
     return Config(path=path, doors=doors, readers=readers, trusted_keys=keys, **sections)
 
@@ -278,7 +284,7 @@ def _check_doors(doors, claim: _PinClaims, fail) -> set[str]:
         if d.unlock_s <= 0 or d.held_open_s <= 0:
             raise fail(f"{where}.unlock_s" if d.unlock_s <= 0 else f"{where}.held_open_s", "must be positive")
         if d.fire_pin and d.fail != "safe":
-            raise fail(f"{where}.fire_pin", "a fire alarm releases only a fail-safe door (fail = \"safe\")")
+            raise fail(f"{where}.fire_pin", 'a fire alarm releases only a fail-safe door (fail = "safe")')
         claim(d.lock_pin or -1, f"{where}.lock_pin")
         claim(d.contact_pin, f"{where}.contact_pin")
         claim(d.exit_pin, f"{where}.exit_pin")
@@ -336,4 +342,3 @@ def _check_osdp(r: ReaderConfig, where: str, buses: dict[str, dict[str, Any]], f
     problem = osdp_keys.check(r.scbk_file, r.install_mode)
     if problem:
         raise fail(f"{where}.scbk_file", problem)
-

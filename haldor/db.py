@@ -3,7 +3,7 @@ runner, so that each schema grows the same way."""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import sqlite_utils
 

@@ -19,10 +19,11 @@ import tempfile
 import threading
 import time
 import tty
+from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from haldor import cards, config, osdp_keys
@@ -100,8 +101,11 @@ def _card_table(doc: dict[str, Any]) -> list[str]:
         return moment.strftime("%H:%M" if moment.date() == today else "%d/%m %H:%M")
 
     def bookings_of(association: str | None) -> str:
-        found = [f"{b['title']} {hhmm(b['start'])}-{hhmm(b['end'])}, {rooms[b['room']]}"
-                 for b in doc["bookings"] if b["association"] == association]
+        found = [
+            f"{b['title']} {hhmm(b['start'])}-{hhmm(b['end'])}, {rooms[b['room']]}"
+            for b in doc["bookings"]
+            if b["association"] == association
+        ]
         return "; ".join(found)
 
     lines = []
@@ -116,8 +120,10 @@ def _card_table(doc: dict[str, Any]) -> list[str]:
         lines.append(f"  {card:<22}{pin:<12} {who} ({role}){expired}  {bookings_of(c['association'])}")
     for b in doc["bookings"]:
         if b["pin"]:
-            lines.append(f"  {'':<22}  PIN {b['pin']:<7} {both('demo.booking_pin')}: {b['title']} "
-                         f"{hhmm(b['start'])}-{hhmm(b['end'])}, {rooms[b['room']]}")
+            lines.append(
+                f"  {'':<22}  PIN {b['pin']:<7} {both('demo.booking_pin')}: {b['title']} "
+                f"{hhmm(b['start'])}-{hhmm(b['end'])}, {rooms[b['room']]}"
+            )
     for c in doc["closures"]:
         where = rooms.get(c["room"], "hele stedet / whole site")
         lines.append(f"  Lukket / closed: {where} {hhmm(c['start'])}-{hhmm(c['end'])}: {c['reason']}")
@@ -154,8 +160,9 @@ def free_listen(preferred: int = 8080) -> str:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
-def run_demo(data_dir: str | None = None, stdin: TextIO | None = None, out: TextIO | None = None,
-             port: int = 8080, prompt: bool = True) -> int:
+def run_demo(
+    data_dir: str | None = None, stdin: TextIO | None = None, out: TextIO | None = None, port: int = 8080, prompt: bool = True
+) -> int:
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="haldor-demo-") as tmp:
@@ -246,11 +253,13 @@ class _Presenter:
                 return why
             present(where, frame)
             return None
+
         return badge
 
 
-def _start_agent(cfg: config.Config, store: Any, say: Callable[[str], None], door_names: dict[str, str],
-                 feed: Any, answers: queue.Queue) -> tuple[Agent, threading.Thread]:
+def _start_agent(
+    cfg: config.Config, store: Any, say: Callable[[str], None], door_names: dict[str, str], feed: Any, answers: queue.Queue
+) -> tuple[Agent, threading.Thread]:
     """The agent on its own thread, with locks that say when they move; back once its readers listen."""
     inbox: queue.Queue = queue.Queue()
     hw = build_hardware(cfg, inbox.put)
@@ -273,11 +282,15 @@ def _site(data_dir: Path, ptys: dict[str, tuple[int, int]], port: int) -> tuple[
     key = osdp_keys.read_key(gym_key) if gym_key.exists() else osdp_keys.create_key(gym_key)
     osdp_bus = SimulatedBus([SimulatedReader(1, key)])
     cfg_path = data_dir / "demo.toml"
-    cfg_path.write_text(sample_text("demo.toml").replace("{data_dir}", str(data_dir))
-                        .replace("{main_port}", os.ttyname(ptys["main"][1]))
-                        .replace("{gym_port}", osdp_bus.port).replace("{gym_key}", str(gym_key))
-                        .replace("{kiosk_port}", os.ttyname(ptys["kiosk"][1]))
-                        .replace("{listen}", free_listen(port)))
+    cfg_path.write_text(
+        sample_text("demo.toml")
+        .replace("{data_dir}", str(data_dir))
+        .replace("{main_port}", os.ttyname(ptys["main"][1]))
+        .replace("{gym_port}", osdp_bus.port)
+        .replace("{gym_key}", str(gym_key))
+        .replace("{kiosk_port}", os.ttyname(ptys["kiosk"][1]))
+        .replace("{listen}", free_listen(port))
+    )
     return osdp_bus, config.load(cfg_path)
 
 
@@ -335,13 +348,21 @@ def _show_answer(say, reader: str, answers: queue.Queue) -> None:
             if greeting.get("enrol"):
                 say(f"      {greeting['enrol']}")
         elif event["type"] == Event.ACCESS_GRANTED:
-            detail = ", ".join(x for x in (event["credential"] and f"credential {event['credential']}",
-                                           event["booking"] and f"booking {event['booking']}") if x)
+            detail = ", ".join(
+                x
+                for x in (
+                    event["credential"] and f"credential {event['credential']}",
+                    event["booking"] and f"booking {event['booking']}",
+                )
+                if x
+            )
             say(f"  {t('granted', 'da').upper()} / {t('granted', 'en')}  ({detail})")
         else:
             code = event["reason"]
-            say(f"  {t('denied', 'da').upper()} / {t('denied', 'en')}: {t('reason.' + code, 'da')} / "
-                f"{t('reason.' + code, 'en')}  [{code}]")
+            say(
+                f"  {t('denied', 'da').upper()} / {t('denied', 'en')}: {t('reason.' + code, 'da')} / "
+                f"{t('reason.' + code, 'en')}  [{code}]"
+            )
         return
 
 

@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 
 def make_client(client_id: str, *, transport: str = "tcp") -> mqtt.Client:
-    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                       transport=transport, manual_ack=True)
+    return mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, transport=transport, manual_ack=True
+    )
 
 
 def set_nodelay(sock: Any) -> None:
@@ -37,8 +38,12 @@ def configure_client(client: mqtt.Client, m: dict[str, Any], path: str) -> None:
     """TLS, credentials and websockets from the ``[mqtt]`` section."""
     if m["tls"]:
         try:
-            client.tls_set(ca_certs=m["ca_file"] or None, certfile=m["cert_file"] or None,
-                           keyfile=m["key_file"] or None, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(
+                ca_certs=m["ca_file"] or None,
+                certfile=m["cert_file"] or None,
+                keyfile=m["key_file"] or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"{path}: mqtt.ca_file/cert_file/key_file: {exc}") from None
     if m["username"]:
@@ -75,9 +80,18 @@ class BrokerOptions:
             opts = cls(host=host or broker, port=int(port) if port else (8883 if overrides.get("tls") else 1883))
         elif cfg is not None and cfg.mqtt["host"]:
             m = cfg.mqtt
-            opts = cls(host=m["host"], port=m["port"], tls=m["tls"], ca_file=m["ca_file"], cert_file=m["cert_file"],
-                       key_file=m["key_file"], username=m["username"], password_file=m["password_file"],
-                       transport=m["transport"], prefix=m["topic_prefix"])
+            opts = cls(
+                host=m["host"],
+                port=m["port"],
+                tls=m["tls"],
+                ca_file=m["ca_file"],
+                cert_file=m["cert_file"],
+                key_file=m["key_file"],
+                username=m["username"],
+                password_file=m["password_file"],
+                transport=m["transport"],
+                prefix=m["topic_prefix"],
+            )
         else:
             raise ConfigError("--broker: no broker given and none configured ([mqtt] host)")
         for name, value in overrides.items():
@@ -88,8 +102,18 @@ class BrokerOptions:
     def client(self, name: str, client_id: str | None = None) -> mqtt.Client:
         client = make_client(client_id or f"haldor-{name}-{uuid.uuid4().hex[:8]}", transport=self.transport)
         client.manual_ack_set(False)
-        configure_client(client, {"tls": self.tls, "ca_file": self.ca_file, "cert_file": self.cert_file,
-                                  "key_file": self.key_file, "username": self.username,
-                                  "password_file": self.password_file, "transport": self.transport}, "--broker")
+        configure_client(
+            client,
+            {
+                "tls": self.tls,
+                "ca_file": self.ca_file,
+                "cert_file": self.cert_file,
+                "key_file": self.key_file,
+                "username": self.username,
+                "password_file": self.password_file,
+                "transport": self.transport,
+            },
+            "--broker",
+        )
         client.on_socket_open = lambda c, userdata, sock: set_nodelay(sock)
         return client

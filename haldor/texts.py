@@ -15,11 +15,17 @@ TEXTS: dict[str, dict[str, str]] = {
     "reason.unknown_card": {"da": "Ukendt kort", "en": "Unknown card"},
     "reason.wrong_pin": {"da": "Forkert PIN-kode", "en": "Wrong PIN"},
     "reason.no_booking": {"da": "Ingen booking nu", "en": "No booking now"},
-    "reason.outside_window": {"da": "Jeres booking er på et andet tidspunkt i dag", "en": "Your booking is at another time today"},
+    "reason.outside_window": {
+        "da": "Jeres booking er på et andet tidspunkt i dag",
+        "en": "Your booking is at another time today",
+    },
     "reason.closed": {"da": "Lokalet er lukket", "en": "The room is closed"},
     "reason.expired": {"da": "Kortet er udløbet eller ikke gyldigt endnu", "en": "The card has expired or is not valid yet"},
     "reason.lockdown": {"da": "Bygningen er låst ned", "en": "The building is in lockdown"},
-    "reason.clock_untrusted": {"da": "Uret er ikke sikkert; kun pedellen kan komme ind", "en": "The clock is not trusted; only the caretaker may enter"},
+    "reason.clock_untrusted": {
+        "da": "Uret er ikke sikkert; kun pedellen kan komme ind",
+        "en": "The clock is not trusted; only the caretaker may enter",
+    },
     "reason.rate_limited": {"da": "For mange forsøg; vent et minut", "en": "Too many attempts; wait a minute"},
     # events (PROTOCOL 5 types): what the fleet and the logs call them
     "event.access.granted": {"da": "Adgang givet", "en": "Access granted"},
@@ -66,38 +72,56 @@ TEXTS: dict[str, dict[str, str]] = {
     "kiosk.mode.unlocked": {"da": "åben for booking", "en": "open for a booking"},
     "kiosk.mode.fire": {"da": "BRANDALARM", "en": "FIRE ALARM"},
     "kiosk.online": {"da": "Online", "en": "Online"},
-    "kiosk.offline": {"da": "Dørstyringen svarer ikke. Dørene kan stadig virke; kontakt pedellen.",
-                      "en": "The door controller is not answering. Doors may still work; call the caretaker."},
-    "kiosk.stale": {"da": "Bookingerne er ikke opdateret i over et døgn (sidst {when}). Nye bookinger kan mangle.",
-                    "en": "The bookings have not been updated for over a day (last {when}). New bookings may be missing."},
-    "kiosk.reader_fault": {"da": "Kortlæser ude af drift: {where}. Tjek kablet, eller kontakt kommunens driftskontor.",
-                           "en": "Card reader out of order: {where}. Check its cable, or contact the municipality's facility office."},
-    "kiosk.storage_fault": {"da": "Dørstyringen kan ikke gemme{since}. Dørene virker; hændelser venter på at blive gemt. "
-                                  "Kontakt kommunens driftskontor.",
-                            "en": "The door controller cannot save{since}. The doors work; events wait to be saved. "
-                                  "Contact the municipality's facility office."},
+    "kiosk.offline": {
+        "da": "Dørstyringen svarer ikke. Dørene kan stadig virke; kontakt pedellen.",
+        "en": "The door controller is not answering. Doors may still work; call the caretaker.",
+    },
+    "kiosk.stale": {
+        "da": "Bookingerne er ikke opdateret i over et døgn (sidst {when}). Nye bookinger kan mangle.",
+        "en": "The bookings have not been updated for over a day (last {when}). New bookings may be missing.",
+    },
+    "kiosk.reader_fault": {
+        "da": "Kortlæser ude af drift: {where}. Tjek kablet, eller kontakt kommunens driftskontor.",
+        "en": "Card reader out of order: {where}. Check its cable, or contact the municipality's facility office.",
+    },
+    "kiosk.storage_fault": {
+        "da": "Dørstyringen kan ikke gemme{since}. Dørene virker; hændelser venter på at blive gemt. "
+        "Kontakt kommunens driftskontor.",
+        "en": "The door controller cannot save{since}. The doors work; events wait to be saved. "
+        "Contact the municipality's facility office.",
+    },
     "kiosk.since": {"da": " (siden {time})", "en": " (since {time})"},
-    "kiosk.cards_unknown": {"da": "Kort og PIN-koder virker ikke, før bookingerne er hentet igen. Kontakt kommunens driftskontor.",
-                            "en": "Cards and PINs do not work until the bookings are fetched again. "
-                                  "Contact the municipality's facility office."},
+    "kiosk.cards_unknown": {
+        "da": "Kort og PIN-koder virker ikke, før bookingerne er hentet igen. Kontakt kommunens driftskontor.",
+        "en": "Cards and PINs do not work until the bookings are fetched again. Contact the municipality's facility office.",
+    },
     "kiosk.checkin_reader": {"da": "check-in ved skærmen", "en": "check-in by this screen"},
     "kiosk.no_schedule": {"da": "Ingen bookinger modtaget endnu.", "en": "No bookings received yet."},
     "kiosk.unknown_time": {"da": "aldrig", "en": "never"},
     # answers at the kiosk reader
-    "checkin.checked_in": {"da": "Velkommen, {association}! Tjekket ind: {title}, {room}",
-                           "en": "Welcome, {association}! Checked in: {title}, {room}"},
+    "checkin.checked_in": {
+        "da": "Velkommen, {association}! Tjekket ind: {title}, {room}",
+        "en": "Welcome, {association}! Checked in: {title}, {room}",
+    },
     "checkin.already": {"da": "Allerede tjekket ind: {title}, {room}", "en": "Already checked in: {title}, {room}"},
-    "checkin.later": {"da": "{association}: jeres booking starter kl. {time} ({room})",
-                      "en": "{association}: your booking starts at {time} ({room})"},
+    "checkin.later": {
+        "da": "{association}: jeres booking starter kl. {time} ({room})",
+        "en": "{association}: your booking starts at {time} ({room})",
+    },
     "checkin.ended": {"da": "{association}: jeres booking i dag er slut", "en": "{association}: your booking today has ended"},
     "checkin.no_booking_today": {"da": "{association}: ingen booking i dag", "en": "{association}: no booking today"},
     "checkin.unknown_card": {"da": "Ukendt kort", "en": "Unknown card"},
     "checkin.wrong_pin": {"da": "Forkert PIN-kode", "en": "Wrong PIN"},
     "checkin.expired": {"da": "Kortet er ikke gyldigt nu", "en": "The card is not valid now"},
     "checkin.caretaker": {"da": "Hej pedel", "en": "Hello caretaker"},
-    "checkin.clock_untrusted": {"da": "Uret er ikke sikkert; prøv igen senere", "en": "The clock is not trusted; try again later"},
-    "checkin.enrol": {"da": "Kortnummer til bookingsystemet: {card}   (omvendt rækkefølge: {reversed})",
-                      "en": "Card number for the booking system: {card}   (reversed byte order: {reversed})"},
+    "checkin.clock_untrusted": {
+        "da": "Uret er ikke sikkert; prøv igen senere",
+        "en": "The clock is not trusted; try again later",
+    },
+    "checkin.enrol": {
+        "da": "Kortnummer til bookingsystemet: {card}   (omvendt rækkefølge: {reversed})",
+        "en": "Card number for the booking system: {card}   (reversed byte order: {reversed})",
+    },
     # the demo prompt
     "demo.title": {"da": "Haldor demo: simuleret dørstyring", "en": "Haldor demo: simulated door control"},
     "demo.help": {
@@ -106,8 +130,10 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "demo.cards": {"da": "Prøv disse kort og koder", "en": "Try these cards and codes"},
     "demo.doors": {"da": "Døre", "en": "Doors"},
-    "demo.osdp": {"da": "Gymnastiksal A har en OSDP-læser med krypteret forbindelse (Secure Channel)",
-                  "en": "Gymnastiksal A has an OSDP reader with an encrypted link (Secure Channel)"},
+    "demo.osdp": {
+        "da": "Gymnastiksal A har en OSDP-læser med krypteret forbindelse (Secure Channel)",
+        "en": "Gymnastiksal A has an OSDP reader with an encrypted link (Secure Channel)",
+    },
     "demo.bad_input": {"da": "Hverken kort eller PIN-kode", "en": "Neither a card nor a PIN"},
     "demo.no_answer": {"da": "Intet svar fra agenten", "en": "No answer from the agent"},
     "demo.unknown_door": {"da": "Ukendt dør", "en": "Unknown door"},

@@ -77,8 +77,7 @@ def sign(key_path: str, doc: Any, kid: str | None = None) -> dict[str, str]:
 # --- the broker ------------------------------------------------------------------------
 
 
-TOPIC_OF_SCHEMA = {Schema.SNAPSHOT: (Leaf.SCHEDULE, True), Schema.DELTA: (Leaf.DELTA, False),
-                   Schema.COMMAND: (Leaf.CMD, False)}
+TOPIC_OF_SCHEMA = {Schema.SNAPSHOT: (Leaf.SCHEDULE, True), Schema.DELTA: (Leaf.DELTA, False), Schema.COMMAND: (Leaf.CMD, False)}
 
 
 def topic_for(doc: Any, prefix: str) -> tuple[str, bool]:

@@ -19,14 +19,26 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 class AgentProcess:
-    def __init__(self, tmp_path: Path, *, port: int | None = None, keys: dict[str, str] | None = None,
-                 extra: str = "", data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        port: int | None = None,
+        keys: dict[str, str] | None = None,
+        extra: str = "",
+        data_dir: Path | None = None,
+    ) -> None:
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.slave = slave
         self.data_dir = data_dir or tmp_path / "data"
         self.log = tmp_path / "agent.log"
-        self.path = site_config(tmp_path / "haldor.toml", self.data_dir, port=port, keys=keys, extra=f"""
+        self.path = site_config(
+            tmp_path / "haldor.toml",
+            self.data_dir,
+            port=port,
+            keys=keys,
+            extra=f"""
 [policy]
 max_denials = 1000000
 [[readers]]
@@ -34,7 +46,8 @@ id = "main-in"
 type = "serial-line"
 door = "main"
 port = "{os.ttyname(slave)}"
-{extra}""")
+{extra}""",
+        )
         self.proc: subprocess.Popen | None = None
         self.sent = 0
 
@@ -42,8 +55,9 @@ port = "{os.ttyname(slave)}"
         """Start, and return once its reader's port is open: a reader's port drops what
         arrived before it was opened, as a real reader's would."""
         opened = self._opened()
-        self.proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(self.path)], env=ENV,
-                                     stderr=open(self.log, "ab"))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "haldor", "run", "--config", str(self.path)], env=ENV, stderr=open(self.log, "ab")
+        )
         wait_for(lambda: self._opened() > opened or self.proc.poll() is not None, timeout=20, what="reader port open")
         return self.proc
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import uuid
-from datetime import datetime, timedelta, timezone
 import shutil
 import signal
 import socket
 import subprocess
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -62,11 +62,11 @@ listener {self.port} 127.0.0.1
 {self.extra}
 """
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         conf = self.dir / "mosquitto.conf"
         conf.write_text(self.config())
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log, "ab"))
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+
         def listening() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
@@ -143,19 +143,27 @@ class Publisher:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
-    def send(self, leaf: str, doc, *, retain: bool = False, key: Ed25519PrivateKey | None = None, raw: bytes | None = None) -> None:
+    def send(
+        self, leaf: str, doc, *, retain: bool = False, key: Ed25519PrivateKey | None = None, raw: bytes | None = None
+    ) -> None:
         payload = raw if raw is not None else json.dumps(seal(doc, self.kid, key or self.key)).encode()
         self.client.publish(f"{T}/{leaf}", payload, qos=1, retain=retain).wait_for_publish(5)
 
     def command(self, action: str, **fields) -> str:
-        now = datetime.now(timezone.utc)
-        doc = {"schema": "haldor.command/1", "id": fields.pop("id", str(uuid.uuid4())), "site": SITE, "action": action,
-               "issued_at": iso(now), "expires_at": iso(now + timedelta(minutes=5)), "by": "operator-12", **fields}
+        now = datetime.now(UTC)
+        doc = {
+            "schema": "haldor.command/1",
+            "id": fields.pop("id", str(uuid.uuid4())),
+            "site": SITE,
+            "action": action,
+            "issued_at": iso(now),
+            "expires_at": iso(now + timedelta(minutes=5)),
+            "by": "operator-12",
+            **fields,
+        }
         self.send("cmd", doc)
         return doc["id"]
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-

@@ -6,9 +6,10 @@ import copy
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 CPH = ZoneInfo("Europe/Copenhagen")
@@ -41,33 +42,76 @@ def snapshot(version: int = 42, **changes: Any) -> dict[str, Any]:
         ],
         "associations": [{"id": "a17", "name": "Valby Volley"}, {"id": "a18", "name": "Valby Badminton"}],
         "credentials": [
-            {"id": "c1001", "card": CARD, "pin": "4821", "association": "a17", "role": "member",
-             "valid_from": None, "valid_until": "2027-06-30T23:59:59+02:00"},
-            {"id": "c1002", "card": LEADER_CARD, "pin": None, "association": "a17", "role": "leader",
-             "valid_from": None, "valid_until": None},
-            {"id": "c9000", "card": CARETAKER_CARD, "pin": "909090", "association": None, "role": "caretaker",
-             "valid_from": None, "valid_until": None},
+            {
+                "id": "c1001",
+                "card": CARD,
+                "pin": "4821",
+                "association": "a17",
+                "role": "member",
+                "valid_from": None,
+                "valid_until": "2027-06-30T23:59:59+02:00",
+            },
+            {
+                "id": "c1002",
+                "card": LEADER_CARD,
+                "pin": None,
+                "association": "a17",
+                "role": "leader",
+                "valid_from": None,
+                "valid_until": None,
+            },
+            {
+                "id": "c9000",
+                "card": CARETAKER_CARD,
+                "pin": "909090",
+                "association": None,
+                "role": "caretaker",
+                "valid_from": None,
+                "valid_until": None,
+            },
         ],
         "bookings": [
-            {"id": "b881", "room": "gym-a", "association": "a17", "title": "Volleyball U14",
-             "start": "2026-11-25T17:00:00+01:00", "end": "2026-11-25T19:00:00+01:00",
-             "status": "approved", "pin": None, "unlocked_during": False},
+            {
+                "id": "b881",
+                "room": "gym-a",
+                "association": "a17",
+                "title": "Volleyball U14",
+                "start": "2026-11-25T17:00:00+01:00",
+                "end": "2026-11-25T19:00:00+01:00",
+                "status": "approved",
+                "pin": None,
+                "unlocked_during": False,
+            },
         ],
-        "closures": [{"room": None, "start": "2026-12-21T00:00:00+01:00", "end": "2027-01-03T00:00:00+01:00", "reason": "Juleferie"}],
+        "closures": [
+            {"room": None, "start": "2026-12-21T00:00:00+01:00", "end": "2027-01-03T00:00:00+01:00", "reason": "Juleferie"}
+        ],
     }
     doc.update(copy.deepcopy(changes))
     return doc
 
 
 def booking(bid: str, start: str, end: str, **extra: Any) -> dict[str, Any]:
-    b = {"id": bid, "room": "gym-a", "association": "a17", "title": "Træning", "start": start, "end": end,
-         "status": "approved", "pin": None, "unlocked_during": False}
+    b = {
+        "id": bid,
+        "room": "gym-a",
+        "association": "a17",
+        "title": "Træning",
+        "start": start,
+        "end": end,
+        "status": "approved",
+        "pin": None,
+        "unlocked_during": False,
+    }
     b.update(extra)
     return b
 
 
 def write_config(path: Path, data_dir: Path, extra: str = "", doors: str | None = None) -> Path:
-    doors = doors if doors is not None else """
+    doors = (
+        doors
+        if doors is not None
+        else """
 [[doors]]
 id = "main"
 lock_pin = 17
@@ -78,6 +122,7 @@ exit_pin = 22
 id = "gym-a"
 lock_pin = 18
 """
+    )
     path.write_text(f"""
 [site]
 id = "{SITE}"
@@ -119,8 +164,16 @@ lock_pin = 17
 """
 
 
-def site_config(path: Path, data_dir: Path, *, port: int | None = None, mqtt: str | None = None,
-                keys: dict[str, str] | None = None, extra: str = "", doors: str = MAIN_DOOR) -> Path:
+def site_config(
+    path: Path,
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    mqtt: str | None = None,
+    keys: dict[str, str] | None = None,
+    extra: str = "",
+    doors: str = MAIN_DOOR,
+) -> Path:
     """A site on mock pins. With ``port`` (or a whole ``mqtt`` body) a broker on
     loopback; with ``keys`` signatures are required, without them not."""
     if mqtt is None and port is not None:
@@ -130,6 +183,8 @@ def site_config(path: Path, data_dir: Path, *, port: int | None = None, mqtt: st
         trust = "keys = { " + ", ".join(f'"{kid}" = "{key}"' for kid, key in keys.items()) + " }"
     else:
         trust = "require_signature = false"
-    path.write_text(f'[site]\nid = "{SITE}"\ndata_dir = "{data_dir}"\n{broker}\n[trust]\n{trust}\n\n'
-                    f'[gpio]\npin_factory = "mock"\n{extra}\n{doors}')
+    path.write_text(
+        f'[site]\nid = "{SITE}"\ndata_dir = "{data_dir}"\n{broker}\n[trust]\n{trust}\n\n'
+        f'[gpio]\npin_factory = "mock"\n{extra}\n{doors}'
+    )
     return path

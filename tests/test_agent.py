@@ -19,9 +19,9 @@ import sqlite_utils
 from gpiozero.pins.mock import MockFactory
 
 from haldor import config
+from haldor.agent.hardware import build_hardware
 from haldor.agent.loop import Agent
 from haldor.agent.messages import Command, ContactChanged, ExitPressed, FireChanged, Stop, Tick
-from haldor.agent.hardware import build_hardware
 from haldor.agent.site import open_store
 from haldor.clock import FakeClock, SystemClock
 from haldor.drivers.base import CardRead, PinRead
@@ -51,8 +51,9 @@ def _iso(moment: datetime) -> str:
 
 def _around_now(version: int = 42) -> dict:
     now = datetime.now(CPH).replace(microsecond=0)
-    return snapshot(version, bookings=[booking("b881", _iso(now - timedelta(hours=1)), _iso(now + timedelta(hours=1)))],
-                    closures=[])
+    return snapshot(
+        version, bookings=[booking("b881", _iso(now - timedelta(hours=1)), _iso(now + timedelta(hours=1)))], closures=[]
+    )
 
 
 class Rig:
@@ -69,8 +70,10 @@ class Rig:
             tty.setraw(slave)
             self.kiosk_master, kiosk_slave = os.openpty()
             tty.setraw(kiosk_slave)
-            extra = (f'\n[[readers]]\nid = "main-in"\ntype = "serial-line"\ndoor = "main"\nport = "{os.ttyname(slave)}"\n'
-                     f'\n[[readers]]\nid = "kiosk"\ntype = "serial-line"\nport = "{os.ttyname(kiosk_slave)}"\n')
+            extra = (
+                f'\n[[readers]]\nid = "main-in"\ntype = "serial-line"\ndoor = "main"\nport = "{os.ttyname(slave)}"\n'
+                f'\n[[readers]]\nid = "kiosk"\ntype = "serial-line"\nport = "{os.ttyname(kiosk_slave)}"\n'
+            )
             self._slaves = (slave, kiosk_slave)
         # the relay board's pull-up holds the active-low input of gym-a's lock high
         self.factory.pin(18).drive_high()
@@ -98,7 +101,7 @@ class Rig:
 
     def close(self) -> None:
         for hw in self._built:  # a reader left running would go on opening its port by name,
-            hw.close()          # and take the pty of a later test that gets the same number
+            hw.close()  # and take the pty of a later test that gets the same number
         self.store.close()
         if self.master is not None:
             for fd in (self.master, self.kiosk_master, *self._slaves):
@@ -403,7 +406,11 @@ def test_an_event_is_committed_before_the_listeners_hear_of_it(rig):
     seen: list[tuple[int, bool]] = []
     other = open_store(rig.cfg)  # another connection: sees only what was committed
     try:
-        agent.subscribe(lambda events: seen.extend((e["seq"], any(x["id"] == e["id"] for x in other.outbox.events(limit=10_000))) for e in events))
+        agent.subscribe(
+            lambda events: seen.extend(
+                (e["seq"], any(x["id"] == e["id"] for x in other.outbox.events(limit=10_000))) for e in events
+            )
+        )
         _step(agent, CardRead("main-in", CARD))
     finally:
         other.close()
@@ -412,13 +419,17 @@ def test_an_event_is_committed_before_the_listeners_hear_of_it(rig):
 
 
 def test_a_reader_whose_port_is_missing_is_reported(tmp_path):
-    r = Rig(tmp_path, reader=False, readers="""
+    r = Rig(
+        tmp_path,
+        reader=False,
+        readers="""
 [[readers]]
 id = "ghost"
 type = "rdm6300"
 door = "main"
 port = "/dev/does-not-exist"
-""")
+""",
+    )
     try:
         agent = r.agent()
         thread = _running(agent)
@@ -435,13 +446,17 @@ port = "/dev/does-not-exist"
 
 def test_a_reader_whose_port_comes_back_is_ok_again_in_the_status(tmp_path):
     link = tmp_path / "ttyREADER"
-    r = Rig(tmp_path, reader=False, readers=f"""
+    r = Rig(
+        tmp_path,
+        reader=False,
+        readers=f"""
 [[readers]]
 id = "late"
 type = "serial-line"
 door = "main"
 port = "{link}"
-""")
+""",
+    )
     master, slave = os.openpty()
     try:
         agent = r.agent()
@@ -468,9 +483,13 @@ def test_haldor_run_exits_0_on_sigterm(tmp_path):
     path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS)
     doc = dump(tmp_path / "s.json", _around_now())
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    assert subprocess.run([sys.executable, "-m", "haldor", "schedule", "load", "--config", str(path), str(doc)], env=env).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(path)], env=env,
-                            stderr=subprocess.PIPE, text=True)
+    assert (
+        subprocess.run([sys.executable, "-m", "haldor", "schedule", "load", "--config", str(path), str(doc)], env=env).returncode
+        == 0
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haldor", "run", "--config", str(path)], env=env, stderr=subprocess.PIPE, text=True
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()

@@ -23,8 +23,17 @@ CONF = ROOT / "config/mosquitto/haldor.conf"
 BOX_ID = "haldor-valby-skole"  # the client id the agent sends (haldor/agent/link.py)
 CMD = "haldor/v1/valby-skole/cmd"
 # file paths and TLS of the shipped configuration: the test broker has its own
-MACHINE_SPECIFIC = {"listener", "protocol", "cafile", "certfile", "keyfile", "tls_version", "password_file",
-                    "acl_file", "persistence_location"}
+MACHINE_SPECIFIC = {
+    "listener",
+    "protocol",
+    "cafile",
+    "certfile",
+    "keyfile",
+    "tls_version",
+    "password_file",
+    "acl_file",
+    "persistence_location",
+}
 
 
 def shipped_conf() -> tuple[list[tuple[str, str]], list[list[tuple[str, str]]]]:
@@ -56,8 +65,11 @@ def acl_broker(tmp_path):
     text = broker.config().replace("allow_anonymous true\n", "").replace("max_queued_messages 0\n", "")
     assert listener in text
     # each shipped option where the shipped file has it: above the listener, or in its block
-    above = [f"password_file {passwd}", f"acl_file {ROOT / 'config/mosquitto/haldor.acl'}",
-             *(f"{k} {v}" for k, v in general if k not in MACHINE_SPECIFIC)]
+    above = [
+        f"password_file {passwd}",
+        f"acl_file {ROOT / 'config/mosquitto/haldor.acl'}",
+        *(f"{k} {v}" for k, v in general if k not in MACHINE_SPECIFIC),
+    ]
     below = [f"{k} {v}" for k, v in listeners[0] if k not in MACHINE_SPECIFIC]
     broker.config_text = text.replace(listener, "\n".join([*above, listener.strip(), *below, ""]))
     broker.config = lambda: broker.config_text  # type: ignore[method-assign]
@@ -70,8 +82,7 @@ class Client:
     """A client of the test broker. With ``session`` (seconds) it resumes or keeps a
     persistent session, as the agent and the fleet do."""
 
-    def __init__(self, port: int, user: str, *, client_id: str | None = None, session: int = 0,
-                 manual_ack: bool = False) -> None:
+    def __init__(self, port: int, user: str, *, client_id: str | None = None, session: int = 0, manual_ack: bool = False) -> None:
         self.c = make_client(client_id or f"{user}-test")
         self.c.manual_ack_set(manual_ack)
         self.c.username_pw_set(user, USERS[user])
@@ -144,8 +155,13 @@ def test_a_site_reads_only_its_own_schedule_and_publishes_only_its_reports(acl_b
     finally:
         box.close()
         booking.close()
-    for topic in ("valby-skole/schedule", "valby-skole/schedule/delta", "valby-skole/cmd", "other-site/events",
-                  "other-site/status"):
+    for topic in (
+        "valby-skole/schedule",
+        "valby-skole/schedule/delta",
+        "valby-skole/cmd",
+        "other-site/events",
+        "other-site/status",
+    ):
         assert _refused(port, "valby-skole", f"haldor/v1/{topic}"), topic
 
 

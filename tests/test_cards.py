@@ -5,7 +5,9 @@ import pytest
 from haldor import cards
 
 
-@pytest.mark.parametrize("card", ["uid:04A1B2C3", "uid:04A1B2C3D4E5F6", "uid:04A1B2C3D4E5F60708A9", "em:0A0B0C0D0E", "wg26:8405024"])
+@pytest.mark.parametrize(
+    "card", ["uid:04A1B2C3", "uid:04A1B2C3D4E5F6", "uid:04A1B2C3D4E5F60708A9", "em:0A0B0C0D0E", "wg26:8405024"]
+)
 def test_canonical(card):
     assert cards.is_canonical(card)
 
@@ -13,16 +15,30 @@ def test_canonical(card):
 @pytest.mark.parametrize(
     "card",
     [
-        "uid:04A1B2C3\n", "uid:04A1B2C3D4E5F6\n", "em:0A0B0C0D0E\n", "wg26:8405024\n",  # trailing newline
-        "uid:04a1b2c3", "em:0A0B0C0D0", "wg26:", "04A1B2C3", " uid:04A1B2C3",
-        "uid:", "uid:04", "uid:04A1B2", "uid:04A1B2C3D4", "uid:04A1B2C3D", "uid:04A1B2C3D4E5F60708A9B0",  # no ISO 14443 size
+        "uid:04A1B2C3\n",
+        "uid:04A1B2C3D4E5F6\n",
+        "em:0A0B0C0D0E\n",
+        "wg26:8405024\n",  # trailing newline
+        "uid:04a1b2c3",
+        "em:0A0B0C0D0",
+        "wg26:",
+        "04A1B2C3",
+        " uid:04A1B2C3",
+        "uid:",
+        "uid:04",
+        "uid:04A1B2",
+        "uid:04A1B2C3D4",
+        "uid:04A1B2C3D",
+        "uid:04A1B2C3D4E5F60708A9B0",  # no ISO 14443 size
     ],
 )
 def test_not_canonical(card):
     assert not cards.is_canonical(card)
 
 
-@pytest.mark.parametrize("pin, ok", [("4821", True), ("12345678", True), ("4821\n", False), ("123", False), ("123456789", False), ("48 21", False)])
+@pytest.mark.parametrize(
+    "pin, ok", [("4821", True), ("12345678", True), ("4821\n", False), ("123", False), ("123456789", False), ("48 21", False)]
+)
 def test_pin(pin, ok):
     assert cards.is_pin(pin) is ok
 
@@ -47,7 +63,10 @@ def test_canonical_problem_says_why(card, problem):
     assert cards.canonical_problem("uid:04A1B2C3") is None
 
 
-@pytest.mark.parametrize("text, canonical", [("04A1B2C3D4", "uid:000004A1B2C3D4"), ("uid:04A1B2C3D4", "uid:000004A1B2C3D4"), ("A1B2C3D4E5F607", "uid:A1B2C3D4E5F607")])
+@pytest.mark.parametrize(
+    "text, canonical",
+    [("04A1B2C3D4", "uid:000004A1B2C3D4"), ("uid:04A1B2C3D4", "uid:000004A1B2C3D4"), ("A1B2C3D4E5F607", "uid:A1B2C3D4E5F607")],
+)
 def test_a_reader_never_produces_a_uid_a_schedule_would_refuse(text, canonical):
     """A 5-byte read is a reader matter (padded to the next real size), not refused."""
     assert cards.normalise(text) == canonical

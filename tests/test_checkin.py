@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from haldor.access import checkin
-from haldor.agent.messages import Tick
 from haldor.access.checkin import BookingRecord, CheckinFacts, TodayBooking, decide_checkin, due_reports
 from haldor.access.model import Candidate, Policy
 from haldor.access.schedule import parse_document
+from haldor.agent.messages import Tick
 from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, PinRead
 
@@ -48,15 +48,28 @@ def test_a_pin_that_matches_nothing_and_an_untrusted_clock():
 
 
 def test_the_earliest_open_booking_is_the_one_checked_in():
-    answer = decide_checkin(T0 + 10, _facts(TodayBooking("b2", "a17", T0 + 600, T0 + 3600), TodayBooking("b1", "a17", T0, T0 + 900)))
+    answer = decide_checkin(
+        T0 + 10, _facts(TodayBooking("b2", "a17", T0 + 600, T0 + 3600), TodayBooking("b1", "a17", T0, T0 + 900))
+    )
     assert (answer.outcome, answer.booking) == ("checked_in", "b1")
-    later = decide_checkin(T0 - 3600, _facts(TodayBooking("b2", "a17", T0 + 600, T0 + 3600), TodayBooking("b1", "a17", T0, T0 + 900)))
+    later = decide_checkin(
+        T0 - 3600, _facts(TodayBooking("b2", "a17", T0 + 600, T0 + 3600), TodayBooking("b1", "a17", T0, T0 + 900))
+    )
     assert (later.outcome, later.booking, later.starts_at) == ("later", "b1", T0)
 
 
 def _record(**kw) -> BookingRecord:
-    base = dict(id="b1", start=T0, end=T0 + 7200, entries=0, checkins=0, first_entry=None, leader_checked_in=False,
-                no_show_reported=False, usage_reported=False)
+    base = dict(
+        id="b1",
+        start=T0,
+        end=T0 + 7200,
+        entries=0,
+        checkins=0,
+        first_entry=None,
+        leader_checked_in=False,
+        no_show_reported=False,
+        usage_reported=False,
+    )
     return BookingRecord(**{**base, **kw})
 
 
@@ -75,8 +88,16 @@ def test_used_means_a_leader_checked_in_or_somebody_entered():
     assert checkin.used(_record(checkins=1, leader_checked_in=True))
     assert checkin.used(_record(entries=3))
     assert checkin.usage_of(_record(entries=3, checkins=1, first_entry=T0 + 60, room="gym-a", association="a17")) == {
-        "booked_min": 120, "first_entry": T0 + 60, "entries": 3, "checkins": 1, "used": True, "no_show": False,
-        "room": "gym-a", "association": "a17", "start": T0}
+        "booked_min": 120,
+        "first_entry": T0 + 60,
+        "entries": 3,
+        "checkins": 1,
+        "used": True,
+        "no_show": False,
+        "room": "gym-a",
+        "association": "a17",
+        "start": T0,
+    }
 
 
 # --- in the agent ----------------------------------------------------------------------
@@ -85,11 +106,15 @@ def test_used_means_a_leader_checked_in_or_somebody_entered():
 @pytest.fixture
 def rig(tmp_path):
     r = Rig(tmp_path)
-    doc = snapshot(43, closures=[], bookings=[
-        booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00"),
-        booking("b882", "2026-11-25T20:00:00+01:00", "2026-11-25T21:00:00+01:00", association="a18", room="gym-b"),
-        booking("b883", "2026-11-25T21:00:00+01:00", "2026-11-25T22:00:00+01:00"),
-    ])
+    doc = snapshot(
+        43,
+        closures=[],
+        bookings=[
+            booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00"),
+            booking("b882", "2026-11-25T20:00:00+01:00", "2026-11-25T21:00:00+01:00", association="a18", room="gym-b"),
+            booking("b883", "2026-11-25T21:00:00+01:00", "2026-11-25T22:00:00+01:00"),
+        ],
+    )
     r.store.set_meta("reports_since", None)
     r.store.schedule.apply(parse_document(doc), T0 - 86400)  # the schedule came the day before
     r.store.set_meta("reports_since", T0 - 86400)
@@ -136,8 +161,17 @@ def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
     _step(agent, Tick())
     (usage,) = rig.events("booking.usage")
     assert usage["booking"] == "b881"
-    assert usage["usage"] == {"booked_min": 120, "first_entry": None, "entries": 0, "checkins": 2, "used": True,
-                              "no_show": False, "room": "gym-a", "association": "a17", "start": "2026-11-25T17:00:00.000+01:00"}
+    assert usage["usage"] == {
+        "booked_min": 120,
+        "first_entry": None,
+        "entries": 0,
+        "checkins": 2,
+        "used": True,
+        "no_show": False,
+        "room": "gym-a",
+        "association": "a17",
+        "start": "2026-11-25T17:00:00.000+01:00",
+    }
     assert not rig.events("booking.no_show")
     agent.hw.close()
 

@@ -14,8 +14,9 @@ from .helpers import CARD, SITE, booking, dump, snapshot, wait_for, write_config
 
 
 def haldor(*args, env=None, check=None):
-    proc = subprocess.run([sys.executable, "-m", "haldor", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-m", "haldor", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
     if check is not None:
         assert proc.returncode == check, proc.stderr
     return proc
@@ -80,8 +81,9 @@ def test_decide_refuses_an_unknown_door_and_a_bad_card(cfg):
 
 def _big_snapshot(version, n):
     doc = snapshot(version)
-    doc["credentials"] = [{"id": f"c{i}", "card": f"uid:{i:08X}", "pin": None, "association": "a17", "role": "member"}
-                          for i in range(n)]
+    doc["credentials"] = [
+        {"id": f"c{i}", "card": f"uid:{i:08X}", "pin": None, "association": "a17", "role": "member"} for i in range(n)
+    ]
     doc["bookings"] = [booking(f"b{i}", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00") for i in range(n // 2)]
     return doc
 
@@ -94,11 +96,19 @@ def test_kill_9_during_apply_leaves_old_or_new_schedule_whole(cfg, tmp_path):
     killed_mid_apply = 0
     for _ in range(5):
         start_size = wal.stat().st_size if wal.exists() else 0
-        proc = subprocess.Popen([sys.executable, "-m", "haldor", "schedule", "load", "--config", cfg, str(big)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "haldor", "schedule", "load", "--config", cfg, str(big)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         # the apply has begun writing once the WAL grows
-        wait_for(lambda: proc.poll() is not None or (wal.exists() and wal.stat().st_size > start_size + 64 * 1024),
-                 timeout=30, what="the apply to start writing")
+        wait_for(
+            lambda proc=proc, start_size=start_size: (
+                proc.poll() is not None or (wal.exists() and wal.stat().st_size > start_size + 64 * 1024)
+            ),
+            timeout=30,
+            what="the apply to start writing",
+        )
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -114,13 +124,16 @@ def test_kill_9_during_apply_leaves_old_or_new_schedule_whole(cfg, tmp_path):
 
 def test_schedule_load_warns_about_doors_that_do_not_meet(cfg, tmp_path):
     """Applied all the same: a room naming a door of another box is allowed (PROTOCOL 2)."""
-    doc = snapshot(42, rooms=[{"id": "gym-a", "name": "A", "doors": ["main", "hall-b"]},
-                              {"id": "gym-b", "name": "B", "doors": ["main"]}])
+    doc = snapshot(
+        42, rooms=[{"id": "gym-a", "name": "A", "doors": ["main", "hall-b"]}, {"id": "gym-b", "name": "B", "doors": ["main"]}]
+    )
     out = haldor("schedule", "load", "--config", cfg, str(dump(tmp_path / "s.json", doc)), check=0)
     lines = out.stdout.strip().splitlines()
     assert lines[0].endswith("applied snapshot 42")
-    assert lines[1:] == [f"{tmp_path / 's.json'}: warning: door 'hall-b' of room gym-a is not controlled by this box",
-                         f"{tmp_path / 's.json'}: warning: configured door 'gym-a' is named by no room: only caretakers can open it"]
+    assert lines[1:] == [
+        f"{tmp_path / 's.json'}: warning: door 'hall-b' of room gym-a is not controlled by this box",
+        f"{tmp_path / 's.json'}: warning: configured door 'gym-a' is named by no room: only caretakers can open it",
+    ]
     store = Store.open(tmp_path / "data", SITE)
     try:
         (applied,) = [e for e in store.outbox.events() if e["type"] == "sync.applied"]

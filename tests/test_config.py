@@ -28,7 +28,10 @@ def test_minimal_configuration_has_defaults():
         ({"site": {"id": "x", "language": "sv"}}, "site.language"),
         ({"site": {"id": "x"}, "doors": [{"id": "main"}]}, "doors[0].lock_pin: required"),
         ({"site": {"id": "x"}, "doors": [{"id": "main", "lock_pin": True}]}, "doors[0].lock_pin: expected an integer"),
-        ({"site": {"id": "x"}, "doors": [{"id": "m", "lock_pin": 17}, {"id": "n", "lock_pin": 17}]}, "doors[1].lock_pin: GPIO 17 is already used by doors[0].lock_pin"),
+        (
+            {"site": {"id": "x"}, "doors": [{"id": "m", "lock_pin": 17}, {"id": "n", "lock_pin": 17}]},
+            "doors[1].lock_pin: GPIO 17 is already used by doors[0].lock_pin",
+        ),
         ({"site": {"id": "x"}, "doors": [{"id": "m", "lock_pin": 17, "fail": "open"}]}, "doors[0].fail"),
         ({"site": {"id": "x"}, "doors": [{"id": "m", "lock_pin": 17, "fire_pin": 4}]}, "doors[0].fire_pin"),
         ({"site": {"id": "x"}, "readers": [{"id": "r", "type": "wiegand", "d0_pin": 5}]}, "readers[0].d1_pin: required"),
@@ -49,10 +52,15 @@ def test_bad_configuration_names_the_key(raw, key):
 
 
 def test_two_fail_safe_doors_may_share_one_fire_input():
-    cfg = config.parse({"site": {"id": "x"}, "doors": [
-        {"id": "a", "lock_pin": 17, "fail": "safe", "fire_pin": 4},
-        {"id": "b", "lock_pin": 18, "fail": "safe", "fire_pin": 4},
-    ]})
+    cfg = config.parse(
+        {
+            "site": {"id": "x"},
+            "doors": [
+                {"id": "a", "lock_pin": 17, "fail": "safe", "fire_pin": 4},
+                {"id": "b", "lock_pin": 18, "fail": "safe", "fire_pin": 4},
+            ],
+        }
+    )
     assert [d.fire_pin for d in cfg.doors] == [4, 4]
 
 
@@ -81,8 +89,11 @@ def test_shipped_example_configurations_are_valid():
 
 
 def _osdp(tmp_path, *readers: dict) -> dict:
-    return {"site": {"id": "x"}, "doors": [{"id": "main", "lock_pin": 17}],
-            "readers": [{"type": "osdp", "port": "/dev/ttyUSB0", "door": "main", **r} for r in readers]}
+    return {
+        "site": {"id": "x"},
+        "doors": [{"id": "main", "lock_pin": 17}],
+        "readers": [{"type": "osdp", "port": "/dev/ttyUSB0", "door": "main", **r} for r in readers],
+    }
 
 
 @pytest.mark.parametrize(
@@ -93,10 +104,14 @@ def _osdp(tmp_path, *readers: dict) -> dict:
         ([{"id": "a", "address": 1, "scbk_file": "{public}"}], "readers[0].scbk_file: key file"),
         ([{"id": "a", "address": 127, "scbk_file": "{key}"}], "readers[0].address: an OSDP address is 0-126"),
         ([{"id": "a", "address": 1, "baudrate": 4800, "scbk_file": "{key}"}], "readers[0].baudrate"),
-        ([{"id": "a", "address": 1, "scbk_file": "{key}"}, {"id": "b", "address": 1, "scbk_file": "{key}"}],
-         "readers[1].address: address 1 on /dev/ttyUSB0 is already reader 'a'"),
-        ([{"id": "a", "address": 1, "scbk_file": "{key}"}, {"id": "b", "address": 2, "baudrate": 19200, "scbk_file": "{key}"}],
-         "readers[1].baudrate: the other readers on /dev/ttyUSB0 run at 9600"),
+        (
+            [{"id": "a", "address": 1, "scbk_file": "{key}"}, {"id": "b", "address": 1, "scbk_file": "{key}"}],
+            "readers[1].address: address 1 on /dev/ttyUSB0 is already reader 'a'",
+        ),
+        (
+            [{"id": "a", "address": 1, "scbk_file": "{key}"}, {"id": "b", "address": 2, "baudrate": 19200, "scbk_file": "{key}"}],
+            "readers[1].baudrate: the other readers on /dev/ttyUSB0 run at 9600",
+        ),
         ([{"id": "a", "address": 1, "scbk_file": "{key}", "led_pin": 5}], "readers[0].led_pin: an OSDP reader's LED"),
         ([{"id": "a", "address": 1, "scbk_file": "{nofolder}", "install_mode": True}], "readers[0].scbk_file: folder"),
     ],
@@ -106,8 +121,12 @@ def test_bad_osdp_readers_name_the_key(tmp_path, readers, key):
     (tmp_path / "r.key").chmod(0o600)
     (tmp_path / "public.key").write_text("00" * 16)
     (tmp_path / "public.key").chmod(0o644)
-    paths = {"{key}": tmp_path / "r.key", "{public}": tmp_path / "public.key", "{missing}": tmp_path / "none.key",
-             "{nofolder}": tmp_path / "no" / "r.key"}
+    paths = {
+        "{key}": tmp_path / "r.key",
+        "{public}": tmp_path / "public.key",
+        "{missing}": tmp_path / "none.key",
+        "{nofolder}": tmp_path / "no" / "r.key",
+    }
     for r in readers:
         r["scbk_file"] = str(paths.get(r.get("scbk_file"), r.get("scbk_file", "")))
         if not r["scbk_file"]:
@@ -120,10 +139,21 @@ def test_bad_osdp_readers_name_the_key(tmp_path, readers, key):
 def test_osdp_readers_share_a_bus_and_a_new_reader_may_await_its_key(tmp_path):
     (tmp_path / "a.key").write_text("11" * 16 + "\n")
     (tmp_path / "a.key").chmod(0o600)
-    cfg = config.parse(_osdp(tmp_path, {"id": "a", "address": 1, "scbk_file": str(tmp_path / "a.key")},
-                             {"id": "b", "address": 2, "scbk_file": str(tmp_path / "b.key"), "install_mode": True}))
+    cfg = config.parse(
+        _osdp(
+            tmp_path,
+            {"id": "a", "address": 1, "scbk_file": str(tmp_path / "a.key")},
+            {"id": "b", "address": 2, "scbk_file": str(tmp_path / "b.key"), "install_mode": True},
+        )
+    )
     assert [(r.address, r.install_mode) for r in cfg.readers] == [(1, False), (2, True)]
     with pytest.raises(ConfigError, match="readers\\[1\\].port: /dev/ttyUSB0 is an OSDP bus"):
-        config.parse({**_osdp(tmp_path, {"id": "a", "address": 1, "scbk_file": str(tmp_path / "a.key")}),
-                      "readers": [{"id": "a", "type": "osdp", "port": "/dev/ttyUSB0", "address": 1, "scbk_file": str(tmp_path / "a.key")},
-                                  {"id": "s", "type": "serial-line", "port": "/dev/ttyUSB0"}]})
+        config.parse(
+            {
+                **_osdp(tmp_path, {"id": "a", "address": 1, "scbk_file": str(tmp_path / "a.key")}),
+                "readers": [
+                    {"id": "a", "type": "osdp", "port": "/dev/ttyUSB0", "address": 1, "scbk_file": str(tmp_path / "a.key")},
+                    {"id": "s", "type": "serial-line", "port": "/dev/ttyUSB0"},
+                ],
+            }
+        )

@@ -3,7 +3,6 @@ of a burst of events, and every event still reaches a subscriber, with no seq mi
 
 from __future__ import annotations
 
-
 from .agent_process import AgentProcess
 from .broker import Watcher
 from .helpers import wait_for
@@ -27,11 +26,17 @@ def test_every_event_arrives_across_a_sigkill_and_a_broker_restart(tmp_path, bro
         agent.start()
         wait_for(lambda: watcher.docs("status")[-1]["online"], timeout=20, what="agent online again")
         agent.badge(100)
-        wait_for(lambda: len([e for e in agent.stored() if e["type"] == "access.denied"]) == before + 100,
-                 timeout=30, what="reads after the restart stored")
+        wait_for(
+            lambda: len([e for e in agent.stored() if e["type"] == "access.denied"]) == before + 100,
+            timeout=30,
+            what="reads after the restart stored",
+        )
         stored = agent.stored
-        wait_for(lambda: {e["id"] for e in watcher.events()} >= {e["id"] for e in stored()},
-                 timeout=60, what="every stored event delivered")
+        wait_for(
+            lambda: {e["id"] for e in watcher.events()} >= {e["id"] for e in stored()},
+            timeout=60,
+            what="every stored event delivered",
+        )
     finally:
         agent.close()
         watcher.close()

@@ -15,19 +15,46 @@ from .helpers import ts
 
 
 def _demo(tmp_path, lines: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "haldor", "demo", "--data-dir", str(tmp_path / "demo")],
-                          input="".join(f"{line}\n" for line in lines), capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "haldor", "demo", "--data-dir", str(tmp_path / "demo")],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_the_demo_answers_cards_and_pins_with_decision_reason_and_lock(tmp_path):
-    result = _demo(tmp_path, ["04A1B2C3D4E5F6", "em:0A0B0C0D0E", "uid:11223344", "uid:04998877", "2468", "1234",
-                              "uid:DEADBEEF", "gym-a 4821", "not-a-card", "nowhere 1234", "q"])
+    result = _demo(
+        tmp_path,
+        [
+            "04A1B2C3D4E5F6",
+            "em:0A0B0C0D0E",
+            "uid:11223344",
+            "uid:04998877",
+            "2468",
+            "1234",
+            "uid:DEADBEEF",
+            "gym-a 4821",
+            "not-a-card",
+            "nowhere 1234",
+            "q",
+        ],
+    )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     answers = [line.strip() for line in out.splitlines() if line.startswith("  ADGANG") or line.startswith("  AFVIST")]
     assert [a.split("[")[-1].rstrip("]") if "AFVIST" in a else "granted" for a in answers] == [
-        "granted", "outside_window", "closed", "expired", "granted", "wrong_pin", "unknown_card", "granted"]
+        "granted",
+        "outside_window",
+        "closed",
+        "expired",
+        "granted",
+        "wrong_pin",
+        "unknown_card",
+        "granted",
+    ]
     assert "[ÅBEN] Hovedindgang: låst op / unlocked" in out
     assert "[ÅBEN] Gymnastiksal A" in out
     assert "Hverken kort eller PIN-kode / Neither a card nor a PIN: not-a-card" in out

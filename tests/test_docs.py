@@ -14,7 +14,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def _section(title: str) -> str:
     start = README.index(f"\n## {title}\n")
     end = README.find("\n## ", start + 1)
-    return README[start: end if end != -1 else None]
+    return README[start : end if end != -1 else None]
 
 
 def test_every_configuration_key_is_documented_and_nothing_else():
@@ -26,7 +26,7 @@ def test_the_first_lines_are_the_demo_and_the_test_command():
     commands = [line.strip() for line in README.splitlines()[1:4] if line.startswith("    ")]
     assert len(commands) == 2
     assert commands[0].endswith("haldor demo")
-    assert "pytest" in commands[1] and "lint-imports" in commands[1]
+    assert all(tool in commands[1] for tool in ("pytest", "lint-imports", "ruff check", "ruff format --check"))
 
 
 def test_the_ci_script_runs_the_readme_test_command():

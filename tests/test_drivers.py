@@ -268,7 +268,11 @@ def test_each_reader_type_is_built_by_its_registry_entry_and_an_unknown_one_is_r
     """No type silently becomes another: the registry builds what it names, or the build stops."""
     master, slave = os.openpty()
     try:
-        cfg = config.load(site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f"""
+        cfg = config.load(
+            site_config(
+                tmp_path / "haldor.toml",
+                tmp_path / "data",
+                extra=f"""
 [[readers]]
 id = "lines"
 type = "serial-line"
@@ -282,7 +286,9 @@ id = "wg"
 type = "wiegand"
 d0_pin = 5
 d1_pin = 6
-"""))
+""",
+            )
+        )
         hw = build_hardware(cfg, lambda message: None, MockFactory())
         try:
             parsers = {r.id: type(getattr(r, "parser", r)).__name__ for r in hw.readers}

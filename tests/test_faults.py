@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -58,15 +58,23 @@ def _hostile(signing_key: Ed25519PrivateKey) -> dict[str, bytes]:
     return {
         "deep nesting": deep.encode(),
         "deep nesting, signed": _signed(deep, signing_key),
-        "deep object in a signed document": _signed('{"schema": "haldor.command/1", "id": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}", signing_key),
+        "deep object in a signed document": _signed(
+            '{"schema": "haldor.command/1", "id": ' + '{"a":' * 5000 + "1" + "}" * 5000 + "}", signing_key
+        ),
         "not UTF-8": b"\xff\xfe\x00",
         "empty": b"",
         "null": b"null",
         "doc is a number": b'{"doc": 5}',
         "kid is a list, sig a number": b'{"doc": "{}", "kid": ["x"], "sig": 7}',
-        "signed, every field mistyped": _signed(json.dumps({"schema": ["x"], "id": {"a": 1}, "site": 3, "version": [],
-                                                            "action": None, "rooms": "x", "credentials": {}}), signing_key),
-        "signed, huge numbers": _signed('{"schema": "haldor.schedule/1", "site": "valby-skole", "version": 1' + "0" * 5000 + "}", signing_key),
+        "signed, every field mistyped": _signed(
+            json.dumps(
+                {"schema": ["x"], "id": {"a": 1}, "site": 3, "version": [], "action": None, "rooms": "x", "credentials": {}}
+            ),
+            signing_key,
+        ),
+        "signed, huge numbers": _signed(
+            '{"schema": "haldor.schedule/1", "site": "valby-skole", "version": 1' + "0" * 5000 + "}", signing_key
+        ),
     }
 
 
@@ -101,8 +109,15 @@ def test_hostile_payloads_on_every_topic_are_rejected_reported_and_never_deliver
 
 def test_an_oversized_command_is_refused_before_it_is_parsed(site, signing_key):
     agent, watcher, publisher = site
-    doc = {"schema": "haldor.command/1", "id": "big", "site": "valby-skole", "action": "lockdown",
-           "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2036-01-01T00:00:00Z", "by": "x" * 100_000}
+    doc = {
+        "schema": "haldor.command/1",
+        "id": "big",
+        "site": "valby-skole",
+        "action": "lockdown",
+        "issued_at": "2026-01-01T00:00:00Z",
+        "expires_at": "2036-01-01T00:00:00Z",
+        "by": "x" * 100_000,
+    }
     publisher.send("cmd", doc)
     result = wait_for(lambda: watcher.docs("cmd/result"), timeout=10, what="a result")[0]
     assert result["ok"] is False and "payload too large" in result["error"]
@@ -114,24 +129,46 @@ def test_a_message_the_agent_died_on_twice_is_refused_as_poison(site, signing_ke
     is refused as poison, at once, and the schedule in force stays."""
     agent, watcher, publisher = site
     inflight = Path(agent.data_dir) / "inflight"
-    big = snapshot(43, credentials=snapshot()["credentials"] + [
-        {"id": f"x{i}", "card": f"uid:{0x04000000000000 + i:014X}", "pin": None, "association": "a17", "role": "member",
-         "valid_from": None, "valid_until": None} for i in range(60_000)])
+    big = snapshot(
+        43,
+        credentials=snapshot()["credentials"]
+        + [
+            {
+                "id": f"x{i}",
+                "card": f"uid:{0x04000000000000 + i:014X}",
+                "pin": None,
+                "association": "a17",
+                "role": "member",
+                "valid_from": None,
+                "valid_until": None,
+            }
+            for i in range(60_000)
+        ],
+    )
     publisher.send("schedule", big, retain=True)
     for starts in ("1", "2"):
-        wait_for(lambda: [p for p in inflight.glob("*") if p.read_text() == starts], timeout=20,
-                 what=f"handling begun ({starts})")
+        wait_for(
+            lambda starts=starts: [p for p in inflight.glob("*") if p.read_text() == starts],
+            timeout=20,
+            what=f"handling begun ({starts})",
+        )
         agent.kill()
         agent.start()
-    rejected = wait_for(lambda: [e for e in watcher.events("sync.rejected") if e["reason"].startswith("poison")],
-                        timeout=30, what="refused as poison")
+    rejected = wait_for(
+        lambda: [e for e in watcher.events("sync.rejected") if e["reason"].startswith("poison")],
+        timeout=30,
+        what="refused as poison",
+    )
     assert len(rejected) == 1
     assert watcher.docs("status")[-1]["schedule_version"] == 42
     _doors_work(agent, watcher)
     assert [p.name.endswith(".poison") for p in inflight.glob("*")] == [True]
     publisher.send("schedule", snapshot(44), retain=True)  # the next good one is applied as usual
-    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 44"], timeout=10,
-             what="a good snapshot after the poison")
+    wait_for(
+        lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 44"],
+        timeout=10,
+        what="a good snapshot after the poison",
+    )
 
 
 # --- storage ----------------------------------------------------------------------------
@@ -209,9 +246,18 @@ def test_a_write_lock_held_by_another_process_never_holds_up_a_door(site):
     wait and arrive in order when the lock is gone, with the fault first."""
     agent, watcher, publisher = site
     db = Path(agent.data_dir) / "haldor.db"
-    blocker = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                                "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read(); c.rollback()",
-                                str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    blocker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read(); c.rollback()",
+            str(db),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert blocker.stdout.readline().strip() == "held"
         granted = len(watcher.events("access.granted"))
@@ -219,18 +265,24 @@ def test_a_write_lock_held_by_another_process_never_holds_up_a_door(site):
         for line in (CARETAKER_CARD, "pin:909090"):  # the caretaker's card and PIN (a card repeated is filtered)
             badged.append(time.time())
             agent.badge(card=line)
-        wait_for(lambda: watcher.docs("status")[-1]["storage"]["fault"] == "database is locked", timeout=20,
-                 what="the lock in the status")
+        wait_for(
+            lambda: watcher.docs("status")[-1]["storage"]["fault"] == "database is locked",
+            timeout=20,
+            what="the lock in the status",
+        )
         assert len(watcher.events("access.granted")) == granted  # not reported before it is stored
     finally:
         blocker.stdin.close()
         blocker.wait(10)
     released = time.time()
-    events = wait_for(lambda: len(watcher.events("access.granted")) == granted + 2 and watcher.events(), timeout=20,
-                      what="the grants, once stored")
+    events = wait_for(
+        lambda: len(watcher.events("access.granted")) == granted + 2 and watcher.events(),
+        timeout=20,
+        what="the grants, once stored",
+    )
     grants = [e for e in events if e["type"] == "access.granted"][-2:]
     decided = [datetime.fromisoformat(e["at"]).timestamp() for e in grants]
-    assert all(d - b < 1.0 for d, b in zip(decided, badged)) and max(decided) < released - 5  # decided at once
+    assert all(d - b < 1.0 for d, b in zip(decided, badged, strict=True)) and max(decided) < released - 5  # decided at once
     fault = [e for e in events if e["type"] == "storage.fault"]
     assert fault[0]["reason"] == "database is locked" and fault[0]["seq"] < grants[0]["seq"]
     assert agent.alive()
@@ -246,10 +298,20 @@ def test_a_flood_of_garbage_on_cmd_neither_holds_up_a_door_nor_fills_the_store(s
     stop = threading.Event()
     sent = [0]
 
-    now = datetime.now(timezone.utc)
-    other_site = _signed(json.dumps({"schema": "haldor.command/1", "id": "c-other", "site": "other-skole",
-                                     "action": "lockdown", "issued_at": iso(now),
-                                     "expires_at": iso(now + timedelta(minutes=5))}), signing_key)
+    now = datetime.now(UTC)
+    other_site = _signed(
+        json.dumps(
+            {
+                "schema": "haldor.command/1",
+                "id": "c-other",
+                "site": "other-skole",
+                "action": "lockdown",
+                "issued_at": iso(now),
+                "expires_at": iso(now + timedelta(minutes=5)),
+            }
+        ),
+        signing_key,
+    )
 
     def flood() -> None:
         while not stop.is_set():
@@ -274,14 +336,16 @@ def test_a_flood_of_garbage_on_cmd_neither_holds_up_a_door_nor_fills_the_store(s
 
 def test_a_second_agent_on_the_same_data_folder_stops_at_once_naming_the_first(tmp_path, site):
     agent, watcher, publisher = site
-    second = subprocess.run([sys.executable, "-m", "haldor", "run", "--config", str(agent.path)],
-                            capture_output=True, text=True, timeout=30)
+    second = subprocess.run(
+        [sys.executable, "-m", "haldor", "run", "--config", str(agent.path)], capture_output=True, text=True, timeout=30
+    )
     assert second.returncode == 1
     (line,) = second.stderr.strip().splitlines()
     assert f"pid {agent.proc.pid}" in line and "data folder" in line
     (Path(agent.data_dir) / "agent.lock").unlink()  # the file only names the holder: the lock is on the folder
-    second = subprocess.run([sys.executable, "-m", "haldor", "run", "--config", str(agent.path)],
-                            capture_output=True, text=True, timeout=30)
+    second = subprocess.run(
+        [sys.executable, "-m", "haldor", "run", "--config", str(agent.path)], capture_output=True, text=True, timeout=30
+    )
     assert second.returncode == 1 and "another haldor run (pid ?)" in second.stderr
     assert agent.alive()
     _doors_work(agent, watcher)
@@ -293,14 +357,23 @@ def test_a_replaced_device_secret_is_said_and_the_same_snapshot_hashed_anew(site
     assert agent.stop() == 0
     (Path(agent.data_dir) / "device.secret").unlink()  # lost with a restore from backup, say
     agent.start()
-    fault = wait_for(lambda: [e for e in watcher.events("storage.fault") if "device secret" in e["reason"]],
-                     timeout=20, what="storage.fault naming the secret")
+    fault = wait_for(
+        lambda: [e for e in watcher.events("storage.fault") if "device secret" in e["reason"]],
+        timeout=20,
+        what="storage.fault naming the secret",
+    )
     assert len(fault) == 1
-    wait_for(lambda: {"site": "valby-skole", "have_version": 42} in watcher.docs("sync/request"), timeout=10,
-             what="a snapshot asked for")
+    wait_for(
+        lambda: {"site": "valby-skole", "have_version": 42} in watcher.docs("sync/request"),
+        timeout=10,
+        what="a snapshot asked for",
+    )
     # the retained version 42 is taken again and hashed with the new secret
-    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 42"][1:], timeout=20,
-             what="the same version applied again")
+    wait_for(
+        lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 42"][1:],
+        timeout=20,
+        what="the same version applied again",
+    )
     _doors_work(agent, watcher)
     wait_for(lambda: watcher.docs("status")[-1]["storage"]["ok"], timeout=10, what="storage ok again")
     # and only once: a restart with this secret says nothing more
@@ -320,13 +393,19 @@ def test_a_device_secret_deleted_while_running_is_written_back(site):
     before = secret.read_bytes()
     secret.unlink()
     publisher.send("schedule", snapshot(43), retain=True)
-    wait_for(lambda: [e for e in watcher.events("storage.fault") if "device secret was deleted" in e["reason"]],
-             timeout=20, what="storage.fault naming the secret")
+    wait_for(
+        lambda: [e for e in watcher.events("storage.fault") if "device secret was deleted" in e["reason"]],
+        timeout=20,
+        what="storage.fault naming the secret",
+    )
     assert secret.read_bytes() == before
     wait_for(lambda: watcher.docs("sync/request"), timeout=10, what="the snapshot asked for again")
     publisher.send("schedule", snapshot(43), retain=True)  # the booking system answers
-    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"], timeout=60,
-             what="the snapshot applied once the secret is back")
+    wait_for(
+        lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"],
+        timeout=60,
+        what="the snapshot applied once the secret is back",
+    )
     _doors_work(agent, watcher)
     assert watcher.docs("status")[-1]["storage"]["cards_work"]
 
@@ -343,8 +422,11 @@ def test_a_database_deleted_while_running_is_saved_in_its_place_and_the_agent_re
     assert "haldor.db was deleted while the agent ran" in agent.log.read_text()
     assert not list(db.parent.glob("haldor.db.saving"))
     agent.start()
-    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"], timeout=60,
-             what="the snapshot applied after the restart")
+    wait_for(
+        lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"],
+        timeout=60,
+        what="the snapshot applied after the restart",
+    )
     _doors_work(agent, watcher)
     seqs = [e["seq"] for e in agent.stored()]
     assert seqs == list(range(1, len(seqs) + 1))
@@ -403,9 +485,18 @@ def test_a_command_is_acknowledged_only_once_it_is_stored(site, signing_key):
     the agent is killed: the broker delivers it again, and it is carried out then."""
     agent, watcher, publisher = site
     db = Path(agent.data_dir) / "haldor.db"
-    blocker = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                                "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read(); c.rollback()",
-                                str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    blocker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('BEGIN IMMEDIATE'); print('held', flush=True); sys.stdin.read(); c.rollback()",
+            str(db),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert blocker.stdout.readline().strip() == "held"
         cid = publisher.command("lockdown")
@@ -456,9 +547,13 @@ def test_a_broken_database_is_set_aside_and_the_last_good_copy_takes_its_place(s
     seen = len(watcher.docs("sync/request"))
     agent.start()
     fault = wait_for(lambda: watcher.events("storage.fault"), timeout=20, what="storage.fault")[0]
-    assert {"corrupt": "database corrupt", "empty": "database empty", "missing": "database missing",
-            "missing, its -wal left": "database missing",
-            "no schedule": "database has no schedule (its copy has version 42)"}[damage] in fault["reason"]
+    assert {
+        "corrupt": "database corrupt",
+        "empty": "database empty",
+        "missing": "database missing",
+        "missing, its -wal left": "database missing",
+        "no schedule": "database has no schedule (its copy has version 42)",
+    }[damage] in fault["reason"]
     assert "restored from the copy" in fault["reason"]
     assert fault["seq"] > last_seq or damage != "corrupt"  # seq never goes back where the damaged file still tells it
     wait_for(lambda: watcher.docs("sync/request")[seen:], timeout=10, what="a snapshot asked for")
@@ -474,9 +569,22 @@ def test_stopping_during_a_long_apply_is_quick_and_not_held_against_the_document
     happens the document is applied in the end, never refused as poison."""
     agent, watcher, publisher = site
     inflight = Path(agent.data_dir) / "inflight"
-    big = snapshot(43, credentials=snapshot()["credentials"] + [
-        {"id": f"x{i}", "card": f"uid:{0x04000000000000 + i:014X}", "pin": None, "association": "a17", "role": "member",
-         "valid_from": None, "valid_until": None} for i in range(60_000)])
+    big = snapshot(
+        43,
+        credentials=snapshot()["credentials"]
+        + [
+            {
+                "id": f"x{i}",
+                "card": f"uid:{0x04000000000000 + i:014X}",
+                "pin": None,
+                "association": "a17",
+                "role": "member",
+                "valid_from": None,
+                "valid_until": None,
+            }
+            for i in range(60_000)
+        ],
+    )
     publisher.send("schedule", big, retain=True)
     for _ in range(3):
         wait_for(lambda: list(inflight.glob("*")), timeout=20, what="handling begun")
@@ -485,6 +593,7 @@ def test_stopping_during_a_long_apply_is_quick_and_not_held_against_the_document
         assert time.monotonic() - began < 10
         assert not list(inflight.glob("*"))  # a clean stop counts no death
         agent.start()
-    wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"], timeout=60,
-             what="applied in the end")
+    wait_for(
+        lambda: [e for e in watcher.events("sync.applied") if e["reason"] == "snapshot 43"], timeout=60, what="applied in the end"
+    )
     assert not [e for e in watcher.events("sync.rejected") if "poison" in e["reason"]]

@@ -13,12 +13,11 @@ import uuid
 import httpx
 import pytest
 
-from haldor.mqtt import make_client
 from haldor.fleet.ingest import FleetConsumer
 from haldor.fleet.report import UsageLine, site_rows, weekly_usage
 from haldor.fleet.server import FleetHTTPServer
 from haldor.fleet.store import FleetStore
-from haldor.mqtt import BrokerOptions
+from haldor.mqtt import BrokerOptions, make_client
 
 from .broker import Broker
 from .helpers import wait_for
@@ -27,10 +26,26 @@ P = "haldor/v1"
 
 
 def usage(site, booking, start, booked_min, used, no_show=False, room="gym-a", association="a17"):
-    return {"schema": "haldor.event/1", "id": str(uuid.uuid4()), "site": site, "seq": 1, "at": start, "type": "booking.usage",
-            "booking": booking, "usage": {"booked_min": booked_min, "first_entry": None, "entries": int(used), "checkins": 0,
-                                          "used": used, "no_show": no_show, "room": room, "association": association,
-                                          "start": start}}
+    return {
+        "schema": "haldor.event/1",
+        "id": str(uuid.uuid4()),
+        "site": site,
+        "seq": 1,
+        "at": start,
+        "type": "booking.usage",
+        "booking": booking,
+        "usage": {
+            "booked_min": booked_min,
+            "first_entry": None,
+            "entries": int(used),
+            "checkins": 0,
+            "used": used,
+            "no_show": no_show,
+            "room": room,
+            "association": association,
+            "start": start,
+        },
+    }
 
 
 def test_weekly_usage_matches_a_hand_made_table():
@@ -39,7 +54,10 @@ def test_weekly_usage_matches_a_hand_made_table():
         {"site": "valby", **usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True)["usage"]},
         {"site": "valby", **usage("valby", "b3", "2026-11-29T23:30:00+01:00", 60, True)["usage"]},  # Sunday: still week 48
         {"site": "valby", **usage("valby", "b4", "2026-11-30T00:30:00+01:00", 60, True)["usage"]},  # Monday: week 49
-        {"site": "valby", **usage("valby", "b5", "2026-11-25T18:00:00+01:00", 45, True, room="gym-b", association="a18")["usage"]},
+        {
+            "site": "valby",
+            **usage("valby", "b5", "2026-11-25T18:00:00+01:00", 45, True, room="gym-b", association="a18")["usage"],
+        },
         {"site": "vanlose", **usage("vanlose", "b1", "2026-11-25T18:00:00+01:00", 120, False, no_show=True)["usage"]},
     ]
     assert weekly_usage(rows) == [
@@ -51,8 +69,13 @@ def test_weekly_usage_matches_a_hand_made_table():
 
 
 def test_a_site_without_status_for_three_minutes_is_silent():
-    rows = site_rows([{"site": "a", "online": 1, "since": 0.0, "seen_at": 1000.0},
-                      {"site": "b", "online": 1, "since": 0.0, "seen_at": 1100.0}], now=1250.0)
+    rows = site_rows(
+        [
+            {"site": "a", "online": 1, "since": 0.0, "seen_at": 1000.0},
+            {"site": "b", "online": 1, "since": 0.0, "seen_at": 1100.0},
+        ],
+        now=1250.0,
+    )
     assert [(r["site"], r["online"], r["silent"]) for r in rows] == [("a", False, True), ("b", True, False)]
 
 
@@ -79,8 +102,12 @@ class SimulatedSite:
         self.site = site
         self.client = make_client(f"haldor-{site}")
         self.client.manual_ack_set(False)
-        self.client.will_set(f"{P}/{site}/status", json.dumps({"schema": "haldor.status/1", "site": site, "online": False,
-                                                              "at": None}), qos=1, retain=True)
+        self.client.will_set(
+            f"{P}/{site}/status",
+            json.dumps({"schema": "haldor.status/1", "site": site, "online": False, "at": None}),
+            qos=1,
+            retain=True,
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
@@ -88,9 +115,22 @@ class SimulatedSite:
         self.client.publish(f"{P}/{self.site}/{leaf}", json.dumps(doc), qos=1, retain=retain).wait_for_publish(5)
 
     def status(self, at: str, **kw) -> None:
-        self.send("status", {"schema": "haldor.status/1", "site": self.site, "online": True, "at": at,
-                             "schedule_version": 42, "last_sync": at, "mode": "normal", "doors": {},
-                             "outbox": {"pending": 3, "oldest": None}, **kw}, retain=True)
+        self.send(
+            "status",
+            {
+                "schema": "haldor.status/1",
+                "site": self.site,
+                "online": True,
+                "at": at,
+                "schedule_version": 42,
+                "last_sync": at,
+                "mode": "normal",
+                "doors": {},
+                "outbox": {"pending": 3, "oldest": None},
+                **kw,
+            },
+            retain=True,
+        )
 
     def vanish(self) -> None:
         self.client.socket().close()  # no DISCONNECT: the broker speaks the will
@@ -101,12 +141,27 @@ def test_sites_events_duplicates_and_a_vanishing_site(fleet):
     broker, consumer, store, web = fleet
     valby, vanlose = SimulatedSite(broker.port, "valby"), SimulatedSite(broker.port, "vanlose")
     valby.status("2026-11-25T17:00:00+01:00")
-    vanlose.status("2026-11-25T17:00:05+01:00", readers={"main-in": {"ok": False, "fault": "stopped answering"},
-                                                          "kiosk": {"ok": True, "fault": None}})
-    events = [usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True),
-              usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True),
-              {"schema": "haldor.event/1", "id": str(uuid.uuid4()), "site": "valby", "seq": 7, "at": "2026-11-25T17:01:00+01:00",
-               "type": "door.forced", "door": "main", "reader": None, "credential": None, "booking": None, "reason": None}]
+    vanlose.status(
+        "2026-11-25T17:00:05+01:00",
+        readers={"main-in": {"ok": False, "fault": "stopped answering"}, "kiosk": {"ok": True, "fault": None}},
+    )
+    events = [
+        usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True),
+        usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True),
+        {
+            "schema": "haldor.event/1",
+            "id": str(uuid.uuid4()),
+            "site": "valby",
+            "seq": 7,
+            "at": "2026-11-25T17:01:00+01:00",
+            "type": "door.forced",
+            "door": "main",
+            "reader": None,
+            "credential": None,
+            "booking": None,
+            "reason": None,
+        },
+    ]
     for e in reversed(events):  # out of order
         valby.send("events", e)
     for e in events:  # and every one again: delivery is at least once
@@ -124,8 +179,18 @@ def test_sites_events_duplicates_and_a_vanishing_site(fleet):
     sites_csv = list(csv.DictReader(io.StringIO(httpx.get(web.url + "sites.csv").text)))
     assert sites_csv[0]["readers_at_fault"] == "main-in: stopped answering"
     lines = list(csv.DictReader(io.StringIO(httpx.get(web.url + "usage.csv").text)))
-    assert lines == [{"week": "2026-W48", "site": "valby", "room": "gym-a", "association": "a17", "bookings": "2",
-                      "booked_hours": "3.5", "used_hours": "2.0", "no_shows": "1"}]
+    assert lines == [
+        {
+            "week": "2026-W48",
+            "site": "valby",
+            "room": "gym-a",
+            "association": "a17",
+            "bookings": "2",
+            "booked_hours": "3.5",
+            "used_hours": "2.0",
+            "no_shows": "1",
+        }
+    ]
     valby.client.disconnect()
 
 
@@ -141,8 +206,9 @@ def test_the_fleet_page_in_a_browser(fleet, tmp_path):
     site.send("events", usage("valby", "b2", "2026-11-30T17:00:00+01:00", 60, False, no_show=True))
     wait_for(lambda: store.counts()["events"] == 2, what="events stored")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(web.url)

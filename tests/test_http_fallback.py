@@ -15,8 +15,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor import config
-from haldor.agent.site import open_store
 from haldor.access.envelope import seal
+from haldor.agent.site import open_store
 
 from .broker import free_port
 from .helpers import SITE, site_config, snapshot, wait_for
@@ -67,10 +67,18 @@ def key():
 
 def test_an_agent_cut_off_from_its_broker_fetches_the_schedule_over_http(tmp_path, key):
     server = ScheduleServer(json.dumps(seal(snapshot(42), "bookings-2026", key)).encode())
-    path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=free_port(), keys={"bookings-2026": _public(key)},
-                       extra=f'[sync]\nhttp_url = "{server.url}/"\nhttp_after_s = 1\n')
-    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(path)],
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, stderr=subprocess.DEVNULL)
+    path = site_config(
+        tmp_path / "haldor.toml",
+        tmp_path / "data",
+        port=free_port(),
+        keys={"bookings-2026": _public(key)},
+        extra=f'[sync]\nhttp_url = "{server.url}/"\nhttp_after_s = 1\n',
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haldor", "run", "--config", str(path)],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.DEVNULL,
+    )
     cfg = config.load(path)
 
     def version():

@@ -6,10 +6,10 @@ import queue
 
 import pytest
 
-from haldor.agent.messages import Stop
 from haldor.agent.budget import ReportBudget
 from haldor.agent.inbox import Inbox
 from haldor.agent.link import Received
+from haldor.agent.messages import Stop
 from haldor.drivers.base import CardRead
 
 

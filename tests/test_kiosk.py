@@ -7,19 +7,19 @@ import os
 import queue
 import threading
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from haldor import config
+from haldor.access.schedule import parse_document
+from haldor.agent.hardware import build_hardware
+from haldor.agent.kiosk_feed import KioskFeed
 from haldor.agent.loop import Agent
 from haldor.agent.messages import Stop
-from haldor.agent.hardware import build_hardware
 from haldor.agent.site import open_store
-from haldor.agent.kiosk_feed import KioskFeed
-from haldor.access.schedule import parse_document
 from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, ReaderFault, ReaderRestored
 from haldor.kiosk import server as kiosk_server
@@ -38,15 +38,31 @@ T = local(2026, 11, 25, 17, 30)
 
 
 def _day(**kw) -> Day:
-    day = Day(rooms=[("gym-a", "Gymnastiksal A"), ("gym-b", "Gymnastiksal B")], last_sync=T - 3600, version=42,
-              associations={"a17": "Valby Volley"})
+    day = Day(
+        rooms=[("gym-a", "Gymnastiksal A"), ("gym-b", "Gymnastiksal B")],
+        last_sync=T - 3600,
+        version=42,
+        associations={"a17": "Valby Volley"},
+    )
     day.bookings = [
-        DayBooking("b1", "gym-a", "Valby Volley", "U12", local(2026, 11, 25, 15), local(2026, 11, 25, 16), "approved", True, False),
-        DayBooking("b2", "gym-a", "Valby Volley", "U14", local(2026, 11, 25, 17), local(2026, 11, 25, 19), "approved", False, False),
-        DayBooking("b3", "gym-a", "Valby Badminton", "Motion", local(2026, 11, 25, 19), local(2026, 11, 25, 21), "approved", False, False),
-        DayBooking("b4", "gym-a", "Seniordans", "Dans", local(2026, 11, 25, 21), local(2026, 11, 25, 22), "approved", False, False),
-        DayBooking("b5", "gym-b", "Valby Yoga", "Yoga", local(2026, 11, 25, 16), local(2026, 11, 25, 17), "approved", False, True),
-        DayBooking("b6", "gym-b", "Valby Skak", "Skak", local(2026, 11, 25, 18), local(2026, 11, 25, 19), "requested", False, False),
+        DayBooking(
+            "b1", "gym-a", "Valby Volley", "U12", local(2026, 11, 25, 15), local(2026, 11, 25, 16), "approved", True, False
+        ),
+        DayBooking(
+            "b2", "gym-a", "Valby Volley", "U14", local(2026, 11, 25, 17), local(2026, 11, 25, 19), "approved", False, False
+        ),
+        DayBooking(
+            "b3", "gym-a", "Valby Badminton", "Motion", local(2026, 11, 25, 19), local(2026, 11, 25, 21), "approved", False, False
+        ),
+        DayBooking(
+            "b4", "gym-a", "Seniordans", "Dans", local(2026, 11, 25, 21), local(2026, 11, 25, 22), "approved", False, False
+        ),
+        DayBooking(
+            "b5", "gym-b", "Valby Yoga", "Yoga", local(2026, 11, 25, 16), local(2026, 11, 25, 17), "approved", False, True
+        ),
+        DayBooking(
+            "b6", "gym-b", "Valby Skak", "Skak", local(2026, 11, 25, 18), local(2026, 11, 25, 19), "requested", False, False
+        ),
     ]
     for k, v in kw.items():
         setattr(day, k, v)
@@ -54,10 +70,20 @@ def _day(**kw) -> Day:
 
 
 def _state(now=T, day=None, agent=None, language="da"):
-    agent = agent if agent is not None else AgentView(status={"doors": {"main": {"locked": True, "open": False, "mode": "normal"}}},
-                                                      status_at=now - 1)
-    return build_state(now, day or _day(), agent, title="Valby Skole", language=language,
-                       doors=[("main", "Hovedindgang"), ("gym-a", "Sal A")], offline_after_s=15)
+    agent = (
+        agent
+        if agent is not None
+        else AgentView(status={"doors": {"main": {"locked": True, "open": False, "mode": "normal"}}}, status_at=now - 1)
+    )
+    return build_state(
+        now,
+        day or _day(),
+        agent,
+        title="Valby Skole",
+        language=language,
+        doors=[("main", "Hovedindgang"), ("gym-a", "Sal A")],
+        offline_after_s=15,
+    )
 
 
 def test_the_current_and_the_next_booking_of_each_room():
@@ -119,17 +145,29 @@ def test_closures_for_a_room_and_for_the_whole_site():
 
 def test_greetings_fade_and_enrolment_help_stays_a_minute():
     day = _day(booking_titles={"b2": ("U14", "Gymnastiksal A", local(2026, 11, 25, 17))})
-    hello = AgentView(status={}, status_at=T, answer={"outcome": "checked_in", "association": "a17", "booking": "b2", "good": True},
-                      answer_at=T)
+    hello = AgentView(
+        status={}, status_at=T, answer={"outcome": "checked_in", "association": "a17", "booking": "b2", "good": True}, answer_at=T
+    )
     g = _state(day=day, agent=hello)["greeting"]
     assert g["text"] == "Velkommen, Valby Volley! Tjekket ind: U14, Gymnastiksal A" and g["good"]
-    assert _state(now=T + 9, day=day, agent=AgentView(status={}, status_at=T + 9, answer=hello.answer, answer_at=T))["greeting"] is None
-    unknown = AgentView(status={}, status_at=T + 50, answer={"outcome": "unknown_card", "card": "uid:04A1B2C3",
-                                                             "card_reversed": "uid:C3B2A104"}, answer_at=T)
+    assert (
+        _state(now=T + 9, day=day, agent=AgentView(status={}, status_at=T + 9, answer=hello.answer, answer_at=T))["greeting"]
+        is None
+    )
+    unknown = AgentView(
+        status={},
+        status_at=T + 50,
+        answer={"outcome": "unknown_card", "card": "uid:04A1B2C3", "card_reversed": "uid:C3B2A104"},
+        answer_at=T,
+    )
     g = _state(now=T + 50, agent=unknown, language="en")["greeting"]
     assert g["text"] == "Unknown card" and not g["good"] and "uid:04A1B2C3" in g["enrol"] and "uid:C3B2A104" in g["enrol"]
-    later = AgentView(status={}, status_at=T, answer={"outcome": "later", "association": "a17", "booking": "b2",
-                                                      "starts_at": local(2026, 11, 25, 19)}, answer_at=T)
+    later = AgentView(
+        status={},
+        status_at=T,
+        answer={"outcome": "later", "association": "a17", "booking": "b2", "starts_at": local(2026, 11, 25, 19)},
+        answer_at=T,
+    )
     assert _state(day=day, agent=later)["greeting"]["text"] == "Valby Volley: jeres booking starter kl. 19:00 (Gymnastiksal A)"
 
 
@@ -142,9 +180,19 @@ def browser():
 
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield b
         b.close()
 
@@ -154,7 +202,10 @@ class Screen:
 
     def __init__(self, tmp_path: Path, language: str = "da") -> None:
         port = free_port()
-        path = site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f"""
+        path = site_config(
+            tmp_path / "haldor.toml",
+            tmp_path / "data",
+            extra=f"""
 [kiosk]
 listen = "127.0.0.1:{port}"
 title = "Valby Skole, idrætshallen"
@@ -162,7 +213,8 @@ title = "Valby Skole, idrætshallen"
 id = "kiosk"
 type = "serial-line"
 port = "loop://"
-""", doors="""
+""",
+            doors="""
 [[doors]]
 id = "main"
 name = "Hovedindgang"
@@ -171,22 +223,48 @@ lock_pin = 17
 id = "gym-a"
 name = "Gymnastiksal A"
 lock_pin = 18
-""")
-        text = path.read_text().replace('[site]\n', f'[site]\nlanguage = "{language}"\n')
+""",
+        )
+        text = path.read_text().replace("[site]\n", f'[site]\nlanguage = "{language}"\n')
         path.write_text(text)
         self.cfg = config.load(path)
         self.url = f"http://127.0.0.1:{port}/"
         store = open_store(self.cfg)
-        store.schedule.apply(parse_document(snapshot(42, closures=[
-            {"room": "gym-b", "start": "2026-11-25T20:00:00+01:00", "end": "2026-11-26T08:00:00+01:00", "reason": "Malerarbejde"}],
-            bookings=[
-                booking("b880", "2026-11-25T15:00:00+01:00", "2026-11-25T16:30:00+01:00", title="Volleyball U12"),
-                booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00", title="Volleyball U14"),
-                booking("b882", "2026-11-25T19:00:00+01:00", "2026-11-25T21:00:00+01:00", association="a18",
-                        title="Badminton motion"),
-                booking("b883", "2026-11-25T18:00:00+01:00", "2026-11-25T20:00:00+01:00", association="a18", room="gym-b",
-                        title="Badminton junior"),
-            ])), T - 3600)
+        store.schedule.apply(
+            parse_document(
+                snapshot(
+                    42,
+                    closures=[
+                        {
+                            "room": "gym-b",
+                            "start": "2026-11-25T20:00:00+01:00",
+                            "end": "2026-11-26T08:00:00+01:00",
+                            "reason": "Malerarbejde",
+                        }
+                    ],
+                    bookings=[
+                        booking("b880", "2026-11-25T15:00:00+01:00", "2026-11-25T16:30:00+01:00", title="Volleyball U12"),
+                        booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00", title="Volleyball U14"),
+                        booking(
+                            "b882",
+                            "2026-11-25T19:00:00+01:00",
+                            "2026-11-25T21:00:00+01:00",
+                            association="a18",
+                            title="Badminton motion",
+                        ),
+                        booking(
+                            "b883",
+                            "2026-11-25T18:00:00+01:00",
+                            "2026-11-25T20:00:00+01:00",
+                            association="a18",
+                            room="gym-b",
+                            title="Badminton junior",
+                        ),
+                    ],
+                )
+            ),
+            T - 3600,
+        )
         store.close()
         self.clock = FakeClock(T)
         self.kiosk = kiosk_server.Kiosk(self.cfg, clock=self.clock.now, offline_after_s=2)
@@ -200,8 +278,14 @@ lock_pin = 18
         self.store = open_store(self.cfg)
         self.feed = KioskFeed(self.url + "api/agent")
         self.factory = MockFactory()
-        self.agent = Agent(self.cfg, self.store, build_hardware(self.cfg, inbox.put, self.factory), clock=self.clock,
-                           inbox=inbox, kiosk=self.feed)
+        self.agent = Agent(
+            self.cfg,
+            self.store,
+            build_hardware(self.cfg, inbox.put, self.factory),
+            clock=self.clock,
+            inbox=inbox,
+            kiosk=self.feed,
+        )
         self.agent_thread = threading.Thread(target=self.agent.run, daemon=True)
         self.agent_thread.start()
         wait_for(self.agent.running.is_set, what="agent running")
@@ -324,14 +408,20 @@ def test_the_demo_serves_the_screen_with_a_badge_panel(browser, tmp_path):
     import sys
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "haldor", "demo", "--no-prompt", "--port", str(port),
-                             "--data-dir", str(tmp_path / "demo")], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "haldor", "demo", "--no-prompt", "--port", str(port), "--data-dir", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
-        url = wait_for(lambda: next((m.group(0) for line in lines if (m := re.search(r"http://127\.0\.0\.1:\d+/", line))), None),
-                       timeout=20, what="the demo prints the screen's URL")
+        url = wait_for(
+            lambda: next((m.group(0) for line in lines if (m := re.search(r"http://127\.0\.0\.1:\d+/", line))), None),
+            timeout=20,
+            what="the demo prints the screen's URL",
+        )
         assert url == f"http://127.0.0.1:{port}/"
         page = browser.new_page(viewport={"width": 1920, "height": 1080})
         page.goto(url)
@@ -361,6 +451,7 @@ def test_haldor_kiosk_serves_until_sigterm(tmp_path):
     path = site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f'[kiosk]\nlisten = "127.0.0.1:{port}"\n')
     proc = subprocess.Popen([sys.executable, "-m", "haldor", "kiosk", "--config", str(path)], stderr=subprocess.DEVNULL)
     try:
+
         def up():
             try:
                 return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
@@ -381,7 +472,11 @@ def test_haldor_kiosk_serves_until_sigterm(tmp_path):
 
 def test_only_the_latest_ended_booking_stays_on_the_card():
     day = _day()
-    day.bookings.insert(0, DayBooking("b0", "gym-a", "Valby Volley", "U10", local(2026, 11, 25, 13), local(2026, 11, 25, 14),
-                                      "approved", False, False))
+    day.bookings.insert(
+        0,
+        DayBooking(
+            "b0", "gym-a", "Valby Volley", "U10", local(2026, 11, 25, 13), local(2026, 11, 25, 14), "approved", False, False
+        ),
+    )
     ids = [b["id"] for b in _state(day=day)["rooms"][0]["bookings"]]
     assert ids == ["b1", "b2", "b3", "b4"]  # b0 ended before b1 did: left off

@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import subprocess
 import sys
+import threading
 import time
 import tty
 
@@ -45,18 +45,21 @@ class NotifySocket:
 def test_ready_then_watchdog_pings_then_stopping(tmp_path):
     master, slave = os.openpty()
     tty.setraw(slave)
-    path = site_config(tmp_path / "haldor.toml", tmp_path / "data", extra=f"""
+    path = site_config(
+        tmp_path / "haldor.toml",
+        tmp_path / "data",
+        extra=f"""
 [[readers]]
 id = "main-in"
 type = "serial-line"
 door = "main"
 port = "{os.ttyname(slave)}"
-""")
+""",
+    )
     notify = NotifySocket(tmp_path / "notify")
     env = {**os.environ, "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000", "PYTHONUNBUFFERED": "1"}
     env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(path)], env=env,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(path)], env=env, stderr=subprocess.DEVNULL)
     try:
         assert any("READY=1" in m for m in notify.until("READY=1"))
         notify.until("WATCHDOG=1", timeout=2)
@@ -117,7 +120,7 @@ def test_watchdog_pings_stop_while_the_loop_is_stuck(tmp_path):
         while (got := notify.next(max(0.01, window_end - time.monotonic()))) is not None and time.monotonic() < window_end:
             pings.append(got[0])
         marks = [window_end - 2.5, *pings, window_end]
-        assert max(b - a for a, b in zip(marks, marks[1:])) >= 1.5  # pings every 0.2 s, then silence
+        assert max(b - a for a, b in zip(marks, marks[1:], strict=False)) >= 1.5  # pings every 0.2 s, then silence
         hung.release.set()  # the loop goes on, and so do the pings
         notify.until("WATCHDOG=1", timeout=3)
         agent.post(Stop())

@@ -11,8 +11,7 @@ import time
 import osdp_sys
 import pytest
 
-from haldor import cards
-from haldor import osdp_keys
+from haldor import cards, osdp_keys
 from haldor.drivers.base import CardRead, Keypad, PinRead, ReaderFault, ReaderRestored
 from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec, ReplyWatch, card_from_event, diagnose, keys_of
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
@@ -155,6 +154,7 @@ class Panel:
                 except queue.Empty:
                     break
             return [m for m in self.seen if match(m)]
+
         return wait_for(found, timeout=timeout, what=what)
 
     def close(self) -> None:
@@ -185,7 +185,9 @@ def test_cards_and_pins_arrive_over_secure_channel_and_feedback_goes_back(panels
         reader.type_keys("21#")
         panel.wait(lambda m: isinstance(m, PinRead), what="PIN")
         assert [m for m in panel.seen if not isinstance(m, ReaderRestored)] == [
-            CardRead("main-in", "uid:04A1B2C3D4E5F6"), PinRead("main-in", "4821")]
+            CardRead("main-in", "uid:04A1B2C3D4E5F6"),
+            PinRead("main-in", "4821"),
+        ]
         panel.bus.indicator("main-in").denied()
         wait_for(lambda: len(reader.commands) == 2, what="LED and buzzer commands")
         led, buzzer = reader.commands
@@ -204,7 +206,10 @@ def test_several_readers_share_one_bus_by_address(panels):
         reads = panel.wait(lambda m: isinstance(m, CardRead), what="both reads")
         wait_for(lambda: len(panel.wait(lambda m: isinstance(m, CardRead))) == 2, what="both reads")
         reads = panel.wait(lambda m: isinstance(m, CardRead))
-        assert sorted(reads, key=lambda m: m.reader) == [CardRead("main-in", "uid:55667788"), CardRead("main-out", "uid:11223344")]
+        assert sorted(reads, key=lambda m: m.reader) == [
+            CardRead("main-in", "uid:55667788"),
+            CardRead("main-out", "uid:11223344"),
+        ]
 
 
 def test_a_reader_with_another_key_is_reported_and_never_read_in_clear(panels):
@@ -287,14 +292,16 @@ def test_a_missing_port_is_reported(panels):
     assert "does-not-exist" in fault[0].reason
 
 
-
 # --- through the whole agent ---------------------------------------------------------------
 
 
 def _osdp_site(tmp_path, port: str, key_file, *, install_mode: bool = False):
     from .test_agent import Rig
 
-    return Rig(tmp_path, reader=False, readers=f"""
+    return Rig(
+        tmp_path,
+        reader=False,
+        readers=f"""
 [[readers]]
 id = "main-in"
 type = "osdp"
@@ -304,7 +311,8 @@ baudrate = 115200
 address = 1
 scbk_file = "{key_file}"
 install_mode = {str(install_mode).lower()}
-""")
+""",
+    )
 
 
 def _key_file(path, key: bytes = KEY):

@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor.access import schedule
 from haldor.access.envelope import open_envelope, seal
 from haldor.errors import DocumentError, SignatureError
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .helpers import booking, snapshot, ts
 
@@ -71,10 +71,22 @@ def _mutate(path, value):
         (("credentials", 2, "card"), "wg26:8405024\n", "credentials[2].card: not a canonical card string"),
         (("credentials", 0, "pin"), "4821\n", "credentials[0].pin: must be 4-8 digits"),
         # a uid no ISO 14443 card has (4, 7 or 10 bytes) could never match a read
-        (("credentials", 0, "card"), "uid:04A1B2C3D4", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not 5 bytes"),
+        (
+            ("credentials", 0, "card"),
+            "uid:04A1B2C3D4",
+            "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not 5 bytes",
+        ),
         (("credentials", 0, "card"), "uid:04A1B2", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes"),
-        (("credentials", 0, "card"), "uid:04A1B2C3D4E5F60708A9B0", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes"),
-        (("credentials", 0, "card"), "uid:04A1B2C3D", "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not 9 hex digits"),
+        (
+            ("credentials", 0, "card"),
+            "uid:04A1B2C3D4E5F60708A9B0",
+            "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes",
+        ),
+        (
+            ("credentials", 0, "card"),
+            "uid:04A1B2C3D",
+            "credentials[0].card: not a canonical card string: a uid is 4, 7 or 10 bytes (8, 14 or 20 hex digits), not 9 hex digits",
+        ),
         # a reader never sends leading zeros in a Wiegand string
         (("credentials", 2, "card"), "wg026:8405024", "credentials[2].card: not a canonical card string"),
         (("credentials", 2, "card"), "wg26:08405024", "credentials[2].card: not a canonical card string"),
@@ -98,25 +110,44 @@ def test_booking_over_the_autumn_dst_change_lasts_one_hour():
 
 
 def test_delta_parses_and_checks_its_own_shape():
-    d = schedule.parse_delta({
-        "schema": "haldor.delta/1", "site": "valby-skole", "base_version": 42, "version": 43,
-        "upsert": {"bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")]},
-        "delete": {"bookings": ["b881"], "credentials": ["c1001"]},
-    })
+    d = schedule.parse_delta(
+        {
+            "schema": "haldor.delta/1",
+            "site": "valby-skole",
+            "base_version": 42,
+            "version": 43,
+            "upsert": {"bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")]},
+            "delete": {"bookings": ["b881"], "credentials": ["c1001"]},
+        }
+    )
     assert d.bookings[0].id == "b900" and d.delete_bookings == ("b881",) and d.closures is None
     with pytest.raises(DocumentError, match="both upserted and deleted"):
-        schedule.parse_delta({"schema": "haldor.delta/1", "site": "s", "base_version": 1, "version": 2,
-                              "upsert": {"bookings": [booking("b1", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")]},
-                              "delete": {"bookings": ["b1"]}})
+        schedule.parse_delta(
+            {
+                "schema": "haldor.delta/1",
+                "site": "s",
+                "base_version": 1,
+                "version": 2,
+                "upsert": {"bookings": [booking("b1", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")]},
+                "delete": {"bookings": ["b1"]},
+            }
+        )
 
 
 def _delta(**upsert_credential):
     credential = {"id": "c1003", "card": "em:0A0B0C0D0F", "pin": "5555", "association": "a17", "role": "member"}
     credential.update(upsert_credential)
-    return {"schema": "haldor.delta/1", "site": "valby-skole", "base_version": 42, "version": 43,
-            "upsert": {"credentials": [credential],
-                       "bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")]},
-            "delete": {"bookings": ["b881"]}}
+    return {
+        "schema": "haldor.delta/1",
+        "site": "valby-skole",
+        "base_version": 42,
+        "version": 43,
+        "upsert": {
+            "credentials": [credential],
+            "bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")],
+        },
+        "delete": {"bookings": ["b881"]},
+    }
 
 
 def test_delta_fixture_is_valid():

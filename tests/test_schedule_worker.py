@@ -14,9 +14,22 @@ from .helpers import SITE, snapshot, wait_for
 
 
 def _big(version: int) -> bytes:
-    doc = snapshot(version, credentials=snapshot()["credentials"] + [
-        {"id": f"x{i}", "card": f"uid:{0x04000000000000 + i:014X}", "pin": None, "association": "a17",
-         "role": "member", "valid_from": None, "valid_until": None} for i in range(60_000)])
+    doc = snapshot(
+        version,
+        credentials=snapshot()["credentials"]
+        + [
+            {
+                "id": f"x{i}",
+                "card": f"uid:{0x04000000000000 + i:014X}",
+                "pin": None,
+                "association": "a17",
+                "role": "member",
+                "valid_from": None,
+                "valid_until": None,
+            }
+            for i in range(60_000)
+        ],
+    )
     return json.dumps(doc).encode()
 
 

@@ -56,10 +56,14 @@ def test_bad_snapshot_leaves_everything_as_it_was(store):
 
 def test_delta_applies_atomically(store):
     load(store, snapshot(42))
-    delta = {"schema": "haldor.delta/1", "site": SITE, "base_version": 42, "version": 43,
-             "upsert": {"bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")],
-                        "closures": []},
-             "delete": {"credentials": ["c1001"]}}
+    delta = {
+        "schema": "haldor.delta/1",
+        "site": SITE,
+        "base_version": 42,
+        "version": 43,
+        "upsert": {"bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00")], "closures": []},
+        "delete": {"credentials": ["c1001"]},
+    }
     assert load(store, delta).status == "applied"
     assert store.version == 43
     assert {b["id"] for b in store.iter_table("bookings")} == {"b881", "b900"}
@@ -71,9 +75,14 @@ def test_delta_applies_atomically(store):
 def test_delta_with_a_broken_reference_changes_nothing(store):
     load(store, snapshot(42))
     before = tables(store)
-    delta = {"schema": "haldor.delta/1", "site": SITE, "base_version": 42, "version": 43,
-             "upsert": {"bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00", room="pool")]},
-             "delete": {"bookings": ["b881"]}}
+    delta = {
+        "schema": "haldor.delta/1",
+        "site": SITE,
+        "base_version": 42,
+        "version": 43,
+        "upsert": {"bookings": [booking("b900", "2026-11-26T17:00:00+01:00", "2026-11-26T18:00:00+01:00", room="pool")]},
+        "delete": {"bookings": ["b881"]},
+    }
     outcome = load(store, delta)
     assert outcome.status == "rejected" and "unknown room 'pool'" in outcome.message
     assert tables(store) == before and store.version == 42

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import base64
-import socket
 import json
 import queue
+import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from gpiozero.pins.mock import MockFactory
@@ -21,16 +20,16 @@ from gpiozero.pins.mock import MockFactory
 from haldor import __version__, config
 from haldor.access import envelope
 from haldor.access.envelope import seal
+from haldor.agent.hardware import build_hardware
+from haldor.agent.link import MqttLink
 from haldor.agent.loop import Agent
 from haldor.agent.messages import Stop, Tick
-from haldor.agent.hardware import build_hardware
 from haldor.agent.site import open_store
 from haldor.clock import FakeClock
-from haldor.agent.link import MqttLink
 
-from .broker import Broker, Publisher, Watcher, iso as _iso
+from .broker import Broker, Publisher, Watcher
+from .broker import iso as _iso
 from .helpers import SITE, site_config, snapshot, wait_for
-
 
 DOORS = """
 [[doors]]
@@ -44,19 +43,26 @@ class Site:
     """An agent in this process, on mock pins, connected to the broker."""
 
     def __init__(self, tmp_path: Path, broker: Broker, public_key: str, mqtt: str | None = None) -> None:
-        path = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, mqtt=mqtt,
-                           keys={"bookings-2026": public_key}, doors=DOORS)
+        path = site_config(
+            tmp_path / "haldor.toml",
+            tmp_path / "data",
+            port=broker.port,
+            mqtt=mqtt,
+            keys={"bookings-2026": public_key},
+            doors=DOORS,
+        )
         self.cfg = config.load(path)
         self.factory = MockFactory()
         self.thread: threading.Thread | None = None
 
-    def start(self, *, connected: bool = True, clock=None) -> "Site":
+    def start(self, *, connected: bool = True, clock=None) -> Site:
         inbox: queue.Queue = queue.Queue()
         self.store = open_store(self.cfg)
         self.outbox = open_store(self.cfg)
         self.link = MqttLink(self.cfg, self.outbox, inbox.put, version=__version__)
-        self.agent = Agent(self.cfg, self.store, build_hardware(self.cfg, inbox.put, self.factory), clock=clock,
-                           inbox=inbox, link=self.link)
+        self.agent = Agent(
+            self.cfg, self.store, build_hardware(self.cfg, inbox.put, self.factory), clock=clock, inbox=inbox, link=self.link
+        )
         self.thread = threading.Thread(target=self.agent.run, daemon=True)
         self.thread.start()
         wait_for(self.agent.running.is_set, what="agent running")
@@ -100,11 +106,28 @@ def test_retained_snapshot_and_deltas_are_applied_and_reported(rig):
     publisher.send("schedule", snapshot(42), retain=True)  # before the agent ever ran
     site.start()
     wait_for(lambda: site.version() == 42, what="snapshot applied")
-    delta = {"schema": "haldor.delta/1", "site": SITE, "base_version": 42, "version": 43,
-             "upsert": {"bookings": [{"id": "b900", "room": "gym-a", "association": "a17", "title": "Ekstra",
-                                      "start": "2026-11-26T17:00:00+01:00", "end": "2026-11-26T18:00:00+01:00",
-                                      "status": "approved", "pin": None, "unlocked_during": False}]},
-             "delete": {"bookings": ["b881"]}}
+    delta = {
+        "schema": "haldor.delta/1",
+        "site": SITE,
+        "base_version": 42,
+        "version": 43,
+        "upsert": {
+            "bookings": [
+                {
+                    "id": "b900",
+                    "room": "gym-a",
+                    "association": "a17",
+                    "title": "Ekstra",
+                    "start": "2026-11-26T17:00:00+01:00",
+                    "end": "2026-11-26T18:00:00+01:00",
+                    "status": "approved",
+                    "pin": None,
+                    "unlocked_during": False,
+                }
+            ]
+        },
+        "delete": {"bookings": ["b881"]},
+    }
     publisher.send("schedule/delta", delta)
     wait_for(lambda: site.version() == 43, what="delta applied")
     applied = wait_for(lambda: len(watcher.events("sync.applied")) == 2 and watcher.events("sync.applied"), what="events")
@@ -143,8 +166,10 @@ def test_a_delta_gap_keeps_the_schedule_and_asks_for_a_snapshot(rig):
     site.start()
     publisher.send("schedule", snapshot(42))
     wait_for(lambda: site.version() == 42, what="snapshot applied")
-    publisher.send("schedule/delta", {"schema": "haldor.delta/1", "site": SITE, "base_version": 50, "version": 51,
-                                      "upsert": {}, "delete": {}})
+    publisher.send(
+        "schedule/delta",
+        {"schema": "haldor.delta/1", "site": SITE, "base_version": 50, "version": 51, "upsert": {}, "delete": {}},
+    )
     wait_for(lambda: {"site": SITE, "have_version": 42} in watcher.docs("sync/request"), what="sync request")
     assert site.version() == 42
     publisher.send("schedule", snapshot(51))
@@ -166,15 +191,36 @@ def test_commands_are_carried_out_once_and_every_one_gets_a_result(rig):
     replay = {"id": done, "by": "someone-else"}  # another message with the same id (the same one is answered again)
     publisher.command("unlock", door="main", **replay)
     expired_id = str(uuid.uuid4())
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
-    publisher.send("cmd", {"schema": "haldor.command/1", "id": expired_id, "site": SITE, "action": "lock", "door": "main",
-                           "issued_at": _iso(past - timedelta(minutes=5)), "expires_at": _iso(past)})
+    past = datetime.now(UTC) - timedelta(hours=1)
+    publisher.send(
+        "cmd",
+        {
+            "schema": "haldor.command/1",
+            "id": expired_id,
+            "site": SITE,
+            "action": "lock",
+            "door": "main",
+            "issued_at": _iso(past - timedelta(minutes=5)),
+            "expires_at": _iso(past),
+        },
+    )
     other = publisher.command("lock", door="main", site="other-site")
     unknown = publisher.command("unlock", door="back-door")
     forged = str(uuid.uuid4())
-    now = datetime.now(timezone.utc)
-    publisher.send("cmd", {"schema": "haldor.command/1", "id": forged, "site": SITE, "action": "unlock", "door": "main",
-                           "issued_at": _iso(now), "expires_at": _iso(now + timedelta(minutes=1))}, key=Ed25519PrivateKey.generate())
+    now = datetime.now(UTC)
+    publisher.send(
+        "cmd",
+        {
+            "schema": "haldor.command/1",
+            "id": forged,
+            "site": SITE,
+            "action": "unlock",
+            "door": "main",
+            "issued_at": _iso(now),
+            "expires_at": _iso(now + timedelta(minutes=1)),
+        },
+        key=Ed25519PrivateKey.generate(),
+    )
     lockdown = publisher.command("lockdown")
     results = wait_for(lambda: len(watcher.docs("cmd/result")) >= 7 and watcher.docs("cmd/result"), what="results")
     by_id = {}
@@ -211,11 +257,23 @@ def test_a_command_delivered_again_gets_its_first_result_again_and_is_done_once(
     message), and the agent answers as it did the first time, without doing it twice."""
     site, publisher, watcher = rig
     site.start()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cid = str(uuid.uuid4())
-    payload = json.dumps(seal({"schema": "haldor.command/1", "id": cid, "site": SITE, "action": "hold_open", "door": "main",
-                               "issued_at": _iso(now), "expires_at": _iso(now + timedelta(minutes=5))},
-                              publisher.kid, publisher.key)).encode()
+    payload = json.dumps(
+        seal(
+            {
+                "schema": "haldor.command/1",
+                "id": cid,
+                "site": SITE,
+                "action": "hold_open",
+                "door": "main",
+                "issued_at": _iso(now),
+                "expires_at": _iso(now + timedelta(minutes=5)),
+            },
+            publisher.kid,
+            publisher.key,
+        )
+    ).encode()
     publisher.send("cmd", None, raw=payload)
     wait_for(lambda: watcher.docs("cmd/result"), what="first result")
     site.stop()
@@ -319,8 +377,17 @@ def test_reset_version_lets_the_booking_system_recover_from_a_version_published_
     wait_for(lambda: site.version() == 9_000_000_000, what="the runaway version applied")
     publisher.send("schedule", snapshot(43), retain=True)
     # the worker takes documents in order: a delta after it shows 43 was ignored as stale (PROTOCOL 2)
-    publisher.send("schedule/delta", {"schema": "haldor.delta/1", "site": SITE, "base_version": 9_000_000_000,
-                                      "version": 9_000_000_001, "upsert": {}, "delete": {}})
+    publisher.send(
+        "schedule/delta",
+        {
+            "schema": "haldor.delta/1",
+            "site": SITE,
+            "base_version": 9_000_000_000,
+            "version": 9_000_000_001,
+            "upsert": {},
+            "delete": {},
+        },
+    )
     wait_for(lambda: site.version() == 9_000_000_001, what="the delta after the stale snapshot")
     command = publisher.command("reset_version")
     result = wait_for(lambda: [r for r in watcher.docs("cmd/result") if r["id"] == command], what="result")[0]
@@ -329,6 +396,8 @@ def test_reset_version_lets_the_booking_system_recover_from_a_version_published_
     publisher.send("schedule", snapshot(44), retain=True)
     wait_for(lambda: site.version() == 44, what="the next snapshot applied whatever its version")
     publisher.send("schedule", snapshot(43), retain=True)  # and from then on, the usual order
-    publisher.send("schedule/delta", {"schema": "haldor.delta/1", "site": SITE, "base_version": 44, "version": 45,
-                                      "upsert": {}, "delete": {}})
+    publisher.send(
+        "schedule/delta",
+        {"schema": "haldor.delta/1", "site": SITE, "base_version": 44, "version": 45, "upsert": {}, "delete": {}},
+    )
     wait_for(lambda: site.version() == 45, what="a delta after it")

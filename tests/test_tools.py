@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 
-
 from .helpers import SITE, dump, site_config, snapshot, wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -37,8 +36,10 @@ def test_a_signed_file_loads_and_a_tampered_one_does_not(tmp_path):
     haldor("keygen", "k1", "--dir", str(tmp_path))
     public = (tmp_path / "k1.pub").read_text().strip()
     config = tmp_path / "haldor.toml"
-    config.write_text(f'[site]\nid = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n[trust]\nkeys = {{ "k1" = "{public}" }}\n'
-                      '[gpio]\npin_factory = "mock"\n[[doors]]\nid = "main"\nlock_pin = 17\n')
+    config.write_text(
+        f'[site]\nid = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n[trust]\nkeys = {{ "k1" = "{public}" }}\n'
+        '[gpio]\npin_factory = "mock"\n[[doors]]\nid = "main"\nlock_pin = 17\n'
+    )
     envelope = json.loads(haldor("sign", str(tmp_path / "k1.key"), str(dump(tmp_path / "s.json", snapshot(42)))).stdout)
     assert envelope["kid"] == "k1"
     haldor("schedule", "load", "--config", str(config), str(dump(tmp_path / "env.json", envelope)))
@@ -52,21 +53,33 @@ def test_publish_reaches_a_running_agent_and_watch_shows_what_it_says(tmp_path, 
     public = (tmp_path / "k1.pub").read_text().strip()
     config = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, keys={"k1": public})
     lines: list[str] = []
-    watcher = subprocess.Popen([sys.executable, "-m", "haldor", "watch", "--broker", f"127.0.0.1:{broker.port}", "--site", SITE],
-                               stdout=subprocess.PIPE, text=True, env=ENV)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "haldor", "watch", "--broker", f"127.0.0.1:{broker.port}", "--site", SITE],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True).start()
-    agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(config)], env=ENV,
-                             stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(config)], env=ENV, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: any('"online": true' in line for line in lines), timeout=20, what="agent online")
-        out = haldor("publish", "--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"),
-                     str(dump(tmp_path / "s.json", snapshot(42)))).stdout
+        out = haldor(
+            "publish",
+            "--broker",
+            f"127.0.0.1:{broker.port}",
+            "--key",
+            str(tmp_path / "k1.key"),
+            str(dump(tmp_path / "s.json", snapshot(42))),
+        ).stdout
         assert f"haldor/v1/{SITE}/schedule" in out
         wait_for(lambda: any('"reason": "snapshot 42"' in line for line in lines), timeout=10, what="sync.applied seen")
         agent.send_signal(signal.SIGKILL)  # no goodbye: the broker speaks the Last Will
         agent.wait(10)
-        wait_for(lambda: any(f"haldor/v1/{SITE}/status" in line and '"online": false' in line for line in lines),
-                 timeout=10, what="last will")
+        wait_for(
+            lambda: any(f"haldor/v1/{SITE}/status" in line and '"online": false' in line for line in lines),
+            timeout=10,
+            what="last will",
+        )
     finally:
         for proc in (agent, watcher):
             if proc.poll() is None:

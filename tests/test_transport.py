@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor import config
-from haldor.agent.site import open_store
 from haldor.agent.link import MqttLink
+from haldor.agent.site import open_store
 from haldor.errors import ConfigError
 
 from .broker import Broker, Publisher, free_port
@@ -31,17 +31,20 @@ def secure_broker(tmp_path, pki):
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "valby-skole", "s3cret"], check=True)
     tls_port, ws_port = free_port(), free_port()
-    broker = Broker(tmp_path / "broker", extra=f"""
+    broker = Broker(
+        tmp_path / "broker",
+        extra=f"""
 password_file {passwords}
 listener {tls_port} 127.0.0.1
-cafile {pki['ca']}
-certfile {pki['server']}
-keyfile {pki['server_key']}
+cafile {pki["ca"]}
+certfile {pki["server"]}
+keyfile {pki["server_key"]}
 require_certificate true
 listener {ws_port} 127.0.0.1
 protocol websockets
 socket_domain ipv4
-""")
+""",
+    )
     broker.tls_port, broker.ws_port = tls_port, ws_port
     broker.start()
     yield broker
@@ -61,12 +64,16 @@ def _through(tmp_path, broker, mqtt: str) -> Site:
 
 
 def test_tls_with_a_client_certificate(tmp_path, secure_broker, pki):
-    site = _through(tmp_path, secure_broker, f"""port = {secure_broker.tls_port}
+    site = _through(
+        tmp_path,
+        secure_broker,
+        f"""port = {secure_broker.tls_port}
 tls = true
-ca_file = "{pki['ca']}"
-cert_file = "{pki['client']}"
-key_file = "{pki['client_key']}"
-""")
+ca_file = "{pki["ca"]}"
+cert_file = "{pki["client"]}"
+key_file = "{pki["client_key"]}"
+""",
+    )
     site.stop()
 
 
@@ -75,12 +82,17 @@ def test_a_broker_with_a_certificate_from_another_ca_is_not_trusted(tmp_path, se
     other.mkdir()
     foreign = make_pki(other, "Someone else's CA")
     key = Ed25519PrivateKey.generate()
-    site = Site(tmp_path, secure_broker, _public(key), mqtt=f"""port = {secure_broker.tls_port}
+    site = Site(
+        tmp_path,
+        secure_broker,
+        _public(key),
+        mqtt=f"""port = {secure_broker.tls_port}
 tls = true
-ca_file = "{foreign['ca']}"
-cert_file = "{foreign['client']}"
-key_file = "{foreign['client_key']}"
-""")
+ca_file = "{foreign["ca"]}"
+cert_file = "{foreign["client"]}"
+key_file = "{foreign["client_key"]}"
+""",
+    )
     site.start(connected=False)
     try:
         assert not site.link.connected.wait(2)  # the TLS handshake fails: never connected
@@ -92,21 +104,30 @@ key_file = "{foreign['client_key']}"
 def test_username_and_password_file(tmp_path, secure_broker):
     secret = tmp_path / "mqtt-password"
     secret.write_text("s3cret\n")
-    site = _through(tmp_path, secure_broker, f"""port = {secure_broker.port}
+    site = _through(
+        tmp_path,
+        secure_broker,
+        f"""port = {secure_broker.port}
 tls = false
 username = "valby-skole"
 password_file = "{secret}"
-""")
+""",
+    )
     site.stop()
 
 
 def test_a_missing_password_file_names_the_key(tmp_path, secure_broker):
     key = Ed25519PrivateKey.generate()
-    site = Site(tmp_path, secure_broker, _public(key), mqtt=f"""port = {secure_broker.port}
+    site = Site(
+        tmp_path,
+        secure_broker,
+        _public(key),
+        mqtt=f"""port = {secure_broker.port}
 tls = false
 username = "valby-skole"
-password_file = "{tmp_path / 'nowhere'}"
-""")
+password_file = "{tmp_path / "nowhere"}"
+""",
+    )
     outbox = open_store(site.cfg)
     try:
         with pytest.raises(ConfigError, match="mqtt.password_file"):
@@ -116,10 +137,14 @@ password_file = "{tmp_path / 'nowhere'}"
 
 
 def test_mqtt_over_websockets(tmp_path, secure_broker):
-    site = _through(tmp_path, secure_broker, f"""port = {secure_broker.ws_port}
+    site = _through(
+        tmp_path,
+        secure_broker,
+        f"""port = {secure_broker.ws_port}
 tls = false
 transport = "websockets"
-""")
+""",
+    )
     site.stop()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from haldor.protocol import Role
+
 from .model import Candidate, Policy
 
 # outcomes, in the words of the kiosk's translation table (texts.py: "checkin.<outcome>")
@@ -83,14 +84,26 @@ def decide_checkin(now: float, facts: CheckinFacts, *, pin: bool = False, clock_
     if open_now:
         b = open_now[0]
         c = by_association[b.association]
-        return CheckinAnswer(ALREADY if b.checked_in else CHECKED_IN, credential=c.id, role=c.role,
-                             association=b.association, booking=b.id, starts_at=b.start)
+        return CheckinAnswer(
+            ALREADY if b.checked_in else CHECKED_IN,
+            credential=c.id,
+            role=c.role,
+            association=b.association,
+            booking=b.id,
+            starts_at=b.start,
+        )
     later = [b for b in mine if b.start - before > now]
     c = valid[0]
     if later:
         b = later[0]
-        return CheckinAnswer(LATER, credential=by_association[b.association].id, role=by_association[b.association].role,
-                             association=b.association, booking=b.id, starts_at=b.start)
+        return CheckinAnswer(
+            LATER,
+            credential=by_association[b.association].id,
+            role=by_association[b.association].role,
+            association=b.association,
+            booking=b.id,
+            starts_at=b.start,
+        )
     if mine:
         return CheckinAnswer(ENDED, credential=c.id, role=c.role, association=mine[-1].association, booking=mine[-1].id)
     return CheckinAnswer(NO_BOOKING_TODAY, credential=c.id, role=c.role, association=c.association)
@@ -145,6 +158,14 @@ def usage_of(r: BookingRecord) -> dict[str, Any]:
     caller formats them). Beyond the protocol's fields it names the booking's room,
     association and start, and whether it was a no-show, so that a monitor can count
     usage per room and association without reading schedules (which hold credentials)."""
-    return {"booked_min": round((r.end - r.start) / 60), "first_entry": r.first_entry, "entries": r.entries,
-            "checkins": r.checkins, "used": used(r), "no_show": not present(r), "room": r.room,
-            "association": r.association, "start": r.start}
+    return {
+        "booked_min": round((r.end - r.start) / 60),
+        "first_entry": r.first_entry,
+        "entries": r.entries,
+        "checkins": r.checkins,
+        "used": used(r),
+        "no_show": not present(r),
+        "room": r.room,
+        "association": r.association,
+        "start": r.start,
+    }

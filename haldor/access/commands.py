@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Collection
+from typing import Any
 
 from haldor.errors import DocumentError
 from haldor.protocol import DOOR_ACTIONS, SITE_ACTIONS, Reason, Schema

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from haldor.protocol import Action, Event, Mode
+
 from .model import Conditions, Decision, Facts
 from .policy import decide
 
@@ -55,8 +56,16 @@ class Emit:
     extra: dict[str, Any] | None = None
 
     def as_event(self, at: float) -> dict[str, Any]:
-        return {"type": self.type, "door": self.door, "reader": self.reader, "credential": self.credential,
-                "booking": self.booking, "reason": self.reason, "extra": self.extra, "at_ts": at}
+        return {
+            "type": self.type,
+            "door": self.door,
+            "reader": self.reader,
+            "credential": self.credential,
+            "booking": self.booking,
+            "reason": self.reason,
+            "extra": self.extra,
+            "at_ts": at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,7 @@ class ModesChanged:
     """The lasting modes changed: the agent persists :meth:`Controller.lasting_state`."""
 
 
-Effect = Union[Lock, Feedback, Emit, Entered, ModesChanged]
+Effect = Lock | Feedback | Emit | Entered | ModesChanged
 
 
 # --- state --------------------------------------------------------------------------
@@ -151,8 +160,14 @@ class Controller:
         """A card or PIN at the reader of ``facts.door``: decide, then act."""
         decision = decide(now, facts, self.conditions(reader, now, clock_trusted), pin=pin)
         door = self.doors[facts.door]
-        event = Emit(Event.ACCESS_GRANTED if decision.granted else Event.ACCESS_DENIED, door=facts.door, reader=reader,
-                     credential=decision.credential, booking=decision.booking, reason=decision.reason)
+        event = Emit(
+            Event.ACCESS_GRANTED if decision.granted else Event.ACCESS_DENIED,
+            door=facts.door,
+            reader=reader,
+            credential=decision.credential,
+            booking=decision.booking,
+            reason=decision.reason,
+        )
         effects: list[Effect] = []
         if decision.granted:
             self._readers.pop(reader, None)

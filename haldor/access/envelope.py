@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -25,8 +26,9 @@ def load_public_key(text: str) -> Ed25519PublicKey:
         raise ValueError("not a base64 Ed25519 public key (32 bytes)") from exc
 
 
-def open_envelope(payload: bytes | str, keys: Mapping[str, Ed25519PublicKey], require_signature: bool,
-                  *, max_bytes: int | None = None) -> Any:
+def open_envelope(
+    payload: bytes | str, keys: Mapping[str, Ed25519PublicKey], require_signature: bool, *, max_bytes: int | None = None
+) -> Any:
     """The verified document inside an envelope, as parsed JSON.
 
     Without ``require_signature`` a bare document, or an envelope without ``sig``, is

@@ -9,15 +9,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Collection, Mapping
+from typing import Any
 
-from haldor.protocol import Event
 from haldor.errors import DocumentError, StoreError
+from haldor.protocol import Event
 
 from .envelope import open_envelope
-from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
 from .recovery import save_good_copy
+from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
 from .store import DB_NAME, ApplyResult, GapError, Store
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,15 @@ class Outcome:
         return None
 
 
-def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float,
-            doors: Collection[str] | None = None) -> Outcome:
+def receive(
+    store: Store,
+    payload: bytes | str,
+    *,
+    keys: Mapping[str, Any],
+    require_signature: bool,
+    now: float,
+    doors: Collection[str] | None = None,
+) -> Outcome:
     """Apply ``payload`` or reject it whole, and store the event that says which."""
     outcome = process(store, payload, keys=keys, require_signature=require_signature, now=now, doors=doors)
     event = outcome.event()
@@ -64,8 +72,16 @@ def receive(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], requ
     return outcome
 
 
-def process(store: Store, payload: bytes | str, *, keys: Mapping[str, Any], require_signature: bool, now: float,
-            doors: Collection[str] | None = None, max_bytes: int | None = None) -> Outcome:
+def process(
+    store: Store,
+    payload: bytes | str,
+    *,
+    keys: Mapping[str, Any],
+    require_signature: bool,
+    now: float,
+    doors: Collection[str] | None = None,
+    max_bytes: int | None = None,
+) -> Outcome:
     """Apply ``payload`` or reject it whole. Never raises: whatever goes wrong with the
     document is a rejection, whatever goes wrong with the store is a failure (the
     schedule in force stays either way). The caller reports :meth:`Outcome.event`.
@@ -124,8 +140,10 @@ def _save_good_copy(store: Store) -> None:
 def _warnings(store: Store, version: int, before: int | None, doors: Collection[str] | None) -> list[str]:
     warnings = []
     if before is not None and version - before >= VERSION_JUMP_WARNING:
-        warnings.append(f"version jumped from {before} to {version}: every later document must be greater; "
-                        "if that was a mistake, send the reset_version command and then a snapshot")
+        warnings.append(
+            f"version jumped from {before} to {version}: every later document must be greater; "
+            "if that was a mistake, send the reset_version command and then a snapshot"
+        )
     if doors is not None:
         try:
             warnings += door_warnings(store.schedule.room_doors(), doors)

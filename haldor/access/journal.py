@@ -22,11 +22,12 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from haldor.protocol import DOOR_MOVEMENTS, Event
 from haldor.errors import StoreError
+from haldor.protocol import DOOR_MOVEMENTS, Event
 
 from . import recovery, reserve
 from .store import Store
@@ -74,8 +75,9 @@ class _Fault:
 
 
 class Journal:
-    def __init__(self, store: Store, post: Callable[[Any], None], *, capacity: int = CAPACITY,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, post: Callable[[Any], None], *, capacity: int = CAPACITY, clock: Callable[[], float] = time.time
+    ) -> None:
         self._store = store  # its own connection, used by the writer thread only
         self._post = post
         self._capacity = capacity
@@ -108,8 +110,13 @@ class Journal:
         """``{"ok", "fault", "since", "waiting", "dropped"}`` for the status and the screen."""
         with self._cond:
             fault = self._fault
-            return {"ok": fault is None, "fault": fault and fault.reason, "since": fault and fault.since,
-                    "waiting": self._waiting, "dropped": self._dropped}
+            return {
+                "ok": fault is None,
+                "fault": fault and fault.reason,
+                "since": fault and fault.since,
+                "waiting": self._waiting,
+                "dropped": self._dropped,
+            }
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted is committed; False if storage did not allow it in time."""
@@ -186,7 +193,9 @@ class Journal:
                 if fault is not None:
                     self._dropped = 0
             if fault is not None:
-                log.warning("storage works again after %.0f s; the events made meanwhile are written", self._clock() - fault.since)
+                log.warning(
+                    "storage works again after %.0f s; the events made meanwhile are written", self._clock() - fault.since
+                )
                 self._post(StorageChanged())
             if stored:
                 self._mark(stored[-1]["seq"])
@@ -226,10 +235,20 @@ class Journal:
 
     def _fault_event(self, fault: _Fault) -> dict[str, Any]:
         now = self._clock()
-        return {"type": Event.STORAGE_FAULT, "reason": fault.reason, "at_ts": fault.since,
-                "extra": {"storage": {"since": self._store.iso(fault.since), "until": self._store.iso(now),
-                                      "duration_s": round(now - fault.since, 1), "attempts": fault.attempts,
-                                      "dropped": self._dropped}}}
+        return {
+            "type": Event.STORAGE_FAULT,
+            "reason": fault.reason,
+            "at_ts": fault.since,
+            "extra": {
+                "storage": {
+                    "since": self._store.iso(fault.since),
+                    "until": self._store.iso(now),
+                    "duration_s": round(now - fault.since, 1),
+                    "attempts": fault.attempts,
+                    "dropped": self._dropped,
+                }
+            },
+        }
 
     def _bound(self) -> None:
         """Past the capacity, drop the oldest door movements, then the oldest events; a batch

@@ -10,8 +10,8 @@ first that is granted wins, and otherwise the most telling denial is reported.
 from __future__ import annotations
 
 from haldor.protocol import DENIAL_PRECEDENCE, Reason, Role
-from .model import BookingFact, Candidate, ClosureFact, Conditions, Decision, Facts
 
+from .model import BookingFact, Candidate, ClosureFact, Conditions, Decision, Facts
 
 
 def decide(now: float, facts: Facts, conditions: Conditions, *, pin: bool = False) -> Decision:
@@ -40,7 +40,9 @@ def decide(now: float, facts: Facts, conditions: Conditions, *, pin: bool = Fals
     if not facts.credentials and not pin_bookings:
         return Decision(False, Reason.WRONG_PIN if pin else Reason.UNKNOWN_CARD)
 
-    verdicts = [_expired(c) if c.role == Role.CARETAKER else _judge_credential(now, c, facts, conditions) for c in facts.credentials]
+    verdicts = [
+        _expired(c) if c.role == Role.CARETAKER else _judge_credential(now, c, facts, conditions) for c in facts.credentials
+    ]
     verdicts += [_judge_booking_pin(now, b, facts, conditions) for b in pin_bookings]
     for verdict in verdicts:
         if verdict.granted:

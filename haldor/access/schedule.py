@@ -9,8 +9,9 @@ inside the transaction that applies it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Any, Collection, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import cards
@@ -57,7 +58,9 @@ class _Reader:
         path = self.path
         return f"{path}.{key}" if path else key
 
-    def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None, nullable: bool = False) -> Any:
+    def get(
+        self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None, nullable: bool = False
+    ) -> Any:
         value = self.obj.get(key, _MISSING)
         if type(value) is kind:  # the common case, first: a snapshot has a million fields
             return value
@@ -270,10 +273,16 @@ def door_warnings(room_doors: Iterable[tuple[str, str]], configured: Collection[
     named: dict[str, list[str]] = {}
     for room, door in room_doors:
         named.setdefault(door, []).append(room)
-    warnings = [f"door {door!r} of room {', '.join(sorted(rooms))} is not controlled by this box"
-                for door, rooms in sorted(named.items()) if door not in configured]
-    warnings += [f"configured door {door!r} is named by no room: only caretakers can open it"
-                 for door in sorted(configured) if door not in named]
+    warnings = [
+        f"door {door!r} of room {', '.join(sorted(rooms))} is not controlled by this box"
+        for door, rooms in sorted(named.items())
+        if door not in configured
+    ]
+    warnings += [
+        f"configured door {door!r} is named by no room: only caretakers can open it"
+        for door in sorted(configured)
+        if door not in named
+    ]
     return warnings
 
 
@@ -334,7 +343,12 @@ def parse_delta(doc: Any) -> Delta:
     closures = None
     if up.obj.get("closures") is not None:
         closures = tuple(_closure(x) for x in up.items("closures"))
-    for items, what in ((rooms, "upsert.rooms"), (associations, "upsert.associations"), (credentials, "upsert.credentials"), (bookings, "upsert.bookings")):
+    for items, what in (
+        (rooms, "upsert.rooms"),
+        (associations, "upsert.associations"),
+        (credentials, "upsert.credentials"),
+        (bookings, "upsert.bookings"),
+    ):
         _unique(items, what)
     de = r.sub("delete") or _Reader({}, "delete")
     deletes: dict[str, tuple[str, ...]] = {}

@@ -30,8 +30,9 @@ def with_unwritten_leaders(facts: Facts, pending: list) -> Facts:
     leaders = {e.booking for e in pending if isinstance(e, (Entered, CheckedIn)) and e.role == Role.LEADER}
     if not leaders or not any(b.id in leaders and not b.leader_present for b in facts.bookings):
         return facts
-    return dataclasses.replace(facts, bookings=tuple(
-        dataclasses.replace(b, leader_present=True) if b.id in leaders else b for b in facts.bookings))
+    return dataclasses.replace(
+        facts, bookings=tuple(dataclasses.replace(b, leader_present=True) if b.id in leaders else b for b in facts.bookings)
+    )
 
 
 def _with_unwritten_checkins(facts: checkin.CheckinFacts, pending: list) -> checkin.CheckinFacts:
@@ -40,12 +41,14 @@ def _with_unwritten_checkins(facts: checkin.CheckinFacts, pending: list) -> chec
     done = {e.booking for e in pending if isinstance(e, CheckedIn) and e.credential in ids}
     if not done:
         return facts
-    return dataclasses.replace(facts, bookings=tuple(
-        dataclasses.replace(b, checked_in=True) if b.id in done else b for b in facts.bookings))
+    return dataclasses.replace(
+        facts, bookings=tuple(dataclasses.replace(b, checked_in=True) if b.id in done else b for b in facts.bookings)
+    )
 
 
-def check_in(store: Store, read: CardRead | PinRead, now: float, *, clock_trusted: bool, pending: list,
-             kiosk: Any = None) -> list:
+def check_in(
+    store: Store, read: CardRead | PinRead, now: float, *, clock_trusted: bool, pending: list, kiosk: Any = None
+) -> list:
     """A badge at the kiosk reader (a reader with no door): the effects, and the screen's answer."""
     pin = isinstance(read, PinRead)
     if isinstance(read, PinRead):
@@ -54,12 +57,20 @@ def check_in(store: Store, read: CardRead | PinRead, now: float, *, clock_truste
         facts = store.activity.checkin_facts(now, card=read.card)
     facts = _with_unwritten_checkins(facts, pending)
     answer = checkin.decide_checkin(now, facts, pin=pin, clock_trusted=clock_trusted)
-    log.info("%s at kiosk reader %s: %s (credential %s, booking %s)", "PIN" if pin else "card", read.reader,
-             answer.outcome, answer.credential, answer.booking)
+    log.info(
+        "%s at kiosk reader %s: %s (credential %s, booking %s)",
+        "PIN" if pin else "card",
+        read.reader,
+        answer.outcome,
+        answer.credential,
+        answer.booking,
+    )
     effects: list = []
     if answer.outcome == checkin.CHECKED_IN:
-        effects += [CheckedIn(answer.booking, answer.credential, answer.role),
-                    Emit(Event.CHECKIN, reader=read.reader, credential=answer.credential, booking=answer.booking)]
+        effects += [
+            CheckedIn(answer.booking, answer.credential, answer.role),
+            Emit(Event.CHECKIN, reader=read.reader, credential=answer.credential, booking=answer.booking),
+        ]
     effects.append(Feedback(read.reader, answer.welcome))
     if kiosk is not None:
         kiosk.answer(kiosk_answer(answer, read, now))
@@ -93,9 +104,16 @@ def due_reports(store: Store, now: float, pending: list) -> list:
 def kiosk_answer(answer: checkin.CheckinAnswer, read: CardRead | PinRead, now: float) -> dict[str, Any]:
     """What the kiosk shows for a badge at its reader. Ids only: the kiosk looks up the
     names. An unknown card's number is shown for enrolment; it is never stored."""
-    doc: dict[str, Any] = {"at": now, "outcome": answer.outcome, "reader": read.reader, "association": answer.association,
-                           "booking": answer.booking, "starts_at": answer.starts_at, "role": answer.role,
-                           "good": answer.welcome}
+    doc: dict[str, Any] = {
+        "at": now,
+        "outcome": answer.outcome,
+        "reader": read.reader,
+        "association": answer.association,
+        "booking": answer.booking,
+        "starts_at": answer.starts_at,
+        "role": answer.role,
+        "good": answer.welcome,
+    }
     if answer.outcome == checkin.UNKNOWN_CARD and isinstance(read, CardRead):
         doc["card"] = read.card
         doc["card_reversed"] = cards.reversed_uid(read.card)

@@ -33,7 +33,7 @@ class DataDirLock:
         self._fd: int | None = None
         self._socket: socket.socket | None = None
 
-    def acquire(self) -> "DataDirLock":
+    def acquire(self) -> DataDirLock:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:

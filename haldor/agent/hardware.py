@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from haldor import osdp_keys
 from haldor.config import Config
@@ -57,17 +58,25 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
         fire_inputs: dict[int, list[str]] = {}
         for d in cfg.doors:
             if d.contact_pin:
-                contact = gpio.DebouncedInput(d.contact_pin, lambda closed, door=d.id: post(ContactChanged(door, not closed)), factory=factory)
+                contact = gpio.DebouncedInput(
+                    d.contact_pin, lambda closed, door=d.id: post(ContactChanged(door, not closed)), factory=factory
+                )
                 hw.inputs.append(contact)
                 hw.contacts[d.id] = contact
             if d.exit_pin:
-                hw.inputs.append(gpio.DebouncedInput(d.exit_pin, lambda pressed, door=d.id: pressed and post(ExitPressed(door)), factory=factory))
+                hw.inputs.append(
+                    gpio.DebouncedInput(
+                        d.exit_pin, lambda pressed, door=d.id: pressed and post(ExitPressed(door)), factory=factory
+                    )
+                )
             if d.fire_pin:
                 fire_inputs.setdefault(d.fire_pin, []).append(d.id)
         for pin, doors in fire_inputs.items():
+
             def on_fire(active: bool, doors=tuple(doors)) -> None:
                 for door in doors:
                     post(FireChanged(door, active))
+
             hw.inputs.append(gpio.DebouncedInput(pin, on_fire, factory=factory))
         osdp = [r for r in cfg.readers if r.type == "osdp"]
         if osdp:
@@ -101,8 +110,13 @@ def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Har
         install = r.install_mode
         keyed_at = record.keyed_at(r.id, key) if install else None
         if keyed_at:
-            log.warning("reader %s: install_mode ignored: the reader accepted this key on %s. To key a replacement "
-                        "reader, delete %s and restart; remove install_mode when it is done", r.id, keyed_at, r.scbk_file)
+            log.warning(
+                "reader %s: install_mode ignored: the reader accepted this key on %s. To key a replacement "
+                "reader, delete %s and restart; remove install_mode when it is done",
+                r.id,
+                keyed_at,
+                r.scbk_file,
+            )
             install = False
         by_port.setdefault(r.port, []).append(OsdpReaderSpec(r.id, r.address, key, install, r.byte_order))
     for port, specs in by_port.items():

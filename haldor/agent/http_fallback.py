@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -28,16 +29,25 @@ class HttpSchedule:
 
 
 class HttpFallback:
-    def __init__(self, base_url: str, site: str, after_s: float, post: Callable[[Any], None],
-                 broker_up: Callable[[], bool], *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        site: str,
+        after_s: float,
+        post: Callable[[Any], None],
+        broker_up: Callable[[], bool],
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = f"{base_url.rstrip('/')}/sites/{site}/schedule"
         self.after_s = after_s
         self._post = post
         self._broker_up = broker_up
         self._etag: str | None = None
         self._stop = threading.Event()
-        self._client = httpx.Client(timeout=10.0, follow_redirects=True, transport=transport,
-                                    headers={"Accept": "application/json"})
+        self._client = httpx.Client(
+            timeout=10.0, follow_redirects=True, transport=transport, headers={"Accept": "application/json"}
+        )
         self._thread = threading.Thread(target=self._run, name="http-fallback", daemon=True)
         self.polls = 0
 

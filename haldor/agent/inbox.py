@@ -51,8 +51,7 @@ class Inbox:
                 size = len(payload) + MESSAGE_OVERHEAD
                 if self._remote_bytes + size > self._max_remote_bytes and getattr(message, "qos", 1) == 0:
                     if self.dropped % 1000 == 0:
-                        log.warning("network messages arrive faster than they are handled: %d dropped so far",
-                                    self.dropped + 1)
+                        log.warning("network messages arrive faster than they are handled: %d dropped so far", self.dropped + 1)
                     self.dropped += 1
                     return
                 self._remote.append(message)

@@ -62,8 +62,7 @@ class InflightGuard:
                 starts = 1
             if starts >= MAX_STARTS:
                 os.replace(path, path.with_suffix(_POISON))
-                log.error("message %s: the agent stopped %d times while handling it; it is refused as poison",
-                          key[:12], starts)
+                log.error("message %s: the agent stopped %d times while handling it; it is refused as poison", key[:12], starts)
                 return False
             path.write_text(str(starts + 1))  # not synced: a crash keeps the page cache, and a power cut is no poison
         except OSError as exc:
@@ -96,4 +95,3 @@ class InflightGuard:
         if not self._broken:
             log.error("poison-message guard unavailable (%s): messages are handled without it", exc)
         self._broken = True
-

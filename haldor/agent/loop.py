@@ -14,7 +14,8 @@ import logging
 import queue
 import sqlite3
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from haldor import clock as clocks
 from haldor.access.controller import Controller, DoorSpec, Emit, Feedback, Lock, ModesChanged
@@ -30,8 +31,20 @@ from .hardware import Hardware
 from .http_fallback import HttpFallback, HttpSchedule
 from .inbox import Inbox
 from .link import Connected, Disconnected, MqttLink, Received
-from .messages import (OVERLAID, WRITES, Acked, Command, ContactChanged, ExitPressed, FireChanged, Forget, Publish,
-                       ScheduleDone, Stop, Tick)
+from .messages import (
+    OVERLAID,
+    WRITES,
+    Acked,
+    Command,
+    ContactChanged,
+    ExitPressed,
+    FireChanged,
+    Forget,
+    Publish,
+    ScheduleDone,
+    Stop,
+    Tick,
+)
 from .notify import Notifier
 from .periodic import Every
 from .remote import Remote
@@ -51,9 +64,18 @@ Handler = Callable[[Any, float], list]
 
 
 class Agent:
-    def __init__(self, cfg: Config, store: Store, hardware: Hardware, clock: clocks.Clock | None = None,
-                 inbox: queue.Queue | Inbox | None = None, link: MqttLink | None = None,
-                 fallback: HttpFallback | None = None, kiosk: Any = None, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        hardware: Hardware,
+        clock: clocks.Clock | None = None,
+        inbox: queue.Queue | Inbox | None = None,
+        link: MqttLink | None = None,
+        fallback: HttpFallback | None = None,
+        kiosk: Any = None,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.hw = hardware
@@ -70,7 +92,9 @@ class Agent:
         self.reader_faults: dict[str, str] = {}
         self.controller = Controller(
             [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail, bool(d.fire_pin)) for d in cfg.doors],
-            max_denials=cfg.policy["max_denials"], denial_lockout_s=cfg.policy["denial_lockout_s"])
+            max_denials=cfg.policy["max_denials"],
+            denial_lockout_s=cfg.policy["denial_lockout_s"],
+        )
         self.clock_trusted = True
         self._last_seen: float | None = None
         self._listeners: list[Callable[[list[dict]], None]] = []
@@ -83,22 +107,27 @@ class Agent:
         self.status = StatusTeller(self)
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
         self._recovered: str | None = None
-        self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S),
-                       "purge": Every(PURGE_EVERY_S)}
+        self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S), "purge": Every(PURGE_EVERY_S)}
         self._next_watchdog = 0.0  # on the monotonic clock; the interval is the notifier's (systemd's WatchdogSec)
         c = self.controller
         #: which handler takes which message (each returns the effects to carry out)
         self.handlers: dict[type, Handler] = {
-            CardRead: self._presented, PinRead: self._presented,
+            CardRead: self._presented,
+            PinRead: self._presented,
             ContactChanged: lambda m, now: c.contact(now, m.door, m.open),
             ExitPressed: lambda m, now: c.exit_request(now, m.door),
             FireChanged: lambda m, now: c.fire_alarm(now, m.door, m.active),
-            ReaderFault: self._reader_fault, ReaderRestored: self._reader_restored,
+            ReaderFault: self._reader_fault,
+            ReaderRestored: self._reader_restored,
             Command: lambda m, now: c.command(now, m.action, m.door, m.duration_s),
-            Received: self.remote.received, HttpSchedule: self.remote.http_schedule,
+            Received: self.remote.received,
+            HttpSchedule: self.remote.http_schedule,
             ScheduleDone: self.remote.schedule_done,
-            Stored: self._stored, Connected: self._connected,
-            Tick: _nothing, Disconnected: _nothing, StorageChanged: _nothing,  # a lost broker changes nothing at the door
+            Stored: self._stored,
+            Connected: self._connected,
+            Tick: _nothing,
+            Disconnected: _nothing,
+            StorageChanged: _nothing,  # a lost broker changes nothing at the door
         }
 
     # -- outside world ------------------------------------------------------------------
@@ -188,8 +217,16 @@ class Agent:
 
     def _next_message(self) -> Any:
         now = self.clock.now()
-        deadlines = [d for d in (self.controller.next_deadline(), self._every["reports"].next_at,
-                                 self.storage.checks.next_at, self.status.kiosk_due()) if d is not None]
+        deadlines = [
+            d
+            for d in (
+                self.controller.next_deadline(),
+                self._every["reports"].next_at,
+                self.storage.checks.next_at,
+                self.status.kiosk_due(),
+            )
+            if d is not None
+        ]
         waits = [d - now for d in deadlines] + [LAST_SEEN_EVERY_S]
         if self.notifier.interval_s is not None:
             waits.append(self._next_watchdog - self.clock.monotonic())
@@ -255,18 +292,24 @@ class Agent:
         door = self.reader_doors.get(read.reader)
         pending = self._unwritten_effects()
         if door is None:
-            return activity.check_in(self.store, read, now, clock_trusted=self.clock_trusted, pending=pending,
-                                     kiosk=self.kiosk)
+            return activity.check_in(self.store, read, now, clock_trusted=self.clock_trusted, pending=pending, kiosk=self.kiosk)
         if isinstance(read, CardRead):
             facts = self.store.schedule.facts(door, now, card=read.card)
         else:
             facts = self.store.schedule.facts(door, now, pin=read.pin)
         facts = activity.with_unwritten_leaders(facts, pending)
-        decision, effects = self.controller.present(now, read.reader, facts, pin=isinstance(read, PinRead),
-                                                    clock_trusted=self.clock_trusted)
-        log.info("%s at %s: %s%s (credential %s, booking %s)", "PIN" if isinstance(read, PinRead) else "card", read.reader,
-                 "granted" if decision.granted else "denied", "" if decision.granted else f" {decision.reason}",
-                 decision.credential, decision.booking)
+        decision, effects = self.controller.present(
+            now, read.reader, facts, pin=isinstance(read, PinRead), clock_trusted=self.clock_trusted
+        )
+        log.info(
+            "%s at %s: %s%s (credential %s, booking %s)",
+            "PIN" if isinstance(read, PinRead) else "card",
+            read.reader,
+            "granted" if decision.granted else "denied",
+            "" if decision.granted else f" {decision.reason}",
+            decision.credential,
+            decision.booking,
+        )
         return effects
 
     def _reader_fault(self, message: ReaderFault, now: float) -> list:
@@ -360,8 +403,9 @@ class Agent:
         kept = [e for e in effects if not isinstance(e, (Lock, Feedback))]
         if not kept:
             return
-        batch = Batch(events=[e.as_event(now) for e in kept if isinstance(e, Emit)],
-                      after=[e for e in kept if not isinstance(e, Emit)])
+        batch = Batch(
+            events=[e.as_event(now) for e in kept if isinstance(e, Emit)], after=[e for e in kept if not isinstance(e, Emit)]
+        )
         for e in kept:
             write = WRITES.get(type(e))
             if write is not None:

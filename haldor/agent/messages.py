@@ -4,8 +4,9 @@ timers) and the effects only the runtime carries out (the pure core's are in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from haldor.access.controller import Entered
 from haldor.access.store import Store

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from haldor.access import commands, envelope
 from haldor.access.controller import Controller, Emit
@@ -40,9 +41,17 @@ RESYNC_AFTER_FAILURE_S = 300.0
 
 
 class Remote:
-    def __init__(self, cfg: Config, store: Store, controller: Controller, link: MqttLink | None,
-                 storage: StorageWatch, unwritten: list[Batch], post: Callable[[Any], None],
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        controller: Controller,
+        link: MqttLink | None,
+        storage: StorageWatch,
+        unwritten: list[Batch],
+        post: Callable[[Any], None],
+        clock: Callable[[], float],
+    ) -> None:
         self.cfg = cfg
         self.store = store
         self.controller = controller
@@ -128,10 +137,20 @@ class Remote:
     def worker(self) -> ScheduleWorker:
         if self._worker is None:
             cfg = self.cfg
-            self._worker = ScheduleWorker(Site(str(cfg.data_dir), cfg.site_id, cfg.site["timezone"], policy_of(cfg),
-                                               dict(cfg.trust["keys"]), cfg.trust["require_signature"],
-                                               tuple(d.id for d in cfg.doors), envelope.MAX_DOCUMENT_BYTES,
-                                               self.store.secret_fingerprint), self._clock)
+            self._worker = ScheduleWorker(
+                Site(
+                    str(cfg.data_dir),
+                    cfg.site_id,
+                    cfg.site["timezone"],
+                    policy_of(cfg),
+                    dict(cfg.trust["keys"]),
+                    cfg.trust["require_signature"],
+                    tuple(d.id for d in cfg.doors),
+                    envelope.MAX_DOCUMENT_BYTES,
+                    self.store.secret_fingerprint,
+                ),
+                self._clock,
+            )
         return self._worker
 
     def schedule_done(self, done: ScheduleDone, now: float) -> list:
@@ -163,8 +182,11 @@ class Remote:
     def _command(self, payload: bytes, now: float) -> list:
         """PROTOCOL 4: every command, done or refused, gets one result and one event."""
         try:
-            cmd = commands.parse_command(open_envelope(payload, self.cfg.trusted_keys, self.cfg.trust["require_signature"],
-                                                       max_bytes=commands.MAX_COMMAND_BYTES))
+            cmd = commands.parse_command(
+                open_envelope(
+                    payload, self.cfg.trusted_keys, self.cfg.trust["require_signature"], max_bytes=commands.MAX_COMMAND_BYTES
+                )
+            )
         except DocumentError as exc:
             return self._unreadable_command(payload, str(exc), now)
         digest = hashlib.sha256(payload).hexdigest()
@@ -174,8 +196,7 @@ class Remote:
                 # the same message delivered again: its result may never have reached the broker
                 log.info("command %s delivered again: its result is sent again", cmd.id)
                 return [Publish("cmd_result", answered["result"])]
-        why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now,
-                               seen=self._command_seen(cmd.id))
+        why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now, seen=self._command_seen(cmd.id))
         effects = self._command_effects(cmd, why, now)
         result = next((e.doc for e in effects if isinstance(e, Publish) and e.topic == "cmd_result"), None)
         if cmd.site == self.cfg.site_id and result is not None:
@@ -209,8 +230,9 @@ class Remote:
 
     def _command_seen(self, command_id: str) -> bool:
         """Seen before: stored, or remembered by a write still on its way to the store."""
-        return (any(isinstance(e, Remembered) and e.command == command_id for b in self._unwritten for e in b.after)
-                or self.store.commands.seen(command_id))
+        return any(
+            isinstance(e, Remembered) and e.command == command_id for b in self._unwritten for e in b.after
+        ) or self.store.commands.seen(command_id)
 
     def _unreadable_command(self, payload: bytes, error: str, now: float) -> list:
         """A command that cannot be read or trusted: answered, unless a flood of them is (budget)."""
@@ -224,8 +246,9 @@ class Remote:
         if n := self._refusals["cmd"].overdue(now):
             why = f"{n} more unreadable commands in a minute, refused without a result each (a flood?)"
             log.warning(why)
-            effects.append(Emit(Event.COMMAND_RESULT, reason=why, extra={"command": None, "action": None, "ok": False,
-                                                                     "unreported": n}))
+            effects.append(
+                Emit(Event.COMMAND_RESULT, reason=why, extra={"command": None, "action": None, "ok": False, "unreported": n})
+            )
         if n := self._refusals["schedule"].overdue(now):
             why = f"{n} more schedule documents in a minute, rejected without an event each (a flood?)"
             log.warning(why)
@@ -237,5 +260,7 @@ class Remote:
             log.warning("command %s refused: %s", cmd_id, error)
         result = {"id": cmd_id, "ok": error is None, "error": error, "at": self.store.iso(now)}
         # the result goes out after the event is stored: see _carry_out
-        return [Emit(Event.COMMAND_RESULT, door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
-                Publish("cmd_result", result)]
+        return [
+            Emit(Event.COMMAND_RESULT, door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
+            Publish("cmd_result", result),
+        ]

@@ -46,13 +46,17 @@ def run_forever(cfg: Config) -> int:
             link = MqttLink(cfg, outbox, inbox.put, version=__version__)
         fallback = None
         if cfg.sync["http_url"]:
-            fallback = HttpFallback(cfg.sync["http_url"], cfg.site_id, cfg.sync["http_after_s"], inbox.put,
-                                    link.connected.is_set if link is not None else (lambda: False))
+            fallback = HttpFallback(
+                cfg.sync["http_url"],
+                cfg.site_id,
+                cfg.sync["http_after_s"],
+                inbox.put,
+                link.connected.is_set if link is not None else (lambda: False),
+            )
         kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
         hardware = build_hardware(cfg, inbox.put)
         try:
-            agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk,
-                          notifier=Notifier())
+            agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk, notifier=Notifier())
         except BaseException:
             hardware.close()
             raise

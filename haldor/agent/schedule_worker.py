@@ -25,17 +25,16 @@ import os
 import queue
 import signal
 import threading
+from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Callable, Mapping
-
-from haldor.errors import StoreError
 
 from haldor.access.envelope import load_public_key
 from haldor.access.intake import Outcome, process
 from haldor.access.model import Policy
 from haldor.access.store import Store
+from haldor.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +86,12 @@ class ScheduleWorker:
         with self._waiting_lock:
             if self._count >= MAX_WAITING or (self._waiting and self._waiting + len(payload) > MAX_WAITING_BYTES):
                 if self._turned_away % 100 == 0:
-                    log.error("%d schedule documents (%d bytes) wait already: %d turned away so far",
-                              self._count, self._waiting, self._turned_away + 1)
+                    log.error(
+                        "%d schedule documents (%d bytes) wait already: %d turned away so far",
+                        self._count,
+                        self._waiting,
+                        self._turned_away + 1,
+                    )
                 self._turned_away += 1
                 full = True
             else:
@@ -117,8 +120,12 @@ class ScheduleWorker:
                 # spawned by this thread, which lives as long as the agent: the child's parent-death signal
                 root = logging.getLogger()
                 fmt = root.handlers[0].formatter._fmt if root.handlers and root.handlers[0].formatter else None
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_start_child, initargs=(root.level, fmt, os.getpid()))
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_child,
+                    initargs=(root.level, fmt, os.getpid()),
+                )
             outcome = self._pool.submit(_apply_in_child, self._site, payload, self._clock()).result(APPLY_TIMEOUT_S)
         except BrokenProcessPool:
             if self._closing:
@@ -129,8 +136,12 @@ class ScheduleWorker:
             if key not in self._killed_by:  # killed from outside, maybe (the OOM killer, a person): once more
                 self._killed_by.add(key)
                 log.error("schedule worker process died on a document of %d bytes; it is asked for again", len(payload))
-                return Outcome("failed", "the schedule worker process died while applying it; the schedule in force "
-                                         "stays and the document is asked for again", again=True)
+                return Outcome(
+                    "failed",
+                    "the schedule worker process died while applying it; the schedule in force "
+                    "stays and the document is asked for again",
+                    again=True,
+                )
             log.error("schedule worker process died twice on a document of %d bytes; the document is rejected", len(payload))
             return Outcome("rejected", "the document ended the schedule worker process twice; the schedule in force stays")
         except TimeoutError:
@@ -195,7 +206,14 @@ def _apply_in_child(site: Site, payload: bytes, now: float) -> Outcome:
         return Outcome("failed", f"storage: {exc}; the schedule in force stays")
     try:
         keys = {kid: load_public_key(text) for kid, text in site.keys.items()}
-        return process(store, payload, keys=keys, require_signature=site.require_signature, now=now, doors=site.doors,
-                       max_bytes=site.max_bytes)
+        return process(
+            store,
+            payload,
+            keys=keys,
+            require_signature=site.require_signature,
+            now=now,
+            doors=site.doors,
+            max_bytes=site.max_bytes,
+        )
     finally:
         store.close()

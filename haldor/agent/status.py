@@ -39,8 +39,15 @@ class StatusTeller:
         a = self.agent
         # what the status shows, read once: a change of it is told at once, to the kiosk and the broker
         storage = a.storage.status()
-        key = (a.store.version, a.clock_trusted, a.controller.mode, repr(a.controller.status()),
-               repr(a.reader_faults), storage["ok"], storage["fault"])
+        key = (
+            a.store.version,
+            a.clock_trusted,
+            a.controller.mode,
+            repr(a.controller.status()),
+            repr(a.reader_faults),
+            storage["ok"],
+            storage["fault"],
+        )
         if a.kiosk is not None and (key != self._kiosk_key or self._kiosk.pending(now)):
             a.kiosk.status(self.kiosk_document(now))
             self._kiosk_key = key
@@ -64,10 +71,16 @@ class StatusTeller:
         last_sync = store.meta("last_sync")
         storage = a.storage.status()
         return {
-            "schema": Schema.STATUS, "site": a.cfg.site_id, "online": True, "at": store.iso(now),
-            "agent_version": __version__, "schedule_version": store.version,
+            "schema": Schema.STATUS,
+            "site": a.cfg.site_id,
+            "online": True,
+            "at": store.iso(now),
+            "agent_version": __version__,
+            "schedule_version": store.version,
             "last_sync": None if last_sync is None else store.iso(last_sync),
-            "clock_trusted": a.clock_trusted, "mode": a.controller.mode, "doors": a.controller.status(),
+            "clock_trusted": a.clock_trusted,
+            "mode": a.controller.mode,
+            "doors": a.controller.status(),
             "readers": self.readers(),
             "storage": {**storage, "since": storage["since"] and store.iso(storage["since"])},
             "outbox": {**store.outbox.stats(), "capacity": a.cfg.sync["outbox_capacity"]},
@@ -77,7 +90,13 @@ class StatusTeller:
     def kiosk_document(self, now: float) -> dict[str, Any]:
         """The status for the screen: light enough to send every few seconds."""
         a = self.agent
-        return {"at": now, "online": True, "schedule_version": a.store.version, "clock_trusted": a.clock_trusted,
-                "mode": a.controller.mode, "doors": a.controller.status(),
-                "reader_faults": [{"reader": r, "door": a.reader_doors.get(r)} for r in sorted(a.reader_faults)],
-                "storage": a.storage.status()}
+        return {
+            "at": now,
+            "online": True,
+            "schedule_version": a.store.version,
+            "clock_trusted": a.clock_trusted,
+            "mode": a.controller.mode,
+            "doors": a.controller.status(),
+            "reader_faults": [{"reader": r, "door": a.reader_doors.get(r)} for r in sorted(a.reader_faults)],
+            "storage": a.storage.status(),
+        }

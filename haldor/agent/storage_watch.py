@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from haldor.access import reserve
 from haldor.access.controller import Emit
@@ -71,8 +72,9 @@ class StorageWatch:
             if reserve.present(data_dir) or free >= 2 * reserve.SIZE:
                 if not reserve.present(data_dir) and not self._reserving.is_set():
                     self._reserving.set()
-                    threading.Thread(target=lambda: (reserve.keep(data_dir), self._reserving.clear()),
-                                     name="reserve", daemon=True).start()
+                    threading.Thread(
+                        target=lambda: (reserve.keep(data_dir), self._reserving.clear()), name="reserve", daemon=True
+                    ).start()
                 if self.disk_low is not None:
                     log.warning("disk has room again")
                 self.disk_low = None

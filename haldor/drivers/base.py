@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol, Union
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ class ReaderRestored:
     reader: str
 
 
-ReaderEvent = Union[CardRead, PinRead, ReaderFault, ReaderRestored]
+ReaderEvent = CardRead | PinRead | ReaderFault | ReaderRestored
 Sink = Callable[[ReaderEvent], None]
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
-from gpiozero import DigitalInputDevice, DigitalOutputDevice, Device
+from gpiozero import Device, DigitalInputDevice, DigitalOutputDevice
 from gpiozero.exc import GPIOZeroError
 from gpiozero.pins.mock import MockFactory
 

@@ -22,8 +22,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import osdp_sys
 import serial
@@ -103,8 +104,10 @@ def diagnose(*, was_online: bool, answered: bool, offers_sc: bool, where: str) -
         return f"not answering ({where})"
     if not offers_sc:
         return "does not offer OSDP Secure Channel; enable it in the reader, it is never used in clear"
-    return ("Secure Channel failed: the reader has another key or does not do Secure Channel "
-            "(install_mode gives a new reader its key)")
+    return (
+        "Secure Channel failed: the reader has another key or does not do Secure Channel "
+        "(install_mode gives a new reader its key)"
+    )
 
 
 class ReplyWatch:
@@ -252,8 +255,16 @@ class _Pd:
 class OsdpBus:
     """The control panel for the readers on one serial port."""
 
-    def __init__(self, port: str, baudrate: int, readers: list[OsdpReaderSpec], sink: Sink, *,
-                 record: osdp_keys.InstallRecord | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        port: str,
+        baudrate: int,
+        readers: list[OsdpReaderSpec],
+        sink: Sink,
+        *,
+        record: osdp_keys.InstallRecord | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.id = f"osdp:{port}"
         self.port = port
         self.sink = sink
@@ -273,12 +284,14 @@ class OsdpBus:
         for spec in readers:
             flags = osdp_sys.FLAG_ENABLE_NOTIFICATION
             if spec.install_mode:
-                log.warning("reader %s: OSDP install mode: the reader may be reached with the well-known default key "
-                            "to be given its own; this ends when it works with its own key", spec.id)
+                log.warning(
+                    "reader %s: OSDP install mode: the reader may be reached with the well-known default key "
+                    "to be given its own; this ends when it works with its own key",
+                    spec.id,
+                )
             else:
                 flags |= osdp_sys.FLAG_ENFORCE_SECURE
-            infos.append({"name": spec.id, "address": spec.address, "flags": flags, "scbk": spec.key,
-                          "channel": self.channel})
+            infos.append({"name": spec.id, "address": spec.address, "flags": flags, "scbk": spec.key, "channel": self.channel})
         self._ctx = osdp_sys.ControlPanel(infos)
         self._ctx.set_event_callback(self._on_event)
         self._thread = threading.Thread(target=self._run, name=f"osdp-{port}", daemon=True)
@@ -455,8 +468,9 @@ class OsdpBus:
         pd.install_mode = False
         if self.record is not None:
             self.record.mark(pd.spec.id, pd.spec.key)
-        log.warning("reader %s: works with its own key; install mode ended (remove install_mode from the configuration)",
-                    pd.spec.id)
+        log.warning(
+            "reader %s: works with its own key; install mode ended (remove install_mode from the configuration)", pd.spec.id
+        )
 
     def _set(self, pd: _Pd, kind: str, reason: str | None) -> None:
         if reason is not None:
@@ -481,15 +495,32 @@ class OsdpIndicator:
         self.index = index
 
     def _show(self, color: int, beeps: int) -> None:
-        self.bus.submit(self.index, {
-            "command": osdp_sys.CMD_LED, "reader": 0, "led_number": 0, "control_code": 1, "temporary": True,
-            "on_count": 5 if beeps == 1 else 2, "off_count": 0 if beeps == 1 else 2,
-            "on_color": color, "off_color": osdp_sys.LED_COLOR_NONE, "timer_count": 15,
-        })
-        self.bus.submit(self.index, {
-            "command": osdp_sys.CMD_BUZZER, "reader": 0, "control_code": 2,
-            "on_count": 2 if beeps == 1 else 1, "off_count": 1, "rep_count": beeps,
-        })
+        self.bus.submit(
+            self.index,
+            {
+                "command": osdp_sys.CMD_LED,
+                "reader": 0,
+                "led_number": 0,
+                "control_code": 1,
+                "temporary": True,
+                "on_count": 5 if beeps == 1 else 2,
+                "off_count": 0 if beeps == 1 else 2,
+                "on_color": color,
+                "off_color": osdp_sys.LED_COLOR_NONE,
+                "timer_count": 15,
+            },
+        )
+        self.bus.submit(
+            self.index,
+            {
+                "command": osdp_sys.CMD_BUZZER,
+                "reader": 0,
+                "control_code": 2,
+                "on_count": 2 if beeps == 1 else 1,
+                "off_count": 1,
+                "rep_count": beeps,
+            },
+        )
 
     def granted(self) -> None:
         self._show(osdp_sys.LED_COLOR_GREEN, 1)

@@ -69,12 +69,23 @@ class SimulatedReader:
 
     def _start(self, fd: int) -> None:
         self._channel = _Channel(fd)
-        caps = [{"function_code": osdp_sys.CAP_READER_LED_CONTROL, "compliance_level": 1, "num_items": 1},
-                {"function_code": osdp_sys.CAP_READER_AUDIBLE_OUTPUT, "compliance_level": 1, "num_items": 1},
-                {"function_code": osdp_sys.CAP_CARD_DATA_FORMAT, "compliance_level": 1, "num_items": 1}]
-        info = {"name": f"sim-{self.address}", "address": self.address, "flags": 0, "scbk": self.key,
-                "channel": self._channel, "version": 1, "model": 2, "vendor_code": 0x48414C,
-                "serial_number": 1000 + self.address, "firmware_version": 0x010000}
+        caps = [
+            {"function_code": osdp_sys.CAP_READER_LED_CONTROL, "compliance_level": 1, "num_items": 1},
+            {"function_code": osdp_sys.CAP_READER_AUDIBLE_OUTPUT, "compliance_level": 1, "num_items": 1},
+            {"function_code": osdp_sys.CAP_CARD_DATA_FORMAT, "compliance_level": 1, "num_items": 1},
+        ]
+        info = {
+            "name": f"sim-{self.address}",
+            "address": self.address,
+            "flags": 0,
+            "scbk": self.key,
+            "channel": self._channel,
+            "version": 1,
+            "model": 2,
+            "vendor_code": 0x48414C,
+            "serial_number": 1000 + self.address,
+            "firmware_version": 0x010000,
+        }
         self._ctx = osdp_sys.PeripheralDevice(info, capabilities=caps)
         self._ctx.set_command_callback(self._command)
 
@@ -91,19 +102,43 @@ class SimulatedReader:
 
     def present_uid(self, uid_hex: str) -> None:
         data = bytes.fromhex(uid_hex)
-        self._submit({"event": osdp_sys.EVENT_CARDREAD, "reader_no": 0, "direction": 0,
-                      "format": osdp_sys.CARD_FMT_RAW_UNSPECIFIED, "length": len(data) * 8, "data": data})
+        self._submit(
+            {
+                "event": osdp_sys.EVENT_CARDREAD,
+                "reader_no": 0,
+                "direction": 0,
+                "format": osdp_sys.CARD_FMT_RAW_UNSPECIFIED,
+                "length": len(data) * 8,
+                "data": data,
+            }
+        )
 
     def present_wiegand(self, bits: list[int]) -> None:
         value = int("".join(map(str, bits)), 2) << (-len(bits) % 8)
         data = value.to_bytes((len(bits) + 7) // 8, "big")
-        self._submit({"event": osdp_sys.EVENT_CARDREAD, "reader_no": 0, "direction": 0,
-                      "format": osdp_sys.CARD_FMT_RAW_WIEGAND, "length": len(bits), "data": data})
+        self._submit(
+            {
+                "event": osdp_sys.EVENT_CARDREAD,
+                "reader_no": 0,
+                "direction": 0,
+                "format": osdp_sys.CARD_FMT_RAW_WIEGAND,
+                "length": len(bits),
+                "data": data,
+            }
+        )
 
     def present_text(self, card: str) -> None:
         """A card the reader reports as text (the ASCII card format)."""
-        self._submit({"event": osdp_sys.EVENT_CARDREAD, "reader_no": 0, "direction": 0,
-                      "format": osdp_sys.CARD_FMT_ASCII, "length": len(card), "data": card.encode("ascii")})
+        self._submit(
+            {
+                "event": osdp_sys.EVENT_CARDREAD,
+                "reader_no": 0,
+                "direction": 0,
+                "format": osdp_sys.CARD_FMT_ASCII,
+                "length": len(card),
+                "data": card.encode("ascii"),
+            }
+        )
 
     def present(self, frame: str) -> None:
         """A canonical card string or ``pin:<digits>``, as the reader would send it."""
@@ -121,8 +156,9 @@ class SimulatedReader:
         self._submit({"event": osdp_sys.EVENT_KEYPRESS, "reader_no": 0, "data": keys.encode("ascii")})
 
     def tamper(self, active: bool) -> None:
-        self._submit({"event": osdp_sys.EVENT_STATUS, "type": osdp_sys.STATUS_REPORT_LOCAL,
-                      "report": bytes([1 if active else 0, 0])})
+        self._submit(
+            {"event": osdp_sys.EVENT_STATUS, "type": osdp_sys.STATUS_REPORT_LOCAL, "report": bytes([1 if active else 0, 0])}
+        )
 
     def _submit(self, event: dict) -> None:
         if self._ctx.submit_event(event) is False:

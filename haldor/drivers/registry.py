@@ -9,8 +9,9 @@ function), one entry here, and a line in the README.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .base import Reader, Sink
 
@@ -37,10 +38,14 @@ class ReaderType:
         return build(reader, sink, factory)
 
 
-READER_TYPES: dict[str, ReaderType] = {t.name: t for t in (
-    ReaderType("serial-line", needs=("port",), builder="haldor.drivers.serial_readers:build_line_reader"),
-    ReaderType("rdm6300", needs=("port",), builder="haldor.drivers.serial_readers:build_rdm6300_reader"),
-    ReaderType("wiegand", needs=("d0_pin", "d1_pin"), pins=("d0_pin", "d1_pin"),
-               builder="haldor.drivers.wiegand:build_reader"),
-    ReaderType("osdp", needs=("port", "scbk_file")),
-)}
+READER_TYPES: dict[str, ReaderType] = {
+    t.name: t
+    for t in (
+        ReaderType("serial-line", needs=("port",), builder="haldor.drivers.serial_readers:build_line_reader"),
+        ReaderType("rdm6300", needs=("port",), builder="haldor.drivers.serial_readers:build_rdm6300_reader"),
+        ReaderType(
+            "wiegand", needs=("d0_pin", "d1_pin"), pins=("d0_pin", "d1_pin"), builder="haldor.drivers.wiegand:build_reader"
+        ),
+        ReaderType("osdp", needs=("port", "scbk_file")),
+    )
+}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import serial
 
@@ -149,8 +150,17 @@ class SerialReader:
     A port that cannot be opened or fails is reported once as a fault and retried.
     """
 
-    def __init__(self, reader: str, port: str, baudrate: int, parser: LineParser | Rdm6300Parser, sink: Sink, *,
-                 retry_s: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        reader: str,
+        port: str,
+        baudrate: int,
+        parser: LineParser | Rdm6300Parser,
+        sink: Sink,
+        *,
+        retry_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.id = reader
         self.port = port
         self.baudrate = baudrate

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gpiozero import DigitalInputDevice
 from gpiozero.exc import GPIOZeroError
@@ -81,7 +82,9 @@ class WiegandDecoder:
         card = parse_card(bits)
         if card is None:
             self.stats.garbled += 1
-            log.warning("reader %s: garbled Wiegand frame of %d bits dropped (%d so far)", self.reader, len(bits), self.stats.garbled)
+            log.warning(
+                "reader %s: garbled Wiegand frame of %d bits dropped (%d so far)", self.reader, len(bits), self.stats.garbled
+            )
             return
         if not self._repeats.fresh(card, now):
             self.stats.repeats += 1
@@ -101,8 +104,17 @@ class WiegandDecoder:
 class WiegandReader:
     """D0 and D1 idle high; each low pulse is a 0 (on D0) or a 1 (on D1)."""
 
-    def __init__(self, reader: str, d0_pin: int, d1_pin: int, sink: Sink, *, factory, gap_s: float = 0.025,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        reader: str,
+        d0_pin: int,
+        d1_pin: int,
+        sink: Sink,
+        *,
+        factory,
+        gap_s: float = 0.025,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.id = reader
         self.decoder = WiegandDecoder(reader, sink)
         self._gap_s = gap_s
@@ -161,7 +173,7 @@ def encode_card(bits: int, value: int) -> list[int]:
     if len(frame) != bits:
         raise ValueError(f"{value} does not fit in {bits - 2} bits")
     frame[0] = sum(frame[e0 + 1 : e1 + 1]) % 2
-    frame[-1] = 1 - sum(frame[o0 : o1]) % 2
+    frame[-1] = 1 - sum(frame[o0:o1]) % 2
     return frame
 
 

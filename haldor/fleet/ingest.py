@@ -24,8 +24,9 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 
 
 class FleetConsumer:
-    def __init__(self, opts: BrokerOptions, store: FleetStore, *, client_id: str = "haldor-fleet",
-                 shared_group: str | None = None) -> None:
+    def __init__(
+        self, opts: BrokerOptions, store: FleetStore, *, client_id: str = "haldor-fleet", shared_group: str | None = None
+    ) -> None:
         self.opts = opts
         self.store = store
         self.connected = threading.Event()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 SILENT_AFTER_S = 180  # agents republish their status every 60 s
 
@@ -67,7 +68,9 @@ def _reader_faults(readers: str | None) -> dict[str, str]:
         return {}
     if not isinstance(entries, dict):
         return {}
-    return {r: str(v.get("fault") or "fault") for r, v in sorted(entries.items()) if isinstance(v, dict) and not v.get("ok", True)}
+    return {
+        r: str(v.get("fault") or "fault") for r, v in sorted(entries.items()) if isinstance(v, dict) and not v.get("ok", True)
+    }
 
 
 def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
@@ -80,11 +83,18 @@ def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
         since = s.get("since")
         if silent and s.get("online"):
             since = s["seen_at"]
-        out.append({
-            "site": s["site"], "online": online, "silent": silent, "since": since,
-            "schedule_version": s.get("schedule_version"),
-            "schedule_age_h": None if s.get("last_sync") is None else round((now - s["last_sync"]) / 3600, 1),
-            "outbox_pending": s.get("outbox_pending"), "outbox_oldest": s.get("outbox_oldest"), "mode": s.get("mode"),
-            "reader_faults": _reader_faults(s.get("readers")),
-        })
+        out.append(
+            {
+                "site": s["site"],
+                "online": online,
+                "silent": silent,
+                "since": since,
+                "schedule_version": s.get("schedule_version"),
+                "schedule_age_h": None if s.get("last_sync") is None else round((now - s["last_sync"]) / 3600, 1),
+                "outbox_pending": s.get("outbox_pending"),
+                "outbox_oldest": s.get("outbox_oldest"),
+                "mode": s.get("mode"),
+                "reader_faults": _reader_faults(s.get("readers")),
+            }
+        )
     return sorted(out, key=lambda r: (r["online"], r["site"]))

@@ -29,11 +29,39 @@ def _ts(text: Any) -> float | None:
 def _m1_sites_and_events(db: sqlite_utils.Database) -> None:
     if "sites" in db.table_names():  # made before the fleet's schema had a version
         return
-    db["sites"].create({"site": str, "online": int, "since": float, "status_at": float, "seen_at": float,
-                        "schedule_version": int, "last_sync": float, "outbox_pending": int,
-                        "outbox_oldest": str, "agent_version": str, "mode": str, "doors": str}, pk="site")
-    db["events"].create({"id": str, "site": str, "seq": int, "at": str, "at_ts": float, "type": str,
-                         "door": str, "reader": str, "booking": str, "reason": str, "usage": str}, pk="id")
+    db["sites"].create(
+        {
+            "site": str,
+            "online": int,
+            "since": float,
+            "status_at": float,
+            "seen_at": float,
+            "schedule_version": int,
+            "last_sync": float,
+            "outbox_pending": int,
+            "outbox_oldest": str,
+            "agent_version": str,
+            "mode": str,
+            "doors": str,
+        },
+        pk="site",
+    )
+    db["events"].create(
+        {
+            "id": str,
+            "site": str,
+            "seq": int,
+            "at": str,
+            "at_ts": float,
+            "type": str,
+            "door": str,
+            "reader": str,
+            "booking": str,
+            "reason": str,
+            "usage": str,
+        },
+        pk="id",
+    )
     db["events"].create_index(["site", "type", "at_ts"])
     db["events"].create_index(["type", "at_ts"])
 
@@ -62,9 +90,20 @@ class FleetStore:
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO events(id, site, seq, at, at_ts, type, door, reader, booking, reason, usage) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [doc["id"], doc["site"], doc.get("seq"), doc.get("at"), _ts(doc.get("at")), doc["type"], doc.get("door"),
-                 doc.get("reader"), doc.get("booking"), doc.get("reason"),
-                 json.dumps(doc["usage"]) if isinstance(doc.get("usage"), dict) else None])
+                [
+                    doc["id"],
+                    doc["site"],
+                    doc.get("seq"),
+                    doc.get("at"),
+                    _ts(doc.get("at")),
+                    doc["type"],
+                    doc.get("door"),
+                    doc.get("reader"),
+                    doc.get("booking"),
+                    doc.get("reason"),
+                    json.dumps(doc["usage"]) if isinstance(doc.get("usage"), dict) else None,
+                ],
+            )
             if cursor.rowcount:
                 self.db.execute("INSERT OR IGNORE INTO sites(site, online, since) VALUES (?, 0, NULL)", [doc["site"]])
             return cursor.rowcount == 1
@@ -96,25 +135,42 @@ class FleetStore:
                      agent_version = COALESCE(excluded.agent_version, agent_version),
                      mode = COALESCE(excluded.mode, mode), doors = COALESCE(excluded.doors, doors),
                      readers = COALESCE(excluded.readers, readers)""",
-                [site, int(online), since, at, received, doc.get("schedule_version"), _ts(doc.get("last_sync")),
-                 outbox.get("pending"), outbox.get("oldest"), doc.get("agent_version"), doc.get("mode"),
-                 json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
-                 json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None])
+                [
+                    site,
+                    int(online),
+                    since,
+                    at,
+                    received,
+                    doc.get("schedule_version"),
+                    _ts(doc.get("last_sync")),
+                    outbox.get("pending"),
+                    outbox.get("oldest"),
+                    doc.get("agent_version"),
+                    doc.get("mode"),
+                    json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
+                    json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None,
+                ],
+            )
 
     def sites(self) -> list[dict[str, Any]]:
         return list(self.db["sites"].rows_where(order_by="site"))
 
     def usage_rows(self) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL",
-                               [Event.BOOKING_USAGE])
+        rows = self.db.execute(
+            "SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE]
+        )
         return [{"site": r[0], "booking": r[1], **json.loads(r[2])} for r in rows]
 
     def alarms(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = self.db.execute(
             f"SELECT site, at, type, door, reader, reason FROM events WHERE type IN ({','.join('?' * len(ALARMS))}) "
-            "ORDER BY at_ts DESC LIMIT ?", [*ALARMS, limit])
-        return [dict(zip(("site", "at", "type", "door", "reader", "reason"), r)) for r in rows]
+            "ORDER BY at_ts DESC LIMIT ?",
+            [*ALARMS, limit],
+        )
+        return [dict(zip(("site", "at", "type", "door", "reader", "reason"), r, strict=True)) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        return {"events": self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
-                "sites": self.db.execute("SELECT COUNT(*) FROM sites").fetchone()[0]}
+        return {
+            "events": self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
+            "sites": self.db.execute("SELECT COUNT(*) FROM sites").fetchone()[0],
+        }

@@ -30,11 +30,18 @@ def read_day(conn: sqlite3.Connection, now: float, default_tz: str) -> Day:
                   EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id),
                   EXISTS(SELECT 1 FROM booking_reports r WHERE r.booking = b.id AND r.no_show_at IS NOT NULL)
            FROM bookings b WHERE b.start >= ? AND b.start < ? AND b.end > ? ORDER BY b.start, b.id""",
-        [day_start - longest - 1, day_end, day_start])
-    day.bookings = [DayBooking(r[0], r[1], day.associations.get(r[2], r[2]), r[3] or "", r[4], r[5], r[6], bool(r[7]), bool(r[8]))
-                    for r in rows]
+        [day_start - longest - 1, day_end, day_start],
+    )
+    day.bookings = [
+        DayBooking(r[0], r[1], day.associations.get(r[2], r[2]), r[3] or "", r[4], r[5], r[6], bool(r[7]), bool(r[8]))
+        for r in rows
+    ]
     rooms = dict(day.rooms)
     day.booking_titles = {b.id: (b.title, rooms.get(b.room, b.room), b.start) for b in day.bookings}
-    day.closures = [DayClosure(*r) for r in conn.execute(
-        "SELECT room, start, end, reason FROM closures WHERE start < ? AND end > ? ORDER BY start", [day_end, day_start])]
+    day.closures = [
+        DayClosure(*r)
+        for r in conn.execute(
+            "SELECT room, start, end, reason FROM closures WHERE start < ? AND end > ? ORDER BY start", [day_end, day_start]
+        )
+    ]
     return day

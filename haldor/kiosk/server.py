@@ -12,15 +12,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import sqlite3
 import signal
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from haldor.config import Config
 
@@ -43,8 +44,14 @@ def parse_listen(text: str) -> tuple[str, int]:
 class Kiosk:
     """The state of the screen, shared by every request thread."""
 
-    def __init__(self, cfg: Config, *, offline_after_s: float = OFFLINE_AFTER_S, clock: Callable[[], float] = time.time,
-                 demo_badge: Callable[[str, str], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        offline_after_s: float = OFFLINE_AFTER_S,
+        clock: Callable[[], float] = time.time,
+        demo_badge: Callable[[str, str], str | None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.db_path = Path(cfg.data_dir) / "haldor.db"
         self.offline_after_s = offline_after_s
@@ -88,8 +95,15 @@ class Kiosk:
     def refresh(self) -> None:
         with self._changed:
             now = self.clock()
-            state = build_state(now, self._day(now), self.agent, title=self.title, language=self.language,
-                                doors=self.doors, offline_after_s=self.offline_after_s)
+            state = build_state(
+                now,
+                self._day(now),
+                self.agent,
+                title=self.title,
+                language=self.language,
+                doors=self.doors,
+                offline_after_s=self.offline_after_s,
+            )
             text = json.dumps(state, ensure_ascii=False, sort_keys=True)
             if text != self.state_json:
                 self.state_json = text
@@ -128,7 +142,7 @@ def page_html(demo: bool) -> bytes:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "KioskHTTPServer"
+    server: KioskHTTPServer
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt: str, *args: Any) -> None:
@@ -149,8 +163,12 @@ class _Handler(BaseHTTPRequestHandler):
         kiosk = self.server.kiosk
         path = self.path.split("?", 1)[0]
         if path == "/":
-            self._send(200, page_html(kiosk.demo_badge is not None), "text/html; charset=utf-8",
-                       {"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"})
+            self._send(
+                200,
+                page_html(kiosk.demo_badge is not None),
+                "text/html; charset=utf-8",
+                {"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"},
+            )
         elif path == "/api/state":
             self._send(200, kiosk.state_json.encode("utf-8"), "application/json")
         elif path == "/api/stream":
@@ -172,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
                 version, text = kiosk.wait_change(seen, HEARTBEAT_S)
                 if version != seen:
                     seen = version
-                    self.wfile.write(f"data: {text}\n\n".encode("utf-8"))
+                    self.wfile.write(f"data: {text}\n\n".encode())
                 else:
                     self.wfile.write(b": still here\n\n")
                 self.wfile.flush()

@@ -64,8 +64,9 @@ class AgentView:
     answer_at: float | None = None
 
 
-def build_state(now: float, day: Day, agent: AgentView, *, title: str, language: str, doors: list[tuple[str, str]],
-                offline_after_s: float) -> dict[str, Any]:
+def build_state(
+    now: float, day: Day, agent: AgentView, *, title: str, language: str, doors: list[tuple[str, str]], offline_after_s: float
+) -> dict[str, Any]:
     """The whole screen as JSON. It holds no clock reading of its own, so it changes only
     when something on the screen does."""
     tz = ZoneInfo(day.timezone)
@@ -91,8 +92,9 @@ def _hhmm(ts: float, tz: ZoneInfo) -> str:
     return datetime.fromtimestamp(ts, tz).strftime("%H:%M")
 
 
-def _banner(now: float, day: Day, agent: AgentView, online: bool, language: str, doors: list[tuple[str, str]],
-            tz: ZoneInfo) -> dict[str, str] | None:
+def _banner(
+    now: float, day: Day, agent: AgentView, online: bool, language: str, doors: list[tuple[str, str]], tz: ZoneInfo
+) -> dict[str, str] | None:
     """The one thing wrong that matters most, in words for the caretaker."""
     faults = ((agent.status or {}).get("reader_faults") or []) if online else []
     storage = (agent.status or {}).get("storage") or {"ok": True}
@@ -102,8 +104,9 @@ def _banner(now: float, day: Day, agent: AgentView, online: bool, language: str,
         return {"kind": "storage", "text": t("kiosk.cards_unknown", language)}
     if faults:
         names = dict(doors)
-        where = sorted({names.get(f.get("door"), f.get("door")) if f.get("door") else t("kiosk.checkin_reader", language)
-                        for f in faults})
+        where = sorted(
+            {names.get(f.get("door"), f.get("door")) if f.get("door") else t("kiosk.checkin_reader", language) for f in faults}
+        )
         return {"kind": "reader", "text": t("kiosk.reader_fault", language).format(where=", ".join(where))}
     if not storage.get("ok", True):
         since = storage.get("since")
@@ -131,13 +134,30 @@ def _room(now: float, day: Day, room_id: str, name: str, site_closure: DayClosur
         if b.end <= now and id(b) not in shown_past:
             continue
         state = "past" if b.end <= now else "current" if b is current else "next" if b is upcoming else "later"
-        items.append({"id": b.id, "association": b.association, "title": b.title, "start": _hhmm(b.start, tz),
-                      "end": _hhmm(b.end, tz), "state": state, "approved": b.status == APPROVED,
-                      "checked_in": b.checked_in, "no_show": b.no_show})
-    return {"id": room_id, "name": name, "bookings": items,
-            "closed": None if closure is None else closure.reason,
-            "closures_today": [{"start": _hhmm(c.start, tz), "end": _hhmm(min(c.end, c.start + 86400), tz), "reason": c.reason}
-                               for c in day.closures if c.room in (None, room_id) and not (c.start <= now < c.end)]}
+        items.append(
+            {
+                "id": b.id,
+                "association": b.association,
+                "title": b.title,
+                "start": _hhmm(b.start, tz),
+                "end": _hhmm(b.end, tz),
+                "state": state,
+                "approved": b.status == APPROVED,
+                "checked_in": b.checked_in,
+                "no_show": b.no_show,
+            }
+        )
+    return {
+        "id": room_id,
+        "name": name,
+        "bookings": items,
+        "closed": None if closure is None else closure.reason,
+        "closures_today": [
+            {"start": _hhmm(c.start, tz), "end": _hhmm(min(c.end, c.start + 86400), tz), "reason": c.reason}
+            for c in day.closures
+            if c.room in (None, room_id) and not (c.start <= now < c.end)
+        ],
+    }
 
 
 def _doors(states: dict[str, Any], doors: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -165,7 +185,8 @@ def greeting(now: float, day: Day, agent: AgentView, language: str, tz: ZoneInfo
     starts_at = answer.get("starts_at") or start
     names = {
         "association": day.associations.get(answer.get("association") or "", ""),
-        "title": title, "room": room,
+        "title": title,
+        "room": room,
         "time": datetime.fromtimestamp(starts_at, tz).strftime("%H:%M") if starts_at else "",
     }
     text = t(f"checkin.{outcome}", language).format(**names)

@@ -35,9 +35,13 @@ class Activity:
     def note_checkin(self, booking: str, credential: str, role: str | None, at: float) -> bool:
         """A check-in; True the first time this credential checks in to this booking."""
         with self._s.write():
-            first = self._s.db.execute(
-                "INSERT OR IGNORE INTO booking_checkins(booking, credential, role, at) VALUES (?, ?, ?, ?)",
-                [booking, credential, role, at]).rowcount == 1
+            first = (
+                self._s.db.execute(
+                    "INSERT OR IGNORE INTO booking_checkins(booking, credential, role, at) VALUES (?, ?, ?, ?)",
+                    [booking, credential, role, at],
+                ).rowcount
+                == 1
+            )
             if first:
                 self.note_entry(booking, role, at, checkin=True)
         return first
@@ -45,37 +49,52 @@ class Activity:
     def checkin_facts(self, now: float, *, card: str | None = None, pin: str | None = None) -> CheckinFacts:
         """The credentials of a card or PIN and their associations' approved bookings today."""
         column, digest = ("card_hash", self._s.card_hash(card)) if card is not None else ("pin_hash", self._s.pin_hash(pin or ""))
-        candidates = tuple(Candidate(*row) for row in self._s.db.execute(
-            f"SELECT id, association, role, valid_from, valid_until FROM credentials WHERE {column} = ? ORDER BY id", [digest]))
+        candidates = tuple(
+            Candidate(*row)
+            for row in self._s.db.execute(
+                f"SELECT id, association, role, valid_from, valid_until FROM credentials WHERE {column} = ? ORDER BY id", [digest]
+            )
+        )
         associations = sorted({c.association for c in candidates if c.association})
         start, end = self._s.local_day(now)
         bookings: tuple[TodayBooking, ...] = ()
         if associations:
             ids = [c.id for c in candidates]
-            bookings = tuple(TodayBooking(r[0], r[1], r[2], r[3], bool(r[4])) for r in self._s.db.execute(
-                f"""SELECT b.id, b.association, b.start, b.end,
+            bookings = tuple(
+                TodayBooking(r[0], r[1], r[2], r[3], bool(r[4]))
+                for r in self._s.db.execute(
+                    f"""SELECT b.id, b.association, b.start, b.end,
                            EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id
                                   AND c.credential IN ({",".join("?" * len(ids))}))
                     FROM bookings b WHERE b.status = 'approved' AND b.start < ? AND b.end > ?
                       AND b.association IN ({",".join("?" * len(associations))}) ORDER BY b.start, b.id""",
-                [*ids, end, start, *associations]))
+                    [*ids, end, start, *associations],
+                )
+            )
         return CheckinFacts(candidates, bookings, self._s.policy)
 
     def booking_records(self, now: float, since: float) -> list[BookingRecord]:
         """Approved bookings that started since ``since`` and still owe a report."""
-        return [BookingRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), bool(r[8]), r[9], r[10])
-                for r in self._s.db.execute(
-            """SELECT b.id, b.start, b.end, COALESCE(a.entries, 0), COALESCE(a.checkins, 0), a.first_entry,
+        return [
+            BookingRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), bool(r[8]), r[9], r[10])
+            for r in self._s.db.execute(
+                """SELECT b.id, b.start, b.end, COALESCE(a.entries, 0), COALESCE(a.checkins, 0), a.first_entry,
                       EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id AND c.role = 'leader'),
                       r.no_show_at IS NOT NULL, r.usage_at IS NOT NULL, b.room, b.association
                FROM bookings b
                LEFT JOIN booking_activity a ON a.booking = b.id
                LEFT JOIN booking_reports r ON r.booking = b.id
                WHERE b.status = 'approved' AND b.start >= ? AND b.start <= ? AND r.usage_at IS NULL
-               ORDER BY b.start, b.id""", [since, now])]
+               ORDER BY b.start, b.id""",
+                [since, now],
+            )
+        ]
 
     def mark_reported(self, kind: str, booking: str, at: float) -> None:
         column = {"no_show": "no_show_at", "usage": "usage_at"}[kind]
         with self._s.write():
-            self._s.db.execute(f"INSERT INTO booking_reports(booking, {column}) VALUES (?, ?) "
-                            f"ON CONFLICT(booking) DO UPDATE SET {column} = excluded.{column}", [booking, at])
+            self._s.db.execute(
+                f"INSERT INTO booking_reports(booking, {column}) VALUES (?, ?) "
+                f"ON CONFLICT(booking) DO UPDATE SET {column} = excluded.{column}",
+                [booking, at],
+            )

@@ -25,6 +25,8 @@ class CommandLog:
     def remember(self, command_id: str, expires_at: float, now: float, result: dict | None = None) -> None:
         """Kept until a day after it expired: by then an expired replay is refused as expired."""
         with self._s.write():
-            self._s.db.execute("INSERT OR IGNORE INTO commands_seen(id, expires_at, result) VALUES (?, ?, ?)",
-                            [command_id, expires_at, None if result is None else json.dumps(result)])
+            self._s.db.execute(
+                "INSERT OR IGNORE INTO commands_seen(id, expires_at, result) VALUES (?, ?, ?)",
+                [command_id, expires_at, None if result is None else json.dumps(result)],
+            )
             self._s.db.execute("DELETE FROM commands_seen WHERE expires_at < ?", [now - 86400])

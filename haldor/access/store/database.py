@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -39,6 +40,8 @@ from .secret import SECRET_NAME, device_secret, fingerprint, write_secret
 log = logging.getLogger(__name__)
 
 DB_NAME = "haldor.db"
+#: the policy in force until a schedule brings its own, when the configuration names none
+DEFAULT_POLICY = Policy()
 
 
 class Store:
@@ -59,8 +62,15 @@ class Store:
         self.commands = CommandLog(self)
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike, site: str, timezone: str = "Europe/Copenhagen", default_policy: Policy = Policy(),
-             *, existing: str | None = None) -> Store:
+    def open(
+        cls,
+        data_dir: str | os.PathLike,
+        site: str,
+        timezone: str = "Europe/Copenhagen",
+        default_policy: Policy = DEFAULT_POLICY,
+        *,
+        existing: str | None = None,
+    ) -> Store:
         """``existing``: the fingerprint of the device secret the agent started with. Then the
         store must be there as it was: no secret and no database is made (a process beside
         the agent making them would leave the agent and its own store at odds)."""

@@ -14,14 +14,31 @@ def _m1_schedule(db: sqlite_utils.Database) -> None:
     db["room_doors"].create_index(["door"])
     db["associations"].create({"id": str, "name": str}, pk="id")
     db["credentials"].create(
-        {"id": str, "card_hash": str, "pin_hash": str, "association": str, "role": str, "valid_from": float, "valid_until": float},
+        {
+            "id": str,
+            "card_hash": str,
+            "pin_hash": str,
+            "association": str,
+            "role": str,
+            "valid_from": float,
+            "valid_until": float,
+        },
         pk="id",
     )
     db["credentials"].create_index(["card_hash"])
     db["credentials"].create_index(["pin_hash"])
     db["bookings"].create(
-        {"id": str, "room": str, "association": str, "title": str, "start": float, "end": float,
-         "status": str, "pin_hash": str, "unlocked_during": int},
+        {
+            "id": str,
+            "room": str,
+            "association": str,
+            "title": str,
+            "start": float,
+            "end": float,
+            "status": str,
+            "pin_hash": str,
+            "unlocked_during": int,
+        },
         pk="id",
     )
     db["bookings"].create_index(["room", "start"])
@@ -70,4 +87,3 @@ def _m5_command_results(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS: tuple[Migration, ...] = (_m1_schedule, _m2_outbox, _m3_commands, _m4_checkins_and_reports, _m5_command_results)
-

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from haldor.protocol import DOOR_MOVEMENTS, Schema
@@ -18,8 +19,7 @@ if TYPE_CHECKING:
 FIELDS = ("door", "reader", "credential", "booking", "reason")
 #: the columns an event is read back with, written once
 COLUMNS = ("seq", "id", "at", "type", *FIELDS, "extra")
-_INSERT = (f"INSERT INTO events({', '.join(COLUMNS[1:])}, at_ts) "
-           f"VALUES ({', '.join('?' * len(COLUMNS[1:]))}, ?)")
+_INSERT = f"INSERT INTO events({', '.join(COLUMNS[1:])}, at_ts) VALUES ({', '.join('?' * len(COLUMNS[1:]))}, ?)"
 
 
 class Outbox:
@@ -34,8 +34,12 @@ class Outbox:
             for event in events:
                 at_ts = event.get("at_ts", now)
                 row = {name: event.get(name) for name in FIELDS}
-                row.update(id=str(uuid.uuid4()), at=datetime.fromtimestamp(at_ts, tz).isoformat(timespec="milliseconds"),
-                           type=event["type"], extra=json.dumps(event["extra"]) if event.get("extra") else None)
+                row.update(
+                    id=str(uuid.uuid4()),
+                    at=datetime.fromtimestamp(at_ts, tz).isoformat(timespec="milliseconds"),
+                    type=event["type"],
+                    extra=json.dumps(event["extra"]) if event.get("extra") else None,
+                )
                 cursor = self._s.db.execute(_INSERT, [row[c] for c in COLUMNS[1:]] + [at_ts])
                 row["seq"] = cursor.lastrowid
                 stored.append(self._document(row))
@@ -43,25 +47,32 @@ class Outbox:
 
     def _document(self, row: dict[str, Any]) -> dict[str, Any]:
         """A stored row as the event document (PROTOCOL 5): ``extra``'s keys beside the others."""
-        doc = {"schema": Schema.EVENT, "id": row["id"], "site": self._s.site, "seq": row["seq"],
-               **{name: row[name] for name in ("at", "type", *FIELDS)}}
+        doc = {
+            "schema": Schema.EVENT,
+            "id": row["id"],
+            "site": self._s.site,
+            "seq": row["seq"],
+            **{name: row[name] for name in ("at", "type", *FIELDS)},
+        }
         if row.get("extra"):
             doc.update(json.loads(row["extra"]))
         return doc
 
     def events(self, *, undelivered: bool = False, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         where = "seq > ?" + (" AND delivered_at IS NULL" if undelivered else "")
-        rows = self._s.db.execute(f"SELECT {', '.join(COLUMNS)} FROM events WHERE {where} ORDER BY seq LIMIT ?",
-                                  [after_seq, limit])
-        return [self._document(dict(zip(COLUMNS, r))) for r in rows]
+        rows = self._s.db.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM events WHERE {where} ORDER BY seq LIMIT ?", [after_seq, limit]
+        )
+        return [self._document(dict(zip(COLUMNS, r, strict=True))) for r in rows]
 
     def mark_delivered(self, seqs: Iterable[int], now: float) -> None:
         """The broker acknowledged these events: they leave the outbox (kept for the kiosk
         and for local reports until the retention period ends)."""
         seqs = list(seqs)
         with self._s.write():
-            self._s.db.conn.executemany("UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
-                                        [(now, seq) for seq in seqs])
+            self._s.db.conn.executemany(
+                "UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL", [(now, seq) for seq in seqs]
+            )
 
     def stats(self) -> dict[str, Any]:
         """``{"pending": n, "oldest": "<at of the oldest undelivered>"}`` for the status."""
@@ -82,7 +93,9 @@ class Outbox:
             dropped = self._s.db.execute(
                 """DELETE FROM events WHERE seq IN (
                      SELECT seq FROM events WHERE delivered_at IS NULL AND type IN (?, ?)
-                     ORDER BY seq LIMIT ?)""", [*DOOR_MOVEMENTS, pending - capacity]).rowcount
+                     ORDER BY seq LIMIT ?)""",
+                [*DOOR_MOVEMENTS, pending - capacity],
+            ).rowcount
             if dropped:
                 self._s.put_meta("outbox_dropped", (self._s.meta("outbox_dropped") or 0) + dropped)
         return dropped

@@ -4,8 +4,9 @@ facts a decision needs read from it."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from haldor.access.model import BookingFact, Candidate, ClosureFact, Delta, Facts, Snapshot
 from haldor.access.schedule import check_references
@@ -31,8 +32,9 @@ class ScheduleTables:
     def __init__(self, store: Store) -> None:
         self._s = store
 
-    def apply(self, doc: Snapshot | Delta, now: float,
-              report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None) -> ApplyResult:
+    def apply(
+        self, doc: Snapshot | Delta, now: float, report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None
+    ) -> ApplyResult:
         """Apply a validated document atomically; DocumentError rejects it whole.
         ``report(result, previous_version)`` gives the events that say it was applied: they
         are committed with it, so a schedule is never in force without its event."""
@@ -101,14 +103,32 @@ class ScheduleTables:
         c.executemany(
             "INSERT OR REPLACE INTO credentials(id, card_hash, pin_hash, association, role, valid_from, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (x.id, x.card and self._s.card_hash(x.card), x.pin and self._s.pin_hash(x.pin), x.association, x.role, x.valid_from, x.valid_until)
+                (
+                    x.id,
+                    x.card and self._s.card_hash(x.card),
+                    x.pin and self._s.pin_hash(x.pin),
+                    x.association,
+                    x.role,
+                    x.valid_from,
+                    x.valid_until,
+                )
                 for x in credentials
             ],
         )
         c.executemany(
             "INSERT OR REPLACE INTO bookings(id, room, association, title, start, end, status, pin_hash, unlocked_during) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (b.id, b.room, b.association, b.title, b.start, b.end, b.status, b.pin and self._s.pin_hash(b.pin), int(b.unlocked_during))
+                (
+                    b.id,
+                    b.room,
+                    b.association,
+                    b.title,
+                    b.start,
+                    b.end,
+                    b.status,
+                    b.pin and self._s.pin_hash(b.pin),
+                    int(b.unlocked_during),
+                )
                 for b in bookings
             ],
         )
@@ -182,15 +202,26 @@ class ScheduleTables:
                 bookings[row[0]] = _booking_fact(row)
         closures = tuple(
             ClosureFact(*row)
-            for row in self._s.db.execute("SELECT room, start, end, reason FROM closures WHERE start <= ? AND end > ?", [now, now])
+            for row in self._s.db.execute(
+                "SELECT room, start, end, reason FROM closures WHERE start <= ? AND end > ?", [now, now]
+            )
         )
         if any(b.unlocked_during for b in bookings.values()):
             for bid, b in bookings.items():
                 if b.unlocked_during:
-                    doors = tuple(r[0] for r in self._s.db.execute("SELECT door FROM room_doors WHERE room = ? ORDER BY door", [b.room]))
+                    doors = tuple(
+                        r[0] for r in self._s.db.execute("SELECT door FROM room_doors WHERE room = ? ORDER BY door", [b.room])
+                    )
                     bookings[bid] = replace(b, doors=doors)
-        return Facts(door=door, rooms=rooms, credentials=candidates, bookings=tuple(bookings.values()),
-                     closures=closures, policy=policy, day=day)
+        return Facts(
+            door=door,
+            rooms=rooms,
+            credentials=candidates,
+            bookings=tuple(bookings.values()),
+            closures=closures,
+            policy=policy,
+            day=day,
+        )
 
     def booking(self, booking_id: str) -> dict | None:
         rows = list(self._s.db["bookings"].rows_where("id = ?", [booking_id]))
