@@ -265,14 +265,21 @@ def _start_agent(
     hw = build_hardware(cfg, inbox.put)
     hw.locks = {door: _ShownLock(lock, door_names[door], say) for door, lock in hw.locks.items()}
     agent = Agent(cfg, store, hw, inbox=inbox, kiosk=feed)
-    agent.subscribe(lambda events: [answers.put(e) for e in events if e["type"].startswith("access.")])
+    agent.subscribe(lambda events: _answered(answers, events))
     thread = threading.Thread(target=agent.run, name="agent", daemon=True)
     thread.start()
     deadline = time.monotonic() + 5
     for reader in hw.readers:
-        ready = getattr(reader, "ready", None) or reader.all_secure  # a port open; Secure Channel up
-        ready.wait(max(0.0, deadline - time.monotonic()))
+        ready = getattr(reader, "ready", None) or getattr(reader, "all_secure", None)  # a port open; Secure Channel up
+        if ready is not None:
+            ready.wait(max(0.0, deadline - time.monotonic()))
     return agent, thread
+
+
+def _answered(answers: queue.Queue, events: list[dict]) -> None:
+    for event in events:
+        if event["type"].startswith("access."):
+            answers.put(event)
 
 
 def _site(data_dir: Path, ptys: dict[str, tuple[int, int]], port: int) -> tuple[SimulatedBus, config.Config]:

@@ -8,7 +8,7 @@ import socket
 import ssl
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -19,7 +19,7 @@ from haldor.protocol import TOPIC_PREFIX
 log = logging.getLogger(__name__)
 
 
-def make_client(client_id: str, *, transport: str = "tcp") -> mqtt.Client:
+def make_client(client_id: str, *, transport: Literal["tcp", "websockets", "unix"] = "tcp") -> mqtt.Client:
     return mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, transport=transport, manual_ack=True
     )
@@ -69,7 +69,7 @@ class BrokerOptions:
     key_file: str = ""
     username: str = ""
     password_file: str = ""
-    transport: str = "tcp"
+    transport: Literal["tcp", "websockets", "unix"] = "tcp"
     prefix: str = TOPIC_PREFIX
 
     @classmethod

@@ -26,7 +26,7 @@ def test_the_first_lines_are_the_demo_and_the_test_command():
     commands = [line.strip() for line in README.splitlines()[1:4] if line.startswith("    ")]
     assert len(commands) == 2
     assert commands[0].endswith("haldor demo")
-    assert all(tool in commands[1] for tool in ("pytest", "lint-imports", "ruff check", "ruff format --check"))
+    assert all(tool in commands[1] for tool in ("pytest", "lint-imports", "ruff check", "ruff format --check", "mypy"))
 
 
 def test_the_ci_script_runs_the_readme_test_command():

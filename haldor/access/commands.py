@@ -34,9 +34,8 @@ class CommandDoc:
 
 def command_id(doc: Any) -> str | None:
     """The id of a command too broken to parse, for its result, when it has a usable one."""
-    if isinstance(doc, dict) and isinstance(doc.get("id"), str) and 0 < len(doc["id"]) <= 64:
-        return doc["id"]
-    return None
+    claimed = doc.get("id") if isinstance(doc, dict) else None
+    return claimed if isinstance(claimed, str) and 0 < len(claimed) <= 64 else None
 
 
 def claimed_id(payload: bytes) -> str | None:

@@ -104,7 +104,7 @@ class _Door:
 
 @dataclass(slots=True)
 class _Reader:
-    denials: deque = field(default_factory=deque)
+    denials: deque[float] = field(default_factory=deque)
     locked_out_until: float = 0.0
 
 

@@ -9,6 +9,8 @@ first that is granted wins, and otherwise the most telling denial is reported.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from haldor.protocol import DENIAL_PRECEDENCE, Reason, Role
 
 from .model import BookingFact, Candidate, ClosureFact, Conditions, Decision, Facts
@@ -89,7 +91,9 @@ def _judge_booking_pin(now: float, b: BookingFact, facts: Facts, conditions: Con
     return _judge_bookings(now, [b] if b.room in facts.rooms else [], facts, {}, needs_leader=False)
 
 
-def _judge_bookings(now: float, bookings: list[BookingFact], facts: Facts, ident: dict, *, needs_leader: bool) -> Decision:
+def _judge_bookings(
+    now: float, bookings: list[BookingFact], facts: Facts, ident: Mapping[str, str | None], *, needs_leader: bool
+) -> Decision:
     current = sorted((b for b in bookings if _in_window(now, b, facts)), key=lambda b: b.start)
     if current:
         open_ = [b for b in current if closed_by(now, b.room, facts.closures) is None]

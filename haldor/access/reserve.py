@@ -24,15 +24,15 @@ SIZE = 4 * 1024 * 1024
 LOW_WATER = 256 * 1024
 
 
-def free_bytes(data_dir: str | os.PathLike) -> int:
+def free_bytes(data_dir: str | os.PathLike[str]) -> int:
     return shutil.disk_usage(data_dir).free
 
 
-def present(data_dir: str | os.PathLike) -> bool:
+def present(data_dir: str | os.PathLike[str]) -> bool:
     return (Path(data_dir) / NAME).exists()
 
 
-def keep(data_dir: str | os.PathLike) -> bool:
+def keep(data_dir: str | os.PathLike[str]) -> bool:
     """Make the reserve if it is missing and the disk has room for it twice over; True if it is there."""
     path = Path(data_dir) / NAME
     if path.exists():
@@ -53,7 +53,7 @@ def keep(data_dir: str | os.PathLike) -> bool:
     return True
 
 
-def release(data_dir: str | os.PathLike) -> bool:
+def release(data_dir: str | os.PathLike[str]) -> bool:
     """Give the reserve's room to the store; True if there was one to give."""
     try:
         os.unlink(Path(data_dir) / NAME)

@@ -9,9 +9,9 @@ inside the transaction that applies it.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import cards
@@ -77,16 +77,26 @@ class _Reader:
             raise DocumentError(f"{self._where(key)}: expected {_kind_name(kind)}, got {_json_type(value)}")
         return value
 
+    @overload
+    def ident(self, key: str) -> str: ...
+    @overload
+    def ident(self, key: str, *, required: bool = ..., nullable: bool = ...) -> str | None: ...
+
     def ident(self, key: str, *, required: bool = True, nullable: bool = False) -> str | None:
-        value = self.get(key, str, required=required, nullable=nullable)
+        value: str | None = self.get(key, str, required=required, nullable=nullable)
         if value is None:
             return None
         if not _ID.fullmatch(value):
             raise DocumentError(f"{self._where(key)}: not an identifier (1-64 of A-Z a-z 0-9 . _ : -)")
         return value
 
+    @overload
+    def instant(self, key: str) -> float: ...
+    @overload
+    def instant(self, key: str, *, required: bool = ..., nullable: bool = ...) -> float | None: ...
+
     def instant(self, key: str, *, required: bool = True, nullable: bool = False) -> float | None:
-        value = self.get(key, str, required=required, nullable=nullable)
+        value: str | None = self.get(key, str, required=required, nullable=nullable)
         if value is None:
             return None
         try:
@@ -145,7 +155,7 @@ def check_timezone(name: str, where: str) -> str:
 
 
 def _positive_int(r: _Reader, key: str, default: int) -> int:
-    value = r.get(key, int, required=False, default=default)
+    value: int = r.get(key, int, required=False, default=default)
     if value < 0:
         raise DocumentError(f"{r._where(key)}: must not be negative")
     return value
@@ -233,7 +243,7 @@ def _closure(r: _Reader) -> Closure:
     )
 
 
-def _unique(items: list, what: str) -> None:
+def _unique(items: Sequence[Room | Association | Credential | Booking], what: str) -> None:
     seen: set[str] = set()
     for i, item in enumerate(items):
         if item.id in seen:
@@ -258,7 +268,7 @@ VERSION_JUMP_WARNING = 1_000_000
 
 
 def _version(r: _Reader, key: str) -> int:
-    value = r.get(key, int)
+    value: int = r.get(key, int)
     if value < 0:
         raise DocumentError(f"{key}: must not be negative")
     if value > MAX_VERSION:
@@ -315,7 +325,13 @@ def parse_snapshot(doc: Any) -> Snapshot:
     )
 
 
-def check_references(room_ids: set[str], association_ids: set[str], credentials, bookings, closures) -> None:
+def check_references(
+    room_ids: set[str],
+    association_ids: set[str],
+    credentials: Iterable[Credential],
+    bookings: Iterable[Booking],
+    closures: Iterable[Closure] | None,
+) -> None:
     """Every room and association named must exist (in the document or, for a delta, the store)."""
     for i, c in enumerate(credentials):
         if c.association is not None and c.association not in association_ids:
@@ -325,9 +341,9 @@ def check_references(room_ids: set[str], association_ids: set[str], credentials,
             raise DocumentError(f"bookings[{i}].room: unknown room {b.room!r}")
         if b.association not in association_ids:
             raise DocumentError(f"bookings[{i}].association: unknown association {b.association!r}")
-    for i, c in enumerate(closures or ()):
-        if c.room is not None and c.room not in room_ids:
-            raise DocumentError(f"closures[{i}].room: unknown room {c.room!r}")
+    for i, closure in enumerate(closures or ()):
+        if closure.room is not None and closure.room not in room_ids:
+            raise DocumentError(f"closures[{i}].room: unknown room {closure.room!r}")
 
 
 def parse_delta(doc: Any) -> Delta:

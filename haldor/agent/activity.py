@@ -67,6 +67,7 @@ def check_in(
     )
     effects: list = []
     if answer.outcome == checkin.CHECKED_IN:
+        assert answer.booking is not None and answer.credential is not None  # a check-in names both
         effects += [
             CheckedIn(answer.booking, answer.credential, answer.role),
             Emit(Event.CHECKIN, reader=read.reader, credential=answer.credential, booking=answer.booking),

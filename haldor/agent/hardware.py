@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ class Hardware:
 
     def close(self) -> None:
         """Readers and inputs first, then every lock to its safe state."""
-        for part in [*self.readers, *self.inputs, *self.indicators.values()]:
+        parts: list[Reader | Input | Indicator] = [*self.readers, *self.inputs, *self.indicators.values()]
+        for part in parts:
             try:
                 part.close()
             except Exception:  # closing must reach the locks whatever happens
@@ -58,17 +60,11 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
         fire_inputs: dict[int, list[str]] = {}
         for d in cfg.doors:
             if d.contact_pin:
-                contact = gpio.DebouncedInput(
-                    d.contact_pin, lambda closed, door=d.id: post(ContactChanged(door, not closed)), factory=factory
-                )
+                contact = gpio.DebouncedInput(d.contact_pin, functools.partial(_contact, post, d.id), factory=factory)
                 hw.inputs.append(contact)
                 hw.contacts[d.id] = contact
             if d.exit_pin:
-                hw.inputs.append(
-                    gpio.DebouncedInput(
-                        d.exit_pin, lambda pressed, door=d.id: pressed and post(ExitPressed(door)), factory=factory
-                    )
-                )
+                hw.inputs.append(gpio.DebouncedInput(d.exit_pin, functools.partial(_exit, post, d.id), factory=factory))
             if d.fire_pin:
                 fire_inputs.setdefault(d.fire_pin, []).append(d.id)
         for pin, doors in fire_inputs.items():
@@ -94,6 +90,15 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
         hw.close()
         raise
     return hw
+
+
+def _contact(post: Callable[[Any], None], door: str, closed: bool) -> None:
+    post(ContactChanged(door, not closed))
+
+
+def _exit(post: Callable[[Any], None], door: str, pressed: bool) -> None:
+    if pressed:
+        post(ExitPressed(door))
 
 
 def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Hardware) -> None:

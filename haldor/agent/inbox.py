@@ -24,7 +24,7 @@ MAX_REMOTE_BYTES = 16 * 1024 * 1024
 MESSAGE_OVERHEAD = 1024
 
 
-def _payload(message: Any) -> bytes | None:
+def _payload(message: Any) -> bytes | bytearray | None:
     """The network's messages carry a payload; the door's do not."""
     payload = getattr(message, "payload", None)
     return payload if isinstance(payload, (bytes, bytearray)) else None

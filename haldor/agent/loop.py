@@ -10,6 +10,7 @@ Library callbacks only post messages.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sqlite3
@@ -163,7 +164,7 @@ class Agent:
         self.clock_trusted = clocks.trusted(now, last_seen, self.clock.synchronized())
         for door_id, contact in self.hw.contacts.items():
             self.controller.doors[door_id].open = not contact.active
-        effects = self.controller.start(now, self.store.meta("lasting"))
+        effects: list[Any] = list(self.controller.start(now, self.store.meta("lasting")))
         self._recovered = self.store.meta("recovered")
         if self._recovered:  # recovery.check put the last good copy in place of a broken database
             effects += [Emit(Event.STORAGE_FAULT, reason=self._recovered), Forget("recovered")]
@@ -208,6 +209,7 @@ class Agent:
                 self.fallback.stop()
             self.remote.close(clean=stopped)
             if self.link is not None:
+                final: dict[str, Any] | None
                 try:
                     final = self.status_doc(self.clock.now())
                     final["online"] = False
@@ -409,10 +411,10 @@ class Agent:
         for e in kept:
             write = WRITES.get(type(e))
             if write is not None:
-                batch.writes.append(lambda s, e=e, write=write: write(s, e, now))
+                batch.writes.append(_write_of(write, e, now))
         if any(isinstance(e, ModesChanged) for e in kept):
             lasting, mode = self.controller.lasting_state(), self.controller.mode
-            batch.writes.append(lambda s: (s.set_meta("lasting", lasting), s.set_meta("mode", mode)))
+            batch.writes.append(functools.partial(_keep_modes, lasting=lasting, mode=mode))
         self._submit(batch)
 
     def _submit(self, batch: Batch) -> None:
@@ -422,6 +424,15 @@ class Agent:
 
     def _unwritten_effects(self) -> list:
         return [e for b in self._unwritten for e in b.after]
+
+
+def _write_of(write: Callable[[Store, Any, float], Any], effect: Any, now: float) -> Callable[[Store], Any]:
+    return lambda store: write(store, effect, now)
+
+
+def _keep_modes(store: Store, *, lasting: dict[str, Any], mode: str) -> None:
+    store.set_meta("lasting", lasting)
+    store.set_meta("mode", mode)
 
 
 def _nothing(message: Any, now: float) -> list:

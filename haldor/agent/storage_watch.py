@@ -72,9 +72,7 @@ class StorageWatch:
             if reserve.present(data_dir) or free >= 2 * reserve.SIZE:
                 if not reserve.present(data_dir) and not self._reserving.is_set():
                     self._reserving.set()
-                    threading.Thread(
-                        target=lambda: (reserve.keep(data_dir), self._reserving.clear()), name="reserve", daemon=True
-                    ).start()
+                    threading.Thread(target=self._keep_reserve, name="reserve", daemon=True).start()
                 if self.disk_low is not None:
                     log.warning("disk has room again")
                 self.disk_low = None
@@ -86,6 +84,12 @@ class StorageWatch:
         first = self.disk_low is None
         self.disk_low = why
         return [Emit(Event.STORAGE_FAULT, reason=why, extra={"storage": {"free_bytes": free}})] if first else []
+
+    def _keep_reserve(self) -> None:
+        try:
+            reserve.keep(self.data_dir)
+        finally:
+            self._reserving.clear()
 
     def check_files(self) -> list:
         """The store's files are the agent's alone; a person or a script deleting them while

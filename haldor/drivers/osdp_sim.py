@@ -11,6 +11,7 @@ import pty
 import threading
 import tty
 from dataclasses import dataclass, field
+from typing import Any
 
 import osdp_sys
 
@@ -64,7 +65,7 @@ class SimulatedReader:
     #: LED and buzzer commands it was sent, newest last
     commands: list[dict] = field(default_factory=list)
     silent: bool = False
-    _ctx: object = None
+    _ctx: Any = None  # libosdp's PeripheralDevice
     _channel: _Channel | None = None
 
     def _start(self, fd: int) -> None:
@@ -240,8 +241,10 @@ class SimulatedBus:
                 for packet in _packets(pending):
                     for r in self.readers.values():
                         if not r.silent and not (not r.offers_sc and _is_challenge(packet, r.address)):
-                            with r._channel.lock:
-                                r._channel.inbound += packet
+                            channel = r._channel
+                            assert channel is not None  # started with the bus
+                            with channel.lock:
+                                channel.inbound += packet
                 for r in self.readers.values():
                     if not r.silent:
                         r._ctx.refresh()

@@ -59,16 +59,19 @@ class LineParser:
         try:
             text = raw.decode("ascii")
         except UnicodeDecodeError:
-            return self._garbled("not ASCII", raw)
+            self._garbled("not ASCII", raw)
+            return None
         if text.lower().startswith("pin:"):
             digits = text[4:].strip()
             if not digits.isdigit():
-                return self._garbled("PIN is not digits", raw)
+                self._garbled("PIN is not digits", raw)
+                return None
             return PinRead(self.reader, digits)
         try:
             return CardRead(self.reader, cards.normalise(text, self.byte_order))
         except cards.CardFormatError as exc:
-            return self._garbled(str(exc), raw)
+            self._garbled(str(exc), raw)
+            return None
 
     def _garbled(self, why: str, raw: bytes) -> None:
         self.stats.garbled += 1
@@ -90,7 +93,7 @@ class Rdm6300Parser:
         self._repeats = RepeatFilter(repeat_s)
 
     def feed(self, data: bytes, now: float) -> list[CardRead]:
-        out = []
+        out: list[CardRead] = []
         self._buffer += data
         while True:
             start = self._buffer.find(bytes([STX]))
@@ -116,17 +119,20 @@ class Rdm6300Parser:
 
     def _card(self, frame: bytes) -> str | None:
         if frame[-1] != ETX:
-            return self._garbled("no ETX")
+            self._garbled("no ETX")
+            return None
         try:
             text = frame[1:13].decode("ascii").upper()
             raw = bytes.fromhex(text)
         except (UnicodeDecodeError, ValueError):
-            return self._garbled("not hex")
+            self._garbled("not hex")
+            return None
         check = 0
         for byte in raw[:5]:
             check ^= byte
         if check != raw[5]:
-            return self._garbled("checksum")
+            self._garbled("checksum")
+            return None
         return "em:" + text[:10]
 
     def _garbled(self, why: str) -> None:

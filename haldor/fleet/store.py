@@ -29,7 +29,7 @@ def _ts(text: Any) -> float | None:
 def _m1_sites_and_events(db: sqlite_utils.Database) -> None:
     if "sites" in db.table_names():  # made before the fleet's schema had a version
         return
-    db["sites"].create(
+    db.table("sites").create(
         {
             "site": str,
             "online": int,
@@ -46,7 +46,7 @@ def _m1_sites_and_events(db: sqlite_utils.Database) -> None:
         },
         pk="site",
     )
-    db["events"].create(
+    db.table("events").create(
         {
             "id": str,
             "site": str,
@@ -62,13 +62,13 @@ def _m1_sites_and_events(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["events"].create_index(["site", "type", "at_ts"])
-    db["events"].create_index(["type", "at_ts"])
+    db.table("events").create_index(["site", "type", "at_ts"])
+    db.table("events").create_index(["type", "at_ts"])
 
 
 def _m2_readers(db: sqlite_utils.Database) -> None:
-    if "readers" not in db["sites"].columns_dict:
-        db["sites"].add_column("readers", str)
+    if "readers" not in db.table("sites").columns_dict:
+        db.table("sites").add_column("readers", str)
 
 
 MIGRATIONS = (_m1_sites_and_events, _m2_readers)
@@ -153,7 +153,7 @@ class FleetStore:
             )
 
     def sites(self) -> list[dict[str, Any]]:
-        return list(self.db["sites"].rows_where(order_by="site"))
+        return list(self.db.table("sites").rows_where(order_by="site"))
 
     def usage_rows(self) -> list[dict[str, Any]]:
         rows = self.db.execute(

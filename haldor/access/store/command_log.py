@@ -4,7 +4,7 @@ delivered again is answered with its first result."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .database import Store
@@ -17,12 +17,12 @@ class CommandLog:
     def seen(self, command_id: str) -> bool:
         return self._s.db.execute("SELECT 1 FROM commands_seen WHERE id = ?", [command_id]).fetchone() is not None
 
-    def result(self, command_id: str) -> dict | None:
+    def result(self, command_id: str) -> dict[str, Any] | None:
         """What a command was answered with (the agent's ``remember_command(result=...)``), if known."""
         row = self._s.db.execute("SELECT result FROM commands_seen WHERE id = ?", [command_id]).fetchone()
         return None if row is None or row[0] is None else json.loads(row[0])
 
-    def remember(self, command_id: str, expires_at: float, now: float, result: dict | None = None) -> None:
+    def remember(self, command_id: str, expires_at: float, now: float, result: dict[str, Any] | None = None) -> None:
         """Kept until a day after it expired: by then an expired replay is refused as expired."""
         with self._s.write():
             self._s.db.execute(

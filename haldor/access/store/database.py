@@ -64,7 +64,7 @@ class Store:
     @classmethod
     def open(
         cls,
-        data_dir: str | os.PathLike,
+        data_dir: str | os.PathLike[str],
         site: str,
         timezone: str = "Europe/Copenhagen",
         default_policy: Policy = DEFAULT_POLICY,
@@ -184,7 +184,8 @@ class Store:
 
     @property
     def version(self) -> int | None:
-        return self.meta("schedule_version")
+        version: int | None = self.meta("schedule_version")
+        return version
 
     @property
     def timezone(self) -> str:
@@ -203,5 +204,5 @@ class Store:
         """An instant as RFC 3339 in the site's local time (what people at the site read)."""
         return datetime.fromtimestamp(ts, ZoneInfo(self.timezone)).isoformat(timespec="milliseconds")
 
-    def iter_table(self, table: str) -> Iterator[dict]:
-        return self.db[table].rows
+    def iter_table(self, table: str) -> Iterator[dict[str, Any]]:
+        return self.db.table(table).rows

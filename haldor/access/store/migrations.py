@@ -8,12 +8,12 @@ from haldor.db import Migration
 
 
 def _m1_schedule(db: sqlite_utils.Database) -> None:
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["rooms"].create({"id": str, "name": str}, pk="id")
-    db["room_doors"].create({"room": str, "door": str}, pk=("room", "door"))
-    db["room_doors"].create_index(["door"])
-    db["associations"].create({"id": str, "name": str}, pk="id")
-    db["credentials"].create(
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("rooms").create({"id": str, "name": str}, pk="id")
+    db.table("room_doors").create({"room": str, "door": str}, pk=("room", "door"))
+    db.table("room_doors").create_index(["door"])
+    db.table("associations").create({"id": str, "name": str}, pk="id")
+    db.table("credentials").create(
         {
             "id": str,
             "card_hash": str,
@@ -25,9 +25,9 @@ def _m1_schedule(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["credentials"].create_index(["card_hash"])
-    db["credentials"].create_index(["pin_hash"])
-    db["bookings"].create(
+    db.table("credentials").create_index(["card_hash"])
+    db.table("credentials").create_index(["pin_hash"])
+    db.table("bookings").create(
         {
             "id": str,
             "room": str,
@@ -41,10 +41,10 @@ def _m1_schedule(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["bookings"].create_index(["room", "start"])
-    db["bookings"].create_index(["pin_hash"])
-    db["closures"].create({"room": str, "start": float, "end": float, "reason": str})
-    db["booking_activity"].create(
+    db.table("bookings").create_index(["room", "start"])
+    db.table("bookings").create_index(["pin_hash"])
+    db.table("closures").create({"room": str, "start": float, "end": float, "reason": str})
+    db.table("booking_activity").create(
         {"booking": str, "first_entry": float, "entries": int, "checkins": int, "leader_present": int},
         pk="booking",
         defaults={"entries": 0, "checkins": 0, "leader_present": 0},
@@ -65,25 +65,27 @@ def _m2_outbox(db: sqlite_utils.Database) -> None:
             delivered_at REAL
         )"""
     )
-    db["events"].create_index(["delivered_at", "seq"])
+    db.table("events").create_index(["delivered_at", "seq"])
 
 
 def _m3_commands(db: sqlite_utils.Database) -> None:
     # command ids seen, kept past their expiry so that a replay is refused across restarts
-    db["commands_seen"].create({"id": str, "expires_at": float}, pk="id")
-    db["commands_seen"].create_index(["expires_at"])
+    db.table("commands_seen").create({"id": str, "expires_at": float}, pk="id")
+    db.table("commands_seen").create_index(["expires_at"])
 
 
 def _m4_checkins_and_reports(db: sqlite_utils.Database) -> None:
-    db["booking_checkins"].create({"booking": str, "credential": str, "role": str, "at": float}, pk=("booking", "credential"))
+    db.table("booking_checkins").create(
+        {"booking": str, "credential": str, "role": str, "at": float}, pk=("booking", "credential")
+    )
     # one row a booking once a report was made: no-show and usage go out exactly once
-    db["booking_reports"].create({"booking": str, "no_show_at": float, "usage_at": float}, pk="booking")
-    db["bookings"].create_index(["start"])
+    db.table("booking_reports").create({"booking": str, "no_show_at": float, "usage_at": float}, pk="booking")
+    db.table("bookings").create_index(["start"])
 
 
 def _m5_command_results(db: sqlite_utils.Database) -> None:
     # a command delivered again (its result was lost with the link) is answered with the same result
-    db["commands_seen"].add_column("result", str)
+    db.table("commands_seen").add_column("result", str)
 
 
 MIGRATIONS: tuple[Migration, ...] = (_m1_schedule, _m2_outbox, _m3_commands, _m4_checkins_and_reports, _m5_command_results)

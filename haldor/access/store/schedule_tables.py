@@ -4,11 +4,23 @@ facts a decision needs read from it."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from haldor.access.model import BookingFact, Candidate, ClosureFact, Delta, Facts, Snapshot
+from haldor.access.model import (
+    Association,
+    Booking,
+    BookingFact,
+    Candidate,
+    Closure,
+    ClosureFact,
+    Credential,
+    Delta,
+    Facts,
+    Room,
+    Snapshot,
+)
 from haldor.access.schedule import check_references
 from haldor.errors import DocumentError, StoreError
 
@@ -92,7 +104,13 @@ class ScheduleTables:
         # only what the delta brings can break a reference: the store was whole before
         check_references(rooms, associations, d.credentials, d.bookings, d.closures)
 
-    def _upsert(self, rooms, associations, credentials, bookings) -> None:
+    def _upsert(
+        self,
+        rooms: Iterable[Room],
+        associations: Iterable[Association],
+        credentials: Iterable[Credential],
+        bookings: Iterable[Booking],
+    ) -> None:
         c = self._s.db.conn
         c.executemany("INSERT OR REPLACE INTO rooms(id, name) VALUES (?, ?)", [(r.id, r.name) for r in rooms])
         c.executemany(
@@ -133,7 +151,7 @@ class ScheduleTables:
             ],
         )
 
-    def _replace_closures(self, closures) -> None:
+    def _replace_closures(self, closures: Iterable[Closure]) -> None:
         self._s.db.conn.executemany(
             "INSERT INTO closures(room, start, end, reason) VALUES (?, ?, ?, ?)",
             [(c.room, c.start, c.end, c.reason) for c in closures],
@@ -172,7 +190,7 @@ class ScheduleTables:
         policy = self._s.policy
         day = self._s.local_day(now)
         rooms = self.rooms_of_door(door)
-        column, digest = ("card_hash", self._s.card_hash(card)) if card is not None else ("pin_hash", self._s.pin_hash(pin))
+        column, digest = ("card_hash", self._s.card_hash(card)) if card is not None else ("pin_hash", self._s.pin_hash(pin or ""))
         candidates = tuple(
             Candidate(*row)
             for row in self._s.db.execute(
@@ -223,11 +241,11 @@ class ScheduleTables:
             day=day,
         )
 
-    def booking(self, booking_id: str) -> dict | None:
-        rows = list(self._s.db["bookings"].rows_where("id = ?", [booking_id]))
+    def booking(self, booking_id: str) -> dict[str, Any] | None:
+        rows = list(self._s.db.table("bookings").rows_where("id = ?", [booking_id]))
         return rows[0] if rows else None
 
 
-def _booking_fact(row: tuple) -> BookingFact:
+def _booking_fact(row: tuple[Any, ...]) -> BookingFact:
     bid, room, association, start, end, unlocked, leader, pin_match = row
     return BookingFact(bid, room, association, start, end, bool(unlocked), bool(leader), bool(pin_match))
