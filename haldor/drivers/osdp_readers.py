@@ -36,13 +36,26 @@ from .wiegand import parse_card
 
 log = logging.getLogger(__name__)
 
-#: a reader that is online but without Secure Channel for this long has refused it
-SC_GRACE_S = 3.0
-RETRY_MIN_S, RETRY_MAX_S = 2.0, 30.0
 SUPERVISE_EVERY_S = 0.2
-#: replies come every 50 ms or so; a reader silent this long has stopped answering,
-#: well before libosdp gives up on it (8 s)
-SILENT_S = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """How long the control panel gives a reader before it says what is wrong. The
+    defaults are for a real bus; tests pass shorter ones."""
+
+    #: a reader that is online but without Secure Channel for this long has refused it
+    sc_grace_s: float = 3.0
+    #: replies come every 50 ms or so; a reader silent this long has stopped answering,
+    #: well before libosdp gives up on it
+    silent_s: float = 1.5
+    #: a reader not online this long after its link started is reported (libosdp gives up after 8 s)
+    offline_s: float = 8.0
+    #: a link given up is started again after this long, doubling up to retry_max_s
+    retry_min_s: float = 2.0
+    retry_max_s: float = 30.0
+
+
 REFRESH_EVERY_S = 0.005
 UID_BYTES = (4, 7, 10)
 
@@ -247,7 +260,7 @@ class _Pd:
     link_started: float = 0.0  # when its link was last (re)started
     insecure_since: float | None = None
     gave_up_at: float | None = None  # libosdp declared it offline
-    retry_s: float = RETRY_MIN_S
+    retry_s: float = 2.0
     restarting: bool = False
     faults: dict[str, str] = field(default_factory=dict)
 
@@ -264,7 +277,9 @@ class OsdpBus:
         *,
         record: osdp_keys.InstallRecord | None = None,
         clock: Callable[[], float] = time.monotonic,
+        timings: Timings = Timings(),
     ) -> None:
+        self.timings = timings
         self.id = f"osdp:{port}"
         self.port = port
         self.sink = sink
@@ -272,6 +287,8 @@ class OsdpBus:
         self._clock = clock
         self.channel = SerialChannel(port, baudrate, clock)
         self.pds = {spec.id: _Pd(spec, i, spec.install_mode) for i, spec in enumerate(readers)}
+        for pd in self.pds.values():
+            pd.retry_s = timings.retry_min_s
         self._by_index = list(self.pds.values())
         self._commands: queue.SimpleQueue[tuple[int, dict]] = queue.SimpleQueue()
         self._port_fault = False
@@ -351,7 +368,7 @@ class OsdpBus:
                 log.info("OSDP bus %s: port is back", self.port)
             self._port_fault = False
             return
-        self._next_open = now + RETRY_MIN_S
+        self._next_open = now + self.timings.retry_min_s
         if not self._port_fault:
             self._port_fault = True
             for pd in self._by_index:
@@ -431,27 +448,30 @@ class OsdpBus:
                     pd.link_started = now
                 continue
             heard = self.channel.watch.last.get(pd.spec.address, 0.0)
-            if pd.online and now - max(heard, pd.online_since) > SILENT_S:
+            t = self.timings
+            if pd.online and now - max(heard, pd.online_since) > t.silent_s:
                 self._fault(pd, "link", f"stopped answering (OSDP address {pd.spec.address} on {self.port})")
             elif pd.online and pd.secure:
                 pd.insecure_since = None
-                pd.retry_s = RETRY_MIN_S
+                pd.retry_s = t.retry_min_s
                 self._set(pd, "link", None)
                 self._set(pd, "port", None)
                 if pd.install_mode:
                     self._end_install_mode(pd)
             elif pd.online:
                 pd.insecure_since = pd.insecure_since or now
-                if now - pd.insecure_since >= SC_GRACE_S:
+                if now - pd.insecure_since >= t.sc_grace_s:
                     self._fault(pd, "link", "refuses OSDP Secure Channel; its reads are ignored")
             elif pd.gave_up_at is not None and self.channel.is_open:
                 self._fault(pd, "link", self._diagnosis(pd))
                 if now - pd.gave_up_at >= pd.retry_s:
                     # libosdp waits minutes before it tries again; a reader back on its cable should not
                     pd.gave_up_at = None
-                    pd.retry_s = min(pd.retry_s * 2, RETRY_MAX_S)
+                    pd.retry_s = min(pd.retry_s * 2, t.retry_max_s)
                     pd.restarting = True
                     self._ctx.disable_pd(i)
+            elif self.channel.is_open and not pd.was_online and now - pd.link_started >= t.offline_s:
+                self._fault(pd, "link", self._diagnosis(pd))  # before libosdp gives up on it
         if all(pd.online and pd.secure for pd in self._by_index):
             self.all_secure.set()
         else:
