@@ -249,9 +249,7 @@ def test_a_reader_that_ignores_secure_channel_is_reported(panels):
 def test_a_reader_that_refuses_secure_channel_in_install_mode_is_not_used_in_clear(panels, tmp_path):
     with SimulatedBus([SimulatedReader(1, None, offers_sc=False)]) as sim:
         panel = panels(sim.port, [OsdpReaderSpec("main-in", 1, KEY, install_mode=True)], osdp_keys.InstallRecord(tmp_path))
-        panel.wait(
-            lambda m: isinstance(m, ReaderFault) and "refuses OSDP Secure Channel" in m.reason, timeout=25, what="fault"
-        )
+        panel.wait(lambda m: isinstance(m, ReaderFault) and "refuses OSDP Secure Channel" in m.reason, timeout=25, what="fault")
         assert panel.bus.pds["main-in"].online  # it answers, in clear
         sim.reader(1).present_uid("04A1B2C3D4E5F6")
         wait_for(lambda: panel.bus.stats("main-in").garbled == 1, what="read dropped")

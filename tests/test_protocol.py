@@ -38,3 +38,46 @@ def test_no_module_spells_an_event_type_or_schema_of_its_own():
 
 def test_denial_precedence_names_only_denial_reasons():
     assert set(protocol.DENIAL_PRECEDENCE) <= set(protocol.Reason)
+
+
+DOC = (ROOT / "docs" / "protocol.md").read_text()
+
+
+def _section(title: str) -> str:
+    start = DOC.index(title)
+    end = DOC.find("\n## ", start + len(title))
+    return DOC[start : end if end != -1 else len(DOC)]
+
+
+def _ticked(text: str) -> set[str]:
+    return set(re.findall(r"`([^`]+)`", text))
+
+
+def _first_column(table: str) -> set[str]:
+    return {name for row in re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE) for name in _ticked(row)}
+
+
+def test_the_reference_names_every_topic_event_reason_action_role_and_mode_and_no_other():
+    assert {t.removeprefix("P/S/") for t in _first_column(_section("## 1. Topics"))} == {leaf.value for leaf in protocol.Leaf}
+    events = _first_column(_section("## 5. Events").split("Event types")[1])
+    assert events == {e.value for e in protocol.Event}
+    denials = _section("### Denial reasons")
+    assert _ticked(denials.split("When a\ncard")[0]) == {r.value for r in protocol.Reason}
+    ranked = re.findall(r"`([a-z_]+)`", denials.split("got furthest is reported:")[1])
+    assert tuple(ranked) == tuple(protocol.DENIAL_PRECEDENCE)
+    commands = _section("## 4. Commands")
+    actions = commands[commands.index("Actions on one door") : commands.index("A command is refused")]
+    assert _ticked(actions) - {"door", "duration_s", "sync/request", '"have_version": null'} == {a.value for a in protocol.Action}
+    roles = re.search(r"`role` is one of ([^.]+)\.", DOC)
+    assert roles and _ticked(roles.group(1)) == {r.value for r in protocol.Role}
+    modes = re.search(r"A door's mode is one of ([^;]+);", DOC)
+    assert modes and _ticked(modes.group(1)) == {m.value for m in protocol.Mode}
+    for schema in protocol.Schema:
+        assert f'"{schema.value}"' in DOC, schema
+
+
+def test_no_file_refers_to_a_protocol_document_that_is_not_there():
+    for path in [ROOT / "README.md", ROOT / "pyproject.toml", *(ROOT / "config").rglob("*"), *(ROOT / "haldor").rglob("*.py")]:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "PROTOCOL.md" not in text and "DESIGN.md" not in text, path
