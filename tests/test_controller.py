@@ -14,7 +14,7 @@ def facts(*creds, door="main", bookings=(BOOKING,)):
 
 
 def controller(**kw):
-    c = Controller([DoorSpec("main", unlock_s=5, held_open_s=60), DoorSpec("gym-a", fail="safe", fire_input=True)], **kw)
+    c = Controller([DoorSpec("main", unlock_s=5, held_open_s=60), DoorSpec("gym-a", fail="safe")], **kw)
     return c
 
 

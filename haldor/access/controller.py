@@ -25,7 +25,6 @@ class DoorSpec:
     unlock_s: float = 5
     held_open_s: float = 60
     fail: str = "secure"  # "secure" | "safe"
-    fire_input: bool = False
 
 
 # --- effects ------------------------------------------------------------------------

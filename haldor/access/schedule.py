@@ -127,15 +127,6 @@ def _json_type(value: Any) -> str:
     return _kind_name(type(value)) if type(value) in (str, int, float, bool, list, dict) else type(value).__name__
 
 
-def parse_instant(text: str, where: str = "time") -> float:
-    """RFC 3339 with an offset, as POSIX seconds. A local time without offset is refused:
-    it would be ambiguous on the night the clocks go back."""
-    try:
-        return _instant(text)
-    except ValueError as exc:
-        raise DocumentError(f"{where}: {exc}") from None
-
-
 def _instant(text: str) -> float:
     try:
         moment = datetime.fromisoformat(text)

@@ -49,7 +49,6 @@ class HttpFallback:
             timeout=10.0, follow_redirects=True, transport=transport, headers={"Accept": "application/json"}
         )
         self._thread = threading.Thread(target=self._run, name="http-fallback", daemon=True)
-        self.polls = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -75,7 +74,6 @@ class HttpFallback:
 
     def poll(self) -> bool:
         """One request; True when a new document was handed to the agent."""
-        self.polls += 1
         headers = {"If-None-Match": self._etag} if self._etag else {}
         try:
             response = self._client.get(self.url, headers=headers)

@@ -72,7 +72,3 @@ class Inbox:
 
     def get_nowait(self) -> Any:
         return self.get(block=False)
-
-    def qsize(self) -> int:
-        with self._ready:
-            return len(self._local) + len(self._remote)

@@ -118,7 +118,6 @@ class MqttLink:
         self._acks: queue.SimpleQueue = queue.SimpleQueue()
         self._kick = threading.Event()
         self._stop = threading.Event()
-        self._status: dict[str, Any] | None = None
         client = make_client(m["client_id"] or f"haldor-{cfg.site_id}", transport=m["transport"])
         configure_client(client, m, str(cfg.path))
         client.will_set(self.topics.status, json.dumps(offline_status(cfg.site_id, version)), qos=1, retain=True)
@@ -202,7 +201,6 @@ class MqttLink:
         return self.client.publish(topic, json.dumps(doc), qos=1, retain=retain).rc == mqtt.MQTT_ERR_SUCCESS
 
     def publish_status(self, doc: dict[str, Any]) -> bool:
-        self._status = doc
         return self.publish(self.topics.status, doc, retain=True)
 
     # -- the outbox pump ----------------------------------------------------------------

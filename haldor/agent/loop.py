@@ -92,7 +92,7 @@ class Agent:
         #: reader -> the reason of its latest fault, while it lasts
         self.reader_faults: dict[str, str] = {}
         self.controller = Controller(
-            [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail, bool(d.fire_pin)) for d in cfg.doors],
+            [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail) for d in cfg.doors],
             max_denials=cfg.policy["max_denials"],
             denial_lockout_s=cfg.policy["denial_lockout_s"],
         )

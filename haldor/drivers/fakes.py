@@ -1,28 +1,6 @@
-"""Fakes of each driver kind, for tests and the demo's typed cards."""
+"""A lock that records what it was asked to do, for tests of what the drivers' interface promises."""
 
 from __future__ import annotations
-
-from .base import CardRead, PinRead, Sink
-
-
-class FakeReader:
-    """A reader a test or a person at the demo prompt presents cards and PINs to."""
-
-    def __init__(self, reader: str, sink: Sink) -> None:
-        self.id = reader
-        self.sink = sink
-
-    def start(self) -> None:
-        pass
-
-    def present(self, card: str) -> None:
-        self.sink(CardRead(self.id, card))
-
-    def type_pin(self, pin: str) -> None:
-        self.sink(PinRead(self.id, pin))
-
-    def close(self) -> None:
-        pass
 
 
 class FakeLock:
@@ -45,17 +23,3 @@ class FakeLock:
     def close(self) -> None:
         self.safe()
         self.closed = True
-
-
-class FakeIndicator:
-    def __init__(self) -> None:
-        self.signals: list[str] = []
-
-    def granted(self) -> None:
-        self.signals.append("granted")
-
-    def denied(self) -> None:
-        self.signals.append("denied")
-
-    def close(self) -> None:
-        pass
