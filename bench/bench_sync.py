@@ -42,7 +42,7 @@ from haldor.agent.site import open_store  # noqa: E402
 from haldor.mqtt import make_client  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 from tests.helpers import SITE, site_config  # noqa: E402
-from tests.test_sync import _public  # noqa: E402
+from tests.rig import public_key  # noqa: E402
 
 PREFIX = f"haldor/v1/{SITE}"
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp_path / "haldor.toml",
             tmp_path / "data",
             port=broker.port,
-            keys={"k": _public(key)},
+            keys={"k": public_key(key)},
             extra=f"""
 [policy]
 max_denials = 100000000

@@ -3,116 +3,26 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-import tty
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import sqlite_utils
-from gpiozero.pins.mock import MockFactory
 
-from haldor import config
-from haldor.agent.hardware import build_hardware
 from haldor.agent.loop import Agent
 from haldor.agent.messages import Command, ContactChanged, ExitPressed, FireChanged, Stop, Tick
 from haldor.agent.site import open_store
-from haldor.clock import FakeClock, SystemClock
+from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, PinRead
 
-from .helpers import CARD, CARETAKER_CARD, CPH, booking, dump, snapshot, wait_for, write_config
-
-DOORS = """
-[[doors]]
-id = "main"
-lock_pin = 17
-contact_pin = 27
-exit_pin = 22
-unlock_s = 3
-
-[[doors]]
-id = "gym-a"
-lock_pin = 18
-lock_active_high = false
-fail = "safe"
-fire_pin = 25
-"""
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
-
-
-def _around_now(version: int = 42) -> dict:
-    now = datetime.now(CPH).replace(microsecond=0)
-    return snapshot(
-        version, bookings=[booking("b881", _iso(now - timedelta(hours=1)), _iso(now + timedelta(hours=1)))], closures=[]
-    )
-
-
-class Rig:
-    """One site: configuration, store, mock pins, a pty for the serial reader."""
-
-    def __init__(self, tmp_path, *, reader: bool = True, readers: str = "") -> None:
-        """``reader`` False: no pty readers, only the ``readers`` tables given."""
-        self.factory = MockFactory()
-        self._built: list = []
-        self.master = None
-        extra = readers
-        if reader:
-            self.master, slave = os.openpty()
-            tty.setraw(slave)
-            self.kiosk_master, kiosk_slave = os.openpty()
-            tty.setraw(kiosk_slave)
-            extra = (
-                f'\n[[readers]]\nid = "main-in"\ntype = "serial-line"\ndoor = "main"\nport = "{os.ttyname(slave)}"\n'
-                f'\n[[readers]]\nid = "kiosk"\ntype = "serial-line"\nport = "{os.ttyname(kiosk_slave)}"\n'
-            )
-            self._slaves = (slave, kiosk_slave)
-        # the relay board's pull-up holds the active-low input of gym-a's lock high
-        self.factory.pin(18).drive_high()
-        self.path = write_config(tmp_path / "haldor.toml", tmp_path / "data", extra=extra, doors=DOORS)
-        self.cfg = config.load(self.path)
-        self.store = open_store(self.cfg)
-        self.store.schedule.apply(_schedule_doc(_around_now()), time.time())
-        for pin in (17, 18):
-            self.factory.pin(pin).clear_states()
-
-    def agent(self, clock=None) -> Agent:
-        inbox: queue.Queue = queue.Queue()
-        hw = build_hardware(self.cfg, inbox.put, self.factory)
-        self._built.append(hw)
-        contact = self.factory.pin(27)
-        contact.drive_low()  # the door is shut: its contact closes to ground
-        wait_for(lambda: hw.contacts["main"].active, what="door contact settled")
-        return Agent(self.cfg, self.store, hw, clock or SystemClock(), inbox=inbox)
-
-    def pin(self, number: int):
-        return self.factory.pin(number)
-
-    def events(self, kind: str | None = None) -> list[dict]:
-        return [e for e in self.store.outbox.events(limit=100_000) if kind is None or e["type"] == kind]
-
-    def close(self) -> None:
-        for hw in self._built:  # a reader left running would go on opening its port by name,
-            hw.close()  # and take the pty of a later test that gets the same number
-        self.store.close()
-        if self.master is not None:
-            for fd in (self.master, self.kiosk_master, *self._slaves):
-                os.close(fd)
-        self.factory.reset()
-
-
-def _schedule_doc(doc):
-    from haldor.access.schedule import parse_document
-
-    return parse_document(doc)
+from .helpers import CARD, CARETAKER_CARD, CPH, dump, wait_for, write_config
+from .rig import DOORS, Rig, around_now, running, step
 
 
 @pytest.fixture
@@ -122,30 +32,8 @@ def rig(tmp_path):
     r.close()
 
 
-def _running(agent: Agent) -> threading.Thread:
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            agent.run()
-        except BaseException as exc:  # noqa: BLE001 - the test inspects it
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.errors = errors  # type: ignore[attr-defined]
-    thread.start()
-    wait_for(agent.running.is_set, what="agent running")
-    return thread
-
-
 def _states(pin) -> list[bool]:
     return [bool(s.state) for s in pin.states]
-
-
-def _step(agent: Agent, message) -> None:
-    """One input, and its writes committed (the running loop does not wait for them)."""
-    agent.handle(message)
-    agent.settle()
 
 
 # --- end to end through the reader -------------------------------------------------------
@@ -153,7 +41,7 @@ def _step(agent: Agent, message) -> None:
 
 def test_a_card_on_the_serial_reader_opens_the_door_and_is_recorded(rig):
     agent = rig.agent()
-    thread = _running(agent)
+    thread = running(agent)
     try:
         wait_for(agent.hw.readers[0].ready.is_set, what="port open")
         os.write(rig.master, b"04A1B2C3D4E5F6\r\n")
@@ -175,7 +63,7 @@ def test_a_card_on_the_serial_reader_opens_the_door_and_is_recorded(rig):
 def test_the_lock_never_pulses_while_the_agent_starts_or_restarts(rig):
     for _ in range(3):
         agent = rig.agent()
-        thread = _running(agent)
+        thread = running(agent)
         agent.post(Stop())
         thread.join(5)
         assert not thread.errors
@@ -187,7 +75,7 @@ def test_the_lock_never_pulses_while_the_agent_starts_or_restarts(rig):
 
 def test_sigterm_and_stop_leave_every_lock_in_its_safe_state(rig):
     agent = rig.agent()
-    thread = _running(agent)
+    thread = running(agent)
     agent.post(Command("hold_open", "main"))
     agent.post(Command("lock", "gym-a"))  # a fail-safe magnet, energised to lock
     wait_for(lambda: rig.pin(17).state and not rig.pin(18).state, what="main unlocked, gym-a magnet on")
@@ -212,7 +100,7 @@ class _Jammed:
 
 def test_an_unhandled_error_puts_the_locks_in_their_safe_state(rig):
     agent = rig.agent()
-    thread = _running(agent)
+    thread = running(agent)
     agent.post(Command("unlock", "main", 60))
     wait_for(lambda: rig.pin(17).state, what="unlocked")
     agent.hw.locks["gym-a"] = _Jammed(agent.hw.locks["gym-a"])
@@ -224,7 +112,7 @@ def test_an_unhandled_error_puts_the_locks_in_their_safe_state(rig):
 
 def test_a_store_that_cannot_be_read_drops_the_input_but_never_ends_the_agent(rig):
     agent = rig.agent()
-    thread = _running(agent)
+    thread = running(agent)
     try:
         # the database goes away under the agent: both its connections swapped for closed ones
         # (closing one while its thread may be inside it would be a crash of the test's own making)
@@ -245,7 +133,7 @@ def test_a_store_that_cannot_be_read_drops_the_input_but_never_ends_the_agent(ri
 
 def test_an_unlock_lasts_unlock_s_while_another_process_holds_the_write_lock(rig):
     agent = rig.agent()
-    thread = _running(agent)
+    thread = running(agent)
     blocker = sqlite3.connect(Path(rig.cfg.data_dir) / "haldor.db", timeout=5)
     try:
         blocker.execute("BEGIN IMMEDIATE")  # nothing can be written meanwhile
@@ -268,7 +156,7 @@ def test_a_stop_while_another_process_holds_the_write_lock_is_quick_and_clean(ri
     """The journal's writer is inside SQLite's busy wait when the agent stops: the stop does
     not wait the busy timeout out, and nothing is closed under the writer (that would crash)."""
     agent = rig.agent()
-    thread = _running(agent)
+    thread = running(agent)
     blocker = sqlite3.connect(Path(rig.cfg.data_dir) / "haldor.db", timeout=5, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
     try:
@@ -300,11 +188,11 @@ def _stepped(rig, at=None) -> tuple[Agent, FakeClock]:
 
 def test_forced_open_but_not_after_the_exit_button(rig):
     agent, clock = _stepped(rig)
-    _step(agent, ContactChanged("main", True))
+    step(agent, ContactChanged("main", True))
     assert [e["type"] for e in rig.events()][-2:] == ["door.opened", "door.forced"]
-    _step(agent, ContactChanged("main", False))
-    _step(agent, ExitPressed("main"))
-    _step(agent, ContactChanged("main", True))
+    step(agent, ContactChanged("main", False))
+    step(agent, ExitPressed("main"))
+    step(agent, ContactChanged("main", True))
     assert [e["type"] for e in rig.events()][-2:] == ["door.closed", "door.opened"]
     assert not rig.pin(17).state  # the exit button never moves the lock
     agent.hw.close()
@@ -312,20 +200,20 @@ def test_forced_open_but_not_after_the_exit_button(rig):
 
 def test_held_open_alarm_after_held_open_s(rig):
     agent, clock = _stepped(rig)
-    _step(agent, CardRead("main-in", CARD))
-    _step(agent, ContactChanged("main", True))
+    step(agent, CardRead("main-in", CARD))
+    step(agent, ContactChanged("main", True))
     clock.advance(59)
-    _step(agent, Tick())
+    step(agent, Tick())
     assert not rig.events("door.held_open")
     clock.advance(2)
-    _step(agent, Tick())
+    step(agent, Tick())
     assert rig.events("door.held_open")[0]["door"] == "main"
     agent.hw.close()
 
 
 def test_door_contacts_and_buttons_on_gpio_reach_the_loop(rig):
     agent = rig.agent()
-    thread = _running(agent)
+    thread = running(agent)
     try:
         rig.pin(27).drive_high()  # door opened while locked
         wait_for(lambda: rig.events("door.forced"), what="forced alarm")
@@ -347,24 +235,24 @@ def test_door_contacts_and_buttons_on_gpio_reach_the_loop(rig):
 
 def test_fire_alarm_releases_a_fail_safe_door_and_holds_it(rig):
     agent, clock = _stepped(rig)
-    _step(agent, Command("lock", "gym-a"))
+    step(agent, Command("lock", "gym-a"))
     assert not rig.pin(18).state  # magnet on
-    _step(agent, FireChanged("gym-a", True))
+    step(agent, FireChanged("gym-a", True))
     assert rig.pin(18).state
-    _step(agent, Command("lock", "gym-a"))
+    step(agent, Command("lock", "gym-a"))
     assert rig.pin(18).state  # nothing locks it while the alarm is on
-    _step(agent, FireChanged("gym-a", False))
+    step(agent, FireChanged("gym-a", False))
     agent.hw.close()
 
 
 def test_lockdown_survives_a_restart_and_admits_only_caretakers(rig):
     agent, clock = _stepped(rig)
-    _step(agent, Command("lockdown"))
+    step(agent, Command("lockdown"))
     agent.hw.close()
     agent, clock = _stepped(rig)
-    _step(agent, CardRead("main-in", CARD))
+    step(agent, CardRead("main-in", CARD))
     assert rig.events("access.denied")[-1]["reason"] == "lockdown"
-    _step(agent, CardRead("main-in", CARETAKER_CARD))
+    step(agent, CardRead("main-in", CARETAKER_CARD))
     assert rig.events("access.granted")[-1]["credential"] == "c9000"
     assert rig.pin(17).state
     agent.hw.close()
@@ -378,12 +266,12 @@ def test_untrusted_clock_refuses_bookings_until_time_sync(rig):
     agent.start()
     agent.settle()
     assert rig.events("clock.untrusted")
-    _step(agent, PinRead("main-in", "4821"))
+    step(agent, PinRead("main-in", "4821"))
     assert rig.events("access.denied")[-1]["reason"] == "clock_untrusted"
-    _step(agent, CardRead("main-in", CARETAKER_CARD))
+    step(agent, CardRead("main-in", CARETAKER_CARD))
     assert rig.events("access.granted")[-1]["credential"] == "c9000"
     clock.is_synchronized = True
-    _step(agent, CardRead("main-in", CARD))
+    step(agent, CardRead("main-in", CARD))
     assert rig.events("clock.trusted")
     assert rig.events("access.granted")[-1]["credential"] == "c1001"
     agent.hw.close()
@@ -392,11 +280,11 @@ def test_untrusted_clock_refuses_bookings_until_time_sync(rig):
 def test_repeated_denials_are_rate_limited_per_reader(rig):
     agent, clock = _stepped(rig)
     for _ in range(5):
-        _step(agent, CardRead("main-in", "uid:DEADBEEF"))
-    _step(agent, CardRead("main-in", CARD))
+        step(agent, CardRead("main-in", "uid:DEADBEEF"))
+    step(agent, CardRead("main-in", CARD))
     assert rig.events("access.denied")[-1]["reason"] == "rate_limited"
     clock.advance(61)
-    _step(agent, CardRead("main-in", CARD))
+    step(agent, CardRead("main-in", CARD))
     assert rig.events("access.granted")
     agent.hw.close()
 
@@ -411,7 +299,7 @@ def test_an_event_is_committed_before_the_listeners_hear_of_it(rig):
                 (e["seq"], any(x["id"] == e["id"] for x in other.outbox.events(limit=10_000))) for e in events
             )
         )
-        _step(agent, CardRead("main-in", CARD))
+        step(agent, CardRead("main-in", CARD))
     finally:
         other.close()
     assert seen and all(committed for _, committed in seen)
@@ -432,7 +320,7 @@ port = "/dev/does-not-exist"
     )
     try:
         agent = r.agent()
-        thread = _running(agent)
+        thread = running(agent)
         try:
             fault = wait_for(lambda: r.events("reader.fault"), what="reader fault")
             assert fault[0]["reader"] == "ghost" and "does-not-exist" in fault[0]["reason"]
@@ -461,7 +349,7 @@ port = "{link}"
     try:
         agent = r.agent()
         agent.hw.readers[0].retry_s = 0.1
-        thread = _running(agent)
+        thread = running(agent)
         try:
             wait_for(lambda: r.events("reader.fault"), what="reader fault")
             link.symlink_to(os.ttyname(slave))  # the USB reader is plugged in
@@ -481,7 +369,7 @@ port = "{link}"
 
 def test_haldor_run_exits_0_on_sigterm(tmp_path):
     path = write_config(tmp_path / "haldor.toml", tmp_path / "data", doors=DOORS)
-    doc = dump(tmp_path / "s.json", _around_now())
+    doc = dump(tmp_path / "s.json", around_now())
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     assert (
         subprocess.run([sys.executable, "-m", "haldor", "schedule", "load", "--config", str(path), str(doc)], env=env).returncode

@@ -14,7 +14,7 @@ from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, PinRead
 
 from .helpers import CARD, CARETAKER_CARD, LEADER_CARD, booking, local, snapshot
-from .test_agent import Rig, _step
+from .rig import Rig, step
 
 MEMBER = Candidate("c1001", "a17", "member")
 T0 = local(2026, 11, 25, 17, 0)
@@ -142,23 +142,23 @@ def _agent(rig, at: float):
 
 def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
     agent, clock, answers = _agent(rig, T0 - 600)
-    _step(agent, CardRead("kiosk", LEADER_CARD))
+    step(agent, CardRead("kiosk", LEADER_CARD))
     (event,) = rig.events("checkin")
     assert (event["reader"], event["credential"], event["booking"]) == ("kiosk", "c1002", "b881")
     assert answers[-1]["outcome"] == "checked_in" and answers[-1]["booking"] == "b881" and "card" not in answers[-1]
-    _step(agent, CardRead("kiosk", LEADER_CARD))
+    step(agent, CardRead("kiosk", LEADER_CARD))
     assert answers[-1]["outcome"] == "already" and len(rig.events("checkin")) == 1  # counted once
-    _step(agent, PinRead("kiosk", "4821"))  # a member's PIN at the kiosk
+    step(agent, PinRead("kiosk", "4821"))  # a member's PIN at the kiosk
     assert answers[-1]["outcome"] == "checked_in" and len(rig.events("checkin")) == 2
-    _step(agent, CardRead("kiosk", "uid:04DEADBEEF0102"))
+    step(agent, CardRead("kiosk", "uid:04DEADBEEF0102"))
     assert answers[-1]["outcome"] == "unknown_card"
     assert answers[-1]["card"] == "uid:04DEADBEEF0102" and answers[-1]["card_reversed"] == "uid:0201EFBEADDE04"
     assert not any("04DEADBEEF0102" in str(e) for e in rig.events())  # shown, never stored
-    _step(agent, CardRead("kiosk", CARETAKER_CARD))
+    step(agent, CardRead("kiosk", CARETAKER_CARD))
     assert answers[-1]["outcome"] == "caretaker"
     assert not rig.pin(17).state  # a kiosk reader never opens a door
     clock.set(local(2026, 11, 25, 19, 0))
-    _step(agent, Tick())
+    step(agent, Tick())
     (usage,) = rig.events("booking.usage")
     assert usage["booking"] == "b881"
     assert usage["usage"] == {
@@ -178,23 +178,23 @@ def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
 
 def test_later_today_and_no_booking_today(rig):
     agent, clock, answers = _agent(rig, local(2026, 11, 25, 19, 30))
-    _step(agent, CardRead("kiosk", CARD))
+    step(agent, CardRead("kiosk", CARD))
     assert answers[-1]["outcome"] == "later" and answers[-1]["booking"] == "b883"
     assert answers[-1]["starts_at"] == local(2026, 11, 25, 21, 0)
     clock.set(local(2026, 11, 26, 10, 0))
-    _step(agent, CardRead("kiosk", CARD))
+    step(agent, CardRead("kiosk", CARD))
     assert answers[-1]["outcome"] == "no_booking_today"
     agent.hw.close()
 
 
 def test_a_door_entry_is_presence_and_counts_in_the_usage(rig):
     agent, clock, answers = _agent(rig, T0 + 60)
-    _step(agent, CardRead("main-in", CARD))
+    step(agent, CardRead("main-in", CARD))
     clock.set(T0 + 3600)
-    _step(agent, Tick())
+    step(agent, Tick())
     assert not rig.events("booking.no_show")
     clock.set(T0 + 7200)
-    _step(agent, Tick())
+    step(agent, Tick())
     (usage,) = rig.events("booking.usage")
     assert usage["usage"]["entries"] == 1 and usage["usage"]["used"] is True
     assert usage["usage"]["first_entry"].startswith("2026-11-25T17:01:00")
@@ -203,25 +203,25 @@ def test_a_door_entry_is_presence_and_counts_in_the_usage(rig):
 
 def test_no_show_and_usage_exactly_once_across_restarts(rig):
     agent, clock, _ = _agent(rig, T0 + 19 * 60)
-    _step(agent, Tick())
+    step(agent, Tick())
     assert not rig.events("booking.no_show")
     agent.hw.close()  # the agent stops before the no-show falls due ...
     agent, clock, _ = _agent(rig, T0 + 25 * 60)  # ... and starts again after
-    _step(agent, Tick())
+    step(agent, Tick())
     assert [e["booking"] for e in rig.events("booking.no_show")] == ["b881"]
     agent.hw.close()
     agent, clock, _ = _agent(rig, T0 + 30 * 60)  # a restart in the middle of the booking
-    _step(agent, Tick())
+    step(agent, Tick())
     assert len(rig.events("booking.no_show")) == 1
     clock.set(T0 + 7200)
-    _step(agent, Tick())
+    step(agent, Tick())
     agent.hw.close()
     agent, clock, _ = _agent(rig, T0 + 7300)
-    _step(agent, Tick())
+    step(agent, Tick())
     assert [e["booking"] for e in rig.events("booking.usage")] == ["b881"]
     assert rig.events("booking.usage")[0]["usage"]["used"] is False
     clock.set(local(2026, 11, 25, 22, 30))
-    _step(agent, Tick())
+    step(agent, Tick())
     agent.hw.close()
     assert sorted(e["booking"] for e in rig.events("booking.usage")) == ["b881", "b882", "b883"]
     assert sorted(e["booking"] for e in rig.events("booking.no_show")) == ["b881", "b882", "b883"]
@@ -230,7 +230,7 @@ def test_no_show_and_usage_exactly_once_across_restarts(rig):
 def test_bookings_from_before_the_first_schedule_are_not_reported(rig):
     rig.store.set_meta("reports_since", T0 + 3600)  # the box got its first schedule during b881
     agent, clock, _ = _agent(rig, local(2026, 11, 25, 23, 0))
-    _step(agent, Tick())
+    step(agent, Tick())
     assert sorted(e["booking"] for e in rig.events("booking.usage")) == ["b882", "b883"]
     agent.hw.close()
 

@@ -3,9 +3,9 @@ of a burst of events, and every event still reaches a subscriber, with no seq mi
 
 from __future__ import annotations
 
-from .agent_process import AgentProcess
 from .broker import Watcher
 from .helpers import wait_for
+from .rig import AgentProcess
 
 
 def test_every_event_arrives_across_a_sigkill_and_a_broker_restart(tmp_path, broker):

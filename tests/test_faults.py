@@ -18,10 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from haldor.access.envelope import seal
 from haldor.agent.data_lock import DataDirBusy, DataDirLock
 
-from .agent_process import AgentProcess
 from .broker import Publisher, Watcher, iso
 from .helpers import CARETAKER_CARD, snapshot, wait_for
-from .test_sync import _public
+from .rig import AgentProcess, public_key
 
 KID = "bookings-2026"
 
@@ -29,7 +28,7 @@ KID = "bookings-2026"
 @pytest.fixture
 def site(tmp_path, broker, signing_key):
     """A running agent with a schedule, a watcher and a publisher."""
-    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(signing_key)})
+    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: public_key(signing_key)})
     watcher = Watcher(broker.port)
     publisher = Publisher(broker.port, signing_key)
     agent.start()
@@ -199,7 +198,7 @@ def _fill(path: Path) -> None:
 
 def test_a_full_disk_never_stops_the_doors_and_nothing_is_lost(tmp_path, broker, signing_key, small_disk):
     data = small_disk / "data"
-    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: _public(signing_key)}, data_dir=data)
+    agent = AgentProcess(tmp_path, port=broker.port, keys={KID: public_key(signing_key)}, data_dir=data)
     watcher = Watcher(broker.port)
     publisher = Publisher(broker.port, signing_key)
 

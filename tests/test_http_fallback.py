@@ -20,7 +20,7 @@ from haldor.agent.site import open_store
 
 from .broker import free_port
 from .helpers import SITE, site_config, snapshot, wait_for
-from .test_sync import _public
+from .rig import public_key
 
 
 class ScheduleServer:
@@ -71,7 +71,7 @@ def test_an_agent_cut_off_from_its_broker_fetches_the_schedule_over_http(tmp_pat
         tmp_path / "haldor.toml",
         tmp_path / "data",
         port=free_port(),
-        keys={"bookings-2026": _public(key)},
+        keys={"bookings-2026": public_key(key)},
         extra=f'[sync]\nhttp_url = "{server.url}/"\nhttp_after_s = 1\n',
     )
     proc = subprocess.Popen(

@@ -12,7 +12,11 @@ import threading
 import time
 import tty
 
+from haldor.agent.messages import Command, Stop
+from haldor.agent.notify import Notifier
+
 from .helpers import site_config
+from .rig import Rig, running
 
 
 class NotifySocket:
@@ -75,7 +79,6 @@ port = "{os.ttyname(slave)}"
 
 
 def test_no_socket_no_notifications():
-    from haldor.agent.notify import Notifier
 
     n = Notifier({})
     assert not n.enabled and n.interval_s is None
@@ -101,17 +104,13 @@ class _Hung:
 
 
 def test_watchdog_pings_stop_while_the_loop_is_stuck(tmp_path):
-    from haldor.agent.messages import Command, Stop
-    from haldor.agent.notify import Notifier
-
-    from .test_agent import Rig, _running
 
     rig = Rig(tmp_path, reader=False)
     notify = NotifySocket(tmp_path / "notify")
     try:
         agent = rig.agent()
         agent.notifier = Notifier({"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
-        thread = _running(agent)
+        thread = running(agent)
         hung = agent.hw.locks["main"] = _Hung(agent.hw.locks["main"])
         notify.until("WATCHDOG=1", timeout=2)
         agent.post(Command("unlock", "main", 1))

@@ -12,6 +12,7 @@ import osdp_sys
 import pytest
 
 from haldor import cards, osdp_keys
+from haldor.agent.messages import Stop
 from haldor.drivers.base import CardRead, Keypad, PinRead, ReaderFault, ReaderRestored
 from haldor.drivers.osdp_readers import (
     OsdpBus,
@@ -25,7 +26,8 @@ from haldor.drivers.osdp_readers import (
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
 from haldor.drivers.wiegand import encode_card
 
-from .helpers import wait_for
+from .helpers import CARD, wait_for
+from .rig import Rig, running
 
 KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 OTHER_KEY = bytes.fromhex("F0E1D2C3B4A5968778695A4B3C2D1E0F")
@@ -307,7 +309,6 @@ def test_a_missing_port_is_reported(panels):
 
 
 def _osdp_site(tmp_path, port: str, key_file, *, install_mode: bool = False):
-    from .test_agent import Rig
 
     return Rig(
         tmp_path,
@@ -333,15 +334,11 @@ def _key_file(path, key: bytes = KEY):
 
 
 def test_an_osdp_card_opens_the_door_and_the_reader_shows_the_answer(tmp_path):
-    from haldor.agent.messages import Stop
-
-    from .helpers import CARD
-    from .test_agent import _running
 
     with SimulatedBus([SimulatedReader(1, KEY)]) as sim:
         rig = _osdp_site(tmp_path, sim.port, _key_file(tmp_path / "main-in.key"))
         agent = rig.agent()
-        thread = _running(agent)
+        thread = running(agent)
         try:
             wait_for(agent.hw.readers[0].all_secure.is_set, what="Secure Channel up")
             reader = sim.reader(1)
@@ -371,9 +368,6 @@ def test_an_osdp_card_opens_the_door_and_the_reader_shows_the_answer(tmp_path):
 
 
 def test_install_mode_through_the_agent_writes_a_key_and_ends_for_good(tmp_path, caplog):
-    from haldor.agent.messages import Stop
-
-    from .test_agent import _running
 
     key_file = tmp_path / "keys" / "main-in.key"
     key_file.parent.mkdir()
@@ -381,7 +375,7 @@ def test_install_mode_through_the_agent_writes_a_key_and_ends_for_good(tmp_path,
         rig = _osdp_site(tmp_path, sim.port, key_file, install_mode=True)
         try:
             agent = rig.agent()
-            thread = _running(agent)
+            thread = running(agent)
             try:
                 assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
                 wait_for(agent.hw.readers[0].all_secure.is_set, what="the reader works with its new key")
@@ -394,7 +388,7 @@ def test_install_mode_through_the_agent_writes_a_key_and_ends_for_good(tmp_path,
             sim.replace(SimulatedReader(1, None))
             caplog.clear()
             agent = rig.agent()
-            thread = _running(agent)
+            thread = running(agent)
             try:
                 assert "install_mode ignored" in caplog.text
                 fault = wait_for(lambda: rig.events("reader.fault"), timeout=12, what="the newcomer is refused")

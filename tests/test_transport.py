@@ -16,7 +16,8 @@ from haldor.errors import ConfigError
 from .broker import Broker, Publisher, free_port
 from .certs import make_pki
 from .helpers import snapshot, wait_for
-from .test_sync import Site, _public
+from .rig import Rig, public_key
+from .test_sync import sync_site
 
 
 @pytest.fixture
@@ -51,9 +52,9 @@ socket_domain ipv4
     broker.stop()
 
 
-def _through(tmp_path, broker, mqtt: str) -> Site:
+def _through(tmp_path, broker, mqtt: str) -> Rig:
     key = Ed25519PrivateKey.generate()
-    site = Site(tmp_path, broker, _public(key), mqtt=mqtt).start()
+    site = sync_site(tmp_path, broker, public_key(key), mqtt=mqtt).start()
     publisher = Publisher(broker.port, key)
     try:
         publisher.send("schedule", snapshot(42))
@@ -74,7 +75,7 @@ cert_file = "{pki["client"]}"
 key_file = "{pki["client_key"]}"
 """,
     )
-    site.stop()
+    site.close()
 
 
 def test_a_broker_with_a_certificate_from_another_ca_is_not_trusted(tmp_path, secure_broker):
@@ -82,10 +83,10 @@ def test_a_broker_with_a_certificate_from_another_ca_is_not_trusted(tmp_path, se
     other.mkdir()
     foreign = make_pki(other, "Someone else's CA")
     key = Ed25519PrivateKey.generate()
-    site = Site(
+    site = sync_site(
         tmp_path,
         secure_broker,
-        _public(key),
+        public_key(key),
         mqtt=f"""port = {secure_broker.tls_port}
 tls = true
 ca_file = "{foreign["ca"]}"
@@ -96,9 +97,9 @@ key_file = "{foreign["client_key"]}"
     site.start(connected=False)
     try:
         assert not site.link.connected.wait(2)  # the TLS handshake fails: never connected
-        assert site.thread.is_alive() and site.agent.running.is_set()  # and the doors work on
+        assert site.thread.is_alive() and site.running_agent.running.is_set()  # and the doors work on
     finally:
-        site.stop()
+        site.close()
 
 
 def test_username_and_password_file(tmp_path, secure_broker):
@@ -113,15 +114,15 @@ username = "valby-skole"
 password_file = "{secret}"
 """,
     )
-    site.stop()
+    site.close()
 
 
 def test_a_missing_password_file_names_the_key(tmp_path, secure_broker):
     key = Ed25519PrivateKey.generate()
-    site = Site(
+    site = sync_site(
         tmp_path,
         secure_broker,
-        _public(key),
+        public_key(key),
         mqtt=f"""port = {secure_broker.port}
 tls = false
 username = "valby-skole"
@@ -145,7 +146,7 @@ tls = false
 transport = "websockets"
 """,
     )
-    site.stop()
+    site.close()
 
 
 def test_config_refuses_an_unknown_transport(tmp_path):
