@@ -120,7 +120,7 @@ def test_a_store_that_cannot_be_read_drops_the_input_but_never_ends_the_agent(ri
         gone.conn.close()
         agent.journal._store.db = rig.store.db = gone
         agent.post(CardRead("main-in", CARD))
-        wait_for(lambda: not agent.storage_status()["ok"], what="storage fault in the status")
+        wait_for(lambda: not agent.storage.status()["ok"], what="storage fault in the status")
         assert thread.is_alive() and not rig.pin(17).state  # nothing decided, nothing opened
         agent.post(Command("unlock", "main", 1))  # the doors still obey
         wait_for(lambda: rig.pin(17).state, what="unlocked by command")
@@ -324,7 +324,7 @@ port = "/dev/does-not-exist"
         try:
             fault = wait_for(lambda: r.events("reader.fault"), what="reader fault")
             assert fault[0]["reader"] == "ghost" and "does-not-exist" in fault[0]["reason"]
-            assert agent.readers_status()["ghost"]["ok"] is False
+            assert agent.status.readers()["ghost"]["ok"] is False
         finally:
             agent.post(Stop())
             thread.join(5)
@@ -353,7 +353,7 @@ port = "{link}"
         try:
             wait_for(lambda: r.events("reader.fault"), what="reader fault")
             link.symlink_to(os.ttyname(slave))  # the USB reader is plugged in
-            wait_for(lambda: agent.readers_status()["late"] == {"ok": True, "fault": None}, what="reader ok again")
+            wait_for(lambda: agent.status.readers()["late"] == {"ok": True, "fault": None}, what="reader ok again")
             assert len(r.events("reader.fault")) == 1
         finally:
             agent.post(Stop())

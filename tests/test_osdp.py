@@ -14,16 +14,9 @@ import pytest
 from haldor import cards, osdp_keys
 from haldor.agent.messages import Stop
 from haldor.drivers.base import CardRead, Keypad, PinRead, ReaderFault, ReaderRestored
-from haldor.drivers.osdp_readers import (
-    OsdpBus,
-    OsdpReaderSpec,
-    ReplyWatch,
-    Timings,
-    card_from_event,
-    diagnose,
-    keys_of,
-)
+from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec, Timings
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
+from haldor.drivers.osdp_wire import ReplyWatch, card_from_event, diagnose, keys_of
 from haldor.drivers.wiegand import encode_card
 
 from .helpers import CARD, wait_for
@@ -355,15 +348,15 @@ def test_an_osdp_card_opens_the_door_and_the_reader_shows_the_answer(tmp_path):
             reader.tamper(True)
             fault = wait_for(lambda: rig.events("reader.fault"), what="reader.fault event")
             assert fault[0]["reader"] == "main-in" and "tamper" in fault[0]["reason"]
-            wait_for(lambda: not agent.readers_status()["main-in"]["ok"], what="fault in the status")
-            assert "tamper" in agent.readers_status()["main-in"]["fault"]
+            wait_for(lambda: not agent.status.readers()["main-in"]["ok"], what="fault in the status")
+            assert "tamper" in agent.status.readers()["main-in"]["fault"]
             reader.tamper(False)
-            wait_for(lambda: agent.readers_status()["main-in"] == {"ok": True, "fault": None}, what="fault cleared")
+            wait_for(lambda: agent.status.readers()["main-in"] == {"ok": True, "fault": None}, what="fault cleared")
         finally:
             agent.post(Stop())
             thread.join(5)
         assert not thread.is_alive() and not thread.errors
-        assert agent.status_doc(time.time())["readers"] == {"main-in": {"ok": True, "fault": None}}
+        assert agent.status.document(time.time())["readers"] == {"main-in": {"ok": True, "fault": None}}
         rig.close()
 
 

@@ -10,7 +10,6 @@ Library callbacks only post messages.
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import sqlite3
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from haldor import clock as clocks
-from haldor.access.controller import Controller, DoorSpec, Emit, Feedback, Lock, ModesChanged
+from haldor.access.controller import Controller, DoorSpec, Emit, Feedback, Lock
 from haldor.access.journal import Batch, Journal, StorageChanged, Stored
 from haldor.access.store import Store
 from haldor.config import Config
@@ -34,7 +33,6 @@ from .inbox import Inbox
 from .link import Connected, Disconnected, MqttLink, Received
 from .messages import (
     OVERLAID,
-    WRITES,
     Acked,
     Command,
     ContactChanged,
@@ -45,6 +43,7 @@ from .messages import (
     ScheduleDone,
     Stop,
     Tick,
+    batch_of,
 )
 from .notify import Notifier
 from .periodic import Every
@@ -110,9 +109,12 @@ class Agent:
         self._recovered: str | None = None
         self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S), "purge": Every(PURGE_EVERY_S)}
         self._next_watchdog = 0.0  # on the monotonic clock; the interval is the notifier's (systemd's WatchdogSec)
-        c = self.controller
         #: which handler takes which message (each returns the effects to carry out)
-        self.handlers: dict[type, Handler] = {
+        self.handlers = self._handler_table()
+
+    def _handler_table(self) -> dict[type, Handler]:
+        c = self.controller
+        return {
             CardRead: self._presented,
             PinRead: self._presented,
             ContactChanged: lambda m, now: c.contact(now, m.door, m.open),
@@ -140,20 +142,6 @@ class Agent:
     def subscribe(self, listener: Callable[[list[dict]], None]) -> None:
         """Called from the loop with each batch of events, after they were committed."""
         self._listeners.append(listener)
-
-    @property
-    def restart_for(self) -> str | None:
-        """Why the agent stopped to be started again (`haldor run` exits 75), or None."""
-        return self.storage.restart_for
-
-    def storage_status(self) -> dict[str, Any]:
-        return self.storage.status()
-
-    def readers_status(self) -> dict[str, dict[str, Any]]:
-        return self.status.readers()
-
-    def status_doc(self, now: float) -> dict[str, Any]:
-        return self.status.document(now)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -211,7 +199,7 @@ class Agent:
             if self.link is not None:
                 final: dict[str, Any] | None
                 try:
-                    final = self.status_doc(self.clock.now())
+                    final = self.status.document(self.clock.now())
                     final["online"] = False
                 except (sqlite3.Error, StoreError):
                     final = None  # the Last Will says offline instead
@@ -375,20 +363,11 @@ class Agent:
             if effects:
                 self._carry_out(effects, now)
         if self.status.tell(now):  # once a minute, whether or not there is a broker
-            self._submit(Batch(writes=[self._enforce_capacity]))
+            capacity = self.cfg.sync["outbox_capacity"]
+            self._submit(Batch(writes=[lambda s: s.outbox.enforce_capacity(capacity)]))
         if self._every["purge"].due(now):
             before = now - self.cfg.privacy["event_retention_days"] * 86400
-            self._submit(Batch(writes=[lambda s: self._purge(s, before)]))
-
-    def _enforce_capacity(self, store: Store) -> None:
-        dropped = store.outbox.enforce_capacity(self.cfg.sync["outbox_capacity"])
-        if dropped:
-            log.warning("outbox full: dropped the %d oldest door.opened/door.closed events", dropped)
-
-    def _purge(self, store: Store, before: float) -> None:
-        purged = store.outbox.purge_delivered(before)
-        if purged:
-            log.info("purged %d delivered events older than %d days", purged, self.cfg.privacy["event_retention_days"])
+            self._submit(Batch(writes=[lambda s: s.outbox.purge_delivered(before)]))
 
     # -- effects ------------------------------------------------------------------------
 
@@ -403,19 +382,8 @@ class Agent:
                 indicator = self.hw.indicators[e.reader]
                 indicator.granted() if e.granted else indicator.denied()
         kept = [e for e in effects if not isinstance(e, (Lock, Feedback))]
-        if not kept:
-            return
-        batch = Batch(
-            events=[e.as_event(now) for e in kept if isinstance(e, Emit)], after=[e for e in kept if not isinstance(e, Emit)]
-        )
-        for e in kept:
-            write = WRITES.get(type(e))
-            if write is not None:
-                batch.writes.append(_write_of(write, e, now))
-        if any(isinstance(e, ModesChanged) for e in kept):
-            lasting, mode = self.controller.lasting_state(), self.controller.mode
-            batch.writes.append(functools.partial(_keep_modes, lasting=lasting, mode=mode))
-        self._submit(batch)
+        if kept:
+            self._submit(batch_of(kept, now, self.controller))
 
     def _submit(self, batch: Batch) -> None:
         if any(isinstance(e, OVERLAID) for e in batch.after):  # what the store's answers must be read with
@@ -424,15 +392,6 @@ class Agent:
 
     def _unwritten_effects(self) -> list:
         return [e for b in self._unwritten for e in b.after]
-
-
-def _write_of(write: Callable[[Store, Any, float], Any], effect: Any, now: float) -> Callable[[Store], Any]:
-    return lambda store: write(store, effect, now)
-
-
-def _keep_modes(store: Store, *, lasting: dict[str, Any], mode: str) -> None:
-    store.set_meta("lasting", lasting)
-    store.set_meta("mode", mode)
 
 
 def _nothing(message: Any, now: float) -> list:

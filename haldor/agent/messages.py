@@ -4,11 +4,13 @@ timers) and the effects only the runtime carries out (the pure core's are in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from haldor.access.controller import Entered
+from haldor.access.controller import Controller, Emit, Entered, ModesChanged
+from haldor.access.journal import Batch
 from haldor.access.store import Store
 
 from .link import Received
@@ -126,3 +128,29 @@ WRITES: dict[type, Callable[[Store, Any, float], Any]] = {
     AnyVersion: lambda s, e, now: s.schedule.accept_any_version(),
     Forget: lambda s, e, now: s.set_meta(e.key, None),
 }
+
+
+def batch_of(effects: list, now: float, controller: Controller) -> Batch:
+    """What is to be stored of ``effects`` (no lock or LED among them), in one batch: the
+    events, the writes each effect makes, and what reports them once they are committed."""
+    batch = Batch(
+        events=[e.as_event(now) for e in effects if isinstance(e, Emit)],
+        after=[e for e in effects if not isinstance(e, Emit)],
+    )
+    for e in effects:
+        write = WRITES.get(type(e))
+        if write is not None:
+            batch.writes.append(_write_of(write, e, now))
+    if any(isinstance(e, ModesChanged) for e in effects):
+        lasting, mode = controller.lasting_state(), controller.mode
+        batch.writes.append(functools.partial(_keep_modes, lasting=lasting, mode=mode))
+    return batch
+
+
+def _write_of(write: Callable[[Store, Any, float], Any], effect: Any, now: float) -> Callable[[Store], Any]:
+    return lambda store: write(store, effect, now)
+
+
+def _keep_modes(store: Store, *, lasting: dict[str, Any], mode: str) -> None:
+    store.set_meta("lasting", lasting)
+    store.set_meta("mode", mode)

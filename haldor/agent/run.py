@@ -68,7 +68,7 @@ def run_forever(cfg: Config) -> int:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         agent.run()
-        if agent.restart_for is not None:
+        if agent.storage.restart_for is not None:
             saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
     finally:
         if kiosk is not None:
@@ -79,7 +79,7 @@ def run_forever(cfg: Config) -> int:
         if saved is not None:  # the deleted database's last connection is closed: its copy takes its place
             recovery.put_in_place(saved, Path(cfg.data_dir) / DB_NAME)
         held.release()
-    if agent.restart_for is not None:
-        log.error("stopped: %s; start it again (systemd does)", agent.restart_for)
+    if agent.storage.restart_for is not None:
+        log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
         return EXIT_RESTART
     return 0

@@ -4,6 +4,7 @@ leaving only when the broker acknowledged them (PROTOCOL 5)."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -14,6 +15,8 @@ from haldor.protocol import DOOR_MOVEMENTS, Schema
 
 if TYPE_CHECKING:
     from .database import Store
+
+log = logging.getLogger(__name__)
 
 #: an event's own fields, beside its id, seq, time and type (PROTOCOL 5); ``extra`` holds the rest
 FIELDS = ("door", "reader", "credential", "booking", "reason")
@@ -98,8 +101,16 @@ class Outbox:
             ).rowcount
             if dropped:
                 self._s.put_meta("outbox_dropped", (self._s.meta("outbox_dropped") or 0) + dropped)
+        if dropped:
+            log.warning("outbox full: dropped the %d oldest door.opened/door.closed events", dropped)
         return dropped
 
     def purge_delivered(self, older_than: float) -> int:
+        """Delivered events older than ``older_than`` go (the privacy retention)."""
         with self._s.write():
-            return self._s.db.execute("DELETE FROM events WHERE delivered_at IS NOT NULL AND at_ts < ?", [older_than]).rowcount
+            purged: int = self._s.db.execute(
+                "DELETE FROM events WHERE delivered_at IS NOT NULL AND at_ts < ?", [older_than]
+            ).rowcount
+        if purged:
+            log.info("purged %d delivered events", purged)
+        return purged
