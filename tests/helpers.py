@@ -188,3 +188,21 @@ def site_config(
         f'[gpio]\npin_factory = "mock"\n{extra}\n{doors}'
     )
     return path
+
+
+def with_members(version: int, count: int = 60_000) -> dict[str, Any]:
+    """The sample snapshot and ``count`` more members: an apply that takes a while."""
+    doc = snapshot(version)
+    doc["credentials"] += [
+        {
+            "id": f"x{i}",
+            "card": f"uid:{0x04000000000000 + i:014X}",
+            "pin": None,
+            "association": "a17",
+            "role": "member",
+            "valid_from": None,
+            "valid_until": None,
+        }
+        for i in range(count)
+    ]
+    return doc

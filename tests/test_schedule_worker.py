@@ -10,27 +10,11 @@ import time
 from haldor.access.model import Policy
 from haldor.agent.schedule_worker import ScheduleWorker, Site
 
-from .helpers import SITE, snapshot, wait_for
+from .helpers import SITE, snapshot, wait_for, with_members
 
 
 def _big(version: int) -> bytes:
-    doc = snapshot(
-        version,
-        credentials=snapshot()["credentials"]
-        + [
-            {
-                "id": f"x{i}",
-                "card": f"uid:{0x04000000000000 + i:014X}",
-                "pin": None,
-                "association": "a17",
-                "role": "member",
-                "valid_from": None,
-                "valid_until": None,
-            }
-            for i in range(60_000)
-        ],
-    )
-    return json.dumps(doc).encode()
+    return json.dumps(with_members(version)).encode()
 
 
 def _site(store) -> Site:

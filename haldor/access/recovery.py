@@ -20,6 +20,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +146,21 @@ def _schedule_lost(db_path: Path, copy: Path) -> str | None:
 
 
 def _version(path: Path) -> int | None:
+    value = _read_one(path, "SELECT value FROM meta WHERE key = 'schedule_version'")
+    return None if value is None else int(json.loads(value))
+
+
+def _read_one(path: Path, sql: str) -> Any:
+    """The first column of the first row, read-only; None when there is none or the file is not a database."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schedule_version'").fetchone()
+            row = conn.execute(sql).fetchone()
         finally:
             conn.close()
     except sqlite3.DatabaseError:
         return None
-    return None if row is None else json.loads(row[0])
+    return None if row is None else row[0]
 
 
 def _move_aside(db_path: Path) -> Path:
@@ -167,15 +174,8 @@ def _move_aside(db_path: Path) -> Path:
 
 
 def _last_seq(path: Path) -> int | None:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:
-        return None
-    return row[0] if row else None
+    seq = _read_one(path, "SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+    return None if seq is None else int(seq)
 
 
 def _seq_mark(db_path: Path) -> int | None:
