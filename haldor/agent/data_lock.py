@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import socket
 import sys
 from pathlib import Path
 
 from haldor.errors import HaldorError
+
+log = logging.getLogger(__name__)
 
 NAME = "agent.lock"
 
@@ -47,9 +50,10 @@ class DataDirLock:
             except OSError:
                 holder = "?"
             raise DataDirBusy(f"{self.path.parent}: another haldor run (pid {holder}) is using this data folder") from None
-        partial = self.path.with_name(f"{NAME}.{os.getpid()}")
-        partial.write_text(f"{os.getpid()}\n")
-        os.replace(partial, self.path)
+        try:  # only names the holder: written in place, so a full disk has the room it freed
+            self.path.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            log.warning("%s: the pid of this agent is not written: %s", self.path, exc)
         self._fd = fd
         return self
 

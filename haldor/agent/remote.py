@@ -1,9 +1,10 @@
 """The broker's side of the loop: schedule documents and commands that come by network.
 
 Every message is acknowledged once handled, whatever the outcome, so the broker never
-delivers it again; a crash before that has it delivered again, and the poison guard
-(:mod:`inflight`) refuses it if it keeps doing so. Schedules go to the worker process;
-commands (PROTOCOL 4) are answered here, each with one result and one event.
+delivers it again: a schedule once applied or refused, a command once what it did is
+stored and its result sent. A crash before that has it delivered again, and the poison
+guard (:mod:`inflight`) refuses it if it keeps doing so. Schedules go to the worker
+process; commands (PROTOCOL 4) are answered here, each with one result and one event.
 """
 
 from __future__ import annotations
@@ -84,9 +85,7 @@ class Remote:
             self.guard.forget_unfinished()
 
     def received(self, message: Received, now: float) -> list:
-        """A document from the broker. It is acknowledged once handled, whatever the
-        outcome, so it is never delivered again; a crash before that has the broker
-        deliver it again, and the poison guard refuses it if it keeps doing so."""
+        """A document from the broker (acknowledged as the module says)."""
         topics = self.link.topics if self.link else None
         key = inflight.digest(message.topic, message.payload)
         schedule = bool(topics and message.topic in (topics.schedule, topics.delta))
@@ -220,19 +219,18 @@ class Remote:
             effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
         return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now)
 
+    def _remembered(self, command_id: str) -> Remembered | None:
+        """A command id kept by a write still on its way to the store."""
+        return next((e for b in self._unwritten for e in b.after if isinstance(e, Remembered) and e.command == command_id), None)
+
     def _command_answered(self, command_id: str) -> dict | None:
         """What a command was answered with (``digest``, ``result``): stored, or on its way to the store."""
-        for batch in self._unwritten:
-            for e in batch.after:
-                if isinstance(e, Remembered) and e.command == command_id:
-                    return e.result
-        return self.store.commands.result(command_id)
+        remembered = self._remembered(command_id)
+        return remembered.result if remembered is not None else self.store.commands.result(command_id)
 
     def _command_seen(self, command_id: str) -> bool:
-        """Seen before: stored, or remembered by a write still on its way to the store."""
-        return any(
-            isinstance(e, Remembered) and e.command == command_id for b in self._unwritten for e in b.after
-        ) or self.store.commands.seen(command_id)
+        """Seen before: stored, or on its way to the store."""
+        return self._remembered(command_id) is not None or self.store.commands.seen(command_id)
 
     def _unreadable_command(self, payload: bytes, error: str, now: float) -> list:
         """A command that cannot be read or trusted: answered, unless a flood of them is (budget)."""

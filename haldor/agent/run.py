@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 from pathlib import Path
 
 from haldor import __version__
@@ -69,7 +70,10 @@ def run_forever(cfg: Config) -> int:
         signal.signal(signal.SIGINT, stop)
         agent.run()
         if agent.storage.restart_for is not None:
-            saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
+            try:
+                saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
+            except (OSError, sqlite3.Error) as exc:  # the start after this one recovers from the good copy
+                log.error("what the agent had open could not be saved: %s", exc)
     finally:
         if kiosk is not None:
             kiosk.close()
@@ -77,7 +81,10 @@ def run_forever(cfg: Config) -> int:
         if outbox is not None:
             outbox.close()
         if saved is not None:  # the deleted database's last connection is closed: its copy takes its place
-            recovery.put_in_place(saved, Path(cfg.data_dir) / DB_NAME)
+            try:
+                recovery.put_in_place(saved, Path(cfg.data_dir) / DB_NAME)
+            except OSError as exc:  # the saved copy stays beside it, named in the log
+                log.error("%s could not be put in place: %s", saved, exc)
         held.release()
     if agent.storage.restart_for is not None:
         log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
