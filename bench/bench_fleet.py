@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"sites": args.sites, "events_per_site": args.events}
     with tempfile.TemporaryDirectory(prefix="haldor-bench-fleet-") as tmp:
         tmp_path = Path(tmp)
-        broker = Broker(tmp_path / "broker", extra="max_connections -1\n").start()
+        broker = Broker(tmp_path / "broker", extra="max_connections -1\n", audit=False).start()
         web_port = free_port()
         fleet = subprocess.Popen(
             [

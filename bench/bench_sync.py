@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="haldor-bench-sync-") as tmp:
         tmp_path = Path(tmp)
-        broker = Broker(tmp_path / "broker", extra="message_size_limit 0\n").start()
+        broker = Broker(tmp_path / "broker", extra="message_size_limit 0\n", audit=False).start()
         master, slave = os.openpty()
         tty.setraw(slave)
         cfg_path = site_config(

@@ -20,9 +20,12 @@ from zoneinfo import ZoneInfo
 
 from haldor import __version__, cards, clock, config
 from haldor.errors import ConfigError, DocumentError, HaldorError
+from haldor.protocol import Action
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
+#: `haldor command`: nothing came back in time (the box may be offline)
+EXIT_NO_ANSWER = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     ssub = schedule.add_subparsers(dest="schedule_command", required=True, metavar="ACTION")
     load = ssub.add_parser("load", parents=[common], help="validate FILE and apply it to the local store")
     load.add_argument("file", metavar="FILE")
+    sample = ssub.add_parser("sample", parents=[common], help="print a sample snapshot laid around today: a starting point")
+    sample.add_argument("--site", default="demo-hal", help="the site id it is for (default demo-hal)")
+    sample.add_argument("--version", type=int, help="its version (default: the time now in seconds, so a newer one wins)")
     decide = sub.add_parser("decide", parents=[common], help="print the decision for a card or PIN at a door")
     decide.add_argument("--door", required=True)
     who = decide.add_mutually_exclusive_group(required=True)
@@ -66,10 +72,37 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--password-file")
     broker.add_argument("--websockets", action="store_true", default=None)
     broker.add_argument("--prefix", help="topic prefix (default haldor/v1)")
-    publish = sub.add_parser("publish", parents=[common, broker], help="sign and publish a snapshot, delta or command")
+    checks = argparse.ArgumentParser(add_help=False)
+    checks.add_argument(
+        "--verify-with",
+        action="append",
+        default=[],
+        metavar="KID.pub",
+        help="a public key the boxes trust (repeatable; default: the configuration's [trust] keys)",
+    )
+    publish = sub.add_parser(
+        "publish", parents=[common, broker, checks], help="check, sign and publish a snapshot, delta or command"
+    )
     publish.add_argument("file", metavar="FILE")
-    publish.add_argument("--key", help="sign with this key (omitted: FILE is published as it is)")
-    publish.add_argument("--kid")
+    publish.add_argument("--key", help="sign with this private key (omitted: FILE must be a signed envelope)")
+    publish.add_argument("--kid", help="key id (default: the key file's name without .key)")
+    publish.add_argument("--site", help="refuse unless the document is for this site")
+    publish.add_argument("--unsigned", action="store_true", help="publish without a signature (development boxes only)")
+    command = sub.add_parser(
+        "command", parents=[common, broker, checks], help="send a signed command to a site and wait for its result"
+    )
+    command.add_argument("site", metavar="SITE")
+    command.add_argument("action", metavar="ACTION", choices=[a.value for a in Action], help=", ".join(Action))
+    command.add_argument("--door", help="the door (unlock, lock, hold_open, release)")
+    command.add_argument("--duration", type=float, metavar="S", help="unlock: seconds (default: the door's unlock time)")
+    command.add_argument("--reason", metavar="TEXT", help="why, for the box's audit trail (at most 200 characters)")
+    command.add_argument("--by", metavar="NAME", help="who asks (default: your login name)")
+    command.add_argument("--key", required=True, help="the private key that signs commands")
+    command.add_argument("--kid", help="key id (default: the key file's name without .key)")
+    command.add_argument("--wait", type=float, default=30, metavar="S", help="seconds to wait for the result (default 30)")
+    command.add_argument(
+        "--valid", type=float, default=120, metavar="S", help="the box refuses it after this many seconds (default 120)"
+    )
     fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
     fleet.add_argument("--db", default="fleet.db", help="the fleet's own database (default fleet.db)")
     fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
@@ -99,13 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "check-config": _check_config,
         "run": _run,
-        "schedule": _schedule_load,
+        "schedule": _schedule,
         "decide": _decide,
         "demo": _demo,
         "kiosk": _kiosk,
         "keygen": _keygen,
         "sign": _sign,
         "publish": _publish,
+        "command": _command,
         "watch": _watch,
         "fleet": _fleet,
     }[args.command]
@@ -134,6 +168,22 @@ def _open_store(cfg: config.Config):
     from haldor.agent.site import open_store
 
     return open_store(cfg)
+
+
+def _schedule(args) -> int:
+    return _schedule_sample(args) if args.schedule_command == "sample" else _schedule_load(args)
+
+
+def _schedule_sample(args) -> int:
+    from haldor.demo import lay_around, sample_text
+
+    now = time.time()
+    doc = lay_around(json.loads(sample_text("schedule.json")), now)
+    doc["site"] = args.site
+    if args.version is not None:
+        doc["version"] = args.version
+    print(json.dumps(doc, ensure_ascii=False, indent=2))
+    return 0
 
 
 def _schedule_load(args) -> int:
@@ -265,20 +315,64 @@ def _broker_options(args):
     )
 
 
+def _verify_keys(args) -> dict:
+    """The public keys to check a signature with: ``--verify-with``, else the trusted keys
+    of a configuration that was named or exists (an integrator's machine may have none)."""
+    from haldor import tools
+
+    if args.verify_with:
+        return tools.public_keys(args.verify_with)
+    if args.config or Path(config.default_path()).exists():
+        return dict(_config(args).trusted_keys)
+    return {}
+
+
 def _publish(args) -> int:
     from haldor import tools
 
-    doc = tools.read_document(args.file)
-    inner = doc
-    if isinstance(doc, dict) and isinstance(doc.get("doc"), str):  # already an envelope
-        inner = json.loads(doc["doc"])
-        payload = json.dumps(doc).encode()
-    elif args.key:
-        payload = json.dumps(tools.sign(args.key, doc, args.kid), ensure_ascii=False).encode()
-    else:
-        payload = json.dumps(doc, ensure_ascii=False).encode()
+    try:
+        inner, payload = tools.outgoing(
+            tools.read_document(args.file),
+            key=args.key,
+            kid=args.kid,
+            verify=_verify_keys(args),
+            unsigned=args.unsigned,
+            site=args.site,
+        )
+    except DocumentError as exc:
+        raise DocumentError(f"{args.file}: {exc}; nothing published") from None
     topic = tools.publish(_broker_options(args), inner, payload)
     print(f"{args.file}: published to {topic}")
+    return 0
+
+
+def _command(args) -> int:
+    import getpass
+
+    from haldor import tools
+
+    doc = tools.new_command(
+        args.site,
+        args.action,
+        door=args.door,
+        duration_s=args.duration,
+        reason=args.reason,
+        by=args.by or getpass.getuser(),
+        valid_s=args.valid,
+    )
+    _, payload = tools.outgoing(doc, key=args.key, kid=args.kid, verify=_verify_keys(args))
+    result = tools.command(_broker_options(args), doc, payload, wait=args.wait)
+    if result is None:
+        print(
+            f"haldor: no answer from {args.site} within {args.wait:g} s: the box may be offline. "
+            f"It carries the command out if it gets it before {doc['expires_at']} (command {doc['id']})",
+            file=sys.stderr,
+        )
+        return EXIT_NO_ANSWER
+    print(json.dumps(result, ensure_ascii=False))
+    if not result.get("ok"):
+        print(f"haldor: {args.site} refused {args.action}: {result.get('error')}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 

@@ -16,7 +16,7 @@ from haldor import osdp_keys
 from haldor.access.envelope import load_public_key
 from haldor.drivers.registry import READER_TYPES
 from haldor.errors import ConfigError
-from haldor.protocol import TOPIC_PREFIX
+from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
 
 DEFAULT_PATH = "/etc/haldor/haldor.toml"
 OSDP_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400)
@@ -232,8 +232,8 @@ def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
 
 def _check_sections(s: dict[str, dict], fail) -> None:
     site = s["site"]
-    if not site["id"] or not all(ch.isalnum() or ch in "._:-" for ch in site["id"]) or len(site["id"]) > 64:
-        raise fail("site.id", "1-64 characters of A-Z a-z 0-9 . _ : -")
+    if not IDENTIFIER.fullmatch(site["id"]):  # documents and topics carry it
+        raise fail("site.id", IDENTIFIER_TEXT)
     try:
         ZoneInfo(site["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
@@ -276,6 +276,8 @@ def _check_doors(doors, claim: _PinClaims, fail) -> set[str]:
     seen: set[str] = set()
     for i, d in enumerate(doors):
         where = f"doors[{i}]"
+        if not IDENTIFIER.fullmatch(d.id):  # rooms and commands name it
+            raise fail(f"{where}.id", IDENTIFIER_TEXT)
         if d.id in seen:
             raise fail(f"{where}.id", f"duplicate door {d.id!r}")
         seen.add(d.id)
@@ -297,6 +299,8 @@ def _check_readers(readers, door_ids: set[str], claim: _PinClaims, fail) -> None
     buses: dict[str, dict[str, Any]] = {}
     for i, r in enumerate(readers):
         where = f"readers[{i}]"
+        if not IDENTIFIER.fullmatch(r.id):  # events name it
+            raise fail(f"{where}.id", IDENTIFIER_TEXT)
         if r.id in reader_ids:
             raise fail(f"{where}.id", f"duplicate reader {r.id!r}")
         reader_ids.add(r.id)

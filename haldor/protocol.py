@@ -10,7 +10,13 @@ strings in a document and are written into JSON as such.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+
+#: an identifier (site, room, door, reader, association, credential, booking, command):
+#: matched in full with ``fullmatch``, so a trailing newline is not allowed
+IDENTIFIER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+IDENTIFIER_TEXT = "1-64 characters of A-Z a-z 0-9 . _ : -"
 
 #: the topic prefix when the configuration names none: ``<prefix>/<site>/<leaf>``
 TOPIC_PREFIX = "haldor/v1"

@@ -1,8 +1,10 @@
 """Tools for the other side of the protocol: the booking system and the operator.
 
-`haldor keygen`, `sign`, `publish` and `watch` let a booking-system vendor make keys,
-sign documents, put them on the right topics and see what the boxes say, without
-writing a line of MQTT code first.
+`haldor keygen`, `sign`, `publish`, `command` and `watch` let a booking-system vendor
+make keys, sign documents, put them on the right topics, command a box and see what the
+boxes say, without writing a line of MQTT code first. `publish` checks a document as a
+box would before it goes out: a retained snapshot no box accepts would stay on the
+broker and be offered to every box that reconnects.
 """
 
 from __future__ import annotations
@@ -12,16 +14,21 @@ import json
 import os
 import sys
 import threading
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from haldor.access.envelope import seal
+from haldor import schemas
+from haldor.access import commands, schedule
+from haldor.access.envelope import load_public_key, open_envelope, seal
 from haldor.errors import DocumentError, HaldorError
 from haldor.mqtt import BrokerOptions
-from haldor.protocol import Leaf, Schema
+from haldor.protocol import DOOR_ACTIONS, Action, Leaf, Schema
 
 PUBLIC_SUFFIX = ".pub"
 PRIVATE_SUFFIX = ".key"
@@ -74,6 +81,129 @@ def sign(key_path: str, doc: Any, kid: str | None = None) -> dict[str, str]:
     return seal(doc, kid or kid_of(key_path), load_private_key(key_path))
 
 
+def public_keys(paths: list[str]) -> dict[str, Ed25519PublicKey]:
+    """``--verify-with KID.pub``: the keys a box trusts, by kid (the file's name)."""
+    keys = {}
+    for path in paths:
+        try:
+            keys[Path(path).name.removesuffix(PUBLIC_SUFFIX)] = load_public_key(Path(path).read_text().strip())
+        except OSError as exc:
+            raise HaldorError(f"{path}: cannot read: {exc.strerror}") from None
+        except ValueError as exc:
+            raise DocumentError(f"{path}: {exc}") from None
+    return keys
+
+
+# --- checks before anything goes out ----------------------------------------------
+
+
+def check_document(doc: Any, now: float | None = None) -> str:
+    """The schema name of a schedule, delta or command a box would accept, or
+    DocumentError naming the first fault (the JSON Schema first, then the box's own
+    rules: references, duplicates, times in order, a command not yet expired)."""
+    name = schemas.name_for_schema(doc.get("schema")) if isinstance(doc, dict) and isinstance(doc.get("schema"), str) else None
+    if name not in ("schedule", "delta", "command"):
+        raise DocumentError("schema: not a schedule, delta or command (haldor.schedule/1, haldor.delta/1, haldor.command/1)")
+    errors = schemas.errors(name, doc)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise DocumentError(f"{errors[0]}{more}")
+    if name == "command":
+        cmd = commands.parse_command(doc)
+        if (now if now is not None else datetime.now(UTC).timestamp()) >= cmd.expires_at:
+            raise DocumentError("expires_at: already past; every box would refuse it as expired")
+    else:
+        schedule.parse_document(doc)
+    return name
+
+
+def outgoing(
+    doc: Any,
+    *,
+    key: str | None = None,
+    kid: str | None = None,
+    verify: Mapping[str, Ed25519PublicKey] | None = None,
+    unsigned: bool = False,
+    site: str | None = None,
+) -> tuple[Any, bytes]:
+    """The document and the payload to publish, checked as a box would check them.
+
+    A signed envelope must verify with a key a box trusts (``verify``); a document
+    signed here with ``key`` must carry a kid among them when they are given; a bare
+    document goes out only with ``unsigned`` (development boxes)."""
+    if isinstance(doc, dict) and "doc" in doc:
+        if key:
+            raise DocumentError("already an envelope: --key would sign it twice; give the bare document")
+        if schemas.errors("envelope", doc):
+            raise DocumentError(f"envelope: {schemas.errors('envelope', doc)[0]}")
+        payload = json.dumps(doc, ensure_ascii=False).encode()
+        if doc.get("sig") is None and not unsigned:
+            raise DocumentError("envelope without sig: boxes that require signatures reject it (--unsigned to publish anyway)")
+        if doc.get("sig") is not None:
+            if not verify:
+                raise DocumentError(
+                    f"signed by {doc.get('kid')!r} and no public key to check it with: "
+                    f"give --verify-with {doc.get('kid')}.pub (the key the boxes trust)"
+                )
+            inner = open_envelope(payload, verify, require_signature=True)
+        else:
+            inner = open_envelope(payload, {}, require_signature=False)
+    elif key:
+        envelope = sign(key, doc, kid)
+        if verify and envelope["kid"] not in verify:
+            raise DocumentError(f"kid {envelope['kid']!r} is not among the keys given with --verify-with ({', '.join(verify)})")
+        payload = json.dumps(envelope, ensure_ascii=False).encode()
+        inner = open_envelope(payload, verify, require_signature=True) if verify else doc
+    elif unsigned:
+        inner, payload = doc, json.dumps(doc, ensure_ascii=False).encode()
+    else:
+        raise DocumentError(
+            "not signed: boxes that require signatures reject it; sign with --key KEY (--unsigned for a development box)"
+        )
+    check_document(inner)
+    if site is not None and inner.get("site") != site:
+        raise DocumentError(f"site: the document is for {inner.get('site')!r}, not {site!r}")
+    return inner, payload
+
+
+def new_command(
+    site: str,
+    action: str,
+    *,
+    door: str | None = None,
+    duration_s: float | None = None,
+    reason: str | None = None,
+    by: str | None = None,
+    valid_s: float = 120,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A command with a fresh id and a short life: a box that gets it later than
+    ``valid_s`` seconds (it was offline) refuses it rather than unlock a door long
+    after the operator gave up waiting."""
+    if action in DOOR_ACTIONS and not door:
+        raise DocumentError(f"--door: {action} needs a door")
+    if action not in DOOR_ACTIONS and door:
+        raise DocumentError(f"--door: {action} acts on the whole site, not on one door")
+    if duration_s is not None and action != Action.UNLOCK:
+        raise DocumentError("--duration: only unlock takes a duration")
+    issued = (now or datetime.now(UTC)).replace(microsecond=0)
+    doc: dict[str, Any] = {
+        "schema": Schema.COMMAND.value,
+        "id": str(uuid.uuid4()),
+        "site": site,
+        "action": action,
+        "door": door,
+        "issued_at": issued.isoformat().replace("+00:00", "Z"),
+        "expires_at": (issued + timedelta(seconds=valid_s)).isoformat().replace("+00:00", "Z"),
+        "by": by,
+    }
+    if duration_s is not None:
+        doc["duration_s"] = duration_s
+    if reason:
+        doc["reason"] = reason
+    return doc
+
+
 # --- the broker ------------------------------------------------------------------------
 
 
@@ -110,6 +240,56 @@ def publish(opts: BrokerOptions, doc: Any, payload: bytes, timeout: float = 10.0
         client.disconnect()
         client.loop_stop()
     return topic
+
+
+def command(opts: BrokerOptions, doc: dict[str, Any], payload: bytes, wait: float) -> dict[str, Any] | None:
+    """Publish a command and wait for its result: the box's ``cmd/result`` with this id,
+    or None after ``wait`` seconds. The result topic is subscribed before the command
+    goes out, so a fast answer cannot be missed."""
+    topic, _ = topic_for(doc, opts.prefix)
+    result_topic = f"{opts.prefix}/{doc['site']}/{Leaf.CMD_RESULT}"
+    subscribed, answered = threading.Event(), threading.Event()
+    refused: list[str] = []
+    result: dict[str, Any] = {}
+
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+            subscribed.set()
+            return
+        c.subscribe(result_topic, qos=1)
+
+    def on_message(c, userdata, msg) -> None:
+        try:
+            answer = json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(answer, dict) and answer.get("id") == doc["id"]:
+            result.update(answer)
+            answered.set()
+
+    client = opts.client("command")
+    client.on_connect = on_connect
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
+        refused.extend(f"cannot read {result_topic}: {code}" for code in reason_codes if code.is_failure)
+        subscribed.set()
+
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    _connect(client, opts)
+    try:
+        if not subscribed.wait(10) or refused:
+            raise HaldorError(f"broker {opts.host}:{opts.port}: {refused[0] if refused else 'no answer within 10 s'}")
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise HaldorError(f"broker {opts.host}:{opts.port}: no acknowledgement within 10 s")
+        answered.wait(wait)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return result or None
 
 
 def watch(opts: BrokerOptions, site: str, out: TextIO = sys.stdout, count: int = 0, ready: threading.Event | None = None) -> int:

@@ -16,8 +16,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from haldor import schemas
 from haldor.access.envelope import seal
 from haldor.mqtt import make_client
+from haldor.protocol import Leaf
 
 from .helpers import SITE, wait_for
 
@@ -32,10 +34,61 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Broker:
-    """Mosquitto with persistence, so that a restart keeps sessions and retained messages."""
+#: what the agent publishes, by the last part of the topic (the prefix may vary)
+OUTGOING = (Leaf.EVENTS, Leaf.STATUS, Leaf.CMD_RESULT, Leaf.SYNC_REQUEST)
 
-    def __init__(self, workdir: Path, *, extra: str = "") -> None:
+
+class Auditor:
+    """Every message an agent (or a test standing in for one) publishes on this broker,
+    checked against the protocol's JSON Schemas when the broker stops: what the boxes
+    say must be what docs/protocol.md says they say."""
+
+    def __init__(self, port: int) -> None:
+        self.seen: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self.client = make_client(f"auditor-{uuid.uuid4().hex[:8]}")
+        self.client.manual_ack_set(False)
+        subscribed = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("#", 0)
+        self.client.on_subscribe = lambda c, u, mid, codes, p: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        wait_for(subscribed.is_set, what="auditor subscribed")
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic.endswith(tuple(f"/{leaf}" for leaf in OUTGOING)):  # any prefix
+            with self._lock:
+                self.seen.append((msg.topic, msg.payload))
+
+    def close(self) -> list[str]:
+        """Stop listening; every violation, one line each."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        faults = []
+        with self._lock:
+            seen = list(self.seen)
+        for topic, payload in seen:
+            if not payload:  # a retained message cleared
+                continue
+            leaf = next(leaf for leaf in OUTGOING if topic.endswith(f"/{leaf}"))
+            try:
+                doc = json.loads(payload)
+            except ValueError as exc:
+                faults.append(f"{topic}: not JSON ({exc}): {payload[:80]!r}")
+                continue
+            faults += [f"{topic}: {error}: {payload[:300]!r}" for error in schemas.errors(schemas.name_for_leaf(leaf), doc)]
+        return faults
+
+
+class Broker:
+    """Mosquitto with persistence, so that a restart keeps sessions and retained messages.
+    With ``audit`` (the tests' default) every message published on an agent's topics is
+    checked against its JSON Schema, and stop() fails on the first that does not fit."""
+
+    def __init__(self, workdir: Path, *, extra: str = "", audit: bool = True) -> None:
+        self.audit = audit
+        self.auditor: Auditor | None = None
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "data").mkdir(exist_ok=True)
@@ -77,14 +130,19 @@ listener {self.port} 127.0.0.1
                 return False
 
         wait_for(listening, timeout=10, what="mosquitto listening")
+        if self.audit:
+            self.auditor = Auditor(self.port)
         return self
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
             return
+        faults = self.auditor.close() if self.auditor is not None else []
+        self.auditor = None
         self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         self.proc.wait(10)
         self.proc = None
+        assert not faults, "published against the protocol's JSON Schemas:\n" + "\n".join(faults[:20])
 
     def restart(self) -> None:
         self.stop()

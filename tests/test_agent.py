@@ -245,6 +245,45 @@ def test_fire_alarm_releases_a_fail_safe_door_and_holds_it(rig):
     agent.hw.close()
 
 
+def test_a_fire_alarm_already_on_at_start_releases_the_fail_safe_door(rig):
+    """The alarm sends no edge when it was on before the agent started (a restart during a
+    fire, a power cut that brought the box back up during the alarm)."""
+    agent = rig.agent(FakeClock(datetime.now(CPH).timestamp()))
+    # the fire panel's contact is closed before the agent runs (the mock pin's pull-up
+    # would undo a level set earlier): the edge is taken out, as if it came before start
+    rig.pin(25).drive_low()
+    wait_for(lambda: agent.hw.fires["gym-a"].active, what="fire input settled")
+    edges = [agent.inbox.get(timeout=1) for _ in range(agent.inbox.qsize())]
+    assert any(isinstance(m, FireChanged) for m in edges)
+    for message in edges:
+        if not isinstance(message, FireChanged):
+            agent.inbox.put(message)
+    agent.start()
+    agent.settle()
+    assert rig.pin(18).state  # the magnet of gym-a is off: the door opens
+    assert agent.controller.status()["gym-a"]["mode"] == "fire"
+    assert [e["door"] for e in rig.events("door.mode") if e["reason"] == "fire"] == ["gym-a"]
+    step(agent, Command("lock", "gym-a"))
+    assert rig.pin(18).state  # nothing locks it while the alarm is on
+    rig.pin(25).drive_high()  # the alarm is reset: the input reports it, the magnet holds again
+    step(agent, wait_for(lambda: next((m for m in list(agent.inbox.queue) if isinstance(m, FireChanged)), None), what="edge"))
+    assert not rig.pin(18).state
+    agent.hw.close()
+
+
+def test_stopping_makes_the_locks_safe_before_anything_else_closes(rig):
+    """systemd kills a stop that takes too long; a reader can take seconds to close."""
+    agent, clock = _stepped(rig)
+    step(agent, Command("unlock", "main", 60))
+    assert rig.pin(17).state
+    order = []
+    reader = agent.hw.readers[0]
+    close = reader.close
+    reader.close = lambda: (order.append(("reader", rig.pin(17).state)), close())
+    agent.hw.close()
+    assert order == [("reader", False)]  # the strike was locked before the reader closed
+
+
 def test_lockdown_survives_a_restart_and_admits_only_caretakers(rig):
     agent, clock = _stepped(rig)
     step(agent, Command("lockdown"))

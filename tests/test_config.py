@@ -40,6 +40,10 @@ def test_minimal_configuration_has_defaults():
         ({"site": {"id": "x"}, "readers": [{"id": "r"}]}, "readers[0].port: required"),
         ({"site": {"id": "x"}, "trust": {"keys": {"k": "bm90IGEga2V5"}}}, "trust.keys.k"),
         ({"site": {"id": "x"}, "gpio": {"pin_factory": "magic"}}, "gpio.pin_factory"),
+        # ids go into topics, documents and events: the protocol's identifiers, ASCII only
+        ({"site": {"id": "valby-skøle"}}, "site.id: 1-64 characters"),
+        ({"site": {"id": "x"}, "doors": [{"id": "hoved dør", "lock_pin": 17}]}, "doors[0].id: 1-64 characters"),
+        ({"site": {"id": "x"}, "readers": [{"id": "main in", "port": "/dev/x"}]}, "readers[0].id: 1-64 characters"),
     ],
 )
 def test_bad_configuration_names_the_key(raw, key):

@@ -6,20 +6,39 @@ import re
 from pathlib import Path
 
 from haldor import config
+from haldor.protocol import Event
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+PROTOCOL = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
 
 
-def _section(title: str) -> str:
-    start = README.index(f"\n## {title}\n")
-    end = README.find("\n## ", start + 1)
-    return README[start : end if end != -1 else None]
+def _section(text: str, title: str) -> str:
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
 
 
 def test_every_configuration_key_is_documented_and_nothing_else():
-    documented = set(re.findall(r"^\| `([a-z_]+\.[a-z0-9_]+)` \|", _section("Configuration"), re.MULTILINE))
-    assert documented == set(config.documented_keys())
+    documented = re.findall(r"^\| `([a-z_]+\.[a-z0-9_]+)` \|", _section(PROTOCOL, "9. Configuration file"), re.MULTILINE)
+    assert sorted(documented) == sorted(config.documented_keys())
+
+
+def test_every_key_the_docs_name_exists():
+    """`mqtt.topic_prefix` in running text must be a key too, in every document."""
+    known = set(config.documented_keys())
+    sections = {key.split(".")[0] for key in known}
+    not_keys = {e.value for e in Event}  # event types look alike: `sync.applied`
+    for name, text in (("README.md", README), ("docs/protocol.md", PROTOCOL)):
+        named = re.findall(r"`([a-z_]+\.[a-z0-9_]+)`", text)
+        named = {m for m in named if m.split(".")[0] in sections and m not in not_keys and not m.endswith(".py")}
+        assert named <= known, (name, named - known)
+
+
+def test_relative_links_lead_to_files_that_exist():
+    for doc in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
+            assert (doc.parent / target).exists(), f"{doc.name}: {target}"
 
 
 def test_the_first_lines_are_the_demo_and_the_test_command():

@@ -13,6 +13,8 @@ import uuid
 import httpx
 import pytest
 
+from haldor import __version__
+from haldor.agent.link import offline_status
 from haldor.fleet.ingest import FleetConsumer
 from haldor.fleet.report import UsageLine, site_rows, weekly_usage
 from haldor.fleet.server import FleetHTTPServer
@@ -33,7 +35,11 @@ def usage(site, booking, start, booked_min, used, no_show=False, room="gym-a", a
         "seq": 1,
         "at": start,
         "type": "booking.usage",
+        "door": None,
+        "reader": None,
+        "credential": None,
         "booking": booking,
+        "reason": None,
         "usage": {
             "booked_min": booked_min,
             "first_entry": None,
@@ -104,7 +110,7 @@ class SimulatedSite:
         self.client.manual_ack_set(False)
         self.client.will_set(
             f"{P}/{site}/status",
-            json.dumps({"schema": "haldor.status/1", "site": site, "online": False, "at": None}),
+            json.dumps(offline_status(site, __version__)),
             qos=1,
             retain=True,
         )
@@ -122,11 +128,16 @@ class SimulatedSite:
                 "site": self.site,
                 "online": True,
                 "at": at,
+                "agent_version": __version__,
                 "schedule_version": 42,
                 "last_sync": at,
+                "clock_trusted": True,
                 "mode": "normal",
                 "doors": {},
-                "outbox": {"pending": 3, "oldest": None},
+                "readers": {},
+                "storage": {"ok": True, "fault": None, "since": None, "waiting": 0, "dropped": 0, "cards_work": True},
+                "outbox": {"pending": 3, "oldest": None, "dropped": 0, "capacity": 1_000_000},
+                "uptime_s": 60,
                 **kw,
             },
             retain=True,

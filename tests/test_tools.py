@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
+import pytest
+
+from .broker import Watcher
 from .helpers import SITE, dump, site_config, snapshot, wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -91,5 +96,126 @@ def test_publish_reaches_a_running_agent_and_watch_shows_what_it_says(tmp_path, 
 
 
 def test_publish_refuses_what_is_not_a_protocol_document(tmp_path, broker):
-    result = haldor("publish", "--broker", f"127.0.0.1:{broker.port}", str(dump(tmp_path / "x.json", {"hello": 1})), check=False)
-    assert result.returncode == 2 and "schema and site decide the topic" in result.stderr
+    result = haldor(
+        "publish", "--broker", f"127.0.0.1:{broker.port}", "--unsigned", str(dump(tmp_path / "x.json", {"hello": 1})), check=False
+    )
+    assert result.returncode == 2 and "not a schedule, delta or command" in result.stderr
+
+
+def _retained_schedule(port: int) -> dict:
+    """What a box that connects now is given on its schedule topic."""
+    watcher = Watcher(port, topics=f"haldor/v1/{SITE}/schedule")
+    try:
+        return wait_for(lambda: watcher.docs("schedule"), timeout=10, what="retained snapshot")[-1]
+    finally:
+        watcher.close()
+
+
+def test_publish_checks_a_document_as_a_box_would_and_keeps_a_good_snapshot_in_place(tmp_path, broker):
+    """A retained snapshot no box accepts would replace a good one for every box that
+    reconnects: publish refuses it with one line and publishes nothing."""
+    for kid in ("k1", "k2"):
+        haldor("keygen", kid, "--dir", str(tmp_path))
+    at = ("--broker", f"127.0.0.1:{broker.port}", "--verify-with", str(tmp_path / "k1.pub"))
+    good = dump(tmp_path / "good.json", snapshot(42))
+    haldor("publish", *at, "--key", str(tmp_path / "k1.key"), str(good))
+    bad_time = snapshot(43)
+    bad_time["bookings"][0]["end"] = "2026-11-25T19:00:00"
+    dangling = snapshot(43)
+    dangling["bookings"][0]["room"] = "pool"
+    foreign = dump(tmp_path / "foreign.json", json.loads(haldor("sign", str(tmp_path / "k2.key"), str(good)).stdout))
+    refusals = {
+        "not signed": ("publish", *at, str(dump(tmp_path / "bare.json", snapshot(43)))),
+        "kid 'k2' is not among the keys given": ("publish", *at, "--key", str(tmp_path / "k2.key"), str(good)),
+        "kid: unknown key 'k2'": ("publish", *at, str(foreign)),
+        "bookings[0].end": ("publish", *at, "--key", str(tmp_path / "k1.key"), str(dump(tmp_path / "t.json", bad_time))),
+        "unknown room 'pool'": ("publish", *at, "--key", str(tmp_path / "k1.key"), str(dump(tmp_path / "d.json", dangling))),
+        "not 'elsewhere'": ("publish", *at, "--key", str(tmp_path / "k1.key"), "--site", "elsewhere", str(good)),
+    }
+    for why, args in refusals.items():
+        result = haldor(*args, check=False)
+        assert result.returncode == 2, (why, result.stderr)
+        assert why in result.stderr and "nothing published" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    retained = _retained_schedule(broker.port)
+    assert retained["kid"] == "k1" and json.loads(retained["doc"])["version"] == 42
+
+
+@pytest.fixture
+def box(tmp_path, broker):
+    """A running `haldor run` that trusts k1, and a watcher of its topics."""
+    haldor("keygen", "k1", "--dir", str(tmp_path))
+    config = site_config(
+        tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, keys={"k1": (tmp_path / "k1.pub").read_text().strip()}
+    )
+    watcher = Watcher(broker.port)
+    agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(config)], env=ENV, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(d.get("online") for d in watcher.docs("status")), timeout=20, what="agent online")
+        yield watcher
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        watcher.close()
+
+
+def test_command_is_carried_out_and_its_result_printed(tmp_path, broker, box):
+    at = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"))
+    done = haldor("command", *at, SITE, "unlock", "--door", "main", "--duration", "3", "--reason", "Låst ude", "--by", "op-7")
+    result = json.loads(done.stdout)
+    assert result["ok"] is True and result["error"] is None
+    event = wait_for(lambda: [e for e in box.events("command.result") if e["command"] == result["id"]], what="event")[0]
+    assert (event["action"], event["door"], event["by"], event["why"]) == ("unlock", "main", "op-7", "Låst ude")
+    refused = haldor("command", *at, SITE, "unlock", "--door", "nowhere", check=False)
+    assert refused.returncode == 1 and "refused unlock: unknown door 'nowhere'" in refused.stderr
+    assert json.loads(refused.stdout)["ok"] is False
+
+
+def test_command_signed_with_a_key_the_box_does_not_trust_is_refused_by_the_box(tmp_path, broker, box):
+    haldor("keygen", "k2", "--dir", str(tmp_path))
+    refused = haldor(
+        "command", "--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k2.key"), SITE, "lockdown", check=False
+    )
+    assert refused.returncode == 1 and "unknown key 'k2'" in refused.stderr
+
+
+def test_command_without_an_answer_says_the_box_may_be_offline(tmp_path, broker):
+    haldor("keygen", "k1", "--dir", str(tmp_path))
+    at = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"))
+    silent = haldor("command", *at, "--wait", "0.5", "nowhere-skole", "resync", check=False)
+    assert silent.returncode == 3 and "may be offline" in silent.stderr
+    for args, why in ((("unlock",), "unlock needs a door"), (("lockdown", "--door", "main"), "acts on the whole site")):
+        wrong = haldor("command", *at, SITE, *args, check=False)
+        assert wrong.returncode == 2 and why in wrong.stderr
+
+
+def test_the_integrators_first_afternoon_in_the_readme_runs_as_written(tmp_path, broker):
+    """The README's lines, in a shell, one by one: the box is given the printed trust
+    line between keygen and publish, as a person would."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("An integrator's first afternoon", 1)[1].split("\n\n", 2)[1]
+    lines = [line.strip() for line in block.splitlines()]
+    assert lines[0].startswith("BROKER=") and lines[1].startswith("haldor keygen")
+    env = {**ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    prelude = f'BROKER="--broker 127.0.0.1:{broker.port}"\n'
+
+    def shell(line: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(["bash", "-c", prelude + line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (line, done.stderr)
+        return done
+
+    trust = re.search(r"keys = \{.*\}", shell(lines[1]).stdout).group(0)
+    config = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, extra="")
+    config.write_text(config.read_text().replace("require_signature = false", trust))
+    agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(config)], env=ENV, stderr=subprocess.DEVNULL)
+    watcher = Watcher(broker.port)
+    try:
+        wait_for(lambda: any(d.get("online") for d in watcher.docs("status")), timeout=20, what="agent online")
+        outputs = [shell(line).stdout for line in lines[2:]]
+        assert wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"].startswith("snapshot ")])
+        assert json.loads(outputs[2])["ok"] is True  # the unlock
+        assert f"haldor/v1/{SITE}/status" in outputs[3]
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        watcher.close()

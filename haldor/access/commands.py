@@ -18,6 +18,8 @@ ACTIONS = DOOR_ACTIONS + SITE_ACTIONS
 MAX_DURATION_S = 24 * 3600
 #: a command is a few hundred bytes; larger payloads are refused before parsing
 MAX_COMMAND_BYTES = 64 * 1024
+#: ``by`` and ``reason`` are for the audit trail: short texts, not documents
+MAX_NOTE_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,7 @@ class CommandDoc:
     issued_at: float
     expires_at: float
     by: str | None
+    reason: str | None = None
 
 
 def command_id(doc: Any) -> str | None:
@@ -74,8 +77,16 @@ def parse_command(doc: Any) -> CommandDoc:
         duration_s=duration if action == "unlock" else None,
         issued_at=issued_at,
         expires_at=expires_at,
-        by=r.get("by", str, required=False, nullable=True),
+        by=_note(r, "by"),
+        reason=_note(r, "reason"),
     )
+
+
+def _note(r: _Reader, key: str) -> str | None:
+    text: str | None = r.get(key, str, required=False, nullable=True)
+    if text is not None and len(text) > MAX_NOTE_CHARS:
+        raise DocumentError(f"{key}: at most {MAX_NOTE_CHARS} characters")
+    return text
 
 
 def refusal(cmd: CommandDoc, *, site: str, doors: Collection[str], now: float, seen: bool) -> str | None:

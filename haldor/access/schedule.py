@@ -8,7 +8,6 @@ inside the transaction that applies it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, overload
@@ -16,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import cards
 from haldor.errors import DocumentError
-from haldor.protocol import Role, Schema
+from haldor.protocol import IDENTIFIER, Role, Schema
 
 from .model import (
     Association,
@@ -34,7 +33,7 @@ DELTA_SCHEMA = Schema.DELTA
 ROLES = tuple(Role)
 #: PROTOCOL: 1-64 characters from [A-Za-z0-9._:-]; always used with fullmatch (``$`` would
 #: also match before a final newline).
-_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ID = IDENTIFIER
 _MISSING = object()
 
 

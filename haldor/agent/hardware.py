@@ -32,21 +32,29 @@ class Hardware:
     inputs: list[Input] = field(default_factory=list)
     #: door -> its contact (one of ``inputs``), read at start
     contacts: dict[str, Input] = field(default_factory=dict)
+    #: door -> its fire input (one of ``inputs``), read at start: an alarm already on when
+    #: the agent starts sends no edge, and must release the door all the same
+    fires: dict[str, Input] = field(default_factory=dict)
 
     def start(self) -> None:
         for reader in self.readers:
             reader.start()
 
     def close(self) -> None:
-        """Readers and inputs first, then every lock to its safe state."""
-        parts: list[Reader | Input | Indicator] = [*self.readers, *self.inputs, *self.indicators.values()]
+        """Every lock to its safe state first (systemd may kill a stop that takes long, and
+        a reader can take seconds to close), then readers, inputs and indicators; a part
+        that fails to close does not keep the others from closing."""
+        parts: list[LockOutput | Reader | Input | Indicator] = [
+            *self.locks.values(),
+            *self.readers,
+            *self.inputs,
+            *self.indicators.values(),
+        ]
         for part in parts:
             try:
                 part.close()
-            except Exception:  # closing must reach the locks whatever happens
+            except Exception:
                 log.exception("closing %r", part)
-        for lock in self.locks.values():
-            lock.close()
 
 
 def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Hardware:
@@ -73,7 +81,9 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
                 for door in doors:
                     post(FireChanged(door, active))
 
-            hw.inputs.append(gpio.DebouncedInput(pin, on_fire, factory=factory))
+            fire = gpio.DebouncedInput(pin, on_fire, factory=factory)
+            hw.inputs.append(fire)
+            hw.fires.update(dict.fromkeys(doors, fire))
         osdp = [r for r in cfg.readers if r.type == "osdp"]
         if osdp:
             _build_osdp(cfg, osdp, post, hw)

@@ -152,6 +152,8 @@ class Agent:
         self.clock_trusted = clocks.trusted(now, last_seen, self.clock.synchronized())
         for door_id, contact in self.hw.contacts.items():
             self.controller.doors[door_id].open = not contact.active
+        for door_id, fire in self.hw.fires.items():  # an alarm on before the start has no edge
+            self.controller.doors[door_id].fire = fire.active
         effects: list[Any] = list(self.controller.start(now, self.store.meta("lasting")))
         self._recovered = self.store.meta("recovered")
         if self._recovered:  # recovery.check put the last good copy in place of a broken database

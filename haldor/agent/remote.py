@@ -207,8 +207,8 @@ class Remote:
         if why is not None:
             if not self._refusals["cmd"].allow(now):  # a signed command replayed by the thousand
                 return []
-            return self._command_result(cmd.id, cmd.action, cmd.door, why, now)
-        log.info("command %s: %s %s by %s", cmd.id, cmd.action, cmd.door or "", cmd.by)
+            return self._command_result(cmd.id, cmd.action, cmd.door, why, now, cmd)
+        log.info("command %s: %s %s by %s (%s)", cmd.id, cmd.action, cmd.door or "", cmd.by, cmd.reason or "no reason given")
         if cmd.action == "resync":
             self.request_sync()
         elif cmd.action == "reset_version":
@@ -217,7 +217,7 @@ class Remote:
             log.warning("reset_version: the next snapshot is applied whatever its version")
         else:
             effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
-        return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now)
+        return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now, cmd)
 
     def _remembered(self, command_id: str) -> Remembered | None:
         """A command id kept by a write still on its way to the store."""
@@ -253,12 +253,24 @@ class Remote:
             effects.append(Emit(Event.SYNC_REJECTED, reason=why, extra={"unreported": n}))
         return effects
 
-    def _command_result(self, cmd_id: str | None, action: str | None, door: str | None, error: str | None, now: float) -> list:
+    def _command_result(
+        self,
+        cmd_id: str | None,
+        action: str | None,
+        door: str | None,
+        error: str | None,
+        now: float,
+        cmd: commands.CommandDoc | None = None,
+    ) -> list:
         if error is not None:
             log.warning("command %s refused: %s", cmd_id, error)
         result = {"id": cmd_id, "ok": error is None, "error": error, "at": self.store.iso(now)}
+        # who asked and why, for the audit trail (a refused command's claims are echoed, not trusted)
+        extra = {"command": cmd_id, "action": action, "ok": error is None}
+        if cmd is not None:
+            extra |= {"by": cmd.by, "why": cmd.reason}
         # the result goes out after the event is stored: see _carry_out
         return [
-            Emit(Event.COMMAND_RESULT, door=door, reason=error, extra={"command": cmd_id, "action": action, "ok": error is None}),
+            Emit(Event.COMMAND_RESULT, door=door, reason=error, extra=extra),
             Publish("cmd_result", result),
         ]
