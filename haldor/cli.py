@@ -108,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
     fleet.add_argument("--client-id", default="haldor-fleet", help="MQTT client id: the broker keeps its session")
     fleet.add_argument("--shared-group", help="share the load with other fleet consumers ($share/GROUP/...)")
+    bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
+    bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
+    bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
+    bridge.add_argument("--dry-run", action="store_true", help="print per site what would change; publish nothing")
+    bridge.add_argument("--accept-sheets", action="store_true", help="accept sheets that lost many rows since the last run")
+    bridge.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     watch = sub.add_parser("watch", parents=[common, broker], help="print events and status as they come")
     watch.add_argument("--site", default="+", help="one site id, or + for all (default)")
     watch.add_argument("--count", type=int, default=0, help="stop after this many messages")
@@ -121,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "verbose", False)
         else (
             logging.INFO
-            if args.command in ("run", "kiosk", "fleet")
+            if args.command in ("run", "kiosk", "fleet", "bridge")
             else logging.WARNING
             if args.command == "demo"
             else logging.ERROR
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": _command,
         "watch": _watch,
         "fleet": _fleet,
+        "bridge": _bridge,
     }[args.command]
     try:
         return handler(args)
@@ -380,6 +387,23 @@ def _watch(args) -> int:
     from haldor import tools
 
     return tools.watch(_broker_options(args), args.site, count=args.count)
+
+
+def _bridge(args) -> int:
+    from haldor.bridge import service, settings
+
+    cfg = settings.load(args.config)
+    if args.once or args.dry_run:
+        return service.run_once(cfg, dry_run=args.dry_run, accept_sheets=args.accept_sheets)
+    stop, wake = threading.Event(), threading.Event()
+
+    def stopping(*_: object) -> None:
+        stop.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
+    return service.serve(cfg, stop, wake)
 
 
 def _fleet(args) -> int:

@@ -1,0 +1,150 @@
+"""From what the sheets and feeds say to one snapshot per site, and from two snapshots
+to a delta. Pure: no files, no network, no clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from haldor.protocol import Role, Schema
+
+from .settings import Site
+
+#: the collections a delta can upsert, and the two it can delete from
+COLLECTIONS = ("rooms", "associations", "credentials", "bookings")
+DELETABLE = ("bookings", "credentials")
+
+
+@dataclass
+class Inputs:
+    """Everything read in one run, across sites."""
+
+    associations: list[dict[str, Any]]
+    credentials: list[dict[str, Any]]
+    rooms: list[dict[str, Any]]
+    closures: list[dict[str, Any]]
+    bookings: dict[str, list[dict[str, Any]]]  # site -> bookings from its feeds
+    problems: list[str] = field(default_factory=list)
+    #: data rows per sheet, for the next run's check that none was cut off
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def _public(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item as a box gets it: the bridge's own bookkeeping (``_site``) left out."""
+    return {k: v for k, v in item.items() if not k.startswith("_")}
+
+
+def snapshot(site: Site, inputs: Inputs, *, generated_at: str) -> dict[str, Any]:
+    """The site's snapshot without its version: its rooms, the bookings of its feeds, the
+    associations that book it, their members' credentials, its caretakers, its closures."""
+    rooms = [_public(r) for r in inputs.rooms if r["_site"] == site.id]
+    room_ids = {r["id"] for r in rooms}
+    bookings = []
+    for b in inputs.bookings.get(site.id, []):
+        if b["room"] in room_ids:
+            bookings.append(b)
+        else:
+            inputs.problems.append(f"{site.id}: booking {b['id']} is for room {b['room']!r}, not in the rooms sheet (left out)")
+    booking_associations = {b["association"] for b in bookings}
+    associations = [_public(a) for a in inputs.associations if a["id"] in booking_associations]
+    known = {a["id"] for a in associations}
+    missing = booking_associations - known
+    if missing:
+        inputs.problems.append(f"{site.id}: associations {sorted(missing)} book rooms but are not in the sheet (left out)")
+        bookings = [b for b in bookings if b["association"] in known]
+    credentials = [
+        _public(c)
+        for c in inputs.credentials
+        if (c["role"] == Role.CARETAKER and site.id in c["_sites"]) or (c["role"] != Role.CARETAKER and c["association"] in known)
+    ]
+    closures = [_public(c) for c in inputs.closures if c["_site"] == site.id and (c["room"] is None or c["room"] in room_ids)]
+    doc: dict[str, Any] = {
+        "schema": Schema.SNAPSHOT.value,
+        "site": site.id,
+        "version": 0,
+        "generated_at": generated_at,
+        "timezone": site.timezone,
+        "rooms": sorted(rooms, key=lambda r: r["id"]),
+        "associations": sorted(associations, key=lambda a: a["id"]),
+        "credentials": sorted(credentials, key=lambda c: c["id"]),
+        "bookings": sorted(bookings, key=lambda b: (b["start"], b["id"])),
+        "closures": sorted(closures, key=lambda c: (c["start"], c["room"] or "", c["end"])),
+    }
+    if site.policy:
+        doc["policy"] = dict(site.policy)
+    return doc
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What differs between two snapshots of a site, by id."""
+
+    added: dict[str, list[str]]
+    changed: dict[str, list[str]]
+    removed: dict[str, list[str]]
+    closures: bool
+    header: bool  # time zone or policy
+
+    @property
+    def count(self) -> int:
+        return sum(len(ids) for group in (self.added, self.changed, self.removed) for ids in group.values()) + self.closures
+
+    def lines(self) -> list[str]:
+        out = [
+            f"{what} {name}: {', '.join(ids)}"
+            for what, group in (("added", self.added), ("changed", self.changed), ("removed", self.removed))
+            for name, ids in group.items()
+            if ids
+        ]
+        if self.closures:
+            out.append("closures: changed")
+        if self.header:
+            out.append("time zone or policy: changed")
+        return out
+
+
+def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Changes:
+    before = old or {}
+    added, changed, removed = {}, {}, {}
+    for name in COLLECTIONS:
+        was = {x["id"]: x for x in before.get(name, [])}
+        now = {x["id"]: x for x in new.get(name, [])}
+        added[name] = sorted(set(now) - set(was))
+        removed[name] = sorted(set(was) - set(now))
+        changed[name] = sorted(i for i in set(now) & set(was) if now[i] != was[i])
+    return Changes(
+        added,
+        changed,
+        removed,
+        closures=before.get("closures", []) != new.get("closures", []),
+        header=any(before.get(k) != new.get(k) for k in ("timezone", "policy")),
+    )
+
+
+def delta(
+    old: Mapping[str, Any], new: Mapping[str, Any], diff: Changes, *, version: int, base_version: int
+) -> dict[str, Any] | None:
+    """The delta from ``old`` to ``new``, or None where only a snapshot can say it (a room or
+    an association removed, the time zone or policy changed)."""
+    if diff.header or diff.removed["rooms"] or diff.removed["associations"]:
+        return None
+    upsert: dict[str, list[Any]] = {}
+    for name in COLLECTIONS:
+        wanted = set(diff.added[name]) | set(diff.changed[name])
+        if wanted:
+            upsert[name] = [x for x in new[name] if x["id"] in wanted]
+    if diff.closures:
+        upsert["closures"] = list(new.get("closures", []))
+    return {
+        "schema": Schema.DELTA.value,
+        "site": new["site"],
+        "base_version": base_version,
+        "version": version,
+        "upsert": upsert,
+        "delete": {name: diff.removed[name] for name in DELETABLE if diff.removed[name]},
+    }
+
+
+def sites_of(items: Iterable[Mapping[str, Any]]) -> set[str]:
+    return {i["_site"] for i in items if "_site" in i}

@@ -1,0 +1,150 @@
+"""A room's calendar feed (iCalendar, RFC 5545) as bookings over the season.
+
+Recurrences are expanded by ``recurring-ical-events`` (RRULE, RDATE, EXDATE, moved and
+cancelled single instances by RECURRENCE-ID, TZID with daylight-saving changes): a
+weekly booking at 19:00 stays 19:00 local time after the clocks go back. A booking's id
+is made from the event's UID and the instance it is, so it stays the same from run to
+run and a change to one instance is a change to one booking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from haldor.errors import DocumentError
+from haldor.protocol import APPROVED
+
+#: RFC 5545 STATUS -> a booking's status; CANCELLED instances are left out
+STATUSES = {"CONFIRMED": APPROVED, "TENTATIVE": "pending"}
+#: properties an association can be read from
+ASSOCIATION_SOURCES = ("categories", "organizer", "summary", "location", "description")
+
+
+@dataclass(frozen=True)
+class AssociationRule:
+    """Which property names a booking's association, and an optional pattern whose group
+    ``association`` (or whole match) is the name looked up in the associations sheet (by
+    id, name, or its ``calendar`` column)."""
+
+    source: str = "categories"
+    pattern: str = ""
+
+    def values(self, event: Any, master: Any | None) -> list[str]:
+        found: list[str] = []
+        for component in (event, master):
+            if component is None or found:
+                continue
+            prop = component.get(self.source)
+            if prop is None:
+                continue
+            if self.source == "categories":
+                props = prop if isinstance(prop, list) else [prop]
+                found = [str(c) for p in props for c in p.cats]
+            else:
+                found = [str(prop).removeprefix("mailto:").removeprefix("MAILTO:")]
+        if not self.pattern:
+            return found
+        matched = []
+        for value in found:
+            m = re.search(self.pattern, value)
+            if m:
+                matched.append(m.group("association") if "association" in m.re.groupindex else m.group(0))
+        return matched
+
+
+@dataclass
+class Feed:
+    """What a feed gave: bookings and closures, and the events left out with why."""
+
+    source: str
+    bookings: list[dict[str, Any]]
+    closures: list[dict[str, Any]]
+    problems: list[str]
+
+
+def booking_id(uid: str, instance: datetime | date) -> str:
+    """Stable across runs: the same event instance is always the same booking."""
+    key = f"{uid}|{instance.isoformat() if not isinstance(instance, datetime) else instance.timestamp()}"
+    return "ics-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def read_feed(
+    data: bytes,
+    source: str,
+    *,
+    site: str,
+    room: str,
+    tz: ZoneInfo,
+    start: datetime,
+    end: datetime,
+    rule: AssociationRule,
+    associations: Mapping[str, str],
+    all_day_closures: bool = False,
+) -> Feed:
+    """The bookings of one room between ``start`` and ``end``. ``associations`` maps every
+    name an association goes by (lower case) to its id."""
+    try:
+        calendar = icalendar.Calendar.from_ical(data)
+        events = recurring_ical_events.of(calendar).between(start, end)
+    except Exception as exc:  # the parsers raise many kinds for a broken feed
+        raise DocumentError(f"{source}: not a readable calendar ({exc})") from None
+    masters = {str(c.get("uid")): c for c in calendar.walk("VEVENT") if c.get("rrule") is not None}
+    feed = Feed(source, [], [], [])
+    for event in events:
+        uid = str(event.get("uid", ""))
+        status = str(event.get("status", "CONFIRMED")).upper()
+        if status == "CANCELLED":
+            continue
+        first, last = event["dtstart"].dt, event["dtend"].dt if event.get("dtend") else None
+        instance = event["recurrence-id"].dt if event.get("recurrence-id") else first
+        where = f"{source}: event {uid!r} at {first.isoformat()}"
+        if not isinstance(first, datetime):  # an all-day event: a holiday, a closed hall
+            if all_day_closures:
+                last = last or first
+                feed.closures.append(
+                    {
+                        "_site": site,
+                        "room": room,
+                        "start": datetime.combine(first, time(0), tz).isoformat(),
+                        "end": datetime.combine(last, time(0), tz).isoformat(),
+                        "reason": str(event.get("summary", "")),
+                    }
+                )
+            else:
+                feed.problems.append(f"{where}: an all-day event, not a booking (left out)")
+            continue
+        if first.tzinfo is None:  # a floating time: the site's local time
+            first, last = first.replace(tzinfo=tz), last.replace(tzinfo=tz) if isinstance(last, datetime) else last
+        if not isinstance(last, datetime) or last <= first:
+            feed.problems.append(f"{where}: no end after its start (left out)")
+            continue
+        names = rule.values(event, masters.get(uid))
+        ids = {associations[n.strip().lower()] for n in names if n.strip().lower() in associations}
+        if len(ids) != 1:
+            why = "no association" if not ids else f"several associations ({', '.join(sorted(ids))})"
+            feed.problems.append(f"{where}: {why} from {rule.source} {names!r} (left out)")
+            continue
+        title = event.get("summary") or (masters[uid].get("summary") if uid in masters else "") or ""
+        feed.bookings.append(
+            {
+                "id": booking_id(uid, instance),
+                "room": room,
+                "association": ids.pop(),
+                "title": str(title)[:200],
+                "start": first.astimezone(tz).isoformat(),
+                "end": last.astimezone(tz).isoformat(),
+                "status": STATUSES.get(status, "pending"),
+                "pin": None,
+                "unlocked_during": False,
+            }
+        )
+    return feed

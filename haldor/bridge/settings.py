@@ -1,0 +1,199 @@
+"""The bridge's configuration (``bridge.toml``): where the sheets and feeds are, the
+sites, the signing key and the broker. A fault stops start-up with one line naming the
+key, as the agent's configuration does."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from haldor.errors import ConfigError
+from haldor.mqtt import BrokerOptions
+from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
+
+from .calendar import ASSOCIATION_SOURCES, AssociationRule
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    site: str
+    room: str
+    source: str  # a file, or an http(s) URL
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    timezone: str = "Europe/Copenhagen"
+    policy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    path: str
+    state: str
+    key: str
+    kid: str
+    interval_s: float
+    horizon_days: int
+    delta_max: int
+    max_row_loss: float
+    sheets: dict[str, str]
+    sites: tuple[Site, ...]
+    feeds: tuple[FeedSource, ...]
+    rule: AssociationRule
+    all_day_closures: bool
+    broker: BrokerOptions | None
+
+
+_BRIDGE = {
+    "state": "bridge.db",
+    "key": "",
+    "kid": "",
+    "interval_s": 300,
+    "horizon_days": 365,
+    "delta_max": 500,
+    "max_row_loss": 0.2,
+}
+_SHEETS = ("associations", "credentials", "rooms", "closures")
+_MQTT = {
+    "host": "",
+    "port": 8883,
+    "tls": True,
+    "ca_file": "",
+    "cert_file": "",
+    "key_file": "",
+    "username": "",
+    "password_file": "",
+    "transport": "tcp",
+    "topic_prefix": TOPIC_PREFIX,
+}
+
+
+def load(path: str | Path) -> BridgeConfig:
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
+    base = Path(path).parent
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {key}: {problem}")
+
+    def section(name: str, keys: dict[str, Any]) -> dict[str, Any]:
+        given = raw.get(name, {})
+        if not isinstance(given, dict):
+            raise fail(name, "expected a table")
+        for key, value in given.items():
+            if key not in keys:
+                raise fail(f"{name}.{key}", "unknown key")
+            default = keys[key]
+            ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if default is not None and not ok:
+                raise fail(f"{name}.{key}", f"expected {type(default).__name__}, got {value!r}")
+        return {**keys, **given}
+
+    for name in raw:
+        if name not in ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds"):
+            raise fail(name, "unknown section")
+    b = section("bridge", _BRIDGE)
+    if not b["key"]:
+        raise fail("bridge.key", "required: the private key that signs the schedules (haldor keygen)")
+    sheets = section("sheets", dict.fromkeys(_SHEETS, ""))
+    for name in ("associations", "credentials", "rooms"):
+        if not sheets[name]:
+            raise fail(f"sheets.{name}", "required: a CSV or .xlsx file")
+    cal = section("calendar", {"association_from": "categories", "pattern": "", "all_day": "ignore"})
+    if cal["association_from"] not in ASSOCIATION_SOURCES:
+        raise fail("calendar.association_from", f"one of {', '.join(ASSOCIATION_SOURCES)}")
+    try:
+        re.compile(cal["pattern"])
+    except re.error as exc:
+        raise fail("calendar.pattern", f"not a regular expression: {exc}") from None
+    if cal["all_day"] not in ("ignore", "closure"):
+        raise fail("calendar.all_day", 'must be "ignore" or "closure"')
+    sites = []
+    for i, s in enumerate(_tables(raw, "sites", fail)):
+        site = Site(id=s.get("id", ""), timezone=s.get("timezone", "Europe/Copenhagen"), policy=s.get("policy", {}))
+        if not isinstance(site.id, str) or not IDENTIFIER.fullmatch(site.id):
+            raise fail(f"sites[{i}].id", IDENTIFIER_TEXT)
+        try:
+            ZoneInfo(site.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise fail(f"sites[{i}].timezone", f"unknown time zone {site.timezone!r}") from None
+        sites.append(site)
+    if not sites:
+        raise fail("sites", "at least one [[sites]] table")
+    site_ids = {s.id for s in sites}
+    feeds = []
+    for i, f in enumerate(_tables(raw, "feeds", fail)):
+        feed = FeedSource(site=f.get("site", ""), room=f.get("room", ""), source=f.get("source", ""))
+        if feed.site not in site_ids:
+            raise fail(f"feeds[{i}].site", f"no site {feed.site!r} in [[sites]]")
+        if not IDENTIFIER.fullmatch(feed.room or ""):
+            raise fail(f"feeds[{i}].room", IDENTIFIER_TEXT)
+        if not feed.source:
+            raise fail(f"feeds[{i}].source", "required: a file or an http(s) URL")
+        feeds.append(FeedSource(feed.site, feed.room, _resolve(base, feed.source)))
+    m = section("mqtt", _MQTT)
+    broker = None
+    if m["host"]:
+        broker = BrokerOptions(
+            host=m["host"],
+            port=m["port"],
+            tls=m["tls"],
+            ca_file=_resolve(base, m["ca_file"]) if m["ca_file"] else "",
+            cert_file=_resolve(base, m["cert_file"]) if m["cert_file"] else "",
+            key_file=_resolve(base, m["key_file"]) if m["key_file"] else "",
+            username=m["username"],
+            password_file=_resolve(base, m["password_file"]) if m["password_file"] else "",
+            transport=m["transport"],
+            prefix=m["topic_prefix"],
+        )
+    if not 0 <= b["max_row_loss"] <= 1:
+        raise fail("bridge.max_row_loss", "a share from 0 to 1 (0.2: refuse a sheet that lost a fifth of its rows)")
+    key = _resolve(base, b["key"])
+    return BridgeConfig(
+        path=path,
+        state=_resolve(base, b["state"]),
+        key=key,
+        kid=b["kid"] or Path(key).name.removesuffix(".key"),
+        interval_s=float(b["interval_s"]),
+        horizon_days=int(b["horizon_days"]),
+        delta_max=int(b["delta_max"]),
+        max_row_loss=float(b["max_row_loss"]),
+        sheets={k: _resolve(base, v) for k, v in sheets.items() if v},
+        sites=tuple(sites),
+        feeds=tuple(feeds),
+        rule=AssociationRule(cal["association_from"], cal["pattern"]),
+        all_day_closures=cal["all_day"] == "closure",
+        broker=broker,
+    )
+
+
+def _tables(raw: dict[str, Any], name: str, fail) -> list[dict[str, Any]]:
+    tables = raw.get(name, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise fail(name, f"expected [[{name}]] tables")
+    return tables
+
+
+def _resolve(base: Path, value: str) -> str:
+    """A path relative to the configuration file; URLs as they are."""
+    if "://" in value:
+        return value
+    return str((base / value).resolve()) if not Path(value).is_absolute() else value

@@ -1,0 +1,233 @@
+"""The municipality's spreadsheets, as Excel writes them: CSV with ``;`` or ``,``, UTF-8
+with or without a byte-order mark, or ``.xlsx``.
+
+A bad row is reported as ``file:line: column: problem`` and left out, so one typo does
+not hold up a whole municipality's bookings; the rest goes on. Only the columns Haldor
+needs are read: a sheet that also holds members' names or e-mail addresses passes none
+of them on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from haldor import cards
+from haldor.errors import DocumentError
+from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, Role
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data row: its line in the file (1 is the header) and its cells by column."""
+
+    line: int
+    cells: dict[str, str]
+
+
+@dataclass
+class Sheet:
+    """What a sheet gave: its items, and the rows left out with why."""
+
+    path: str
+    rows: int = 0
+    items: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_rows(path: str | Path) -> list[Row]:
+    """The rows of a CSV or ``.xlsx`` file, header names folded to lower case."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot read: {exc.strerror}") from None
+    if path.suffix.lower() == ".xlsx":
+        table = _xlsx(path, data)
+    else:
+        try:
+            text = data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
+        except UnicodeDecodeError:
+            text = data.decode("cp1252")  # Excel's plain "CSV" on a Danish Windows
+        first = text.split("\n", 1)[0]
+        table = list(csv.reader(io.StringIO(text), delimiter=";" if first.count(";") >= first.count(",") else ","))
+    if not table:
+        raise DocumentError(f"{path}: empty: no header row")
+    header = [h.strip().lower() for h in table[0]]
+    rows = []
+    for number, values in enumerate(table[1:], start=2):
+        if not any(v.strip() for v in values):
+            continue  # Excel leaves empty rows at the end
+        rows.append(Row(number, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header) if h}))
+    return rows
+
+
+def _xlsx(path: Path, data: bytes) -> list[list[str]]:
+    import openpyxl  # only a bridge that is given .xlsx pays for it
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
+        raise DocumentError(f"{path}: not an Excel workbook ({exc})") from None
+    sheet = book.worksheets[0]
+    return [["" if v is None else _cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a PIN or card number typed as a number
+    return str(value)
+
+
+class BadCell(ValueError):
+    """A cell that cannot be used; the message names the problem, the caller the place."""
+
+
+Parser = Callable[[Row, "Context"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a row is read against: the time zone for dates without one."""
+
+    tz: ZoneInfo
+
+
+def read_sheet(path: str | Path, columns: Iterable[str], parse: Parser, ctx: Context) -> Sheet:
+    """Every row through ``parse``; a row that fails is reported and left out."""
+    rows = read_rows(path)
+    sheet = Sheet(str(path), rows=len(rows))
+    needed = list(columns)
+    if rows:
+        missing = [c for c in needed if c not in rows[0].cells]
+        if missing:
+            raise DocumentError(f"{path}:1: no column {missing[0]!r} (the header needs {', '.join(needed)})")
+    for row in rows:
+        try:
+            sheet.items.append(parse(row, ctx))
+        except BadCell as exc:
+            sheet.problems.append(f"{path}:{row.line}: {exc}")
+    return sheet
+
+
+def ident(row: Row, column: str, *, required: bool = True) -> str | None:
+    value = row.cells.get(column, "")
+    if not value:
+        if required:
+            raise BadCell(f"{column}: empty")
+        return None
+    if not IDENTIFIER.fullmatch(value):
+        raise BadCell(f"{column}: {value!r} is not an id ({IDENTIFIER_TEXT})")
+    return value
+
+
+def instant(row: Row, column: str, ctx: Context, *, end_of_day: bool = False) -> str | None:
+    """A date or a date and time; a date alone is the start of that local day (or, for an
+    end such as ``valid_until``, its last second). ``2027-06-30`` and ``30-06-2027`` and
+    ``30.06.2027`` (as Danish Excel shows it) are all read."""
+    value = row.cells.get(column, "")
+    if not value:
+        return None
+    moment: datetime | None = None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        for form in ("%d-%m-%Y", "%d.%m.%Y", "%d/%m/%Y", "%d-%m-%Y %H:%M", "%d.%m.%Y %H:%M"):
+            try:
+                moment = datetime.strptime(value, form)
+                break
+            except ValueError:
+                continue
+    if moment is None:
+        raise BadCell(f"{column}: {value!r} is not a date (2027-06-30 or 30-06-2027, with a time if wanted)")
+    date_only = moment.time() == time(0) and len(value) <= 10
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ctx.tz)
+    if date_only and end_of_day:
+        moment = datetime.combine(moment.date() + timedelta(days=1), time(0), ctx.tz) - timedelta(seconds=1)
+    return moment.isoformat()
+
+
+def association(row: Row, ctx: Context) -> dict[str, Any]:
+    name = row.cells.get("name", "")
+    if not name:
+        raise BadCell("name: empty")
+    # ``calendar``: the name the booking system's calendars give it (a category, an organiser)
+    return {"id": ident(row, "id"), "name": name, "_calendar": row.cells.get("calendar", "")}
+
+
+def credential(row: Row, ctx: Context) -> dict[str, Any]:
+    role = (row.cells.get("role") or Role.MEMBER).lower()
+    if role not in {r.value for r in Role}:
+        raise BadCell(f"role: {role!r} is not one of {', '.join(Role)}")
+    card = row.cells.get("card", "") or None
+    if card is not None:
+        try:
+            card = cards.normalise(card)
+        except cards.CardFormatError as exc:
+            raise BadCell(f"card: {exc}") from None
+    pin = row.cells.get("pin", "") or None
+    if pin is not None and not cards.is_pin(pin):
+        raise BadCell("pin: must be 4-8 digits")
+    if card is None and pin is None:
+        raise BadCell("card: a credential needs a card or a PIN")
+    assoc = ident(row, "association", required=role != Role.CARETAKER)
+    if role == Role.CARETAKER and assoc is not None:
+        raise BadCell("association: a caretaker belongs to no association")
+    valid_from, valid_until = instant(row, "valid_from", ctx), instant(row, "valid_until", ctx, end_of_day=True)
+    if valid_from and valid_until and datetime.fromisoformat(valid_until) < datetime.fromisoformat(valid_from):
+        raise BadCell("valid_until: before valid_from")
+    sites = [s for s in row.cells.get("sites", "").replace(",", " ").split() if s]
+    for s in sites:
+        if not IDENTIFIER.fullmatch(s):
+            raise BadCell(f"sites: {s!r} is not a site id")
+    return {
+        "id": ident(row, "id"),
+        "card": card,
+        "pin": pin,
+        "association": assoc,
+        "role": role,
+        "valid_from": valid_from,
+        "valid_until": valid_until,
+        "_sites": sites,  # caretakers: the sites they look after (not sent to a box)
+    }
+
+
+def room(row: Row, ctx: Context) -> dict[str, Any]:
+    doors = [d for d in row.cells.get("doors", "").replace(",", " ").split() if d]
+    for d in doors:
+        if not IDENTIFIER.fullmatch(d):
+            raise BadCell(f"doors: {d!r} is not a door id")
+    return {"_site": ident(row, "site"), "id": ident(row, "id"), "name": row.cells.get("name") or "", "doors": doors}
+
+
+def closure(row: Row, ctx: Context) -> dict[str, Any]:
+    start, end = instant(row, "start", ctx), instant(row, "end", ctx, end_of_day=True)
+    if start is None or end is None:
+        raise BadCell(f"{'start' if start is None else 'end'}: empty")
+    if datetime.fromisoformat(end) <= datetime.fromisoformat(start):
+        raise BadCell("end: not after start")
+    return {
+        "_site": ident(row, "site"),
+        "room": ident(row, "room", required=False),
+        "start": start,
+        "end": end,
+        "reason": row.cells.get("reason") or "",
+    }
+
+
+COLUMNS = {
+    "associations": ("id", "name"),
+    "credentials": ("id", "association", "card", "pin", "role"),
+    "rooms": ("site", "id", "doors"),
+    "closures": ("site", "room", "start", "end"),
+}
+PARSERS: dict[str, Parser] = {"associations": association, "credentials": credential, "rooms": room, "closures": closure}

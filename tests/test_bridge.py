@@ -1,0 +1,247 @@
+"""`haldor bridge`: calendar files and sheets in, signed schedules out, applied by a real
+agent over a real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import icalendar
+import openpyxl
+import pytest
+
+from haldor.bridge import service, settings, sheets
+from haldor.bridge.calendar import AssociationRule, booking_id, read_feed
+from haldor.bridge.state import BridgeState
+
+from .broker import Watcher
+from .helpers import SITE, site_config, wait_for
+from .test_tools import ENV, haldor
+
+CPH = ZoneInfo("Europe/Copenhagen")
+NAMES = {"a17": "a17", "valby volley": "a17", "a18": "a18"}
+
+
+def calendar(*events: icalendar.Event) -> bytes:
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//Haldor tests//")
+    cal.add("version", "2.0")
+    for e in events:
+        cal.add_component(e)
+    return cal.to_ical()
+
+
+def event(uid: str, start: datetime, hours: float = 2, *, categories=("a17",), **props) -> icalendar.Event:
+    e = icalendar.Event()
+    e.add("uid", uid)
+    e.add("summary", props.pop("summary", "Volleyball U14"))
+    e.add("dtstart", start)
+    e.add("dtend", start + timedelta(hours=hours))
+    if categories:
+        e.add("categories", list(categories))
+    for key, value in props.items():
+        e.add(key.replace("_", "-"), value)
+    return e
+
+
+def feed(data: bytes, start: datetime, days: int = 60):
+    return read_feed(
+        data,
+        "gym-a.ics",
+        site=SITE,
+        room="gym-a",
+        tz=CPH,
+        start=start,
+        end=start + timedelta(days=days),
+        rule=AssociationRule("categories"),
+        associations=NAMES,
+    )
+
+
+def test_a_weekly_booking_stays_at_19_local_across_the_end_of_summer_time():
+    first = datetime(2026, 10, 13, 19, 0, tzinfo=CPH)  # summer time ends on Sunday 25 October
+    weekly = event("weekly@booking", first, rrule={"freq": "weekly", "count": 4})
+    got = feed(calendar(weekly), first - timedelta(days=1))
+    starts = [b["start"] for b in got.bookings]
+    assert starts == [
+        "2026-10-13T19:00:00+02:00",
+        "2026-10-20T19:00:00+02:00",
+        "2026-10-27T19:00:00+01:00",
+        "2026-11-03T19:00:00+01:00",
+    ]
+    assert {b["association"] for b in got.bookings} == {"a17"} and got.problems == []
+
+
+def test_cancelled_moved_and_tentative_instances():
+    first = datetime(2026, 11, 3, 19, 0, tzinfo=CPH)
+    weekly = event("w@b", first, rrule={"freq": "weekly", "count": 4}, exdate=first + timedelta(weeks=3))
+    moved = event("w@b", first + timedelta(weeks=1, days=1, hours=-1), categories=(), recurrence_id=first + timedelta(weeks=1))
+    cancelled = event(
+        "w@b", first + timedelta(weeks=2), categories=(), recurrence_id=first + timedelta(weeks=2), status="CANCELLED"
+    )
+    tentative = event("t@b", first + timedelta(days=2), status="TENTATIVE", categories=("Valby Volley",))
+    got = feed(calendar(weekly, moved, cancelled, tentative), first - timedelta(days=1))
+    by_start = {b["start"]: b for b in got.bookings}
+    assert sorted(by_start) == ["2026-11-03T19:00:00+01:00", "2026-11-05T19:00:00+01:00", "2026-11-11T18:00:00+01:00"]
+    moved_booking = by_start["2026-11-11T18:00:00+01:00"]
+    assert moved_booking["id"] == booking_id("w@b", first + timedelta(weeks=1))  # the instance it replaces
+    assert moved_booking["association"] == "a17"  # from the series it belongs to
+    assert by_start["2026-11-05T19:00:00+01:00"]["status"] == "pending"  # tentative never grants
+    assert by_start["2026-11-03T19:00:00+01:00"]["status"] == "approved"
+
+
+def test_an_event_without_a_known_association_is_reported_and_left_out():
+    start = datetime(2026, 11, 3, 19, 0, tzinfo=CPH)
+    got = feed(calendar(event("x@b", start, categories=("Ukendt klub",))), start - timedelta(days=1))
+    assert got.bookings == []
+    assert "no association from categories ['Ukendt klub']" in got.problems[0]
+
+
+def test_excel_csv_with_bom_and_semicolons_and_a_bad_row(tmp_path):
+    path = tmp_path / "credentials.csv"
+    path.write_bytes(
+        "\ufeffId;Association;Card;PIN;Role;Valid_until;Name\r\n"
+        "c1;a17;04A1B2C3D4E5F6;4821;member;30-06-2027;Anne Hansen\r\n"
+        "c2;a17;nonsense;;member;;Bo Jensen\r\n"
+        "c3;;em:0A0B0C0D0E;;caretaker;;Pedel\r\n"
+        ";;;;;;\r\n".encode()
+    )
+    sheet = sheets.read_sheet(path, sheets.COLUMNS["credentials"], sheets.PARSERS["credentials"], sheets.Context(CPH))
+    assert [c["id"] for c in sheet.items] == ["c1", "c3"]
+    assert sheet.items[0]["card"] == "uid:04A1B2C3D4E5F6"
+    assert sheet.items[0]["valid_until"] == "2027-06-30T23:59:59+02:00"
+    assert not any("Anne" in json.dumps(c) for c in sheet.items)  # names stay in the sheet
+    assert len(sheet.problems) == 1 and sheet.problems[0].startswith(f"{path}:3: card: ")
+
+
+def test_an_xlsx_sheet_reads_as_its_csv(tmp_path):
+    book = openpyxl.Workbook()
+    book.active.append(["id", "name"])
+    book.active.append(["a17", "Valby Volley"])
+    book.save(tmp_path / "associations.xlsx")
+    rows = sheets.read_rows(tmp_path / "associations.xlsx")
+    assert rows == [sheets.Row(2, {"id": "a17", "name": "Valby Volley"})]
+
+
+class Municipality:
+    """The sheets, a feed and the bridge's configuration for two sites."""
+
+    def __init__(self, tmp_path: Path, port: int) -> None:
+        self.dir = tmp_path
+        haldor("keygen", "bookings-2026", "--dir", str(tmp_path))
+        self.public = (tmp_path / "bookings-2026.pub").read_text().strip()
+        (tmp_path / "associations.csv").write_text("id;name\na17;Valby Volley\na18;Valby Badminton\n")
+        (tmp_path / "credentials.csv").write_text(
+            "id;association;card;pin;role;sites\n"
+            "c1;a17;04A1B2C3D4E5F6;4821;member;\n"
+            "c2;a18;04AABBCCDD0011;;member;\n"
+            "c9;;em:0A0B0C0D0E;;caretaker;valby-skole vanlose-skole\n"
+        )
+        (tmp_path / "rooms.csv").write_text(
+            "site;id;name;doors\nvalby-skole;gym-a;Gymnastiksal A;main\nvanlose-skole;hal;Hallen;main\n"
+        )
+        self.start = datetime.now(CPH).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        self.write_feed()
+        (tmp_path / "hal.ics").write_bytes(calendar(event("hal@b", self.start, categories=("a18",))))
+        (tmp_path / "bridge.toml").write_text(
+            '[bridge]\nkey = "bookings-2026.key"\nstate = "state/bridge.db"\n'
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntls = false\n'
+            '[sheets]\nassociations = "associations.csv"\ncredentials = "credentials.csv"\nrooms = "rooms.csv"\n'
+            '[[sites]]\nid = "valby-skole"\n[[sites]]\nid = "vanlose-skole"\n'
+            '[[feeds]]\nsite = "valby-skole"\nroom = "gym-a"\nsource = "gym-a.ics"\n'
+            '[[feeds]]\nsite = "vanlose-skole"\nroom = "hal"\nsource = "hal.ics"\n'
+        )
+        self.config = tmp_path / "bridge.toml"
+
+    def write_feed(self, hours: float = 3) -> None:
+        weekly = event("volley@b", self.start, hours, rrule={"freq": "weekly", "count": 30})
+        (self.dir / "gym-a.ics").write_bytes(calendar(weekly))
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return haldor("bridge", "--config", str(self.config), *args, check=False)
+
+
+@pytest.fixture
+def town(tmp_path, broker):
+    return Municipality(tmp_path, broker.port)
+
+
+def test_the_bridge_feeds_a_real_agent_and_then_sends_only_what_changed(town, tmp_path, broker):
+    box = site_config(tmp_path / "box.toml", tmp_path / "data", port=broker.port, keys={"bookings-2026": town.public})
+    watcher = Watcher(broker.port)
+    agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(box)], env=ENV, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(d.get("online") for d in watcher.docs("status")), timeout=20, what="agent online")
+        first = town.run("--once")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "valby-skole: haldor.schedule/1" in first.stdout and "vanlose-skole: haldor.schedule/1" in first.stdout
+        wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"].startswith("snapshot")], what="applied")
+        now = (town.start + timedelta(hours=1, minutes=30)).isoformat()
+        decision = json.loads(
+            haldor("decide", "--config", str(box), "--door", "main", "--card", "uid:04A1B2C3D4E5F6", "--at", now).stdout
+        )
+        assert decision["granted"] is True and decision["credential"] == "c1"
+        other = json.loads(
+            haldor("decide", "--config", str(box), "--door", "main", "--card", "uid:04AABBCCDD0011", "--at", now).stdout
+        )
+        assert other["granted"] is False  # a18 books Vanløse, not Valby
+
+        assert "nothing to publish" in town.run("--dry-run").stdout  # nothing changed
+        town.write_feed(hours=1)  # every instance of the series now ends after one hour
+        dry = town.run("--dry-run")
+        assert re.search(r"valby-skole: haldor.delta/1 version \d+\n  changed bookings: ", dry.stdout), dry.stdout
+        assert "vanlose-skole: nothing to publish" in dry.stdout
+        second = town.run("--once")
+        assert second.returncode == 0 and "valby-skole: haldor.delta/1" in second.stdout
+        assert "vanlose-skole" not in second.stdout
+        wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"].startswith("delta")], what="delta applied")
+        later = json.loads(
+            haldor("decide", "--config", str(box), "--door", "main", "--card", "uid:04A1B2C3D4E5F6", "--at", now).stdout
+        )
+        assert later["granted"] is False  # the booking now ended at the top of the hour (and its grace)
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        watcher.close()
+
+
+def test_a_sheet_cut_in_half_is_refused_whole(town):
+    cfg = settings.load(town.config)
+    state = BridgeState(cfg.state)
+    state.record_rows("credentials", 10)  # the last run saw ten members
+    state.close()
+    said: list[str] = []
+    assert service.run_once(cfg, dry_run=True, say=said.append) == 1
+    assert "3 rows, 10 at the last run" in said[0] and "nothing published" in said[0]
+    assert service.run_once(cfg, dry_run=True, accept_sheets=True, say=said.append) == 0
+
+
+def test_a_bad_bridge_configuration_names_the_key(tmp_path):
+    path = tmp_path / "bridge.toml"
+    path.write_text('[bridge]\nkey = "k.key"\n[sheets]\nassociations = "a.csv"\ncredentials = "c.csv"\nrooms = "r.csv"\n')
+    result = haldor("bridge", "--config", str(path), "--once", check=False)
+    assert result.returncode == 2 and result.stderr.strip() == f"haldor: {path}: sites: at least one [[sites]] table"
+
+
+def test_the_service_answers_a_sync_request_with_a_fresh_snapshot(town, broker):
+    watcher = Watcher(broker.port, topics="haldor/v1/+/schedule")
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "haldor", "bridge", "--config", str(town.config)], env=ENV, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        first = wait_for(lambda: watcher.docs("schedule"), timeout=20, what="the first snapshot")[0]
+        version = json.loads(first["doc"])["version"]
+        asking = Watcher(broker.port, topics="unused")
+        asking.client.publish(f"haldor/v1/{SITE}/sync/request", json.dumps({"site": SITE, "have_version": None}), qos=1)
+        again = wait_for(lambda: watcher.docs("schedule")[1:], timeout=20, what="a snapshot for the request")[0]
+        assert json.loads(again["doc"])["version"] > version
+        asking.close()
+    finally:
+        bridge.terminate()
+        assert bridge.wait(10) == 0
+        watcher.close()
