@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
     keygen = sub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing documents")
     keygen.add_argument("kid", nargs="?", default="bookings", help="key id, also the file name (default: bookings)")
+    keygen.add_argument(
+        "--site", action="store_true", help="on a box: print its own public key, which schedules are sealed to (made if new)"
+    )
     keygen.add_argument("--dir", default=".", help="where to write KID.key and KID.pub")
     sign = sub.add_parser("sign", parents=[common], help="print FILE in a signed envelope")
     sign.add_argument("key", metavar="KEY")
@@ -88,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--kid", help="key id (default: the key file's name without .key)")
     publish.add_argument("--site", help="refuse unless the document is for this site")
     publish.add_argument("--unsigned", action="store_true", help="publish without a signature (development boxes only)")
+    publish.add_argument(
+        "--seal-to", metavar="SITE_KEY", help="seal a schedule to the site's public key (haldor keygen --site on the box)"
+    )
     command = sub.add_parser(
         "command", parents=[common, broker, checks], help="send a signed command to a site and wait for its result"
     )
@@ -202,6 +208,8 @@ def _schedule_load(args) -> int:
     except OSError as exc:
         print(f"haldor: {args.file}: cannot read: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
+    from haldor.agent.site import site_key
+
     store = _open_store(cfg)
     try:
         outcome = intake.receive(
@@ -211,6 +219,8 @@ def _schedule_load(args) -> int:
             require_signature=cfg.trust["require_signature"],
             now=time.time(),
             doors=[d.id for d in cfg.doors],
+            site_key=site_key(cfg),
+            plain=cfg.trust["plain_documents"],
         )
     finally:
         store.close()
@@ -288,6 +298,16 @@ def _kiosk(args) -> int:
 def _keygen(args) -> int:
     from haldor import tools
 
+    if args.site:
+        from haldor.access import sealing
+        from haldor.agent.site import site_key
+
+        cfg = _config(args)
+        text = sealing.public_text(site_key(cfg))
+        print(f"site {cfg.site_id}: seal its schedules to {text}")
+        print(f'for the bridge\'s [[sites]] table:  id = "{cfg.site_id}"  public_key = "{text}"')
+        print(f"for haldor publish:  --seal-to {text}")
+        return 0
     private, public, text = tools.keygen(args.kid, Path(args.dir))
     print(f"private key: {private} (keep it on the booking system, mode 0600)")
     print(f"public key:  {public}")
@@ -345,6 +365,7 @@ def _publish(args) -> int:
             verify=_verify_keys(args),
             unsigned=args.unsigned,
             site=args.site,
+            seal_to=args.seal_to,
         )
     except DocumentError as exc:
         raise DocumentError(f"{args.file}: {exc}; nothing published") from None

@@ -45,7 +45,7 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "client_id": (str, ""),
     },
     "sync": {"http_url": (str, ""), "http_after_s": (int, 300), "outbox_capacity": (int, 1_000_000)},
-    "trust": {"require_signature": (bool, True), "keys": (dict, {})},
+    "trust": {"require_signature": (bool, True), "keys": (dict, {}), "plain_documents": (bool, False)},
     "policy": {
         "grace_before_min": (int, 15),
         "grace_after_min": (int, 15),

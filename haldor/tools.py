@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from haldor import schemas
-from haldor.access import commands, schedule
-from haldor.access.envelope import load_public_key, open_envelope, seal
+from haldor.access import commands, schedule, sealing
+from haldor.access.envelope import check_signature, load_public_key, open_envelope, seal
 from haldor.errors import DocumentError, HaldorError
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import DOOR_ACTIONS, Action, Leaf, Schema
@@ -77,8 +77,9 @@ def read_document(path: str | os.PathLike) -> Any:
         raise DocumentError(f"{path}: not valid JSON ({exc})") from None
 
 
-def sign(key_path: str, doc: Any, kid: str | None = None) -> dict[str, str]:
-    return seal(doc, kid or kid_of(key_path), load_private_key(key_path))
+def sign(key_path: str, doc: Any, kid: str | None = None, *, to: Any = None) -> dict[str, str]:
+    """``doc`` in a signed envelope, sealed to a site's public key ``to`` when given."""
+    return seal(doc, kid or kid_of(key_path), load_private_key(key_path), to=to)
 
 
 def public_keys(paths: list[str]) -> dict[str, Ed25519PublicKey]:
@@ -125,12 +126,26 @@ def outgoing(
     verify: Mapping[str, Ed25519PublicKey] | None = None,
     unsigned: bool = False,
     site: str | None = None,
+    seal_to: str | None = None,
 ) -> tuple[Any, bytes]:
     """The document and the payload to publish, checked as a box would check them.
 
     A signed envelope must verify with a key a box trusts (``verify``); a document
     signed here with ``key`` must carry a kid among them when they are given; a bare
-    document goes out only with ``unsigned`` (development boxes)."""
+    document goes out only with ``unsigned`` (development boxes). ``seal_to`` (a site's
+    public key, base64) seals a schedule so that only that box can read it."""
+    sealed_for = None
+    if seal_to is not None:
+        if not key:
+            raise DocumentError("--seal-to needs --key: the sealed text is signed")
+        try:
+            sealed_for = sealing.load_public(seal_to)
+        except ValueError as exc:
+            raise DocumentError(f"--seal-to: {exc}") from None
+    if isinstance(doc, dict) and "sealed" in doc and "doc" not in doc:
+        raise DocumentError(
+            "a sealed envelope can be neither checked nor routed here: give the bare document, --key and --seal-to"
+        )
     if isinstance(doc, dict) and "doc" in doc:
         if key:
             raise DocumentError("already an envelope: --key would sign it twice; give the bare document")
@@ -149,11 +164,15 @@ def outgoing(
         else:
             inner = open_envelope(payload, {}, require_signature=False)
     elif key:
-        envelope = sign(key, doc, kid)
+        if sealed_for is not None and isinstance(doc, dict) and doc.get("schema") == Schema.COMMAND:
+            raise DocumentError("--seal-to: commands go in clear (they hold no card numbers)")
+        envelope = sign(key, doc, kid, to=sealed_for)
         if verify and envelope["kid"] not in verify:
             raise DocumentError(f"kid {envelope['kid']!r} is not among the keys given with --verify-with ({', '.join(verify)})")
         payload = json.dumps(envelope, ensure_ascii=False).encode()
-        inner = open_envelope(payload, verify, require_signature=True) if verify else doc
+        if verify:
+            check_signature(envelope, verify)
+        inner = doc
     elif unsigned:
         inner, payload = doc, json.dumps(doc, ensure_ascii=False).encode()
     else:

@@ -27,3 +27,13 @@ def broker(tmp_path):
 def signing_key():
     """The booking system's Ed25519 key."""
     return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session; each test asks it for a fresh database."""
+    from .postgres import Postgres
+
+    server = Postgres().start()
+    yield server
+    server.stop()

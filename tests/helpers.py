@@ -173,14 +173,17 @@ def site_config(
     keys: dict[str, str] | None = None,
     extra: str = "",
     doors: str = MAIN_DOOR,
+    plain: bool = True,
 ) -> Path:
     """A site on mock pins. With ``port`` (or a whole ``mqtt`` body) a broker on
-    loopback; with ``keys`` signatures are required, without them not."""
+    loopback; with ``keys`` signatures are required, without them not; ``plain``:
+    schedules in clear are taken (most tests), else only sealed ones."""
     if mqtt is None and port is not None:
         mqtt = f"port = {port}\ntls = false"
     broker = f'[mqtt]\nhost = "127.0.0.1"\n{mqtt}\n' if mqtt is not None else ""
     if keys:
         trust = "keys = { " + ", ".join(f'"{kid}" = "{key}"' for kid, key in keys.items()) + " }"
+        trust += f"\nplain_documents = {'true' if plain else 'false'}"
     else:
         trust = "require_signature = false"
     path.write_text(

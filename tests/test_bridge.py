@@ -3,10 +3,13 @@ agent over a real Mosquitto."""
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import json
 import re
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -172,7 +175,13 @@ def town(tmp_path, broker):
 
 
 def test_the_bridge_feeds_a_real_agent_and_then_sends_only_what_changed(town, tmp_path, broker):
-    box = site_config(tmp_path / "box.toml", tmp_path / "data", port=broker.port, keys={"bookings-2026": town.public})
+    box = site_config(
+        tmp_path / "box.toml", tmp_path / "data", port=broker.port, keys={"bookings-2026": town.public}, plain=False
+    )
+    site_key = re.search(r"--seal-to (\S+)", haldor("keygen", "--site", "--config", str(box)).stdout).group(1)
+    town.config.write_text(
+        town.config.read_text().replace('id = "valby-skole"\n', f'id = "valby-skole"\npublic_key = "{site_key}"\n', 1)
+    )
     watcher = Watcher(broker.port)
     agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(box)], env=ENV, stderr=subprocess.DEVNULL)
     try:
@@ -180,6 +189,9 @@ def test_the_bridge_feeds_a_real_agent_and_then_sends_only_what_changed(town, tm
         first = town.run("--once")
         assert first.returncode == 0, first.stdout + first.stderr
         assert "valby-skole: haldor.schedule/1" in first.stdout and "vanlose-skole: haldor.schedule/1" in first.stdout
+        assert (
+            "warning: vanlose-skole: sent in clear" in first.stdout and "warning: valby-skole: sent in clear" not in first.stdout
+        )
         wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"].startswith("snapshot")], what="applied")
         now = (town.start + timedelta(hours=1, minutes=30)).isoformat()
         decision = json.loads(
@@ -245,3 +257,92 @@ def test_the_service_answers_a_sync_request_with_a_fresh_snapshot(town, broker):
         bridge.terminate()
         assert bridge.wait(10) == 0
         watcher.close()
+
+
+class FeedServer:
+    """A booking system's calendar feed over HTTP, with an ETag."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.requests, self.status = body, [], 200
+        feeds = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                feeds.requests.append(dict(self.headers))
+                etag = f'"{hashlib.sha256(feeds.body).hexdigest()[:16]}"'
+                if feeds.status != 200:
+                    self.send_response(feeds.status)
+                    self.end_headers()
+                elif self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                else:
+                    self.send_response(200)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Type", "text/calendar")
+                    self.end_headers()
+                    self.wfile.write(feeds.body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gym-a.ics"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_feed_over_http_is_asked_with_its_etag_and_a_failing_feed_keeps_its_site(town):
+    server = FeedServer((town.dir / "gym-a.ics").read_bytes())
+    try:
+        town.config.write_text(town.config.read_text().replace('source = "gym-a.ics"', f'source = "{server.url}"'))
+        cfg = settings.load(town.config)
+        said: list[str] = []
+        assert service.run_once(cfg, dry_run=True, say=said.append) == 0
+        assert any(line.startswith("valby-skole: haldor.schedule/1") for line in said)
+        state = BridgeState(cfg.state)
+        assert state.cached_feed(server.url) is not None
+        state.close()
+        said.clear()
+        assert service.run_once(cfg, dry_run=True, say=said.append) == 0
+        assert server.requests[-1].get("If-None-Match")  # the second time: unchanged, 304, the kept copy
+        assert any(line.startswith("valby-skole: haldor.schedule/1") for line in said)
+        server.status = 404
+        state = BridgeState(cfg.state)
+        state.forget_feeds()
+        state.close()
+        said.clear()
+        assert service.run_once(cfg, dry_run=True, say=said.append) == 1
+        assert any("HTTP 404" in line and "valby-skole is kept as it was" in line for line in said)
+        assert not any(line.startswith("valby-skole:") for line in said)  # nothing planned for it
+        assert any(line.startswith("vanlose-skole: haldor.schedule/1") for line in said)
+    finally:
+        server.close()
+
+
+def test_the_example_bridge_configuration_is_valid():
+    cfg = settings.load(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
+    assert [s.id for s in cfg.sites] == ["valby-skole"] and cfg.feeds[0].room == "gym-a"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_state_is_the_same_in_sqlite_and_postgresql(backend, tmp_path, request):
+    """One schema, one migration runner: what is recorded is read back alike, and a second
+    start migrates nothing twice."""
+    target = str(tmp_path / "bridge.db") if backend == "sqlite" else request.getfixturevalue("postgres").database()
+    state = BridgeState(target)
+    state.record("valby-skole", 1_795_000_000, {"schema": "haldor.schedule/1", "rooms": [{"id": "gym-a"}]}, 1.5)
+    state.record("valby-skole", 1_795_000_001, {"schema": "haldor.schedule/1", "rooms": []}, 2.5)
+    state.record_rows("credentials", 120)
+    state.cache_feed("http://127.0.0.1/x.ics", '"abc"', None, b"BEGIN:VCALENDAR\x00\xff")
+    state.close()
+    again = BridgeState(target)
+    assert again.published("valby-skole") == (1_795_000_001, {"schema": "haldor.schedule/1", "rooms": []})
+    assert again.published("elsewhere") is None
+    assert again.sheet_rows("credentials") == 120
+    assert again.cached_feed("http://127.0.0.1/x.ics") == ('"abc"', None, b"BEGIN:VCALENDAR\x00\xff")
+    assert again.db.one("SELECT version FROM haldor_schema WHERE name = 'bridge'") == (1,)
+    again.close()

@@ -86,8 +86,8 @@ def test_written_config_loads(tmp_path):
 def test_shipped_example_configurations_are_valid():
     from pathlib import Path
 
-    examples = sorted((Path(__file__).parent.parent / "config").glob("*.toml"))
-    assert examples, "config/ holds example configurations"
+    examples = sorted(p for p in (Path(__file__).parent.parent / "config").glob("*.toml") if p.name != "bridge.toml")
+    assert examples, "config/ holds example configurations (bridge.toml is the bridge's: test_bridge)"
     for path in examples:
         config.load(path)
 

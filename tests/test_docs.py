@@ -31,7 +31,13 @@ def test_every_key_the_docs_name_exists():
     not_keys = {e.value for e in Event}  # event types look alike: `sync.applied`
     for name, text in (("README.md", README), ("docs/protocol.md", PROTOCOL)):
         named = re.findall(r"`([a-z_]+\.[a-z0-9_]+)`", text)
-        named = {m for m in named if m.split(".")[0] in sections and m not in not_keys and not m.endswith(".py")}
+        named = {
+            m
+            for m in named
+            if m.split(".")[0] in sections
+            and m not in not_keys
+            and not m.endswith((".py", ".key", ".pub", ".db", ".toml", ".json"))
+        }
         assert named <= known, (name, named - known)
 
 
@@ -56,3 +62,12 @@ def test_the_ci_script_runs_the_readme_test_command():
 def test_the_example_configuration_is_valid(tmp_path):
     cfg = config.load(ROOT / "config" / "haldor.toml")
     assert cfg.site_id == "valby-skole" and len(cfg.doors) == 2
+
+
+def test_paths_the_docs_name_exist():
+    """`bench/bench_readers.py` in running text is a file of this repository."""
+    for doc in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
+        text = doc.read_text(encoding="utf-8")
+        for path in re.findall(r"`((?:bench|haldor|tests|config|systemd|docs)/[\w./-]*)`", text):
+            if path != "haldor/v1":  # the topic prefix, not a folder
+                assert (ROOT / path.rstrip("/")).exists(), f"{doc.name}: {path}"

@@ -30,3 +30,15 @@ def test_unit_verifies_cleanly(unit, tmp_path):
 def test_the_agent_unit_restarts_and_stops_in_time():
     text = (ROOT / "systemd" / "haldor-agent.service").read_text()
     assert "Restart=always" in text and "StateDirectory=haldor" in text and "NoNewPrivileges=yes" in text
+
+
+def test_the_bridge_unit_is_hardened(tmp_path):
+    """It holds the booking key and every member's card: `systemd-analyze security`
+    must rate it at most "OK" (below 4.0)."""
+    analyze = shutil.which("systemd-analyze")
+    copy = tmp_path / "haldor-bridge.service"
+    copy.write_text((ROOT / "systemd" / "haldor-bridge.service").read_text().replace("/opt/haldor/bin/haldor", HALDOR))
+    result = subprocess.run(
+        [analyze, "security", "--offline=yes", "--threshold=40", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr

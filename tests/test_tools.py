@@ -42,7 +42,7 @@ def test_a_signed_file_loads_and_a_tampered_one_does_not(tmp_path):
     public = (tmp_path / "k1.pub").read_text().strip()
     config = tmp_path / "haldor.toml"
     config.write_text(
-        f'[site]\nid = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n[trust]\nkeys = {{ "k1" = "{public}" }}\n'
+        f'[site]\nid = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n[trust]\nkeys = {{ "k1" = "{public}" }}\nplain_documents = true\n'
         '[gpio]\npin_factory = "mock"\n[[doors]]\nid = "main"\nlock_pin = 17\n'
     )
     envelope = json.loads(haldor("sign", str(tmp_path / "k1.key"), str(dump(tmp_path / "s.json", snapshot(42)))).stdout)
@@ -191,30 +191,67 @@ def test_command_without_an_answer_says_the_box_may_be_offline(tmp_path, broker)
 
 def test_the_integrators_first_afternoon_in_the_readme_runs_as_written(tmp_path, broker):
     """The README's lines, in a shell, one by one: the box is given the printed trust
-    line between keygen and publish, as a person would."""
+    line between keygen and publish, as a person would; `keygen --site` runs on the box
+    (its configuration in $HALDOR_CONFIG) and its key is what SITE_KEY is set to."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     block = readme.split("An integrator's first afternoon", 1)[1].split("\n\n", 2)[1]
     lines = [line.strip() for line in block.splitlines()]
-    assert lines[0].startswith("BROKER=") and lines[1].startswith("haldor keygen")
+    assert lines[0].startswith("BROKER=") and lines[1].startswith("haldor keygen bookings")
+    assert lines[2].startswith("haldor keygen --site")
     env = {**ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     prelude = f'BROKER="--broker 127.0.0.1:{broker.port}"\n'
 
-    def shell(line: str) -> subprocess.CompletedProcess:
-        done = subprocess.run(["bash", "-c", prelude + line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    def shell(line: str, **extra: str) -> subprocess.CompletedProcess:
+        run_env = {**env, **extra}
+        done = subprocess.run(
+            ["bash", "-c", prelude + line], cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0, (line, done.stderr)
         return done
 
     trust = re.search(r"keys = \{.*\}", shell(lines[1]).stdout).group(0)
-    config = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, extra="")
-    config.write_text(config.read_text().replace("require_signature = false", trust))
+    config = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, keys={"x": "y"}, plain=False)
+    config.write_text(re.sub(r"keys = \{.*\}", trust, config.read_text()))
+    site_key = re.search(r"--seal-to (\S+)", shell(lines[2], HALDOR_CONFIG=str(config)).stdout).group(1)
     agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(config)], env=ENV, stderr=subprocess.DEVNULL)
     watcher = Watcher(broker.port)
     try:
-        wait_for(lambda: any(d.get("online") for d in watcher.docs("status")), timeout=20, what="agent online")
-        outputs = [shell(line).stdout for line in lines[2:]]
+        status = wait_for(lambda: [d for d in watcher.docs("status") if d.get("online")], timeout=20, what="agent online")[0]
+        assert status["site_key"] == site_key  # what the box says of itself agrees
+        outputs = [shell(line, SITE_KEY=site_key).stdout for line in lines[3:]]
         assert wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"].startswith("snapshot ")])
         assert json.loads(outputs[2])["ok"] is True  # the unlock
         assert f"haldor/v1/{SITE}/status" in outputs[3]
+    finally:
+        agent.terminate()
+        agent.wait(10)
+        watcher.close()
+
+
+def test_a_box_that_takes_sealed_schedules_only(tmp_path, broker):
+    """Card numbers never lie in clear on the broker: a box refuses a schedule in clear,
+    and one sealed to another box's key; the retained copy holds no card number."""
+    haldor("keygen", "k1", "--dir", str(tmp_path))
+    keys = {"k1": (tmp_path / "k1.pub").read_text().strip()}
+    config = site_config(tmp_path / "haldor.toml", tmp_path / "data", port=broker.port, keys=keys, plain=False)
+    other = site_config(tmp_path / "other.toml", tmp_path / "other", port=broker.port, keys=keys, plain=False)
+    own_key = re.search(r"--seal-to (\S+)", haldor("keygen", "--site", "--config", str(config)).stdout).group(1)
+    their_key = re.search(r"--seal-to (\S+)", haldor("keygen", "--site", "--config", str(other)).stdout).group(1)
+    assert own_key != their_key
+    watcher = Watcher(broker.port)
+    agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(config)], env=ENV, stderr=subprocess.DEVNULL)
+    at = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"))
+    try:
+        wait_for(lambda: any(d.get("online") for d in watcher.docs("status")), timeout=20, what="agent online")
+        haldor("publish", *at, str(dump(tmp_path / "s41.json", snapshot(41))))
+        haldor("publish", *at, "--seal-to", their_key, str(dump(tmp_path / "s42.json", snapshot(42))))
+        haldor("publish", *at, "--seal-to", own_key, str(dump(tmp_path / "s43.json", snapshot(43))))
+        applied = wait_for(lambda: watcher.events("sync.applied"), timeout=20, what="the sealed snapshot applied")
+        assert [e["reason"] for e in applied] == ["snapshot 43"]
+        rejected = [e["reason"] for e in watcher.events("sync.rejected")]
+        assert any("in clear" in r for r in rejected) and any("cannot be opened with this site's key" in r for r in rejected)
+        retained = _retained_schedule(broker.port)
+        assert "sealed" in retained and "04A1B2C3D4E5F6" not in json.dumps(retained)
     finally:
         agent.terminate()
         agent.wait(10)

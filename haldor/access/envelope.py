@@ -1,4 +1,6 @@
-"""The signed envelope of PROTOCOL 2: ``{"doc": "<json text>", "kid": ..., "sig": ...}``."""
+"""The signed envelope of PROTOCOL 2: ``{"doc": "<json text>", "kid": ..., "sig": ...}``,
+or, sealed to the site, ``{"sealed": "<base64>", "kid": ..., "sig": ...}`` (the signature
+over the sealed text, so a forged payload is refused before anything is decrypted)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.public import PrivateKey, PublicKey
 
 from haldor.errors import DocumentError, SignatureError
 
-#: Larger payloads are refused before parsing (a 100,000-credential snapshot is about 25 MB).
+from .sealing import open_sealed, seal_to
+
+#: Larger payloads are refused before parsing (a 100,000-credential snapshot is about 25
+#: MB; sealed, its base64 is a third larger).
 MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
 
 
@@ -27,12 +33,20 @@ def load_public_key(text: str) -> Ed25519PublicKey:
 
 
 def open_envelope(
-    payload: bytes | str, keys: Mapping[str, Ed25519PublicKey], require_signature: bool, *, max_bytes: int | None = None
+    payload: bytes | str,
+    keys: Mapping[str, Ed25519PublicKey],
+    require_signature: bool,
+    *,
+    max_bytes: int | None = None,
+    site_key: PrivateKey | None = None,
+    plain: bool = True,
 ) -> Any:
     """The verified document inside an envelope, as parsed JSON.
 
     Without ``require_signature`` a bare document, or an envelope without ``sig``, is
-    accepted too (development and the demo only).
+    accepted too (development and the demo only). A sealed envelope is opened with
+    ``site_key``; without ``plain`` (a site that takes schedules sealed only) a document
+    in clear is refused.
     """
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
@@ -40,33 +54,57 @@ def open_envelope(
     if len(payload) > limit:
         raise DocumentError(f"payload too large ({len(payload)} bytes, at most {limit})")
     outer = _json(payload, "payload")
-    if not (isinstance(outer, dict) and "doc" in outer):
+    sealed = isinstance(outer, dict) and "sealed" in outer and "doc" not in outer
+    if not (isinstance(outer, dict) and ("doc" in outer or sealed)):
         if require_signature:
             raise SignatureError("unsigned document (no envelope) while signatures are required")
         return outer
-    text = outer["doc"]
+    text = outer["sealed" if sealed else "doc"]
     if not isinstance(text, str):
-        raise DocumentError("doc: expected the document as a JSON text")
+        raise DocumentError("sealed: expected base64 text" if sealed else "doc: expected the document as a JSON text")
+    if not sealed and not plain and require_signature:  # development boxes take anything
+        raise DocumentError("a document in clear: this site takes schedules sealed to its key only ([trust] plain_documents)")
     sig = outer.get("sig")
     if sig is None:
         if require_signature:
             raise SignatureError("envelope has no sig while signatures are required")
-        return _json(text.encode("utf-8"), "doc")
-    kid = outer.get("kid")
+        return _opened(text, sealed, site_key)
+    check_signature(outer, keys)
+    return _opened(text, sealed, site_key)
+
+
+def check_signature(outer: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> None:
+    """The envelope's ``sig`` verifies over its ``doc`` or ``sealed`` text with the key
+    its ``kid`` names (a sealed document's signature is checked without opening it)."""
+    text = outer.get("sealed") if "doc" not in outer else outer.get("doc")
+    kid, sig = outer.get("kid"), outer.get("sig")
     if not isinstance(kid, str) or kid not in keys:
         raise SignatureError(f"kid: unknown key {kid!r}")
+    if not isinstance(sig, str) or not isinstance(text, str):
+        raise SignatureError(f"signature does not verify with key {kid!r}")
     try:
         keys[kid].verify(base64.b64decode(sig, validate=True), text.encode("utf-8"))
     except (InvalidSignature, binascii.Error, ValueError, TypeError):
         raise SignatureError(f"signature does not verify with key {kid!r}") from None
+
+
+def _opened(text: str, sealed: bool, site_key: PrivateKey | None) -> Any:
+    if sealed:
+        if site_key is None:
+            raise DocumentError("sealed: this box has no site key to open it with")
+        text = open_sealed(site_key, text)
     return _json(text.encode("utf-8"), "doc")
 
 
-def seal(document: Any, kid: str, private_key: Ed25519PrivateKey) -> dict[str, str]:
-    """The envelope for ``document``, signed (the booking system's side; used by tools and tests)."""
+def seal(document: Any, kid: str, private_key: Ed25519PrivateKey, *, to: PublicKey | None = None) -> dict[str, str]:
+    """The envelope for ``document``, signed, and sealed to a site's key when ``to`` is
+    given (the booking system's side; used by tools, the bridge and tests)."""
     text = document if isinstance(document, str) else json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    field = "doc"
+    if to is not None:
+        text, field = seal_to(to, text), "sealed"
     sig = private_key.sign(text.encode("utf-8"))
-    return {"doc": text, "kid": kid, "sig": base64.b64encode(sig).decode("ascii")}
+    return {field: text, "kid": kid, "sig": base64.b64encode(sig).decode("ascii")}
 
 
 def _json(data: bytes, what: str) -> Any:

@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nacl.public import PrivateKey
+
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
 
@@ -63,9 +65,13 @@ def receive(
     require_signature: bool,
     now: float,
     doors: Collection[str] | None = None,
+    site_key: PrivateKey | None = None,
+    plain: bool = True,
 ) -> Outcome:
     """Apply ``payload`` or reject it whole, and store the event that says which."""
-    outcome = process(store, payload, keys=keys, require_signature=require_signature, now=now, doors=doors)
+    outcome = process(
+        store, payload, keys=keys, require_signature=require_signature, now=now, doors=doors, site_key=site_key, plain=plain
+    )
     event = outcome.event()
     if event is not None:
         store.outbox.append([event], now)
@@ -81,15 +87,18 @@ def process(
     now: float,
     doors: Collection[str] | None = None,
     max_bytes: int | None = None,
+    site_key: PrivateKey | None = None,
+    plain: bool = True,
 ) -> Outcome:
     """Apply ``payload`` or reject it whole. Never raises: whatever goes wrong with the
     document is a rejection, whatever goes wrong with the store is a failure (the
     schedule in force stays either way). The caller reports :meth:`Outcome.event`.
-    ``doors``: this box's doors, to warn about rooms and doors that do not meet."""
+    ``doors``: this box's doors, to warn about rooms and doors that do not meet.
+    ``site_key`` opens a sealed document; without ``plain`` one in clear is refused."""
     if not payload:  # how MQTT clears a retained message: nothing to apply, nothing wrong
         return Outcome("empty", "ignored an empty payload (a retained message cleared)")
     try:
-        raw = open_envelope(payload, keys, require_signature, max_bytes=max_bytes)
+        raw = open_envelope(payload, keys, require_signature, max_bytes=max_bytes, site_key=site_key, plain=plain)
         ignored = _ignorable(store, raw)
         if ignored is not None:
             log.info("schedule ignored: %s", ignored.message)

@@ -147,6 +147,7 @@ class Remote:
                     tuple(d.id for d in cfg.doors),
                     envelope.MAX_DOCUMENT_BYTES,
                     self.store.secret_fingerprint,
+                    cfg.trust["plain_documents"],
                 ),
                 self._clock,
             )

@@ -30,10 +30,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from nacl.public import PrivateKey
+
 from haldor.access.envelope import load_public_key
 from haldor.access.intake import Outcome, process
 from haldor.access.model import Policy
-from haldor.access.store import Store
+from haldor.access.store import Store, secret
 from haldor.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class Site:
     max_bytes: int | None = None  # None: envelope.MAX_DOCUMENT_BYTES
     #: the device secret's fingerprint the agent started with: the child opens that store or none
     secret: str | None = None
+    #: schedules in clear accepted ([trust] plain_documents); sealed ones are opened with site.key
+    plain: bool = True
 
 
 class ScheduleWorker:
@@ -198,6 +202,14 @@ def _start_child(level: int, fmt: str | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C at the demo's prompt is the agent's to handle
 
 
+def _site_key(data_dir: str) -> PrivateKey | None:
+    """The box's key (made by the agent at start); without it a sealed document is refused."""
+    try:
+        return secret.site_key(data_dir, create=False)
+    except StoreError:
+        return None
+
+
 def _apply_in_child(site: Site, payload: bytes, now: float) -> Outcome:
     try:
         store = Store.open(site.data_dir, site.site, site.timezone, site.policy, existing=site.secret)
@@ -214,6 +226,8 @@ def _apply_in_child(site: Site, payload: bytes, now: float) -> Outcome:
             now=now,
             doors=site.doors,
             max_bytes=site.max_bytes,
+            site_key=_site_key(site.data_dir),
+            plain=site.plain,
         )
     finally:
         store.close()

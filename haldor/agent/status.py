@@ -4,16 +4,22 @@ every so often anyway."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from haldor import __version__
+from haldor.access import sealing
+from haldor.config import Config
+from haldor.errors import StoreError
 from haldor.protocol import Schema
 
 from .periodic import Every
+from .site import site_key
 
 if TYPE_CHECKING:
     from .loop import Agent
 
+log = logging.getLogger(__name__)
 STATUS_EVERY_S = 60.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 
@@ -26,6 +32,7 @@ class StatusTeller:
         self._kiosk = Every(KIOSK_EVERY_S)
         self._status_key: Any = None
         self._kiosk_key: Any = None
+        self.site_key = _site_key_text(agent.cfg)
 
     def heard_again(self) -> None:
         """A fresh connection to the broker: the status goes out at once."""
@@ -85,6 +92,7 @@ class StatusTeller:
             "storage": {**storage, "since": storage["since"] and store.iso(storage["since"])},
             "outbox": {**store.outbox.stats(), "capacity": a.cfg.sync["outbox_capacity"]},
             "uptime_s": int(a.clock.monotonic() - self._started_mono),
+            "site_key": self.site_key,
         }
 
     def kiosk_document(self, now: float) -> dict[str, Any]:
@@ -100,3 +108,14 @@ class StatusTeller:
             "reader_faults": [{"reader": r, "door": a.reader_doors.get(r)} for r in sorted(a.reader_faults)],
             "storage": a.storage.status(),
         }
+
+
+def _site_key_text(cfg: Config) -> str | None:
+    """The public key schedules are sealed to, made at first start: in the status so the
+    booking system can be told it (compare it with ``haldor keygen --site`` on the box).
+    A disk that cannot take it does not keep the doors from working."""
+    try:
+        return sealing.public_text(site_key(cfg))
+    except (StoreError, OSError) as exc:
+        log.error("no site key: sealed schedules cannot be opened: %s", exc)
+        return None

@@ -129,8 +129,9 @@ def fetch(feed: FeedSource, state: BridgeState) -> bytes:
                 return response.content
             problem = f"HTTP {response.status_code}"
             if response.status_code < 500:
-                break
-        time.sleep(min(2**attempt, 10))
+                break  # asking again will not help
+        if attempt + 1 < FETCH_ATTEMPTS:
+            time.sleep(2**attempt)
     raise DocumentError(f"{feed.source}: {problem}")
 
 
@@ -209,7 +210,7 @@ def run_once(
     try:
         if accept_sheets:
             for name in cfg.sheets:
-                state.db.execute("DELETE FROM sheet_rows WHERE sheet = ?", (name,))
+                state.forget_rows(name)
         try:
             inputs, unread = read_inputs(cfg, state, now)
         except Refused as exc:
@@ -224,13 +225,15 @@ def run_once(
                 say(f"{site.id}: {kind}")
                 for line in diff.lines():
                     say(f"  {line}")
-            return 0
+            return 1 if unread else 0
         publisher = Publisher(cfg) if any(doc is not None for _, _, doc, _ in plans) else None
         try:
             for site, diff, doc, new in plans:
                 if doc is None:
                     continue
-                _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid)
+                if not site.public_key:
+                    say(f"warning: {site.id}: sent in clear (card numbers on the broker): give [[sites]] public_key")
+                _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None)
                 assert publisher is not None
                 topic = publisher.send(doc, payload)
                 state.record(site.id, doc["version"], new, now)  # only once the broker has it

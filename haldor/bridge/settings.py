@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from haldor.access import sealing
 from haldor.errors import ConfigError
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
@@ -30,6 +31,8 @@ class Site:
     id: str
     timezone: str = "Europe/Copenhagen"
     policy: dict[str, Any] = field(default_factory=dict)
+    #: the box's own key (``haldor keygen --site``): its schedules are sealed to it
+    public_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,20 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         raise fail("calendar.all_day", 'must be "ignore" or "closure"')
     sites = []
     for i, s in enumerate(_tables(raw, "sites", fail)):
-        site = Site(id=s.get("id", ""), timezone=s.get("timezone", "Europe/Copenhagen"), policy=s.get("policy", {}))
+        unknown = set(s) - {"id", "timezone", "policy", "public_key"}
+        if unknown:
+            raise fail(f"sites[{i}].{sorted(unknown)[0]}", "unknown key")
+        site = Site(
+            id=s.get("id", ""),
+            timezone=s.get("timezone", "Europe/Copenhagen"),
+            policy=s.get("policy", {}),
+            public_key=s.get("public_key", ""),
+        )
+        if site.public_key:
+            try:
+                sealing.load_public(site.public_key)
+            except ValueError as exc:
+                raise fail(f"sites[{i}].public_key", str(exc)) from None
         if not isinstance(site.id, str) or not IDENTIFIER.fullmatch(site.id):
             raise fail(f"sites[{i}].id", IDENTIFIER_TEXT)
         try:

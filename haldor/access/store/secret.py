@@ -9,9 +9,18 @@ import os
 import secrets
 from pathlib import Path
 
+from nacl.public import PrivateKey
+
 from haldor.errors import StoreError
 
 SECRET_NAME = "device.secret"
+SITE_KEY_NAME = "site.key"
+
+
+def site_key(data_dir: str | Path, *, create: bool = True) -> PrivateKey:
+    """The box's own X25519 key, which schedules are sealed to (haldor.access.sealing):
+    made once, whole or not at all, mode 0600, like the device secret."""
+    return PrivateKey(device_secret(Path(data_dir) / SITE_KEY_NAME, create=create)[:32])
 
 
 def fingerprint(secret: bytes) -> str:

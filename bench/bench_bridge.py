@@ -1,0 +1,190 @@
+"""Bridge load test (issue 14): N sites, two rooms each, weekly series over a season, a
+credentials sheet for the whole municipality; `haldor bridge --once` in its own process
+against a real Mosquitto, with every schedule sealed to its site's key.
+
+Prints: the first run (every site a snapshot): wall time, peak memory, bytes published;
+a second run with nothing changed; a third after 10 single bookings moved: wall time,
+how many sites got a delta, bytes published.
+
+    python bench/bench_bridge.py --sites 100 --bookings 50000 --credentials 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import icalendar  # noqa: E402
+from nacl.public import PrivateKey  # noqa: E402
+
+from bench.bench_access import report  # noqa: E402
+from haldor.access import sealing  # noqa: E402
+from haldor.mqtt import make_client  # noqa: E402
+from haldor.tools import keygen  # noqa: E402
+from tests.broker import Broker  # noqa: E402
+
+CPH = ZoneInfo("Europe/Copenhagen")
+ROOMS_PER_SITE = 2
+WEEKS = 40  # a season: week 33 to week 26, less the holidays
+
+
+class Counter:
+    """Bytes and messages the broker delivers on the schedule topics."""
+
+    def __init__(self, port: int) -> None:
+        self.bytes = self.messages = 0
+        self.lock = threading.Lock()
+        self.client = make_client("bench-counter")
+        self.client.manual_ack_set(False)
+        ready = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(
+            [("haldor/v1/+/schedule", 0), ("haldor/v1/+/schedule/delta", 0)]
+        )
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        ready.wait(10)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        with self.lock:
+            self.bytes += len(msg.payload)
+            self.messages += 1
+
+    def take(self, expected: int, timeout: float = 60) -> tuple[int, int]:
+        """Wait until ``expected`` messages came (retained ones at subscription count too)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.messages >= expected:
+                    got = self.bytes, self.messages
+                    self.bytes = self.messages = 0
+                    return got
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.messages} of {expected} schedule messages")
+
+
+def write_inputs(root: Path, sites: int, bookings: int, credentials: int, port: int) -> tuple[Path, dict[str, list]]:
+    keygen("bookings", root)
+    associations = max(10, sites * 5)
+    (root / "associations.csv").write_text(
+        "id;name\n" + "".join(f"a{i};Forening {i}\n" for i in range(associations)), encoding="utf-8"
+    )
+    lines = ["id;association;card;pin;role;sites"]
+    for i in range(credentials):
+        lines.append(f"c{i};a{i % associations};uid:{0x04000000 + i:08X};;member;")
+    (root / "credentials.csv").write_text("\n".join(lines) + "\n")
+    rooms = ["site;id;name;doors"]
+    series_per_room = max(1, bookings // (sites * ROOMS_PER_SITE * WEEKS))
+    start = datetime.now(CPH).replace(hour=17, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    config = [
+        '[bridge]\nkey = "bookings.key"\nstate = "state.db"\ndelta_max = 500\n',
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntls = false\n',
+        '[sheets]\nassociations = "associations.csv"\ncredentials = "credentials.csv"\nrooms = "rooms.csv"\n',
+    ]
+    calendars: dict[str, list] = {}
+    for s in range(sites):
+        site = f"skole-{s:04d}"
+        public = sealing.public_text(PrivateKey.generate())
+        config.append(f'[[sites]]\nid = "{site}"\npublic_key = "{public}"\n')
+        for r in range(ROOMS_PER_SITE):
+            room = f"sal-{r}"
+            rooms.append(f"{site};{room};Sal {r};main")
+            events = []
+            for k in range(series_per_room):
+                e = icalendar.Event()
+                e.add("uid", f"{site}-{room}-{k}@bench")
+                e.add("summary", f"Træning {k}")
+                first = start + timedelta(days=k % 7, hours=(k // 7) % 4)
+                e.add("dtstart", first)
+                e.add("dtend", first + timedelta(hours=1))
+                e.add("rrule", {"freq": "weekly", "count": WEEKS})
+                e.add("categories", [f"a{(s * 7 + r * 3 + k) % associations}"])
+                events.append(e)
+            name = f"{site}-{room}.ics"
+            calendars[name] = events
+            write_calendar(root / name, events)
+            config.append(f'[[feeds]]\nsite = "{site}"\nroom = "{room}"\nsource = "{name}"\n')
+    (root / "rooms.csv").write_text("\n".join(rooms) + "\n")
+    (root / "bridge.toml").write_text("".join(config))
+    return root / "bridge.toml", calendars
+
+
+def write_calendar(path: Path, events: list) -> None:
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//Haldor bench//")
+    cal.add("version", "2.0")
+    for e in events:
+        cal.add_component(e)
+    path.write_bytes(cal.to_ical())
+
+
+def run(config: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "haldor", "bridge", "--config", str(config), "--once"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
+    return time.perf_counter() - started, done.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sites", type=int, default=100)
+    p.add_argument("--bookings", type=int, default=50_000, help="season bookings across all sites")
+    p.add_argument("--credentials", type=int, default=100_000)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    results: dict = {"sites": args.sites}
+    with tempfile.TemporaryDirectory(prefix="haldor-bench-bridge-") as tmp:
+        root = Path(tmp)
+        broker = Broker(root / "broker", extra="message_size_limit 0\n", audit=False).start()
+        try:
+            config, calendars = write_inputs(root, args.sites, args.bookings, args.credentials, broker.port)
+            counter = Counter(broker.port)
+            seconds, out = run(config)
+            results["bookings"] = sum(len(events) for events in calendars.values()) * WEEKS
+            results["first_run_s"] = round(seconds, 2)
+            results["first_run_peak_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+            first_bytes, _ = counter.take(args.sites)
+            results["first_run_published_mb"] = round(first_bytes / 2**20, 2)
+            seconds, out = run(config)
+            results["unchanged_run_s"] = round(seconds, 2)
+            results["unchanged_run_published"] = out.count(" to haldor/v1/")
+            moved = sorted(calendars)[:10]  # one booking moved an hour in each of ten rooms
+            for name in moved:
+                master = calendars[name][0]
+                instance = master["dtstart"].dt + timedelta(weeks=2)
+                e = icalendar.Event()
+                e.add("uid", str(master["uid"]))
+                e.add("recurrence-id", instance)
+                e.add("dtstart", instance + timedelta(hours=1))
+                e.add("dtend", instance + timedelta(hours=2))
+                write_calendar(root / name, [*calendars[name], e])
+            seconds, out = run(config)
+            changed_sites = len({name.rsplit("-sal", 1)[0] for name in moved})
+            delta_bytes, messages = counter.take(changed_sites)
+            results["ten_moved_run_s"] = round(seconds, 2)
+            results["ten_moved_deltas"] = out.count("haldor.delta/1")
+            results["ten_moved_published_kb"] = round(delta_bytes / 1024, 1)
+            counter.client.disconnect()
+        finally:
+            broker.stop()
+    report(results, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The municipality's services keep their state in SQLite (a file: the default, nothing to
+run) or PostgreSQL (a ``postgresql://`` URL: several machines, one database), behind one
+small interface with one schema and one migration runner for both.
+
+Never used by the agent: a box has its own store (:mod:`haldor.access.store`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from haldor.errors import HaldorError
+
+#: column types that differ between the two; a migration writes ``{blob}``, ``{float}``
+TYPES = {
+    "sqlite": {"blob": "BLOB", "float": "REAL", "bigint": "INTEGER"},
+    "postgresql": {"blob": "BYTEA", "float": "DOUBLE PRECISION", "bigint": "BIGINT"},
+}
+
+
+class Database:
+    """One connection, used from one thread at a time (a lock makes sure)."""
+
+    def __init__(self, kind: str, conn: Any, where: str) -> None:
+        self.kind, self.conn, self.where = kind, conn, where
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, target: str) -> Database:
+        if target.startswith(("postgresql://", "postgres://")):
+            import psycopg  # only a service given a PostgreSQL URL pays for it
+
+            try:
+                pg = psycopg.connect(target, autocommit=True)
+            except psycopg.Error as exc:
+                raise HaldorError(f"{_safe(target)}: cannot connect: {exc}".strip()) from None
+            return cls("postgresql", pg, _safe(target))
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        lite = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        lite.execute("PRAGMA journal_mode=WAL")
+        lite.execute("PRAGMA busy_timeout=10000")
+        return cls("sqlite", lite, target)
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self.conn.execute(self._sql(sql), tuple(params))
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return list(self.conn.execute(self._sql(sql), tuple(params)).fetchall())
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        found = self.rows(sql, params)
+        return found[0] if found else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self.kind == "postgresql":
+                with self.conn.transaction():
+                    yield
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def migrate(self, name: str, migrations: Sequence[str]) -> None:
+        """Bring the schema ``name`` to the last of ``migrations`` (SQL, statements split by
+        ``;``, types as ``{blob}``), append only; each migration commits with its number,
+        so a crash leaves the schema before or after one, never inside."""
+        self.execute("CREATE TABLE IF NOT EXISTS haldor_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        with self.transaction():
+            row = self.one("SELECT version FROM haldor_schema WHERE name = ?", (name,))
+            current = row[0] if row else 0
+            for number, script in enumerate(migrations[current:], start=current + 1):
+                for statement in script.format(**TYPES[self.kind]).split(";"):
+                    if statement.strip():
+                        self.execute(statement)
+                self.execute(
+                    "INSERT INTO haldor_schema (name, version) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                    (name, number),
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def _safe(url: str) -> str:
+    """A URL fit for a log line: without its password."""
+    head, at, tail = url.rpartition("@")
+    if not at:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"
