@@ -34,6 +34,10 @@ def canonical_problem(card: str) -> str | None:
     bytes, which no card sends, is refused here rather than stored and never matched.
     """
     if _CANONICAL.fullmatch(card):
+        if card.startswith("wg"):
+            bits, value = (int(x) for x in card[2:].split(":"))
+            if bits < 3 or value >= 2 ** (bits - 2):
+                return f"not a canonical card string: a {bits}-bit Wiegand frame carries {max(bits - 2, 0)} data bits, too few for {value}"
         return None
     uid = _UID_CARD.fullmatch(card)
     if uid:

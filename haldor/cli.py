@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--kid", help="key id (default: the key file's name without .key)")
     publish.add_argument("--site", help="refuse unless the document is for this site")
     publish.add_argument("--unsigned", action="store_true", help="publish without a signature (development boxes only)")
+    publish.add_argument("--older", action="store_true", help="publish a schedule older than the box has (after reset_version)")
     publish.add_argument(
         "--seal-to", metavar="SITE_KEY", help="seal a schedule to the site's public key (haldor keygen --site on the box)"
     )
@@ -166,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # stdout full or closed, a file that vanished: one line, not a traceback
+        print(f"haldor: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _config(args) -> config.Config:
@@ -191,6 +195,12 @@ def _schedule_sample(args) -> int:
     from haldor.demo import lay_around, sample_text
 
     now = time.time()
+    from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT
+
+    if not IDENTIFIER.fullmatch(args.site):
+        raise DocumentError(f"--site: {args.site!r} is not a site id ({IDENTIFIER_TEXT})")
+    if args.version is not None and not 0 <= args.version <= 2**53 - 1:
+        raise DocumentError("--version: from 0 to 2^53-1")
     doc = lay_around(json.loads(sample_text("schedule.json")), now)
     doc["site"] = args.site
     if args.version is not None:
@@ -323,12 +333,12 @@ def _sign(args) -> int:
 
 
 def _broker_options(args):
-    from haldor import tools
+    from haldor.mqtt import BrokerOptions
 
     cfg = None
     if not args.broker:
         cfg = _config(args)
-    return tools.BrokerOptions.parse(
+    return BrokerOptions.parse(
         args.broker,
         cfg,
         tls=args.tls,
@@ -355,7 +365,7 @@ def _verify_keys(args) -> dict:
 
 
 def _publish(args) -> int:
-    from haldor import tools
+    from haldor import broker_tools, tools
 
     try:
         inner, payload = tools.outgoing(
@@ -366,10 +376,12 @@ def _publish(args) -> int:
             unsigned=args.unsigned,
             site=args.site,
             seal_to=args.seal_to,
+            verify_required=True,
         )
+        topic = broker_tools.publish(_broker_options(args), inner, payload, older=args.older)
     except DocumentError as exc:
-        raise DocumentError(f"{args.file}: {exc}; nothing published") from None
-    topic = tools.publish(_broker_options(args), inner, payload)
+        text = str(exc).removeprefix(f"{args.file}: ")
+        raise DocumentError(f"{args.file}: {text}; nothing published") from None
     print(f"{args.file}: published to {topic}")
     return 0
 
@@ -377,8 +389,12 @@ def _publish(args) -> int:
 def _command(args) -> int:
     import getpass
 
-    from haldor import tools
+    from haldor import broker_tools, tools
 
+    if not 0 < args.wait <= 3600:
+        raise DocumentError("--wait: more than 0 and at most 3600 seconds")
+    if not 0 < args.valid <= 24 * 3600:
+        raise DocumentError("--valid: more than 0 and at most 86400 seconds (a day): a command is for now")
     doc = tools.new_command(
         args.site,
         args.action,
@@ -389,7 +405,7 @@ def _command(args) -> int:
         valid_s=args.valid,
     )
     _, payload = tools.outgoing(doc, key=args.key, kid=args.kid, verify=_verify_keys(args))
-    result = tools.command(_broker_options(args), doc, payload, wait=args.wait)
+    result = broker_tools.command(_broker_options(args), doc, payload, wait=args.wait)
     if result is None:
         print(
             f"haldor: no answer from {args.site} within {args.wait:g} s: the box may be offline. "
@@ -405,9 +421,9 @@ def _command(args) -> int:
 
 
 def _watch(args) -> int:
-    from haldor import tools
+    from haldor import broker_tools
 
-    return tools.watch(_broker_options(args), args.site, count=args.count)
+    return broker_tools.watch(_broker_options(args), args.site, count=args.count)
 
 
 def _bridge(args) -> int:

@@ -77,6 +77,8 @@ class BrokerOptions:
         """``--broker host[:port]``, else the ``[mqtt]`` section of the configuration."""
         if broker:
             host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "")
+            if port and not (port.isdigit() and 0 < int(port) < 65536):
+                raise ConfigError(f"--broker: {broker!r}: the port must be 1-65535")
             opts = cls(host=host or broker, port=int(port) if port else (8883 if overrides.get("tls") else 1883))
         elif cfg is not None and cfg.mqtt["host"]:
             m = cfg.mqtt

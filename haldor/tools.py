@@ -12,13 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
-import threading
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -26,9 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from haldor import schemas
 from haldor.access import commands, schedule, sealing
 from haldor.access.envelope import check_signature, load_public_key, open_envelope, seal
+from haldor.access.model import Delta
 from haldor.errors import DocumentError, HaldorError
-from haldor.mqtt import BrokerOptions
-from haldor.protocol import DOOR_ACTIONS, Action, Leaf, Schema
+from haldor.protocol import DOOR_ACTIONS, IDENTIFIER, IDENTIFIER_TEXT, Action, Schema
 
 PUBLIC_SUFFIX = ".pub"
 PRIVATE_SUFFIX = ".key"
@@ -37,17 +35,23 @@ PRIVATE_SUFFIX = ".key"
 def keygen(kid: str, directory: Path) -> tuple[Path, Path, str]:
     """An Ed25519 key pair: ``<kid>.key`` (PKCS8 PEM, mode 0600) and ``<kid>.pub``
     (base64 raw public key, as ``[trust] keys`` holds it)."""
+    if not IDENTIFIER.fullmatch(kid):  # it names files and goes into every envelope
+        raise DocumentError(f"KID: {kid!r} is not a key id ({IDENTIFIER_TEXT})")
     key = Ed25519PrivateKey.generate()
     private = directory / f"{kid}{PRIVATE_SUFFIX}"
     public = directory / f"{kid}{PUBLIC_SUFFIX}"
     if private.exists():
         raise HaldorError(f"{private}: exists; not overwritten")
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
     text = base64.b64encode(key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).decode()
-    public.write_text(text + "\n")
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        public.write_text(text + "\n")
+    except OSError as exc:
+        raise HaldorError(f"{exc.filename or directory}: cannot write: {exc.strerror}") from None
     return private, public, text
 
 
@@ -56,10 +60,12 @@ def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except OSError as exc:
         raise HaldorError(f"{path}: cannot read: {exc.strerror}") from None
-    except ValueError as exc:
-        raise HaldorError(f"{path}: not a PEM private key: {exc}") from None
+    except TypeError:  # cryptography's word for a key that needs a password
+        raise DocumentError(f"{path}: the key is encrypted; give it without a password (mode 0600 keeps it)") from None
+    except ValueError:
+        raise DocumentError(f"{path}: not a PEM private key (haldor keygen makes one; a .pub file is the public half)") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise HaldorError(f"{path}: not an Ed25519 key")
+        raise DocumentError(f"{path}: not an Ed25519 key")
     return key
 
 
@@ -68,13 +74,25 @@ def kid_of(path: str | os.PathLike) -> str:
     return Path(path).name.removesuffix(PRIVATE_SUFFIX)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
 def read_document(path: str | os.PathLike) -> Any:
+    """A JSON document every box (and every JSON parser) reads alike: no NaN or
+    Infinity, no lone surrogates, nesting within bounds."""
     try:
-        return json.loads(Path(path).read_bytes())
+        doc = json.loads(Path(path).read_bytes(), parse_constant=_no_constant)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # a lone surrogate cannot be sent
     except OSError as exc:
         raise HaldorError(f"{path}: cannot read: {exc.strerror}") from None
+    except RecursionError:
+        raise DocumentError(f"{path}: nested too deeply") from None
+    except UnicodeError:
+        raise DocumentError(f"{path}: not valid Unicode (a lone surrogate escape?)") from None
     except ValueError as exc:
         raise DocumentError(f"{path}: not valid JSON ({exc})") from None
+    return doc
 
 
 def sign(key_path: str, doc: Any, kid: str | None = None, *, to: Any = None) -> dict[str, str]:
@@ -90,22 +108,22 @@ def public_keys(paths: list[str]) -> dict[str, Ed25519PublicKey]:
             keys[Path(path).name.removesuffix(PUBLIC_SUFFIX)] = load_public_key(Path(path).read_text().strip())
         except OSError as exc:
             raise HaldorError(f"{path}: cannot read: {exc.strerror}") from None
-        except ValueError as exc:
-            raise DocumentError(f"{path}: {exc}") from None
+        except ValueError:  # also a file that is not text at all
+            raise DocumentError(f"{path}: not a base64 Ed25519 public key (32 bytes), as haldor keygen writes KID.pub") from None
     return keys
 
 
 # --- checks before anything goes out ----------------------------------------------
 
 
-def check_document(doc: Any, now: float | None = None) -> str:
+def check_document(doc: Any, now: float | None = None, *, schema: bool = True) -> str:
     """The schema name of a schedule, delta or command a box would accept, or
     DocumentError naming the first fault (the JSON Schema first, then the box's own
     rules: references, duplicates, times in order, a command not yet expired)."""
     name = schemas.name_for_schema(doc.get("schema")) if isinstance(doc, dict) and isinstance(doc.get("schema"), str) else None
     if name not in ("schedule", "delta", "command"):
         raise DocumentError("schema: not a schedule, delta or command (haldor.schedule/1, haldor.delta/1, haldor.command/1)")
-    errors = schemas.errors(name, doc)
+    errors = schemas.errors(name, doc) if schema else []
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise DocumentError(f"{errors[0]}{more}")
@@ -114,7 +132,9 @@ def check_document(doc: Any, now: float | None = None) -> str:
         if (now if now is not None else datetime.now(UTC).timestamp()) >= cmd.expires_at:
             raise DocumentError("expires_at: already past; every box would refuse it as expired")
     else:
-        schedule.parse_document(doc)
+        parsed = schedule.parse_document(doc)
+        if isinstance(parsed, Delta) and parsed.version <= parsed.base_version:
+            raise DocumentError("version: a delta's version must be greater than its base_version")
     return name
 
 
@@ -127,13 +147,23 @@ def outgoing(
     unsigned: bool = False,
     site: str | None = None,
     seal_to: str | None = None,
+    verify_required: bool = False,
+    schema: bool = True,
 ) -> tuple[Any, bytes]:
     """The document and the payload to publish, checked as a box would check them.
 
     A signed envelope must verify with a key a box trusts (``verify``); a document
-    signed here with ``key`` must carry a kid among them when they are given; a bare
-    document goes out only with ``unsigned`` (development boxes). ``seal_to`` (a site's
-    public key, base64) seals a schedule so that only that box can read it."""
+    signed here with ``key`` must carry a kid among them when they are given (and with
+    ``verify_required``, they must be given: `haldor publish` cannot otherwise know the
+    boxes will take it); a bare document goes out only with ``unsigned`` (development
+    boxes). ``seal_to`` (a site's public key, base64) seals a schedule so that only that
+    box can read it. ``schema``: the JSON Schema too (the bridge, whose documents are
+    made by code and checked by the box's own rules, leaves it out: it costs seconds)."""
+    if key and not verify and verify_required:
+        raise DocumentError(
+            "no public key to check the signing key against: give --verify-with KID.pub "
+            "(the key the boxes trust), or --config with their [trust] keys"
+        )
     sealed_for = None
     if seal_to is not None:
         if not key:
@@ -168,7 +198,7 @@ def outgoing(
             raise DocumentError("--seal-to: commands go in clear (they hold no card numbers)")
         envelope = sign(key, doc, kid, to=sealed_for)
         if verify and envelope["kid"] not in verify:
-            raise DocumentError(f"kid {envelope['kid']!r} is not among the keys given with --verify-with ({', '.join(verify)})")
+            raise DocumentError(f"kid {envelope['kid']!r} is not among the keys the boxes trust ({', '.join(verify)})")
         payload = json.dumps(envelope, ensure_ascii=False).encode()
         if verify:
             check_signature(envelope, verify)
@@ -179,7 +209,7 @@ def outgoing(
         raise DocumentError(
             "not signed: boxes that require signatures reject it; sign with --key KEY (--unsigned for a development box)"
         )
-    check_document(inner)
+    check_document(inner, schema=schema)
     if site is not None and inner.get("site") != site:
         raise DocumentError(f"site: the document is for {inner.get('site')!r}, not {site!r}")
     return inner, payload
@@ -221,133 +251,3 @@ def new_command(
     if reason:
         doc["reason"] = reason
     return doc
-
-
-# --- the broker ------------------------------------------------------------------------
-
-
-TOPIC_OF_SCHEMA = {Schema.SNAPSHOT: (Leaf.SCHEDULE, True), Schema.DELTA: (Leaf.DELTA, False), Schema.COMMAND: (Leaf.CMD, False)}
-
-
-def topic_for(doc: Any, prefix: str) -> tuple[str, bool]:
-    """The topic of a document (PROTOCOL 1) and whether it is retained."""
-    if not isinstance(doc, dict) or doc.get("schema") not in TOPIC_OF_SCHEMA or not isinstance(doc.get("site"), str):
-        raise DocumentError("not a schedule, delta or command (schema and site decide the topic)")
-    leaf, retained = TOPIC_OF_SCHEMA[doc["schema"]]
-    return f"{prefix}/{doc['site']}/{leaf}", retained
-
-
-def _connect(client, opts: BrokerOptions) -> None:
-    try:
-        client.connect(opts.host, opts.port)
-    except OSError as exc:
-        raise HaldorError(f"broker {opts.host}:{opts.port}: {exc}") from None
-    client.loop_start()
-
-
-def publish(opts: BrokerOptions, doc: Any, payload: bytes, timeout: float = 10.0) -> str:
-    """Publish and wait for the broker's acknowledgement; return the topic."""
-    topic, retained = topic_for(doc, opts.prefix)
-    client = opts.client("publish")
-    _connect(client, opts)
-    try:
-        info = client.publish(topic, payload, qos=1, retain=retained)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise HaldorError(f"broker {opts.host}:{opts.port}: no acknowledgement within {timeout:.0f} s")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return topic
-
-
-def command(opts: BrokerOptions, doc: dict[str, Any], payload: bytes, wait: float) -> dict[str, Any] | None:
-    """Publish a command and wait for its result: the box's ``cmd/result`` with this id,
-    or None after ``wait`` seconds. The result topic is subscribed before the command
-    goes out, so a fast answer cannot be missed."""
-    topic, _ = topic_for(doc, opts.prefix)
-    result_topic = f"{opts.prefix}/{doc['site']}/{Leaf.CMD_RESULT}"
-    subscribed, answered = threading.Event(), threading.Event()
-    refused: list[str] = []
-    result: dict[str, Any] = {}
-
-    def on_connect(c, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            refused.append(str(reason_code))
-            subscribed.set()
-            return
-        c.subscribe(result_topic, qos=1)
-
-    def on_message(c, userdata, msg) -> None:
-        try:
-            answer = json.loads(msg.payload)
-        except ValueError:
-            return
-        if isinstance(answer, dict) and answer.get("id") == doc["id"]:
-            result.update(answer)
-            answered.set()
-
-    client = opts.client("command")
-    client.on_connect = on_connect
-
-    def on_subscribe(c, userdata, mid, reason_codes, properties) -> None:
-        refused.extend(f"cannot read {result_topic}: {code}" for code in reason_codes if code.is_failure)
-        subscribed.set()
-
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    _connect(client, opts)
-    try:
-        if not subscribed.wait(10) or refused:
-            raise HaldorError(f"broker {opts.host}:{opts.port}: {refused[0] if refused else 'no answer within 10 s'}")
-        info = client.publish(topic, payload, qos=1)
-        info.wait_for_publish(10)
-        if not info.is_published():
-            raise HaldorError(f"broker {opts.host}:{opts.port}: no acknowledgement within 10 s")
-        answered.wait(wait)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return result or None
-
-
-def watch(opts: BrokerOptions, site: str, out: TextIO = sys.stdout, count: int = 0, ready: threading.Event | None = None) -> int:
-    """Print events, status, command results and sync requests of one site (or ``+``
-    for all) as they come, one JSON line each with its topic. ``count`` > 0 stops after
-    that many messages."""
-    client = opts.client("watch")
-    done = threading.Event()
-    seen = 0
-    leaves = (Leaf.EVENTS, Leaf.STATUS, Leaf.CMD_RESULT, Leaf.SYNC_REQUEST)
-
-    def on_connect(c, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            print(f"haldor: broker refused: {reason_code}", file=sys.stderr)
-            done.set()
-            return
-        c.subscribe([(f"{opts.prefix}/{site}/{leaf}", 1) for leaf in leaves])
-        if ready is not None:
-            ready.set()
-
-    def on_message(c, userdata, msg) -> None:
-        nonlocal seen
-        try:
-            body = json.dumps(json.loads(msg.payload), ensure_ascii=False)
-        except ValueError:
-            body = repr(msg.payload)
-        print(f"{msg.topic} {body}", file=out, flush=True)
-        seen += 1
-        if count and seen >= count:
-            done.set()
-
-    client.on_connect = on_connect
-    client.on_message = on_message
-    _connect(client, opts)
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return 0

@@ -346,3 +346,39 @@ def test_the_state_is_the_same_in_sqlite_and_postgresql(backend, tmp_path, reque
     assert again.cached_feed("http://127.0.0.1/x.ics") == ('"abc"', None, b"BEGIN:VCALENDAR\x00\xff")
     assert again.db.one("SELECT version FROM haldor_schema WHERE name = 'bridge'") == (1,)
     again.close()
+
+
+def test_what_each_site_gets_and_when_a_delta_cannot_say_it():
+    """Pure: a site gets its rooms, the associations that book them and their members,
+    its own caretakers and closures; a removed association needs a snapshot."""
+    from haldor.bridge import build
+
+    site = settings.Site("valby-skole")
+    booking = {"id": "b1", "room": "gym-a", "association": "a17", "start": "2026-12-01T19:00:00+01:00"}
+    inputs = build.Inputs(
+        associations=[{"id": "a17", "name": "Valby Volley", "_calendar": ""}, {"id": "a18", "name": "B", "_calendar": ""}],
+        credentials=[
+            {"id": "c1", "association": "a17", "role": "member", "_sites": []},
+            {"id": "c2", "association": "a18", "role": "member", "_sites": []},
+            {"id": "c9", "association": None, "role": "caretaker", "_sites": ["valby-skole"]},
+            {"id": "c8", "association": None, "role": "caretaker", "_sites": ["vanlose-skole"]},
+        ],
+        rooms=[{"_site": "valby-skole", "id": "gym-a", "name": "A", "doors": ["main"]}],
+        closures=[
+            {"_site": "valby-skole", "room": None, "start": "2026-12-21T00:00:00+01:00", "end": "2027-01-03T00:00:00+01:00"},
+            {"_site": "vanlose-skole", "room": None, "start": "2026-12-21T00:00:00+01:00", "end": "2027-01-03T00:00:00+01:00"},
+        ],
+        bookings={"valby-skole": [booking, {**booking, "id": "b2", "room": "pool"}]},
+    )
+    doc = build.snapshot(site, inputs, generated_at="2026-11-26T00:00:00Z")
+    assert [a["id"] for a in doc["associations"]] == ["a17"]
+    assert [c["id"] for c in doc["credentials"]] == ["c1", "c9"]
+    assert [b["id"] for b in doc["bookings"]] == ["b1"] and "room 'pool'" in inputs.problems[0]
+    assert len(doc["closures"]) == 1 and "_site" not in doc["closures"][0] and "_sites" not in doc["credentials"][0]
+    later = {**doc, "bookings": [], "associations": []}
+    diff = build.changes(doc, later)
+    assert diff.removed["associations"] == ["a17"]
+    assert build.delta(doc, later, diff, version=2, base_version=1) is None  # a delta cannot delete an association
+    fewer = {**doc, "bookings": []}
+    d = build.delta(doc, fewer, build.changes(doc, fewer), version=2, base_version=1)
+    assert d["delete"] == {"bookings": ["b1"]} and d["upsert"] == {} and d["base_version"] == 1

@@ -71,3 +71,9 @@ def test_a_reader_never_produces_a_uid_a_schedule_would_refuse(text, canonical):
     """A 5-byte read is a reader matter (padded to the next real size), not refused."""
     assert cards.normalise(text) == canonical
     assert cards.is_canonical(canonical)
+
+
+def test_a_wiegand_card_must_fit_its_bits():
+    assert cards.is_canonical("wg26:16777215")
+    assert "too few for 16777216" in cards.canonical_problem("wg26:16777216")
+    assert not cards.is_canonical("wg2:0") and cards.is_canonical("wg99:5")

@@ -360,7 +360,8 @@ def _command(**changes: Any) -> dict:
         ("no duration", _command(duration_s=DELETE), True),
         ("a site action without door", _command(action="lockdown", door=DELETE, duration_s=None), True),
         ("a site action with door null", _command(action="resync", door=None), True),
-        ("a site action naming a door (ignored)", _command(action="lift_lockdown", door="main"), True),
+        ("a site action naming a door", _command(action="lift_lockdown", door="main"), False),
+        ("a reason of two lines", _command(reason="a\nb"), False),
         ("unknown fields", _command(ticket=4711), True),
         ("a door action without door", _command(action="lock", door=DELETE), False),
         ("a door action with door null", _command(action="hold_open", door=None), False),
@@ -591,3 +592,11 @@ def test_an_envelope_holds_its_document_in_clear_or_sealed_never_both():
     assert schemas.errors("envelope", {"doc": "{}", "kid": "k", "sig": sig}) == []
     assert schemas.errors("envelope", {"doc": "{}", "sealed": "c2VhbGVk", "kid": "k", "sig": sig}) != []
     assert schemas.errors("envelope", {"kid": "k", "sig": sig}) != []
+
+
+def test_what_only_the_agent_checks_in_a_command():
+    """Beyond the schema: a command is for now (valid at most a day)."""
+    doc = _command(expires_at="2026-11-27T17:00:01+01:00")
+    assert schemas.errors("command", doc) == []
+    with pytest.raises(DocumentError, match="at most 24 hours after issued_at"):
+        parse_command(doc)

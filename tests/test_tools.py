@@ -10,11 +10,12 @@ import stat
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from .broker import Watcher
+from .broker import Broker, Watcher
 from .helpers import SITE, dump, site_config, snapshot, wait_for
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -74,6 +75,8 @@ def test_publish_reaches_a_running_agent_and_watch_shows_what_it_says(tmp_path, 
             f"127.0.0.1:{broker.port}",
             "--key",
             str(tmp_path / "k1.key"),
+            "--verify-with",
+            str(tmp_path / "k1.pub"),
             str(dump(tmp_path / "s.json", snapshot(42))),
         ).stdout
         assert f"haldor/v1/{SITE}/schedule" in out
@@ -126,7 +129,7 @@ def test_publish_checks_a_document_as_a_box_would_and_keeps_a_good_snapshot_in_p
     foreign = dump(tmp_path / "foreign.json", json.loads(haldor("sign", str(tmp_path / "k2.key"), str(good)).stdout))
     refusals = {
         "not signed": ("publish", *at, str(dump(tmp_path / "bare.json", snapshot(43)))),
-        "kid 'k2' is not among the keys given": ("publish", *at, "--key", str(tmp_path / "k2.key"), str(good)),
+        "kid 'k2' is not among the keys the boxes trust": ("publish", *at, "--key", str(tmp_path / "k2.key"), str(good)),
         "kid: unknown key 'k2'": ("publish", *at, str(foreign)),
         "bookings[0].end": ("publish", *at, "--key", str(tmp_path / "k1.key"), str(dump(tmp_path / "t.json", bad_time))),
         "unknown room 'pool'": ("publish", *at, "--key", str(tmp_path / "k1.key"), str(dump(tmp_path / "d.json", dangling))),
@@ -240,7 +243,7 @@ def test_a_box_that_takes_sealed_schedules_only(tmp_path, broker):
     assert own_key != their_key
     watcher = Watcher(broker.port)
     agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(config)], env=ENV, stderr=subprocess.DEVNULL)
-    at = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"))
+    at = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"), "--config", str(config))
     try:
         wait_for(lambda: any(d.get("online") for d in watcher.docs("status")), timeout=20, what="agent online")
         haldor("publish", *at, str(dump(tmp_path / "s41.json", snapshot(41))))
@@ -256,3 +259,87 @@ def test_a_box_that_takes_sealed_schedules_only(tmp_path, broker):
         agent.terminate()
         agent.wait(10)
         watcher.close()
+
+
+def test_publish_and_command_refuse_bad_input_with_one_line(tmp_path, broker):
+    """What an integrator gets wrong ends in one line and exit 2, and nothing goes out."""
+    haldor("keygen", "k1", "--dir", str(tmp_path / "keys"))  # the folder is made
+    key, pub = str(tmp_path / "keys" / "k1.key"), str(tmp_path / "keys" / "k1.pub")
+    at = ("--broker", f"127.0.0.1:{broker.port}")
+    good = str(dump(tmp_path / "good.json", snapshot(42)))
+    nan = tmp_path / "nan.json"
+    nan.write_text(json.dumps(snapshot(42)).replace('"version": 42', '"version": NaN'))
+    deep = tmp_path / "deep.json"
+    deep.write_text(json.dumps(snapshot(42))[:-1] + ', "x": ' + "[" * 5000 + "]" * 5000 + "}")
+    surrogate = tmp_path / "surrogate.json"
+    surrogate.write_text(json.dumps(snapshot(42)).replace("Volleyball U14", "\\ud800"))
+    delta = {"schema": "haldor.delta/1", "site": SITE, "base_version": 42, "version": 42}
+    cases = {
+        "no public key to check the signing key against": ("publish", *at, "--key", key, good),
+        "NaN is not JSON": ("publish", *at, "--key", key, "--verify-with", pub, str(nan)),
+        "nested too deeply": ("publish", *at, "--key", key, "--verify-with", pub, str(deep)),
+        "not valid Unicode": ("publish", *at, "--key", key, "--verify-with", pub, str(surrogate)),
+        "greater than its base_version": (
+            "publish",
+            *at,
+            "--key",
+            key,
+            "--verify-with",
+            pub,
+            str(dump(tmp_path / "d.json", delta)),
+        ),
+        "not a PEM private key": ("publish", *at, "--key", pub, "--verify-with", pub, good),
+        "the port must be 1-65535": ("publish", "--broker", "127.0.0.1:abc", "--key", key, "--verify-with", pub, good),
+        "is not a key id": ("keygen", "bad kid", "--dir", str(tmp_path)),
+        "--site: 'bad site' is not a site id": ("schedule", "sample", "--site", "bad site"),
+        "--wait: more than 0": ("command", *at, "--key", key, SITE, "resync", "--wait", "0"),
+        "--valid: more than 0 and at most 86400": ("command", *at, "--key", key, SITE, "resync", "--valid", "99999999"),
+        "neither a site id nor +": ("watch", *at, "--site", "a/#", "--count", "1"),
+    }
+    for why, args in cases.items():
+        result = haldor(*args, check=False)
+        assert result.returncode == 2, (why, result.returncode, result.stderr)
+        assert why in result.stderr and len(result.stderr.strip().splitlines()) == 1, (why, result.stderr)
+
+
+def test_a_broker_that_refuses_is_named_in_one_line(tmp_path):
+    refusing = Broker(tmp_path / "refusing", audit=False)
+    refusing.config = lambda: Broker.config(refusing).replace("allow_anonymous true", "allow_anonymous false")
+    refusing.start()
+    try:
+        haldor("keygen", "k1", "--dir", str(tmp_path))
+        at = ("--broker", f"127.0.0.1:{refusing.port}")
+        good = str(dump(tmp_path / "good.json", snapshot(42)))
+        for args in (
+            ("publish", *at, "--key", str(tmp_path / "k1.key"), "--verify-with", str(tmp_path / "k1.pub"), good),
+            ("watch", *at, "--count", "1"),
+            ("command", *at, "--key", str(tmp_path / "k1.key"), SITE, "resync"),
+        ):
+            result = haldor(*args, check=False)
+            assert result.returncode == 1, (args[0], result.stderr)
+            assert result.stderr.strip() == f"haldor: broker 127.0.0.1:{refusing.port} refused: Not authorized", result.stderr
+    finally:
+        refusing.stop()
+
+
+def test_publish_refuses_a_schedule_older_than_the_box_has(tmp_path, broker, box):
+    """It would be ignored, and as the retained snapshot it would replace the newer one."""
+    at = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"), "--verify-with", str(tmp_path / "k1.pub"))
+    haldor("publish", *at, str(dump(tmp_path / "s42.json", snapshot(42))))
+    wait_for(lambda: [d for d in box.docs("status") if d.get("schedule_version") == 42], timeout=10, what="42 applied")
+    older = haldor("publish", *at, str(dump(tmp_path / "s41.json", snapshot(41))), check=False)
+    assert older.returncode == 2 and "41 is not newer than the 42" in older.stderr and "nothing published" in older.stderr
+    assert json.loads(_retained_schedule(broker.port)["doc"])["version"] == 42
+    haldor("publish", *at, "--older", str(tmp_path / "s41.json"))  # as after a reset_version
+    assert json.loads(_retained_schedule(broker.port)["doc"])["version"] == 41
+
+
+def test_the_box_refuses_a_command_issued_ahead_of_its_clock(tmp_path, broker, box):
+    from haldor.tools import new_command, sign
+
+    ahead = new_command(SITE, "resync", now=datetime.now(UTC) + timedelta(hours=1))
+    publisher = Watcher(broker.port, topics="unused")
+    publisher.client.publish(f"haldor/v1/{SITE}/cmd", json.dumps(sign(str(tmp_path / "k1.key"), ahead)), qos=1)
+    result = wait_for(lambda: [r for r in box.docs("cmd/result") if r["id"] == ahead["id"]], what="result")[0]
+    assert result["ok"] is False and "issued in the future" in result["error"]
+    publisher.close()

@@ -20,6 +20,9 @@ MAX_DURATION_S = 24 * 3600
 MAX_COMMAND_BYTES = 64 * 1024
 #: ``by`` and ``reason`` are for the audit trail: short texts, not documents
 MAX_NOTE_CHARS = 200
+#: a command is for now: valid at most a day, and not issued ahead of the box's clock by more than this
+MAX_VALIDITY_S = 24 * 3600
+MAX_AHEAD_S = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,8 @@ def parse_command(doc: Any) -> CommandDoc:
     if action not in ACTIONS:
         raise DocumentError(f"action: must be one of {', '.join(ACTIONS)}, not {action!r}")
     door = r.ident("door", required=action in DOOR_ACTIONS, nullable=action not in DOOR_ACTIONS)
+    if action not in DOOR_ACTIONS and door is not None:
+        raise DocumentError(f"door: {action} acts on the whole site; leave door out (or null)")
     duration = r.get("duration_s", (int, float), required=False, nullable=True)
     if duration is not None and not 0 < duration <= MAX_DURATION_S:
         raise DocumentError(f"duration_s: must be more than 0 and at most {MAX_DURATION_S}")
@@ -69,6 +74,8 @@ def parse_command(doc: Any) -> CommandDoc:
     expires_at = r.instant("expires_at")
     if expires_at <= issued_at:
         raise DocumentError("expires_at: must be after issued_at")
+    if expires_at - issued_at > MAX_VALIDITY_S:
+        raise DocumentError(f"expires_at: at most {MAX_VALIDITY_S // 3600} hours after issued_at (a command is for now)")
     return CommandDoc(
         id=r.ident("id"),
         site=r.ident("site"),
@@ -86,6 +93,8 @@ def _note(r: _Reader, key: str) -> str | None:
     text: str | None = r.get(key, str, required=False, nullable=True)
     if text is not None and len(text) > MAX_NOTE_CHARS:
         raise DocumentError(f"{key}: at most {MAX_NOTE_CHARS} characters")
+    if text is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise DocumentError(f"{key}: one line, without control characters")
     return text
 
 
@@ -98,6 +107,8 @@ def refusal(cmd: CommandDoc, *, site: str, doors: Collection[str], now: float, s
         return "replayed: this command id was already received"
     if now >= cmd.expires_at:
         return Reason.EXPIRED
+    if cmd.issued_at > now + MAX_AHEAD_S:
+        return "issued in the future: the sender's clock and this box's disagree"
     if cmd.door is not None and cmd.door not in doors:
         return f"unknown door {cmd.door!r}"
     return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from haldor import tools
+from haldor import broker_tools, tools
 from haldor.errors import DocumentError, HaldorError
 from haldor.protocol import Leaf
 
@@ -176,14 +176,10 @@ class Publisher:
             raise HaldorError(f"{cfg.path}: mqtt.host: no broker configured")
         self.opts = cfg.broker
         self.client = self.opts.client("bridge", client_id)
-        try:
-            self.client.connect(self.opts.host, self.opts.port)
-        except OSError as exc:
-            raise HaldorError(f"broker {self.opts.host}:{self.opts.port}: {exc}") from None
-        self.client.loop_start()
+        broker_tools.connect(self.client, self.opts)
 
     def send(self, doc: dict[str, Any], payload: bytes, timeout: float = 30) -> str:
-        topic, retained = tools.topic_for(doc, self.opts.prefix)
+        topic, retained = broker_tools.topic_for(doc, self.opts.prefix)
         info = self.client.publish(topic, payload, qos=1, retain=retained)
         info.wait_for_publish(timeout)
         if not info.is_published():
@@ -233,7 +229,7 @@ def run_once(
                     continue
                 if not site.public_key:
                     say(f"warning: {site.id}: sent in clear (card numbers on the broker): give [[sites]] public_key")
-                _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None)
+                _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None, schema=False)
                 assert publisher is not None
                 topic = publisher.send(doc, payload)
                 state.record(site.id, doc["version"], new, now)  # only once the broker has it

@@ -115,7 +115,13 @@ def _precise(error: ValidationError) -> ValidationError:
 
 
 def _line(error: ValidationError) -> str:
-    return f"{json_path(error.absolute_path)}: {error.message}"
+    """One line; "none of the forms" says what the schema's ``x-message`` says, never the
+    whole value (a credential's card does not belong in a log)."""
+    message = error.message
+    if error.validator in ("anyOf", "oneOf"):
+        said = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+        message = said or f"fits none of the {len(error.validator_value)} allowed forms"
+    return f"{json_path(error.absolute_path)}: {message}"
 
 
 def json_path(parts: Iterable[str | int]) -> str:
