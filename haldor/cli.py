@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
     demo.add_argument("--port", type=int, default=8080, help="the screen's port on 127.0.0.1 (default 8080, else any free one)")
     demo.add_argument("--no-prompt", action="store_true", help="no card prompt: run until Ctrl-C, badge on the page")
-    sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
+    kiosk = sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
+    kiosk.add_argument("--browser", action="store_true", help="instead: show the page in Chromium's kiosk mode once it answers")
     keygen = sub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing documents")
     keygen.add_argument("kid", nargs="?", default="bookings", help="key id, also the file name (default: bookings)")
     keygen.add_argument(
@@ -300,6 +301,10 @@ def _demo(args) -> int:
 
 
 def _kiosk(args) -> int:
+    if args.browser:
+        from haldor.kiosk.browser import open_browser
+
+        return open_browser(_config(args).kiosk["listen"])
     from haldor.kiosk.server import run_kiosk
 
     return run_kiosk(_config(args))

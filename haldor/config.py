@@ -95,6 +95,7 @@ class ReaderConfig:
     port: str = ""
     baudrate: int = 9600
     byte_order: str = "as-read"
+    number: str = "hex"  # hid: "decimal" for readers that type the card's number in decimal
     d0_pin: int = 0
     d1_pin: int = 0
     led_pin: int = 0
@@ -311,6 +312,8 @@ def _check_readers(readers, door_ids: set[str], claim: _PinClaims, fail) -> None
             raise fail(f"{where}.door", f"no door {r.door!r} is configured")
         if r.byte_order not in ("as-read", "reversed"):
             raise fail(f"{where}.byte_order", 'must be "as-read" or "reversed"')
+        if r.number not in ("hex", "decimal"):
+            raise fail(f"{where}.number", 'must be "hex" or "decimal"')
         for key in kind.needs:
             if not getattr(r, key) and not (key == "scbk_file" and r.type == "osdp"):  # OSDP's says more below
                 raise fail(f"{where}.{key}", f"required for a {r.type} reader")

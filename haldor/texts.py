@@ -114,6 +114,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "checkin.wrong_pin": {"da": "Forkert PIN-kode", "en": "Wrong PIN"},
     "checkin.expired": {"da": "Kortet er ikke gyldigt nu", "en": "The card is not valid now"},
     "checkin.caretaker": {"da": "Hej pedel", "en": "Hello caretaker"},
+    "checkin.enrol_open": {
+        "da": "Hej pedel. Nyt kort: hold det op til læseren inden for et minut, så vises nummeret her.",
+        "en": "Hello caretaker. New card: hold it to the reader within a minute to see its number here.",
+    },
     "checkin.clock_untrusted": {
         "da": "Uret er ikke sikkert; prøv igen senere",
         "en": "The clock is not trusted; try again later",
@@ -125,8 +129,8 @@ TEXTS: dict[str, dict[str, str]] = {
     # the demo prompt
     "demo.title": {"da": "Haldor demo: simuleret dørstyring", "en": "Haldor demo: simulated door control"},
     "demo.help": {
-        "da": "Skriv et kort eller en PIN-kode, evt. med dør foran ('gym-a 2468') eller 'kiosk' for check-in. 'q' afslutter.",
-        "en": "Type a card or a PIN, optionally with a door first ('gym-a 2468') or 'kiosk' to check in. 'q' quits.",
+        "da": "Skriv et kort eller en PIN-kode, evt. med dør foran ('gym-a 4821', 'main 2468') eller 'kiosk' for check-in. 'q' afslutter.",
+        "en": "Type a card or a PIN, optionally with a door first ('gym-a 4821', 'main 2468') or 'kiosk' to check in. 'q' quits.",
     },
     "demo.cards": {"da": "Prøv disse kort og koder", "en": "Try these cards and codes"},
     "demo.doors": {"da": "Døre", "en": "Doors"},
@@ -140,7 +144,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "demo.screen": {"da": "Skærmen ved indgangen (åbn i en browser)", "en": "The screen by the entrance (open it in a browser)"},
     "demo.bye": {"da": "Demo slut; alle låse i sikker tilstand", "en": "Demo over; every lock in its safe state"},
     "demo.booking_pin": {"da": "bookingens PIN-kode", "en": "the booking's PIN"},
-    "demo.unknown": {"da": "et kort systemet ikke kender", "en": "a card the system does not know"},
+    "demo.unknown": {
+        "da": "et kort systemet ikke kender (ved kiosken: pedelkortet først, så vises nummeret)",
+        "en": "a card the system does not know (at the kiosk: the caretaker's card first shows its number)",
+    },
 }
 
 

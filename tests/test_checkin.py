@@ -13,7 +13,7 @@ from haldor.agent.messages import Tick
 from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, PinRead
 
-from .helpers import CARD, CARETAKER_CARD, LEADER_CARD, booking, local, snapshot
+from .helpers import CARD, CARETAKER_CARD, LEADER_CARD, SITE, booking, local, snapshot
 from .rig import Rig, step
 
 MEMBER = Candidate("c1001", "a17", "member")
@@ -69,6 +69,7 @@ def _record(**kw) -> BookingRecord:
         leader_checked_in=False,
         no_show_reported=False,
         usage_reported=False,
+        observed=((T0 - 3600, T0 + 86400),),  # the agent watched all along
     )
     return BookingRecord(**{**base, **kw})
 
@@ -97,7 +98,39 @@ def test_used_means_a_leader_checked_in_or_somebody_entered():
         "room": "gym-a",
         "association": "a17",
         "start": T0,
+        "closed": False,
+        "closed_min": 0,
+        "observed": 1.0,
     }
+
+
+def test_a_booking_closed_throughout_is_nobodys_no_show():
+    closed = _record(closures=((T0 - 86400, T0 + 86400),))
+    assert [k for k, _ in due_reports(T0 + 7200, [closed], 20)] == ["usage"]
+    usage = checkin.usage_of(closed)
+    assert usage["closed"] is True and usage["closed_min"] == 120 and usage["no_show"] is False
+
+
+def test_a_partly_closed_booking_counts_from_when_the_room_opens():
+    # closed for the first hour: the no-show deadline is 20 minutes after the room opens
+    late = _record(closures=((T0 - 600, T0 + 3600),))
+    assert due_reports(T0 + 3600 + 19 * 60, [late], 20) == []
+    assert [k for k, _ in due_reports(T0 + 3600 + 20 * 60, [late], 20)] == ["no_show"]
+    usage = checkin.usage_of(late)
+    assert usage["closed"] is False and usage["closed_min"] == 60 and usage["no_show"] is True
+
+
+def test_what_the_agent_did_not_watch_is_not_a_no_show():
+    # off from before the start until 10 minutes in: nobody can say whether they came
+    late_start = _record(observed=((T0 + 600, T0 + 86400),))
+    assert [k for k, _ in due_reports(T0 + 7200, [late_start], 20)] == ["usage"]
+    usage = checkin.usage_of(late_start)
+    assert usage["no_show"] is False and usage["observed"] == 0.92 and usage["used"] is False
+    # watched from the start to the deadline, then off: that was a no-show
+    early = _record(observed=((T0 - 60, T0 + 21 * 60),))
+    assert [k for k, _ in due_reports(T0 + 7200, [early], 20)] == ["no_show", "usage"]
+    assert checkin.usage_of(early)["observed"] == 0.17
+    assert checkin.covered(0, 100, [(10, 30), (20, 40), (90, 200)]) == 40
 
 
 # --- in the agent ----------------------------------------------------------------------
@@ -151,11 +184,16 @@ def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
     step(agent, PinRead("kiosk", "4821"))  # a member's PIN at the kiosk
     assert answers[-1]["outcome"] == "checked_in" and len(rig.events("checkin")) == 2
     step(agent, CardRead("kiosk", "uid:04DEADBEEF0102"))
-    assert answers[-1]["outcome"] == "unknown_card"
+    assert answers[-1]["outcome"] == "unknown_card" and "card" not in answers[-1]  # a public screen: no number
+    step(agent, CardRead("kiosk", CARETAKER_CARD))  # the caretaker opens enrolment for a minute ...
+    assert answers[-1]["outcome"] == "caretaker" and answers[-1]["enrol_open"] is True
+    clock.advance(30)
+    step(agent, CardRead("kiosk", "uid:04DEADBEEF0102"))  # ... and the new card's number is shown
     assert answers[-1]["card"] == "uid:04DEADBEEF0102" and answers[-1]["card_reversed"] == "uid:0201EFBEADDE04"
     assert not any("04DEADBEEF0102" in str(e) for e in rig.events())  # shown, never stored
-    step(agent, CardRead("kiosk", CARETAKER_CARD))
-    assert answers[-1]["outcome"] == "caretaker"
+    clock.advance(31)
+    step(agent, CardRead("kiosk", "uid:04DEADBEEF0102"))
+    assert "card" not in answers[-1]  # the minute is over
     assert not rig.pin(17).state  # a kiosk reader never opens a door
     clock.set(local(2026, 11, 25, 19, 0))
     step(agent, Tick())
@@ -171,6 +209,9 @@ def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
         "room": "gym-a",
         "association": "a17",
         "start": "2026-11-25T17:00:00.000+01:00",
+        "closed": False,
+        "closed_min": 0,
+        "observed": 1.0,
     }
     assert not rig.events("booking.no_show")
     agent.hw.close()
@@ -184,6 +225,21 @@ def test_later_today_and_no_booking_today(rig):
     clock.set(local(2026, 11, 26, 10, 0))
     step(agent, CardRead("kiosk", CARD))
     assert answers[-1]["outcome"] == "no_booking_today"
+    agent.hw.close()
+
+
+def test_an_agent_stopped_over_the_no_show_deadline_sends_no_no_show(rig):
+    """It cannot tell "nobody came" from "we did not see": the usage says how much it saw."""
+    agent, clock, _ = _agent(rig, T0 - 60)
+    clock.set(T0 + 10 * 60)
+    step(agent, Tick())
+    agent.hw.close()  # off from 10 to 40 minutes into the booking (a power cut)
+    agent, clock, _ = _agent(rig, T0 + 40 * 60)
+    clock.set(T0 + 7200)
+    step(agent, Tick())
+    assert not rig.events("booking.no_show")
+    (usage,) = [e["usage"] for e in rig.events("booking.usage") if e["booking"] == "b881"]
+    assert usage["no_show"] is False and usage["used"] is False and usage["observed"] == 0.75
     agent.hw.close()
 
 
@@ -202,11 +258,11 @@ def test_a_door_entry_is_presence_and_counts_in_the_usage(rig):
 
 
 def test_no_show_and_usage_exactly_once_across_restarts(rig):
-    agent, clock, _ = _agent(rig, T0 + 19 * 60)
+    agent, clock, _ = _agent(rig, T0 - 60)  # watching before the booking starts
+    clock.set(T0 + 19 * 60)
     step(agent, Tick())
     assert not rig.events("booking.no_show")
-    agent.hw.close()  # the agent stops before the no-show falls due ...
-    agent, clock, _ = _agent(rig, T0 + 25 * 60)  # ... and starts again after
+    clock.set(T0 + 20 * 60)
     step(agent, Tick())
     assert [e["booking"] for e in rig.events("booking.no_show")] == ["b881"]
     agent.hw.close()
@@ -253,4 +309,21 @@ def test_a_second_badge_while_the_first_check_in_is_unwritten_is_already(rig, tm
         blocker.close()
     agent.settle()
     assert len(rig.events("checkin")) == 1
+    agent.hw.close()
+
+
+def test_in_the_agent_a_closed_room_gets_no_no_show_and_says_so(rig):
+    """A room closed over a booking (paint drying in gym A): its association is not blamed."""
+    closure = {"room": "gym-a", "start": "2026-11-25T16:00:00+01:00", "end": "2026-11-25T23:00:00+01:00", "reason": "Maling"}
+    delta = {"schema": "haldor.delta/1", "site": SITE, "base_version": 43, "version": 44, "upsert": {"closures": [closure]}}
+    rig.store.schedule.apply(parse_document(delta), T0 - 3600)
+    agent, clock, _ = _agent(rig, T0 - 60)
+    clock.set(T0 + 7200)
+    step(agent, Tick())
+    clock.set(local(2026, 11, 25, 22, 30))
+    step(agent, Tick())
+    assert [e["booking"] for e in rig.events("booking.no_show")] == ["b882"]  # gym B was open; not b881, b883
+    usage = {e["booking"]: e["usage"] for e in rig.events("booking.usage")}
+    assert usage["b881"]["closed"] is True and usage["b881"]["no_show"] is False
+    assert usage["b882"]["closed"] is False
     agent.hw.close()

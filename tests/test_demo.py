@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -61,6 +62,16 @@ def test_the_demo_answers_cards_and_pins_with_decision_reason_and_lock(tmp_path)
     assert "Ukendt dør / Unknown door: nowhere" in out
     assert out.rstrip().endswith("Demo slut; alle låse i sikker tilstand / Demo over; every lock in its safe state")
     assert "04A1B2C3D4E5F6" not in result.stderr  # no card number in the logs
+
+
+def test_every_example_the_demo_prints_works_as_it_says(tmp_path):
+    """The prompt's own examples: a door first, then a card or PIN."""
+    first = _demo(tmp_path, ["q"])
+    examples = re.findall(r"'([a-z-]+ [0-9]+)'", first.stdout)
+    assert examples, first.stdout
+    again = _demo(tmp_path, [*examples, "q"])
+    answers = [line.strip() for line in again.stdout.splitlines() if line.startswith(("  ADGANG", "  AFVIST"))]
+    assert len(answers) == len(examples) and all(a.startswith("ADGANG") for a in answers), answers
 
 
 def test_the_demo_runs_again_in_the_same_data_directory(tmp_path):

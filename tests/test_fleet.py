@@ -50,6 +50,9 @@ def usage(site, booking, start, booked_min, used, no_show=False, room="gym-a", a
             "room": room,
             "association": association,
             "start": start,
+            "closed": False,
+            "closed_min": 0,
+            "observed": 1.0,
         },
     }
 
@@ -200,6 +203,8 @@ def test_sites_events_duplicates_and_a_vanishing_site(fleet):
             "booked_hours": "3.5",
             "used_hours": "2.0",
             "no_shows": "1",
+            "closed": "0",
+            "unobserved": "0",
         }
     ]
     valby.client.disconnect()
@@ -232,3 +237,17 @@ def test_the_fleet_page_in_a_browser(fleet, tmp_path):
         finally:
             browser.close()
     site.client.disconnect()
+
+
+def test_closed_and_unwatched_bookings_are_counted_apart():
+    """An association is not blamed for a room it could not use, nor for what the box did not see."""
+    start = "2026-11-23T17:00:00+01:00"
+    rows = [
+        {**usage("s", "b1", start, 120, False, no_show=True)["usage"], "site": "s", "observed": 1.0},
+        {**usage("s", "b2", start, 120, False)["usage"], "site": "s", "closed": True, "closed_min": 120},
+        {**usage("s", "b3", start, 120, True)["usage"], "site": "s", "closed_min": 60},  # open for an hour, used
+        {**usage("s", "b4", start, 120, False)["usage"], "site": "s", "observed": 0.4},  # the box was off
+    ]
+    (line,) = weekly_usage(rows)
+    assert (line.bookings, line.closed, line.unobserved, line.no_shows) == (4, 1, 1, 1)
+    assert (line.booked_hours, line.used_hours) == (3.0, 1.0)

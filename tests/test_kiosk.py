@@ -346,6 +346,12 @@ def test_an_unknown_card_shows_its_number_for_enrolment(browser, screen):
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     page.goto(screen.url)
     page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+    screen.agent.post(CardRead("kiosk", "uid:04DEADBEEF0102"))  # a stranger's card: a word in a corner
+    page.wait_for_selector("#greeting.bad.corner", timeout=2000)
+    assert "04DEADBEEF0102" not in page.inner_text("body")
+    screen.agent.post(CardRead("kiosk", "em:0A0B0C0D0E"))  # the caretaker opens enrolment
+    page.wait_for_selector("#greeting.good", timeout=2000)
+    assert "hold it to the reader" in page.inner_text("#greeting") or "hold det op" in page.inner_text("#greeting")
     screen.agent.post(CardRead("kiosk", "uid:04DEADBEEF0102"))
     page.wait_for_selector("#greeting.bad .enrol", timeout=2000)
     assert "uid:04DEADBEEF0102" in page.inner_text("#greeting") and "uid:0201EFBEADDE04" in page.inner_text("#greeting")
@@ -480,3 +486,49 @@ def test_only_the_latest_ended_booking_stays_on_the_card():
     )
     ids = [b["id"] for b in _state(day=day)["rooms"][0]["bookings"]]
     assert ids == ["b1", "b2", "b3", "b4"]  # b0 ended before b1 did: left off
+
+
+def test_a_booking_in_a_closed_room_is_shown_closed_never_now_or_next():
+    """Gym A is being painted from 17:00 to 20:00: U14 (17-19) and Motion (19-21) cannot
+    take place as booked; Dans at 21 is next."""
+    day = _day(closures=[DayClosure("gym-a", local(2026, 11, 25, 17), local(2026, 11, 25, 20), "Malerarbejde")])
+    room = _state(day=day)["rooms"][0]
+    states = {b["id"]: (b["state"], b["closed"]) for b in room["bookings"]}
+    assert states["b2"] == ("closed", "Malerarbejde") and states["b3"] == ("closed", "Malerarbejde")
+    assert states["b4"] == ("next", None)
+    assert not any(b["state"] == "current" for b in room["bookings"])
+
+
+def test_the_browser_is_started_on_the_configured_address_once_the_kiosk_answers(tmp_path):
+    """No port written twice, no curl: `haldor kiosk --browser` waits for /healthz, then
+    becomes the browser on the kiosk's page."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    from haldor.kiosk.browser import kiosk_url
+
+    assert kiosk_url("0.0.0.0:8081") == "http://127.0.0.1:8081/"
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fake = tmp_path / "chromium"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\n')
+    fake.chmod(0o755)
+    try:
+        listen = f"127.0.0.1:{server.server_address[1]}"
+        code = f"from haldor.kiosk.browser import open_browser; open_browser({listen!r}, browser={str(fake)!r})"
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+        args = (tmp_path / "args").read_text().split()
+        assert args[0] == "--kiosk" and args[-1] == f"http://{listen}/"
+    finally:
+        server.shutdown()

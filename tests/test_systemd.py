@@ -42,3 +42,13 @@ def test_the_bridge_unit_is_hardened(tmp_path):
         [analyze, "security", "--offline=yes", "--threshold=40", str(copy)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+
+
+def test_units_point_to_documentation_the_install_creates_and_need_no_curl():
+    """The README installs this repository in /opt/haldor/src."""
+    for unit in UNITS:
+        text = unit.read_text()
+        for doc in (line.split("=", 1)[1] for line in text.splitlines() if line.startswith("Documentation=")):
+            assert doc.startswith("file:///opt/haldor/src/"), (unit.name, doc)
+            assert (ROOT / doc.removeprefix("file:///opt/haldor/src/")).exists(), (unit.name, doc)
+        assert "curl" not in text and ":8080" not in text, unit.name  # the port is the configuration's

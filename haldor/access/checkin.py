@@ -8,6 +8,7 @@ ended, the card is unknown or expired.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,9 +113,14 @@ def decide_checkin(now: float, facts: CheckinFacts, *, pin: bool = False, clock_
 # --- no-show and usage ---------------------------------------------------------------
 
 
+Span = tuple[float, float]
+
+
 @dataclass(frozen=True, slots=True)
 class BookingRecord:
-    """An approved booking with what the agent saw of it."""
+    """An approved booking with what the agent saw of it: entries and check-ins, the
+    closures of its room over it, and the spans of time the agent was watching (running,
+    with a schedule and a clock it trusts)."""
 
     id: str
     start: float
@@ -127,11 +133,66 @@ class BookingRecord:
     usage_reported: bool
     room: str | None = None
     association: str | None = None
+    closures: tuple[Span, ...] = ()
+    observed: tuple[Span, ...] = ()
+
+
+def covered(start: float, end: float, spans: Iterable[Span]) -> float:
+    """Seconds of [start, end) inside the union of ``spans``."""
+    total, reach = 0.0, start
+    for a, b in sorted(spans):
+        a, b = max(a, reach), min(b, end)
+        if b > a:
+            total += b - a
+            reach = b
+    return total
+
+
+def open_parts(r: BookingRecord) -> list[Span]:
+    """The parts of the booking its room was not closed."""
+    parts, at = [], r.start
+    for a, b in sorted(r.closures):
+        if b <= at or a >= r.end:
+            continue
+        if a > at:
+            parts.append((at, a))
+        at = max(at, b)
+    if at < r.end:
+        parts.append((at, r.end))
+    return parts
+
+
+def wholly_closed(r: BookingRecord) -> bool:
+    """Closed for the whole booking: the association could not use it, nobody is to blame."""
+    return not open_parts(r)
+
+
+def no_show_window(r: BookingRecord, no_show_after_min: int) -> Span | None:
+    """From the first moment the room was open for the booking to the no-show deadline
+    (within the booking); None when it was never open."""
+    parts = open_parts(r)
+    if not parts:
+        return None
+    first = parts[0][0]
+    return first, min(r.end, first + no_show_after_min * 60)
+
+
+def watched(r: BookingRecord, window: Span) -> bool:
+    """The agent watched the whole window: only then can nobody-came be told from
+    we-did-not-see (a second of slack for the edges of a span)."""
+    return covered(window[0], window[1], r.observed) >= (window[1] - window[0]) - 1
 
 
 def present(r: BookingRecord) -> bool:
     """Somebody came: a door entry of the booking or any check-in to it."""
     return r.entries > 0 or r.checkins > 0
+
+
+def no_show(r: BookingRecord, no_show_after_min: int) -> bool:
+    """Nobody came while the room was open, and the agent watched from its opening to
+    the deadline."""
+    window = no_show_window(r, no_show_after_min)
+    return not present(r) and window is not None and watched(r, window)
 
 
 def used(r: BookingRecord) -> bool:
@@ -141,31 +202,37 @@ def used(r: BookingRecord) -> bool:
 
 
 def due_reports(now: float, records: list[BookingRecord], no_show_after_min: int) -> list[tuple[str, BookingRecord]]:
-    """("no_show" | "usage", record) for every report that is due and not yet made."""
+    """("no_show" | "usage", record) for every report that is due and not yet made. A
+    booking closed throughout gets no no-show, nor one the agent did not watch from the
+    room's opening to the deadline (it was off, or had no schedule or clock)."""
     due: list[tuple[str, BookingRecord]] = []
     for r in records:
-        if not r.no_show_reported and not present(r) and now >= r.start + no_show_after_min * 60 and now < r.end:
-            due.append(("no_show", r))
+        window = no_show_window(r, no_show_after_min)
+        if not r.no_show_reported and window is not None and now >= window[1] and no_show(r, no_show_after_min):
+            due.append(("no_show", r))  # also at the end, when nobody looked before
         if not r.usage_reported and now >= r.end:
-            if not r.no_show_reported and not present(r):
-                due.append(("no_show", r))  # ended before anyone looked: it was a no-show all the same
             due.append(("usage", r))
     return due
 
 
-def usage_of(r: BookingRecord) -> dict[str, Any]:
+def usage_of(r: BookingRecord, no_show_after_min: int = 20) -> dict[str, Any]:
     """The `usage` object of PROTOCOL 5 (``first_entry`` and ``start`` as instants; the
     caller formats them). Beyond the protocol's fields it names the booking's room,
-    association and start, and whether it was a no-show, so that a monitor can count
-    usage per room and association without reading schedules (which hold credentials)."""
+    association and start, whether it was a no-show, whether its room was closed
+    throughout (``closed``; ``closed_min`` of it were), and how much of it the agent
+    observed (``observed``, 0 to 1): "nobody came" and "we did not see" are not the same."""
+    length = r.end - r.start
     return {
-        "booked_min": round((r.end - r.start) / 60),
+        "booked_min": round(length / 60),
         "first_entry": r.first_entry,
         "entries": r.entries,
         "checkins": r.checkins,
         "used": used(r),
-        "no_show": not present(r),
+        "no_show": no_show(r, no_show_after_min),
         "room": r.room,
         "association": r.association,
         "start": r.start,
+        "closed": wholly_closed(r),
+        "closed_min": round(covered(r.start, r.end, r.closures) / 60),
+        "observed": round(covered(r.start, r.end, r.observed) / length, 2) if length > 0 else 1.0,
     }

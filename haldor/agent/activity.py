@@ -46,8 +46,33 @@ def _with_unwritten_checkins(facts: checkin.CheckinFacts, pending: list) -> chec
     )
 
 
+class Enrolment:
+    """A caretaker's card at the check-in reader opens enrolment for a minute: only then
+    does an unknown card's number go to the screen, for the caretaker to type into the
+    booking system. At any other time the screen by the entrance is public, and for a
+    125 kHz card the number is all it takes to copy it."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self) -> None:
+        self.until = 0.0
+
+    def open(self, now: float) -> None:
+        self.until = now + self.WINDOW_S
+
+    def is_open(self, now: float) -> bool:
+        return now < self.until
+
+
 def check_in(
-    store: Store, read: CardRead | PinRead, now: float, *, clock_trusted: bool, pending: list, kiosk: Any = None
+    store: Store,
+    read: CardRead | PinRead,
+    now: float,
+    *,
+    clock_trusted: bool,
+    pending: list,
+    kiosk: Any = None,
+    enrolment: Enrolment | None = None,
 ) -> list:
     """A badge at the kiosk reader (a reader with no door): the effects, and the screen's answer."""
     pin = isinstance(read, PinRead)
@@ -66,20 +91,24 @@ def check_in(
         answer.booking,
     )
     effects: list = []
-    if answer.outcome == checkin.CHECKED_IN:
-        assert answer.booking is not None and answer.credential is not None  # a check-in names both
+    if answer.outcome == checkin.CARETAKER and enrolment is not None:
+        enrolment.open(now)
+        log.info("enrolment open at kiosk reader %s for %.0f s", read.reader, Enrolment.WINDOW_S)
+    if answer.outcome == checkin.CHECKED_IN and answer.booking is not None and answer.credential is not None:
         effects += [
             CheckedIn(answer.booking, answer.credential, answer.role),
             Emit(Event.CHECKIN, reader=read.reader, credential=answer.credential, booking=answer.booking),
         ]
     effects.append(Feedback(read.reader, answer.welcome))
     if kiosk is not None:
-        kiosk.answer(kiosk_answer(answer, read, now))
+        enrolling = enrolment is not None and enrolment.is_open(now)
+        kiosk.answer(kiosk_answer(answer, read, now, enrolling=enrolling))
     return effects
 
 
-def due_reports(store: Store, now: float, pending: list) -> list:
-    """No-show and usage, each exactly once: the event and the mark in one transaction."""
+def due_reports(store: Store, now: float, pending: list, watching: tuple[float, float] | None = None) -> list:
+    """No-show and usage, each exactly once: the event and the mark in one transaction.
+    ``watching``: this run's span of watching, up to now."""
     since = store.meta("reports_since")
     if since is None:
         return []
@@ -87,13 +116,14 @@ def due_reports(store: Store, now: float, pending: list) -> list:
         return []  # an entry or check-in on its way to the store would change the verdict: next round
     effects: list = []
     unwritten = {(e.kind, e.booking) for e in pending if isinstance(e, Reported)}
-    for kind, record in checkin.due_reports(now, store.activity.booking_records(now, since), store.policy.no_show_after_min):
+    after = store.policy.no_show_after_min
+    for kind, record in checkin.due_reports(now, store.activity.booking_records(now, since, watching), after):
         if (kind, record.id) in unwritten:
             continue
         if kind == "no_show":
             effects.append(Emit(Event.BOOKING_NO_SHOW, booking=record.id))
         else:
-            usage = checkin.usage_of(record)
+            usage = checkin.usage_of(record, after)
             if usage["first_entry"] is not None:
                 usage["first_entry"] = store.iso(usage["first_entry"])
             usage["start"] = store.iso(usage["start"])
@@ -102,9 +132,12 @@ def due_reports(store: Store, now: float, pending: list) -> list:
     return effects
 
 
-def kiosk_answer(answer: checkin.CheckinAnswer, read: CardRead | PinRead, now: float) -> dict[str, Any]:
+def kiosk_answer(
+    answer: checkin.CheckinAnswer, read: CardRead | PinRead, now: float, *, enrolling: bool = False
+) -> dict[str, Any]:
     """What the kiosk shows for a badge at its reader. Ids only: the kiosk looks up the
-    names. An unknown card's number is shown for enrolment; it is never stored."""
+    names. An unknown card's number is shown only while a caretaker has enrolment open
+    (``enrolling``, with ``enrol_until``); it is never stored."""
     doc: dict[str, Any] = {
         "at": now,
         "outcome": answer.outcome,
@@ -115,7 +148,9 @@ def kiosk_answer(answer: checkin.CheckinAnswer, read: CardRead | PinRead, now: f
         "role": answer.role,
         "good": answer.welcome,
     }
-    if answer.outcome == checkin.UNKNOWN_CARD and isinstance(read, CardRead):
+    if enrolling and answer.outcome == checkin.UNKNOWN_CARD and isinstance(read, CardRead):
         doc["card"] = read.card
         doc["card_reversed"] = cards.reversed_uid(read.card)
+    if answer.outcome == checkin.CARETAKER and enrolling:
+        doc["enrol_open"] = True  # the screen says: hold the new card to the reader
     return doc

@@ -51,10 +51,10 @@ from .remote import Remote
 from .site import open_store
 from .status import StatusTeller
 from .storage_watch import StorageWatch
+from .timekeeping import LAST_SEEN_EVERY_S, Timekeeper
 
 log = logging.getLogger(__name__)
 
-LAST_SEEN_EVERY_S = 60.0
 REPORTS_EVERY_S = 30.0
 PURGE_EVERY_S = 3600.0
 #: how long a stopping agent waits for storage to take what waits in memory
@@ -95,8 +95,8 @@ class Agent:
             max_denials=cfg.policy["max_denials"],
             denial_lockout_s=cfg.policy["denial_lockout_s"],
         )
-        self.clock_trusted = True
-        self._last_seen: float | None = None
+        self.time = Timekeeper(self.clock, store)
+        self.enrolment = activity.Enrolment()
         self._listeners: list[Callable[[list[dict]], None]] = []
         #: the loop's writes, made beside it (its own connection)
         self.journal = Journal(open_store(cfg), self.post, clock=self.clock.now)
@@ -148,8 +148,7 @@ class Agent:
     def start(self) -> None:
         now = self.clock.now()
         self.journal.start()
-        last_seen = self._last_seen = self.store.meta("last_seen")
-        self.clock_trusted = clocks.trusted(now, last_seen, self.clock.synchronized())
+        self.time.start(now)
         for door_id, contact in self.hw.contacts.items():
             self.controller.doors[door_id].open = not contact.active
         for door_id, fire in self.hw.fires.items():  # an alarm on before the start has no edge
@@ -284,7 +283,15 @@ class Agent:
         door = self.reader_doors.get(read.reader)
         pending = self._unwritten_effects()
         if door is None:
-            return activity.check_in(self.store, read, now, clock_trusted=self.clock_trusted, pending=pending, kiosk=self.kiosk)
+            return activity.check_in(
+                self.store,
+                read,
+                now,
+                clock_trusted=self.clock_trusted,
+                pending=pending,
+                kiosk=self.kiosk,
+                enrolment=self.enrolment,
+            )
         if isinstance(read, CardRead):
             facts = self.store.schedule.facts(door, now, card=read.card)
         else:
@@ -346,22 +353,27 @@ class Agent:
 
     # -- time ---------------------------------------------------------------------------
 
+    @property
+    def clock_trusted(self) -> bool:
+        return self.time.trusted
+
     def _check_clock(self, now: float) -> list:
-        if not self.clock_trusted and clocks.trusted(now, self._last_seen, self.clock.synchronized()):
-            self.clock_trusted = True
-            log.info("clock trusted again")
+        if self.time.regained(now):
+            self._save_last_seen(now)  # and watching bookings from now
             return [Emit(Event.CLOCK_TRUSTED)]
         return []
 
     def _save_last_seen(self, now: float) -> None:
-        if self.clock_trusted:
-            self._last_seen = now
-            self._submit(Batch(writes=[lambda s: s.set_meta("last_seen", now)]))
+        writes = self.time.mark(now)
+        if writes:
+            self._submit(Batch(writes=writes))
         self._every["last_seen"].next_at = now + LAST_SEEN_EVERY_S
 
     def _housekeeping(self, now: float) -> None:
+        if self.time.should_watch():
+            self._save_last_seen(now)  # the first schedule came: watching its bookings from now
         if self._every["reports"].due(now):
-            effects = activity.due_reports(self.store, now, self._unwritten_effects())
+            effects = activity.due_reports(self.store, now, self._unwritten_effects(), self.time.watching(now))
             if effects:
                 self._carry_out(effects, now)
         if self.status.tell(now):  # once a minute, whether or not there is a broker
@@ -369,7 +381,9 @@ class Agent:
             self._submit(Batch(writes=[lambda s: s.outbox.enforce_capacity(capacity)]))
         if self._every["purge"].due(now):
             before = now - self.cfg.privacy["event_retention_days"] * 86400
-            self._submit(Batch(writes=[lambda s: s.outbox.purge_delivered(before)]))
+            self._submit(
+                Batch(writes=[lambda s: s.outbox.purge_delivered(before), lambda s: s.activity.forget_observed(now - 3 * 86400)])
+            )
 
     # -- effects ------------------------------------------------------------------------
 

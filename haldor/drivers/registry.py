@@ -47,5 +47,7 @@ READER_TYPES: dict[str, ReaderType] = {
             "wiegand", needs=("d0_pin", "d1_pin"), pins=("d0_pin", "d1_pin"), builder="haldor.drivers.wiegand:build_reader"
         ),
         ReaderType("osdp", needs=("port", "scbk_file")),
+        # a USB reader that types as a keyboard; port: its /dev/input/by-id/ path
+        ReaderType("hid", needs=("port",), builder="haldor.drivers.hid_reader:build_reader"),
     )
 }

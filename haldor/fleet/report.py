@@ -23,6 +23,10 @@ class UsageLine:
     booked_hours: float
     used_hours: float
     no_shows: int
+    #: bookings whose room was closed throughout: nobody could use them
+    closed: int = 0
+    #: unused bookings the box did not watch wholly (it was off): not counted as unused
+    unobserved: int = 0
 
     @property
     def used_share(self) -> float:
@@ -36,19 +40,30 @@ def week_of(start: str) -> str:
 
 
 def weekly_usage(rows: Iterable[dict[str, Any]]) -> list[UsageLine]:
-    """Booked versus used hours and no-shows per week, site, room and association."""
-    acc: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0])
+    """Booked versus used hours and no-shows per week, site, room and association. Fair
+    to the associations: a booking whose room was closed throughout is counted apart
+    (and the closed part of one partly closed is not booked time), and so is an unused
+    booking the box did not watch wholly, since nobody can tell it was unused."""
+    acc: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0, 0])
     for r in rows:
         if not isinstance(r.get("start"), str) or not isinstance(r.get("booked_min"), (int, float)):
             continue  # a usage from an agent that does not name its booking's start
         key = (week_of(r["start"]), r["site"], r.get("room") or "?", r.get("association") or "?")
         a = acc[key]
-        hours = r["booked_min"] / 60
         a[0] += 1
+        if r.get("closed"):
+            a[4] += 1
+            continue
+        if not r.get("used") and r.get("observed", 1) < 1:
+            a[5] += 1
+            continue
+        hours = max(0.0, r["booked_min"] - (r.get("closed_min") or 0)) / 60
         a[1] += hours
         a[2] += hours if r.get("used") else 0.0
         a[3] += 1 if r.get("no_show") else 0
-    return [UsageLine(*k, int(v[0]), round(v[1], 2), round(v[2], 2), int(v[3])) for k, v in sorted(acc.items())]
+    return [
+        UsageLine(*k, int(v[0]), round(v[1], 2), round(v[2], 2), int(v[3]), int(v[4]), int(v[5])) for k, v in sorted(acc.items())
+    ]
 
 
 def weekly_totals(lines: list[UsageLine]) -> list[tuple[str, float, float]]:

@@ -4,6 +4,7 @@ inline SVG chart: nothing loaded from elsewhere."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import io
 import json
@@ -63,11 +64,9 @@ def chart_svg(totals: list[tuple[str, float, float]]) -> str:
 def usage_csv(lines: list[UsageLine]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["week", "site", "room", "association", "bookings", "booked_hours", "used_hours", "no_shows"])
+    w.writerow(fields := [f.name for f in dataclasses.fields(UsageLine)])
     for line in lines:
-        w.writerow(
-            [line.week, line.site, line.room, line.association, line.bookings, line.booked_hours, line.used_hours, line.no_shows]
-        )
+        w.writerow([getattr(line, name) for name in fields])
     return out.getvalue()
 
 
@@ -142,13 +141,16 @@ def page(store: FleetStore, now: float) -> str:
     out.append(chart_svg(weekly_totals(lines)))
     out.append(
         "<table id='usage'><tr><th>Uge</th><th>Sted</th><th>Lokale</th><th>Forening</th><th>Bookinger</th>"
-        "<th>Booket t</th><th>Brugt t</th><th>Brugt %</th><th>Udeblevet</th></tr>"
+        "<th>Booket t</th><th>Brugt t</th><th>Brugt %</th><th>Udeblevet</th>"
+        "<th title='lokalet var lukket hele tiden / the room was closed throughout'>Lukket</th>"
+        "<th title='boksen så ikke hele bookingen / the box did not see all of it'>Ikke set</th></tr>"
     )
     for u in lines:
         out.append(
             f"<tr><td>{e(u.week)}</td><td>{e(u.site)}</td><td>{e(u.room)}</td><td>{e(u.association)}</td>"
             f"<td class='n'>{u.bookings}</td><td class='n'>{u.booked_hours:g}</td><td class='n'>{u.used_hours:g}</td>"
-            f"<td class='n'>{round(100 * u.used_share)}</td><td class='n'>{u.no_shows}</td></tr>"
+            f"<td class='n'>{round(100 * u.used_share)}</td><td class='n'>{u.no_shows}</td>"
+            f"<td class='n'>{u.closed}</td><td class='n'>{u.unobserved}</td></tr>"
         )
     out.append("</table><p><a href='/usage.csv'>usage.csv</a></p></body></html>")
     return "".join(out)

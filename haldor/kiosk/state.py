@@ -120,10 +120,17 @@ def _banner(
     return None
 
 
+def closure_over(b: DayBooking, closures: list[DayClosure]) -> DayClosure | None:
+    """The closure of its room (or the whole site) that overlaps the booking: it cannot
+    take place as booked, so it is never shown as on now or next."""
+    return next((c for c in closures if c.room in (None, b.room) and c.start < b.end and c.end > b.start), None)
+
+
 def _room(now: float, day: Day, room_id: str, name: str, site_closure: DayClosure | None, tz: ZoneInfo) -> dict[str, Any]:
     """A room's card: its bookings now and next (and the last one that ended), its closures."""
     mine = [b for b in day.bookings if b.room == room_id]
-    approved = [b for b in mine if b.status == APPROVED]
+    closed_by = {b.id: closure_over(b, day.closures) for b in mine}
+    approved = [b for b in mine if b.status == APPROVED and closed_by[b.id] is None]
     current = next((b for b in approved if b.start <= now < b.end), None)
     upcoming = next((b for b in approved if b.start > now), None)
     closure = site_closure or next((c for c in day.closures if c.room == room_id and c.start <= now < c.end), None)
@@ -134,6 +141,9 @@ def _room(now: float, day: Day, room_id: str, name: str, site_closure: DayClosur
         if b.end <= now and id(b) not in shown_past:
             continue
         state = "past" if b.end <= now else "current" if b is current else "next" if b is upcoming else "later"
+        closure = closed_by[b.id]
+        if closure is not None and b.end > now:
+            state = "closed"
         items.append(
             {
                 "id": b.id,
@@ -145,6 +155,7 @@ def _room(now: float, day: Day, room_id: str, name: str, site_closure: DayClosur
                 "approved": b.status == APPROVED,
                 "checked_in": b.checked_in,
                 "no_show": b.no_show,
+                "closed": None if closure is None else closure.reason,
             }
         )
     return {
@@ -177,10 +188,10 @@ def greeting(now: float, day: Day, agent: AgentView, language: str, tz: ZoneInfo
     answer = agent.answer
     if answer is None or agent.answer_at is None:
         return None
-    enrol = answer.get("card") is not None
+    enrol = answer.get("card") is not None or bool(answer.get("enrol_open"))
     if now - agent.answer_at > (ENROL_S if enrol else GREETING_S):
         return None
-    outcome = answer["outcome"]
+    outcome = "enrol_open" if answer.get("enrol_open") else answer["outcome"]
     title, room, start = day.booking_titles.get(answer.get("booking") or "", ("", "", None))
     starts_at = answer.get("starts_at") or start
     names = {
@@ -191,6 +202,8 @@ def greeting(now: float, day: Day, agent: AgentView, language: str, tz: ZoneInfo
     }
     text = t(f"checkin.{outcome}", language).format(**names)
     result = {"id": f"{agent.answer_at:.3f}", "outcome": outcome, "text": text, "good": bool(answer.get("good"))}
-    if enrol:
+    # a refusal is a short word in a corner: the schedule behind it stays readable
+    result["corner"] = not result["good"] and not enrol
+    if answer.get("card") is not None:
         result["enrol"] = t("checkin.enrol", language).format(card=answer["card"], reversed=answer.get("card_reversed") or "-")
     return result

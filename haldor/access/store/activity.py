@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from haldor.access.checkin import BookingRecord, CheckinFacts, TodayBooking
+from haldor.access.checkin import BookingRecord, CheckinFacts, Span, TodayBooking
 from haldor.access.model import Candidate
 from haldor.protocol import Role
 
@@ -73,10 +73,49 @@ class Activity:
             )
         return CheckinFacts(candidates, bookings, self._s.policy)
 
-    def booking_records(self, now: float, since: float) -> list[BookingRecord]:
-        """Approved bookings that started since ``since`` and still owe a report."""
+    def observe(self, since: float, until: float) -> None:
+        """The agent has been watching from ``since`` (its run's span) to ``until``."""
+        with self._s.write():
+            self._s.db.execute(
+                "INSERT INTO observed(start, end) VALUES (?, ?) ON CONFLICT(start) DO UPDATE SET end = MAX(end, excluded.end)",
+                [since, until],
+            )
+
+    def forget_observed(self, before: float) -> None:
+        with self._s.write():
+            self._s.db.execute("DELETE FROM observed WHERE end < ?", [before])
+
+    def booking_records(self, now: float, since: float, watching: Span | None = None) -> list[BookingRecord]:
+        """Approved bookings that started since ``since`` and still owe a report, with the
+        closures over them and the spans the agent watched (``watching``: the span of the
+        run asking, up to now, whether or not it is stored yet)."""
+        closures = self._s.db.execute(
+            "SELECT room, start, end FROM closures WHERE end > ? AND start < ?", [since, now]
+        ).fetchall()
+        observed = [tuple(r) for r in self._s.db.execute("SELECT start, end FROM observed WHERE end > ?", [since])]
+        if watching is not None:
+            observed.append(watching)
+        spans = tuple((float(a), float(b)) for a, b in observed)
+
+        def closed(room: str | None, start: float, end: float) -> tuple[Span, ...]:
+            return tuple((c[1], c[2]) for c in closures if (c[0] is None or c[0] == room) and c[1] < end and c[2] > start)
+
         return [
-            BookingRecord(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]), bool(r[8]), r[9], r[10])
+            BookingRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                bool(r[6]),
+                bool(r[7]),
+                bool(r[8]),
+                r[9],
+                r[10],
+                closed(r[9], r[1], r[2]),
+                spans,
+            )
             for r in self._s.db.execute(
                 """SELECT b.id, b.start, b.end, COALESCE(a.entries, 0), COALESCE(a.checkins, 0), a.first_entry,
                       EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id AND c.role = 'leader'),

@@ -88,4 +88,17 @@ def _m5_command_results(db: sqlite_utils.Database) -> None:
     db.table("commands_seen").add_column("result", str)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_schedule, _m2_outbox, _m3_commands, _m4_checkins_and_reports, _m5_command_results)
+def _m6_observed(db: sqlite_utils.Database) -> None:
+    # when the agent was watching (running, with a schedule and a clock it trusts): one span a
+    # run, so that "nobody came" is told from "we did not see"
+    db.table("observed").create({"start": float, "end": float}, pk="start")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _m1_schedule,
+    _m2_outbox,
+    _m3_commands,
+    _m4_checkins_and_reports,
+    _m5_command_results,
+    _m6_observed,
+)
