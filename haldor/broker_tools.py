@@ -55,6 +55,34 @@ def connect(client, opts: BrokerOptions, timeout: float = CONNECT_TIMEOUT_S) -> 
         raise HaldorError(f"{where} refused: {answers[0]}" if answers else f"{where}: no answer within {timeout:.0f} s")
 
 
+def acked_publish(
+    client, opts: BrokerOptions, topic: str, payload: bytes, *, retain: bool = False, timeout: float = 10.0
+) -> None:
+    """Publish with QoS 1 and wait for the broker's PUBACK, which must say yes: an ACL's
+    "not authorized" comes back as a PUBACK too, and is not a publication."""
+    answers: dict[int, Any] = getattr(client, "_haldor_pubacks", None) or {}
+    if not hasattr(client, "_haldor_pubacks"):
+        client._haldor_pubacks = answers
+        theirs = client.on_publish
+
+        def on_publish(c, userdata, mid, reason_code, properties) -> None:
+            answers[mid] = reason_code
+            if theirs is not None:
+                theirs(c, userdata, mid, reason_code, properties)
+
+        client.on_publish = on_publish
+    info = client.publish(topic, payload, qos=1, retain=retain)
+    where = f"broker {opts.host}:{opts.port}"
+    if info.rc != 0:
+        raise HaldorError(f"{where}: not connected (publishing {topic})")
+    info.wait_for_publish(timeout)
+    if not info.is_published():
+        raise HaldorError(f"{where}: no acknowledgement within {timeout:.0f} s")
+    answer = answers.pop(info.mid, None)
+    if answer is not None and answer.is_failure:
+        raise HaldorError(f"{where} refused to publish on {topic}: {answer} (the broker's ACL?)")
+
+
 def _close(client) -> None:
     client.disconnect()
     client.loop_stop()
@@ -109,10 +137,7 @@ def publish(opts: BrokerOptions, doc: Any, payload: bytes, *, older: bool = Fals
             why = stale(doc, site_status(client, opts.prefix, doc["site"]))
             if why is not None:
                 raise DocumentError(why)
-        info = client.publish(topic, payload, qos=1, retain=retained)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise HaldorError(f"broker {opts.host}:{opts.port}: no acknowledgement within {timeout:.0f} s")
+        acked_publish(client, opts, topic, payload, retain=retained, timeout=timeout)
     finally:
         _close(client)
     return topic
@@ -149,10 +174,7 @@ def command(opts: BrokerOptions, doc: dict[str, Any], payload: bytes, wait: floa
     try:
         if not subscribed.wait(CONNECT_TIMEOUT_S) or refused:
             raise HaldorError(f"broker {opts.host}:{opts.port}: {refused[0] if refused else 'no answer within 10 s'}")
-        info = client.publish(topic, payload, qos=1)
-        info.wait_for_publish(CONNECT_TIMEOUT_S)
-        if not info.is_published():
-            raise HaldorError(f"broker {opts.host}:{opts.port}: no acknowledgement within 10 s")
+        acked_publish(client, opts, topic, payload)
         answered.wait(wait)
     finally:
         _close(client)

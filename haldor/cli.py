@@ -432,20 +432,31 @@ def _watch(args) -> int:
 
 
 def _bridge(args) -> int:
+    import os
+
     from haldor.bridge import service, settings
 
+    os.umask(0o077)  # its state holds every member's card: readable by its own user only, from cron too
     cfg = settings.load(args.config)
+
+    def warn(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     if args.once or args.dry_run:
-        return service.run_once(cfg, dry_run=args.dry_run, accept_sheets=args.accept_sheets)
+        return service.run_once(cfg, dry_run=args.dry_run, accept_sheets=args.accept_sheets, warn=warn)
+    # the loop runs on a thread; this one only waits for the signal, outside any handler
+    # (setting an Event from a handler can deadlock with the loop's own wait on it)
     stop, wake = threading.Event(), threading.Event()
-
-    def stopping(*_: object) -> None:
-        stop.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, stopping)
-    signal.signal(signal.SIGINT, stopping)
-    return service.serve(cfg, stop, wake)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    result: list[int] = []
+    loop = threading.Thread(target=lambda: result.append(service.serve(cfg, stop, wake, warn)), name="bridge", daemon=True)
+    loop.start()
+    while loop.is_alive():
+        if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
+            stop.set()
+            wake.set()
+    loop.join()
+    return result[0] if result else EXIT_FAILURE
 
 
 def _fleet(args) -> int:

@@ -38,7 +38,7 @@ class Database:
             try:
                 pg = psycopg.connect(target, autocommit=True)
             except psycopg.Error as exc:
-                raise HaldorError(f"{_safe(target)}: cannot connect: {exc}".strip()) from None
+                raise HaldorError(f"{_safe(target)}: cannot connect: {' '.join(str(exc).split())}") from None
             return cls("postgresql", pg, _safe(target))
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         lite = sqlite3.connect(target, isolation_level=None, check_same_thread=False)

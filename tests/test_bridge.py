@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,8 +22,9 @@ import pytest
 from haldor.bridge import service, settings, sheets
 from haldor.bridge.calendar import AssociationRule, booking_id, read_feed
 from haldor.bridge.state import BridgeState
+from haldor.errors import DocumentError
 
-from .broker import Watcher
+from .broker import Broker, Watcher
 from .helpers import SITE, site_config, wait_for
 from .test_tools import ENV, haldor
 
@@ -92,7 +94,7 @@ def test_cancelled_moved_and_tentative_instances():
     by_start = {b["start"]: b for b in got.bookings}
     assert sorted(by_start) == ["2026-11-03T19:00:00+01:00", "2026-11-05T19:00:00+01:00", "2026-11-11T18:00:00+01:00"]
     moved_booking = by_start["2026-11-11T18:00:00+01:00"]
-    assert moved_booking["id"] == booking_id("w@b", first + timedelta(weeks=1))  # the instance it replaces
+    assert moved_booking["id"] == booking_id("w@b", first + timedelta(weeks=1), "gym-a")  # the instance it replaces
     assert moved_booking["association"] == "a17"  # from the series it belongs to
     assert by_start["2026-11-05T19:00:00+01:00"]["status"] == "pending"  # tentative never grants
     assert by_start["2026-11-03T19:00:00+01:00"]["status"] == "approved"
@@ -190,7 +192,7 @@ def test_the_bridge_feeds_a_real_agent_and_then_sends_only_what_changed(town, tm
         assert first.returncode == 0, first.stdout + first.stderr
         assert "valby-skole: haldor.schedule/1" in first.stdout and "vanlose-skole: haldor.schedule/1" in first.stdout
         assert (
-            "warning: vanlose-skole: sent in clear" in first.stdout and "warning: valby-skole: sent in clear" not in first.stdout
+            "warning: vanlose-skole: sent in clear" in first.stderr and "warning: valby-skole: sent in clear" not in first.stderr
         )
         wait_for(lambda: [e for e in watcher.events("sync.applied") if e["reason"].startswith("snapshot")], what="applied")
         now = (town.start + timedelta(hours=1, minutes=30)).isoformat()
@@ -229,8 +231,18 @@ def test_a_sheet_cut_in_half_is_refused_whole(town):
     state.close()
     said: list[str] = []
     assert service.run_once(cfg, dry_run=True, say=said.append) == 1
-    assert "3 rows, 10 at the last run" in said[0] and "nothing published" in said[0]
+    assert "3 usable rows, 10 at the last run" in said[0] and "nothing published" in said[0]
     assert service.run_once(cfg, dry_run=True, accept_sheets=True, say=said.append) == 0
+    state = BridgeState(cfg.state)
+    assert state.sheet_rows("credentials") == 10  # a dry run changes nothing, --accept-sheets included
+    state.record_rows("credentials", 3)
+    state.close()
+    # every row refused (roles written in Danish): as good as an empty sheet, refused whole
+    text = (town.dir / "credentials.csv").read_text()
+    (town.dir / "credentials.csv").write_text(text.replace(";member;", ";medlem;").replace(";caretaker;", ";pedel;"))
+    said.clear()
+    assert service.run_once(cfg, dry_run=True, say=said.append) == 1
+    assert "0 usable rows, 3 at the last run" in said[-1] and "3 rows refused" in said[-1]
 
 
 def test_a_bad_bridge_configuration_names_the_key(tmp_path):
@@ -323,9 +335,13 @@ def test_a_feed_over_http_is_asked_with_its_etag_and_a_failing_feed_keeps_its_si
         server.close()
 
 
-def test_the_example_bridge_configuration_is_valid():
-    cfg = settings.load(Path(__file__).resolve().parent.parent / "config" / "bridge.toml")
+def test_the_example_bridge_configuration_is_valid(tmp_path):
+    example = Path(__file__).resolve().parent.parent / "config" / "bridge.toml"
+    (tmp_path / "bridge.toml").write_text(example.read_text())
+    haldor("keygen", "bookings-2026", "--dir", str(tmp_path))  # the key it names, beside it
+    cfg = settings.load(tmp_path / "bridge.toml")
     assert [s.id for s in cfg.sites] == ["valby-skole"] and cfg.feeds[0].room == "gym-a"
+    assert cfg.broker is not None and cfg.broker.username == "booking-system"  # the shipped ACL's user
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -382,3 +398,85 @@ def test_what_each_site_gets_and_when_a_delta_cannot_say_it():
     fewer = {**doc, "bookings": []}
     d = build.delta(doc, fewer, build.changes(doc, fewer), version=2, base_version=1)
     assert d["delete"] == {"bookings": ["b1"]} and d["upsert"] == {} and d["base_version"] == 1
+
+
+def test_bad_rows_are_left_out_with_their_line_and_the_rest_goes_on(tmp_path):
+    path = tmp_path / "credentials.csv"
+    path.write_text(
+        "id;association;card;pin;role;valid_until\n"
+        "c1;a17;04A1B2C3D4E5F6;;member;31-12-9999\n"  # "never expires", as people write it
+        "c1;a17;04AABBCCDD0011;;member;\n"  # the same id again
+        "c2;a17;wg26:99999999;;member;\n"  # more than 24 bits
+        "c3;a17;04A1B2C3\n"  # cut off: fewer cells than the header
+    )
+    sheet = sheets.read_sheet(path, sheets.COLUMNS["credentials"], sheets.PARSERS["credentials"], sheets.Context(CPH))
+    assert [c["id"] for c in sheet.items] == ["c1"] and sheet.items[0]["valid_until"] is None
+    assert [p.split(": ", 1)[0] for p in sheet.problems] == [f"{path}:3", f"{path}:4", f"{path}:5"]
+    assert "again (line 2 counts)" in sheet.problems[0] and "cut off" in sheet.problems[2]
+    (tmp_path / "x.csv").write_bytes(b"id;name\nr\x81;x\n")
+    with pytest.raises(DocumentError, match="neither UTF-8 nor Windows-1252"):
+        sheets.read_rows(tmp_path / "x.csv")
+
+
+def test_an_xlsx_date_means_the_whole_day():
+    book = openpyxl.Workbook()
+    book.active.append(["id", "association", "card", "pin", "role", "valid_until"])
+    book.active.append(["c1", "a17", "04A1B2C3D4E5F6", None, "member", datetime(2027, 6, 30)])
+    path = Path(tempfile.mkdtemp()) / "credentials.xlsx"
+    book.save(path)
+    sheet = sheets.read_sheet(path, sheets.COLUMNS["credentials"], sheets.PARSERS["credentials"], sheets.Context(CPH))
+    assert sheet.items[0]["valid_until"] == "2027-06-30T23:59:59+02:00"  # as the same date in CSV
+
+
+def test_an_event_ending_before_it_starts_is_left_out():
+    start = datetime(2026, 11, 3, 19, 0, tzinfo=CPH)
+    backwards = event("x@b", start, -2)
+    got = feed(calendar(backwards, event("y@b", start)), start - timedelta(days=1))
+    assert [b["id"] for b in got.bookings] == [booking_id("y@b", start, "gym-a")]
+    assert "ends before it starts" in got.problems[0]
+
+
+def test_a_broker_that_refuses_the_bridge_leaves_the_state_as_it_was(town, tmp_path):
+    acl = tmp_path / "read-only.acl"
+    acl.write_text("topic read #\n")
+    strict = Broker(tmp_path / "strict", extra=f"acl_file {acl}\n", audit=False).start()
+    try:
+        town.config.write_text(re.sub(r"port = \d+", f"port = {strict.port}", town.config.read_text()))
+        refused = town.run("--once")
+        assert refused.returncode == 1 and "refused to publish" in refused.stderr, refused.stdout + refused.stderr
+        state = BridgeState(settings.load(town.config).state)
+        assert state.published("valby-skole") is None  # nothing recorded: the next run tries again
+        state.close()
+    finally:
+        strict.stop()
+
+
+def test_a_feed_that_suddenly_lost_its_bookings_keeps_its_site(town):
+    cfg = settings.load(town.config)
+    said: list[str] = []
+    state = BridgeState(cfg.state)
+    state.record_rows("feed:valby-skole/gym-a", 100)  # the last run saw a hundred
+    state.close()
+    assert service.run_once(cfg, dry_run=True, say=said.append) == 1
+    assert any("30 bookings, 100 at the last run" in line and "valby-skole is kept as it was" in line for line in said)
+    assert not any(line.startswith("valby-skole:") for line in said)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ('[[sites]]\nid = "s"\ntimezone = 5\n', "sites[0].timezone"),
+        ('[[sites]]\nid = "s"\n[[feeds]]\nsite = "s"\nroom = "r"\nsource = "f.ics"\nurl = "x"\n', "feeds[0].url"),
+        ('[[sites]]\nid = "s"\npolicy = { grace_before_min = "x" }\n', "sites[0].policy.grace_before_min"),
+        ('[mqtt]\ntransport = "carrier-pigeon"\n[[sites]]\nid = "s"\n', "mqtt.transport"),
+        ('[mqtt]\nport = 99999\n[[sites]]\nid = "s"\n', "mqtt.port"),
+        ('[[sites]]\nid = "s"\n', "bridge.interval_s"),
+    ],
+)
+def test_a_bad_bridge_configuration_names_its_key(tmp_path, text, key):
+    haldor("keygen", "k", "--dir", str(tmp_path))
+    head = '[bridge]\nkey = "k.key"\n' + ("interval_s = -1\n" if key == "bridge.interval_s" else "")
+    head += '[sheets]\nassociations = "a.csv"\ncredentials = "c.csv"\nrooms = "r.csv"\n'
+    (tmp_path / "bridge.toml").write_text(head + text)
+    result = haldor("bridge", "--config", str(tmp_path / "bridge.toml"), "--dry-run", check=False)
+    assert result.returncode == 2 and f": {key}: " in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr

@@ -3,7 +3,8 @@ to a delta. Pure: no files, no network, no clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +41,15 @@ def snapshot(site: Site, inputs: Inputs, *, generated_at: str) -> dict[str, Any]
     associations that book it, their members' credentials, its caretakers, its closures."""
     rooms = [_public(r) for r in inputs.rooms if r["_site"] == site.id]
     room_ids = {r["id"] for r in rooms}
-    bookings = []
+    bookings: list[dict[str, Any]] = []
+    strays: Counter[str] = Counter()
     for b in inputs.bookings.get(site.id, []):
         if b["room"] in room_ids:
             bookings.append(b)
         else:
-            inputs.problems.append(f"{site.id}: booking {b['id']} is for room {b['room']!r}, not in the rooms sheet (left out)")
+            strays[b["room"]] += 1
+    for room, n in sorted(strays.items()):
+        inputs.problems.append(f"{site.id}: room {room!r} of a feed is not in the rooms sheet: its {n} bookings left out")
     booking_associations = {b["association"] for b in bookings}
     associations = [_public(a) for a in inputs.associations if a["id"] in booking_associations]
     known = {a["id"] for a in associations}
@@ -118,7 +122,7 @@ def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Changes:
         changed,
         removed,
         closures=before.get("closures", []) != new.get("closures", []),
-        header=any(before.get(k) != new.get(k) for k in ("timezone", "policy")),
+        header=old is not None and any(before.get(k) != new.get(k) for k in ("timezone", "policy")),
     )
 
 
@@ -144,7 +148,3 @@ def delta(
         "upsert": upsert,
         "delete": {name: diff.removed[name] for name in DELETABLE if diff.removed[name]},
     }
-
-
-def sites_of(items: Iterable[Mapping[str, Any]]) -> set[str]:
-    return {i["_site"] for i in items if "_site" in i}

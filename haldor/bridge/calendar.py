@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -71,9 +72,15 @@ class Feed:
     problems: list[str]
 
 
-def booking_id(uid: str, instance: datetime | date) -> str:
-    """Stable across runs: the same event instance is always the same booking."""
-    key = f"{uid}|{instance.isoformat() if not isinstance(instance, datetime) else instance.timestamp()}"
+#: more instances than this in one feed over the horizon is a runaway rule, not a season
+MAX_INSTANCES = 20_000
+
+
+def booking_id(uid: str, instance: datetime | date, room: str = "") -> str:
+    """Stable across runs and machines: the same event instance in the same room is
+    always the same booking (the instance as a local time with its offset, so the two
+    19:00s of the night the clocks go back differ, and the host's zone plays no part)."""
+    key = f"{room}|{uid}|{instance.isoformat()}"
     return "ics-" + hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
@@ -94,18 +101,36 @@ def read_feed(
     name an association goes by (lower case) to its id."""
     try:
         calendar = icalendar.Calendar.from_ical(data)
+        components = calendar.walk("VEVENT")
         events = recurring_ical_events.of(calendar).between(start, end)
     except Exception as exc:  # the parsers raise many kinds for a broken feed
-        raise DocumentError(f"{source}: not a readable calendar ({exc})") from None
-    masters = {str(c.get("uid")): c for c in calendar.walk("VEVENT") if c.get("rrule") is not None}
+        raise DocumentError(f"{source}: not a readable calendar ({_short(exc)})") from None
+    if len(events) > MAX_INSTANCES:
+        raise DocumentError(
+            f"{source}: {len(events)} bookings over the horizon, at most {MAX_INSTANCES} (a rule that never ends?)"
+        )
+    masters = {str(c.get("uid")): c for c in components if c.get("rrule") is not None}
     feed = Feed(source, [], [], [])
+    backwards, plain = set(), Counter(str(c.get("uid")) for c in components if c.get("recurrence-id") is None)
+    for c in components:
+        first, last = c.get("dtstart"), c.get("dtend")
+        if first is not None and last is not None and isinstance(first.dt, datetime) and last.dt < first.dt:
+            backwards.add(str(c.get("uid")))  # the library would swap them: a booking nobody made
+    feed.problems += [f"{source}: event {uid!r} ends before it starts (left out)" for uid in sorted(backwards)]
+    feed.problems += [
+        f"{source}: event {uid!r} appears {n} times without RECURRENCE-ID: only one is used"
+        for uid, n in sorted(plain.items())
+        if n > 1
+    ]
     for event in events:
         uid = str(event.get("uid", ""))
         status = str(event.get("status", "CONFIRMED")).upper()
-        if status == "CANCELLED":
+        if status == "CANCELLED" or uid in backwards:
             continue
         first, last = event["dtstart"].dt, event["dtend"].dt if event.get("dtend") else None
         instance = event["recurrence-id"].dt if event.get("recurrence-id") else first
+        if isinstance(instance, datetime):
+            instance = (instance.replace(tzinfo=tz) if instance.tzinfo is None else instance).astimezone(tz)
         where = f"{source}: event {uid!r} at {first.isoformat()}"
         if not isinstance(first, datetime):  # an all-day event: a holiday, a closed hall
             if all_day_closures:
@@ -136,7 +161,7 @@ def read_feed(
         title = event.get("summary") or (masters[uid].get("summary") if uid in masters else "") or ""
         feed.bookings.append(
             {
-                "id": booking_id(uid, instance),
+                "id": booking_id(uid, instance, room),
                 "room": room,
                 "association": ids.pop(),
                 "title": str(title)[:200],
@@ -148,3 +173,10 @@ def read_feed(
             }
         )
     return feed
+
+
+def _short(exc: Exception) -> str:
+    """A parser's complaint in one short printable line (it may quote the whole feed)."""
+    text = " ".join(str(exc).split())
+    text = "".join(ch for ch in text if ch.isprintable())
+    return text if len(text) <= 120 else text[:117] + "..."

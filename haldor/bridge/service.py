@@ -11,11 +11,11 @@ last run is refused whole.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,35 +23,45 @@ from haldor import broker_tools, tools
 from haldor.errors import DocumentError, HaldorError
 from haldor.protocol import Leaf
 
-from . import build, sheets
+from . import build, feeds, sheets
 from .calendar import read_feed
-from .settings import BridgeConfig, FeedSource, Site
+from .settings import BridgeConfig, Site
 from .state import BridgeState
 
 log = logging.getLogger(__name__)
-FETCH_TIMEOUT_S = 20
-FETCH_ATTEMPTS = 3
 
 
 class Refused(HaldorError):
     """The run publishes nothing: a sheet looks cut off."""
 
 
-def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float) -> tuple[build.Inputs, set[str]]:
-    """Sheets and feeds; the sites whose feeds could not be read (kept as they were)."""
+def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float, *, accept: bool = False) -> tuple[build.Inputs, set[str]]:
+    """Sheets and feeds; the sites whose feeds could not be read, or lost most of their
+    bookings, are kept as they were. Counts are what could be used, not lines: a sheet
+    whose every row is bad has lost everything."""
     ctx = sheets.Context(ZoneInfo(cfg.sites[0].timezone))
     read = {}
     for name, path in cfg.sheets.items():
-        sheet = sheets.read_sheet(path, sheets.COLUMNS[name], sheets.PARSERS[name], ctx)
+        sheet = sheets.read_sheet(path, sheets.COLUMNS[name], sheets.PARSERS[name], ctx, sheets.KEYS[name])
         before = state.sheet_rows(name)
-        if before and sheet.rows < before * (1 - cfg.max_row_loss):
+        if not accept and feeds.shrunk(before, len(sheet.items), cfg.max_row_loss):
             raise Refused(
-                f"{path}: {sheet.rows} rows, {before} at the last run: more than {cfg.max_row_loss:.0%} lost "
-                "(an export cut off?); nothing published. Check the file; if it is right, run with --accept-sheets"
+                f"{path}: {len(sheet.items)} usable rows, {before} at the last run: more than {cfg.max_row_loss:.0%} lost "
+                f"({len(sheet.problems)} rows refused; an export cut off?); nothing published. "
+                "Check the file; if it is right, run with --accept-sheets"
             )
         read[name] = sheet
     problems = [p for sheet in read.values() for p in sheet.problems]
     associations = read["associations"].items
+    known, site_ids = {a["id"] for a in associations}, {s.id for s in cfg.sites}
+    for c in read["credentials"].items:
+        if c["association"] is not None and c["association"] not in known:
+            problems.append(
+                f"{read['credentials'].path}: credential {c['id']}: association {c['association']!r} is not in the associations sheet (left out)"
+            )
+        for s in c["_sites"]:
+            if s not in site_ids:
+                problems.append(f"{read['credentials'].path}: credential {c['id']}: site {s!r} is not in [[sites]]")
     names: dict[str, str] = {}
     for a in associations:
         for alias in (a["id"], a["name"], a.get("_calendar") or ""):
@@ -64,7 +74,7 @@ def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float) -> tuple[buil
         closures=read["closures"].items if "closures" in read else [],
         bookings={},
         problems=problems,
-        rows={name: sheet.rows for name, sheet in read.items()},
+        rows={name: len(sheet.items) for name, sheet in read.items()},
     )
     unread: set[str] = set()
     sites = {s.id: s for s in cfg.sites}
@@ -73,9 +83,8 @@ def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float) -> tuple[buil
         tz = ZoneInfo(site.timezone)
         start = datetime.fromtimestamp(now, tz) - timedelta(days=1)
         try:
-            data = fetch(feed, state)
             got = read_feed(
-                data,
+                feeds.fetch(feed, state),
                 feed.source,
                 site=site.id,
                 room=feed.room,
@@ -90,49 +99,20 @@ def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float) -> tuple[buil
             problems.append(f"{exc}: {site.id} is kept as it was")
             unread.add(site.id)
             continue
+        key = f"feed:{feed.site}/{feed.room}"
+        before = state.sheet_rows(key)
+        if not accept and feeds.shrunk(before, len(got.bookings), cfg.max_row_loss):
+            problems.append(
+                f"{feeds._where(feed.source)}: {len(got.bookings)} bookings, {before} at the last run: more than "
+                f"{cfg.max_row_loss:.0%} lost; {site.id} is kept as it was (--accept-sheets if it is right)"
+            )
+            unread.add(site.id)
+            continue
+        inputs.rows[key] = len(got.bookings)
         problems.extend(got.problems)
         inputs.bookings.setdefault(site.id, []).extend(got.bookings)
         inputs.closures.extend(got.closures)
     return inputs, unread
-
-
-def fetch(feed: FeedSource, state: BridgeState) -> bytes:
-    """A feed's bytes: a file, or a URL asked with the last ``ETag`` and
-    ``Last-Modified`` (a feed that did not change costs the server nothing)."""
-    if "://" not in feed.source:
-        try:
-            return Path(feed.source).read_bytes()
-        except OSError as exc:
-            raise DocumentError(f"{feed.source}: cannot read: {exc.strerror}") from None
-    import httpx  # the municipality's side only
-
-    cached = state.cached_feed(feed.source)
-    headers = {}
-    if cached is not None:
-        if cached[0]:
-            headers["If-None-Match"] = cached[0]
-        if cached[1]:
-            headers["If-Modified-Since"] = cached[1]
-    problem = ""
-    for attempt in range(FETCH_ATTEMPTS):
-        try:
-            response = httpx.get(feed.source, headers=headers, timeout=FETCH_TIMEOUT_S, follow_redirects=True)
-        except httpx.HTTPError as exc:
-            problem = str(exc) or type(exc).__name__
-        else:
-            if response.status_code == 304 and cached is not None:
-                return cached[2]
-            if response.status_code == 200:
-                state.cache_feed(
-                    feed.source, response.headers.get("etag"), response.headers.get("last-modified"), response.content
-                )
-                return response.content
-            problem = f"HTTP {response.status_code}"
-            if response.status_code < 500:
-                break  # asking again will not help
-        if attempt + 1 < FETCH_ATTEMPTS:
-            time.sleep(2**attempt)
-    raise DocumentError(f"{feed.source}: {problem}")
 
 
 def plan(
@@ -169,26 +149,29 @@ def plan(
 
 
 class Publisher:
-    """One broker connection for a run; each document acknowledged before it counts."""
+    """One broker connection: each document acknowledged, and accepted, before it
+    counts. The service shares one connection between its runs and its listening for
+    ``sync/request`` (a broker that makes the user name the client id would otherwise
+    throw one out whenever the other connects)."""
 
-    def __init__(self, cfg: BridgeConfig, client_id: str | None = None) -> None:
+    def __init__(self, cfg: BridgeConfig, client: Any = None) -> None:
         if cfg.broker is None:
             raise HaldorError(f"{cfg.path}: mqtt.host: no broker configured")
         self.opts = cfg.broker
-        self.client = self.opts.client("bridge", client_id)
-        broker_tools.connect(self.client, self.opts)
+        self.own = client is None
+        self.client = client if client is not None else self.opts.client("bridge")
+        if self.own:
+            broker_tools.connect(self.client, self.opts)
 
-    def send(self, doc: dict[str, Any], payload: bytes, timeout: float = 30) -> str:
+    def send(self, doc: dict[str, Any], payload: bytes) -> str:
         topic, retained = broker_tools.topic_for(doc, self.opts.prefix)
-        info = self.client.publish(topic, payload, qos=1, retain=retained)
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise HaldorError(f"broker {self.opts.host}:{self.opts.port}: no acknowledgement within {timeout:.0f} s")
+        broker_tools.acked_publish(self.client, self.opts, topic, payload, retain=retained, timeout=30)
         return topic
 
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self.own:
+            self.client.disconnect()
+            self.client.loop_stop()
 
 
 def run_once(
@@ -198,40 +181,53 @@ def run_once(
     accept_sheets: bool = False,
     resend: frozenset[str] | set[str] = frozenset(),
     say: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
     now: float | None = None,
+    client: Any = None,
 ) -> int:
-    """Exit status: 0 published (or nothing to do), 1 something was kept back."""
+    """Exit status: 0 published (or nothing to do), 1 something was kept back (a site
+    whose source failed or whose document a box would refuse; the others go out).
+    ``say``: what was published; ``warn``: problems (stderr for the command)."""
+    warn = warn or say
     now = time.time() if now is None else now
-    state = BridgeState(cfg.state)
     try:
-        if accept_sheets:
-            for name in cfg.sheets:
-                state.forget_rows(name)
+        state = BridgeState(cfg.state)
+    except (OSError, sqlite3.Error) as exc:
+        raise HaldorError(f"{cfg.path}: bridge.state: {cfg.state}: {exc}") from None
+    try:
         try:
-            inputs, unread = read_inputs(cfg, state, now)
+            inputs, unread = read_inputs(cfg, state, now, accept=accept_sheets)
         except Refused as exc:
-            say(f"haldor bridge: {exc}")
+            warn(f"haldor bridge: {exc}")
             return 1
-        for problem in inputs.problems:
-            say(f"warning: {problem}")
         plans = plan(cfg, state, inputs, unread, now, resend=resend)
+        for problem in inputs.problems:  # after plan: it finds some too
+            warn(f"warning: {problem}")
+        kept = bool(unread)
+        ready = []
+        for site, diff, doc, new in plans:
+            if doc is None:
+                continue
+            try:
+                _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None, schema=False)
+            except DocumentError as exc:  # one site's fault keeps that site, not the others
+                warn(f"warning: {site.id}: {exc}; {site.id} is kept as it was")
+                kept = True
+                continue
+            ready.append((site, diff, doc, new, payload))
         if dry_run:
             for site, diff, doc, _ in plans:
                 kind = "nothing to publish" if doc is None else f"{doc['schema']} version {doc['version']}"
                 say(f"{site.id}: {kind}")
                 for line in diff.lines():
                     say(f"  {line}")
-            return 1 if unread else 0
-        publisher = Publisher(cfg) if any(doc is not None for _, _, doc, _ in plans) else None
+            return 1 if kept else 0
+        publisher = Publisher(cfg, client) if ready else None
         try:
-            for site, diff, doc, new in plans:
-                if doc is None:
-                    continue
+            for site, diff, doc, new, payload in ready:
                 if not site.public_key:
-                    say(f"warning: {site.id}: sent in clear (card numbers on the broker): give [[sites]] public_key")
-                _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None, schema=False)
-                assert publisher is not None
-                topic = publisher.send(doc, payload)
+                    warn(f"warning: {site.id}: sent in clear (card numbers on the broker): give [[sites]] public_key")
+                topic = publisher.send(doc, payload) if publisher is not None else ""
                 state.record(site.id, doc["version"], new, now)  # only once the broker has it
                 say(f"{site.id}: {doc['schema']} version {doc['version']} to {topic} ({diff.count} changes)")
         finally:
@@ -239,14 +235,17 @@ def run_once(
                 publisher.close()
         for name, rows in inputs.rows.items():
             state.record_rows(name, rows)
-        return 1 if unread else 0
+        return 1 if kept else 0
+    except sqlite3.Error as exc:  # a full disk after the broker has it: the next run publishes again
+        raise HaldorError(f"{cfg.state}: {exc}") from None
     finally:
         state.close()
 
 
 def serve(cfg: BridgeConfig, stop: threading.Event, wake: threading.Event, say: Callable[[str], None] = print) -> int:
     """Every ``interval_s``, and at once for a site's ``sync/request`` (it is given a
-    fresh snapshot)."""
+    fresh snapshot), on one connection. ``stop`` and ``wake`` are set from outside the
+    loop's thread (never from a signal handler: see the command)."""
     broker = cfg.broker
     if broker is None:
         raise HaldorError(f"{cfg.path}: mqtt.host: no broker configured")
@@ -261,26 +260,22 @@ def serve(cfg: BridgeConfig, stop: threading.Event, wake: threading.Event, say: 
                 asked.add(site)
             wake.set()
 
-    listener = broker.client("bridge-requests")
-    listener.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{broker.prefix}/+/{Leaf.SYNC_REQUEST}", qos=1)
-    listener.on_message = on_message
-    try:
-        listener.connect(broker.host, broker.port)
-    except OSError as exc:
-        raise HaldorError(f"broker {broker.host}:{broker.port}: {exc}") from None
-    listener.loop_start()
+    client = broker.client("bridge")
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{broker.prefix}/+/{Leaf.SYNC_REQUEST}", qos=1)
+    client.on_message = on_message
+    broker_tools.connect(client, broker)
     try:
         while not stop.is_set():
             with lock:
                 resend = set(asked)
                 asked.clear()
             try:
-                run_once(cfg, resend=resend, say=say)
+                run_once(cfg, resend=resend, say=say, client=client)
             except HaldorError as exc:
                 say(f"haldor bridge: {exc}")
-            wake.wait(cfg.interval_s)  # stop() sets it too
+            wake.wait(cfg.interval_s)
             wake.clear()
     finally:
-        listener.disconnect()
-        listener.loop_stop()
+        client.disconnect()
+        client.loop_stop()
     return 0

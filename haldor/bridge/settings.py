@@ -12,9 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor.access import sealing
-from haldor.errors import ConfigError
+from haldor.errors import ConfigError, HaldorError
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
+from haldor.tools import load_private_key
 
 from .calendar import ASSOCIATION_SOURCES, AssociationRule
 
@@ -63,6 +64,8 @@ _BRIDGE = {
     "max_row_loss": 0.2,
 }
 _SHEETS = ("associations", "credentials", "rooms", "closures")
+#: a site's policy, as a snapshot carries it (minutes; leader_first)
+POLICY = {"grace_before_min": 0, "grace_after_min": 0, "no_show_after_min": 0, "leader_first": False}
 _MQTT = {
     "host": "",
     "port": 8883,
@@ -95,20 +98,23 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {problem}")
 
-    def section(name: str, keys: dict[str, Any]) -> dict[str, Any]:
-        given = raw.get(name, {})
+    def checked(given: Any, keys: dict[str, Any], where: str) -> dict[str, Any]:
+        """Known keys of the right types, with their defaults."""
         if not isinstance(given, dict):
-            raise fail(name, "expected a table")
+            raise fail(where, "expected a table")
         for key, value in given.items():
             if key not in keys:
-                raise fail(f"{name}.{key}", "unknown key")
+                raise fail(f"{where}.{key}", "unknown key")
             default = keys[key]
             ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
                 ok = True
             if default is not None and not ok:
-                raise fail(f"{name}.{key}", f"expected {type(default).__name__}, got {value!r}")
+                raise fail(f"{where}.{key}", f"expected {type(default).__name__}, got {value!r}")
         return {**keys, **given}
+
+    def section(name: str, keys: dict[str, Any]) -> dict[str, Any]:
+        return checked(raw.get(name, {}), keys, name)
 
     for name in raw:
         if name not in ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds"):
@@ -131,15 +137,12 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         raise fail("calendar.all_day", 'must be "ignore" or "closure"')
     sites = []
     for i, s in enumerate(_tables(raw, "sites", fail)):
-        unknown = set(s) - {"id", "timezone", "policy", "public_key"}
-        if unknown:
-            raise fail(f"sites[{i}].{sorted(unknown)[0]}", "unknown key")
-        site = Site(
-            id=s.get("id", ""),
-            timezone=s.get("timezone", "Europe/Copenhagen"),
-            policy=s.get("policy", {}),
-            public_key=s.get("public_key", ""),
-        )
+        s = checked(s, {"id": "", "timezone": "Europe/Copenhagen", "policy": {}, "public_key": ""}, f"sites[{i}]")
+        policy = checked(s["policy"], POLICY, f"sites[{i}].policy")
+        for key, value in policy.items():
+            if not isinstance(value, bool) and not 0 <= value <= 24 * 60:
+                raise fail(f"sites[{i}].policy.{key}", "0 to 1440 minutes")
+        site = Site(id=s["id"], timezone=s["timezone"], policy=s["policy"], public_key=s["public_key"])
         if site.public_key:
             try:
                 sealing.load_public(site.public_key)
@@ -157,7 +160,8 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
     site_ids = {s.id for s in sites}
     feeds = []
     for i, f in enumerate(_tables(raw, "feeds", fail)):
-        feed = FeedSource(site=f.get("site", ""), room=f.get("room", ""), source=f.get("source", ""))
+        f = checked(f, {"site": "", "room": "", "source": ""}, f"feeds[{i}]")
+        feed = FeedSource(site=f["site"], room=f["room"], source=f["source"])
         if feed.site not in site_ids:
             raise fail(f"feeds[{i}].site", f"no site {feed.site!r} in [[sites]]")
         if not IDENTIFIER.fullmatch(feed.room or ""):
@@ -182,7 +186,21 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         )
     if not 0 <= b["max_row_loss"] <= 1:
         raise fail("bridge.max_row_loss", "a share from 0 to 1 (0.2: refuse a sheet that lost a fifth of its rows)")
+    if not 10 <= b["interval_s"] <= 86400:
+        raise fail("bridge.interval_s", "10 seconds to a day")
+    if not 1 <= b["horizon_days"] <= 3660:
+        raise fail("bridge.horizon_days", "1 to 3660 days")
+    if not 1 <= b["delta_max"]:
+        raise fail("bridge.delta_max", "at least 1")
+    if m["transport"] not in ("tcp", "websockets"):
+        raise fail("mqtt.transport", 'must be "tcp" or "websockets"')
+    if not 0 < m["port"] < 65536:
+        raise fail("mqtt.port", "must be 1-65535")
     key = _resolve(base, b["key"])
+    try:
+        load_private_key(key)  # a missing or wrong key is found at start, not when something changed
+    except HaldorError as exc:
+        raise fail("bridge.key", str(exc)) from None
     return BridgeConfig(
         path=path,
         state=_resolve(base, b["state"]),

@@ -25,10 +25,12 @@ from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, Role
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One data row: its line in the file (1 is the header) and its cells by column."""
+    """One data row: its line in the file (1 is the header) and its cells by column;
+    ``short``: fewer cells than the header (a file cut off in the middle of a row)."""
 
     line: int
     cells: dict[str, str]
+    short: bool = False
 
 
 @dataclass
@@ -48,24 +50,38 @@ def read_rows(path: str | Path) -> list[Row]:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read: {exc.strerror}") from None
-    if path.suffix.lower() == ".xlsx":
+    if path.suffix.lower() == ".xlsx" or data.startswith(b"PK\x03\x04"):  # a workbook, whatever its name
         table = _xlsx(path, data)
     else:
-        try:
-            text = data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
-        except UnicodeDecodeError:
-            text = data.decode("cp1252")  # Excel's plain "CSV" on a Danish Windows
-        first = text.split("\n", 1)[0]
-        table = list(csv.reader(io.StringIO(text), delimiter=";" if first.count(";") >= first.count(",") else ","))
+        table = _csv(path, data)
     if not table:
         raise DocumentError(f"{path}: empty: no header row")
     header = [h.strip().lower() for h in table[0]]
+    width = len([h for h in header if h])
     rows = []
     for number, values in enumerate(table[1:], start=2):
         if not any(v.strip() for v in values):
             continue  # Excel leaves empty rows at the end
-        rows.append(Row(number, {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header) if h}))
+        cells = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header) if h}
+        rows.append(Row(number, cells, short=len(values) < width))
     return rows
+
+
+def _csv(path: Path, data: bytes) -> list[list[str]]:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError(f'{path}: saved as UTF-16 (Excel\'s "Unicode text"); save it as "CSV UTF-8"')
+    try:
+        text = data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a BOM
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")  # Excel's plain "CSV" on a Danish Windows
+        except UnicodeDecodeError:
+            raise DocumentError(f'{path}: neither UTF-8 nor Windows-1252 text; save it as "CSV UTF-8"') from None
+    first = text.split("\n", 1)[0]
+    try:
+        return list(csv.reader(io.StringIO(text), delimiter=";" if first.count(";") >= first.count(",") else ","))
+    except csv.Error as exc:
+        raise DocumentError(f"{path}: not a readable CSV file ({exc})") from None
 
 
 def _xlsx(path: Path, data: bytes) -> list[list[str]]:
@@ -81,7 +97,8 @@ def _xlsx(path: Path, data: bytes) -> list[list[str]]:
 
 def _cell_text(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.isoformat()
+        # a date cell is a midnight: written as the date, so it means what the same date in CSV means
+        return value.date().isoformat() if value.time() == time(0) else value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # a PIN or card number typed as a number
     return str(value)
@@ -101,21 +118,36 @@ class Context:
     tz: ZoneInfo
 
 
-def read_sheet(path: str | Path, columns: Iterable[str], parse: Parser, ctx: Context) -> Sheet:
-    """Every row through ``parse``; a row that fails is reported and left out."""
+def read_sheet(path: str | Path, columns: Iterable[str], parse: Parser, ctx: Context, key: Iterable[str] = ("id",)) -> Sheet:
+    """Every row through ``parse``; a row that fails is reported and left out, and so is
+    one cut short or repeating the ``key`` of a row before it (the first counts)."""
     rows = read_rows(path)
     sheet = Sheet(str(path), rows=len(rows))
-    needed = list(columns)
-    if rows:
-        missing = [c for c in needed if c not in rows[0].cells]
-        if missing:
-            raise DocumentError(f"{path}:1: no column {missing[0]!r} (the header needs {', '.join(needed)})")
+    needed, key = list(columns), tuple(key)
+    header = set(rows[0].cells) if rows else _header_of(path)
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise DocumentError(f"{path}:1: no column {missing[0]!r} (the header needs {', '.join(needed)})")
+    seen: dict[tuple[Any, ...], int] = {}
     for row in rows:
         try:
-            sheet.items.append(parse(row, ctx))
+            if row.short:
+                raise BadCell("fewer cells than the header (the file cut off?)")
+            item = parse(row, ctx)
+            ident_of = tuple(item.get(k) for k in key)
+            if key and ident_of in seen:
+                raise BadCell(f"{key[-1]}: {ident_of[-1]!r} again (line {seen[ident_of]} counts)")
+            seen[ident_of] = row.line
+            sheet.items.append(item)
         except BadCell as exc:
             sheet.problems.append(f"{path}:{row.line}: {exc}")
     return sheet
+
+
+def _header_of(path: str | Path) -> set[str]:
+    """The columns of a sheet with no data rows (a header alone must still be complete)."""
+    table = _csv(Path(path), Path(path).read_bytes()) if Path(path).suffix.lower() != ".xlsx" else []
+    return {h.strip().lower() for h in table[0]} if table else set()
 
 
 def ident(row: Row, column: str, *, required: bool = True) -> str | None:
@@ -148,6 +180,8 @@ def instant(row: Row, column: str, ctx: Context, *, end_of_day: bool = False) ->
                 continue
     if moment is None:
         raise BadCell(f"{column}: {value!r} is not a date (2027-06-30 or 30-06-2027, with a time if wanted)")
+    if moment.year >= 9999:
+        return None  # "never expires", as people write it
     date_only = moment.time() == time(0) and len(value) <= 10
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ctx.tz)
@@ -174,6 +208,9 @@ def credential(row: Row, ctx: Context) -> dict[str, Any]:
             card = cards.normalise(card)
         except cards.CardFormatError as exc:
             raise BadCell(f"card: {exc}") from None
+        problem = cards.canonical_problem(card)
+        if problem is not None:
+            raise BadCell(f"card: {problem}")
     pin = row.cells.get("pin", "") or None
     if pin is not None and not cards.is_pin(pin):
         raise BadCell("pin: must be 4-8 digits")
@@ -231,3 +268,5 @@ COLUMNS = {
     "closures": ("site", "room", "start", "end"),
 }
 PARSERS: dict[str, Parser] = {"associations": association, "credentials": credential, "rooms": room, "closures": closure}
+#: what makes a row unique in each sheet (a room's id within its site; closures have none)
+KEYS: dict[str, tuple[str, ...]] = {"associations": ("id",), "credentials": ("id",), "rooms": ("_site", "id"), "closures": ()}

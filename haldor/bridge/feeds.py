@@ -1,0 +1,92 @@
+"""Reading the booking system's calendar feeds: a file, or a URL asked with its last
+``ETag`` and ``Last-Modified`` (a feed that did not change costs the server nothing),
+within a deadline and a size, a few tries; and the check that a feed did not suddenly
+lose most of its bookings (an empty export must not empty a hall)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from haldor.errors import DocumentError
+
+from .settings import FeedSource
+from .state import BridgeState
+
+#: a whole feed, however slowly it trickles in, within this; one try
+DEADLINE_S = 60.0
+READ_TIMEOUT_S = 20.0
+ATTEMPTS = 3
+#: a season of one room is a few hundred kilobytes; this is a feed gone wrong
+MAX_BYTES = 32 * 1024 * 1024
+
+# httpx logs every URL it asks, and feed URLs often carry a secret token
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def fetch(feed: FeedSource, state: BridgeState) -> bytes:
+    if "://" not in feed.source:
+        try:
+            data = Path(feed.source).read_bytes()
+        except OSError as exc:
+            raise DocumentError(f"{feed.source}: cannot read: {exc.strerror}") from None
+        if len(data) > MAX_BYTES:
+            raise DocumentError(f"{feed.source}: {len(data)} bytes, at most {MAX_BYTES}")
+        return data
+    return _fetch_url(feed, state)
+
+
+def _where(url: str) -> str:
+    """A feed's URL for a message: without its query (where tokens live)."""
+    return url.split("?", 1)[0] + ("?..." if "?" in url else "")
+
+
+def _fetch_url(feed: FeedSource, state: BridgeState) -> bytes:
+    import httpx  # the municipality's side only
+
+    cached = state.cached_feed(feed.source)
+    headers = {}
+    if cached is not None:
+        if cached[0]:
+            headers["If-None-Match"] = cached[0]
+        if cached[1]:
+            headers["If-Modified-Since"] = cached[1]
+    problem = ""
+    for attempt in range(ATTEMPTS):
+        try:
+            status, body, etag, modified = _get(httpx, feed.source, headers)
+        except (httpx.HTTPError, DocumentError) as exc:
+            problem = str(exc) or type(exc).__name__
+        else:
+            if status == 304 and cached is not None:
+                return cached[2]
+            if status == 200:
+                state.cache_feed(feed.source, etag, modified, body)
+                return body
+            problem = f"HTTP {status}"
+            if status < 500:
+                break  # asking again will not help
+        if attempt + 1 < ATTEMPTS:
+            time.sleep(2**attempt)
+    raise DocumentError(f"{_where(feed.source)}: {problem}")
+
+
+def _get(httpx, url: str, headers: dict[str, str]) -> tuple[int, bytes, str | None, str | None]:
+    """One request, read within the deadline and the size limit."""
+    deadline = time.monotonic() + DEADLINE_S
+    with httpx.stream("GET", url, headers=headers, timeout=READ_TIMEOUT_S, follow_redirects=True) as response:
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_BYTES:
+                raise DocumentError(f"more than {MAX_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise DocumentError(f"not read within {DEADLINE_S:.0f} s")
+            chunks.append(chunk)
+        return response.status_code, b"".join(chunks), response.headers.get("etag"), response.headers.get("last-modified")
+
+
+def shrunk(before: int | None, now: int, max_loss: float) -> bool:
+    """Lost more than ``max_loss`` of what it had at the last run."""
+    return before is not None and before > 0 and now < before * (1 - max_loss)
