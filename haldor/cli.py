@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         "--valid", type=float, default=120, metavar="S", help="the box refuses it after this many seconds (default 120)"
     )
     fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
-    fleet.add_argument("--db", default="fleet.db", help="the fleet's own database (default fleet.db)")
+    fleet.add_argument(
+        "--db", default="fleet.db", help="the fleet's own database: a file (default fleet.db) or a postgresql:// URL"
+    )
     fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
     fleet.add_argument("--client-id", default="haldor-fleet", help="MQTT client id: the broker keeps its session")
     fleet.add_argument("--shared-group", help="share the load with other fleet consumers ($share/GROUP/...)")

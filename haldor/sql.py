@@ -53,6 +53,16 @@ class Database:
         with self._lock:
             return self.conn.execute(self._sql(sql), tuple(params))
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """One statement for many rows; the rows it changed (an insert that met a conflict
+        and did nothing changed none)."""
+        with self._lock:
+            if self.kind == "postgresql":
+                with self.conn.cursor() as cursor:
+                    cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+                    return int(cursor.rowcount)
+            return int(self.conn.executemany(sql, [tuple(r) for r in rows]).rowcount)
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
             return list(self.conn.execute(self._sql(sql), tuple(params)).fetchall())

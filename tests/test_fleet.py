@@ -88,14 +88,20 @@ def test_a_site_without_status_for_three_minutes_is_silent():
     assert [(r["site"], r["online"], r["silent"]) for r in rows] == [("a", False, True), ("b", True, False)]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fleet_db(request, tmp_path) -> str:
+    """The same fleet tests on both backends: a file, and a real PostgreSQL."""
+    return str(tmp_path / "fleet.db") if request.param == "sqlite" else request.getfixturevalue("postgres").database()
+
+
 @pytest.fixture
-def fleet(tmp_path):
+def fleet(tmp_path, fleet_db):
     broker = Broker(tmp_path / "broker").start()
-    store = FleetStore(tmp_path / "fleet.db")
+    store = FleetStore(fleet_db)
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), store)
     consumer.start()
     wait_for(consumer.connected.is_set, what="fleet connected")
-    web = FleetHTTPServer(FleetStore(tmp_path / "fleet.db"), ("127.0.0.1", 0))
+    web = FleetHTTPServer(FleetStore(fleet_db), ("127.0.0.1", 0))
     threading.Thread(target=web.serve_forever, daemon=True).start()
     web.url = f"http://127.0.0.1:{web.server_address[1]}/"
     yield broker, consumer, store, web
@@ -251,3 +257,39 @@ def test_closed_and_unwatched_bookings_are_counted_apart():
     (line,) = weekly_usage(rows)
     assert (line.bookings, line.closed, line.unobserved, line.no_shows) == (4, 1, 1, 1)
     assert (line.booked_hours, line.used_hours) == (3.0, 1.0)
+
+
+def test_two_consumers_sharing_the_load_on_one_postgresql_store_every_event_once(tmp_path, postgres):
+    """--shared-group consumers on different machines, one database: no merging by hand.
+    The broker hands each message to one of them; one that reconnects may get one
+    again, and the database keeps each event once."""
+    broker = Broker(tmp_path / "broker").start()
+    target = postgres.database()
+    consumers = [
+        FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(target), client_id=f"fleet-{i}", shared_group="fleet")
+        for i in range(2)
+    ]
+    try:
+        for c in consumers:
+            c.start()
+            wait_for(c.connected.is_set, what="consumer connected")
+        sites = [SimulatedSite(broker.port, f"site-{i}") for i in range(4)]
+        sent = []
+        for n in range(50):
+            for site in sites:
+                e = usage(site.site, f"b{n}", "2026-11-23T17:00:00+01:00", 60, n % 2 == 0)
+                sent.append(e)
+                site.send("events", e)
+        for e in [e for e in sent if e["site"] == "site-0"][:10]:
+            sites[0].send("events", e)  # again: delivery is at least once
+        store = FleetStore(target)
+        wait_for(lambda: sum(c.received for c in consumers) >= len(sent) + 10, timeout=20, what="all received")
+        assert sum(c.duplicates for c in consumers) == 10
+        assert all(c.received > 0 for c in consumers)  # both did their share
+        assert store.counts()["events"] == len(sent)
+        for site in sites:
+            site.client.disconnect()
+    finally:
+        for c in consumers:
+            c.stop()
+        broker.stop()

@@ -1,20 +1,71 @@
-"""The fleet's own database: every site's last status and every event once (by id)."""
+"""The fleet's own database: every site's last status and every event once (by id).
+
+SQLite (a file, the default) or PostgreSQL (a ``postgresql://`` URL: several fleet
+consumers on several machines, one database), the same schema through
+:mod:`haldor.sql`. What the consumer receives is written a batch at a time, in one
+transaction (see :mod:`.ingest`).
+"""
 
 from __future__ import annotations
 
 import json
-import sqlite3
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from haldor.db import migrate
 from haldor.protocol import Event
+from haldor.sql import Database
 
 #: the events the fleet lists as alarms
 ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT)
+
+#: "IF NOT EXISTS": a fleet.db made before the schema had this runner has these tables already
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS sites (
+        site TEXT PRIMARY KEY, online INTEGER, since {float}, status_at {float}, seen_at {float},
+        schedule_version {bigint}, last_sync {float}, outbox_pending INTEGER, outbox_oldest TEXT,
+        agent_version TEXT, mode TEXT, doors TEXT, readers TEXT);
+    CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY, site TEXT, seq {bigint}, at TEXT, at_ts {float}, type TEXT,
+        door TEXT, reader TEXT, booking TEXT, reason TEXT, usage TEXT);
+    CREATE INDEX IF NOT EXISTS idx_events_site_type_at_ts ON events (site, type, at_ts);
+    CREATE INDEX IF NOT EXISTS idx_events_type_at_ts ON events (type, at_ts)
+    """,
+]
+
+SITE_COLUMNS = (
+    "site",
+    "online",
+    "since",
+    "status_at",
+    "seen_at",
+    "schedule_version",
+    "last_sync",
+    "outbox_pending",
+    "outbox_oldest",
+    "agent_version",
+    "mode",
+    "doors",
+    "readers",
+)
+
+
+def _event_row(doc: dict[str, Any]) -> list[Any]:
+    return [
+        doc["id"],
+        doc["site"],
+        doc.get("seq"),
+        doc.get("at"),
+        _ts(doc.get("at")),
+        doc["type"],
+        doc.get("door"),
+        doc.get("reader"),
+        doc.get("booking"),
+        doc.get("reason"),
+        json.dumps(doc["usage"]) if isinstance(doc.get("usage"), dict) else None,
+    ]
 
 
 def _ts(text: Any) -> float | None:
@@ -26,143 +77,104 @@ def _ts(text: Any) -> float | None:
         return None
 
 
-def _m1_sites_and_events(db: sqlite_utils.Database) -> None:
-    if "sites" in db.table_names():  # made before the fleet's schema had a version
-        return
-    db.table("sites").create(
-        {
-            "site": str,
-            "online": int,
-            "since": float,
-            "status_at": float,
-            "seen_at": float,
-            "schedule_version": int,
-            "last_sync": float,
-            "outbox_pending": int,
-            "outbox_oldest": str,
-            "agent_version": str,
-            "mode": str,
-            "doors": str,
-        },
-        pk="site",
-    )
-    db.table("events").create(
-        {
-            "id": str,
-            "site": str,
-            "seq": int,
-            "at": str,
-            "at_ts": float,
-            "type": str,
-            "door": str,
-            "reader": str,
-            "booking": str,
-            "reason": str,
-            "usage": str,
-        },
-        pk="id",
-    )
-    db.table("events").create_index(["site", "type", "at_ts"])
-    db.table("events").create_index(["type", "at_ts"])
-
-
-def _m2_readers(db: sqlite_utils.Database) -> None:
-    if "readers" not in db.table("sites").columns_dict:
-        db.table("sites").add_column("readers", str)
-
-
-MIGRATIONS = (_m1_sites_and_events, _m2_readers)
-
-
 class FleetStore:
-    def __init__(self, path: str | Path) -> None:
-        conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        migrate(self.db, MIGRATIONS)
+    def __init__(self, target: str | Path) -> None:
+        self.db = Database.open(str(target))
+        self.db.migrate("fleet", MIGRATIONS)
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.db.close()
+
+    # -- writing, a batch at a time -----------------------------------------------------
+
+    def store(self, statuses: Iterable[tuple[str, dict[str, Any], float]], events: Iterable[dict[str, Any]]) -> int:
+        """Statuses and events of one batch in one transaction; the number of events that
+        were new (each is stored once by id: delivery is at least once, and two
+        consumers sharing the load may both get one after a reconnect)."""
+        events = list(events)
+        with self.db.transaction():
+            new = (
+                self.db.executemany(
+                    "INSERT INTO events(id, site, seq, at, at_ts, type, door, reader, booking, reason, usage) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    [_event_row(doc) for doc in events],
+                )
+                if events
+                else 0
+            )
+            sites = sorted({doc["site"] for doc in events})
+            if sites:  # a site known by its events before its first status
+                self.db.executemany(
+                    "INSERT INTO sites(site, online, since) VALUES (?, 0, NULL) ON CONFLICT (site) DO NOTHING",
+                    [[s] for s in sites],
+                )
+            for site, doc, received in statuses:
+                self._set_status(site, doc, received)
+        return new
 
     def add_event(self, doc: dict[str, Any]) -> bool:
-        """Store an event once; False for a duplicate (delivery is at least once)."""
-        with self.db.atomic():
-            cursor = self.db.execute(
-                "INSERT OR IGNORE INTO events(id, site, seq, at, at_ts, type, door, reader, booking, reason, usage) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    doc["id"],
-                    doc["site"],
-                    doc.get("seq"),
-                    doc.get("at"),
-                    _ts(doc.get("at")),
-                    doc["type"],
-                    doc.get("door"),
-                    doc.get("reader"),
-                    doc.get("booking"),
-                    doc.get("reason"),
-                    json.dumps(doc["usage"]) if isinstance(doc.get("usage"), dict) else None,
-                ],
-            )
-            if cursor.rowcount:
-                self.db.execute("INSERT OR IGNORE INTO sites(site, online, since) VALUES (?, 0, NULL)", [doc["site"]])
-            return cursor.rowcount == 1
+        return self.store((), [doc]) == 1
 
     def set_status(self, site: str, doc: dict[str, Any], received: float) -> None:
+        self.store([(site, doc, received)], ())
+
+    def _set_status(self, site: str, doc: dict[str, Any], received: float) -> None:
         """The newest status wins, by the agent's own clock. A Last Will carries no time:
         the broker speaks it the moment the box is gone, so it counts as of its arrival
         and is never taken for a late one."""
         own = _ts(doc.get("at"))
         online = bool(doc.get("online"))
-        with self.db.atomic():
-            row = self.db.execute("SELECT online, since, status_at FROM sites WHERE site = ?", [site]).fetchone()
-            if own is not None and row is not None and row[2] is not None and own < row[2]:
-                return  # an older status arriving late
-            at = own if own is not None else (row[2] if row is not None else None)
-            changed_at = own if own is not None else received
-            since = row[1] if row is not None and row[0] is not None and bool(row[0]) == online and row[1] else changed_at
-            outbox = doc.get("outbox") or {}
-            self.db.execute(
-                """INSERT INTO sites(site, online, since, status_at, seen_at, schedule_version, last_sync, outbox_pending,
-                                     outbox_oldest, agent_version, mode, doors, readers)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(site) DO UPDATE SET online = excluded.online, since = excluded.since,
-                     status_at = excluded.status_at, seen_at = excluded.seen_at,
-                     schedule_version = COALESCE(excluded.schedule_version, schedule_version),
-                     last_sync = COALESCE(excluded.last_sync, last_sync),
-                     outbox_pending = COALESCE(excluded.outbox_pending, outbox_pending),
-                     outbox_oldest = excluded.outbox_oldest,
-                     agent_version = COALESCE(excluded.agent_version, agent_version),
-                     mode = COALESCE(excluded.mode, mode), doors = COALESCE(excluded.doors, doors),
-                     readers = COALESCE(excluded.readers, readers)""",
-                [
-                    site,
-                    int(online),
-                    since,
-                    at,
-                    received,
-                    doc.get("schedule_version"),
-                    _ts(doc.get("last_sync")),
-                    outbox.get("pending"),
-                    outbox.get("oldest"),
-                    doc.get("agent_version"),
-                    doc.get("mode"),
-                    json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
-                    json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None,
-                ],
-            )
+        row = self.db.one("SELECT online, since, status_at FROM sites WHERE site = ?", [site])
+        if own is not None and row is not None and row[2] is not None and own < row[2]:
+            return  # an older status arriving late
+        at = own if own is not None else (row[2] if row is not None else None)
+        changed_at = own if own is not None else received
+        since = row[1] if row is not None and row[0] is not None and bool(row[0]) == online and row[1] else changed_at
+        outbox = doc.get("outbox") or {}
+        self.db.execute(
+            """INSERT INTO sites(site, online, since, status_at, seen_at, schedule_version, last_sync, outbox_pending,
+                                 outbox_oldest, agent_version, mode, doors, readers)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (site) DO UPDATE SET online = excluded.online, since = excluded.since,
+                 status_at = excluded.status_at, seen_at = excluded.seen_at,
+                 schedule_version = COALESCE(excluded.schedule_version, sites.schedule_version),
+                 last_sync = COALESCE(excluded.last_sync, sites.last_sync),
+                 outbox_pending = COALESCE(excluded.outbox_pending, sites.outbox_pending),
+                 outbox_oldest = excluded.outbox_oldest,
+                 agent_version = COALESCE(excluded.agent_version, sites.agent_version),
+                 mode = COALESCE(excluded.mode, sites.mode), doors = COALESCE(excluded.doors, sites.doors),
+                 readers = COALESCE(excluded.readers, sites.readers)""",
+            [
+                site,
+                int(online),
+                since,
+                at,
+                received,
+                doc.get("schedule_version"),
+                _ts(doc.get("last_sync")),
+                outbox.get("pending"),
+                outbox.get("oldest"),
+                doc.get("agent_version"),
+                doc.get("mode"),
+                json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
+                json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None,
+            ],
+        )
+
+    # -- reading ------------------------------------------------------------------------
 
     def sites(self) -> list[dict[str, Any]]:
-        return list(self.db.table("sites").rows_where(order_by="site"))
+        return [
+            dict(zip(SITE_COLUMNS, r, strict=True))
+            for r in self.db.rows(f"SELECT {', '.join(SITE_COLUMNS)} FROM sites ORDER BY site")
+        ]
 
     def usage_rows(self) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE]
-        )
+        rows = self.db.rows("SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE])
         return [{"site": r[0], "booking": r[1], **json.loads(r[2])} for r in rows]
 
     def alarms(self, limit: int = 200) -> list[dict[str, Any]]:
-        rows = self.db.execute(
+        rows = self.db.rows(
             f"SELECT site, at, type, door, reader, reason FROM events WHERE type IN ({','.join('?' * len(ALARMS))}) "
             "ORDER BY at_ts DESC LIMIT ?",
             [*ALARMS, limit],
@@ -170,7 +182,5 @@ class FleetStore:
         return [dict(zip(("site", "at", "type", "door", "reader", "reason"), r, strict=True)) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        return {
-            "events": self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0],
-            "sites": self.db.execute("SELECT COUNT(*) FROM sites").fetchone()[0],
-        }
+        events, sites = self.db.one("SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM sites)") or (0, 0)
+        return {"events": int(events), "sites": int(sites)}
