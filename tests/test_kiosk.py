@@ -3,6 +3,7 @@ Chromium (Debian's), fed by a real agent through the kiosk server."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import threading
@@ -23,7 +24,7 @@ from haldor.agent.site import open_store
 from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, ReaderFault, ReaderRestored
 from haldor.kiosk import server as kiosk_server
-from haldor.kiosk.state import AgentView, Day, DayBooking, DayClosure, build_state
+from haldor.kiosk.state import AgentView, Day, DayBooking, DayClosure, build_state, hhmm
 
 from .broker import free_port
 from .helpers import LEADER_CARD, booking, local, site_config, snapshot, wait_for
@@ -113,7 +114,7 @@ def test_offline_and_stale_banners():
 def test_a_reader_out_of_order_is_named_by_its_door():
     faults = [{"reader": "main-in", "door": "main"}, {"reader": "kiosk", "door": None}]
     banner = _state(agent=AgentView(status={"reader_faults": faults}, status_at=T - 1))["banner"]
-    assert banner["kind"] == "reader" and "Kortlæser ude af drift: Hovedindgang, check-in ved skærmen." in banner["text"]
+    assert banner["kind"] == "reader" and "Kortlæser ude af drift: Hovedindgang, læseren ved skærmen." in banner["text"]
     english = _state(agent=AgentView(status={"reader_faults": faults[:1]}, status_at=T - 1), language="en")["banner"]
     assert english["text"].startswith("Card reader out of order: Hovedindgang.")
     # a silent agent says more than a reader it reported earlier
@@ -124,8 +125,10 @@ def test_storage_faults_and_unknown_cards_on_the_screen():
     since = T - 600  # ten minutes ago
     storage = {"ok": False, "fault": "database or disk is full", "since": since, "waiting": 3, "cards_work": True}
     banner = _state(agent=AgentView(status={"storage": storage}, status_at=T - 1))["banner"]
-    hhmm = datetime.fromtimestamp(since, ZoneInfo("Europe/Copenhagen")).strftime("%H:%M")
-    assert banner["kind"] == "storage" and banner["text"].startswith(f"Dørstyringen kan ikke gemme (siden {hhmm}). Dørene virker")
+    hhmm = datetime.fromtimestamp(since, ZoneInfo("Europe/Copenhagen")).strftime("%H.%M")
+    assert banner["kind"] == "storage" and banner["text"].startswith(
+        f"Dørstyringen kan ikke gemme (siden kl. {hhmm}). Dørene virker"
+    )
     no_since = _state(agent=AgentView(status={"storage": {**storage, "since": None}}, status_at=T - 1), language="en")["banner"]
     assert no_since["text"].startswith("The door controller cannot save. The doors work")
     secret = {**storage, "cards_work": False}
@@ -149,7 +152,7 @@ def test_greetings_fade_and_enrolment_help_stays_a_minute():
         status={}, status_at=T, answer={"outcome": "checked_in", "association": "a17", "booking": "b2", "good": True}, answer_at=T
     )
     g = _state(day=day, agent=hello)["greeting"]
-    assert g["text"] == "Velkommen, Valby Volley! Tjekket ind: U14, Gymnastiksal A" and g["good"]
+    assert g["text"] == "Velkommen, Valby Volley! I er tjekket ind: U14, Gymnastiksal A" and g["good"]
     assert (
         _state(now=T + 9, day=day, agent=AgentView(status={}, status_at=T + 9, answer=hello.answer, answer_at=T))["greeting"]
         is None
@@ -168,7 +171,7 @@ def test_greetings_fade_and_enrolment_help_stays_a_minute():
         answer={"outcome": "later", "association": "a17", "booking": "b2", "starts_at": local(2026, 11, 25, 19)},
         answer_at=T,
     )
-    assert _state(day=day, agent=later)["greeting"]["text"] == "Valby Volley: jeres booking starter kl. 19:00 (Gymnastiksal A)"
+    assert _state(day=day, agent=later)["greeting"]["text"] == "Valby Volley: jeres booking begynder kl. 19.00 (Gymnastiksal A)"
 
 
 # --- the page in a browser ----------------------------------------------------------------
@@ -197,10 +200,39 @@ def browser():
         b.close()
 
 
+DEFAULT_SCHEDULE = {
+    "closures": [
+        {"room": "gym-b", "start": "2026-11-25T20:00:00+01:00", "end": "2026-11-26T08:00:00+01:00", "reason": "Malerarbejde"}
+    ],
+    "bookings": [
+        booking("b880", "2026-11-25T15:00:00+01:00", "2026-11-25T16:30:00+01:00", title="Volleyball U12"),
+        booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00", title="Volleyball U14"),
+        booking("b882", "2026-11-25T19:00:00+01:00", "2026-11-25T21:00:00+01:00", association="a18", title="Badminton motion"),
+        booking(
+            "b883",
+            "2026-11-25T18:00:00+01:00",
+            "2026-11-25T20:00:00+01:00",
+            association="a18",
+            room="gym-b",
+            title="Badminton junior",
+        ),
+        booking("b884", "2026-11-26T09:00:00+01:00", "2026-11-26T11:00:00+01:00", title="Seniorvolley"),  # tomorrow
+    ],
+}
+
+
 class Screen:
     """A site with a prepared database, a kiosk server and an agent on a fake clock."""
 
-    def __init__(self, tmp_path: Path, language: str = "da") -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        language: str = "da",
+        *,
+        schedule: dict | None = None,
+        checkins: tuple[str, ...] = (),
+        no_shows: tuple[str, ...] = (),
+    ) -> None:
         port = free_port()
         path = site_config(
             tmp_path / "haldor.toml",
@@ -230,41 +262,11 @@ lock_pin = 18
         self.cfg = config.load(path)
         self.url = f"http://127.0.0.1:{port}/"
         store = open_store(self.cfg)
-        store.schedule.apply(
-            parse_document(
-                snapshot(
-                    42,
-                    closures=[
-                        {
-                            "room": "gym-b",
-                            "start": "2026-11-25T20:00:00+01:00",
-                            "end": "2026-11-26T08:00:00+01:00",
-                            "reason": "Malerarbejde",
-                        }
-                    ],
-                    bookings=[
-                        booking("b880", "2026-11-25T15:00:00+01:00", "2026-11-25T16:30:00+01:00", title="Volleyball U12"),
-                        booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00", title="Volleyball U14"),
-                        booking(
-                            "b882",
-                            "2026-11-25T19:00:00+01:00",
-                            "2026-11-25T21:00:00+01:00",
-                            association="a18",
-                            title="Badminton motion",
-                        ),
-                        booking(
-                            "b883",
-                            "2026-11-25T18:00:00+01:00",
-                            "2026-11-25T20:00:00+01:00",
-                            association="a18",
-                            room="gym-b",
-                            title="Badminton junior",
-                        ),
-                    ],
-                )
-            ),
-            T - 3600,
-        )
+        store.schedule.apply(parse_document(snapshot(42, **(schedule or DEFAULT_SCHEDULE))), T - 3600)
+        for b in checkins:
+            store.activity.note_checkin(b, "c1002", "leader", T - 600)
+        for b in no_shows:
+            store.activity.mark_reported("no_show", b, T - 600)
         store.close()
         self.clock = FakeClock(T)
         self.kiosk = kiosk_server.Kiosk(self.cfg, clock=self.clock.now, offline_after_s=2)
@@ -327,16 +329,19 @@ def test_the_page_shows_todays_bookings_and_a_check_in_without_reload(browser, s
     assert "c1001" not in text and "c1002" not in text  # associations and bookings, never a person
     assert page.locator('[data-booking="b882"].next').count() == 1
     assert page.locator('[data-booking="b880"].past').count() == 1
-    assert "Lukket 20:00–08:00: Malerarbejde" in text
+    assert "Lukket 20.00–08.00: Malerarbejde" in text
     page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
     page.evaluate("window.__same = document.getElementById('rooms')")  # the page is not reloaded
     screen.agent.post(CardRead("kiosk", LEADER_CARD))
     page.wait_for_selector("#greeting.good", timeout=2000)
-    assert page.inner_text("#greeting") == "Velkommen, Valby Volley! Tjekket ind: Volleyball U14, Gymnastiksal A"
+    assert page.inner_text("#greeting") == "Velkommen, Valby Volley! I er tjekket ind: Volleyball U14, Gymnastiksal A"
     page.wait_for_selector('[data-booking="b881"] .tag.in', timeout=2000)
     assert page.evaluate("window.__same === document.getElementById('rooms')")
+    assert page.locator('[data-room="gym-a"] [data-booking="b884"].tomorrow').count() == 1  # room to spare: tomorrow's first
+    assert "I morgen" in page.inner_text('[data-room="gym-a"]')
     _shot(page, "kiosk-da-1920x1080.png")
     page.set_viewport_size({"width": 800, "height": 480})
+    page.wait_for_function(f"({MEASURE})().worst <= 0.5 && innerWidth === 800", timeout=2000)  # laid out again
     _shot(page, "kiosk-da-800x480.png")
     assert page.evaluate("document.documentElement.scrollWidth <= 800")  # nothing runs off the small screen
 
@@ -364,7 +369,7 @@ def test_a_reader_fault_shows_on_the_screen_and_goes_when_it_clears(browser, scr
     page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
     screen.agent.post(ReaderFault("kiosk", "stopped answering (OSDP address 1 on /dev/ttyUSB0)"))
     page.wait_for_selector("#banner.reader", timeout=3000)
-    assert page.inner_text("#banner").startswith("Kortlæser ude af drift: check-in ved skærmen.")
+    assert page.inner_text("#banner").startswith("Kortlæser ude af drift: læseren ved skærmen.")
     _shot(page, "kiosk-da-reader-fault-1920x1080.png")
     screen.agent.post(ReaderRestored("kiosk"))
     wait_for(lambda: page.locator("#banner.reader").count() == 0, timeout=3, what="banner gone")
@@ -488,6 +493,62 @@ def test_only_the_latest_ended_booking_stays_on_the_card():
     assert ids == ["b1", "b2", "b3", "b4"]  # b0 ended before b1 did: left off
 
 
+def _busy_day(rooms: int, *, long_names: bool = False) -> Day:
+    """``rooms`` rooms with six bookings each from 16 to 22 (at 17.30: one ended, one on now)
+    and two tomorrow morning."""
+    day = Day(rooms=[(f"r{i}", f"Sal {i}") for i in range(rooms)], last_sync=T - 3600, day_end=local(2026, 11, 26))
+    club = "Gymnastikforeningen Valby-Vigerslev" if long_names else "Valby Volley"
+    for i in range(rooms):
+        for k in range(6):
+            start = local(2026, 11, 25, 16 + k)
+            day.bookings.append(DayBooking(f"r{i}b{k}", f"r{i}", club, "Træning", start, start + 3600, "approved", False, False))
+        for k in range(2):
+            start = local(2026, 11, 26, 9 + k)
+            day.tomorrow.append(DayBooking(f"r{i}t{k}", f"r{i}", club, "Motion", start, start + 3600, "approved", False, False))
+    return day
+
+
+def test_a_card_shows_what_fits_and_counts_the_rest():
+    """The state decides how many bookings a card holds, from the number of rooms (and
+    the banners above them): now and next first, the rest of today in order, then the one
+    that ended, then tomorrow's first; what is left out of today is counted in ``more``."""
+    one = _state(day=_busy_day(1))["rooms"][0]
+    assert [b["id"] for b in one["bookings"]] == ["r0b0", "r0b1", "r0b2", "r0b3", "r0b4", "r0b5"] and one["more"] == 0
+    assert [b["id"] for b in one["tomorrow"]] == ["r0t0", "r0t1"] and one["tomorrow"][0]["state"] == "tomorrow"
+    assert one["tomorrow"][0]["start"] == "09.00" and set(one["tomorrow"][0]) == set(one["bookings"][0])  # no person
+
+    for rooms in (3, 8):
+        s = _state(day=_busy_day(rooms, long_names=True))
+        assert s["layout"]["columns"] * s["layout"]["rows"] >= rooms
+        for room in s["rooms"]:
+            today = [b for b in room["bookings"] if b["state"] != "past"]
+            assert today[0]["id"].endswith("b1") and today[0]["state"] == "current"
+            assert room["more"] > 0 and len(today) + room["more"] == 5 and room["tomorrow"] == []
+    eight = _state(day=_busy_day(8))["rooms"]
+    three = _state(day=_busy_day(3))["rooms"]
+    assert len(three[0]["bookings"]) > len(eight[0]["bookings"])  # fewer rooms, more of each
+
+    calm, alarmed = _state(day=_busy_day(3)), _state(day=_busy_day(3), agent=AgentView())
+    assert alarmed["banner"]["kind"] == "offline"
+    assert alarmed["rooms"][0]["more"] >= calm["rooms"][0]["more"]  # the banner takes its lines
+
+    crowded = _busy_day(8)
+    crowded.rooms += [("idle-1", "Kælderen"), ("idle-2", "Loftet")]
+    crowded.rooms.insert(0, crowded.rooms.pop())  # an idle room first in the list
+    s = _state(day=crowded)
+    assert len(s["rooms"]) == 8 and s["rooms_more"] == 2 and not {"idle-1", "idle-2"} & {r["id"] for r in s["rooms"]}
+
+
+def test_a_narrow_card_gives_up_a_later_closure_line_before_the_booking_now():
+    reason = "Rengøring af gulvet i hele salen og i omklædningsrummene"
+    closure = DayClosure("r0", local(2026, 11, 25, 22), local(2026, 11, 25, 23), reason)
+    narrow, wide = _busy_day(8), _busy_day(1)
+    narrow.closures = wide.closures = [closure]
+    room = _state(day=narrow)["rooms"][0]
+    assert room["closures_today"] == [] and room["bookings"][0]["state"] == "current" and room["more"] > 0
+    assert _state(day=wide)["rooms"][0]["closures_today"] == [{"start": "22.00", "end": "23.00", "reason": reason}]
+
+
 def test_a_booking_in_a_closed_room_is_shown_closed_never_now_or_next():
     """Gym A is being painted from 17:00 to 20:00: U14 (17-19) and Motion (19-21) cannot
     take place as booked; Dans at 21 is next."""
@@ -532,3 +593,268 @@ def test_the_browser_is_started_on_the_configured_address_once_the_kiosk_answers
         assert args[0] == "--kiosk" and args[-1] == f"http://{listen}/"
     finally:
         server.shutdown()
+
+
+# --- a screen read from 3 m: sizes, boxes, contrast, first paint, one time format ----------
+
+SIZES = [(1920, 1080), (800, 480)]
+MAIN_PX = {1920: 40, 800: 20}  # room names, booking times and associations at least this big
+ROOM_NAMES = ["Gymnastiksal A", "Gymnastiksal B", "Lille sal", "Springsal", "Multisal", "Dansesal", "Motionsrum", "Hal 2"]
+CLUBS = {
+    "a17": "Valby Volley",
+    "a18": "Valby Badminton",
+    "a19": "Seniordans Valby",
+    "a20": "Gymnastikforeningen Valby-Vigerslev",  # long: wraps, and may be broken in a narrow card
+    "a21": "Ældre Sagen Valby",
+    "a22": "Pensionistklubben",
+}
+
+
+def _busy_schedule(rooms: int) -> dict:
+    """``rooms`` rooms booked from 16 to 22 in hours (six bookings each: one ended, one on
+    now, four to come), two bookings each tomorrow morning, a closure tonight in the first
+    room and one now in the second."""
+    clubs = list(CLUBS)
+    bookings = []
+    for r in range(rooms):
+        for k in range(6):
+            bookings.append(
+                booking(
+                    f"r{r}b{k}",
+                    f"2026-11-25T{16 + k}:00:00+01:00",
+                    f"2026-11-25T{17 + k}:00:00+01:00",
+                    room=f"room-{r}",
+                    association=clubs[(r + k) % len(clubs)],
+                    title="Motion for seniorer" if k % 2 else "Træning",
+                )
+            )
+        for k in range(2):
+            bookings.append(
+                booking(
+                    f"r{r}t{k}",
+                    f"2026-11-26T{9 + k:02}:00:00+01:00",
+                    f"2026-11-26T{10 + k}:00:00+01:00",
+                    room=f"room-{r}",
+                    association=clubs[k],
+                    title="Formiddagsgymnastik",
+                )
+            )
+    return {
+        "rooms": [{"id": f"room-{r}", "name": ROOM_NAMES[r], "doors": ["main"]} for r in range(rooms)],
+        "associations": [{"id": a, "name": n} for a, n in CLUBS.items()],
+        "bookings": bookings,
+        "closures": [
+            {"room": "room-0", "start": "2026-11-25T22:00:00+01:00", "end": "2026-11-25T23:00:00+01:00", "reason": "Rengøring"},
+        ]
+        + [  # the second room is shut now: its bookings until 18.30 are shown closed
+            {"room": "room-1", "start": "2026-11-25T17:00:00+01:00", "end": "2026-11-25T18:30:00+01:00", "reason": "Vandskade"}
+        ][: rooms - 1],
+    }
+
+
+def _online(screen: Screen) -> None:
+    """The agent's word, pushed as the agent does: doors locked, nothing wrong."""
+    doors = {d: {"locked": True, "open": False, "mode": "normal"} for d in ("main", "gym-a")}
+    assert httpx.post(screen.url + "api/agent", json={"status": {"doors": doors}}).status_code == 204
+    wait_for(lambda: httpx.get(screen.url + "api/state").json()["online"], timeout=3, what="the kiosk hears the agent")
+
+
+# every element of every room card against its card, and every card against the screen
+MEASURE = """() => {
+  const px = v => parseFloat(v);
+  const sizes = sel => [...document.querySelectorAll(sel)].map(e => px(getComputedStyle(e).fontSize));
+  const view = {w: innerWidth, h: innerHeight};
+  let worst = 0, where = "";
+  for (const room of document.querySelectorAll(".room")) {
+    const box = room.getBoundingClientRect();
+    const out = Math.max(0, -box.left, -box.top, box.right - view.w, box.bottom - view.h);
+    if (out > worst) { worst = out; where = room.dataset.room + " leaves the screen"; }
+    for (const e of room.querySelectorAll("*")) {
+      const r = e.getBoundingClientRect();
+      if (!r.width && !r.height) continue;
+      const over = Math.max(box.left - r.left, box.top - r.top, r.right - box.right, r.bottom - box.bottom);
+      if (over > worst) { worst = over; where = room.dataset.room + " " + e.className + ": " + e.textContent; }
+    }
+  }
+  return {
+    worst, where,
+    names: sizes(".room h2"), times: sizes(".room .b .t"), clubs: sizes(".room .b .a"),
+    rooms: [...document.querySelectorAll(".room")].map(r => ({
+      id: r.dataset.room,
+      today: [...r.querySelectorAll(".b.today:not(.past)")].map(b => b.dataset.booking),
+      more: r.querySelector(".more")?.textContent ?? "",
+      tomorrow: [...r.querySelectorAll(".b.tomorrow")].map(b => b.dataset.booking),
+    })),
+  };
+}"""
+
+# the contrast of each element's text colour on the background it is drawn on (WCAG 2)
+CONTRAST = """sel => {
+  const rgb = c => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  return [...document.querySelectorAll(sel)].map(e => {
+    let bg = null, opacity = 1;
+    for (let n = e; n; n = n.parentElement) {
+      const style = getComputedStyle(n);
+      opacity *= Number(style.opacity);
+      const c = rgb(style.backgroundColor);
+      if (!bg && (c.length < 4 || c[3] === 1)) bg = c;
+    }
+    const [a, b] = [lum(rgb(getComputedStyle(e).color)), lum(bg || [0, 0, 0])].sort((x, y) => y - x);
+    return {text: e.textContent, ratio: (a + 0.05) / (b + 0.05), opacity};
+  });
+}"""
+
+
+def _axe_serious(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+@pytest.mark.parametrize("rooms", [1, 3, 8])
+def test_busy_days_fit_their_boxes_at_both_sizes(browser, tmp_path, rooms):
+    """Big type (at least 40 px on a 1080p screen, 20 px on the 7" panel), and with 1, 3
+    or 8 rooms of six bookings nothing leaves its card: what does not fit is counted in
+    "+N mere i dag". The free space of a quiet screen shows tomorrow's first bookings."""
+    screen = Screen(
+        tmp_path,
+        schedule=_busy_schedule(rooms),
+        checkins=tuple(f"r{r}b1" for r in range(rooms)),
+        no_shows=tuple(f"r{r}b0" for r in range(rooms)),
+    )
+    try:
+        _online(screen)
+        for width, height in SIZES:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(screen.url)
+            page.wait_for_selector('[data-door="main"] .locked', timeout=5000)
+            m = page.evaluate(MEASURE)
+            assert m["worst"] <= 0.5, f"{rooms} rooms at {width}x{height}: {m['where']} runs {m['worst']:.1f} px over"
+            for what in ("names", "times", "clubs"):
+                assert m[what] and min(m[what]) >= MAIN_PX[width], (what, m[what])
+            assert len(m["rooms"]) == rooms
+            for r in m["rooms"]:
+                left = 5  # the bookings still to come of six: one has ended
+                shown = len(r["today"])
+                assert shown >= 1 and r["today"][0].endswith("b1")  # the one on now is never summarised
+                if shown < left:
+                    assert r["more"] == f"+{left - shown} mere i dag", r
+                else:
+                    assert r["more"] == "", r
+            if rooms == 1:  # room to spare: the whole evening and tomorrow's first
+                assert m["rooms"][0]["today"] == [f"r0b{k}" for k in range(1, 6)] and m["rooms"][0]["tomorrow"] == [
+                    "r0t0",
+                    "r0t1",
+                ]
+                assert "I morgen" in page.inner_text(".room")
+            if rooms == 8:  # eight busy rooms cannot show all of it on either screen
+                assert all(r["more"] for r in m["rooms"])
+            assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+            serious = _axe_serious(page)
+            assert not serious, serious
+            _shot(page, f"kiosk-da-{rooms}-rooms-{width}x{height}.png")
+            page.close()
+    finally:
+        screen.close()
+
+
+def test_more_rooms_than_fit_are_counted(browser, tmp_path):
+    """Ten rooms: eight cards (those with bookings left first), the rest summed up."""
+    doc = _busy_schedule(8)
+    doc["rooms"] += [
+        {"id": "quiet-1", "name": "Kælderen", "doors": ["main"]},
+        {"id": "quiet-2", "name": "Loftet", "doors": ["main"]},
+    ]
+    screen = Screen(tmp_path, schedule=doc)
+    try:
+        _online(screen)
+        page = browser.new_page(viewport={"width": 800, "height": 480})
+        page.goto(screen.url)
+        page.wait_for_selector("#roomsmore.on", timeout=5000)
+        assert page.inner_text("#roomsmore") == "+2 lokaler mere"
+        assert page.locator(".room").count() == 8 and page.locator('[data-room="quiet-1"]').count() == 0
+        assert page.evaluate(MEASURE)["worst"] <= 0.5
+    finally:
+        screen.close()
+
+
+def test_past_bookings_and_every_small_text_pass_aa_contrast(browser, screen):
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(screen.url)
+    page.wait_for_selector('[data-booking="b880"].past', timeout=5000)
+    for sel in (".b.past .t", ".b.past .a", ".b.past .ti", ".b.tomorrow .a", ".b .ti", ".note", ".more, .room h3", "#date"):
+        for e in page.evaluate(CONTRAST, sel):
+            assert e["opacity"] == 1 and e["ratio"] >= 4.5, (sel, e)
+    past = page.evaluate(CONTRAST, ".b.past .a")
+    assert past and min(e["ratio"] for e in past) >= 4.5
+
+
+def test_the_first_paint_is_the_schedule_without_any_request(browser, screen):
+    """The state comes with the page: with /api/state and the stream refused, the rooms
+    are there when the document is parsed, before any request could have answered."""
+    html = httpx.get(screen.url).text
+    assert 'id="initial">{' in html and "Volleyball U14" in html and "Valby Skole, idrætshallen" in html
+    page = browser.new_page(viewport={"width": 800, "height": 480})
+    page.route("**/api/**", lambda route: route.abort())
+    page.add_init_script(
+        "document.addEventListener('DOMContentLoaded', () => {"
+        " window.__first = {rooms: document.querySelectorAll('.room').length, clock: document.getElementById('clock').textContent}; })"
+    )
+    page.goto(screen.url, wait_until="domcontentloaded")
+    first = page.evaluate("window.__first")
+    assert first["rooms"] == 2 and first["clock"]
+    assert page.locator('[data-booking="b881"].current').count() == 1
+    assert "Volleyball U14" in page.inner_text("#rooms")
+
+
+def test_nothing_in_a_name_can_end_the_embedded_state():
+    state = json.dumps({"title": "</script><script>alert(1)</script>", "rooms": []})
+    html = kiosk_server.page_html(False, state, "en").decode()
+    assert "</script><script>alert(1)" not in html and '<html lang="en">' in html
+    embedded = html.split('id="initial">', 1)[1].split("</script>", 1)[0]
+    assert json.loads(embedded)["title"] == "</script><script>alert(1)</script>"
+
+
+def test_one_time_format_for_the_clock_and_the_bookings(browser, tmp_path):
+    """Danish 20.10 (as Danes write it), English 20:10: the bookings from state.py and the
+    page's clock alike."""
+    tz = ZoneInfo("Europe/Copenhagen")
+    assert hhmm(local(2026, 11, 25, 20, 10), tz, "da") == "20.10" and hhmm(local(2026, 11, 25, 20, 10), tz, "en") == "20:10"
+    assert _state()["rooms"][0]["bookings"][1]["start"] == "17.00"
+    assert _state(language="en")["rooms"][0]["bookings"][1]["start"] == "17:00"
+    stale = _state(day=_day(last_sync=local(2026, 11, 24, 9, 5)))["banner"]["text"]
+    assert "(sidst 24/11 09.05)" in stale
+    for language, clock, times in (("da", "20.10", "17.00–19.00"), ("en", "20:10", "17:00–19:00")):
+        (tmp_path / language).mkdir()
+        s = Screen(tmp_path / language, language=language)
+        try:
+            page = browser.new_page(viewport={"width": 800, "height": 480})
+            page.clock.set_fixed_time(datetime(2026, 11, 25, 20, 10, 30, tzinfo=tz))
+            page.goto(s.url)
+            page.wait_for_selector('[data-booking="b881"]', timeout=5000)
+            assert page.inner_text("#clock") == clock
+            assert page.inner_text('[data-booking="b881"] .t') == times
+        finally:
+            s.close()
+
+
+def test_the_page_summarises_what_the_state_misjudged(browser):
+    """Should the state's estimate be wrong (a wider font, say), the page still cuts
+    nothing: it takes off the latest bookings and counts them in "+N mere i dag"."""
+    s = _state(day=_busy_day(1, long_names=True))
+    s["rooms"] = [{**s["rooms"][0], "id": f"r{i}"} for i in range(8)]  # a whole evening on each of eight cards
+    s["layout"] = {"columns": 4, "rows": 2, "booking": "stacked", "compact": True}
+    page = browser.new_page(viewport={"width": 800, "height": 480})
+    page.set_content(kiosk_server.page_html(False, json.dumps(s)).decode())
+    m = page.evaluate(MEASURE)
+    assert m["worst"] <= 0.5, m["where"]
+    for r in m["rooms"]:
+        assert r["today"] and r["today"][0] == "r0b1" and r["tomorrow"] == []
+        assert r["more"] == f"+{5 - len(r['today'])} mere i dag"

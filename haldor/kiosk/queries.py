@@ -18,11 +18,13 @@ def _meta(conn: sqlite3.Connection, key: str) -> Any:
 
 
 def read_day(conn: sqlite3.Connection, now: float, default_tz: str) -> Day:
-    """Today's rooms, bookings (with check-ins and no-shows), closures and associations."""
+    """Today's rooms, bookings (with check-ins and no-shows), closures and associations,
+    and tomorrow's bookings and closures (associations and titles: never a person)."""
     tz_name = _meta(conn, "timezone") or default_tz
     day_start, day_end = local_day(now, tz_name)
+    tomorrow_end = local_day(day_end, tz_name)[1]
     longest = _meta(conn, "max_booking_s") or 0
-    day = Day(timezone=tz_name, last_sync=_meta(conn, "last_sync"), version=_meta(conn, "schedule_version"))
+    day = Day(timezone=tz_name, last_sync=_meta(conn, "last_sync"), version=_meta(conn, "schedule_version"), day_end=day_end)
     day.rooms = [(r[0], r[1] or r[0]) for r in conn.execute("SELECT id, name FROM rooms ORDER BY name, id")]
     day.associations = {r[0]: r[1] or r[0] for r in conn.execute("SELECT id, name FROM associations")}
     rows = conn.execute(
@@ -36,12 +38,20 @@ def read_day(conn: sqlite3.Connection, now: float, default_tz: str) -> Day:
         DayBooking(r[0], r[1], day.associations.get(r[2], r[2]), r[3] or "", r[4], r[5], r[6], bool(r[7]), bool(r[8]))
         for r in rows
     ]
+    day.tomorrow = [
+        DayBooking(r[0], r[1], day.associations.get(r[2], r[2]), r[3] or "", r[4], r[5], r[6], False, False)
+        for r in conn.execute(
+            """SELECT id, room, association, title, start, end, status FROM bookings
+               WHERE start >= ? AND start < ? ORDER BY start, id""",
+            [day_end, tomorrow_end],
+        )
+    ]
     rooms = dict(day.rooms)
     day.booking_titles = {b.id: (b.title, rooms.get(b.room, b.room), b.start) for b in day.bookings}
     day.closures = [
         DayClosure(*r)
         for r in conn.execute(
-            "SELECT room, start, end, reason FROM closures WHERE start < ? AND end > ? ORDER BY start", [day_end, day_start]
+            "SELECT room, start, end, reason FROM closures WHERE start < ? AND end > ? ORDER BY start", [tomorrow_end, day_start]
         )
     ]
     return day

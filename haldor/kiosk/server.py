@@ -136,9 +136,19 @@ class Kiosk:
             self._conn.close()
 
 
-def page_html(demo: bool) -> bytes:
+def page_html(demo: bool, state_json: str = "null", language: str = "da") -> bytes:
+    """The page with the screen's state in it, so its first paint is the schedule (no blank
+    page while a request goes out). The JSON sits in a script of type application/json:
+    "<" is escaped so nothing in a name can end that element."""
     html = resources.files("haldor.kiosk").joinpath("page.html").read_text(encoding="utf-8")
-    return html.replace("/*DEMO*/false", "true" if demo else "false").encode("utf-8")
+    html = html.replace("/*DEMO*/false", "true" if demo else "false")
+    html = html.replace('<html lang="da">', f'<html lang="{language if language.isalpha() else "da"}">', 1)
+    embedded = state_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return html.replace(
+        '<script type="application/json" id="initial">null</script>',
+        f'<script type="application/json" id="initial">{embedded}</script>',
+        1,
+    ).encode("utf-8")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/":
             self._send(
                 200,
-                page_html(kiosk.demo_badge is not None),
+                page_html(kiosk.demo_badge is not None, kiosk.state_json, kiosk.language),
                 "text/html; charset=utf-8",
                 {"Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"},
             )
