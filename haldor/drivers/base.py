@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +113,36 @@ class ReaderStats:
     frames: int = 0
     garbled: int = 0
     repeats: int = 0
+
+
+class ThreadedReader:
+    """A reader whose device is read in a thread of its own: started, stopped, its
+    parser's counts; the subclass's ``_run`` opens, reads, and reports a device that
+    is gone (and tries again every ``retry_s``)."""
+
+    def __init__(self, reader: str, parser: Any, sink: Sink, *, retry_s: float, clock: Callable[[], float], kind: str) -> None:
+        self.id = reader
+        self.parser = parser
+        self.sink = sink
+        self.retry_s = retry_s
+        self._clock = clock
+        self._stop = threading.Event()
+        #: set while the device is open
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{kind}-{reader}", daemon=True)
+
+    @property
+    def stats(self) -> ReaderStats:
+        stats: ReaderStats = self.parser.stats
+        return stats
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(2)

@@ -18,7 +18,6 @@ import os
 import select
 import stat
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterable
 from types import SimpleNamespace
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 
 from haldor import cards
 
-from .base import CardRead, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink
+from .base import CardRead, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink, ThreadedReader
 from .serial_readers import MAX_LINE, LineParser
 
 log = logging.getLogger(__name__)
@@ -164,7 +163,7 @@ def open_evdev(path: str) -> Device:
     return device
 
 
-class HidReader:
+class HidReader(ThreadedReader):
     """Reads a grabbed input device in its own thread and hands reads to ``sink``."""
 
     def __init__(
@@ -178,24 +177,9 @@ class HidReader:
         retry_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.id = reader
+        super().__init__(reader, parser, sink, retry_s=retry_s, clock=clock, kind="hid")
         self.path = path
-        self.parser = parser
-        self.sink = sink
         self._open = opener
-        self.retry_s = retry_s
-        self._clock = clock
-        self._stop = threading.Event()
-        #: set while the device is open and grabbed
-        self.ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"hid-{reader}", daemon=True)
-
-    @property
-    def stats(self) -> ReaderStats:
-        return self.parser.stats
-
-    def start(self) -> None:
-        self._thread.start()
 
     def _run(self) -> None:
         faulted = False
@@ -231,11 +215,6 @@ class HidReader:
             events = [(e.type, e.code, e.value) for e in device.read()]
             for read in self.parser.feed(events, self._clock()):
                 self.sink(read)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(2)
 
 
 def build_reader(r: Any, sink: Sink, factory: Any) -> HidReader:

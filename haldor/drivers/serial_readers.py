@@ -7,7 +7,6 @@ only moves bytes from the port to the parser and reports a port that fails.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,7 @@ import serial
 
 from haldor import cards
 
-from .base import CardRead, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink
+from .base import CardRead, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink, ThreadedReader
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ def rdm6300_frame(tag_hex: str) -> bytes:
     return bytes([STX]) + (tag_hex.upper() + f"{check:02X}").encode() + bytes([ETX])
 
 
-class SerialReader:
+class SerialReader(ThreadedReader):
     """Reads a serial port in its own thread and hands reads to ``sink``.
 
     A port that cannot be opened or fails is reported once as a fault and retried.
@@ -167,25 +166,10 @@ class SerialReader:
         retry_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.id = reader
+        super().__init__(reader, parser, sink, retry_s=retry_s, clock=clock, kind="serial")
         self.port = port
         self.baudrate = baudrate
-        self.parser = parser
-        self.sink = sink
-        self.retry_s = retry_s
-        self._clock = clock
-        self._stop = threading.Event()
-        #: set while the port is open
-        self.ready = threading.Event()
         self._serial: serial.Serial | None = None
-        self._thread = threading.Thread(target=self._run, name=f"serial-{reader}", daemon=True)
-
-    @property
-    def stats(self) -> ReaderStats:
-        return self.parser.stats
-
-    def start(self) -> None:
-        self._thread.start()
 
     def _run(self) -> None:
         faulted = False
@@ -219,11 +203,6 @@ class SerialReader:
                     except Exception:  # closing a vanished port may fail too
                         pass
                     self._serial = None
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2)
 
 
 def build_line_reader(reader: Any, sink: Sink, factory: Any = None) -> SerialReader:
