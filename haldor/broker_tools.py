@@ -60,9 +60,9 @@ def acked_publish(
 ) -> None:
     """Publish with QoS 1 and wait for the broker's PUBACK, which must say yes: an ACL's
     "not authorized" comes back as a PUBACK too, and is not a publication."""
-    answers: dict[int, Any] = getattr(client, "_haldor_pubacks", None) or {}
-    if not hasattr(client, "_haldor_pubacks"):
-        client._haldor_pubacks = answers
+    answers: dict[int, Any] | None = getattr(client, "_haldor_pubacks", None)
+    if answers is None:  # the first publish on this client: hear its PUBACKs from now on
+        answers = client._haldor_pubacks = {}
         theirs = client.on_publish
 
         def on_publish(c, userdata, mid, reason_code, properties) -> None:

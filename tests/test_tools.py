@@ -343,3 +343,26 @@ def test_the_box_refuses_a_command_issued_ahead_of_its_clock(tmp_path, broker, b
     result = wait_for(lambda: [r for r in box.docs("cmd/result") if r["id"] == ahead["id"]], what="result")[0]
     assert result["ok"] is False and "issued in the future" in result["error"]
     publisher.close()
+
+
+def test_every_publish_on_one_connection_is_checked_against_the_brokers_answer(tmp_path):
+    """A connection that published once must still hear the refusal of the next (the
+    bridge publishes every site on one)."""
+    from haldor.broker_tools import acked_publish, connect
+    from haldor.errors import HaldorError
+    from haldor.mqtt import BrokerOptions
+
+    acl = tmp_path / "acl"
+    acl.write_text("topic write haldor/v1/open/#\n")
+    strict = Broker(tmp_path / "strict", extra=f"acl_file {acl}\n", audit=False).start()
+    opts = BrokerOptions("127.0.0.1", strict.port)
+    client = opts.client("test")
+    try:
+        connect(client, opts)
+        acked_publish(client, opts, "haldor/v1/open/schedule", b"{}")
+        with pytest.raises(HaldorError, match="refused to publish on haldor/v1/shut/schedule"):
+            acked_publish(client, opts, "haldor/v1/shut/schedule", b"{}")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        strict.stop()
