@@ -293,3 +293,14 @@ def test_two_consumers_sharing_the_load_on_one_postgresql_store_every_event_once
         for c in consumers:
             c.stop()
         broker.stop()
+
+
+def test_odd_values_from_a_box_never_stall_a_batch(fleet_db):
+    """A string where an integer belongs would fail PostgreSQL's insert, and the batch
+    would be tried again for ever: odd values are stored as nothing."""
+    store = FleetStore(fleet_db)
+    odd = {**usage("valby", "b1", "2026-11-23T17:00:00+01:00", 60, True), "seq": "seven", "door": 5}
+    assert store.store([("valby", {"online": True, "schedule_version": "42", "outbox": [1]}, 1.0)], [odd]) == 1
+    assert store.counts() == {"events": 1, "sites": 1}
+    assert store.sites()[0]["schedule_version"] is None
+    store.close()

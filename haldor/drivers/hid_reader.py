@@ -157,8 +157,10 @@ def open_evdev(path: str) -> Device:
     """The device at ``path`` (python-evdev), or a recording when ``path`` is a FIFO."""
     if stat.S_ISFIFO(os.stat(path).st_mode):
         return RecordedEvents(path)
-    import evdev  # only a site with a keyboard reader needs it
-
+    try:
+        import evdev  # only a site with a keyboard reader needs it
+    except ImportError:
+        raise OSError("python-evdev is not installed (pip install 'haldor[hid]')") from None
     device: Device = evdev.InputDevice(path)
     return device
 

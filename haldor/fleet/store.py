@@ -52,18 +52,28 @@ SITE_COLUMNS = (
 )
 
 
+def _int(value: Any) -> int | None:
+    """An integer column takes an integer or nothing: a box's odd value must not make a
+    PostgreSQL batch fail, and be tried again for ever."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63 else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _event_row(doc: dict[str, Any]) -> list[Any]:
     return [
-        doc["id"],
-        doc["site"],
-        doc.get("seq"),
-        doc.get("at"),
+        str(doc["id"]),
+        str(doc["site"]),
+        _int(doc.get("seq")),
+        _text(doc.get("at")),
         _ts(doc.get("at")),
-        doc["type"],
-        doc.get("door"),
-        doc.get("reader"),
-        doc.get("booking"),
-        doc.get("reason"),
+        str(doc["type"]),
+        _text(doc.get("door")),
+        _text(doc.get("reader")),
+        _text(doc.get("booking")),
+        _text(doc.get("reason")),
         json.dumps(doc["usage"]) if isinstance(doc.get("usage"), dict) else None,
     ]
 
@@ -150,12 +160,12 @@ class FleetStore:
                 since,
                 at,
                 received,
-                doc.get("schedule_version"),
+                _int(doc.get("schedule_version")),
                 _ts(doc.get("last_sync")),
-                outbox.get("pending"),
-                outbox.get("oldest"),
-                doc.get("agent_version"),
-                doc.get("mode"),
+                _int(outbox.get("pending")) if isinstance(outbox, dict) else None,
+                _text(outbox.get("oldest")) if isinstance(outbox, dict) else None,
+                _text(doc.get("agent_version")),
+                _text(doc.get("mode")),
                 json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
                 json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None,
             ],
