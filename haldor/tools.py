@@ -179,8 +179,9 @@ def outgoing(
     if isinstance(doc, dict) and "doc" in doc:
         if key:
             raise DocumentError("already an envelope: --key would sign it twice; give the bare document")
-        if schemas.errors("envelope", doc):
-            raise DocumentError(f"envelope: {schemas.errors('envelope', doc)[0]}")
+        faults = schemas.errors("envelope", doc)
+        if faults:
+            raise DocumentError(f"envelope: {faults[0]}")
         payload = json.dumps(doc, ensure_ascii=False).encode()
         if doc.get("sig") is None and not unsigned:
             raise DocumentError("envelope without sig: boxes that require signatures reject it (--unsigned to publish anyway)")

@@ -206,7 +206,7 @@ def _site_key(data_dir: str) -> PrivateKey | None:
     """The box's key (made by the agent at start); without it a sealed document is refused."""
     try:
         return secret.site_key(data_dir, create=False)
-    except StoreError:
+    except (StoreError, OSError):  # missing, short or unreadable: sealed documents are refused
         return None
 
 

@@ -37,7 +37,7 @@ def fetch(feed: FeedSource, state: BridgeState) -> bytes:
     return _fetch_url(feed, state)
 
 
-def _where(url: str) -> str:
+def where(url: str) -> str:
     """A feed's URL for a message: without its query (where tokens live)."""
     return url.split("?", 1)[0] + ("?..." if "?" in url else "")
 
@@ -69,7 +69,7 @@ def _fetch_url(feed: FeedSource, state: BridgeState) -> bytes:
                 break  # asking again will not help
         if attempt + 1 < ATTEMPTS:
             time.sleep(2**attempt)
-    raise DocumentError(f"{_where(feed.source)}: {problem}")
+    raise DocumentError(f"{where(feed.source)}: {problem}")
 
 
 def _get(httpx, url: str, headers: dict[str, str]) -> tuple[int, bytes, str | None, str | None]:

@@ -103,7 +103,7 @@ def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float, *, accept: bo
         before = state.sheet_rows(key)
         if not accept and feeds.shrunk(before, len(got.bookings), cfg.max_row_loss):
             problems.append(
-                f"{feeds._where(feed.source)}: {len(got.bookings)} bookings, {before} at the last run: more than "
+                f"{feeds.where(feed.source)}: {len(got.bookings)} bookings, {before} at the last run: more than "
                 f"{cfg.max_row_loss:.0%} lost; {site.id} is kept as it was (--accept-sheets if it is right)"
             )
             unread.add(site.id)
