@@ -118,6 +118,12 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
     fleet.add_argument("--client-id", default="haldor-fleet", help="MQTT client id: the broker keeps its session")
     fleet.add_argument("--shared-group", help="share the load with other fleet consumers ($share/GROUP/...)")
+    fleet.add_argument(
+        "--timezone", default="Europe/Copenhagen", help="the page's own zone: a site in another is shown with its zone named"
+    )
+    fleet.add_argument(
+        "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
+    )
     bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
     bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
     bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
@@ -462,14 +468,24 @@ def _bridge(args) -> int:
 
 
 def _fleet(args) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from haldor.fleet.ingest import FleetConsumer
     from haldor.fleet.server import FleetHTTPServer
     from haldor.fleet.store import FleetStore
     from haldor.kiosk.server import parse_listen
 
+    try:
+        ZoneInfo(args.timezone)
+        first, last = (int(w) for w in args.season.split("-"))
+        if not (1 <= first <= 53 and 1 <= last <= 53):
+            raise ValueError
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"haldor fleet: --timezone {args.timezone!r} or --season {args.season!r} cannot be read", file=sys.stderr)
+        return 2
     opts = _broker_options(args)
     consumer = FleetConsumer(opts, FleetStore(args.db), client_id=args.client_id, shared_group=args.shared_group)
-    web = FleetHTTPServer(FleetStore(args.db), parse_listen(args.listen))
+    web = FleetHTTPServer(FleetStore(args.db), parse_listen(args.listen), zone=args.timezone, season=(first, last))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())

@@ -27,6 +27,7 @@ REQUIRED = object()
 _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "site": {
         "id": (str, REQUIRED),
+        "name": (str, ""),
         "timezone": (str, "Europe/Copenhagen"),
         "data_dir": (str, "/var/lib/haldor"),
         "language": (str, "da"),

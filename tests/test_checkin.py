@@ -212,6 +212,8 @@ def test_a_leader_checks_in_at_the_kiosk_and_the_booking_is_used(rig):
         "closed": False,
         "closed_min": 0,
         "observed": 1.0,
+        "room_name": "Gymnastiksal A",
+        "association_name": "Valby Volley",
     }
     assert not rig.events("booking.no_show")
     agent.hw.close()

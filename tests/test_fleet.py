@@ -4,6 +4,7 @@ in headless Chromium."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -25,6 +26,23 @@ from .broker import Broker
 from .helpers import wait_for
 
 P = "haldor/v1"
+#: the examples' season, whatever day the tests run (the page's default is the season so far)
+SEASON = "?from=2026-08-10&to=2027-06-27"
+
+
+def danish_csv(raw: bytes) -> list[dict[str, str]]:
+    """What Danish Excel does with a file: a BOM says UTF-8, and the separator is ";"."""
+    assert raw.startswith(codecs.BOM_UTF8)
+    return list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig")), delimiter=";"))
+
+
+NAMES = {"gym-a": "Gymnastiksal A", "gym-b": "Gymnastiksal B", "a17": "Valby Volley", "a18": "Vanløse Badminton"}
+
+
+def named(event: dict) -> dict:
+    """The usage as a box that sends names (older ones do not)."""
+    u = event["usage"]
+    return {**event, "usage": {**u, "room_name": NAMES[u["room"]], "association_name": NAMES[u["association"]]}}
 
 
 def usage(site, booking, start, booked_min, used, no_show=False, room="gym-a", association="a17"):
@@ -70,10 +88,10 @@ def test_weekly_usage_matches_a_hand_made_table():
         {"site": "vanlose", **usage("vanlose", "b1", "2026-11-25T18:00:00+01:00", 120, False, no_show=True)["usage"]},
     ]
     assert weekly_usage(rows) == [
-        UsageLine("2026-W48", "valby", "gym-a", "a17", 3, 4.5, 3.0, 1),
-        UsageLine("2026-W48", "valby", "gym-b", "a18", 1, 0.75, 0.75, 0),
-        UsageLine("2026-W48", "vanlose", "gym-a", "a17", 1, 2.0, 0.0, 1),
-        UsageLine("2026-W49", "valby", "gym-a", "a17", 1, 1.0, 1.0, 0),
+        UsageLine("2026-W48", "valby", "gym-a", "a17", 3, 4.5, 3.0, 1, 0, 0, "valby", "gym-a", "a17"),
+        UsageLine("2026-W48", "valby", "gym-b", "a18", 1, 0.75, 0.75, 0, 0, 0, "valby", "gym-b", "a18"),
+        UsageLine("2026-W48", "vanlose", "gym-a", "a17", 1, 2.0, 0.0, 1, 0, 0, "vanlose", "gym-a", "a17"),
+        UsageLine("2026-W49", "valby", "gym-a", "a17", 1, 1.0, 1.0, 0, 0, 0, "valby", "gym-a", "a17"),
     ]
 
 
@@ -101,7 +119,7 @@ def fleet(tmp_path, fleet_db):
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), store)
     consumer.start()
     wait_for(consumer.connected.is_set, what="fleet connected")
-    web = FleetHTTPServer(FleetStore(fleet_db), ("127.0.0.1", 0))
+    web = FleetHTTPServer(FleetStore(fleet_db), ("127.0.0.1", 0), live_poll_s=0.1)
     threading.Thread(target=web.serve_forever, daemon=True).start()
     web.url = f"http://127.0.0.1:{web.server_address[1]}/"
     yield broker, consumer, store, web
@@ -147,6 +165,8 @@ class SimulatedSite:
                 "storage": {"ok": True, "fault": None, "since": None, "waiting": 0, "dropped": 0, "cards_work": True},
                 "outbox": {"pending": 3, "oldest": None, "dropped": 0, "capacity": 1_000_000},
                 "uptime_s": 60,
+                "timezone": "Europe/Copenhagen",
+                "names": {"site": self.site.title(), "rooms": {"gym-a": "Gymnastiksal A"}, "doors": {"main": "Hovedindgang"}},
                 **kw,
             },
             retain=True,
@@ -166,8 +186,8 @@ def test_sites_events_duplicates_and_a_vanishing_site(fleet):
         readers={"main-in": {"ok": False, "fault": "stopped answering"}, "kiosk": {"ok": True, "fault": None}},
     )
     events = [
-        usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True),
-        usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True),
+        named(usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True)),
+        named(usage("valby", "b2", "2026-11-24T17:00:00+01:00", 90, False, no_show=True)),
         {
             "schema": "haldor.event/1",
             "id": str(uuid.uuid4()),
@@ -193,55 +213,133 @@ def test_sites_events_duplicates_and_a_vanishing_site(fleet):
     assert sites["valby"]["schedule_version"] == 42 and sites["valby"]["online"] == 1
     vanlose.vanish()
     wait_for(lambda: {s["site"]: s for s in store.sites()}["vanlose"]["online"] == 0, what="vanlose offline by its will")
-    summary = httpx.get(web.url + "api/summary").json()
+    summary = httpx.get(web.url + "api/summary" + SEASON).json()
     assert [(s["site"], s["online"]) for s in summary["sites"]] == [("vanlose", False), ("valby", True)]
     assert [s["reader_faults"] for s in summary["sites"]] == [{"main-in": "stopped answering"}, {}]
-    sites_csv = list(csv.DictReader(io.StringIO(httpx.get(web.url + "sites.csv").text)))
-    assert sites_csv[0]["readers_at_fault"] == "main-in: stopped answering"
-    lines = list(csv.DictReader(io.StringIO(httpx.get(web.url + "usage.csv").text)))
-    assert lines == [
+    sites_csv = danish_csv(httpx.get(web.url + "sites.csv").content)
+    assert sites_csv[0]["Sted"] == "Vanlose" and sites_csv[0]["site_id"] == "vanlose"
+    assert sites_csv[0]["Kortlæsere"] == "main-in: stopped answering"
+    assert danish_csv(httpx.get(web.url + "usage.csv" + SEASON).content) == [
         {
-            "week": "2026-W48",
-            "site": "valby",
-            "room": "gym-a",
-            "association": "a17",
-            "bookings": "2",
-            "booked_hours": "3.5",
-            "used_hours": "2.0",
-            "no_shows": "1",
-            "closed": "0",
-            "unobserved": "0",
+            "Uge": "2026-W48",
+            "Sted": "Valby",
+            "Lokale": "Gymnastiksal A",
+            "Forening": "Valby Volley",
+            "Bookinger": "2",
+            "Booket (timer)": "3,5",
+            "Brugt (timer)": "2",
+            "Brugt %": "57",
+            "Udeblevet": "1",
+            "Lukket": "0",
+            "Ikke set": "0",
+            "site_id": "valby",
+            "room_id": "gym-a",
+            "association_id": "a17",
         }
     ]
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(httpx.get(web.url + "usage.xlsx" + SEASON).content)).active
+    header, first = list(sheet.iter_rows(values_only=True))[:2]
+    assert dict(zip(header, first, strict=True))["Booket (timer)"] == 3.5  # a number, whatever Excel's language
     valby.client.disconnect()
 
 
-def test_the_fleet_page_in_a_browser(fleet, tmp_path):
-    from playwright.sync_api import sync_playwright
+def access(site: str, type_: str, at: str, seq: int, **fields) -> dict:
+    return {
+        "schema": "haldor.event/1",
+        "id": str(uuid.uuid4()),
+        "site": site,
+        "seq": seq,
+        "at": at,
+        "type": type_,
+        "door": "main",
+        "reader": "main-in",
+        "credential": None,
+        "booking": None,
+        "reason": None,
+        **fields,
+    }
 
-    from .test_kiosk import CHROMIUM, OUTPUT
+
+def test_the_fleet_page_in_a_browser(fleet, tmp_path):
+    """A manager's reading: names (ids on hover), local times, decimal comma and a
+    singular in Danish, English at a click; the page follows the fleet by itself; a
+    site's access log by door and period; no serious accessibility fault."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from .test_kiosk import CHROMIUM, OUTPUT, _axe_serious
 
     broker, consumer, store, web = fleet
     site = SimulatedSite(broker.port, "valby")
     site.status("2026-11-25T17:00:00+01:00")
-    site.send("events", usage("valby", "b1", "2026-11-23T17:00:00+01:00", 120, True))
-    site.send("events", usage("valby", "b2", "2026-11-30T17:00:00+01:00", 60, False, no_show=True))
-    wait_for(lambda: store.counts()["events"] == 2, what="events stored")
+    site.send("events", named(usage("valby", "b1", "2026-11-23T17:00:00+01:00", 90, True)))
+    site.send("events", named(usage("valby", "b2", "2026-11-30T17:00:00+01:00", 60, False, no_show=True)))
+    site.send("events", access("valby", "access.granted", "2026-11-23T16:58:00+01:00", 3, credential="c1001", booking="b1"))
+    site.send("events", access("valby", "access.denied", "2026-11-23T16:59:00+01:00", 4, credential="c2002", reason="no_booking"))
+    wait_for(lambda: store.counts()["events"] == 4, what="events stored")
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(web.url)
-            assert page.locator("#sites [data-site='valby'] .on").count() == 1
+            page.goto(web.url + SEASON)
+            assert page.locator("h1").inner_text() == "Haldor: 1 sted, 0 offline"
+            row = page.locator("#sites [data-site='valby']")
+            assert row.locator(".on").count() == 1
+            assert row.locator("th").inner_text() == "Valby" and row.locator("th span").get_attribute("title") == "valby"
+            assert "2026-11-25 17:00" in row.inner_text()  # the site's local time, no zone named: the page's own
             assert page.locator("#chart rect.booked").count() == 2 and page.locator("#chart rect.used").count() == 2
-            rows = page.locator("#usage tr").all_inner_texts()
-            assert any("2026-W48" in r and "100" in r for r in rows) and any("2026-W49" in r for r in rows)
+            rows = page.locator("#usage tbody tr").all_inner_texts()
+            assert rows[0].split("\t")[:9] == [
+                "uge 48, 2026",
+                "Valby",
+                "Gymnastiksal A",
+                "Valby Volley",
+                "1",
+                "1,5",
+                "1,5",
+                "100 %",
+                "0",
+            ]
+            assert rows[1].startswith("uge 49, 2026")
+            season = page.locator("#season tbody tr").all_inner_texts()
+            assert season[0].split("\t")[:5] == ["2026/27", "Valby Volley", "1", "2", "2,5"]
+            assert _axe_serious(page) == []
             OUTPUT.mkdir(exist_ok=True)
             page.screenshot(path=str(OUTPUT / "fleet.png"), full_page=True)
+
+            # the page follows the fleet without a reload
+            page.evaluate("window.notReloaded = true")
+            site.send("events", access("valby", "door.forced", "2026-11-25T23:00:00+01:00", 5, reader=None))
+            expect(page.locator("#alarms tbody tr")).to_have_count(1, timeout=10_000)
+            assert "Dør åbnet uden tilladelse" in page.locator("#alarms").inner_text()
+            assert "Hovedindgang" in page.locator("#alarms").inner_text()
+            assert page.evaluate("window.notReloaded") is True
+
+            page.get_by_role("link", name="English").click()
+            assert page.locator("h1").inner_text() == "Haldor: 1 site, 0 offline"
+            assert page.locator("#usage tbody tr").first.inner_text().split("\t")[5] == "1.5"
+
+            page.goto(web.url + "access?site=valby&from=2026-11-23&to=2026-11-23")
+            entries = page.locator("#access tbody tr").all_inner_texts()
+            assert [e.split("\t")[:5] for e in entries] == [
+                ["2026-11-23 16:59", "Hovedindgang", "Adgang nægtet", "Ingen booking lige nu", "c2002"],
+                ["2026-11-23 16:58", "Hovedindgang", "Adgang givet", "", "c1001"],
+            ]
+            assert _axe_serious(page) == []
+            page.screenshot(path=str(OUTPUT / "fleet-access.png"), full_page=True)
+            page.goto(web.url + "access?site=valby&from=2026-11-24&to=2026-11-24")
+            assert page.locator("#access").count() == 0 and "Ingen adgang i perioden" in page.locator("main").inner_text()
         finally:
             browser.close()
+    log = danish_csv(httpx.get(web.url + "access.csv?site=valby&from=2026-11-23&to=2026-11-25").content)
+    assert [(r["Kort/kode (id)"], r["type"], r["Tid"]) for r in log] == [
+        ("", "door.forced", "2026-11-25T23:00:00+01:00"),
+        ("c2002", "access.denied", "2026-11-23T16:59:00+01:00"),
+        ("c1001", "access.granted", "2026-11-23T16:58:00+01:00"),
+    ]
     site.client.disconnect()
 
 

@@ -270,6 +270,20 @@ def test_the_last_will_says_offline_when_the_agent_vanishes(rig):
     assert final["doors"]["main"]["locked"] is True
 
 
+def test_the_status_names_the_site_its_rooms_and_doors(rig):
+    """The fleet shows names, not ids: the box sends its own (never a person's)."""
+    site, publisher, watcher = rig
+    publisher.send("schedule", snapshot(42), retain=True)
+    site.start()
+    status = wait_for(
+        lambda: [s for s in watcher.docs("status") if s.get("schedule_version") == 42], what="status after the snapshot"
+    )[-1]
+    assert status["timezone"] == "Europe/Copenhagen"
+    assert status["names"]["site"] == SITE  # no site.name configured: its id
+    assert status["names"]["rooms"] == {"gym-a": "Gymnastiksal A", "gym-b": "Gymnastiksal B"}
+    assert status["names"]["doors"] == {"main": "main"}
+
+
 def test_the_agent_socket_has_nagle_off(rig):
     site, publisher, watcher = rig
     site.start()

@@ -127,6 +127,9 @@ def due_reports(store: Store, now: float, pending: list, watching: tuple[float, 
             if usage["first_entry"] is not None:
                 usage["first_entry"] = store.iso(usage["first_entry"])
             usage["start"] = store.iso(usage["start"])
+            # names for the municipality's reports (the schedule's own; never a person's)
+            usage["room_name"] = store.name_of("rooms", usage["room"])
+            usage["association_name"] = store.name_of("associations", usage["association"])
             effects.append(Emit(Event.BOOKING_USAGE, booking=record.id, extra={"usage": usage}))
         effects.append(Reported(kind, record.id))
     return effects

@@ -93,6 +93,18 @@ class StatusTeller:
             "outbox": {**store.outbox.stats(), "capacity": a.cfg.sync["outbox_capacity"]},
             "uptime_s": int(a.clock.monotonic() - self._started_mono),
             "site_key": self.site_key,
+            "timezone": store.timezone,
+            "names": self.names(),
+        }
+
+    def names(self) -> dict[str, Any]:
+        """The site's, its rooms' and doors' display names, so the fleet shows names and
+        not ids (no person is ever named)."""
+        cfg = self.agent.cfg
+        return {
+            "site": cfg.site["name"] or cfg.site_id,
+            "rooms": self.agent.store.names("rooms"),
+            "doors": {d.id: d.name or d.id for d in cfg.doors},
         }
 
     def kiosk_document(self, now: float) -> dict[str, Any]:

@@ -7,10 +7,13 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 SILENT_AFTER_S = 180  # agents republish their status every 60 s
+#: a sports season: from ISO week 33 (mid-August) to week 26 (end of June) the next year
+SEASON_WEEKS = (33, 26)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +30,53 @@ class UsageLine:
     closed: int = 0
     #: unused bookings the box did not watch wholly (it was off): not counted as unused
     unobserved: int = 0
+    site_name: str = ""
+    room_name: str = ""
+    association_name: str = ""
 
     @property
     def used_share(self) -> float:
         return self.used_hours / self.booked_hours if self.booked_hours else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonLine:
+    """One association's season: what it booked and used, over every site."""
+
+    season: str
+    association: str
+    association_name: str
+    sites: int
+    bookings: int
+    booked_hours: float
+    used_hours: float
+    no_shows: int
+    closed: int
+    unobserved: int
+
+    @property
+    def used_share(self) -> float:
+        return self.used_hours / self.booked_hours if self.booked_hours else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Local calendar days, both ends included; None: open."""
+
+    first: date | None = None
+    last: date | None = None
+
+    def holds(self, day: date) -> bool:
+        return (self.first is None or day >= self.first) and (self.last is None or day <= self.last)
+
+    def instants(self, zone: str) -> tuple[float | None, float | None]:
+        """The period as instants in ``zone`` (the end exclusive), for the database."""
+        tz = ZoneInfo(zone)
+        since = None if self.first is None else datetime.combine(self.first, datetime.min.time(), tz).timestamp()
+        until = (
+            None if self.last is None else datetime.combine(self.last + timedelta(days=1), datetime.min.time(), tz).timestamp()
+        )
+        return since, until
 
 
 def week_of(start: str) -> str:
@@ -39,16 +85,52 @@ def week_of(start: str) -> str:
     return f"{year}-W{week:02d}"
 
 
-def weekly_usage(rows: Iterable[dict[str, Any]]) -> list[UsageLine]:
-    """Booked versus used hours and no-shows per week, site, room and association. Fair
-    to the associations: a booking whose room was closed throughout is counted apart
-    (and the closed part of one partly closed is not booked time), and so is an unused
-    booking the box did not watch wholly, since nobody can tell it was unused."""
+def season_of(year: int, week: int, weeks: tuple[int, int] = SEASON_WEEKS) -> str | None:
+    """The season an ISO week belongs to ("2026/27"), or None for the weeks between
+    seasons (the summer break). A season within one year (first week before last) is
+    named by its year."""
+    first, last = weeks
+    if first <= last:
+        return str(year) if first <= week <= last else None
+    if week >= first:
+        return f"{year}/{(year + 1) % 100:02d}"
+    if week <= last:
+        return f"{year - 1}/{year % 100:02d}"
+    return None
+
+
+def season_start(today: date, weeks: tuple[int, int] = SEASON_WEEKS) -> date:
+    """The Monday the season of ``today`` began (in the summer break: the last one's)."""
+    first, last = weeks
+    year, week, _ = today.isocalendar()
+    if first > last and week < first:
+        year -= 1
+    return date.fromisocalendar(year, first, 1)
+
+
+def weekly_usage(
+    rows: Iterable[dict[str, Any]], period: Period = Period(), site_names: dict[str, str] | None = None
+) -> list[UsageLine]:
+    """Booked versus used hours and no-shows per week, site, room and association, for
+    bookings that start in ``period`` (local days). Fair to the associations: a booking
+    whose room was closed throughout is counted apart (and the closed part of one partly
+    closed is not booked time), and so is an unused booking the box did not watch
+    wholly, since nobody can tell it was unused. Names come with the usage (boxes that
+    do not send them: the ids)."""
+    site_names = site_names or {}
     acc: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0, 0])
+    names: dict[tuple[str, str, str, str], tuple[str, str]] = {}
     for r in rows:
         if not isinstance(r.get("start"), str) or not isinstance(r.get("booked_min"), (int, float)):
             continue  # a usage from an agent that does not name its booking's start
+        try:
+            start = datetime.fromisoformat(r["start"])
+        except ValueError:
+            continue
+        if not period.holds(start.date()):
+            continue
         key = (week_of(r["start"]), r["site"], r.get("room") or "?", r.get("association") or "?")
+        names[key] = (str(r.get("room_name") or key[2]), str(r.get("association_name") or key[3]))
         a = acc[key]
         a[0] += 1
         if r.get("closed"):
@@ -62,8 +144,48 @@ def weekly_usage(rows: Iterable[dict[str, Any]]) -> list[UsageLine]:
         a[2] += hours if r.get("used") else 0.0
         a[3] += 1 if r.get("no_show") else 0
     return [
-        UsageLine(*k, int(v[0]), round(v[1], 2), round(v[2], 2), int(v[3]), int(v[4]), int(v[5])) for k, v in sorted(acc.items())
+        UsageLine(
+            *k,
+            int(v[0]),
+            round(v[1], 2),
+            round(v[2], 2),
+            int(v[3]),
+            int(v[4]),
+            int(v[5]),
+            site_names.get(k[1]) or k[1],
+            *names[k],
+        )
+        for k, v in sorted(acc.items())
     ]
+
+
+def season_totals(lines: Iterable[UsageLine], weeks: tuple[int, int] = SEASON_WEEKS) -> list[SeasonLine]:
+    """Per season and association, over every site (the summer break belongs to none)."""
+    acc: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0, 0])
+    sites: dict[tuple[str, str], set[str]] = defaultdict(set)
+    names: dict[tuple[str, str], str] = {}
+    for line in lines:
+        year, week = (int(x) for x in line.week.split("-W"))
+        season = season_of(year, week, weeks)
+        if season is None:
+            continue
+        key = (season, line.association)
+        a = acc[key]
+        for i, value in enumerate(
+            (line.bookings, line.booked_hours, line.used_hours, line.no_shows, line.closed, line.unobserved)
+        ):
+            a[i] += value
+        sites[key].add(line.site)
+        names[key] = line.association_name or line.association
+    return sorted(
+        (
+            SeasonLine(
+                k[0], k[1], names[k], len(sites[k]), int(v[0]), round(v[1], 2), round(v[2], 2), int(v[3]), int(v[4]), int(v[5])
+            )
+            for k, v in acc.items()
+        ),
+        key=lambda s: (s.season, s.association_name.casefold(), s.association),
+    )
 
 
 def weekly_totals(lines: list[UsageLine]) -> list[tuple[str, float, float]]:
@@ -88,9 +210,20 @@ def _reader_faults(readers: str | None) -> dict[str, str]:
     }
 
 
+def site_names(names: str | None) -> dict[str, dict[str, str]]:
+    """The status's room and door names (stored as JSON): {"rooms": {...}, "doors": {...}}."""
+    try:
+        entries = json.loads(names) if names else {}
+    except ValueError:
+        entries = {}
+    if not isinstance(entries, dict):
+        entries = {}
+    return {kind: dict(entries.get(kind) or {}) for kind in ("rooms", "doors")}
+
+
 def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     """Online, offline since when, or silent (no status for three minutes), with the
-    schedule's age and the outbox backlog; the offline ones first."""
+    schedule's age and the outbox backlog; the offline ones first, then by name."""
     out = []
     for s in sites:
         silent = s.get("seen_at") is not None and now - s["seen_at"] > SILENT_AFTER_S
@@ -101,6 +234,8 @@ def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
         out.append(
             {
                 "site": s["site"],
+                "name": s.get("name") or s["site"],
+                "timezone": s.get("timezone"),
                 "online": online,
                 "silent": silent,
                 "since": since,
@@ -110,6 +245,7 @@ def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
                 "outbox_oldest": s.get("outbox_oldest"),
                 "mode": s.get("mode"),
                 "reader_faults": _reader_faults(s.get("readers")),
+                **site_names(s.get("names")),
             }
         )
-    return sorted(out, key=lambda r: (r["online"], r["site"]))
+    return sorted(out, key=lambda r: (r["online"], r["name"].casefold(), r["site"]))

@@ -9,10 +9,12 @@ transaction (see :mod:`.ingest`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor.protocol import Event
 from haldor.sql import Database
@@ -33,7 +35,27 @@ MIGRATIONS = [
     CREATE INDEX IF NOT EXISTS idx_events_site_type_at_ts ON events (site, type, at_ts);
     CREATE INDEX IF NOT EXISTS idx_events_type_at_ts ON events (type, at_ts)
     """,
+    # names and the site's zone from the status; when a site's events last came (for the
+    # page's refresh); the credential of access events (the access log, by id only)
+    """
+    ALTER TABLE sites ADD COLUMN name TEXT;
+    ALTER TABLE sites ADD COLUMN timezone TEXT;
+    ALTER TABLE sites ADD COLUMN names TEXT;
+    ALTER TABLE sites ADD COLUMN event_at {float};
+    ALTER TABLE events ADD COLUMN credential TEXT;
+    CREATE INDEX IF NOT EXISTS idx_events_site_at_ts ON events (site, at_ts)
+    """,
 ]
+
+#: what the access log lists: who came in or was refused, and what happened to the doors
+ACCESS_LOG = (
+    Event.ACCESS_GRANTED,
+    Event.ACCESS_DENIED,
+    Event.DOOR_FORCED,
+    Event.DOOR_HELD_OPEN,
+    Event.DOOR_MODE,
+)
+ACCESS_COLUMNS = ("site", "at", "type", "door", "reader", "credential", "booking", "reason")
 
 SITE_COLUMNS = (
     "site",
@@ -49,6 +71,10 @@ SITE_COLUMNS = (
     "mode",
     "doors",
     "readers",
+    "name",
+    "timezone",
+    "names",
+    "event_at",
 )
 
 
@@ -58,8 +84,31 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63 else None
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+def _text(value: Any, longest: int = 200) -> str | None:
+    return value[:longest] if isinstance(value, str) else None
+
+
+def _names(doc: Any) -> str | None:
+    """The status's ``names`` of rooms and doors, kept only as strings of strings."""
+    if not isinstance(doc, dict):
+        return None
+    kept = {}
+    for kind in ("rooms", "doors"):
+        entries = doc.get(kind)
+        if isinstance(entries, dict):
+            kept[kind] = {k[:100]: v[:200] for k, v in list(entries.items())[:500] if isinstance(v, str)}
+    return json.dumps(kept)
+
+
+def _zone(value: Any) -> str | None:
+    """A time zone the page can use, or nothing: a box's odd value must not break the page."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return value
 
 
 def _event_row(doc: dict[str, Any]) -> list[Any]:
@@ -75,6 +124,7 @@ def _event_row(doc: dict[str, Any]) -> list[Any]:
         _text(doc.get("booking")),
         _text(doc.get("reason")),
         json.dumps(doc["usage"]) if isinstance(doc.get("usage"), dict) else None,
+        _text(doc.get("credential")),
     ]
 
 
@@ -105,18 +155,20 @@ class FleetStore:
         with self.db.transaction():
             new = (
                 self.db.executemany(
-                    "INSERT INTO events(id, site, seq, at, at_ts, type, door, reader, booking, reason, usage) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO events(id, site, seq, at, at_ts, type, door, reader, booking, reason, usage, credential) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                     [_event_row(doc) for doc in events],
                 )
                 if events
                 else 0
             )
             sites = sorted({doc["site"] for doc in events})
-            if sites:  # a site known by its events before its first status
+            if sites:  # a site known by its events before its first status; when its events last came
+                now = time.time()
                 self.db.executemany(
-                    "INSERT INTO sites(site, online, since) VALUES (?, 0, NULL) ON CONFLICT (site) DO NOTHING",
-                    [[s] for s in sites],
+                    "INSERT INTO sites(site, online, since, event_at) VALUES (?, 0, NULL, ?) "
+                    "ON CONFLICT (site) DO UPDATE SET event_at = excluded.event_at",
+                    [[s, now] for s in sites],
                 )
             for site, doc, received in statuses:
                 self._set_status(site, doc, received)
@@ -143,8 +195,8 @@ class FleetStore:
         outbox = doc.get("outbox") or {}
         self.db.execute(
             """INSERT INTO sites(site, online, since, status_at, seen_at, schedule_version, last_sync, outbox_pending,
-                                 outbox_oldest, agent_version, mode, doors, readers)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 outbox_oldest, agent_version, mode, doors, readers, name, timezone, names)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (site) DO UPDATE SET online = excluded.online, since = excluded.since,
                  status_at = excluded.status_at, seen_at = excluded.seen_at,
                  schedule_version = COALESCE(excluded.schedule_version, sites.schedule_version),
@@ -153,7 +205,8 @@ class FleetStore:
                  outbox_oldest = excluded.outbox_oldest,
                  agent_version = COALESCE(excluded.agent_version, sites.agent_version),
                  mode = COALESCE(excluded.mode, sites.mode), doors = COALESCE(excluded.doors, sites.doors),
-                 readers = COALESCE(excluded.readers, sites.readers)""",
+                 readers = COALESCE(excluded.readers, sites.readers), name = COALESCE(excluded.name, sites.name),
+                 timezone = COALESCE(excluded.timezone, sites.timezone), names = COALESCE(excluded.names, sites.names)""",
             [
                 site,
                 int(online),
@@ -168,6 +221,9 @@ class FleetStore:
                 _text(doc.get("mode")),
                 json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
                 json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None,
+                _text(names.get("site")) if isinstance(names := doc.get("names"), dict) else None,
+                _zone(doc.get("timezone")),
+                _names(names),
             ],
         )
 
@@ -179,17 +235,71 @@ class FleetStore:
             for r in self.db.rows(f"SELECT {', '.join(SITE_COLUMNS)} FROM sites ORDER BY site")
         ]
 
-    def usage_rows(self) -> list[dict[str, Any]]:
-        rows = self.db.rows("SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE])
-        return [{"site": r[0], "booking": r[1], **json.loads(r[2])} for r in rows]
-
-    def alarms(self, limit: int = 200) -> list[dict[str, Any]]:
+    def usage_rows(self, site: str | None = None, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """The usage of every booking reported between ``since`` and ``until`` (instants of
+        the reports: a booking is reported once it ended, so callers filter by its start)."""
+        where, params = self._where(site, since, until)
         rows = self.db.rows(
-            f"SELECT site, at, type, door, reader, reason FROM events WHERE type IN ({','.join('?' * len(ALARMS))}) "
+            f"SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL{where}",
+            [Event.BOOKING_USAGE, *params],
+        )
+        out = []
+        for r in rows:
+            usage = json.loads(r[2])
+            if isinstance(usage, dict):
+                out.append({**usage, "site": r[0], "booking": r[1]})
+        return out
+
+    def alarms(
+        self, limit: int = 200, site: str | None = None, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        where, params = self._where(site, since, until)
+        rows = self.db.rows(
+            f"SELECT site, at, type, door, reader, reason FROM events WHERE type IN ({','.join('?' * len(ALARMS))}){where} "
             "ORDER BY at_ts DESC LIMIT ?",
-            [*ALARMS, limit],
+            [*ALARMS, *params, limit],
         )
         return [dict(zip(("site", "at", "type", "door", "reader", "reason"), r, strict=True)) for r in rows]
+
+    def access_log(
+        self,
+        site: str | None = None,
+        door: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Who came in or was refused, and what the doors did, newest first; credentials by
+        id only (resolving them to people stays in the booking system)."""
+        where, params = self._where(site, since, until)
+        if door:
+            where += " AND door = ?"
+            params.append(door)
+        rows = self.db.rows(
+            f"SELECT {', '.join(ACCESS_COLUMNS)} FROM events WHERE type IN ({','.join('?' * len(ACCESS_LOG))}){where} "
+            "ORDER BY at_ts DESC, seq DESC" + ("" if limit is None else f" LIMIT {int(limit)}"),
+            [*ACCESS_LOG, *params],
+        )
+        return [dict(zip(ACCESS_COLUMNS, r, strict=True)) for r in rows]
+
+    @staticmethod
+    def _where(site: str | None, since: float | None, until: float | None) -> tuple[str, list[Any]]:
+        where, params = "", list[Any]()
+        if site:
+            where += " AND site = ?"
+            params.append(site)
+        if since is not None:
+            where += " AND at_ts >= ?"
+            params.append(since)
+        if until is not None:
+            where += " AND at_ts < ?"
+            params.append(until)
+        return where, params
+
+    def generation(self) -> tuple:
+        """Changes whenever a status or an event arrives, from any consumer writing to this
+        database: what the page's self-refresh watches (cheap: one row per site)."""
+        return tuple(self.db.one("SELECT COUNT(*), MAX(seen_at), MAX(event_at), MAX(status_at) FROM sites") or ())
 
     def counts(self) -> dict[str, int]:
         events, sites = self.db.one("SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM sites)") or (0, 0)

@@ -1,0 +1,207 @@
+"""The fleet's tables as spreadsheets that open right in Excel: CSV with a BOM (``;``
+and a decimal comma in Danish, as Danish Excel reads them) or ``.xlsx`` (openpyxl,
+when installed: typed cells, so no locale can misread a number). Names and ids both:
+the page shows names, a spreadsheet keeps the ids for joining with the booking system."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from haldor.protocol import Event
+from haldor.texts import event, reason, t
+
+from .formats import iso
+from .report import SeasonLine, UsageLine
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    headers: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+
+def to_csv(table: Table, lang: str) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";" if lang == "da" else ",", lineterminator="\r\n")
+    w.writerow(table.headers)
+    for row in table.rows:
+        w.writerow([_cell(v, lang) for v in row])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _cell(value: Any, lang: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return ("ja" if value else "nej") if lang == "da" else ("yes" if value else "no")
+    if isinstance(value, float):
+        text = f"{value:.2f}".rstrip("0").rstrip(".")  # no thousands separator: Excel takes it for text
+        return text.replace(".", ",") if lang == "da" else text
+    return str(value)
+
+
+def to_xlsx(table: Table) -> bytes:
+    from openpyxl import Workbook  # only the fleet's server has it (pip install haldor[fleet])
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(table.name[:31])
+    sheet.append(list(table.headers))
+    for row in table.rows:
+        sheet.append(list(row))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def usage_table(lines: Iterable[UsageLine], lang: str) -> Table:
+    h = [
+        t("fleet.week", lang),
+        t("fleet.site", lang),
+        t("fleet.room", lang),
+        t("fleet.association", lang),
+        t("fleet.bookings", lang),
+        t("fleet.booked_h", lang),
+        t("fleet.used_h", lang),
+        t("fleet.used_pct", lang) + " %",
+        t("fleet.no_shows", lang),
+        t("fleet.closed", lang),
+        t("fleet.unobserved", lang),
+        "site_id",
+        "room_id",
+        "association_id",
+    ]
+    rows = [
+        [
+            u.week,
+            u.site_name,
+            u.room_name,
+            u.association_name,
+            u.bookings,
+            float(u.booked_hours),
+            float(u.used_hours),
+            round(100 * u.used_share),
+            u.no_shows,
+            u.closed,
+            u.unobserved,
+            u.site,
+            u.room,
+            u.association,
+        ]
+        for u in lines
+    ]
+    return Table("usage", h, rows)
+
+
+def season_table(lines: Iterable[SeasonLine], lang: str) -> Table:
+    h = [
+        t("fleet.season_col", lang),
+        t("fleet.association", lang),
+        t("fleet.site_count", lang),
+        t("fleet.bookings", lang),
+        t("fleet.booked_h", lang),
+        t("fleet.used_h", lang),
+        t("fleet.used_pct", lang) + " %",
+        t("fleet.no_shows", lang),
+        t("fleet.closed", lang),
+        t("fleet.unobserved", lang),
+        "association_id",
+    ]
+    rows = [
+        [
+            s.season,
+            s.association_name,
+            s.sites,
+            s.bookings,
+            float(s.booked_hours),
+            float(s.used_hours),
+            round(100 * s.used_share),
+            s.no_shows,
+            s.closed,
+            s.unobserved,
+            s.association,
+        ]
+        for s in lines
+    ]
+    return Table("season", h, rows)
+
+
+def sites_table(rows: Iterable[dict[str, Any]], lang: str, page_zone: str) -> Table:
+    h = [
+        t("fleet.site", lang),
+        t("fleet.status", lang),
+        t("fleet.since", lang),
+        "schedule_version",
+        "schedule_age_hours",
+        t("fleet.outbox", lang),
+        t("fleet.mode", lang),
+        t("fleet.readers", lang),
+        "site_id",
+    ]
+    out = [
+        [
+            r["name"],
+            t("fleet.online" if r["online"] else "fleet.silent" if r["silent"] else "fleet.offline", lang),
+            iso(r["since"], r["timezone"], page_zone),
+            r["schedule_version"],
+            None if r["schedule_age_h"] is None else float(r["schedule_age_h"]),
+            r["outbox_pending"],
+            r["mode"],
+            "; ".join(f"{k}: {v}" for k, v in r["reader_faults"].items()),
+            r["site"],
+        ]
+        for r in rows
+    ]
+    return Table("sites", h, out)
+
+
+def access_table(entries: Iterable[dict[str, Any]], sites: dict[str, dict[str, Any]], lang: str, page_zone: str) -> Table:
+    h = [
+        t("fleet.time", lang),
+        t("fleet.site", lang),
+        t("fleet.door", lang),
+        t("fleet.event", lang),
+        t("fleet.reason", lang),
+        t("fleet.credential", lang),
+        t("fleet.booking", lang),
+        t("fleet.reader", lang),
+        "site_id",
+        "door_id",
+        "type",
+        "reason_code",
+    ]
+    out = []
+    for e in entries:
+        site = sites.get(e["site"], {})
+        out.append(
+            [
+                iso(e["at"], site.get("timezone"), page_zone),
+                site.get("name") or e["site"],
+                site.get("doors", {}).get(e["door"]) or e["door"],
+                event(e["type"], lang),
+                reason_text(e, lang),
+                e["credential"],
+                e["booking"],
+                e["reader"],
+                e["site"],
+                e["door"],
+                e["type"],
+                e["reason"],
+            ]
+        )
+    return Table("access", h, out)
+
+
+def reason_text(entry: dict[str, Any], lang: str) -> str:
+    """A denial's reason in words; other reasons (a door's new mode) as they came."""
+    code = entry.get("reason")
+    if not code:
+        return ""
+    try:
+        return reason(code, lang) if entry.get("type") == Event.ACCESS_DENIED else str(code)
+    except KeyError:
+        return str(code)
