@@ -510,7 +510,7 @@ def _corrupt(path: Path) -> None:
 def test_a_broken_database_is_set_aside_and_the_last_good_copy_takes_its_place(site, damage):
     agent, watcher, publisher = site
     data = Path(agent.data_dir)
-    assert (data / "haldor.good.db").exists()  # made after the snapshot was applied
+    wait_for((data / "haldor.good.db").exists, what="the good copy, made after the snapshot was applied")
     _doors_work(agent, watcher)
     last_seq = max(e["seq"] for e in agent.stored())
     publisher.client.publish("haldor/v1/valby-skole/schedule", b"", qos=1, retain=True).wait_for_publish(5)

@@ -8,8 +8,10 @@ import codecs
 import csv
 import io
 import json
+import tempfile
 import threading
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from haldor import __version__
 from haldor.agent.link import offline_status
 from haldor.fleet.ingest import FleetConsumer
-from haldor.fleet.report import UsageLine, site_rows, weekly_usage
+from haldor.fleet.report import ALL_TIME, Period, UsageLine, site_rows
 from haldor.fleet.server import FleetHTTPServer
 from haldor.fleet.store import FleetStore
 from haldor.mqtt import BrokerOptions, make_client
@@ -73,6 +75,17 @@ def usage(site, booking, start, booked_min, used, no_show=False, room="gym-a", a
             "observed": 1.0,
         },
     }
+
+
+def weekly_usage(rows: list[dict], period: Period = ALL_TIME) -> list[UsageLine]:
+    """The usage lines of ``rows`` (a site and its usage each), through a real store."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = FleetStore(Path(folder) / "fleet.db")
+        events = [{"id": str(uuid.uuid4()), "site": r["site"], "type": "booking.usage", "booking": "b", "usage": r} for r in rows]
+        store.store((), events)
+        lines = store.weekly_usage(period)
+        store.close()
+    return lines
 
 
 def test_weekly_usage_matches_a_hand_made_table():
@@ -397,8 +410,99 @@ def test_odd_values_from_a_box_never_stall_a_batch(fleet_db):
     """A string where an integer belongs would fail PostgreSQL's insert, and the batch
     would be tried again for ever: odd values are stored as nothing."""
     store = FleetStore(fleet_db)
-    odd = {**usage("valby", "b1", "2026-11-23T17:00:00+01:00", 60, True), "seq": "seven", "door": 5}
-    assert store.store([("valby", {"online": True, "schedule_version": "42", "outbox": [1]}, 1.0)], [odd]) == 1
+    odd = {**usage("valby", "b1", "2026-11-23T17:00:00+01:00", 60, True), "seq": "seven", "door": 5, "credential": ["x"]}
+    status = {"online": True, "schedule_version": "42", "outbox": [1], "timezone": "Mars/Olympus", "names": {"rooms": [1]}}
+    assert store.store([("valby", status, 1.0)], [odd]) == 1
     assert store.counts() == {"events": 1, "sites": 1}
-    assert store.sites()[0]["schedule_version"] is None
+    (site,) = store.sites()
+    assert (site["schedule_version"], site["timezone"], site["name"]) == (None, None, None)
+    assert site_rows([site], 2.0)[0]["rooms"] == {}  # and the page still shows it
+    store.close()
+
+
+def test_danish_and_english_figures():
+    from haldor.fleet.formats import count, number, percent, week, when
+
+    assert (number(1234.5, "da"), number(1234.5, "en"), number(3.0, "da")) == ("1.234,5", "1,234.5", "3")
+    assert (percent(0.57, "da"), percent(0.57, "en")) == ("57 %", "57%")
+    assert [count(n, "site", "da") for n in (0, 1, 2)] == ["0 steder", "1 sted", "2 steder"]
+    assert [count(n, "site", "en") for n in (1, 2)] == ["1 site", "2 sites"]
+    assert (week("2026-W48", "da"), week("2027-W01", "en")) == ("uge 48, 2026", "week 1, 2027")
+    # each site's own zone; named when it is not the page's
+    assert when("2026-11-25T16:02:00+00:00", "Europe/Copenhagen", "Europe/Copenhagen") == "2026-11-25 17:02"
+    assert when("2026-11-25T17:02:00+01:00", "Atlantic/Faroe", "Europe/Copenhagen") == "2026-11-25 16:02 WET"
+    assert when(None, None, "Europe/Copenhagen") == "-"
+    assert when("not a time", None, "Europe/Copenhagen") == "not a time"
+
+
+@pytest.mark.parametrize(
+    "year, week, season",
+    [
+        (2026, 33, "2026/27"),
+        (2026, 53, "2026/27"),
+        (2027, 1, "2026/27"),
+        (2027, 26, "2026/27"),
+        (2027, 27, None),
+        (2027, 32, None),
+    ],
+)
+def test_a_season_runs_from_week_33_to_week_26(year, week, season):
+    from haldor.fleet.report import season_of
+
+    assert season_of(year, week) == season
+
+
+def test_season_totals_and_the_period_filter():
+    from datetime import date
+
+    from haldor.fleet.report import season_start, season_totals
+
+    rows = [
+        {**named(usage("valby", "b1", "2026-08-10T17:00:00+02:00", 60, True))["usage"], "site": "valby"},  # week 33
+        {**named(usage("vanlose", "b2", "2027-06-28T17:00:00+02:00", 60, True))["usage"], "site": "vanlose"},  # week 26
+        {**named(usage("vanlose", "b3", "2027-07-05T17:00:00+02:00", 60, True))["usage"], "site": "vanlose"},  # summer
+        {**named(usage("valby", "b4", "2026-08-09T17:00:00+02:00", 60, False))["usage"], "site": "valby"},  # week 32
+    ]
+    (season,) = season_totals(weekly_usage(rows))
+    assert (season.season, season.association_name, season.sites, season.bookings, season.used_hours) == (
+        "2026/27",
+        "Valby Volley",
+        2,
+        2,
+        2.0,
+    )
+    one_day = weekly_usage(rows, Period(date(2026, 8, 10), date(2026, 8, 10)))
+    assert [(u.week, u.site_name, u.bookings) for u in one_day] == [("2026-W33", "valby", 1)]
+    assert season_start(date(2026, 11, 26)) == date(2026, 8, 10)
+    assert season_start(date(2027, 7, 15)) == date(2026, 8, 10)  # the summer break: the last season's
+
+
+def test_a_mistyped_date_is_said_and_the_rest_still_shown():
+    from datetime import date
+
+    from haldor.fleet.view import read_view
+
+    view = read_view("from=2026-13-01&to=2026-11-30&lang=en&site=valby", date(2026, 11, 26))
+    assert view.problems == ("Unknown date (write YYYY-MM-DD): 2026-13-01",)
+    assert (view.period.first, view.period.last, view.site, view.lang) == (None, date(2026, 11, 30), "valby", "en")
+    assert read_view("", date(2026, 11, 26)).period.first == date(2026, 8, 10)  # the season so far
+    assert read_view("", date(2026, 11, 26), access=True).period.first == date(2026, 11, 20)  # the last week
+    assert read_view("lang=xx", date(2026, 11, 26)).lang == "da"
+
+
+def test_an_old_fleet_database_gains_the_new_columns(tmp_path):
+    """A fleet.db made before names were sent keeps its events and gets the columns."""
+    import sqlite3
+
+    from haldor.fleet.store import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "fleet.db")
+    db.executescript(MIGRATIONS[0].format(float="REAL", bigint="INTEGER"))
+    db.execute("INSERT INTO events(id, site, type) VALUES ('e1', 'valby', 'door.forced')")
+    db.commit()
+    db.close()
+    store = FleetStore(tmp_path / "fleet.db")
+    assert store.counts()["events"] == 1
+    store.set_status("valby", {"online": True, "at": "2026-11-25T17:00:00+01:00", "timezone": "Europe/Copenhagen"}, 1.0)
+    assert store.sites()[0]["timezone"] == "Europe/Copenhagen"
     store.close()

@@ -79,6 +79,10 @@ class Period:
         return since, until
 
 
+#: no limit either way
+ALL_TIME = Period()
+
+
 def week_of(start: str) -> str:
     """ISO week of the booking's local start: "2026-W48"."""
     year, week, _ = datetime.fromisoformat(start).isocalendar()
@@ -108,55 +112,54 @@ def season_start(today: date, weeks: tuple[int, int] = SEASON_WEEKS) -> date:
     return date.fromisocalendar(year, first, 1)
 
 
-def weekly_usage(
-    rows: Iterable[dict[str, Any]], period: Period = Period(), site_names: dict[str, str] | None = None
-) -> list[UsageLine]:
-    """Booked versus used hours and no-shows per week, site, room and association, for
-    bookings that start in ``period`` (local days). Fair to the associations: a booking
-    whose room was closed throughout is counted apart (and the closed part of one partly
-    closed is not booked time), and so is an unused booking the box did not watch
-    wholly, since nobody can tell it was unused. Names come with the usage (boxes that
-    do not send them: the ids)."""
-    site_names = site_names or {}
-    acc: dict[tuple[str, str, str, str], list[float]] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0, 0])
-    names: dict[tuple[str, str, str, str], tuple[str, str]] = {}
-    for r in rows:
-        if not isinstance(r.get("start"), str) or not isinstance(r.get("booked_min"), (int, float)):
-            continue  # a usage from an agent that does not name its booking's start
-        try:
-            start = datetime.fromisoformat(r["start"])
-        except ValueError:
-            continue
-        if not period.holds(start.date()):
-            continue
-        key = (week_of(r["start"]), r["site"], r.get("room") or "?", r.get("association") or "?")
-        names[key] = (str(r.get("room_name") or key[2]), str(r.get("association_name") or key[3]))
-        a = acc[key]
-        a[0] += 1
-        if r.get("closed"):
-            a[4] += 1
-            continue
-        if not r.get("used") and r.get("observed", 1) < 1:
-            a[5] += 1
-            continue
-        hours = max(0.0, r["booked_min"] - (r.get("closed_min") or 0)) / 60
-        a[1] += hours
-        a[2] += hours if r.get("used") else 0.0
-        a[3] += 1 if r.get("no_show") else 0
-    return [
-        UsageLine(
-            *k,
-            int(v[0]),
-            round(v[1], 2),
-            round(v[2], 2),
-            int(v[3]),
-            int(v[4]),
-            int(v[5]),
-            site_names.get(k[1]) or k[1],
-            *names[k],
-        )
-        for k, v in sorted(acc.items())
-    ]
+@dataclass(frozen=True, slots=True)
+class BookingFigures:
+    """One booking's part in the usage report, worked out once, when its usage arrives
+    (the store sums these; the page never parses a usage again)."""
+
+    day: str
+    week: str
+    room: str
+    association: str
+    room_name: str
+    association_name: str
+    booked_hours: float
+    used_hours: float
+    no_show: int
+    closed: int
+    unobserved: int
+
+
+def booking_figures(u: dict[str, Any]) -> BookingFigures | None:
+    """Fair to the associations: a booking whose room was closed throughout is counted
+    apart (and the closed part of one partly closed is not booked time), and so is an
+    unused booking the box did not watch wholly, since nobody can tell it was unused.
+    None for a usage that does not name its booking's start (an old agent's)."""
+    if not isinstance(u.get("start"), str) or not isinstance(u.get("booked_min"), (int, float)):
+        return None
+    try:
+        start = datetime.fromisoformat(u["start"])
+    except ValueError:
+        return None
+    room, association = str(u.get("room") or "?"), str(u.get("association") or "?")
+    closed = 1 if u.get("closed") else 0
+    observed = u.get("observed", 1)
+    unobserved = 1 if not closed and not u.get("used") and isinstance(observed, (int, float)) and observed < 1 else 0
+    counted = not closed and not unobserved
+    hours = max(0.0, u["booked_min"] - (u.get("closed_min") or 0)) / 60 if counted else 0.0
+    return BookingFigures(
+        day=start.date().isoformat(),
+        week=week_of(u["start"]),
+        room=room,
+        association=association,
+        room_name=str(u.get("room_name") or room)[:200],
+        association_name=str(u.get("association_name") or association)[:200],
+        booked_hours=hours,
+        used_hours=hours if u.get("used") else 0.0,
+        no_show=1 if counted and u.get("no_show") else 0,
+        closed=closed,
+        unobserved=unobserved,
+    )
 
 
 def season_totals(lines: Iterable[UsageLine], weeks: tuple[int, int] = SEASON_WEEKS) -> list[SeasonLine]:

@@ -8,26 +8,27 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .exports import Table, access_table, season_table, sites_table, to_csv, to_xlsx, usage_table
 from .page import PAGE_ROWS, Overview, access_page, overview
-from .report import SEASON_WEEKS, UsageLine, season_totals, site_rows, weekly_usage
+from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals, site_rows
 from .store import FleetStore
 from .view import View, read_view, today_in
 
 log = logging.getLogger(__name__)
 
 #: how often an open page's stream looks for changes: also the fastest it refreshes
-LIVE_POLL_S = 2.0
+LIVE_POLL_S = 5.0
 HEARTBEAT_S = 15.0
-#: a usage is reported when its booking ended, and later when the box was offline
-REPORTED_WITHIN = timedelta(days=14)
 ALARMS_SHOWN = 50
+#: the page's usage figures may be this old: summing a season of a thousand sites takes a
+#: second, and a booking's figures come only once it ended (downloads are always exact)
+USAGE_FRESH_S = 30.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -170,6 +171,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.live_poll_s = live_poll_s
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self._usage_cache: OrderedDict[tuple, tuple[float, list[UsageLine], list[SeasonLine]]] = OrderedDict()
         super().__init__(address, _Handler)
 
     def shutdown(self) -> None:
@@ -189,25 +191,34 @@ class FleetHTTPServer(ThreadingHTTPServer):
         return (site or {}).get("timezone") or self.zone
 
     def usage(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
-        since, until = view.period.instants(self._zone_of(view, sites))
-        if until is not None:
-            until += REPORTED_WITHIN.total_seconds()
-        rows = self.store.usage_rows(view.site or None, since, until)
-        return weekly_usage(rows, view.period, {s["site"]: s["name"] for s in sites})
+        return self.store.weekly_usage(view.period, view.site or None, {s["site"]: s["name"] for s in sites})
 
     def access(self, view: View, site: dict[str, Any] | None, limit: int | None) -> list[dict[str, Any]]:
         since, until = view.period.instants((site or {}).get("timezone") or self.zone)
         return self.store.access_log(view.site or None, view.door or None, since, until, limit)
 
+    def _cached_usage(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
+        key = (view.period, view.site)
+        at = time.monotonic()
+        hit = self._usage_cache.get(key)
+        if hit is None or at - hit[0] > USAGE_FRESH_S:
+            lines = self.usage(view, sites)
+            hit = (at, lines, season_totals(lines, self.season))
+            self._usage_cache[key] = hit
+        self._usage_cache.move_to_end(key)
+        while len(self._usage_cache) > 32:
+            self._usage_cache.popitem(last=False)
+        return hit[1], hit[2]
+
     def overview(self, view: View, now: float) -> Overview:
         sites = self.sites(now)
-        lines = self.usage(view, sites)
+        lines, seasons = self._cached_usage(view, sites)
         since, until = view.period.instants(self._zone_of(view, sites))
         return Overview(
             sites=sites,
             alarms=self.store.alarms(ALARMS_SHOWN, view.site or None, since, until),
             usage=lines,
-            seasons=season_totals(lines, self.season),
+            seasons=seasons,
             generation=self.generation(),
             now=now,
         )

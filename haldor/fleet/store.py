@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import astuple
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor.protocol import Event
 from haldor.sql import Database
+
+from .report import ALL_TIME, Period, UsageLine, booking_figures
 
 #: the events the fleet lists as alarms
 ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT)
@@ -45,7 +48,33 @@ MIGRATIONS = [
     ALTER TABLE events ADD COLUMN credential TEXT;
     CREATE INDEX IF NOT EXISTS idx_events_site_at_ts ON events (site, at_ts)
     """,
+    # each booking's figures, worked out when its usage arrives: the page sums them
+    """
+    CREATE TABLE usage (
+        id TEXT PRIMARY KEY, site TEXT NOT NULL, booking TEXT, day TEXT NOT NULL, week TEXT NOT NULL,
+        room TEXT NOT NULL, association TEXT NOT NULL, room_name TEXT, association_name TEXT,
+        booked_hours {float} NOT NULL, used_hours {float} NOT NULL, no_show INTEGER NOT NULL,
+        closed INTEGER NOT NULL, unobserved INTEGER NOT NULL);
+    CREATE INDEX idx_usage_day ON usage (day);
+    CREATE INDEX idx_usage_site_day ON usage (site, day)
+    """,
 ]
+USAGE_COLUMNS = (
+    "id",
+    "site",
+    "booking",
+    "day",
+    "week",
+    "room",
+    "association",
+    "room_name",
+    "association_name",
+    "booked_hours",
+    "used_hours",
+    "no_show",
+    "closed",
+    "unobserved",
+)
 
 #: what the access log lists: who came in or was refused, and what happened to the doors
 ACCESS_LOG = (
@@ -137,10 +166,45 @@ def _ts(text: Any) -> float | None:
         return None
 
 
+def _usage_row(doc: dict[str, Any]) -> list[Any] | None:
+    usage = doc.get("usage")
+    figures = booking_figures(usage) if doc.get("type") == Event.BOOKING_USAGE and isinstance(usage, dict) else None
+    if figures is None:
+        return None
+    return [str(doc["id"]), str(doc["site"]), _text(doc.get("booking")), *astuple(figures)]
+
+
 class FleetStore:
     def __init__(self, target: str | Path) -> None:
         self.db = Database.open(str(target))
         self.db.migrate("fleet", MIGRATIONS)
+        self._fill_usage()
+
+    def _fill_usage(self) -> None:
+        """A database from before the usage table: its usage events worked out once."""
+        if self.db.one("SELECT 1 FROM usage LIMIT 1") or not self.db.one(
+            "SELECT 1 FROM events WHERE type = ? LIMIT 1", [Event.BOOKING_USAGE]
+        ):
+            return
+        rows = self.db.rows(
+            "SELECT id, site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE]
+        )
+        with self.db.transaction():
+            self._insert_usage(
+                [
+                    {"id": r[0], "site": r[1], "booking": r[2], "type": Event.BOOKING_USAGE, "usage": json.loads(r[3])}
+                    for r in rows
+                ]
+            )
+
+    def _insert_usage(self, events: list[dict[str, Any]]) -> None:
+        rows = [row for doc in events if (row := _usage_row(doc)) is not None]
+        if rows:
+            self.db.executemany(
+                f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
+                "ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -162,6 +226,7 @@ class FleetStore:
                 if events
                 else 0
             )
+            self._insert_usage(events)
             sites = sorted({doc["site"] for doc in events})
             if sites:  # a site known by its events before its first status; when its events last came
                 now = time.time()
@@ -235,20 +300,46 @@ class FleetStore:
             for r in self.db.rows(f"SELECT {', '.join(SITE_COLUMNS)} FROM sites ORDER BY site")
         ]
 
-    def usage_rows(self, site: str | None = None, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
-        """The usage of every booking reported between ``since`` and ``until`` (instants of
-        the reports: a booking is reported once it ended, so callers filter by its start)."""
-        where, params = self._where(site, since, until)
+    def weekly_usage(
+        self, period: Period = ALL_TIME, site: str | None = None, site_names: dict[str, str] | None = None
+    ) -> list[UsageLine]:
+        """Booked versus used hours and no-shows per week, site, room and association, for
+        the bookings that start in ``period`` (the site's local days)."""
+        where, params = "", list[Any]()
+        if site:
+            where += " AND site = ?"
+            params.append(site)
+        if period.first is not None:
+            where += " AND day >= ?"
+            params.append(period.first.isoformat())
+        if period.last is not None:
+            where += " AND day <= ?"
+            params.append(period.last.isoformat())
         rows = self.db.rows(
-            f"SELECT site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL{where}",
-            [Event.BOOKING_USAGE, *params],
+            "SELECT week, site, room, association, COUNT(*), SUM(booked_hours), SUM(used_hours), SUM(no_show), "
+            "SUM(closed), SUM(unobserved), MAX(room_name), MAX(association_name) "
+            f"FROM usage WHERE 1 = 1{where} GROUP BY week, site, room, association ORDER BY week, site, room, association",
+            params,
         )
-        out = []
-        for r in rows:
-            usage = json.loads(r[2])
-            if isinstance(usage, dict):
-                out.append({**usage, "site": r[0], "booking": r[1]})
-        return out
+        names = site_names or {}
+        return [
+            UsageLine(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                int(r[4]),
+                round(float(r[5]), 2),
+                round(float(r[6]), 2),
+                int(r[7]),
+                int(r[8]),
+                int(r[9]),
+                names.get(r[1]) or r[1],
+                r[10] or r[2],
+                r[11] or r[3],
+            )
+            for r in rows
+        ]
 
     def alarms(
         self, limit: int = 200, site: str | None = None, since: float | None = None, until: float | None = None
