@@ -46,7 +46,12 @@ _SECTIONS: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "client_id": (str, ""),
     },
     "sync": {"http_url": (str, ""), "http_after_s": (int, 300), "outbox_capacity": (int, 1_000_000)},
-    "trust": {"require_signature": (bool, True), "keys": (dict, {}), "plain_documents": (bool, False)},
+    "trust": {
+        "require_signature": (bool, True),
+        "keys": (dict, {}),
+        "command_keys": (dict, {}),
+        "plain_documents": (bool, False),
+    },
     "policy": {
         "grace_before_min": (int, 15),
         "grace_after_min": (int, 15),
@@ -134,6 +139,8 @@ class Config:
     doors: tuple[DoorConfig, ...] = ()
     readers: tuple[ReaderConfig, ...] = ()
     trusted_keys: dict[str, Any] = field(default_factory=dict)
+    #: the keys that may sign commands; empty: the schedule keys sign commands too
+    command_keys: dict[str, Any] = field(default_factory=dict)
 
     @property
     def site_id(self) -> str:
@@ -185,8 +192,8 @@ def parse(raw: dict[str, Any], path: str = "<config>") -> Config:
     readers = tuple(
         ReaderConfig(**_typed(r, _READER, f"readers[{i}]", fail)) for i, r in enumerate(_tables(raw, "readers", fail))
     )
-    keys = _check(sections, doors, readers, fail)
-    return Config(path=path, doors=doors, readers=readers, trusted_keys=keys, **sections)
+    keys, command_keys = _check(sections, doors, readers, fail)
+    return Config(path=path, doors=doors, readers=readers, trusted_keys=keys, command_keys=command_keys, **sections)
 
 
 def _tables(raw: dict[str, Any], name: str, fail) -> list[dict]:
@@ -217,19 +224,28 @@ def _typed(values: Any, entries: dict, where: str, fail) -> dict[str, Any]:
     return out
 
 
-def _check(s: dict[str, dict], doors, readers, fail) -> dict[str, Any]:
-    """Each value as a whole configuration needs it; the trusted keys loaded."""
+def _check(s: dict[str, dict], doors, readers, fail) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each value as a whole configuration needs it; the trusted keys loaded: those that
+    sign schedules and those that sign commands, never one key for both."""
     _check_sections(s, fail)
-    keys = {}
-    for kid, text in s["trust"]["keys"].items():
-        try:
-            keys[kid] = load_public_key(text)
-        except (ValueError, TypeError):
-            raise fail(f"trust.keys.{kid}", "not a base64 Ed25519 public key (32 bytes)") from None
+    loaded: dict[str, dict[str, Any]] = {}
+    raw: dict[str, str] = {}
+    for table in ("keys", "command_keys"):
+        loaded[table] = {}
+        for kid, text in s["trust"][table].items():
+            try:
+                loaded[table][kid] = load_public_key(text)
+            except (ValueError, TypeError):
+                raise fail(f"trust.{table}.{kid}", "not a base64 Ed25519 public key (32 bytes)") from None
+            other = raw.get(text)
+            if other is not None:
+                raise fail(f"trust.{table}.{kid}", f"the same key as trust.{other}: a command key must not sign schedules")
+            raw[text] = f"{table}.{kid}"
+    keys, command_keys = loaded["keys"], loaded["command_keys"]
     pins = _PinClaims(fail)
     door_ids = _check_doors(doors, pins, fail)
     _check_readers(readers, door_ids, pins, fail)
-    return keys
+    return keys, command_keys
 
 
 def _check_sections(s: dict[str, dict], fail) -> None:

@@ -174,6 +174,7 @@ def site_config(
     extra: str = "",
     doors: str = MAIN_DOOR,
     plain: bool = True,
+    command_keys: dict[str, str] | None = None,
 ) -> Path:
     """A site on mock pins. With ``port`` (or a whole ``mqtt`` body) a broker on
     loopback; with ``keys`` signatures are required, without them not; ``plain``:
@@ -184,6 +185,8 @@ def site_config(
     if keys:
         trust = "keys = { " + ", ".join(f'"{kid}" = "{key}"' for kid, key in keys.items()) + " }"
         trust += f"\nplain_documents = {'true' if plain else 'false'}"
+        if command_keys:
+            trust += "\ncommand_keys = { " + ", ".join(f'"{kid}" = "{key}"' for kid, key in command_keys.items()) + " }"
     else:
         trust = "require_signature = false"
     path.write_text(

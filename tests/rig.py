@@ -83,6 +83,7 @@ class Rig:
         mqtt: str | None = None,
         keys: dict[str, str] | None = None,
         schedule: bool = True,
+        command_keys: dict[str, str] | None = None,
     ) -> None:
         self.factory = MockFactory()
         self._built: list = []
@@ -102,7 +103,14 @@ class Rig:
         # the relay board's pull-up holds the active-low input of gym-a's lock high
         self.factory.pin(18).drive_high()
         self.path = site_config(
-            tmp_path / "haldor.toml", tmp_path / "data", port=port, mqtt=mqtt, keys=keys, extra=extra, doors=doors
+            tmp_path / "haldor.toml",
+            tmp_path / "data",
+            port=port,
+            mqtt=mqtt,
+            keys=keys,
+            extra=extra,
+            doors=doors,
+            command_keys=command_keys,
         )
         self.cfg = config.load(self.path)
         self.store = open_store(self.cfg)

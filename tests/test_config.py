@@ -1,3 +1,5 @@
+import base64
+
 import pytest
 
 from haldor import config
@@ -14,6 +16,9 @@ def test_minimal_configuration_has_defaults():
     assert cfg.mqtt["topic_prefix"] == "haldor/v1"
     assert cfg.policy["max_denials"] == 5
     assert cfg.doors == () and cfg.readers == ()
+
+
+KEY = base64.b64encode(bytes(range(32))).decode()
 
 
 @pytest.mark.parametrize(
@@ -39,6 +44,11 @@ def test_minimal_configuration_has_defaults():
         ({"site": {"id": "x"}, "readers": [{"id": "r", "port": "/dev/x", "door": "main"}]}, "readers[0].door: no door 'main'"),
         ({"site": {"id": "x"}, "readers": [{"id": "r"}]}, "readers[0].port: required"),
         ({"site": {"id": "x"}, "trust": {"keys": {"k": "bm90IGEga2V5"}}}, "trust.keys.k"),
+        ({"site": {"id": "x"}, "trust": {"command_keys": {"c": "bm90IGEga2V5"}}}, "trust.command_keys.c"),
+        (
+            {"site": {"id": "x"}, "trust": {"keys": {"k": KEY}, "command_keys": {"c": KEY}}},
+            "trust.command_keys.c: the same key as trust.keys.k",
+        ),
         ({"site": {"id": "x"}, "gpio": {"pin_factory": "magic"}}, "gpio.pin_factory"),
         # ids go into topics, documents and events: the protocol's identifiers, ASCII only
         ({"site": {"id": "valby-skøle"}}, "site.id: 1-64 characters"),

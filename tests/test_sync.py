@@ -362,3 +362,42 @@ def test_reset_version_lets_the_booking_system_recover_from_a_version_published_
         {"schema": "haldor.delta/1", "site": SITE, "base_version": 44, "version": 45, "upsert": {}, "delete": {}},
     )
     wait_for(lambda: site.version() == 45, what="a delta after it")
+
+
+def test_a_command_key_signs_only_commands_and_a_booking_key_only_schedules(tmp_path, broker, signing_key):
+    """[trust] command_keys: the fleet's command key cannot sign a schedule, and the
+    booking system's key cannot sign a command."""
+    command_key = Ed25519PrivateKey.generate()
+    site = Rig(
+        tmp_path,
+        reader=False,
+        port=broker.port,
+        keys={"bookings-2026": public_key(signing_key)},
+        command_keys={"fleet-1": public_key(command_key)},
+        schedule=False,
+    )
+    watcher, bookings, fleet = (
+        Watcher(broker.port),
+        Publisher(broker.port, signing_key),
+        Publisher(broker.port, command_key, "fleet-1"),
+    )
+    try:
+        site.start()
+        bookings.send("schedule", snapshot(42))
+        wait_for(lambda: site.version() == 42, what="the booking system's snapshot applied")
+        fleet.send("schedule", snapshot(43))
+        refused = wait_for(lambda: watcher.events("sync.rejected"), what="a snapshot signed with the command key refused")
+        assert "fleet-1" in refused[0]["reason"] and site.version() == 42
+        by_booking_key = bookings.command("unlock", door="main", duration_s=5)
+        by_command_key = fleet.command("unlock", door="main", duration_s=5)
+        results = {
+            r["id"]: r
+            for r in wait_for(lambda: len(watcher.docs("cmd/result")) >= 2 and watcher.docs("cmd/result"), what="results")
+        }
+        assert results[by_booking_key]["ok"] is False and "bookings-2026" in results[by_booking_key]["error"]
+        assert results[by_command_key]["ok"] is True
+    finally:
+        watcher.close()
+        bookings.close()
+        fleet.close()
+        site.close()

@@ -68,6 +68,10 @@ class Remote:
         self._refusals = {"cmd": ReportBudget(), "schedule": ReportBudget()}
         #: a schedule that failed is asked for again
         self.resync = Once()
+        # a key that signs schedules does not sign commands, once the site has command keys
+        self.command_keys = cfg.command_keys or cfg.trusted_keys
+        if cfg.trust["require_signature"] and cfg.trusted_keys and not cfg.command_keys:
+            log.warning("trust.command_keys is empty: the schedule keys also sign commands; give commands a key of their own")
 
     def http_schedule(self, message: HttpSchedule, now: float) -> list:
         self.worker().submit(message.payload, lambda outcome: self._post(ScheduleDone(outcome, None)))
@@ -184,7 +188,7 @@ class Remote:
         try:
             cmd = commands.parse_command(
                 open_envelope(
-                    payload, self.cfg.trusted_keys, self.cfg.trust["require_signature"], max_bytes=commands.MAX_COMMAND_BYTES
+                    payload, self.command_keys, self.cfg.trust["require_signature"], max_bytes=commands.MAX_COMMAND_BYTES
                 )
             )
         except DocumentError as exc:
