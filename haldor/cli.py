@@ -121,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument(
         "--timezone", default="Europe/Copenhagen", help="the page's own zone: a site in another is shown with its zone named"
     )
+    fleet.add_argument("--config", metavar="FLEET.toml", help="alert rules, webhooks and e-mail (see the README)")
     fleet.add_argument(
         "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
     )
@@ -470,6 +471,8 @@ def _bridge(args) -> int:
 def _fleet(args) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from haldor.fleet import settings as fleet_settings
+    from haldor.fleet.alerting import AlertWorker
     from haldor.fleet.ingest import FleetConsumer
     from haldor.fleet.server import FleetHTTPServer
     from haldor.fleet.store import FleetStore
@@ -483,17 +486,23 @@ def _fleet(args) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"haldor fleet: --timezone {args.timezone!r} or --season {args.season!r} cannot be read", file=sys.stderr)
         return 2
+    settings = fleet_settings.load(args.config) if args.config else fleet_settings.FleetSettings()
     opts = _broker_options(args)
     consumer = FleetConsumer(opts, FleetStore(args.db), client_id=args.client_id, shared_group=args.shared_group)
+    alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
     web = FleetHTTPServer(FleetStore(args.db), parse_listen(args.listen), zone=args.timezone, season=(first, last))
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
     consumer.start()
+    if alerting is not None:
+        alerting.start()
     threading.Thread(target=web.serve_forever, daemon=True).start()
     logging.getLogger("haldor.fleet").info("fleet on http://%s:%s/ reading %s:%s", *web.server_address[:2], opts.host, opts.port)
     done.wait()
     consumer.stop()
+    if alerting is not None:
+        alerting.stop()
     web.shutdown()
     return 0
 

@@ -239,6 +239,22 @@ TEXTS: dict[str, dict[str, str]] = {
     "fleet.no_access": {"da": "Ingen adgang i perioden.", "en": "No access in the period."},
     "fleet.back": {"da": "Tilbage til oversigten", "en": "Back to the overview"},
     "fleet.unknown_site": {"da": "Ukendt sted", "en": "Unknown site"},
+    # alerts from the fleet (webhook and e-mail texts)
+    "alert.door.forced": {"da": "døren blev åbnet uden tilladelse", "en": "the door was forced open"},
+    "alert.door.held_open": {"da": "døren har stået åben for længe", "en": "the door has been open too long"},
+    "alert.reader.fault": {"da": "kortlæseren virker ikke ({detail})", "en": "the card reader is out of order ({detail})"},
+    "alert.storage.fault": {"da": "dørstyringen kan ikke gemme ({detail})", "en": "the door controller cannot save ({detail})"},
+    "alert.site.offline": {"da": "dørstyringen svarer ikke", "en": "the door controller does not answer"},
+    "alert.outbox.backlog": {"da": "{detail} hændelser venter på at blive sendt", "en": "{detail} events are waiting to be sent"},
+    "alert.open": {"da": "ALARM", "en": "ALARM"},
+    "alert.resolved": {"da": "Løst", "en": "Resolved"},
+    "alert.since": {"da": "Siden", "en": "Since"},
+    "fleet.incidents": {"da": "Åbne alarmer", "en": "Open alarms"},
+    "fleet.no_incidents": {"da": "Ingen åbne alarmer.", "en": "No open alarms."},
+    "fleet.undelivered": {
+        "da": "{n} alarmbeskeder er ikke nået frem endnu (sidste fejl: {error}); de sendes igen.",
+        "en": "{n} alert messages have not arrived yet (last error: {error}); they are sent again.",
+    },
 }
 
 

@@ -5,14 +5,14 @@ key, as the agent's configuration does."""
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from haldor import toml_file
 from haldor.access import sealing
-from haldor.errors import ConfigError, HaldorError
+from haldor.errors import HaldorError
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
 from haldor.tools import load_private_key
@@ -81,44 +81,17 @@ _MQTT = {
 
 
 def load(path: str | Path) -> BridgeConfig:
-    path = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse(raw, path)
+    return parse(toml_file.read(path), str(path))
 
 
 def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
-    base = Path(path).parent
-
-    def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{path}: {key}: {problem}")
-
-    def checked(given: Any, keys: dict[str, Any], where: str) -> dict[str, Any]:
-        """Known keys of the right types, with their defaults."""
-        if not isinstance(given, dict):
-            raise fail(where, "expected a table")
-        for key, value in given.items():
-            if key not in keys:
-                raise fail(f"{where}.{key}", "unknown key")
-            default = keys[key]
-            ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                ok = True
-            if default is not None and not ok:
-                raise fail(f"{where}.{key}", f"expected {type(default).__name__}, got {value!r}")
-        return {**keys, **given}
+    c = toml_file.Checker(path)
+    fail, checked, _resolve = c.fail, c.checked, c.resolve
 
     def section(name: str, keys: dict[str, Any]) -> dict[str, Any]:
-        return checked(raw.get(name, {}), keys, name)
+        return c.section(raw, name, keys)
 
-    for name in raw:
-        if name not in ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds"):
-            raise fail(name, "unknown section")
+    c.only(raw, ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds"))
     b = section("bridge", _BRIDGE)
     if not b["key"]:
         raise fail("bridge.key", "required: the private key that signs the schedules (haldor keygen)")
@@ -136,7 +109,7 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
     if cal["all_day"] not in ("ignore", "closure"):
         raise fail("calendar.all_day", 'must be "ignore" or "closure"')
     sites = []
-    for i, s in enumerate(_tables(raw, "sites", fail)):
+    for i, s in enumerate(c.tables(raw, "sites")):
         s = checked(s, {"id": "", "timezone": "Europe/Copenhagen", "policy": {}, "public_key": ""}, f"sites[{i}]")
         policy = checked(s["policy"], POLICY, f"sites[{i}].policy")
         for key, value in policy.items():
@@ -159,7 +132,7 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         raise fail("sites", "at least one [[sites]] table")
     site_ids = {s.id for s in sites}
     feeds = []
-    for i, f in enumerate(_tables(raw, "feeds", fail)):
+    for i, f in enumerate(c.tables(raw, "feeds")):
         f = checked(f, {"site": "", "room": "", "source": ""}, f"feeds[{i}]")
         feed = FeedSource(site=f["site"], room=f["room"], source=f["source"])
         if feed.site not in site_ids:
@@ -168,7 +141,7 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
             raise fail(f"feeds[{i}].room", IDENTIFIER_TEXT)
         if not feed.source:
             raise fail(f"feeds[{i}].source", "required: a file or an http(s) URL")
-        feeds.append(FeedSource(feed.site, feed.room, _resolve(base, feed.source)))
+        feeds.append(FeedSource(feed.site, feed.room, _resolve(feed.source)))
     m = section("mqtt", _MQTT)
     broker = None
     if m["host"]:
@@ -176,11 +149,11 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
             host=m["host"],
             port=m["port"],
             tls=m["tls"],
-            ca_file=_resolve(base, m["ca_file"]) if m["ca_file"] else "",
-            cert_file=_resolve(base, m["cert_file"]) if m["cert_file"] else "",
-            key_file=_resolve(base, m["key_file"]) if m["key_file"] else "",
+            ca_file=_resolve(m["ca_file"]) if m["ca_file"] else "",
+            cert_file=_resolve(m["cert_file"]) if m["cert_file"] else "",
+            key_file=_resolve(m["key_file"]) if m["key_file"] else "",
             username=m["username"],
-            password_file=_resolve(base, m["password_file"]) if m["password_file"] else "",
+            password_file=_resolve(m["password_file"]) if m["password_file"] else "",
             transport=m["transport"],
             prefix=m["topic_prefix"],
         )
@@ -196,38 +169,24 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         raise fail("mqtt.transport", 'must be "tcp" or "websockets"')
     if not 0 < m["port"] < 65536:
         raise fail("mqtt.port", "must be 1-65535")
-    key = _resolve(base, b["key"])
+    key = _resolve(b["key"])
     try:
         load_private_key(key)  # a missing or wrong key is found at start, not when something changed
     except HaldorError as exc:
         raise fail("bridge.key", str(exc)) from None
     return BridgeConfig(
         path=path,
-        state=_resolve(base, b["state"]),
+        state=_resolve(b["state"]),
         key=key,
         kid=b["kid"] or Path(key).name.removesuffix(".key"),
         interval_s=float(b["interval_s"]),
         horizon_days=int(b["horizon_days"]),
         delta_max=int(b["delta_max"]),
         max_row_loss=float(b["max_row_loss"]),
-        sheets={k: _resolve(base, v) for k, v in sheets.items() if v},
+        sheets={k: _resolve(v) for k, v in sheets.items() if v},
         sites=tuple(sites),
         feeds=tuple(feeds),
         rule=AssociationRule(cal["association_from"], cal["pattern"]),
         all_day_closures=cal["all_day"] == "closure",
         broker=broker,
     )
-
-
-def _tables(raw: dict[str, Any], name: str, fail) -> list[dict[str, Any]]:
-    tables = raw.get(name, [])
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise fail(name, f"expected [[{name}]] tables")
-    return tables
-
-
-def _resolve(base: Path, value: str) -> str:
-    """A path relative to the configuration file; URLs as they are."""
-    if "://" in value:
-        return value
-    return str((base / value).resolve()) if not Path(value).is_absolute() else value

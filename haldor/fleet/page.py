@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from haldor.texts import event, t
 
+from .alerts import describe
 from .exports import reason_text
 from .formats import count, number, percent, week, when
 from .report import SeasonLine, UsageLine, weekly_totals
@@ -80,6 +81,9 @@ class Overview:
     seasons: list[SeasonLine]
     generation: str
     now: float
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    #: alert messages not delivered yet, and the last error
+    undelivered: tuple[int, str | None] = (0, None)
 
 
 def _document(view: View, title: str, heading: str, body: str, generation: str, updated: str) -> str:
@@ -199,6 +203,34 @@ def _sites_table(view: View, sites: list[dict[str, Any]], now: float, page_zone:
     return "".join(out)
 
 
+def _incidents(view: View, o: Overview, sites: dict[str, dict[str, Any]], page_zone: str) -> str:
+    """What the alerting holds open now, and any message it could not deliver."""
+    lang = view.lang
+    waiting, error = o.undelivered
+    if not o.incidents and not waiting:
+        return ""
+    out = [f"<h2>{t('fleet.incidents', lang)}</h2>"]
+    if waiting:
+        out.append(f"<p class='problem' role='alert'>{e(t('fleet.undelivered', lang).format(n=waiting, error=error or '-'))}</p>")
+    if not o.incidents:
+        return "".join(out) + f"<p>{t('fleet.no_incidents', lang)}</p>"
+    out.append(
+        f"<table id='incidents'><thead><tr><th scope='col'>{t('fleet.since', lang)}</th><th scope='col'>{t('fleet.site', lang)}</th>"
+        f"<th scope='col'>{t('fleet.event', lang)}</th></tr></thead><tbody>"
+    )
+    for i in sorted(o.incidents, key=lambda i: i["opened_at"], reverse=True):
+        site = sites.get(i["site"], {})
+        subject = site.get("doors", {}).get(i["subject"]) or i["subject"]
+        text = describe(i["kind"], "", subject, i["detail"] or "", lang)
+        since = i["since"] if i["since"] is not None else i["opened_at"]
+        out.append(
+            f"<tr data-kind='{e(i['kind'])}'><td>{e(when(since, site.get('timezone'), page_zone))}</td>"
+            f"<td>{_named(site.get('name') or i['site'], i['site'])}</td><td>{e(text)}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
 def _alarms_table(view: View, alarms: list[dict[str, Any]], sites: dict[str, dict[str, Any]], page_zone: str) -> str:
     lang = view.lang
     out = [f"<h2>{t('fleet.alarms', lang)}</h2>"]
@@ -298,6 +330,7 @@ def overview(view: View, o: Overview, page_zone: str) -> str:
         _filter_form(view, o.sites, "/")
         + "<main id='main'>"
         + f"<p class='note'>{t('fleet.local_times', lang)}</p>"
+        + _incidents(view, o, by_id, page_zone)
         + _sites_table(view, shown, o.now, page_zone)
         + _alarms_table(view, o.alarms, by_id, page_zone)
         + _usage_table(view, o.usage)

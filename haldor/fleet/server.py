@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .exports import Table, access_table, season_table, sites_table, to_csv, to_xlsx, usage_table
+from .incidents import IncidentBook
 from .page import PAGE_ROWS, Overview, access_page, overview
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals, site_rows
 from .store import FleetStore
@@ -171,6 +172,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.live_poll_s = live_poll_s
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.incidents = IncidentBook(store.db)
         self._usage_cache: OrderedDict[tuple, tuple[float, list[UsageLine], list[SeasonLine]]] = OrderedDict()
         super().__init__(address, _Handler)
 
@@ -221,4 +223,6 @@ class FleetHTTPServer(ThreadingHTTPServer):
             seasons=seasons,
             generation=self.generation(),
             now=now,
+            incidents=list(self.incidents.open_incidents().values()),
+            undelivered=self.incidents.undelivered(),
         )

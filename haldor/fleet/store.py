@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from haldor.protocol import Event
 from haldor.sql import Database
 
+from .alerts import DoorState
 from .report import ALL_TIME, Period, UsageLine, booking_figures
 
 #: the events the fleet lists as alarms
@@ -57,6 +58,19 @@ MIGRATIONS = [
         closed INTEGER NOT NULL, unobserved INTEGER NOT NULL);
     CREATE INDEX idx_usage_day ON usage (day);
     CREATE INDEX idx_usage_site_day ON usage (site, day)
+    """,
+    # alerts: each incident once (one open per key), each message to each channel until delivered
+    """
+    ALTER TABLE sites ADD COLUMN storage TEXT;
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, site TEXT NOT NULL, subject TEXT,
+        detail TEXT, since {float}, opened_at {float} NOT NULL, resolved_at {float});
+    CREATE UNIQUE INDEX idx_incidents_open ON incidents (key) WHERE resolved_at IS NULL;
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY, incident TEXT NOT NULL, phase TEXT NOT NULL, channel TEXT NOT NULL,
+        created_at {float} NOT NULL, attempts INTEGER NOT NULL, next_at {float} NOT NULL, sent_at {float},
+        last_error TEXT);
+    CREATE INDEX idx_deliveries_due ON deliveries (sent_at, next_at)
     """,
 ]
 USAGE_COLUMNS = (
@@ -104,6 +118,7 @@ SITE_COLUMNS = (
     "timezone",
     "names",
     "event_at",
+    "storage",
 )
 
 
@@ -260,8 +275,8 @@ class FleetStore:
         outbox = doc.get("outbox") or {}
         self.db.execute(
             """INSERT INTO sites(site, online, since, status_at, seen_at, schedule_version, last_sync, outbox_pending,
-                                 outbox_oldest, agent_version, mode, doors, readers, name, timezone, names)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 outbox_oldest, agent_version, mode, doors, readers, name, timezone, names, storage)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (site) DO UPDATE SET online = excluded.online, since = excluded.since,
                  status_at = excluded.status_at, seen_at = excluded.seen_at,
                  schedule_version = COALESCE(excluded.schedule_version, sites.schedule_version),
@@ -271,7 +286,8 @@ class FleetStore:
                  agent_version = COALESCE(excluded.agent_version, sites.agent_version),
                  mode = COALESCE(excluded.mode, sites.mode), doors = COALESCE(excluded.doors, sites.doors),
                  readers = COALESCE(excluded.readers, sites.readers), name = COALESCE(excluded.name, sites.name),
-                 timezone = COALESCE(excluded.timezone, sites.timezone), names = COALESCE(excluded.names, sites.names)""",
+                 timezone = COALESCE(excluded.timezone, sites.timezone), names = COALESCE(excluded.names, sites.names),
+                 storage = COALESCE(excluded.storage, sites.storage)""",
             [
                 site,
                 int(online),
@@ -289,6 +305,7 @@ class FleetStore:
                 _text(names.get("site")) if isinstance(names := doc.get("names"), dict) else None,
                 _zone(doc.get("timezone")),
                 _names(names),
+                json.dumps(doc["storage"])[:2000] if isinstance(doc.get("storage"), dict) else None,
             ],
         )
 
@@ -386,6 +403,24 @@ class FleetStore:
             where += " AND at_ts < ?"
             params.append(until)
         return where, params
+
+    def door_states(self, since: float) -> list[DoorState]:
+        """The last forced, held-open, opened and closed of each door heard from since ``since``."""
+        kinds = {
+            Event.DOOR_FORCED: "forced_at",
+            Event.DOOR_HELD_OPEN: "held_at",
+            Event.DOOR_OPENED: "opened_at",
+            Event.DOOR_CLOSED: "closed_at",
+        }
+        rows = self.db.rows(
+            f"SELECT site, door, type, MAX(at_ts) FROM events WHERE type IN ({','.join('?' * len(kinds))}) AND at_ts >= ? "
+            "AND door IS NOT NULL GROUP BY site, door, type",
+            [*kinds, since],
+        )
+        doors: dict[tuple[str, str], dict[str, float]] = {}
+        for site, door, kind, at in rows:
+            doors.setdefault((site, door), {})[kinds[kind]] = at
+        return [DoorState(site, door, **fields) for (site, door), fields in sorted(doors.items())]
 
     def generation(self) -> tuple:
         """Changes whenever a status or an event arrives, from any consumer writing to this

@@ -1,0 +1,89 @@
+"""What is wrong across the fleet right now, as conditions with a stable key: a
+condition that appears opens an incident (one alert), one that goes away resolves it
+(one "resolved" message). Pure: the rules are checked against plain rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from haldor.texts import t
+
+from .report import site_rows
+from .settings import AlertRules
+
+#: the kinds of incident, as the webhook's ``kind`` names them
+KINDS = ("door.forced", "door.held_open", "reader.fault", "storage.fault", "site.offline", "outbox.backlog")
+
+
+@dataclass(frozen=True, slots=True)
+class DoorState:
+    """The last of each door event the fleet holds for one door (instants, or None)."""
+
+    site: str
+    door: str
+    forced_at: float | None = None
+    held_at: float | None = None
+    opened_at: float | None = None
+    closed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    key: str
+    kind: str
+    site: str
+    subject: str | None
+    since: float | None
+    detail: str = ""
+
+
+def _after(a: float | None, b: float | None) -> bool:
+    return a is not None and (b is None or a > b)
+
+
+def conditions(sites: list[dict[str, Any]], doors: list[DoorState], now: float, rules: AlertRules) -> dict[str, Condition]:
+    """Every condition the rules call an alarm, by key."""
+    found: list[Condition] = []
+    for s in site_rows(sites, now):
+        site = s["site"]
+        if rules.offline_min and not s["online"] and s["since"] is not None and now - s["since"] >= rules.offline_min * 60:
+            found.append(
+                Condition(f"site.offline:{site}", "site.offline", site, None, s["since"], "silent" if s["silent"] else "")
+            )
+        if rules.outbox_backlog and (s["outbox_pending"] or 0) >= rules.outbox_backlog:
+            found.append(Condition(f"outbox.backlog:{site}", "outbox.backlog", site, None, None, str(s["outbox_pending"])))
+        if rules.reader_fault:
+            for reader, why in s["reader_faults"].items():
+                found.append(Condition(f"reader.fault:{site}:{reader}", "reader.fault", site, reader, None, why))
+    if rules.storage_fault:
+        for raw in sites:
+            storage = _json(raw.get("storage"))
+            if isinstance(storage, dict) and storage.get("ok") is False:
+                found.append(
+                    Condition(
+                        f"storage.fault:{raw['site']}", "storage.fault", raw["site"], None, None, str(storage.get("fault") or "")
+                    )
+                )
+    for d in doors:
+        if rules.door_forced and _after(d.forced_at, d.closed_at):
+            found.append(Condition(f"door.forced:{d.site}:{d.door}", "door.forced", d.site, d.door, d.forced_at))
+        if rules.door_held_open_min and _after(d.held_at, d.closed_at):
+            opened = d.opened_at if _after(d.opened_at, d.closed_at) else d.held_at
+            if opened is not None and now - opened >= rules.door_held_open_min * 60:
+                found.append(Condition(f"door.held_open:{d.site}:{d.door}", "door.held_open", d.site, d.door, opened))
+    return {c.key: c for c in found}
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def describe(kind: str, site_name: str, subject_name: str | None, detail: str, lang: str) -> str:
+    """One line a caretaker understands: "Valby Skole: Hovedindgang: døren er brudt op"."""
+    text = t(f"alert.{kind}", lang).format(detail=detail).replace(" ()", "")
+    return ": ".join(x for x in (site_name, subject_name, text) if x)

@@ -1,0 +1,245 @@
+"""The fleet's alerts: the rules against plain rows, and delivery for real: a local
+HTTP receiver, a local SMTP server with STARTTLS (aiosmtpd), a receiver that is down
+and comes back; a forced door arriving over a real Mosquitto."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import queue
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from haldor.errors import ConfigError
+from haldor.fleet import settings as fleet_settings
+from haldor.fleet.alerting import AlertWorker
+from haldor.fleet.alerts import DoorState, conditions
+from haldor.fleet.ingest import FleetConsumer
+from haldor.fleet.settings import AlertRules
+from haldor.fleet.store import FleetStore
+from haldor.mqtt import BrokerOptions
+
+from .broker import Broker, free_port
+from .certs import make_pki
+from .helpers import wait_for
+from .test_fleet import SimulatedSite, access
+
+NOW = 1_800_000_000.0
+
+
+def test_the_rules_against_plain_rows():
+    rules = AlertRules(door_held_open_min=10, offline_min=15, outbox_backlog=100)
+    sites = [
+        {"site": "a", "online": 0, "since": NOW - 20 * 60, "seen_at": NOW - 20 * 60},  # offline 20 min
+        {"site": "b", "online": 0, "since": NOW - 5 * 60, "seen_at": NOW - 5 * 60},  # only 5
+        {
+            "site": "c",
+            "online": 1,
+            "since": 0.0,
+            "seen_at": NOW,
+            "outbox_pending": 150,
+            "readers": json.dumps({"main-in": {"ok": False, "fault": "no answer"}}),
+            "storage": json.dumps({"ok": False, "fault": "disk full"}),
+        },
+    ]
+    doors = [
+        DoorState("c", "main", forced_at=NOW - 60, closed_at=NOW - 3600),  # forced, not closed since
+        DoorState("c", "gym", forced_at=NOW - 600, closed_at=NOW - 500),  # forced and closed again
+        DoorState("c", "back", held_at=NOW - 500, opened_at=NOW - 11 * 60, closed_at=NOW - 3600),  # open 11 min
+        DoorState("c", "side", held_at=NOW - 100, opened_at=NOW - 160),  # open under 3 min
+    ]
+    found = conditions(sites, doors, NOW, rules)
+    assert sorted(found) == [
+        "door.forced:c:main",
+        "door.held_open:c:back",
+        "outbox.backlog:c",
+        "reader.fault:c:main-in",
+        "site.offline:a",
+        "storage.fault:c",
+    ]
+    assert found["reader.fault:c:main-in"].detail == "no answer" and found["door.held_open:c:back"].since == NOW - 11 * 60
+    off = AlertRules(
+        door_forced=False, door_held_open_min=0, reader_fault=False, storage_fault=False, offline_min=0, outbox_backlog=0
+    )
+    assert conditions(sites, doors, NOW, off) == {}
+
+
+class Receiver(ThreadingHTTPServer):
+    """A webhook receiver on loopback: what it got, in order."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int = 0) -> None:
+        self.got: queue.Queue = queue.Queue()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.got.put(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+        super().__init__(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+    def next(self, timeout: float = 10.0) -> dict:
+        return self.got.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def smtp(tmp_path):
+    """An SMTP server on loopback that insists on STARTTLS, with a certificate of a test CA."""
+    from aiosmtpd.controller import Controller
+
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki["server"], pki["server_key"])
+    mails: queue.Queue = queue.Queue()
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            mails.put((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace"), session.ssl is not None))
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True)
+    controller.start()
+    controller.mails, controller.ca = mails, pki["ca"]
+    yield controller
+    controller.stop()
+
+
+def subject(mail: str) -> str:
+    return str(email.message_from_string(mail, policy=email.policy.default)["Subject"])
+
+
+def fleet_toml(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "fleet.toml"
+    path.write_text(body)
+    return path
+
+
+def test_a_forced_door_reaches_the_webhook_and_the_mailbox_then_resolved(tmp_path, smtp):
+    """Over a real broker: the box reports a forced door; within seconds the webhook and
+    the e-mail say so, once; the door closes, and both say resolved."""
+    broker = Broker(tmp_path / "broker").start()
+    receiver = Receiver()
+    db = str(tmp_path / "fleet.db")
+    settings = fleet_settings.load(
+        fleet_toml(
+            tmp_path,
+            f"""
+[alerts]
+every_s = 1
+
+[[webhooks]]
+url = "{receiver.url}"
+
+[email]
+host = "127.0.0.1"
+port = {smtp.port}
+ca_file = "{smtp.ca}"
+sender = "haldor@kommune.example"
+to = ["vagt@kommune.example"]
+""",
+        )
+    )
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
+    worker = AlertWorker(settings, FleetStore(db))
+    consumer.start()
+    worker.start()
+    site = SimulatedSite(broker.port, "valby")
+    try:
+        wait_for(consumer.connected.is_set, what="fleet connected")
+        site.status(time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()))
+        at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        site.send("events", access("valby", "door.forced", at, 1, reader=None))
+        alert = receiver.next()
+        assert (alert["state"], alert["kind"], alert["site_name"], alert["subject_name"]) == (
+            "open",
+            "door.forced",
+            "Valby",
+            "Hovedindgang",
+        )
+        assert alert["text"] == "Valby: Hovedindgang: døren blev åbnet uden tilladelse"
+        rcpt, mail, encrypted = smtp.mails.get(timeout=10)
+        assert rcpt == ["vagt@kommune.example"] and encrypted
+        assert subject(mail) == "[Haldor] ALARM: Valby: Hovedindgang: døren blev åbnet uden tilladelse"
+        site.send(
+            "events", access("valby", "door.closed", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), 2, reader=None)
+        )
+        resolved = receiver.next()
+        assert (resolved["state"], resolved["incident"]) == ("resolved", alert["incident"])
+        assert subject(smtp.mails.get(timeout=10)[1]).startswith("[Haldor] Løst: Valby: Hovedindgang")
+        assert receiver.got.empty()  # once each
+    finally:
+        site.client.disconnect()
+        worker.stop()
+        consumer.stop()
+        receiver.close()
+        broker.stop()
+
+
+def test_a_receiver_that_is_down_gets_the_alert_once_it_is_back(tmp_path):
+    port = free_port()
+    settings = fleet_settings.parse({"webhooks": [{"url": f"http://127.0.0.1:{port}/hook"}]}, str(tmp_path / "fleet.toml"))
+    store = FleetStore(tmp_path / "fleet.db")
+    store.store([("valby", {"online": True, "at": "2026-11-25T17:00:00+01:00"}, NOW)], [])
+    store.add_event(access("valby", "door.forced", "2026-11-25T23:00:00+01:00", 1, reader=None))
+    worker = AlertWorker(settings, store)
+    worker.book.first_retry_s = 1.0
+    forced_at = store.door_states(0)[0].forced_at
+    worker.run_once(forced_at + 1)  # nobody listens
+    waiting, error = worker.book.undelivered()
+    assert waiting == 1 and "ConnectError" in error
+    worker.run_once(forced_at + 1.5)  # not due again yet
+    assert worker.deliveries[("webhook", "failed")] == 1
+    receiver = Receiver(port)
+    try:
+        worker.run_once(forced_at + 3)
+        assert receiver.next(timeout=1)["state"] == "open"
+        assert worker.book.undelivered() == (0, None)
+        worker.run_once(forced_at + 60)  # nothing new: nothing sent again
+        assert receiver.got.empty()
+        restarted = AlertWorker(settings, FleetStore(tmp_path / "fleet.db"))  # a restart sends nothing twice
+        restarted.run_once(forced_at + 120)
+        assert receiver.got.empty()
+    finally:
+        receiver.close()
+        worker.stop()
+
+
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"alerts": {"offline_min": -1}}, "alerts.offline_min"),
+        ({"alerts": {"door_forced": "yes"}}, "alerts.door_forced"),
+        ({"alerts": {"sms": True}}, "alerts.sms: unknown key"),
+        ({"webhooks": [{"url": "ftp://x"}]}, "webhooks[0].url"),
+        ({"email": {"host": "smtp.example", "sender": "a@b", "to": "c@d"}}, "email.to"),
+        ({"email": {"host": "smtp.example", "sender": "a@b", "to": ["c@d"], "username": "u"}}, "email.password_file"),
+        ({"pager": {}}, "pager: unknown section"),
+    ],
+)
+def test_a_bad_fleet_configuration_names_the_key(raw, key):
+    with pytest.raises(ConfigError) as info:
+        fleet_settings.parse(raw, "/etc/haldor/fleet.toml")
+    assert str(info.value).startswith("/etc/haldor/fleet.toml: ") and key in str(info.value)
