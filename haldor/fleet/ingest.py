@@ -204,6 +204,7 @@ class FleetConsumer:
         self.received = 0
         self.duplicates = 0
         self.batches = 0
+        self.acked = 0  # messages whose acknowledgement went to paho
         self._lock = threading.Lock()
         self._inbox: collections.deque[Incoming] = collections.deque()
         self._ready = threading.Condition()
@@ -228,12 +229,15 @@ class FleetConsumer:
         self.client.loop_start()
 
     def stop(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        """The batch being written is finished and acknowledged first (what has not been
+        written stays unacknowledged: the broker keeps it for the next start)."""
         self._stop.set()
         with self._ready:
             self._ready.notify_all()
-        self._writer.join(5)
+        if self._writer.is_alive():
+            self._writer.join(5)
+        self.client.disconnect()
+        self.client.loop_stop()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -293,6 +297,8 @@ class FleetConsumer:
             else:
                 for mid, qos in acks:
                     self.client.ack(mid, qos)
+            with self._lock:
+                self.acked += len(acks)
 
     def handle_batch(self, messages: Sequence[tuple[bytes | str, bytes]], now: float) -> None:
         """Parse and store one batch; an unreadable message is dropped with a line in the
