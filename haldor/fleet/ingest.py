@@ -238,6 +238,13 @@ class FleetConsumer:
             self._writer.join(5)
         self.client.disconnect()
         self.client.loop_stop()
+        log.info(
+            "fleet consumer stopped: %d messages received (%d events already stored), %d batches, %d acknowledged",
+            self.received,
+            self.duplicates,
+            self.batches,
+            self.acked,
+        )
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
