@@ -255,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.national:
                 assert server is not None
                 pg = server.database()
+                # the schema made once before the two start: two migrating a fresh database at
+                # the same moment can collide in PostgreSQL's catalogue (CREATE TABLE IF NOT
+                # EXISTS is not safe against itself), and one of them exits
+                FleetStore(pg).close()
                 plan = [("pg-a", "postgresql", pg, "fleet"), ("pg-b", "postgresql", pg, "fleet")]
                 plan.append(("sqlite", "sqlite", str(tmp_path / "fleet.db"), None))
             elif server is not None:
