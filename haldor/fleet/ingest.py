@@ -57,10 +57,13 @@ Incoming = tuple[bytes | str, bytes, int, int]
 
 _H = struct.Struct("!H")
 _PUBACK = struct.Struct("!BBH")
+PUBACK = mqtt.PUBACK
 
 
 def fast_paho() -> bool:
-    return paho.mqtt.__version__.startswith(FAST_PAHO)
+    """Whether this paho is one FleetClient was written for (and has what it overrides)."""
+    used = ("_create_socket", "_handle_publish", "_packet_queue", "loop_read", "ack")
+    return paho.mqtt.__version__.startswith(FAST_PAHO) and all(callable(getattr(mqtt.Client, n, None)) for n in used)
 
 
 class ReadAhead:
@@ -170,9 +173,6 @@ class FleetClient(mqtt.Client):
         packet = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid, qos in acks if qos == 1])
         if packet:
             self._packet_queue(PUBACK, packet, 0, 1)
-
-
-PUBACK = mqtt.PUBACK
 
 
 def make_fleet_client(opts: BrokerOptions, client_id: str, fast: bool | None = None) -> mqtt.Client:
