@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                     {
                         "store": store.db.kind,
                         "consumers": [c.name for c in consumers if c.db == db],
+                        "absorbed_s": round(absorbed[db], 2),
+                        "events_per_s": round(total / absorbed[db]),
                         "stored": len(stored),
                         "lost": len(expected - stored),
                         "unexpected": len(stored - expected),
@@ -389,7 +391,10 @@ def show(results: dict, json_path: Path | None) -> None:
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     for d in results.get("databases", []):
-        print(f"{d['store']} ({', '.join(d['consumers'])}): {d['stored']} stored, {d['lost']} lost, {d['unexpected']} unexpected")
+        print(
+            f"{d['store']} ({', '.join(d['consumers'])}): every event in {d['absorbed_s']} s ({d['events_per_s']}/s); "
+            f"{d['stored']} stored, {d['lost']} lost, {d['unexpected']} unexpected"
+        )
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(results, indent=2) + "\n")
