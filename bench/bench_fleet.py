@@ -11,6 +11,9 @@ its memory; and per database whether every published event is stored, once.
     python bench/bench_fleet.py --sites 100 --events 50 --postgres  # one consumer, PostgreSQL
     python bench/bench_fleet.py --sites 1000 --events 100 --national
         # issue 15: two `--shared-group` consumers on one PostgreSQL, one on SQLite, at once
+    python bench/bench_fleet.py --sites 1000 --events 100 --national --backlog
+        # the same, the consumers paused until every event is published (at the sites'
+        # pace the sites' own processes, not the consumers, set the events per second)
 """
 
 from __future__ import annotations
@@ -233,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="issue 15: two --shared-group consumers on one PostgreSQL and one on SQLite, all at once",
     )
+    p.add_argument(
+        "--backlog",
+        action="store_true",
+        help="the consumers paused (SIGSTOP) while every event is published, then let go: what they absorb "
+        "when the sites are not the limit",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     total = args.sites * args.events
@@ -242,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "events_per_site": args.events,
         "events": total,
         "layout": "national" if args.national else "postgresql" if args.postgres else "sqlite",
+        "backlog": args.backlog,
     }
     raise_open_files(args.sites + 4096)
     server = Postgres().start() if args.postgres or args.national else None
@@ -293,10 +303,21 @@ def main(argv: list[str] | None = None) -> int:
             sites.expect("snapshot", args.sites)
             results["snapshot_fanout_s"] = round(time.perf_counter() - t0, 2)
 
+            if args.backlog:  # the consumers paused while the sites publish: then they drain what waits
+                for c in consumers:
+                    c.proc.send_signal(signal.SIGSTOP)
+                t0 = time.perf_counter()
+                sites.order("events")
+                sites.expect("sent", total, timeout=1200)
+                results["published_s"] = round(time.perf_counter() - t0, 2)
             for c in consumers:
                 c.cpu_before = cpu_s(c.proc.pid)
             t0 = time.perf_counter()
-            sites.order("events")
+            if args.backlog:
+                for c in consumers:
+                    c.proc.send_signal(signal.SIGCONT)
+            else:
+                sites.order("events")
             deadline = time.monotonic() + 1800
             absorbed: dict[str, float] = {}
             while len(absorbed) < len(stores):
