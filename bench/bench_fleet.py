@@ -1,11 +1,19 @@
-"""Fleet load test (issue 5): N simulated sites (MQTT clients in this process) on one
-Mosquitto, with `haldor fleet` consuming in its own process.
+"""Fleet load test (issues 5 and 15): N simulated sites (MQTT clients in worker
+processes) on one Mosquitto, with `haldor fleet` consumers in processes of their own.
 
 Prints: snapshot fan-out time (one snapshot per site published until every site
-holds its own), events per second absorbed by the fleet, broker and fleet memory.
+holds its own); then per consumer: events per second absorbed, the consumer's CPU
+microseconds per message against the batched floor of its backend (FleetStore.store
+of the same number of events, 300 a transaction, no broker, no parsing) and the ratio,
+its memory; and per database whether every published event is stored, once.
 
-    python bench/bench_fleet.py --sites 100 --events 50
-    python bench/bench_fleet.py --sites 1000 --events 20
+    python bench/bench_fleet.py --sites 100 --events 50             # one consumer, SQLite
+    python bench/bench_fleet.py --sites 100 --events 50 --postgres  # one consumer, PostgreSQL
+    python bench/bench_fleet.py --sites 1000 --events 100 --national
+        # issue 15: two `--shared-group` consumers on one PostgreSQL, one on SQLite, at once
+    python bench/bench_fleet.py --sites 1000 --events 100 --national --backlog
+        # the same, the consumers paused until every event is published (at the sites'
+        # pace the sites' own processes, not the consumers, set the events per second)
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -37,25 +47,39 @@ from tests.postgres import Postgres  # noqa: E402
 P = "haldor/v1"
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory now (VmRSS), or at its highest (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
 def cpu_s(pid: int) -> float:
-    """User and system CPU seconds a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User and system CPU seconds a process has used: its threads' schedstat, to the
+    nanosecond (a small run is a few clock ticks of /proc/PID/stat), else stat."""
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def floor_us(db: str, total: int) -> float:
-    """The batched floor: the same number of events stored straight into the fleet's
-    store, 300 a transaction, in this process (no broker, no parsing)."""
+    """The batched floor: as many events as the sites publish, of the same shape,
+    stored straight into the fleet's store, 300 a transaction, in this process (no
+    broker, no parsing)."""
     store = FleetStore(db)
     events = [
-        {"id": str(uuid.uuid4()), "site": f"site-{i % 100}", "seq": i, "at": "2026-11-25T17:00:00+01:00", "type": "door.opened"}
+        {
+            "schema": "haldor.event/1",
+            "id": str(uuid.uuid4()),
+            "site": f"site-{i % 1000:04d}",
+            "seq": i,
+            "at": "2026-11-25T17:00:00+01:00",
+            "type": "access.granted",
+            "door": "main",
+        }
         for i in range(total)
     ]
     t0 = time.process_time()
@@ -69,7 +93,12 @@ def floor_us(db: str, total: int) -> float:
 PER_PROCESS = 250  # paho's select() loop cannot watch sockets numbered beyond 1024 in one process
 
 
-def _site_worker(port: int, names: list[str], events: int, orders, replies) -> None:
+def event_id(run: str, site: str, seq: int) -> str:
+    """Each published event's id, known to the bench without asking the sites."""
+    return str(uuid.uuid5(uuid.UUID(run), f"{site}/{seq}"))
+
+
+def _site_worker(port: int, names: list[str], events: int, run: str, orders, replies) -> None:
     """One process with a share of the sites: connect, count snapshots, publish events on order."""
     clients = []
 
@@ -92,7 +121,7 @@ def _site_worker(port: int, names: list[str], events: int, orders, replies) -> N
             for site, c in clients:
                 event = {
                     "schema": "haldor.event/1",
-                    "id": str(uuid.uuid4()),
+                    "id": event_id(run, site, seq),
                     "site": site,
                     "seq": seq,
                     "at": "2026-11-25T17:00:00+01:00",
@@ -111,7 +140,7 @@ def _site_worker(port: int, names: list[str], events: int, orders, replies) -> N
 class Sites:
     """N site clients in worker processes of PER_PROCESS each."""
 
-    def __init__(self, port: int, n: int, events: int) -> None:
+    def __init__(self, port: int, n: int, events: int, run: str) -> None:
         ctx = multiprocessing.get_context("spawn")
         self.replies = ctx.Queue()
         self.orders = []
@@ -121,7 +150,7 @@ class Sites:
         for i in range(0, n, PER_PROCESS):
             orders = ctx.Queue()
             proc = ctx.Process(
-                target=_site_worker, args=(port, names[i : i + PER_PROCESS], events, orders, self.replies), daemon=True
+                target=_site_worker, args=(port, names[i : i + PER_PROCESS], events, run, orders, self.replies), daemon=True
             )
             proc.start()
             self.orders.append(orders)
@@ -146,54 +175,126 @@ class Sites:
             proc.join(30)
 
 
+class Consumer:
+    """One `haldor fleet` process; its log tells what it received when it stops."""
+
+    STOPPED = re.compile(r"fleet consumer stopped: (\d+) messages received \((\d+) events already stored\), (\d+) batches")
+
+    def __init__(self, name: str, backend: str, db: str, port: int, tmp: Path, shared_group: str | None) -> None:
+        self.name, self.backend, self.db, self.shared_group = name, backend, db, shared_group
+        self.web_port = free_port()
+        self.log = tmp / f"fleet-{name}.log"
+        command = [sys.executable, "-m", "haldor", "fleet", "--broker", f"127.0.0.1:{port}", "--db", db]
+        command += ["--listen", f"127.0.0.1:{self.web_port}", "--client-id", f"bench-fleet-{name}"]
+        if shared_group:
+            command += ["--shared-group", shared_group]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(command, stderr=log)
+        self.cpu_before = 0.0
+        self.result: dict = {"consumer": name, "store": backend, "shared_group": shared_group}
+
+    def wait_started(self, deadline: float) -> None:
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"fleet {self.name} exited: {self.log.read_text()[-2000:]}")
+            try:
+                httpx.get(f"http://127.0.0.1:{self.web_port}/api/summary", timeout=1)
+                return
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"fleet {self.name} did not start") from None
+                threading.Event().wait(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM; what its log says it received."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+        found = self.STOPPED.search(self.log.read_text())
+        if found:
+            self.result["messages"], self.result["duplicates"], self.result["batches"] = map(int, found.groups())
+
+
+def raise_open_files(wanted: int) -> None:
+    """Mosquitto (started from here) needs a descriptor per site: the soft limit up to
+    the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sites", type=int, default=100)
     p.add_argument("--events", type=int, default=50, help="events per site")
     p.add_argument("--snapshot-kb", type=int, default=20, help="size of each site's snapshot")
-    p.add_argument("--postgres", action="store_true", help="the fleet's store in a PostgreSQL started here (else SQLite)")
+    layout = p.add_mutually_exclusive_group()
+    layout.add_argument("--postgres", action="store_true", help="the fleet's store in a PostgreSQL started here (else SQLite)")
+    layout.add_argument(
+        "--national",
+        action="store_true",
+        help="issue 15: two --shared-group consumers on one PostgreSQL and one on SQLite, all at once",
+    )
+    p.add_argument(
+        "--backlog",
+        action="store_true",
+        help="the consumers paused (SIGSTOP) while every event is published, then let go: what they absorb "
+        "when the sites are not the limit",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    results: dict = {"sites": args.sites, "events_per_site": args.events, "store": "postgresql" if args.postgres else "sqlite"}
-    server = Postgres().start() if args.postgres else None
+    total = args.sites * args.events
+    run = str(uuid.uuid4())
+    results: dict = {
+        "sites": args.sites,
+        "events_per_site": args.events,
+        "events": total,
+        "layout": "national" if args.national else "postgresql" if args.postgres else "sqlite",
+        "backlog": args.backlog,
+    }
+    raise_open_files(args.sites + 4096)
+    server = Postgres().start() if args.postgres or args.national else None
+    consumers: list[Consumer] = []
+    sites = None
+    broker = None
     with tempfile.TemporaryDirectory(prefix="haldor-bench-fleet-") as tmp:
         tmp_path = Path(tmp)
-        db = server.database() if server is not None else str(tmp_path / "fleet.db")
-        broker = Broker(tmp_path / "broker", extra="max_connections -1\n", audit=False).start()
-        web_port = free_port()
-        fleet = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "haldor",
-                "fleet",
-                "--broker",
-                f"127.0.0.1:{broker.port}",
-                "--db",
-                db,
-                "--listen",
-                f"127.0.0.1:{web_port}",
-            ],
-            stderr=subprocess.DEVNULL,
-        )
-        sites = None
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{web_port}/api/summary", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("fleet did not start") from None
-                    threading.Event().wait(0.1)
-            t0 = time.perf_counter()
-            sites = Sites(broker.port, args.sites, args.events)
-            results["connect_s"] = round(time.perf_counter() - t0, 2)
+            broker = Broker(tmp_path / "broker", extra="max_connections -1\n", audit=False).start()
+            if args.national:
+                assert server is not None
+                pg = server.database()
+                # the schema made once before the two start: two migrating a fresh database at
+                # the same moment can collide in PostgreSQL's catalogue (CREATE TABLE IF NOT
+                # EXISTS is not safe against itself), and one of them exits
+                FleetStore(pg).close()
+                plan = [("pg-a", "postgresql", pg, "fleet"), ("pg-b", "postgresql", pg, "fleet")]
+                plan.append(("sqlite", "sqlite", str(tmp_path / "fleet.db"), None))
+            elif server is not None:
+                plan = [("pg", "postgresql", server.database(), None)]
+            else:
+                plan = [("sqlite", "sqlite", str(tmp_path / "fleet.db"), None)]
+            consumers = [Consumer(name, backend, db, broker.port, tmp_path, group) for name, backend, db, group in plan]
+            deadline = time.monotonic() + 30
+            for c in consumers:
+                c.wait_started(deadline)
+            stores = {c.db: FleetStore(c.db) for c in consumers}  # read straight from the stores
 
             booking_system = make_client("bench-booking-system")
             booking_system.connect("127.0.0.1", broker.port)
             booking_system.loop_start()
+            # every consumer subscribed before a site speaks: a status probe until each store has it
+            probe = json.dumps({"site": "bench-probe", "online": True, "at": "2026-11-25T17:00:00+01:00"})
+            while not all(s.db.one("SELECT 1 FROM sites WHERE site = 'bench-probe'") for s in stores.values()):
+                booking_system.publish(f"{P}/bench-probe/status", probe, qos=1).wait_for_publish(5)
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the fleet consumers did not subscribe")
+                threading.Event().wait(0.2)
+
+            t0 = time.perf_counter()
+            sites = Sites(broker.port, args.sites, args.events, run)
+            results["connect_s"] = round(time.perf_counter() - t0, 2)
             filler = "x" * (args.snapshot_kb * 1024)
             t0 = time.perf_counter()
             for site in sites.names:
@@ -202,37 +303,122 @@ def main(argv: list[str] | None = None) -> int:
             sites.expect("snapshot", args.sites)
             results["snapshot_fanout_s"] = round(time.perf_counter() - t0, 2)
 
-            total = args.sites * args.events
-            cpu_before = cpu_s(fleet.pid)
+            if args.backlog:  # the consumers paused while the sites publish: then they drain what waits
+                for c in consumers:
+                    c.proc.send_signal(signal.SIGSTOP)
+                t0 = time.perf_counter()
+                sites.order("events")
+                sites.expect("sent", total, timeout=1200)
+                results["published_s"] = round(time.perf_counter() - t0, 2)
+            for c in consumers:
+                c.cpu_before = cpu_s(c.proc.pid)
             t0 = time.perf_counter()
-            sites.order("events")
-            deadline = time.monotonic() + 600
-            counter = FleetStore(db)  # read straight from the store: the page's work is not the consumer's
-            while True:
-                stored = counter.counts()["events"]
-                if stored >= total:
-                    break
+            if args.backlog:
+                for c in consumers:
+                    c.proc.send_signal(signal.SIGCONT)
+            else:
+                sites.order("events")
+            deadline = time.monotonic() + 1800
+            absorbed: dict[str, float] = {}
+            while len(absorbed) < len(stores):
+                for db, store in stores.items():
+                    if db not in absorbed and store.counts()["events"] >= total:
+                        absorbed[db] = time.perf_counter() - t0
+                        for c in consumers:
+                            if c.db == db:  # its CPU and memory the moment its store holds every event
+                                c.result["cpu_s"] = cpu_s(c.proc.pid) - c.cpu_before
+                                c.result["elapsed_s"] = round(absorbed[db], 2)
+                                c.result["rss_mb"] = round(rss_mb(c.proc.pid), 1)
+                                c.result["peak_rss_mb"] = round(rss_mb(c.proc.pid, "VmHWM"), 1)
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"fleet stored only {stored} of {total}")
-                threading.Event().wait(0.2)
-            elapsed = time.perf_counter() - t0
-            results["fleet_events_per_s"] = round(total / elapsed)
-            results["consumer_cpu_us_per_event"] = round((cpu_s(fleet.pid) - cpu_before) / total * 1e6, 1)
-            results["floor_us_per_event"] = round(floor_us(server.database() if server else str(tmp_path / "floor.db"), total), 1)
+                    counts = {db: s.counts()["events"] for db, s in stores.items()}
+                    raise RuntimeError(f"of {total} events the stores hold only {counts}")
+                threading.Event().wait(0.25)
+            results["all_absorbed_s"] = round(max(absorbed.values()), 2)
             results["broker_rss_mb"] = round(rss_mb(broker.proc.pid), 1)
-            results["fleet_rss_mb"] = round(rss_mb(fleet.pid), 1)
+            results["broker_peak_rss_mb"] = round(rss_mb(broker.proc.pid, "VmHWM"), 1)
+
+            # nothing lost: every published id in every store, and nothing else
+            expected = {event_id(run, site, seq) for site in sites.names for seq in range(1, args.events + 1)}
+            for c in consumers:
+                c.stop()  # before the sites leave: their Last Wills are no part of the load
             booking_system.disconnect()
             booking_system.loop_stop()
+            databases = []
+            for db, store in stores.items():
+                stored = {r[0] for r in store.db.rows("SELECT id FROM events")}
+                databases.append(
+                    {
+                        "store": store.db.kind,
+                        "consumers": [c.name for c in consumers if c.db == db],
+                        "absorbed_s": round(absorbed[db], 2),
+                        "events_per_s": round(total / absorbed[db]),
+                        "stored": len(stored),
+                        "lost": len(expected - stored),
+                        "unexpected": len(stored - expected),
+                    }
+                )
+                store.close()
+            results["nothing_lost"] = all(d["lost"] == 0 and d["unexpected"] == 0 for d in databases)
+
+            floors = {}
+            for backend in sorted({c.backend for c in consumers}):
+                target = server.database() if backend == "postgresql" and server else str(tmp_path / "floor.db")
+                floors[backend] = floor_us(target, total)
+            for c in consumers:
+                r = c.result
+                members = sum(1 for o in consumers if o.db == c.db)
+                messages = r.get("messages") or total // members  # its log, else an even share
+                r["messages"] = messages
+                r["events_per_s"] = round(messages / absorbed[c.db])
+                r["cpu_us_per_message"] = round(r.pop("cpu_s") / messages * 1e6, 1)
+                r["floor_us_per_event"] = round(floors[c.backend], 1)
+                r["ratio_to_floor"] = round(r["cpu_us_per_message"] / floors[c.backend], 2)
+            results["consumers"] = [c.result for c in consumers]
+            results["databases"] = databases
         finally:
+            for c in consumers:
+                if c.proc.poll() is None:
+                    c.proc.send_signal(signal.SIGTERM)
+                    c.proc.wait(30)
             if sites is not None:
                 sites.close()
-            fleet.send_signal(signal.SIGTERM)
-            fleet.wait(20)
-            broker.stop()
+            if broker is not None:
+                broker.stop()
             if server is not None:
                 server.stop()
-    report(results, args.json)
-    return 0
+    show(results, args.json)
+    return 0 if results.get("nothing_lost") else 1
+
+
+def show(results: dict, json_path: Path | None) -> None:
+    """The plain numbers a line each, then a table per consumer and per database."""
+    report({k: v for k, v in results.items() if not isinstance(v, list)}, None)
+    columns = [
+        ("consumer", "consumer"),
+        ("store", "store"),
+        ("messages", "messages"),
+        ("events_per_s", "events/s"),
+        ("cpu_us_per_message", "CPU us/msg"),
+        ("floor_us_per_event", "floor us"),
+        ("ratio_to_floor", "ratio"),
+        ("duplicates", "dups"),
+        ("batches", "batches"),
+        ("peak_rss_mb", "peak MB"),
+    ]
+    rows = [[str(r.get(key, "")) for key, _ in columns] for r in results.get("consumers", [])]
+    widths = [max(len(title), *(len(row[i]) for row in rows)) for i, (_, title) in enumerate(columns)]
+    print("  ".join(title.ljust(w) for (_, title), w in zip(columns, widths, strict=True)))
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+    for d in results.get("databases", []):
+        print(
+            f"{d['store']} ({', '.join(d['consumers'])}): every event in {d['absorbed_s']} s ({d['events_per_s']}/s); "
+            f"{d['stored']} stored, {d['lost']} lost, {d['unexpected']} unexpected"
+        )
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
