@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument(
         "--timezone", default="Europe/Copenhagen", help="the page's own zone: a site in another is shown with its zone named"
     )
-    fleet.add_argument("--config", metavar="FLEET.toml", help="alert rules, webhooks and e-mail (see the README)")
+    fleet.add_argument("--fleet-config", metavar="FLEET.toml", help="alert rules, webhooks and e-mail (see the README)")
     fleet.add_argument(
         "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
     )
@@ -486,7 +486,7 @@ def _fleet(args) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"haldor fleet: --timezone {args.timezone!r} or --season {args.season!r} cannot be read", file=sys.stderr)
         return 2
-    settings = fleet_settings.load(args.config) if args.config else fleet_settings.FleetSettings()
+    settings = fleet_settings.load(args.fleet_config) if args.fleet_config else fleet_settings.FleetSettings()
     opts = _broker_options(args)
     consumer = FleetConsumer(opts, FleetStore(args.db), client_id=args.client_id, shared_group=args.shared_group)
     alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
@@ -494,6 +494,7 @@ def _fleet(args) -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
+    web.consumer, web.alerting = consumer, alerting
     consumer.start()
     if alerting is not None:
         alerting.start()

@@ -90,8 +90,10 @@ class Database:
         """Bring the schema ``name`` to the last of ``migrations`` (SQL, statements split by
         ``;``, types as ``{blob}``), append only; each migration commits with its number,
         so a crash leaves the schema before or after one, never inside."""
-        self.execute("CREATE TABLE IF NOT EXISTS haldor_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
         with self.transaction():
+            if self.kind == "postgresql":  # two services starting at once on a new database: one migrates, one waits
+                self.execute("SELECT pg_advisory_xact_lock(hashtext('haldor_schema'))")
+            self.execute("CREATE TABLE IF NOT EXISTS haldor_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
             row = self.one("SELECT version FROM haldor_schema WHERE name = ?", (name,))
             current = row[0] if row else 0
             for number, script in enumerate(migrations[current:], start=current + 1):

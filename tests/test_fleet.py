@@ -506,3 +506,24 @@ def test_an_old_fleet_database_gains_the_new_columns(tmp_path):
     store.set_status("valby", {"online": True, "at": "2026-11-25T17:00:00+01:00", "timezone": "Europe/Copenhagen"}, 1.0)
     assert store.sites()[0]["timezone"] == "Europe/Copenhagen"
     store.close()
+
+
+def test_fleet_processes_starting_at_once_on_a_new_postgresql_database(postgres):
+    """Two consumers started together on an empty database: one makes the schema, the
+    others wait for it (CREATE TABLE IF NOT EXISTS is not safe against itself)."""
+    target = postgres.database()
+    barrier, errors = threading.Barrier(4), []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            FleetStore(target).close()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []

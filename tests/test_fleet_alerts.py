@@ -14,6 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
 from haldor.errors import ConfigError
@@ -21,6 +22,7 @@ from haldor.fleet import settings as fleet_settings
 from haldor.fleet.alerting import AlertWorker
 from haldor.fleet.alerts import DoorState, conditions
 from haldor.fleet.ingest import FleetConsumer
+from haldor.fleet.server import FleetHTTPServer
 from haldor.fleet.settings import AlertRules
 from haldor.fleet.store import FleetStore
 from haldor.mqtt import BrokerOptions
@@ -127,6 +129,14 @@ def smtp(tmp_path):
     controller.stop()
 
 
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """/metrics read with prometheus-client's own parser: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(url).text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
 def subject(mail: str) -> str:
     return str(email.message_from_string(mail, policy=email.policy.default)["Subject"])
 
@@ -164,6 +174,9 @@ to = ["vagt@kommune.example"]
     )
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
     worker = AlertWorker(settings, FleetStore(db))
+    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))
+    web.consumer, web.alerting = consumer, worker
+    threading.Thread(target=web.serve_forever, daemon=True).start()
     consumer.start()
     worker.start()
     site = SimulatedSite(broker.port, "valby")
@@ -180,6 +193,12 @@ to = ["vagt@kommune.example"]
             "Hovedindgang",
         )
         assert alert["text"] == "Valby: Hovedindgang: døren blev åbnet uden tilladelse"
+        metrics = scrape(f"http://127.0.0.1:{web.server_address[1]}/metrics")
+        assert metrics[("haldor_fleet_open_alarms", (("kind", "door.forced"),))] == 1
+        assert metrics[("haldor_fleet_sites", (("state", "online"),))] == 1
+        assert metrics[("haldor_fleet_events_ingested_total", (("type", "door.forced"),))] == 1
+        assert metrics[("haldor_site_online", (("site", "valby"),))] == 1
+        assert ("haldor_fleet_ingest_lag_seconds", ()) in metrics
         rcpt, mail, encrypted = smtp.mails.get(timeout=10)
         assert rcpt == ["vagt@kommune.example"] and encrypted
         assert subject(mail) == "[Haldor] ALARM: Valby: Hovedindgang: døren blev åbnet uden tilladelse"
@@ -190,7 +209,18 @@ to = ["vagt@kommune.example"]
         assert (resolved["state"], resolved["incident"]) == ("resolved", alert["incident"])
         assert subject(smtp.mails.get(timeout=10)[1]).startswith("[Haldor] Løst: Valby: Hovedindgang")
         assert receiver.got.empty()  # once each
+        delivered = wait_for(
+            lambda: (
+                scrape(f"http://127.0.0.1:{web.server_address[1]}/metrics").get(
+                    ("haldor_fleet_alert_deliveries_total", (("channel", "email"), ("outcome", "sent")))
+                )
+                == 2
+            ),
+            what="two e-mails counted",
+        )
+        assert delivered
     finally:
+        web.shutdown()
         site.client.disconnect()
         worker.stop()
         consumer.stop()
@@ -243,3 +273,9 @@ def test_a_bad_fleet_configuration_names_the_key(raw, key):
     with pytest.raises(ConfigError) as info:
         fleet_settings.parse(raw, "/etc/haldor/fleet.toml")
     assert str(info.value).startswith("/etc/haldor/fleet.toml: ") and key in str(info.value)
+
+
+def test_the_sample_fleet_configuration_reads():
+    root = Path(__file__).resolve().parent.parent
+    settings = fleet_settings.load(root / "config" / "fleet.toml")
+    assert settings.alerting and settings.alerts.offline_min == 15 and settings.email is not None

@@ -2,7 +2,7 @@
 (so it sees what every consumer wrote), incidents opened and resolved, and their
 messages sent by webhook (a JSON POST) and e-mail (SMTP with STARTTLS). A message that
 fails is tried again with a growing pause and never dropped; the page and /metrics
-show what waits. Run it in one fleet process (the one given ``--config``)."""
+show what waits. Run it in one fleet process (the one given ``--fleet-config``)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,9 @@ import logging
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt
@@ -205,6 +207,9 @@ class FleetConsumer:
         self.duplicates = 0
         self.batches = 0
         self.acked = 0  # messages whose acknowledgement went to paho
+        #: events stored, by type (duplicates included), and the last batch's delay from happening to stored: /metrics
+        self.by_type: Counter[str] = Counter()
+        self.lag_s: float | None = None
         self._lock = threading.Lock()
         self._inbox: collections.deque[Incoming] = collections.deque()
         self._ready = threading.Condition()
@@ -335,10 +340,21 @@ class FleetConsumer:
             elif leaf == "status":
                 statuses.append((site, doc, now))
         new = self.store.store(statuses, events)
+        newest = _instant(events[-1].get("at")) if events else None  # the last to arrive: enough for a lag
         with self._lock:
             self.received += len(statuses) + len(events)
             self.duplicates += len(events) - new
             self.batches += 1
+            self.by_type.update(str(e["type"])[:64] for e in events)
+            if newest is not None:
+                self.lag_s = max(0.0, time.time() - newest)
 
     def handle(self, topic: str, payload: bytes, now: float) -> None:
         self.handle_batch([(topic, payload)], now)
+
+
+def _instant(text: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp() if isinstance(text, str) else None
+    except ValueError:
+        return None

@@ -12,14 +12,19 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exports import Table, access_table, season_table, sites_table, to_csv, to_xlsx, usage_table
 from .incidents import IncidentBook
+from .metrics import FleetCollector, exposition
 from .page import PAGE_ROWS, Overview, access_page, overview
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals, site_rows
 from .store import FleetStore
 from .view import View, read_view, today_in
+
+if TYPE_CHECKING:
+    from .alerting import AlertWorker
+    from .ingest import FleetConsumer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/healthz":
             self._send(200, b"ok\n", "text/plain")
+            return
+        if path == "/metrics":
+            self._metrics()
             return
         access = path.startswith("/access")
         view = read_view(query, today_in(srv.zone, now), access=access, weeks=srv.season)
@@ -103,6 +111,19 @@ class _Handler(BaseHTTPRequestHandler):
         except ImportError:
             return b"Excel files need openpyxl: pip install 'haldor[fleet]'\n", "text/plain; charset=utf-8", {}
         return body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers
+
+    def _metrics(self) -> None:
+        srv = self.server
+        try:
+            body, kind = exposition(FleetCollector(srv.store, srv.lock, srv.consumer, srv.alerting, srv.clock))
+        except ImportError:
+            self._send(501, b"/metrics needs prometheus-client: pip install 'haldor[fleet]'\n", "text/plain")
+            return
+        except Exception:
+            log.exception("/metrics failed")
+            self._send(500, b"the fleet's database did not answer; see the log\n", "text/plain")
+            return
+        self._send(200, body, kind)
 
     def _send(self, code: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
@@ -173,6 +194,9 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.incidents = IncidentBook(store.db)
+        #: this process's consumer and alerting, for /metrics (set by whoever starts them)
+        self.consumer: FleetConsumer | None = None
+        self.alerting: AlertWorker | None = None
         self._usage_cache: OrderedDict[tuple, tuple[float, list[UsageLine], list[SeasonLine]]] = OrderedDict()
         super().__init__(address, _Handler)
 

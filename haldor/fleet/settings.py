@@ -1,4 +1,4 @@
-"""The fleet's own configuration (``haldor fleet --config fleet.toml``): which alarms
+"""The fleet's own configuration (``haldor fleet --fleet-config fleet.toml``): which alarms
 are worth waking someone for, and where alerts go (webhooks, e-mail). A fault stops
 start-up with one line naming the key."""
 
