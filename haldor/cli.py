@@ -121,6 +121,33 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument(
         "--timezone", default="Europe/Copenhagen", help="the page's own zone: a site in another is shown with its zone named"
     )
+    fleet.add_argument(
+        "manage",
+        nargs="*",
+        metavar="user add NAME | user remove NAME | user list",
+        help="manage the page's users instead of running",
+    )
+    fleet.add_argument("--role", choices=("viewer", "operator"), default="viewer", help="user add: viewer reads, operator acts")
+    fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
+    fleet.add_argument(
+        "--trusted-header",
+        default="",
+        metavar="NAME",
+        help="take the user from this header of a reverse proxy that did the login",
+    )
+    fleet.add_argument(
+        "--metrics-token-file",
+        default="",
+        metavar="FILE",
+        help="a bearer token Prometheus sends for /metrics when a login is needed",
+    )
+    fleet.add_argument(
+        "--command-key",
+        default="",
+        metavar="KEY",
+        help="the fleet's own command key (haldor keygen): operators act from the page",
+    )
+    fleet.add_argument("--command-kid", default="", metavar="KID", help="its key id (default: the key file's name)")
     fleet.add_argument("--fleet-config", metavar="FLEET.toml", help="alert rules, webhooks and e-mail (see the README)")
     fleet.add_argument(
         "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
@@ -473,10 +500,14 @@ def _fleet(args) -> int:
 
     from haldor.fleet import settings as fleet_settings
     from haldor.fleet.alerting import AlertWorker
+    from haldor.fleet.commands import Commander
     from haldor.fleet.ingest import FleetConsumer
+    from haldor.fleet.operators import Operators
     from haldor.fleet.server import FleetHTTPServer
+    from haldor.fleet.sessions import Sessions
     from haldor.fleet.store import FleetStore
     from haldor.kiosk.server import parse_listen
+    from haldor.sql import Database
 
     try:
         ZoneInfo(args.timezone)
@@ -486,11 +517,33 @@ def _fleet(args) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         print(f"haldor fleet: --timezone {args.timezone!r} or --season {args.season!r} cannot be read", file=sys.stderr)
         return 2
+    if args.manage:
+        return _fleet_users(args)
     settings = fleet_settings.load(args.fleet_config) if args.fleet_config else fleet_settings.FleetSettings()
+    listen = parse_listen(args.listen)
+    users = Operators(Database.open(args.db))
+    beyond_loopback = not _loopback(listen[0])
+    if beyond_loopback and not users.any() and not args.trusted_header:
+        raise ConfigError(
+            f"--listen {args.listen}: beyond loopback the page needs a login: add a user first (haldor fleet user add NAME --role operator)"
+        )
+    metrics_token = Path(args.metrics_token_file).read_text().strip() if args.metrics_token_file else ""
     opts = _broker_options(args)
-    consumer = FleetConsumer(opts, FleetStore(args.db), client_id=args.client_id, shared_group=args.shared_group)
+    consumer = FleetConsumer(
+        opts,
+        FleetStore(args.db),
+        client_id=args.client_id,
+        shared_group=args.shared_group,
+        command_results=bool(args.command_key),
+    )
     alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
-    web = FleetHTTPServer(FleetStore(args.db), parse_listen(args.listen), zone=args.timezone, season=(first, last))
+    web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=(first, last))
+    if beyond_loopback or users.any() or args.trusted_header:
+        web.auth = Sessions(users, secure=beyond_loopback, trusted_header=args.trusted_header)
+    web.metrics_token = metrics_token
+    if args.command_key:
+        kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
+        web.commander = Commander(consumer.client, opts.prefix, args.command_key, kid, web.audit)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
@@ -505,6 +558,61 @@ def _fleet(args) -> int:
     if alerting is not None:
         alerting.stop()
     web.shutdown()
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fleet_users(args) -> int:
+    """haldor fleet user add NAME [--role R] [--password-stdin] | user remove NAME | user list"""
+    import getpass
+
+    from haldor.fleet.operators import OperatorError, Operators
+    from haldor.sql import Database
+
+    words = args.manage
+    if (
+        words[0] != "user"
+        or len(words) < 2
+        or words[1] not in ("add", "remove", "list")
+        or len(words) != (2 if words[1] == "list" else 3)
+    ):
+        print("haldor fleet: expected: user add NAME | user remove NAME | user list", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    users = Operators(Database.open(args.db))
+    if words[1] == "list":
+        for name, role, locked in users.list():
+            print("\t".join([name, role, *(["locked"] if locked else [])]))
+        return 0
+    name = words[2]
+    if words[1] == "remove":
+        if not users.remove(name):
+            print(f"haldor fleet: no user {name!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"removed {name}: its sessions end now")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            print("haldor fleet: the two passwords differ", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        users.add(name, password, args.role)
+    except OperatorError as exc:
+        print(f"haldor fleet: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"added {name} ({args.role})")
     return 0
 
 

@@ -279,3 +279,29 @@ def test_the_sample_fleet_configuration_reads():
     root = Path(__file__).resolve().parent.parent
     settings = fleet_settings.load(root / "config" / "fleet.toml")
     assert settings.alerting and settings.alerts.offline_min == 15 and settings.email is not None
+
+
+def test_haldor_fleet_stops_at_start_with_one_line_for_a_bad_fleet_configuration(tmp_path):
+    import subprocess
+    import sys
+
+    bad = fleet_toml(tmp_path, '[alerts]\noffline_min = "soon"\n')
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "haldor",
+            "fleet",
+            "--broker",
+            "127.0.0.1:1",
+            "--db",
+            str(tmp_path / "f.db"),
+            "--fleet-config",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "alerts.offline_min: expected int" in done.stderr

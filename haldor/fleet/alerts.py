@@ -8,13 +8,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from haldor.protocol import Event
 from haldor.texts import t
 
 from .report import site_rows
 from .settings import AlertRules
 
 #: the kinds of incident, as the webhook's ``kind`` names them
-KINDS = ("door.forced", "door.held_open", "reader.fault", "storage.fault", "site.offline", "outbox.backlog")
+KINDS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.STORAGE_FAULT, "site.offline", "outbox.backlog")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +57,28 @@ def conditions(sites: list[dict[str, Any]], doors: list[DoorState], now: float, 
             found.append(Condition(f"outbox.backlog:{site}", "outbox.backlog", site, None, None, str(s["outbox_pending"])))
         if rules.reader_fault:
             for reader, why in s["reader_faults"].items():
-                found.append(Condition(f"reader.fault:{site}:{reader}", "reader.fault", site, reader, None, why))
+                found.append(Condition(f"{Event.READER_FAULT}:{site}:{reader}", Event.READER_FAULT, site, reader, None, why))
     if rules.storage_fault:
         for raw in sites:
             storage = _json(raw.get("storage"))
             if isinstance(storage, dict) and storage.get("ok") is False:
                 found.append(
                     Condition(
-                        f"storage.fault:{raw['site']}", "storage.fault", raw["site"], None, None, str(storage.get("fault") or "")
+                        f"{Event.STORAGE_FAULT}:{raw['site']}",
+                        Event.STORAGE_FAULT,
+                        raw["site"],
+                        None,
+                        None,
+                        str(storage.get("fault") or ""),
                     )
                 )
     for d in doors:
         if rules.door_forced and _after(d.forced_at, d.closed_at):
-            found.append(Condition(f"door.forced:{d.site}:{d.door}", "door.forced", d.site, d.door, d.forced_at))
+            found.append(Condition(f"{Event.DOOR_FORCED}:{d.site}:{d.door}", Event.DOOR_FORCED, d.site, d.door, d.forced_at))
         if rules.door_held_open_min and _after(d.held_at, d.closed_at):
             opened = d.opened_at if _after(d.opened_at, d.closed_at) else d.held_at
             if opened is not None and now - opened >= rules.door_held_open_min * 60:
-                found.append(Condition(f"door.held_open:{d.site}:{d.door}", "door.held_open", d.site, d.door, opened))
+                found.append(Condition(f"{Event.DOOR_HELD_OPEN}:{d.site}:{d.door}", Event.DOOR_HELD_OPEN, d.site, d.door, opened))
     return {c.key: c for c in found}
 
 

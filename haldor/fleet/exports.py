@@ -205,3 +205,36 @@ def reason_text(entry: dict[str, Any], lang: str) -> str:
         return reason(code, lang) if entry.get("type") == Event.ACCESS_DENIED else str(code)
     except KeyError:
         return str(code)
+
+
+def audit_table_export(rows: Iterable[dict[str, Any]], lang: str, page_zone: str) -> Table:
+    h = [
+        t("fleet.time", lang),
+        t("fleet.who", lang),
+        "role",
+        "site_id",
+        t("fleet.what", lang),
+        "door_id",
+        t("fleet.reason", lang),
+        "command",
+        t("fleet.result", lang),
+        "error",
+        "answered_at",
+    ]
+    out = [
+        [
+            iso(r["at"], None, page_zone),
+            r["who"],
+            r["role"],
+            r["site"],
+            r["action"],
+            r["door"],
+            r["detail"],
+            r["command"],
+            None if r["answered_at"] is None else bool(r["ok"]),
+            r["error"],
+            iso(r["answered_at"], None, page_zone) or None,
+        ]
+        for r in rows
+    ]
+    return Table("audit", h, out)

@@ -199,8 +199,11 @@ class FleetConsumer:
         client_id: str = "haldor-fleet",
         shared_group: str | None = None,
         fast: bool | None = None,
+        command_results: bool = False,
     ) -> None:
         self.opts = opts
+        #: hear the boxes' answers to commands (for the audit log): never shared, each consumer hears them all
+        self.command_results = command_results
         self.store = store
         self.connected = threading.Event()
         self.received = 0
@@ -257,7 +260,10 @@ class FleetConsumer:
             return
         options = SubscribeOptions(qos=1)
         p = self.opts.prefix
-        client.subscribe([(f"{self._prefix}{p}/+/status", options), (f"{self._prefix}{p}/+/events", options)])
+        topics = [(f"{self._prefix}{p}/+/status", options), (f"{self._prefix}{p}/+/events", options)]
+        if self.command_results:
+            topics.append((f"{p}/+/cmd/result", options))
+        client.subscribe(topics)
         self.connected.set()
 
     def _on_message(self, client, userdata, msg) -> None:
@@ -317,6 +323,7 @@ class FleetConsumer:
         log (it would never read better)."""
         statuses: list[tuple[str, dict[str, Any], float]] = []
         events: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = []
         loads = json.loads
         for topic, payload in messages:
             if not payload:
@@ -339,7 +346,11 @@ class FleetConsumer:
                 events.append(doc)
             elif leaf == "status":
                 statuses.append((site, doc, now))
+            elif leaf == "result" and site == "cmd":
+                results.append(doc)
         new = self.store.store(statuses, events)
+        if results:
+            self.store.command_results(results, now)
         newest = _instant(events[-1].get("at")) if events else None  # the last to arrive: enough for a lag
         with self._lock:
             self.received += len(statuses) + len(events)

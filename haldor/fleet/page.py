@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from haldor.texts import event, t
+from haldor.texts import TEXTS, event, t
 
 from .alerts import describe
 from .exports import reason_text
@@ -28,6 +28,8 @@ STYLE = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:1.5rem;color:#111;background:#fff;line-height:1.4}
 h1{margin:0 0 .5rem 0;font-size:1.6rem}h2{margin:2rem 0 .5rem 0;font-size:1.25rem}
 header nav a{margin-right:1rem}
+form.who{display:inline-flex;margin:0 0 0 1rem;gap:.5rem;align-items:center}
+form.act{border:1px solid #8a8a8a;padding:.5rem;margin:.5rem 0;align-items:flex-end}
 table{border-collapse:collapse;font-size:.95rem;margin-bottom:.5rem}
 th,td{border:1px solid #8a8a8a;padding:.3rem .6rem;text-align:left;vertical-align:top}
 th{background:#e8e8e8}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -95,7 +97,38 @@ def _document(view: View, title: str, heading: str, body: str, generation: str, 
         f"<header><h1 id='heading'>{heading}</h1>"
         f"<nav><a href='{e(view.query(lang=other))}' lang='{other}' hreflang='{other}'>{t('fleet.switch', view.lang)}</a>"
         f"<span id='updated' role='status'>{t('fleet.live', view.lang)}. {t('fleet.updated', view.lang)} {e(updated)}</span>"
-        f"</nav></header>{body}<script>{SCRIPT}</script></body></html>"
+        f"{_who(view)}</nav></header>{body}<script>{SCRIPT}</script></body></html>"
+    )
+
+
+def _who(view: View) -> str:
+    """Who is logged in, and the way out (a form: logging out changes something)."""
+    if not view.user:
+        return ""
+    lang = view.lang
+    return (
+        f"<form method='post' action='/logout{e(view.query())}' class='who'>{t('fleet.logged_in', lang)} "
+        f"<strong>{e(view.user)}</strong> ({t('fleet.role.' + view.role, lang)})"
+        f"<input type='hidden' name='csrf' value='{e(view.csrf)}'><button type='submit'>{t('fleet.logout', lang)}</button></form>"
+    )
+
+
+def login_page(view: View, target: str, failed: bool = False) -> str:
+    """The login form; ``target``: where to go after it (a path of this site)."""
+    lang = view.lang
+    problem = f"<p class='problem' role='alert'>{t('fleet.login_failed', lang)}</p>" if failed else ""
+    body = (
+        f"<main id='main'>{problem}<form method='post' action='/login{e(view.query())}' id='login'>"
+        f"<input type='hidden' name='next' value='{e(target)}'>"
+        f"<label>{t('fleet.user_name', lang)}<input name='name' autocomplete='username' required></label>"
+        f"<label>{t('fleet.password', lang)}<input name='password' type='password' autocomplete='current-password' required></label>"
+        f"<button type='submit'>{t('fleet.login', lang)}</button></form></main>"
+    )
+    title = t("fleet.login_title", lang)
+    return (
+        f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{e(title)}</title>"
+        f"<style>{STYLE}</style></head><body><header><h1>{e(title)}</h1></header>{body}</body></html>"
     )
 
 
@@ -320,6 +353,91 @@ def _season_table(view: View, seasons: list[SeasonLine]) -> str:
     return "".join(out)
 
 
+def _actions(view: View, site: dict[str, Any], can_send: bool) -> str:
+    """The operator's buttons: a form each, with the CSRF token and an optional reason."""
+    lang = view.lang
+    if view.role != "operator":
+        return ""
+    out = [f"<h2>{t('fleet.actions', lang)}</h2>"]
+    if not can_send:
+        return "".join(out) + f"<p class='note'>{t('fleet.no_command_key', lang)}</p>"
+    out.append(f"<p class='note'>{t('fleet.actions_help', lang)}</p>")
+    hidden = (
+        f"<input type='hidden' name='csrf' value='{e(view.csrf)}'><input type='hidden' name='site' value='{e(site['site'])}'>"
+    )
+    why = f"<label>{t('fleet.why', lang)}<input name='reason' maxlength='200'></label>"
+    action_url = f"/command{e(view.query())}"
+    for door_id, name in sorted(site.get("doors", {}).items(), key=lambda d: d[1].casefold()):
+        out.append(
+            f"<form method='post' action='{action_url}' class='act' data-door='{e(door_id)}' aria-label='{e(name)}'>{hidden}"
+            f"<input type='hidden' name='door' value='{e(door_id)}'><strong>{e(name)}</strong>{why}"
+            f"<label>{t('fleet.minutes', lang)}<input name='minutes' type='number' min='1' max='1440' value='10'></label>"
+            f"<button name='action' value='unlock'>{t('fleet.action.unlock', lang)}</button>"
+            f"<button name='action' value='hold_open'>{t('fleet.action.hold_open', lang)}</button>"
+            f"<button name='action' value='release'>{t('fleet.action.release', lang)}</button></form>"
+        )
+    out.append(
+        f"<form method='post' action='{action_url}' class='act' aria-label='{e(site['name'])}'>{hidden}<strong>{e(site['name'])}</strong>{why}"
+        + "".join(
+            f"<button name='action' value='{a}'>{t('fleet.action.' + a, lang)}</button>"
+            for a in ("lockdown", "lift_lockdown", "resync")
+        )
+        + "</form>"
+    )
+    return "".join(out)
+
+
+def _result(row: dict[str, Any], now: float, lang: str) -> str:
+    if row["command"] is None:
+        return ""
+    if row["answered_at"] is not None:
+        if row["ok"]:
+            return f"<span class='on'>{t('fleet.result.ok', lang)}</span>"
+        return f"<span class='off'>{t('fleet.result.refused', lang)}</span>: {e(row['error'] or '')}"
+    if row["expires_at"] is not None and now > row["expires_at"]:
+        return f"<span class='off'>{t('fleet.result.none', lang)}</span>"
+    return t("fleet.result.waiting", lang)
+
+
+def audit_table(view: View, rows: Sequence[dict[str, Any]], sites: dict[str, dict[str, Any]], now: float, page_zone: str) -> str:
+    lang = view.lang
+    if not rows:
+        return f"<p>{t('fleet.no_audit', lang)}</p>"
+    out = [
+        f"<table id='audit'><thead><tr><th scope='col'>{t('fleet.time', lang)}</th><th scope='col'>{t('fleet.who', lang)}</th>"
+        f"<th scope='col'>{t('fleet.site', lang)}</th><th scope='col'>{t('fleet.what', lang)}</th>"
+        f"<th scope='col'>{t('fleet.reason', lang)}</th><th scope='col'>{t('fleet.result', lang)}</th></tr></thead><tbody>"
+    ]
+    for r in rows:
+        site = sites.get(r["site"] or "", {})
+        door = site.get("doors", {}).get(r["door"]) or r["door"]
+        what = t(f"fleet.action.{r['action']}", lang) if f"fleet.action.{r['action']}" in TEXTS else r["action"]
+        out.append(
+            f"<tr data-command='{e(r['command'] or '')}'><td>{e(when(r['at'], site.get('timezone'), page_zone))}</td>"
+            f"<td>{e(r['who'])} ({t('fleet.role.' + r['role'], lang) if r['role'] in ('viewer', 'operator') else ''})</td>"
+            f"<td>{_named(site.get('name') or r['site'] or '', r['site'] or '')}</td><td>{e(what)}{': ' + e(door) if door else ''}</td>"
+            f"<td>{e(r['detail'] or '')}</td><td class='result'>{_result(r, now, lang)}</td></tr>"
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def audit_page(
+    view: View, rows: Sequence[dict[str, Any]], sites: list[dict[str, Any]], generation: str, now: float, page_zone: str
+) -> str:
+    lang = view.lang
+    body = (
+        _filter_form(view, sites, "/audit")
+        + f"<main id='main'><p class='note'>{t('fleet.audit_help', lang)} {t('fleet.local_times', lang)}</p>"
+        + f"<p><a href='/{e(view.query(site='', door=''))}'>{t('fleet.back', lang)}</a></p>"
+        + audit_table(view, rows[:PAGE_ROWS], {s["site"]: s for s in sites}, now, page_zone)
+        + _more(view, min(PAGE_ROWS, len(rows)), len(rows))
+        + _downloads(view, "/audit")
+        + "</main>"
+    )
+    return _document(view, t("fleet.audit", lang), t("fleet.audit", lang), body, generation, when(now, None, page_zone))
+
+
 def overview(view: View, o: Overview, page_zone: str) -> str:
     lang = view.lang
     down = sum(1 for s in o.sites if not s["online"])
@@ -349,6 +467,9 @@ def access_page(
     generation: str,
     now: float,
     page_zone: str,
+    *,
+    audit: Sequence[dict[str, Any]] | None = None,
+    can_send: bool = False,
 ) -> str:
     lang = view.lang
     if site is None:
@@ -381,6 +502,11 @@ def access_page(
             )
         out.append("</tbody></table>")
         out.append(_more(view, len(entries), total))
-    out.append(_downloads(view, "/access") + "</main>")
+    out.append(_downloads(view, "/access"))
+    out.append(_actions(view, site, can_send))
+    if audit is not None:
+        out.append(f"<h2>{t('fleet.audit', lang)}</h2>" + audit_table(view, audit, {site["site"]: site}, now, page_zone))
+        out.append(f"<p><a href='/audit{e(view.query(door=''))}'>{t('fleet.audit', lang)}</a></p>")
+    out.append("</main>")
     heading = f"{t('fleet.access_for', lang)} {e(site['name'])}"
     return _document(view, heading, heading, "".join(out), generation, when(now, None, page_zone))

@@ -4,21 +4,28 @@ has changed (polled from the database, so it sees what every consumer wrote)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlsplit
 
-from .exports import Table, access_table, season_table, sites_table, to_csv, to_xlsx, usage_table
+from haldor.errors import DocumentError
+
+from .commands import AuditLog, Commander
+from .exports import Table, access_table, audit_table_export, season_table, sites_table, to_csv, to_xlsx, usage_table
 from .incidents import IncidentBook
 from .metrics import FleetCollector, exposition
-from .page import PAGE_ROWS, Overview, access_page, overview
+from .operators import Operator
+from .page import PAGE_ROWS, Overview, access_page, audit_page, login_page, overview
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals, site_rows
+from .sessions import Sessions
 from .store import FleetStore
 from .view import View, read_view, today_in
 
@@ -28,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_FORM_BYTES = 16 * 1024
 #: how often an open page's stream looks for changes: also the fastest it refreshes
 LIVE_POLL_S = 5.0
 HEARTBEAT_S = 15.0
@@ -47,17 +55,29 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         path, _, query = self.path.partition("?")
         now = srv.clock()
-        if path == "/live":
-            self._live()
-            return
         if path == "/healthz":
             self._send(200, b"ok\n", "text/plain")
             return
         if path == "/metrics":
+            if srv.auth is not None and not self._metrics_token_ok():
+                self._send(401, b"a bearer token (--metrics-token-file) or a login is needed\n", "text/plain")
+                return
             self._metrics()
             return
         access = path.startswith("/access")
         view = read_view(query, today_in(srv.zone, now), access=access, weeks=srv.season)
+        if path == "/login":
+            self._send(200, *_html(login_page(view, parse_qs(query).get("next", ["/"])[-1])))
+            return
+        if srv.auth is not None:
+            session = srv.auth.session(self.headers)
+            if session is None:
+                self._to_login(path, query)
+                return
+            view = replace(view, user=session.operator.name, role=session.operator.role, csrf=session.csrf)
+        if path == "/live":
+            self._live()
+            return
         try:
             with srv.lock:
                 answer = self._answer(path, view, now)
@@ -83,8 +103,24 @@ class _Handler(BaseHTTPRequestHandler):
             sites = srv.sites(now)
             site = next((s for s in sites if s["site"] == view.site), None)
             entries = srv.access(view, site, PAGE_ROWS + 1) if site else []
-            html = access_page(view, site, sites, entries[:PAGE_ROWS], len(entries), srv.generation(), now, page_zone)
+            audit = srv.audit.rows(view.site, limit=20) if site and view.user else None
+            html = access_page(
+                view,
+                site,
+                sites,
+                entries[:PAGE_ROWS],
+                len(entries),
+                srv.generation(),
+                now,
+                page_zone,
+                audit=audit,
+                can_send=srv.commander is not None,
+            )
             return _html(html)
+        if path == "/audit" and view.user:
+            since, until = view.period.instants(page_zone)
+            rows = srv.audit.rows(view.site or None, since, until, PAGE_ROWS + 1)
+            return _html(audit_page(view, rows, srv.sites(now), srv.generation(), now, page_zone))
         stem, dot, kind = path.rpartition(".")
         if not dot or kind not in ("csv", "xlsx"):
             return None
@@ -95,6 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
             table = season_table(season_totals(srv.usage(view, srv.sites(now)), srv.season), view.lang)
         elif stem == "/sites":
             table = sites_table(srv.sites(now), view.lang, page_zone)
+        elif stem == "/audit" and view.user:
+            since, until = view.period.instants(page_zone)
+            table = audit_table_export(srv.audit.rows(view.site or None, since, until), view.lang, page_zone)
         elif stem == "/access":
             sites = srv.sites(now)
             site = next((s for s in sites if s["site"] == view.site), None)
@@ -111,6 +150,104 @@ class _Handler(BaseHTTPRequestHandler):
         except ImportError:
             return b"Excel files need openpyxl: pip install 'haldor[fleet]'\n", "text/plain; charset=utf-8", {}
         return body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers
+
+    def _to_login(self, path: str, query: str) -> None:
+        if path in ("/", "/access") or path.endswith((".csv", ".xlsx")):
+            target = quote(path + ("?" + query if query else ""), safe="")
+            self._send(303, b"", "text/plain", {"Location": f"/login?next={target}"})
+        else:
+            self._send(401, b"log in first\n", "text/plain")
+
+    def _metrics_token_ok(self) -> bool:
+        srv = self.server
+        given = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if srv.metrics_token and given and hmac.compare_digest(given, srv.metrics_token):
+            return True
+        return srv.auth is not None and srv.auth.session(self.headers) is not None
+
+    def do_POST(self) -> None:  # noqa: N802
+        srv = self.server
+        path, _, query = self.path.partition("?")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_FORM_BYTES:
+            self.close_connection = True
+            self._send(413, b"too large\n", "text/plain", {"Connection": "close"})
+            return
+        form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
+        view = read_view(query, today_in(srv.zone, srv.clock()), weeks=srv.season)
+        if srv.auth is None:
+            self._send(404, b"no login here: the page is open on loopback\n", "text/plain")
+            return
+        if path == "/login":
+            self._login(form, view, query)
+            return
+        session = srv.auth.session(self.headers)
+        if session is None:
+            self._send(401, b"log in first\n", "text/plain")
+            return
+        if not self._csrf_ok(form, session.csrf):
+            self._send(403, b"the form is out of date or from elsewhere: reload the page\n", "text/plain")
+            return
+        if path == "/logout":
+            with srv.lock:
+                srv.audit.record(srv.clock(), session.operator, "logout")
+            self._send(303, b"", "text/plain", {"Location": "/login" + view.query(), "Set-Cookie": srv.auth.ended()})
+        elif path == "/command":
+            self._command(form, session.operator, view)
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def _csrf_ok(self, form: dict[str, str], token: str) -> bool:
+        """The form's token is the session's, and a browser that names the page it came
+        from names this one."""
+        origin = self.headers.get("Origin")
+        if origin and origin != "null" and urlsplit(origin).netloc != self.headers.get("Host"):
+            return False
+        return bool(token) and hmac.compare_digest(form.get("csrf", ""), token)
+
+    def _login(self, form: dict[str, str], view: View, query: str) -> None:
+        srv = self.server
+        assert srv.auth is not None
+        name, password = form.get("name", "").strip(), form.get("password", "")
+        with srv.lock:
+            operator = srv.auth.operators.check(name, password) if name and password else None
+        if operator is None:
+            log.warning("fleet login refused for %r from %s", name[:64], self.client_address[0])
+            self._send(401, *_html(login_page(view, form.get("next", "/"), failed=True)))
+            return
+        log.info("fleet login: %s (%s) from %s", operator.name, operator.role, self.client_address[0])
+        with srv.lock:
+            srv.audit.record(srv.clock(), operator, "login", detail=self.client_address[0])
+        target = form.get("next", "/")
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
+            target = "/"
+        self._send(303, b"", "text/plain", {"Location": target, "Set-Cookie": srv.auth.cookie_for(operator)})
+
+    def _command(self, form: dict[str, str], operator: Operator, view: View) -> None:
+        srv = self.server
+        site = form.get("site", "")
+        if srv.commander is None:
+            self._send(404, b"no command key: start the fleet with --command-key\n", "text/plain")
+            return
+        if not operator.acts:
+            self._send(403, b"only operators act; a viewer reads\n", "text/plain")
+            return
+        try:
+            minutes = float(form["minutes"]) if form.get("minutes") else None
+            with srv.lock:
+                known = {s["site"]: s for s in srv.sites(srv.clock())}
+                if site not in known:
+                    raise DocumentError(f"unknown site {site!r}")
+                door = form.get("door") or None
+                if door is not None and door not in known[site].get("doors", {}):
+                    raise DocumentError(f"unknown door {door!r}")
+                srv.commander.send(
+                    operator, site, form.get("action", ""), door, minutes, form.get("reason", "").strip(), srv.clock()
+                )
+        except (DocumentError, ValueError) as exc:
+            self._send(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+            return
+        self._send(303, b"", "text/plain", {"Location": "/access" + view.query(site=site, door="")})
 
     def _metrics(self) -> None:
         srv = self.server
@@ -194,6 +331,12 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.incidents = IncidentBook(store.db)
+        self.audit = AuditLog(store.db)
+        #: signs and sends the page's commands; None without the fleet's command key
+        self.commander: Commander | None = None
+        #: who may look: None while the page is open (loopback, no users)
+        self.auth: Sessions | None = None
+        self.metrics_token = ""
         #: this process's consumer and alerting, for /metrics (set by whoever starts them)
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None

@@ -72,6 +72,14 @@ MIGRATIONS = [
         last_error TEXT);
     CREATE INDEX idx_deliveries_due ON deliveries (sent_at, next_at)
     """,
+    # what operators did from the page, and what the boxes answered: written, never edited
+    """
+    CREATE TABLE audit (
+        id TEXT PRIMARY KEY, at {float} NOT NULL, who TEXT NOT NULL, role TEXT, site TEXT, action TEXT NOT NULL,
+        door TEXT, detail TEXT, command TEXT, expires_at {float}, ok INTEGER, error TEXT, answered_at {float});
+    CREATE INDEX idx_audit_at ON audit (at);
+    CREATE INDEX idx_audit_command ON audit (command)
+    """,
 ]
 USAGE_COLUMNS = (
     "id",
@@ -425,7 +433,24 @@ class FleetStore:
     def generation(self) -> tuple:
         """Changes whenever a status or an event arrives, from any consumer writing to this
         database: what the page's self-refresh watches (cheap: one row per site)."""
-        return tuple(self.db.one("SELECT COUNT(*), MAX(seen_at), MAX(event_at), MAX(status_at) FROM sites") or ())
+        sites = self.db.one("SELECT COUNT(*), MAX(seen_at), MAX(event_at), MAX(status_at) FROM sites") or ()
+        audit = self.db.one("SELECT COUNT(*), MAX(answered_at) FROM audit") or ()
+        return (*sites, *audit)
+
+    def command_results(self, results: list[dict[str, Any]], now: float) -> int:
+        """The boxes' answers to commands sent from the page (PROTOCOL 4's result), on
+        their audit rows; an answer to a command from elsewhere changes nothing."""
+        rows = [
+            [1 if r.get("ok") is True else 0, _text(r.get("error"), 500), now, r["id"]]
+            for r in results
+            if isinstance(r.get("id"), str)
+        ]
+        if not rows:
+            return 0
+        with self.db.transaction():
+            return self.db.executemany(
+                "UPDATE audit SET ok = ?, error = ?, answered_at = ? WHERE command = ? AND answered_at IS NULL", rows
+            )
 
     def counts(self) -> dict[str, int]:
         events, sites = self.db.one("SELECT (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM sites)") or (0, 0)

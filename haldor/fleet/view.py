@@ -23,6 +23,10 @@ class View:
     #: what the query asked for, as typed (the form shows it back)
     typed: dict[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    #: who is logged in (empty: the page is open, on loopback without users), and the form token
+    user: str = ""
+    role: str = ""
+    csrf: str = ""
 
     def query(self, **changes: str) -> str:
         """This view's query string with ``changes`` (an empty value drops the key)."""

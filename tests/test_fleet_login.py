@@ -1,0 +1,259 @@
+"""Operators of the fleet's page: users with argon2 hashes and roles, a login with a
+signed session cookie, CSRF on every form, a lockout after wrong passwords; a trusted
+header from a reverse proxy; a bearer token for /metrics; and `haldor fleet user`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+from haldor.fleet.operators import OperatorError, Operators
+from haldor.fleet.server import FleetHTTPServer
+from haldor.fleet.sessions import Sessions
+from haldor.fleet.store import FleetStore
+from haldor.sql import Database
+
+PASSWORD = "korrekt hest batteri"
+
+
+@pytest.fixture
+def page(tmp_path):
+    """A fleet page that needs a login, with one operator and one viewer."""
+    db = str(tmp_path / "fleet.db")
+    store = FleetStore(db)
+    users = Operators(Database.open(db))
+    users.add("pedel-anna", PASSWORD, "operator")
+    users.add("kontor-bo", PASSWORD, "viewer")
+    web = FleetHTTPServer(store, ("127.0.0.1", 0))
+    web.auth = Sessions(users, secure=False)
+    web.metrics_token = "s3cret-token"
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    web.url = f"http://127.0.0.1:{web.server_address[1]}"
+    yield web, users
+    web.shutdown()
+
+
+def login(web, name: str, password: str = PASSWORD) -> httpx.Client:
+    client = httpx.Client(base_url=web.url)
+    client.post("/login", data={"name": name, "password": password, "next": "/"})
+    return client
+
+
+def test_nothing_is_shown_without_a_login(page):
+    web, _ = page
+    for path in ("/", "/access?site=valby", "/usage.csv", "/api/summary", "/live", "/metrics"):
+        reply = httpx.get(web.url + path)
+        assert reply.status_code in (303, 401), path
+    assert httpx.get(web.url + "/").headers["location"] == "/login?next=%2F"
+    assert httpx.get(web.url + "/healthz").status_code == 200
+
+
+def test_a_login_sets_a_session_cookie_that_a_browser_cannot_read_or_send_elsewhere(page):
+    web, _ = page
+    reply = httpx.post(web.url + "/login", data={"name": "pedel-anna", "password": PASSWORD, "next": "/usage.csv"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/usage.csv"
+    cookie = reply.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    client = login(web, "pedel-anna")
+    assert client.get("/").status_code == 200 and "pedel-anna" in client.get("/").text
+    forged = httpx.get(web.url + "/", cookies={"haldor_session": client.cookies["haldor_session"][:-3] + "AAA"})
+    assert forged.status_code == 303
+    away = httpx.post(web.url + "/login", data={"name": "pedel-anna", "password": PASSWORD, "next": "//evil.example/"})
+    assert away.headers["location"] == "/"  # never sent to another site after the login
+
+
+def test_a_wrong_password_and_the_lockout(page):
+    web, users = page
+    wrong = httpx.post(web.url + "/login", data={"name": "kontor-bo", "password": "forkert", "next": "/"})
+    assert wrong.status_code == 401 and "Forkert brugernavn eller adgangskode" in wrong.text and "set-cookie" not in wrong.headers
+    for _ in range(4):
+        httpx.post(web.url + "/login", data={"name": "kontor-bo", "password": "forkert", "next": "/"})
+    assert users.locked("kontor-bo")
+    locked = httpx.post(web.url + "/login", data={"name": "kontor-bo", "password": PASSWORD, "next": "/"})
+    assert locked.status_code == 401  # the right password does not help while locked
+    unknown = httpx.post(web.url + "/login", data={"name": "nobody", "password": PASSWORD, "next": "/"})
+    assert unknown.status_code == 401 and unknown.text == wrong.text  # an unknown name says no more
+
+
+def test_csrf_is_refused_and_logout_needs_the_token(page):
+    web, _ = page
+    client = login(web, "pedel-anna")
+    assert client.post("/logout", data={}).status_code == 403
+    assert client.post("/logout", data={"csrf": "guess"}).status_code == 403
+    html = client.get("/").text
+    token = html.split("name='csrf' value='")[1].split("'")[0]
+    other_site = client.post("/logout", data={"csrf": token}, headers={"Origin": "https://evil.example"})
+    assert other_site.status_code == 403
+    out = client.post("/logout", data={"csrf": token})
+    assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
+
+
+def test_a_removed_user_is_logged_out_at_once(page):
+    web, users = page
+    client = login(web, "kontor-bo")
+    assert client.get("/").status_code == 200
+    users.remove("kontor-bo")
+    assert client.get("/").status_code == 303
+
+
+def test_metrics_with_the_bearer_token(page):
+    web, _ = page
+    assert httpx.get(web.url + "/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    reply = httpx.get(web.url + "/metrics", headers={"Authorization": "Bearer s3cret-token"})
+    assert reply.status_code == 200 and "haldor_fleet_sites" in reply.text
+
+
+def test_a_reverse_proxy_names_the_user(tmp_path):
+    db = str(tmp_path / "fleet.db")
+    users = Operators(Database.open(db))
+    users.add("anna@kommune.dk", PASSWORD, "viewer")
+    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))
+    web.auth = Sessions(users, secure=True, trusted_header="X-Remote-User")
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}/"
+    try:
+        assert httpx.get(url, headers={"X-Remote-User": "anna@kommune.dk"}).status_code == 200
+        assert httpx.get(url, headers={"X-Remote-User": "mallory@kommune.dk"}).status_code == 303  # not a user here
+        assert httpx.get(url).status_code == 303
+    finally:
+        web.shutdown()
+
+
+def test_users_are_checked_when_added():
+    users = Operators(Database.open(":memory:"))
+    with pytest.raises(OperatorError, match="at least 12"):
+        users.add("bo", "kort", "viewer")
+    with pytest.raises(OperatorError, match="role"):
+        users.add("bo", PASSWORD, "admin")
+    with pytest.raises(OperatorError, match="user name"):
+        users.add("bo<script>", PASSWORD, "viewer")
+    users.add("bo", PASSWORD, "viewer")
+    with pytest.raises(OperatorError, match="exists"):
+        users.add("bo", PASSWORD, "operator")
+    hashed = users.db.one("SELECT hash FROM operators")[0]
+    assert hashed.startswith("$argon2id$") and PASSWORD not in hashed
+
+
+def haldor(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "haldor", *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_haldor_fleet_user_add_list_remove(tmp_path):
+    db = str(tmp_path / "fleet.db")
+    added = haldor(
+        "fleet", "--db", db, "user", "add", "pedel-anna", "--role", "operator", "--password-stdin", stdin=PASSWORD + "\n"
+    )
+    assert added.returncode == 0, added.stderr
+    assert haldor("fleet", "--db", db, "user", "list").stdout == "pedel-anna\toperator\n"
+    short = haldor("fleet", "--db", db, "user", "add", "bo", "--password-stdin", stdin="kort\n")
+    assert short.returncode == 2 and "at least 12" in short.stderr
+    assert haldor("fleet", "--db", db, "user", "remove", "pedel-anna").returncode == 0
+    assert haldor("fleet", "--db", db, "user", "list").stdout == ""
+    assert haldor("fleet", "--db", db, "user", "remove", "pedel-anna").returncode == 1
+
+
+def test_the_page_is_not_served_beyond_loopback_without_a_login(tmp_path):
+    refused = haldor("fleet", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "f.db"), "--listen", "0.0.0.0:8090")
+    assert refused.returncode == 2 and "needs a login" in refused.stderr and refused.stderr.count("\n") == 1
+
+
+def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_log_shows_it(tmp_path, broker, signing_key):
+    """Playwright in Chromium over a real Mosquitto and a real agent: a wrong password,
+    the login, a viewer who sees no buttons and is refused if it tries, an operator who
+    unlocks the main door for 10 minutes and sees the box's answer; the audit log holds
+    it, and a forged form is refused."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from haldor import tools
+    from haldor.fleet.commands import Commander
+    from haldor.fleet.ingest import FleetConsumer
+    from haldor.mqtt import BrokerOptions
+
+    from .helpers import wait_for
+    from .rig import Rig, public_key
+    from .test_kiosk import CHROMIUM, OUTPUT, _axe_serious
+
+    key_path, _, command_public = tools.keygen("fleet-commands", tmp_path / "keys")
+    (tmp_path / "box").mkdir()
+    site = Rig(
+        tmp_path / "box",
+        reader=False,
+        port=broker.port,
+        keys={"bookings-2026": public_key(signing_key)},
+        command_keys={"fleet-commands": command_public},
+    )
+    db = str(tmp_path / "fleet.db")
+    users = Operators(Database.open(db))
+    users.add("pedel-anna", PASSWORD, "operator")
+    users.add("kontor-bo", PASSWORD, "viewer")
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db), command_results=True)
+    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0), live_poll_s=0.1)
+    web.auth = Sessions(users, secure=False)
+    web.commander = Commander(consumer.client, "haldor/v1", str(key_path), "fleet-commands", web.audit)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}"
+    consumer.start()
+    site.start()
+    lock = site.factory.pin(17)
+    try:
+        wait_for(lambda: any(s["site"] == "valby-skole" and s["doors"] for s in web.store.sites()), what="the box's status")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.goto(url + "/access?site=valby-skole")
+                assert page.url.startswith(url + "/login")
+                page.fill("input[name=name]", "pedel-anna")
+                page.fill("input[name=password]", "forkert adgangskode")
+                page.click("#login button")
+                assert "Forkert brugernavn" in page.locator("[role=alert]").inner_text()
+                assert _axe_serious(page) == []
+
+                viewer = browser.new_page()
+                viewer.goto(url + "/login?next=%2Faccess%3Fsite%3Dvalby-skole")
+                viewer.fill("input[name=name]", "kontor-bo")
+                viewer.fill("input[name=password]", PASSWORD)
+                viewer.click("#login button")
+                assert viewer.url.endswith("/access?site=valby-skole")
+                assert viewer.locator("form.act").count() == 0  # a viewer reads
+                token = viewer.locator("form.who input[name=csrf]").get_attribute("value")
+                tried = viewer.request.post(
+                    url + "/command",
+                    form={"csrf": token, "site": "valby-skole", "door": "main", "action": "unlock", "minutes": "10"},
+                )
+                assert tried.status == 403
+
+                page.fill("input[name=name]", "pedel-anna")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("#login button")
+                assert page.url.endswith("/access?site=valby-skole")
+                door = page.locator("form.act[data-door='main']")
+                door.locator("input[name=reason]").fill("Valby Volley låst ude, sag 4711")
+                door.locator("input[name=minutes]").fill("10")
+                door.locator("button[value=unlock]").click()
+                wait_for(lambda: lock.state, timeout=10, what="the main door unlocked by the command")
+                expect(page.locator("#audit tbody tr").first.locator(".result")).to_have_text("udført", timeout=10_000)
+                row = page.locator("#audit tbody tr").first.inner_text()
+                assert "pedel-anna" in row and "Lås op: main" in row and "sag 4711 (10 min)" in row
+                assert _axe_serious(page) == []
+                OUTPUT.mkdir(exist_ok=True)
+                page.screenshot(path=str(OUTPUT / "fleet-actions.png"), full_page=True)
+
+                forged = page.request.post(url + "/command", form={"csrf": "forged", "site": "valby-skole", "action": "lockdown"})
+                assert forged.status == 403
+                page.goto(url + "/audit?from=2020-01-01")
+                actions = [r.split("\t")[3] for r in page.locator("#audit tbody tr").all_inner_texts()]
+                assert actions.count("Lås op: main") == 1 and "Logget ind" in actions
+                assert "lockdown" not in " ".join(actions).lower()
+            finally:
+                browser.close()
+        (entry,) = [r for r in web.audit.rows() if r["action"] == "unlock"]
+        assert entry["ok"] == 1 and entry["who"] == "pedel-anna" and entry["door"] == "main"
+    finally:
+        web.shutdown()
+        consumer.stop()
+        site.close()
