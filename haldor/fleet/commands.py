@@ -18,6 +18,7 @@ from haldor.protocol import Action
 from haldor.sql import Database
 
 from .operators import Operator
+from .store import where
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +72,8 @@ class AuditLog:
     def rows(
         self, site: str | None = None, since: float | None = None, until: float | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        where, params = "", list[Any]()
-        if site:
-            where += " AND site = ?"
-            params.append(site)
-        if since is not None:
-            where += " AND at >= ?"
-            params.append(since)
-        if until is not None:
-            where += " AND at < ?"
-            params.append(until)
-        sql = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit WHERE 1 = 1{where} ORDER BY at DESC"
+        clause, params = where(site, since, until, "at")
+        sql = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit WHERE 1 = 1{clause} ORDER BY at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [dict(zip(AUDIT_COLUMNS, r, strict=True)) for r in self.db.rows(sql, params)]

@@ -35,17 +35,23 @@ def week(iso_week: str, lang: str) -> str:
     return f"{'uge' if lang == 'da' else 'week'} {int(number_)}, {year}"
 
 
+def _moment(value: float | str, zone: str) -> datetime | None:
+    tz = ZoneInfo(zone)
+    try:
+        return (
+            datetime.fromtimestamp(value, tz) if isinstance(value, (int, float)) else datetime.fromisoformat(value).astimezone(tz)
+        )
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def when(value: float | str | None, zone: str | None, page_zone: str) -> str:
     """An instant (POSIX seconds or RFC 3339) as "2026-11-25 17:02" in the site's zone,
     followed by the zone's abbreviation when that is not the page's zone."""
     if value is None or value == "":
         return "-"
-    tz = ZoneInfo(zone or page_zone)
-    try:
-        moment = (
-            datetime.fromtimestamp(value, tz) if isinstance(value, (int, float)) else datetime.fromisoformat(value).astimezone(tz)
-        )
-    except (ValueError, OverflowError, OSError):
+    moment = _moment(value, zone or page_zone)
+    if moment is None:
         return str(value)
     text = moment.strftime("%Y-%m-%d %H:%M")
     return text if (zone or page_zone) == page_zone else f"{text} {moment.tzname()}"
@@ -55,11 +61,5 @@ def iso(value: float | str | None, zone: str | None, page_zone: str) -> str:
     """The same instant as RFC 3339 with its offset (for a spreadsheet or a machine)."""
     if value is None or value == "":
         return ""
-    tz = ZoneInfo(zone or page_zone)
-    try:
-        moment = (
-            datetime.fromtimestamp(value, tz) if isinstance(value, (int, float)) else datetime.fromisoformat(value).astimezone(tz)
-        )
-    except (ValueError, OverflowError, OSError):
-        return str(value)
-    return moment.isoformat(timespec="seconds")
+    moment = _moment(value, zone or page_zone)
+    return str(value) if moment is None else moment.isoformat(timespec="seconds")

@@ -197,6 +197,21 @@ def _usage_row(doc: dict[str, Any]) -> list[Any] | None:
     return [str(doc["id"]), str(doc["site"]), _text(doc.get("booking")), *astuple(figures)]
 
 
+def where(site: str | None, since: float | None, until: float | None, at: str) -> tuple[str, list[Any]]:
+    """`` AND ...`` for one site (or all) and a span of instants in column ``at``."""
+    clause, params = "", list[Any]()
+    if site:
+        clause += " AND site = ?"
+        params.append(site)
+    if since is not None:
+        clause += f" AND {at} >= ?"
+        params.append(since)
+    if until is not None:
+        clause += f" AND {at} < ?"
+        params.append(until)
+    return clause, params
+
+
 class FleetStore:
     def __init__(self, target: str | Path) -> None:
         self.db = Database.open(str(target))
@@ -400,17 +415,7 @@ class FleetStore:
 
     @staticmethod
     def _where(site: str | None, since: float | None, until: float | None) -> tuple[str, list[Any]]:
-        where, params = "", list[Any]()
-        if site:
-            where += " AND site = ?"
-            params.append(site)
-        if since is not None:
-            where += " AND at_ts >= ?"
-            params.append(since)
-        if until is not None:
-            where += " AND at_ts < ?"
-            params.append(until)
-        return where, params
+        return where(site, since, until, "at_ts")
 
     def door_states(self, since: float) -> list[DoorState]:
         """The last forced, held-open, opened and closed of each door heard from since ``since``."""
