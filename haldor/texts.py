@@ -185,7 +185,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "fleet.readers": {"da": "Kortlæsere", "en": "Card readers"},
     "fleet.online": {"da": "online", "en": "online"},
     "fleet.offline": {"da": "offline", "en": "offline"},
-    "fleet.silent": {"da": "tavs", "en": "silent"},
+    "fleet.silent": {"da": "svarer ikke", "en": "not answering"},
     "fleet.ok": {"da": "i orden", "en": "ok"},
     "fleet.mode.normal": {"da": "normal", "en": "normal"},
     "fleet.mode.lockdown": {"da": "nedlukning", "en": "lockdown"},
@@ -239,6 +239,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "fleet.no_access": {"da": "Ingen adgang i perioden.", "en": "No access in the period."},
     "fleet.back": {"da": "Tilbage til oversigten", "en": "Back to the overview"},
     "fleet.unknown_site": {"da": "Ukendt sted", "en": "Unknown site"},
+    "fleet.unknown_door": {"da": "Ukendt dør; viser alle døre", "en": "Unknown door; showing every door"},
+    "fleet.unknown_filter_site": {"da": "Ukendt sted; viser alle steder", "en": "Unknown site; showing every site"},
     # alerts from the fleet (webhook and e-mail texts)
     "alert.door.forced": {"da": "døren blev åbnet uden tilladelse", "en": "the door was forced open"},
     "alert.door.held_open": {"da": "døren har stået åben for længe", "en": "the door has been open too long"},

@@ -11,6 +11,7 @@ import json
 import tempfile
 import threading
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -81,7 +82,10 @@ def weekly_usage(rows: list[dict], period: Period = ALL_TIME) -> list[UsageLine]
     """The usage lines of ``rows`` (a site and its usage each), through a real store."""
     with tempfile.TemporaryDirectory() as folder:
         store = FleetStore(Path(folder) / "fleet.db")
-        events = [{"id": str(uuid.uuid4()), "site": r["site"], "type": "booking.usage", "booking": "b", "usage": r} for r in rows]
+        events = [
+            {"id": str(uuid.uuid4()), "site": r["site"], "type": "booking.usage", "booking": str(uuid.uuid4()), "usage": r}
+            for r in rows
+        ]
         store.store((), events)
         lines = store.weekly_usage(period)
         store.close()
@@ -527,3 +531,109 @@ def test_fleet_processes_starting_at_once_on_a_new_postgresql_database(postgres)
     for thread in threads:
         thread.join(30)
     assert errors == []
+
+
+class PoisonStore(FleetStore):
+    """A database that refuses one event for ever, and takes every other."""
+
+    def store(self, statuses, events):
+        events = list(events)
+        if any(e.get("booking") == "poison" for e in events):
+            raise ValueError("the database refuses this row")
+        return super().store(statuses, events)
+
+
+def test_one_message_the_database_refuses_never_stops_the_others(tmp_path):
+    """Tried alone, it still fails while the database takes writes: it is dropped (logged,
+    counted) and every other event of its batch, and after it, is stored."""
+    broker = Broker(tmp_path / "broker").start()
+    target = str(tmp_path / "fleet.db")
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), PoisonStore(target))
+    consumer.start()
+    site = SimulatedSite(broker.port, "valby")
+    try:
+        wait_for(consumer.connected.is_set, what="fleet connected")
+        events = [usage("valby", f"b{i}", "2026-11-23T17:00:00+01:00", 60, True) for i in range(20)]
+        events[7] = usage("valby", "poison", "2026-11-23T17:00:00+01:00", 60, True)
+        for e in events:
+            site.send("events", e)
+        wait_for(
+            lambda: consumer.dropped == 1 and FleetStore(target).counts()["events"] == 19, timeout=15, what="the rest stored"
+        )
+        site.send("events", usage("valby", "b99", "2026-11-23T17:00:00+01:00", 60, True))
+        wait_for(lambda: FleetStore(target).counts()["events"] == 20, what="later events stored too")
+    finally:
+        site.client.disconnect()
+        consumer.stop()
+        broker.stop()
+
+
+def test_hostile_values_from_a_box(tmp_path):
+    """An event for another site on a box's topic, numbers a box never sends, and a
+    status from a clock years ahead: none of them changes what the page shows of others."""
+    store = FleetStore(tmp_path / "fleet.db")
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", 1), store)
+    forced = {**access("aarhus", "door.forced", "2026-11-25T23:00:00+01:00", 1, reader=None)}
+    infinite = b'{"id": "x1", "type": "booking.usage", "booking": "b1", "usage": {"booked_min": Infinity}}'
+    huge = usage("valby", "b2", "2026-11-23T17:00:00+01:00", 60, True)
+    huge["usage"]["booked_min"] = 1e308
+    consumer.handle_batch(
+        [
+            (f"{P}/valby/events", json.dumps(forced).encode()),  # says aarhus on valby's topic
+            (f"{P}/valby/events", infinite),
+            (f"{P}/valby/events", json.dumps(huge).encode()),
+        ],
+        1.0,
+    )
+    assert store.counts()["events"] == 1 and store.access_log("aarhus") == []
+    assert store.weekly_usage() == []  # the event is kept, its figures are not
+    now = datetime.fromisoformat("2026-11-26T08:00:00+01:00").timestamp()
+    store.set_status("valby", {"online": True, "at": "2036-01-01T00:00:00+01:00", "mode": "normal"}, now)
+    store.set_status("valby", {"online": True, "at": "2026-11-26T08:01:00+01:00", "mode": "lockdown"}, now + 60)
+    assert store.sites()[0]["mode"] == "lockdown"
+    store.set_status("valby", {"online": "false", "at": "2026-11-26T08:02:00+01:00"}, now + 120)
+    assert store.sites()[0]["online"] == 0  # only true is true
+    store.close()
+
+
+def test_one_usage_per_booking_whatever_event_carried_it(tmp_path):
+    store = FleetStore(tmp_path / "fleet.db")
+    first = usage("valby", "b1", "2026-11-23T17:00:00+01:00", 60, True)
+    again = {**first, "id": str(uuid.uuid4())}  # a box restored from a copy reports it again
+    store.store((), [first, again])
+    (line,) = store.weekly_usage()
+    assert line.bookings == 1 and store.counts()["events"] == 2
+    store.close()
+
+
+def test_formulas_from_a_box_stay_text_in_the_spreadsheets():
+    from openpyxl import load_workbook
+
+    from haldor.fleet.exports import Table, to_csv, to_xlsx
+
+    table = Table("t", ["Forening", "Timer"], [['=HYPERLINK("http://x","Klik")', 1.5], ["@SUM(1+1)", 2.0]])
+    sheet = load_workbook(io.BytesIO(to_xlsx(table))).active
+    assert [(c.value, c.data_type) for c in sheet["A"]][1:] == [('=HYPERLINK("http://x","Klik")', "s"), ("@SUM(1+1)", "s")]
+    rows = danish_csv(to_csv(table, "da"))
+    assert [r["Forening"] for r in rows] == ['\'=HYPERLINK("http://x","Klik")', "'@SUM(1+1)"]
+
+
+def test_the_page_keeps_up_and_says_what_it_cannot_show(fleet):
+    broker, consumer, store, web = fleet
+    site = SimulatedSite(broker.port, "valby")
+    site.status("2026-11-25T17:00:00+01:00")
+    site.send("events", usage("valby", "b1", "2026-11-23T17:00:00+01:00", 90, True))  # no room name: the status's
+    wait_for(lambda: store.counts()["events"] == 1, what="stored")
+    page = httpx.get(web.url + SEASON).text
+    assert "Gymnastiksal A" in page
+    site.send("events", usage("valby", "b2", "2026-11-24T17:00:00+01:00", 60, False, association="a18"))
+    wait_for(lambda: store.counts()["events"] == 2, what="stored")
+    assert "a18" in httpx.get(web.url + SEASON).text  # a new booking's figures: summed again at once
+    assert "href='/access?from=2026-08-10&amp;to=2027-06-27&amp;lang=da&amp;site=valby'" in page  # the period kept
+    far = httpx.get(web.url + "?to=9999-12-31")
+    assert far.status_code == 200 and "Ukendt dato" in far.text
+    unknown = httpx.get(web.url + "?site=nope")
+    assert unknown.status_code == 200 and "Ukendt sted; viser alle steder" in unknown.text
+    assert httpx.get(web.url + "access?site=valby&door=nope").text.count("Ukendt dør") == 1
+    assert httpx.get(web.url + "?from=20261101").text.count("Ukendt dato") == 1
+    site.client.disconnect()

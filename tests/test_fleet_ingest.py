@@ -64,6 +64,7 @@ class FailingStore(FleetStore):
     def __init__(self, target) -> None:
         super().__init__(target)
         self.tries = 0
+        self.db.conn.close()  # every query fails, as with a server that is gone
 
     def store(self, statuses, events) -> int:
         self.tries += 1

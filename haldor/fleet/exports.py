@@ -34,9 +34,15 @@ def to_csv(table: Table, lang: str) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
+#: a cell starting with one of these is a formula to a spreadsheet: a name a box sent must stay text
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any, lang: str) -> str:
     if value is None:
         return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
     if isinstance(value, bool):
         return ("ja" if value else "nej") if lang == "da" else ("yes" if value else "no")
     if isinstance(value, float):
@@ -52,10 +58,19 @@ def to_xlsx(table: Table) -> bytes:
     sheet = book.create_sheet(table.name[:31])
     sheet.append(list(table.headers))
     for row in table.rows:
-        sheet.append(list(row))
+        sheet.append([_text_cell(sheet, v) if isinstance(v, str) else v for v in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _text_cell(sheet: Any, value: str) -> Any:
+    """A string as a text cell, never a formula (openpyxl takes "=..." for one)."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell
 
 
 def usage_table(lines: Iterable[UsageLine], lang: str) -> Table:

@@ -210,6 +210,7 @@ class FleetConsumer:
         self.duplicates = 0
         self.batches = 0
         self.acked = 0  # messages whose acknowledgement went to paho
+        self.dropped = 0  # messages the database refused alone (logged)
         #: events stored, by type (duplicates included), and the last batch's delay from happening to stored: /metrics
         self.by_type: Counter[str] = Counter()
         self.lag_s: float | None = None
@@ -304,9 +305,11 @@ class FleetConsumer:
                 try:
                     self.handle_batch([(m[0], m[1]) for m in batch], time.time())
                     break
-                except Exception:  # the database: nothing acknowledged, the same batch again
-                    log.exception("a batch of %d messages not stored; trying again", len(batch))
-                    self._stop.wait(RETRY_S)
+                except Exception:  # the database, or one message it will never take
+                    log.exception("a batch of %d messages not stored", len(batch))
+                    if self._one_by_one(batch):
+                        break
+                    self._stop.wait(RETRY_S)  # the database: nothing acknowledged, the same batch again
             else:
                 return  # stopping: unacknowledged, the broker keeps them for the next start
             acks = [(m[2], m[3]) for m in batch]
@@ -317,6 +320,24 @@ class FleetConsumer:
                     self.client.ack(mid, qos)
             with self._lock:
                 self.acked += len(acks)
+
+    def _one_by_one(self, batch: list) -> bool:
+        """After a failed batch: each message alone. When the database answers, one that
+        still fails would fail for ever: it is dropped (logged, counted), so one odd
+        message never stops every site's events behind it. False: the database itself
+        is away, and the batch waits, unacknowledged."""
+        if not self.store.writable():
+            return False
+        for m in batch:
+            try:
+                self.handle_batch([(m[0], m[1])], time.time())
+            except Exception as exc:
+                if not self.store.writable():
+                    return False  # the database went away meanwhile: what is stored is stored once, by id
+                log.error("message on %r dropped: the database refuses it: %s", m[0], exc)
+                with self._lock:
+                    self.dropped += 1
+        return True
 
     def handle_batch(self, messages: Sequence[tuple[bytes | str, bytes]], now: float) -> None:
         """Parse and store one batch; an unreadable message is dropped with a line in the
@@ -332,16 +353,16 @@ class FleetConsumer:
                 if isinstance(topic, bytes):
                     topic = topic.decode()
                 _, site, leaf = topic.rsplit("/", 2)
-                doc: Any = loads(payload)
+                doc: Any = loads(payload, parse_constant=_no_constant)
                 if not isinstance(doc, dict) or (leaf == "events" and not isinstance(doc.get("id"), str)):
                     raise ValueError("not an event or status")
+                if leaf == "events" and doc.setdefault("site", site) != site:
+                    raise ValueError(f"an event of site {str(doc['site'])[:64]!r} on {site}'s topic")  # the ACL is per topic
             except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
                 log.warning("message on %r dropped: %s", topic, exc)
                 continue
             if leaf == "events":
-                if "site" not in doc:
-                    doc["site"] = site
-                if "type" not in doc:
+                if not isinstance(doc.get("type"), str):
                     doc["type"] = "?"
                 events.append(doc)
             elif leaf == "status":
@@ -362,6 +383,10 @@ class FleetConsumer:
 
     def handle(self, topic: str, payload: bytes, now: float) -> None:
         self.handle_batch([(topic, payload)], now)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a box sends")
 
 
 def _instant(text: Any) -> float | None:

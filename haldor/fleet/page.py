@@ -224,7 +224,7 @@ def _sites_table(view: View, sites: list[dict[str, Any]], now: float, page_zone:
         else:
             readers = t("fleet.ok", lang)
         pending = s["outbox_pending"] if s["outbox_pending"] is not None else "-"
-        access = e(view.with_site(s["site"]).query(site=s["site"], door="", **{"from": "", "to": ""}))
+        access = e(view.query(site=s["site"], door=""))
         out.append(
             f"<tr data-site='{e(s['site'])}'><th scope='row'>{_named(s['name'], s['site'])}</th><td>{state}</td>"
             f"<td>{e(when(s['since'], s['timezone'], page_zone))}</td><td class='n'>{version} · {age}</td>"
@@ -327,7 +327,7 @@ def _figure_headers(lang: str) -> str:
 def _figures(u: UsageLine | SeasonLine, lang: str) -> str:
     return (
         f"<td class='n'>{u.bookings}</td><td class='n'>{number(u.booked_hours, lang)}</td>"
-        f"<td class='n'>{number(u.used_hours, lang)}</td><td class='n'>{percent(u.used_share, lang)}</td>"
+        f"<td class='n'>{number(u.used_hours, lang)}</td><td class='n'>{percent(u.used_share, lang) if u.booked_hours else '–'}</td>"
         f"<td class='n'>{u.no_shows}</td><td class='n'>{u.closed}</td><td class='n'>{u.unobserved}</td>"
     )
 
@@ -508,5 +508,5 @@ def access_page(
         out.append(f"<h2>{t('fleet.audit', lang)}</h2>" + audit_table(view, audit, {site["site"]: site}, now, page_zone))
         out.append(f"<p><a href='/audit{e(view.query(door=''))}'>{t('fleet.audit', lang)}</a></p>")
     out.append("</main>")
-    heading = f"{t('fleet.access_for', lang)} {e(site['name'])}"
-    return _document(view, heading, heading, "".join(out), generation, when(now, None, page_zone))
+    heading = f"{t('fleet.access_for', lang)} {site['name']}"
+    return _document(view, heading, e(heading), "".join(out), generation, when(now, None, page_zone))

@@ -130,12 +130,17 @@ class BookingFigures:
     unobserved: int
 
 
+def _minutes(value: Any) -> bool:
+    """A length a booking can have: 0 to a week of minutes (a box's odd number is not one)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 7 * 24 * 60
+
+
 def booking_figures(u: dict[str, Any]) -> BookingFigures | None:
     """Fair to the associations: a booking whose room was closed throughout is counted
     apart (and the closed part of one partly closed is not booked time), and so is an
     unused booking the box did not watch wholly, since nobody can tell it was unused.
     None for a usage that does not name its booking's start (an old agent's)."""
-    if not isinstance(u.get("start"), str) or not isinstance(u.get("booked_min"), (int, float)):
+    if not isinstance(u.get("start"), str) or not _minutes(u.get("booked_min")):
         return None
     try:
         start = datetime.fromisoformat(u["start"])
@@ -144,9 +149,10 @@ def booking_figures(u: dict[str, Any]) -> BookingFigures | None:
     room, association = str(u.get("room") or "?"), str(u.get("association") or "?")
     closed = 1 if u.get("closed") else 0
     observed = u.get("observed", 1)
-    unobserved = 1 if not closed and not u.get("used") and isinstance(observed, (int, float)) and observed < 1 else 0
+    unobserved = 1 if not closed and not u.get("used") and isinstance(observed, (int, float)) and 0 <= observed < 1 else 0
     counted = not closed and not unobserved
-    hours = max(0.0, u["booked_min"] - (u.get("closed_min") or 0)) / 60 if counted else 0.0
+    closed_min = u.get("closed_min") if _minutes(u.get("closed_min")) else 0
+    hours = max(0.0, u["booked_min"] - closed_min) / 60 if counted else 0.0
     return BookingFigures(
         day=start.date().isoformat(),
         week=week_of(u["start"]),

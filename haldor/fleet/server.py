@@ -40,9 +40,8 @@ MAX_FORM_BYTES = 16 * 1024
 LIVE_POLL_S = 5.0
 HEARTBEAT_S = 15.0
 ALARMS_SHOWN = 50
-#: the page's usage figures may be this old: summing a season of a thousand sites takes a
-#: second, and a booking's figures come only once it ended (downloads are always exact)
-USAGE_FRESH_S = 30.0
+#: a download holds at most this many rows (Excel's sheet holds 1,048,576)
+EXPORT_ROWS = 1_000_000
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -79,8 +78,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._live()
             return
         try:
-            with srv.lock:
-                answer = self._answer(path, view, now)
+            if path.endswith((".csv", ".xlsx")):
+                answer = self._export(path, view, now)
+            else:
+                with srv.lock:
+                    answer = self._answer(path, view, now)
         except Exception:
             log.exception("the fleet page failed for %s", self.path)
             self._send(500, b"the fleet's database did not answer; see the log\n", "text/plain")
@@ -94,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         page_zone = srv.zone
         if path == "/":
+            view = view.known({s["site"]: s for s in srv.sites(now)})
             return _html(overview(view, srv.overview(view, now), page_zone))
         if path == "/api/summary":
             lines = srv.usage(view, srv.sites(now))
@@ -102,6 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/access":
             sites = srv.sites(now)
             site = next((s for s in sites if s["site"] == view.site), None)
+            if site is not None:
+                view = view.known({s["site"]: s for s in sites})
             entries = srv.access(view, site, PAGE_ROWS + 1) if site else []
             audit = srv.audit.rows(view.site, limit=20) if site and view.user else None
             html = access_page(
@@ -121,26 +126,35 @@ class _Handler(BaseHTTPRequestHandler):
             since, until = view.period.instants(page_zone)
             rows = srv.audit.rows(view.site or None, since, until, PAGE_ROWS + 1)
             return _html(audit_page(view, rows, srv.sites(now), srv.generation(), now, page_zone))
-        stem, dot, kind = path.rpartition(".")
-        if not dot or kind not in ("csv", "xlsx"):
+        return None
+
+    def _export(self, path: str, view: View, now: float) -> tuple[bytes, str, dict[str, str]] | None:
+        """A spreadsheet, read on a connection of its own and built outside the pages' lock."""
+        srv = self.server
+        page_zone = srv.zone
+        stem, _, kind = path.rpartition(".")
+        if stem not in ("/usage", "/season", "/sites", "/audit", "/access") or (stem == "/audit" and not view.user):
             return None
-        table: Table
-        if stem == "/usage":
-            table = usage_table(srv.usage(view, srv.sites(now)), view.lang)
-        elif stem == "/season":
-            table = season_table(season_totals(srv.usage(view, srv.sites(now)), srv.season), view.lang)
-        elif stem == "/sites":
-            table = sites_table(srv.sites(now), view.lang, page_zone)
-        elif stem == "/audit" and view.user:
-            since, until = view.period.instants(page_zone)
-            table = audit_table_export(srv.audit.rows(view.site or None, since, until), view.lang, page_zone)
-        elif stem == "/access":
-            sites = srv.sites(now)
-            site = next((s for s in sites if s["site"] == view.site), None)
-            entries = srv.access(view, site, None) if site or not view.site else []
-            table = access_table(entries, {s["site"]: s for s in sites}, view.lang, page_zone)
-        else:
-            return None
+        store = FleetStore(srv.store.target)
+        try:
+            read = Reader(store, page_zone)
+            sites = read.sites(now)
+            table: Table
+            if stem == "/usage":
+                table = usage_table(read.usage(view, sites), view.lang)
+            elif stem == "/season":
+                table = season_table(season_totals(read.usage(view, sites), srv.season), view.lang)
+            elif stem == "/sites":
+                table = sites_table(sites, view.lang, page_zone)
+            elif stem == "/audit":
+                since, until = view.period.instants(page_zone)
+                table = audit_table_export(read.audit.rows(view.site or None, since, until, EXPORT_ROWS), view.lang, page_zone)
+            else:
+                site = next((s for s in sites if s["site"] == view.site), None)
+                entries = read.access(view, site, EXPORT_ROWS) if site or not view.site else []
+                table = access_table(entries, {s["site"]: s for s in sites}, view.lang, page_zone)
+        finally:
+            store.close()
         name = f"haldor-{table.name}-{today_in(page_zone, now).isoformat()}.{kind}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         if kind == "csv":
@@ -310,6 +324,34 @@ def _html(text: str) -> tuple[bytes, str, dict[str, str]]:
     return text.encode("utf-8"), "text/html; charset=utf-8", {}
 
 
+class Reader:
+    """What a view shows, read from one store: the server's (pages, under its lock) or a
+    download's own connection (a large spreadsheet never holds the pages up)."""
+
+    def __init__(self, store: FleetStore, zone: str) -> None:
+        self.store, self.zone = store, zone
+        self.audit = AuditLog(store.db)
+
+    def sites(self, now: float) -> list[dict[str, Any]]:
+        return site_rows(self.store.sites(), now)
+
+    def zone_of(self, view: View, sites: list[dict[str, Any]]) -> str:
+        site = next((s for s in sites if s["site"] == view.site), None)
+        return (site or {}).get("timezone") or self.zone
+
+    def usage(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
+        """Names of rooms from the box's status where its usage carried none (older boxes)."""
+        lines = self.store.weekly_usage(view.period, view.site or None, {s["site"]: s["name"] for s in sites})
+        rooms = {s["site"]: s.get("rooms", {}) for s in sites}
+        return [
+            replace(u, room_name=rooms.get(u.site, {}).get(u.room) or u.room_name) if u.room_name == u.room else u for u in lines
+        ]
+
+    def access(self, view: View, site: dict[str, Any] | None, limit: int | None) -> list[dict[str, Any]]:
+        since, until = view.period.instants((site or {}).get("timezone") or self.zone)
+        return self.store.access_log(view.site or None, view.door or None, since, until, limit)
+
+
 class FleetHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -332,6 +374,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.incidents = IncidentBook(store.db)
         self.audit = AuditLog(store.db)
+        self.read = Reader(store, zone)
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
         #: who may look: None while the page is open (loopback, no users)
@@ -340,7 +383,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
         #: this process's consumer and alerting, for /metrics (set by whoever starts them)
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None
-        self._usage_cache: OrderedDict[tuple, tuple[float, list[UsageLine], list[SeasonLine]]] = OrderedDict()
+        self._usage_cache: OrderedDict[tuple, tuple[int, list[UsageLine], list[SeasonLine]]] = OrderedDict()
         super().__init__(address, _Handler)
 
     def shutdown(self) -> None:
@@ -353,26 +396,23 @@ class FleetHTTPServer(ThreadingHTTPServer):
         return json.dumps(self.store.generation())
 
     def sites(self, now: float) -> list[dict[str, Any]]:
-        return site_rows(self.store.sites(), now)
-
-    def _zone_of(self, view: View, sites: list[dict[str, Any]]) -> str:
-        site = next((s for s in sites if s["site"] == view.site), None)
-        return (site or {}).get("timezone") or self.zone
+        return self.read.sites(now)
 
     def usage(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
-        return self.store.weekly_usage(view.period, view.site or None, {s["site"]: s["name"] for s in sites})
+        return self.read.usage(view, sites)
 
     def access(self, view: View, site: dict[str, Any] | None, limit: int | None) -> list[dict[str, Any]]:
-        since, until = view.period.instants((site or {}).get("timezone") or self.zone)
-        return self.store.access_log(view.site or None, view.door or None, since, until, limit)
+        return self.read.access(view, site, limit)
 
     def _cached_usage(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
+        """The sums of a view, made again only when a booking's figures came in since
+        (a season of a thousand sites takes half a second; a status changes nothing)."""
         key = (view.period, view.site)
-        at = time.monotonic()
+        count = self.store.usage_count()
         hit = self._usage_cache.get(key)
-        if hit is None or at - hit[0] > USAGE_FRESH_S:
+        if hit is None or hit[0] != count:
             lines = self.usage(view, sites)
-            hit = (at, lines, season_totals(lines, self.season))
+            hit = (count, lines, season_totals(lines, self.season))
             self._usage_cache[key] = hit
         self._usage_cache.move_to_end(key)
         while len(self._usage_cache) > 32:
@@ -382,7 +422,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
     def overview(self, view: View, now: float) -> Overview:
         sites = self.sites(now)
         lines, seasons = self._cached_usage(view, sites)
-        since, until = view.period.instants(self._zone_of(view, sites))
+        since, until = view.period.instants(self.read.zone_of(view, sites))
         return Overview(
             sites=sites,
             alarms=self.store.alarms(ALARMS_SHOWN, view.site or None, since, until),

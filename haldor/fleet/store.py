@@ -9,6 +9,7 @@ transaction (see :mod:`.ingest`).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import astuple
@@ -22,6 +23,8 @@ from haldor.sql import Database
 
 from .alerts import DoorState
 from .report import ALL_TIME, Period, UsageLine, booking_figures
+
+log = logging.getLogger(__name__)
 
 #: the events the fleet lists as alarms
 ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT)
@@ -80,6 +83,11 @@ MIGRATIONS = [
     CREATE INDEX idx_audit_at ON audit (at);
     CREATE INDEX idx_audit_command ON audit (command)
     """,
+    # one usage per booking of a site, whatever event id carried it (a box restored from a copy reports again)
+    """
+    DELETE FROM usage WHERE id NOT IN (SELECT MIN(id) FROM usage GROUP BY site, booking);
+    CREATE UNIQUE INDEX idx_usage_booking ON usage (site, booking)
+    """,
 ]
 USAGE_COLUMNS = (
     "id",
@@ -97,6 +105,9 @@ USAGE_COLUMNS = (
     "closed",
     "unobserved",
 )
+
+#: a status dated further ahead than this is counted as of its arrival
+FUTURE_S = 120.0
 
 #: what the access log lists: who came in or was refused, and what happened to the doors
 ACCESS_LOG = (
@@ -137,7 +148,15 @@ def _int(value: Any) -> int | None:
 
 
 def _text(value: Any, longest: int = 200) -> str | None:
-    return value[:longest] if isinstance(value, str) else None
+    """A string column takes a string (without NUL, which PostgreSQL refuses) or nothing."""
+    return value[:longest].replace("\x00", "") if isinstance(value, str) else None
+
+
+def _json_table(value: Any, most: int = 200) -> str | None:
+    """A status's doors or readers, at most ``most`` of them (a box is not a thousand doors)."""
+    if not isinstance(value, dict):
+        return None
+    return json.dumps(dict(list(value.items())[:most]))
 
 
 def _names(doc: Any) -> str | None:
@@ -191,7 +210,13 @@ def _ts(text: Any) -> float | None:
 
 def _usage_row(doc: dict[str, Any]) -> list[Any] | None:
     usage = doc.get("usage")
-    figures = booking_figures(usage) if doc.get("type") == Event.BOOKING_USAGE and isinstance(usage, dict) else None
+    if doc.get("type") != Event.BOOKING_USAGE or not isinstance(usage, dict):
+        return None
+    try:
+        figures = booking_figures(usage)
+    except (TypeError, ValueError, OverflowError) as exc:  # a box's odd values: the event is kept, its figures not
+        log.warning("usage of booking %r at %r not counted: %s", doc.get("booking"), doc.get("site"), exc)
+        return None
     if figures is None:
         return None
     return [str(doc["id"]), str(doc["site"]), _text(doc.get("booking")), *astuple(figures)]
@@ -214,7 +239,8 @@ def where(site: str | None, since: float | None, until: float | None, at: str) -
 
 class FleetStore:
     def __init__(self, target: str | Path) -> None:
-        self.db = Database.open(str(target))
+        self.target = str(target)
+        self.db = Database.open(self.target)
         self.db.migrate("fleet", MIGRATIONS)
         self._fill_usage()
 
@@ -240,12 +266,21 @@ class FleetStore:
         if rows:
             self.db.executemany(
                 f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
-                "ON CONFLICT (id) DO NOTHING",
+                "ON CONFLICT DO NOTHING",
                 rows,
             )
 
     def close(self) -> None:
         self.db.close()
+
+    def writable(self) -> bool:
+        """Whether the database takes a write now (a full disk answers a SELECT but not this)."""
+        try:
+            with self.db.transaction():
+                self.db.execute("UPDATE haldor_schema SET version = version WHERE name = ?", ["fleet"])
+        except Exception:
+            return False
+        return True
 
     # -- writing, a batch at a time -----------------------------------------------------
 
@@ -288,9 +323,12 @@ class FleetStore:
         the broker speaks it the moment the box is gone, so it counts as of its arrival
         and is never taken for a late one."""
         own = _ts(doc.get("at"))
-        online = bool(doc.get("online"))
+        if own is not None and own > received + FUTURE_S:
+            own = received  # a box whose clock is ahead must not hide every later status
+        online = doc.get("online") is True
         row = self.db.one("SELECT online, since, status_at FROM sites WHERE site = ?", [site])
         if own is not None and row is not None and row[2] is not None and own < row[2]:
+            self.db.execute("UPDATE sites SET seen_at = ? WHERE site = ?", [received, site])  # late, but it is alive
             return  # an older status arriving late
         at = own if own is not None else (row[2] if row is not None else None)
         changed_at = own if own is not None else received
@@ -323,8 +361,8 @@ class FleetStore:
                 _text(outbox.get("oldest")) if isinstance(outbox, dict) else None,
                 _text(doc.get("agent_version")),
                 _text(doc.get("mode")),
-                json.dumps(doc["doors"]) if isinstance(doc.get("doors"), dict) else None,
-                json.dumps(doc["readers"]) if isinstance(doc.get("readers"), dict) else None,
+                _json_table(doc.get("doors")),
+                _json_table(doc.get("readers")),
                 _text(names.get("site")) if isinstance(names := doc.get("names"), dict) else None,
                 _zone(doc.get("timezone")),
                 _names(names),
@@ -434,6 +472,10 @@ class FleetStore:
         for site, door, kind, at in rows:
             doors.setdefault((site, door), {})[kinds[kind]] = at
         return [DoorState(site, door, **fields) for (site, door), fields in sorted(doors.items())]
+
+    def usage_count(self) -> int:
+        row = self.db.one("SELECT COUNT(*) FROM usage")
+        return int(row[0]) if row else 0
 
     def generation(self) -> tuple:
         """Changes whenever a status or an event arrives, from any consumer writing to this

@@ -4,6 +4,7 @@ for a mistyped date)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from urllib.parse import parse_qs, urlencode
@@ -12,6 +13,10 @@ from zoneinfo import ZoneInfo
 from haldor.texts import LANGUAGES, t
 
 from .report import SEASON_WEEKS, Period, season_start
+
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: the days a filter can name (the page's instants stay in range)
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +41,14 @@ class View:
     def other_language(self) -> str:
         return "en" if self.lang == "da" else "da"
 
-    def with_site(self, site: str) -> View:
-        return replace(self, site=site)
+    def known(self, sites: dict[str, dict]) -> View:
+        """This view without a site or door that does not exist, and a word saying so."""
+        view = self
+        if view.site and view.site not in sites:
+            view = replace(view, site="", door="", problems=(*view.problems, t("fleet.unknown_filter_site", view.lang)))
+        if view.door and view.door not in sites.get(view.site, {}).get("doors", {}):
+            view = replace(view, door="", problems=(*view.problems, t("fleet.unknown_door", view.lang)))
+        return view
 
 
 def read_view(query: str, today: date, *, access: bool = False, weeks: tuple[int, int] = SEASON_WEEKS) -> View:
@@ -51,9 +62,14 @@ def read_view(query: str, today: date, *, access: bool = False, weeks: tuple[int
     for key in ("from", "to"):
         text = q.get(key, "")
         try:
-            days.append(date.fromisoformat(text) if text else None)
+            if text and not DAY.fullmatch(text):
+                raise ValueError(text)
+            day = date.fromisoformat(text) if text else None
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                raise ValueError(text)
+            days.append(day)
         except ValueError:
-            problems.append(f"{t('fleet.bad_date', lang)}: {text}")
+            problems.append(f"{t('fleet.bad_date', lang)}: {text[:40]}")
             days.append(None)
     first, last = days
     if first is None and "from" not in q:
