@@ -40,6 +40,8 @@ class Schema(StrEnum):
     COMMAND = "haldor.command/1"
     EVENT = "haldor.event/1"
     STATUS = "haldor.status/1"
+    #: not on the broker: what the fleet posts to a webhook (docs/protocol.md 12)
+    ALERT = "haldor.alert/1"
 
 
 class Event(StrEnum):

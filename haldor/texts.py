@@ -246,7 +246,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "alert.door.held_open": {"da": "døren har stået åben for længe", "en": "the door has been open too long"},
     "alert.reader.fault": {"da": "kortlæseren virker ikke ({detail})", "en": "the card reader is out of order ({detail})"},
     "alert.storage.fault": {"da": "dørstyringen kan ikke gemme ({detail})", "en": "the door controller cannot save ({detail})"},
-    "alert.site.offline": {"da": "dørstyringen svarer ikke", "en": "the door controller does not answer"},
+    "alert.offline": {"da": "dørstyringen svarer ikke", "en": "the door controller does not answer"},
     "alert.outbox.backlog": {"da": "{detail} hændelser venter på at blive sendt", "en": "{detail} events are waiting to be sent"},
     "alert.open": {"da": "ALARM", "en": "ALARM"},
     "alert.resolved": {"da": "Løst", "en": "Resolved"},

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from haldor import schemas
 from haldor.errors import ConfigError
 from haldor.fleet import settings as fleet_settings
 from haldor.fleet.alerting import AlertWorker
@@ -60,9 +61,9 @@ def test_the_rules_against_plain_rows():
     assert sorted(found) == [
         "door.forced:c:main",
         "door.held_open:c:back",
+        "offline:a",
         "outbox.backlog:c",
         "reader.fault:c:main-in",
-        "site.offline:a",
         "storage.fault:c",
     ]
     assert found["reader.fault:c:main-in"].detail == "no answer" and found["door.held_open:c:back"].since == NOW - 11 * 60
@@ -186,6 +187,7 @@ to = ["vagt@kommune.example"]
         at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         site.send("events", access("valby", "door.forced", at, 1, reader=None))
         alert = receiver.next()
+        assert schemas.errors("alert", alert) == []
         assert (alert["state"], alert["kind"], alert["site_name"], alert["subject_name"]) == (
             "open",
             "door.forced",
@@ -206,6 +208,7 @@ to = ["vagt@kommune.example"]
             "events", access("valby", "door.closed", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()), 2, reader=None)
         )
         resolved = receiver.next()
+        assert schemas.errors("alert", resolved) == []
         assert (resolved["state"], resolved["incident"]) == ("resolved", alert["incident"])
         assert subject(smtp.mails.get(timeout=10)[1]).startswith("[Haldor] Løst: Valby: Hovedindgang")
         assert receiver.got.empty()  # once each

@@ -64,7 +64,7 @@ def test_the_folder_holds_the_named_schemas_and_no_other():
 
 
 def test_every_schema_id_and_topic_has_its_schema():
-    assert {schemas.name_for_schema(s) for s in Schema} == {"schedule", "delta", "command", "event", "status"}
+    assert {schemas.name_for_schema(s) for s in Schema} == {"schedule", "delta", "command", "event", "status", "alert"}
     assert {leaf.value: schemas.name_for_leaf(leaf) for leaf in Leaf} == {
         "schedule": "envelope",
         "schedule/delta": "envelope",

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from haldor.protocol import Schema
 from haldor.texts import t
 
 from . import alerts
@@ -103,6 +104,7 @@ class AlertWorker:
         subject_name = subject_names.get(i["subject"]) or i["subject"]
         zone, page_zone = site.get("timezone"), "Europe/Copenhagen"
         return {
+            "schema": Schema.ALERT.value,
             "incident": i["id"],
             "state": delivery.phase,
             "kind": i["kind"],

@@ -15,7 +15,7 @@ from .report import site_rows
 from .settings import AlertRules
 
 #: the kinds of incident, as the webhook's ``kind`` names them
-KINDS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.STORAGE_FAULT, "site.offline", "outbox.backlog")
+KINDS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.STORAGE_FAULT, "offline", "outbox.backlog")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +50,7 @@ def conditions(sites: list[dict[str, Any]], doors: list[DoorState], now: float, 
     for s in site_rows(sites, now):
         site = s["site"]
         if rules.offline_min and not s["online"] and s["since"] is not None and now - s["since"] >= rules.offline_min * 60:
-            found.append(
-                Condition(f"site.offline:{site}", "site.offline", site, None, s["since"], "silent" if s["silent"] else "")
-            )
+            found.append(Condition(f"offline:{site}", "offline", site, None, s["since"], "silent" if s["silent"] else ""))
         if rules.outbox_backlog and (s["outbox_pending"] or 0) >= rules.outbox_backlog:
             found.append(Condition(f"outbox.backlog:{site}", "outbox.backlog", site, None, None, str(s["outbox_pending"])))
         if rules.reader_fault:

@@ -35,6 +35,7 @@ NAMES: tuple[str, ...] = (
     "event",
     "status",
     "sync-request",
+    "alert",
 )
 
 #: the ``$id`` prefix: ``urn:haldor:schema:schedule``
@@ -49,6 +50,7 @@ _BY_SCHEMA: dict[str, str] = {
     Schema.COMMAND: "command",
     Schema.EVENT: "event",
     Schema.STATUS: "status",
+    Schema.ALERT: "alert",
 }
 
 #: what travels on each topic: the agent's inputs come signed, so the envelope first
