@@ -308,3 +308,22 @@ def test_haldor_fleet_stops_at_start_with_one_line_for_a_bad_fleet_configuration
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "alerts.offline_min: expected int" in done.stderr
+
+
+def test_two_fleet_processes_with_alerts_send_each_alert_once(tmp_path):
+    receiver = Receiver()
+    settings = fleet_settings.parse({"webhooks": [{"url": receiver.url}]}, str(tmp_path / "fleet.toml"))
+    store = FleetStore(tmp_path / "fleet.db")
+    store.store([("valby", {"online": True, "at": "2026-11-25T17:00:00+01:00"}, NOW)], [])
+    store.add_event(access("valby", "door.forced", "2026-11-25T23:00:00+01:00", 1, reader=None))
+    forced_at = store.door_states(0)[0].forced_at
+    one, two = AlertWorker(settings, store), AlertWorker(settings, FleetStore(tmp_path / "fleet.db"))
+    try:
+        one.run_once(forced_at + 1)
+        two.run_once(forced_at + 1)
+        assert receiver.next(timeout=1)["state"] == "open"
+        assert receiver.got.empty()
+    finally:
+        receiver.close()
+        one.stop()
+        two.stop()

@@ -76,6 +76,8 @@ class AlertWorker:
         for delivery in self.book.due(now):
             if self._stop.is_set():
                 return
+            if not self.book.claim(delivery, now):
+                continue  # another fleet process took it
             kind = delivery.channel.split(":")[0]
             try:
                 self._send(delivery, names.get(delivery.incident["site"], {}))

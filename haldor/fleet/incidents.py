@@ -82,6 +82,17 @@ class IncidentBook:
         )
         return [Delivery(r[0], r[1], r[2], int(r[3]), dict(zip(INCIDENT_COLUMNS, r[4:], strict=True))) for r in rows]
 
+    def claim(self, delivery: Delivery, now: float, hold_s: float = 60.0) -> bool:
+        """Take a due message for this process: another fleet process with alerts on will
+        not send it meanwhile (if this one dies, it is due again after ``hold_s``)."""
+        return (
+            self.db.executemany(
+                "UPDATE deliveries SET next_at = ? WHERE id = ? AND sent_at IS NULL AND next_at <= ?",
+                [[now + hold_s, delivery.id, now]],
+            )
+            == 1
+        )
+
     def sent(self, delivery: str, now: float) -> None:
         self.db.execute(
             "UPDATE deliveries SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?", [now, delivery]
