@@ -319,8 +319,14 @@ def test_two_fleet_processes_with_alerts_send_each_alert_once(tmp_path):
     forced_at = store.door_states(0)[0].forced_at
     one, two = AlertWorker(settings, store), AlertWorker(settings, FleetStore(tmp_path / "fleet.db"))
     try:
-        one.run_once(forced_at + 1)
-        two.run_once(forced_at + 1)
+        found = conditions(store.sites(), store.door_states(0), forced_at + 1, settings.alerts)
+        one.book.update(found, one.channels, forced_at + 1)
+        (due,) = one.book.due(forced_at + 1)
+        assert two.book.due(forced_at + 1) == [due]  # both see it due ...
+        assert one.book.claim(due, forced_at + 1) and not two.book.claim(due, forced_at + 1)  # ... one takes it
+        two.run_once(forced_at + 2)
+        assert receiver.got.empty()  # the other does not send it
+        one.run_once(forced_at + 61)  # taken and not sent (the process died): due again after a minute
         assert receiver.next(timeout=1)["state"] == "open"
         assert receiver.got.empty()
     finally:
