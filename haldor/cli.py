@@ -124,11 +124,14 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument(
         "manage",
         nargs="*",
-        metavar="user add NAME | user remove NAME | user list",
+        metavar="user add|remove|unlock NAME | user list",
         help="manage the page's users instead of running",
     )
     fleet.add_argument("--role", choices=("viewer", "operator"), default="viewer", help="user add: viewer reads, operator acts")
     fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
+    fleet.add_argument(
+        "--public-url", default="", metavar="URL", help="the page's address as browsers see it (https://... behind a TLS proxy)"
+    )
     fleet.add_argument(
         "--trusted-header",
         default="",
@@ -496,6 +499,7 @@ def _bridge(args) -> int:
 
 
 def _fleet(args) -> int:
+    from urllib.parse import urlsplit
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from haldor.fleet import settings as fleet_settings
@@ -523,7 +527,21 @@ def _fleet(args) -> int:
     listen = parse_listen(args.listen)
     users = Operators(Database.open(args.db))
     beyond_loopback = not _loopback(listen[0])
-    if beyond_loopback and not users.any() and not args.trusted_header:
+    public = urlsplit(args.public_url) if args.public_url else None
+    if public is not None and (public.scheme not in ("http", "https") or not public.netloc):
+        raise ConfigError(
+            f"--public-url {args.public_url!r}: the page's address as browsers see it, e.g. https://fleet.kommune.dk"
+        )
+    if args.trusted_header and beyond_loopback:
+        raise ConfigError(
+            f"--listen {args.listen}: with --trusted-header only the proxy on this machine may reach the page: listen on loopback"
+        )
+    if beyond_loopback and (public is None or public.scheme != "https"):
+        raise ConfigError(
+            f"--listen {args.listen}: beyond loopback passwords and sessions need TLS: put the page behind a proxy with TLS "
+            "and give its address with --public-url https://..."
+        )
+    if beyond_loopback and not users.any():
         raise ConfigError(
             f"--listen {args.listen}: beyond loopback the page needs a login: add a user first (haldor fleet user add NAME --role operator)"
         )
@@ -539,7 +557,8 @@ def _fleet(args) -> int:
     alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
     web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=(first, last))
     if beyond_loopback or users.any() or args.trusted_header:
-        web.auth = Sessions(users, secure=beyond_loopback, trusted_header=args.trusted_header)
+        web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
+    web.public_origin = f"{public.scheme}://{public.netloc}" if public is not None else ""
     web.metrics_token = metrics_token
     if args.command_key:
         kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
@@ -583,10 +602,10 @@ def _fleet_users(args) -> int:
     if (
         words[0] != "user"
         or len(words) < 2
-        or words[1] not in ("add", "remove", "list")
+        or words[1] not in ("add", "remove", "unlock", "list")
         or len(words) != (2 if words[1] == "list" else 3)
     ):
-        print("haldor fleet: expected: user add NAME | user remove NAME | user list", file=sys.stderr)
+        print("haldor fleet: expected: user add NAME | user remove NAME | user unlock NAME | user list", file=sys.stderr)
         return EXIT_BAD_INPUT
     users = Operators(Database.open(args.db))
     if words[1] == "list":
@@ -594,6 +613,12 @@ def _fleet_users(args) -> int:
             print("\t".join([name, role, *(["locked"] if locked else [])]))
         return 0
     name = words[2]
+    if words[1] == "unlock":
+        if not users.unlock(name):
+            print(f"haldor fleet: no user {name!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"unlocked {name}")
+        return 0
     if words[1] == "remove":
         if not users.remove(name):
             print(f"haldor fleet: no user {name!r}", file=sys.stderr)

@@ -304,6 +304,27 @@ TEXTS: dict[str, dict[str, str]] = {
         "da": "Handlinger kræver fleetens kommandonøgle (--command-key).",
         "en": "Actions need the fleet's command key (--command-key).",
     },
+    "fleet.viewer_refused": {
+        "da": "Kun operatører kan udføre handlinger; du kan læse.",
+        "en": "Only operators act; you can read.",
+    },
+    "fleet.bad_minutes": {
+        "da": "Skriv et helt antal minutter fra 1 til 1440.",
+        "en": "Write a whole number of minutes from 1 to 1440.",
+    },
+    "fleet.unknown_target": {"da": "Ukendt sted eller dør.", "en": "Unknown site or door."},
+    "fleet.action.refused": {"da": "Afvist af fleeten", "en": "Refused by the fleet"},
+    "fleet.action.login_refused": {"da": "Forkert adgangskode", "en": "Wrong password"},
+    "fleet.action.locked": {"da": "Låst efter 5 forkerte forsøg", "en": "Locked after 5 wrong tries"},
+    "fleet.action.not_sent": {"da": "Ikke sendt", "en": "Not sent"},
+    "fleet.confirm_lockdown": {
+        "da": "Nedlukning låser alle døre; kun pedellen kommer ind. Fortsæt?",
+        "en": "A lockdown locks every door; only the caretaker gets in. Go on?",
+    },
+    "fleet.hold_open_help": {
+        "da": "Hold åben gælder, til nogen trykker Lås igen.",
+        "en": "Hold open lasts until someone presses Lock again.",
+    },
 }
 
 

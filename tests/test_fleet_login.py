@@ -4,6 +4,7 @@ header from a reverse proxy; a bearer token for /metrics; and `haldor fleet user
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -68,6 +69,7 @@ def test_a_login_sets_a_session_cookie_that_a_browser_cannot_read_or_send_elsewh
 
 def test_a_wrong_password_and_the_lockout(page):
     web, users = page
+    open_session = login(web, "kontor-bo")  # a lockout stops new logins, not the user's open page
     wrong = httpx.post(web.url + "/login", data={"name": "kontor-bo", "password": "forkert", "next": "/"})
     assert wrong.status_code == 401 and "Forkert brugernavn eller adgangskode" in wrong.text and "set-cookie" not in wrong.headers
     for _ in range(4):
@@ -77,6 +79,10 @@ def test_a_wrong_password_and_the_lockout(page):
     assert locked.status_code == 401  # the right password does not help while locked
     unknown = httpx.post(web.url + "/login", data={"name": "nobody", "password": PASSWORD, "next": "/"})
     assert unknown.status_code == 401 and unknown.text == wrong.text  # an unknown name says no more
+    assert open_session.get("/").status_code == 200
+    assert [r["action"] for r in web.audit.rows()][:2] == ["locked", "login_refused"]  # a known user's, in the log
+    users.unlock("kontor-bo")
+    assert login(web, "kontor-bo").get("/").status_code == 200
 
 
 def test_csrf_is_refused_and_logout_needs_the_token(page):
@@ -92,12 +98,59 @@ def test_csrf_is_refused_and_logout_needs_the_token(page):
     assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
 
 
-def test_a_removed_user_is_logged_out_at_once(page):
+def test_sessions_end_at_a_logout_and_a_removal_and_never_come_back(page):
     web, users = page
     client = login(web, "kontor-bo")
-    assert client.get("/").status_code == 200
+    copied = dict(client.cookies)
+    token = client.get("/").text.split("name='csrf' value='")[1].split("'")[0]
+    assert client.post("/logout", data={"csrf": token}).status_code == 303
+    assert httpx.get(web.url + "/", cookies=copied).status_code == 303  # a copied cookie ends with the logout
+    client = login(web, "kontor-bo")
+    old = dict(client.cookies)
     users.remove("kontor-bo")
     assert client.get("/").status_code == 303
+    users.add("kontor-bo", PASSWORD, "operator")  # the name again, another person perhaps
+    assert httpx.get(web.url + "/", cookies=old).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "target, lands",
+    [
+        ("/usage.csv?from=2026-01-01", "/usage.csv?from=2026-01-01"),
+        ("//evil.example/", "/"),
+        ("/\t/evil.example/", "/"),
+        ("/\r\nSet-Cookie: injected=1", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ],
+)
+def test_after_the_login_only_a_path_of_this_site(page, target, lands):
+    web, _ = page
+    reply = httpx.post(web.url + "/login", data={"name": "pedel-anna", "password": PASSWORD, "next": target})
+    assert reply.status_code == 303 and reply.headers["location"] == lands
+    assert "injected" not in str(reply.headers)
+
+
+def test_odd_requests_get_an_answer_not_a_dropped_connection(page):
+    web, _ = page
+    client = login(web, "pedel-anna")
+    assert client.post("/logout", data={"csrf": "é…"}).status_code == 403
+    assert (
+        httpx.get(
+            web.url + "/", headers={"Cookie": 'tracking={"a":1}; x=a b; ' + f"haldor_session={client.cookies['haldor_session']}"}
+        ).status_code
+        == 200
+    )
+    assert httpx.get(web.url + "/", headers={"Cookie": 'haldor_session="a.é"'.encode()}).status_code == 303
+    assert httpx.get(web.url + "/metrics", headers={"Authorization": "Bearer é".encode()}).status_code == 401
+    assert httpx.get(web.url + "/metrics", headers={"Authorization": "s3cret-token"}).status_code == 401  # "Bearer " it is
+    with socket.create_connection(("127.0.0.1", web.server_address[1]), timeout=5) as raw:
+        raw.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\nname=x")
+        assert raw.recv(100).startswith(b"HTTP/1.0 400")  # never a read until the end of the stream
+    elsewhere = httpx.post(
+        web.url + "/login", data={"name": "pedel-anna", "password": PASSWORD}, headers={"Origin": "https://evil.example"}
+    )
+    assert elsewhere.status_code == 403 and "set-cookie" not in elsewhere.headers  # no login from another site's form
 
 
 def test_metrics_with_the_bearer_token(page):
@@ -119,6 +172,9 @@ def test_a_reverse_proxy_names_the_user(tmp_path):
         assert httpx.get(url, headers={"X-Remote-User": "anna@kommune.dk"}).status_code == 200
         assert httpx.get(url, headers={"X-Remote-User": "mallory@kommune.dk"}).status_code == 303  # not a user here
         assert httpx.get(url).status_code == 303
+        twice = httpx.get(url, headers=[("X-Remote-User", "mallory@kommune.dk"), ("X-Remote-User", "anna@kommune.dk")])
+        assert twice.status_code == 303  # a proxy that appends instead of replacing: refused
+        assert httpx.post(url + "login", data={"name": "anna@kommune.dk", "password": PASSWORD}).status_code == 404
     finally:
         web.shutdown()
 
@@ -156,9 +212,15 @@ def test_haldor_fleet_user_add_list_remove(tmp_path):
     assert haldor("fleet", "--db", db, "user", "remove", "pedel-anna").returncode == 1
 
 
-def test_the_page_is_not_served_beyond_loopback_without_a_login(tmp_path):
-    refused = haldor("fleet", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "f.db"), "--listen", "0.0.0.0:8090")
-    assert refused.returncode == 2 and "needs a login" in refused.stderr and refused.stderr.count("\n") == 1
+def test_the_page_is_not_served_beyond_loopback_without_tls_and_a_login(tmp_path):
+    """Checked before anything listens: no address beyond loopback is ever bound here."""
+    base = ["fleet", "--broker", "127.0.0.1:1", "--db", str(tmp_path / "f.db"), "--listen", "0.0.0.0:8090"]
+    plain = haldor(*base)
+    assert plain.returncode == 2 and "need TLS" in plain.stderr and plain.stderr.count("\n") == 1
+    nobody = haldor(*base, "--public-url", "https://fleet.kommune.example")
+    assert nobody.returncode == 2 and "needs a login" in nobody.stderr
+    proxy = haldor(*base, "--public-url", "https://fleet.kommune.example", "--trusted-header", "X-Remote-User")
+    assert proxy.returncode == 2 and "listen on loopback" in proxy.stderr
 
 
 def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_log_shows_it(tmp_path, broker, signing_key):
@@ -226,6 +288,7 @@ def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_
                     form={"csrf": token, "site": "valby-skole", "door": "main", "action": "unlock", "minutes": "10"},
                 )
                 assert tried.status == 403
+                assert [r["action"] for r in web.audit.rows()][0] == "refused"  # the attempt is in the audit log
 
                 page.fill("input[name=name]", "pedel-anna")
                 page.fill("input[name=password]", PASSWORD)
@@ -257,3 +320,22 @@ def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_
         web.shutdown()
         consumer.stop()
         site.close()
+
+
+def test_an_answer_counts_only_from_the_site_the_command_went_to(tmp_path):
+    from haldor.fleet.commands import AuditLog
+    from haldor.fleet.operators import Operator
+
+    store = FleetStore(tmp_path / "fleet.db")
+    audit = AuditLog(store.db)
+    audit.record(
+        1.0, Operator("pedel-anna", "operator"), "unlock", site="stille-sted", door="main", command="c-1", expires_at=121.0
+    )
+    assert store.command_results([("ondt-sted", {"id": "c-1", "ok": True, "error": None})], 2.0) == 0
+    assert store.command_results([("stille-sted", {"id": "c-1", "ok": False, "error": "replayed"})], 3.0) == 1
+    (row,) = audit.rows()
+    assert (row["ok"], row["error"], row["answered_at"]) == (0, "replayed", 3.0)
+    store.set_status(
+        "stille-sted", {"online": True, "at": "2026-11-25T17:00:00+01:00", "names": {"site": "Stille\r\nBcc: x"}}, 1.0
+    )
+    assert store.sites()[0]["name"] == "StilleBcc: x"  # no line break reaches an e-mail's subject

@@ -69,6 +69,13 @@ class AuditLog:
         )
         return row_id
 
+    def answer(self, row_id: str, *, ok: bool, error: str | None, at: float) -> None:
+        """The one change a row gets: its answer (from the box, or "not sent")."""
+        self.db.execute(
+            "UPDATE audit SET ok = ?, error = ?, answered_at = ? WHERE id = ? AND answered_at IS NULL",
+            [int(ok), error, at, row_id],
+        )
+
     def rows(
         self, site: str | None = None, since: float | None = None, until: float | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
@@ -116,6 +123,7 @@ class Commander:
         )
         info = self.client.publish(f"{self.prefix}/{site}/cmd", payload, qos=1)
         log.info("command %s %s %s by %s (%s)", action, site, doc.get("door") or "", operator.name, doc["id"])
-        if info.rc != 0:
+        if info.rc != 0:  # not connected, or paho's queue full: the audit row says so, not "no answer"
             log.warning("command %s not handed to the broker: rc %s", doc["id"], info.rc)
+            self.audit.answer(row, ok=False, error=f"not sent: the fleet has no broker connection (rc {info.rc})", at=now)
         return row

@@ -344,7 +344,7 @@ class FleetConsumer:
         log (it would never read better)."""
         statuses: list[tuple[str, dict[str, Any], float]] = []
         events: list[dict[str, Any]] = []
-        results: list[dict[str, Any]] = []
+        results: list[tuple[str, dict[str, Any]]] = []
         loads = json.loads
         for topic, payload in messages:
             if not payload:
@@ -368,7 +368,7 @@ class FleetConsumer:
             elif leaf == "status":
                 statuses.append((site, doc, now))
             elif leaf == "result" and site == "cmd":
-                results.append(doc)
+                results.append((topic.split("/")[-3], doc))  # the site whose topic it came on
         new = self.store.store(statuses, events)
         if results:
             self.store.command_results(results, now)

@@ -25,6 +25,10 @@ MIGRATIONS = [
         locked_until {float}, created_at {float} NOT NULL);
     CREATE TABLE fleet_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL)
     """,
+    # sessions end when this changes: at a logout, a remove, an add (a name used again), an unlock
+    """
+    ALTER TABLE operators ADD COLUMN generation TEXT
+    """,
 ]
 
 
@@ -32,6 +36,8 @@ MIGRATIONS = [
 class Operator:
     name: str
     role: str
+    #: a session made before this changed is over
+    generation: str = ""
 
     @property
     def acts(self) -> bool:
@@ -66,8 +72,8 @@ class Operators:
             if self.db.one("SELECT 1 FROM operators WHERE name = ?", [name]):
                 raise OperatorError(f"user {name!r} exists already (remove it first)")
             self.db.execute(
-                "INSERT INTO operators(name, hash, role, failures, created_at) VALUES (?, ?, ?, 0, ?)",
-                [name, _hasher().hash(password), role, self.clock()],
+                "INSERT INTO operators(name, hash, role, failures, created_at, generation) VALUES (?, ?, ?, 0, ?, ?)",
+                [name, _hasher().hash(password), role, self.clock(), secrets.token_hex(8)],
             )
 
     def remove(self, name: str) -> bool:
@@ -88,26 +94,35 @@ class Operators:
         return self.db.one("SELECT 1 FROM operators LIMIT 1") is not None
 
     def get(self, name: str) -> Operator | None:
-        row = self.db.one("SELECT name, role FROM operators WHERE name = ?", [name])
-        return Operator(row[0], row[1]) if row else None
+        row = self.db.one("SELECT name, role, generation FROM operators WHERE name = ?", [name])
+        return Operator(row[0], row[1], row[2] or "") if row else None
 
-    def check(self, name: str, password: str) -> Operator | None:
-        """The operator, or None for a wrong name or password or a locked-out user. An
-        unknown name costs as much time as a known one."""
+    def end_sessions(self, name: str) -> None:
+        """Every session of ``name`` ends (a logout ends them all: a copied cookie too)."""
+        self.db.execute("UPDATE operators SET generation = ? WHERE name = ?", [secrets.token_hex(8), name])
+
+    def unlock(self, name: str) -> bool:
+        with self.db.transaction():
+            found = self.db.one("SELECT 1 FROM operators WHERE name = ?", [name])
+            self.db.execute("UPDATE operators SET failures = 0, locked_until = NULL WHERE name = ?", [name])
+        return found is not None
+
+    def check(self, name: str, password: str) -> tuple[Operator | None, str]:
+        """(the operator, "") or (None, why: "unknown", "wrong", "locked" or "locked now").
+        Every answer costs one argon2 verification, so the time tells nothing; a lockout
+        stops new logins only (the user's open sessions go on)."""
         from argon2.exceptions import InvalidHashError, VerificationError
 
         hasher = _hasher()
         now = self.clock()
-        row = self.db.one("SELECT name, hash, role, failures, locked_until FROM operators WHERE name = ?", [name])
-        if row is None:
+        row = self.db.one("SELECT name, hash, role, failures, locked_until, generation FROM operators WHERE name = ?", [name])
+        if row is None or (row[4] is not None and row[4] > now):
             self._dummy = self._dummy or hasher.hash(secrets.token_hex(16))
             try:
                 hasher.verify(self._dummy, password)
             except (VerificationError, InvalidHashError):
                 pass
-            return None
-        if row[4] is not None and row[4] > now:
-            return None
+            return None, "unknown" if row is None else "locked"
         try:
             hasher.verify(row[1], password)
         except (VerificationError, InvalidHashError):
@@ -116,9 +131,9 @@ class Operators:
             self.db.execute(
                 "UPDATE operators SET failures = ?, locked_until = ? WHERE name = ?", [0 if locked else failures, locked, name]
             )
-            return None
+            return None, "locked now" if locked else "wrong"
         self.db.execute("UPDATE operators SET failures = 0, locked_until = NULL WHERE name = ?", [name])
-        return Operator(row[0], row[2])
+        return Operator(row[0], row[2], row[5] or ""), ""
 
     def locked(self, name: str) -> bool:
         row = self.db.one("SELECT locked_until FROM operators WHERE name = ?", [name])

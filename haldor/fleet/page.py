@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from haldor.texts import TEXTS, event, t
 
@@ -106,6 +107,8 @@ def _who(view: View) -> str:
     if not view.user:
         return ""
     lang = view.lang
+    if view.sso:  # the proxy's single sign-on logs in and out
+        return f"<span class='who'>{t('fleet.logged_in', lang)} <strong>{e(view.user)}</strong> ({t('fleet.role.' + view.role, lang)})</span>"
     return (
         f"<form method='post' action='/logout{e(view.query())}' class='who'>{t('fleet.logged_in', lang)} "
         f"<strong>{e(view.user)}</strong> ({t('fleet.role.' + view.role, lang)})"
@@ -125,10 +128,14 @@ def login_page(view: View, target: str, failed: bool = False) -> str:
         f"<button type='submit'>{t('fleet.login', lang)}</button></form></main>"
     )
     title = t("fleet.login_title", lang)
+    other = view.other_language()
+    switch = (
+        f"<nav><a href='/login?lang={other}&amp;next={quote(target, safe='')}' lang='{other}'>{t('fleet.switch', lang)}</a></nav>"
+    )
     return (
         f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
         f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{e(title)}</title>"
-        f"<style>{STYLE}</style></head><body><header><h1>{e(title)}</h1></header>{body}</body></html>"
+        f"<style>{STYLE}</style></head><body><header><h1>{e(title)}</h1>{switch}</header>{body}</body></html>"
     )
 
 
@@ -376,15 +383,23 @@ def _actions(view: View, site: dict[str, Any], can_send: bool) -> str:
             f"<button name='action' value='hold_open'>{t('fleet.action.hold_open', lang)}</button>"
             f"<button name='action' value='release'>{t('fleet.action.release', lang)}</button></form>"
         )
+    out.append(f"<p class='note'>{t('fleet.hold_open_help', lang)}</p>")
     out.append(
         f"<form method='post' action='{action_url}' class='act' aria-label='{e(site['name'])}'>{hidden}<strong>{e(site['name'])}</strong>{why}"
         + "".join(
-            f"<button name='action' value='{a}'>{t('fleet.action.' + a, lang)}</button>"
+            f"<button name='action' value='{a}'{_ask(a, lang)}>{t('fleet.action.' + a, lang)}</button>"
             for a in ("lockdown", "lift_lockdown", "resync")
         )
         + "</form>"
     )
     return "".join(out)
+
+
+def _ask(action: str, lang: str) -> str:
+    """A lockdown is asked for twice: it locks every door of the site."""
+    if action != "lockdown":
+        return ""
+    return f" data-ask='{e(t('fleet.confirm_lockdown', lang))}' onclick='return confirm(this.dataset.ask)'"
 
 
 def _result(row: dict[str, Any], now: float, lang: str) -> str:

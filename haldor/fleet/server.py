@@ -4,9 +4,9 @@ has changed (polled from the database, so it sees what every consumer wrote)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from haldor.errors import DocumentError
+from haldor.texts import t
 
 from .commands import AuditLog, Commander
 from .exports import Table, access_table, audit_table_export, season_table, sites_table, to_csv, to_xlsx, usage_table
@@ -25,7 +26,7 @@ from .metrics import FleetCollector, exposition
 from .operators import Operator
 from .page import PAGE_ROWS, Overview, access_page, audit_page, login_page, overview
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals, site_rows
-from .sessions import Sessions
+from .sessions import Sessions, same
 from .store import FleetStore
 from .view import View, read_view, today_in
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_FORM_BYTES = 16 * 1024
+SAFE_TARGET = re.compile(r"/[A-Za-z0-9/_.~%?&=+-]*")
 #: how often an open page's stream looks for changes: also the fastest it refreshes
 LIVE_POLL_S = 5.0
 HEARTBEAT_S = 15.0
@@ -44,8 +46,15 @@ ALARMS_SHOWN = 50
 EXPORT_ROWS = 1_000_000
 
 
+def safe_target(target: str) -> str:
+    """Where to go after the login: a path of this site, or the overview."""
+    return target if SAFE_TARGET.fullmatch(target) and not target.startswith("//") else "/"
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: FleetHTTPServer
+    #: a client that sends its request slowly is dropped after this
+    timeout = 20
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug(fmt, *args)
@@ -69,11 +78,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, *_html(login_page(view, parse_qs(query).get("next", ["/"])[-1])))
             return
         if srv.auth is not None:
-            session = srv.auth.session(self.headers)
+            session = srv.auth.session(self.headers, self.client_address[0])
             if session is None:
                 self._to_login(path, query)
                 return
-            view = replace(view, user=session.operator.name, role=session.operator.role, csrf=session.csrf)
+            view = replace(
+                view, user=session.operator.name, role=session.operator.role, csrf=session.csrf, sso=not srv.auth.passwords
+            )
         if path == "/live":
             self._live()
             return
@@ -174,15 +185,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metrics_token_ok(self) -> bool:
         srv = self.server
-        given = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
-        if srv.metrics_token and given and hmac.compare_digest(given, srv.metrics_token):
+        header = self.headers.get("Authorization") or ""
+        if srv.metrics_token and header.startswith("Bearer ") and same(header[7:].strip(), srv.metrics_token):
             return True
-        return srv.auth is not None and srv.auth.session(self.headers) is not None
+        return srv.auth is not None and srv.auth.session(self.headers, self.client_address[0]) is not None
 
     def do_POST(self) -> None:  # noqa: N802
         srv = self.server
         path, _, query = self.path.partition("?")
-        length = int(self.headers.get("Content-Length") or 0)
+        length_text = self.headers.get("Content-Length") or "0"
+        if not length_text.isdigit():
+            self.close_connection = True
+            self._send(400, b"Content-Length: a number of bytes\n", "text/plain", {"Connection": "close"})
+            return
+        length = int(length_text)
         if length > MAX_FORM_BYTES:
             self.close_connection = True
             self._send(413, b"too large\n", "text/plain", {"Connection": "close"})
@@ -192,17 +208,24 @@ class _Handler(BaseHTTPRequestHandler):
         if srv.auth is None:
             self._send(404, b"no login here: the page is open on loopback\n", "text/plain")
             return
-        if path == "/login":
-            self._login(form, view, query)
+        if not self._same_origin():
+            self._send(403, b"a form from another site\n", "text/plain")
             return
-        session = srv.auth.session(self.headers)
+        if path == "/login":
+            if srv.auth.passwords:
+                self._login(form, view)
+            else:
+                self._send(404, b"the login is the proxy's single sign-on\n", "text/plain")
+            return
+        session = srv.auth.session(self.headers, self.client_address[0])
         if session is None:
             self._send(401, b"log in first\n", "text/plain")
             return
-        if not self._csrf_ok(form, session.csrf):
-            self._send(403, b"the form is out of date or from elsewhere: reload the page\n", "text/plain")
+        if not session.csrf or not same(form.get("csrf", ""), session.csrf):
+            self._send(403, b"the form is out of date: reload the page\n", "text/plain")
             return
-        if path == "/logout":
+        if path == "/logout" and srv.auth.passwords:
+            srv.auth.operators.end_sessions(session.operator.name)  # a copied cookie ends too
             with srv.lock:
                 srv.audit.record(srv.clock(), session.operator, "logout")
             self._send(303, b"", "text/plain", {"Location": "/login" + view.query(), "Set-Cookie": srv.auth.ended()})
@@ -211,57 +234,78 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found\n", "text/plain")
 
-    def _csrf_ok(self, form: dict[str, str], token: str) -> bool:
-        """The form's token is the session's, and a browser that names the page it came
-        from names this one."""
+    def _same_origin(self) -> bool:
+        """A browser that names the page a form came from must name this one: the public
+        address when one is given (a proxy may change Host), else the Host asked for."""
         origin = self.headers.get("Origin")
-        if origin and origin != "null" and urlsplit(origin).netloc != self.headers.get("Host"):
-            return False
-        return bool(token) and hmac.compare_digest(form.get("csrf", ""), token)
+        if not origin or origin == "null":
+            return True  # not a browser's cross-site form (SameSite=Strict keeps the cookie off those)
+        expected = self.server.public_origin or f"http://{self.headers.get('Host')}"
+        parts, want = urlsplit(origin), urlsplit(expected)
+        return (parts.scheme, parts.netloc) == (want.scheme, want.netloc) or (
+            not self.server.public_origin and parts.netloc == self.headers.get("Host")
+        )
 
-    def _login(self, form: dict[str, str], view: View, query: str) -> None:
+    def _login(self, form: dict[str, str], view: View) -> None:
+        """Outside the pages' lock (argon2 takes a tenth of a second), at most two at once:
+        a flood of logins answers 503 instead of holding up an operator's unlock."""
         srv = self.server
         assert srv.auth is not None
-        name, password = form.get("name", "").strip(), form.get("password", "")
-        with srv.lock:
-            operator = srv.auth.operators.check(name, password) if name and password else None
-        if operator is None:
-            log.warning("fleet login refused for %r from %s", name[:64], self.client_address[0])
-            self._send(401, *_html(login_page(view, form.get("next", "/"), failed=True)))
+        name, password = form.get("name", "").strip()[:64], form.get("password", "")[:1024]
+        target = safe_target(form.get("next", "/"))
+        if not srv.hashing.acquire(timeout=2):
+            self._send(503, b"too many logins at once: try again in a moment\n", "text/plain", {"Retry-After": "2"})
             return
-        log.info("fleet login: %s (%s) from %s", operator.name, operator.role, self.client_address[0])
+        try:
+            operator, why = srv.auth.operators.check(name, password) if name and password else (None, "unknown")
+        finally:
+            srv.hashing.release()
+        peer = self.client_address[0]
+        if operator is None:
+            log.warning("fleet login refused for %r from %s: %s", name, peer, why)
+            if why in ("wrong", "locked now"):  # a known user: the audit log says so (an unknown name would only fill it)
+                known = srv.auth.operators.get(name)
+                if known is not None:
+                    with srv.lock:
+                        srv.audit.record(srv.clock(), known, "login_refused" if why == "wrong" else "locked", detail=peer)
+            self._send(401, *_html(login_page(view, target, failed=True)))
+            return
+        log.info("fleet login: %s (%s) from %s", operator.name, operator.role, peer)
         with srv.lock:
-            srv.audit.record(srv.clock(), operator, "login", detail=self.client_address[0])
-        target = form.get("next", "/")
-        if not target.startswith("/") or target.startswith("//") or "\\" in target:
-            target = "/"
+            srv.audit.record(srv.clock(), operator, "login", detail=peer)
         self._send(303, b"", "text/plain", {"Location": target, "Set-Cookie": srv.auth.cookie_for(operator)})
 
     def _command(self, form: dict[str, str], operator: Operator, view: View) -> None:
+        """An operator's action; a refusal is in the audit log too (a viewer who tried)."""
         srv = self.server
-        site = form.get("site", "")
+        site, action = form.get("site", "")[:64], form.get("action", "")[:32]
         if srv.commander is None:
-            self._send(404, b"no command key: start the fleet with --command-key\n", "text/plain")
+            self._send(404, *_words(t("fleet.no_command_key", view.lang)))
             return
-        if not operator.acts:
-            self._send(403, b"only operators act; a viewer reads\n", "text/plain")
-            return
+        now = srv.clock()
         try:
-            minutes = float(form["minutes"]) if form.get("minutes") else None
+            if not operator.acts:
+                raise PermissionError(t("fleet.viewer_refused", view.lang))
+            minutes_text = form.get("minutes", "").strip()
+            minutes = None
+            if action == "unlock":
+                if not minutes_text.isdigit() or not 1 <= int(minutes_text) <= 24 * 60:
+                    raise DocumentError(t("fleet.bad_minutes", view.lang))
+                minutes = float(minutes_text)
             with srv.lock:
-                known = {s["site"]: s for s in srv.sites(srv.clock())}
-                if site not in known:
-                    raise DocumentError(f"unknown site {site!r}")
+                known = {s["site"]: s for s in srv.sites(now)}
                 door = form.get("door") or None
-                if door is not None and door not in known[site].get("doors", {}):
-                    raise DocumentError(f"unknown door {door!r}")
-                srv.commander.send(
-                    operator, site, form.get("action", ""), door, minutes, form.get("reason", "").strip(), srv.clock()
+                if site not in known or (door is not None and door not in known[site].get("doors", {})):
+                    raise DocumentError(t("fleet.unknown_target", view.lang))
+                srv.commander.send(operator, site, action, door, minutes, form.get("reason", "").strip(), now)
+        except (DocumentError, PermissionError) as exc:
+            with srv.lock:
+                srv.audit.record(
+                    now, operator, "refused", site=site or None, door=form.get("door") or None, detail=f"{action}: {exc}"
                 )
-        except (DocumentError, ValueError) as exc:
-            self._send(400, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+            self._send(403 if isinstance(exc, PermissionError) else 400, *_words(str(exc)))
             return
-        self._send(303, b"", "text/plain", {"Location": "/access" + view.query(site=site, door="")})
+        self._send(303, b"", "text/plain", {"Location": "/access" + view.query(site=site, door="") + "#audit"})
 
     def _metrics(self) -> None:
         srv = self.server
@@ -288,6 +332,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
             )
         for k, v in (headers or {}).items():
+            if any(ch in v for ch in "\r\n\x00"):
+                raise ValueError(f"header {k}: a line break")  # never a header of two
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
@@ -318,6 +364,11 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # the database went away: the page's EventSource reconnects
             log.warning("the live stream of a fleet page ended", exc_info=True)
         self.close_connection = True
+
+
+def _words(text: str) -> tuple[bytes, str]:
+    """A refusal a person reads: one line, in the page's language, never the input echoed at length."""
+    return f"{text[:300]}\n".encode(), "text/plain; charset=utf-8"
 
 
 def _html(text: str) -> tuple[bytes, str, dict[str, str]]:
@@ -380,6 +431,10 @@ class FleetHTTPServer(ThreadingHTTPServer):
         #: who may look: None while the page is open (loopback, no users)
         self.auth: Sessions | None = None
         self.metrics_token = ""
+        #: the page's address as the browsers see it ("https://fleet.kommune.dk"), for the forms' origin check
+        self.public_origin = ""
+        #: argon2 verifications at once
+        self.hashing = threading.BoundedSemaphore(2)
         #: this process's consumer and alerting, for /metrics (set by whoever starts them)
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None

@@ -147,9 +147,13 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63 else None
 
 
+#: control characters: a name with a line break would break an e-mail's subject, NUL a PostgreSQL row
+_CONTROL = dict.fromkeys([*range(32), 127])
+
+
 def _text(value: Any, longest: int = 200) -> str | None:
-    """A string column takes a string (without NUL, which PostgreSQL refuses) or nothing."""
-    return value[:longest].replace("\x00", "") if isinstance(value, str) else None
+    """A string column takes a string (without control characters) or nothing."""
+    return value[:longest].translate(_CONTROL) if isinstance(value, str) else None
 
 
 def _json_table(value: Any, most: int = 200) -> str | None:
@@ -167,7 +171,7 @@ def _names(doc: Any) -> str | None:
     for kind in ("rooms", "doors"):
         entries = doc.get(kind)
         if isinstance(entries, dict):
-            kept[kind] = {k[:100]: v[:200] for k, v in list(entries.items())[:500] if isinstance(v, str)}
+            kept[kind] = {k[:100]: v[:200].translate(_CONTROL) for k, v in list(entries.items())[:500] if isinstance(v, str)}
     return json.dumps(kept)
 
 
@@ -484,19 +488,20 @@ class FleetStore:
         audit = self.db.one("SELECT COUNT(*), MAX(answered_at) FROM audit") or ()
         return (*sites, *audit)
 
-    def command_results(self, results: list[dict[str, Any]], now: float) -> int:
+    def command_results(self, results: list[tuple[str, dict[str, Any]]], now: float) -> int:
         """The boxes' answers to commands sent from the page (PROTOCOL 4's result), on
-        their audit rows; an answer to a command from elsewhere changes nothing."""
+        their audit rows, by command id and the site whose topic the answer came on; an
+        answer to a command from elsewhere changes nothing."""
         rows = [
-            [1 if r.get("ok") is True else 0, _text(r.get("error"), 500), now, r["id"]]
-            for r in results
+            [1 if r.get("ok") is True else 0, _text(r.get("error"), 500), now, r["id"], site]
+            for site, r in results
             if isinstance(r.get("id"), str)
         ]
         if not rows:
             return 0
         with self.db.transaction():
             return self.db.executemany(
-                "UPDATE audit SET ok = ?, error = ?, answered_at = ? WHERE command = ? AND answered_at IS NULL", rows
+                "UPDATE audit SET ok = ?, error = ?, answered_at = ? WHERE command = ? AND site = ? AND answered_at IS NULL", rows
             )
 
     def counts(self) -> dict[str, int]:

@@ -32,6 +32,8 @@ class View:
     user: str = ""
     role: str = ""
     csrf: str = ""
+    #: logged in by a reverse proxy's single sign-on (no logout here)
+    sso: bool = False
 
     def query(self, **changes: str) -> str:
         """This view's query string with ``changes`` (an empty value drops the key)."""
