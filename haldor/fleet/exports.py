@@ -73,75 +73,30 @@ def _text_cell(sheet: Any, value: str) -> Any:
     return cell
 
 
+#: the figures a usage line and a season line both have, in the spreadsheets' order
+FIGURES = ("bookings", "booked_h", "used_h", "used_pct", "no_shows", "closed", "unobserved")
+
+
+def _figure_headers(lang: str) -> list[str]:
+    return [t(f"fleet.{key}", lang) + (" %" if key == "used_pct" else "") for key in FIGURES]
+
+
+def _figures(u: UsageLine | SeasonLine) -> list[Any]:
+    share = round(100 * u.used_share) if u.booked_hours else None
+    return [u.bookings, float(u.booked_hours), float(u.used_hours), share, u.no_shows, u.closed, u.unobserved]
+
+
 def usage_table(lines: Iterable[UsageLine], lang: str) -> Table:
-    h = [
-        t("fleet.week", lang),
-        t("fleet.site", lang),
-        t("fleet.room", lang),
-        t("fleet.association", lang),
-        t("fleet.bookings", lang),
-        t("fleet.booked_h", lang),
-        t("fleet.used_h", lang),
-        t("fleet.used_pct", lang) + " %",
-        t("fleet.no_shows", lang),
-        t("fleet.closed", lang),
-        t("fleet.unobserved", lang),
-        "site_id",
-        "room_id",
-        "association_id",
-    ]
-    rows = [
-        [
-            u.week,
-            u.site_name,
-            u.room_name,
-            u.association_name,
-            u.bookings,
-            float(u.booked_hours),
-            float(u.used_hours),
-            round(100 * u.used_share),
-            u.no_shows,
-            u.closed,
-            u.unobserved,
-            u.site,
-            u.room,
-            u.association,
-        ]
-        for u in lines
-    ]
+    h = [t("fleet.week", lang), t("fleet.site", lang), t("fleet.room", lang), t("fleet.association", lang)]
+    h += [*_figure_headers(lang), "site_id", "room_id", "association_id"]
+    rows = [[u.week, u.site_name, u.room_name, u.association_name, *_figures(u), u.site, u.room, u.association] for u in lines]
     return Table("usage", h, rows)
 
 
 def season_table(lines: Iterable[SeasonLine], lang: str) -> Table:
-    h = [
-        t("fleet.season_col", lang),
-        t("fleet.association", lang),
-        t("fleet.site_count", lang),
-        t("fleet.bookings", lang),
-        t("fleet.booked_h", lang),
-        t("fleet.used_h", lang),
-        t("fleet.used_pct", lang) + " %",
-        t("fleet.no_shows", lang),
-        t("fleet.closed", lang),
-        t("fleet.unobserved", lang),
-        "association_id",
-    ]
-    rows = [
-        [
-            s.season,
-            s.association_name,
-            s.sites,
-            s.bookings,
-            float(s.booked_hours),
-            float(s.used_hours),
-            round(100 * s.used_share),
-            s.no_shows,
-            s.closed,
-            s.unobserved,
-            s.association,
-        ]
-        for s in lines
-    ]
+    h = [t("fleet.season_col", lang), t("fleet.association", lang), t("fleet.site_count", lang), *_figure_headers(lang)]
+    h.append("association_id")
+    rows = [[s.season, s.association_name, s.sites, *_figures(s), s.association] for s in lines]
     return Table("season", h, rows)
 
 
