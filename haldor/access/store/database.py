@@ -53,8 +53,8 @@ class Store:
         self._card_mac = hmac.new(secret, b"card\x00", hashlib.sha256)
         self._pin_mac = hmac.new(secret, b"pin\x00", hashlib.sha256)
         self.site = site
-        self._default_timezone = timezone
-        self._default_policy = default_policy
+        self.default_timezone = timezone
+        self.default_policy = default_policy
         self.data_dir: Path | None = None
         self.schedule = ScheduleTables(self)
         self.activity = Activity(self)
@@ -189,12 +189,12 @@ class Store:
 
     @property
     def timezone(self) -> str:
-        return self.meta("timezone") or self._default_timezone
+        return self.meta("timezone") or self.default_timezone
 
     @property
     def policy(self) -> Policy:
         stored = self.meta("policy")
-        return self._default_policy if stored is None else Policy(**stored)
+        return self.default_policy if stored is None else Policy(**stored)
 
     def local_day(self, now: float) -> tuple[float, float]:
         """The local calendar day of ``now`` at the site as instants (23 or 25 hours on DST days)."""

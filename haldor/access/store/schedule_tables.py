@@ -14,7 +14,6 @@ from haldor.access.model import (
     BookingFact,
     Candidate,
     Closure,
-    ClosureFact,
     Credential,
     Delta,
     Facts,
@@ -23,6 +22,9 @@ from haldor.access.model import (
 )
 from haldor.access.schedule import check_references
 from haldor.errors import DocumentError, StoreError
+
+from . import standing
+from .standing import Standing
 
 if TYPE_CHECKING:
     from .database import Store
@@ -43,6 +45,7 @@ class GapError(DocumentError):
 class ScheduleTables:
     def __init__(self, store: Store) -> None:
         self._s = store
+        self._standing: Standing | None = None
 
     def apply(
         self, doc: Snapshot | Delta, now: float, report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None
@@ -72,6 +75,7 @@ class ScheduleTables:
                 if self._s.meta("reports_since") is None:  # bookings before the first schedule were not watched
                     self._s.put_meta("reports_since", now)
                 self._s.put_meta("max_booking_s", self._max_booking_s())
+                self._s.put_meta(standing.STAMP_KEY, standing.new_stamp())
                 result = ApplyResult("applied", kind, doc.version)
                 if report is not None:
                     self._s.outbox.append(report(result, current), now)
@@ -181,19 +185,32 @@ class ScheduleTables:
         return [(r[0], r[1]) for r in self._s.db.execute("SELECT room, door FROM room_doors ORDER BY room, door")]
 
     def rooms_of_door(self, door: str) -> frozenset[str]:
-        return frozenset(r[0] for r in self._s.db.execute("SELECT room FROM room_doors WHERE door = ?", [door]))
+        return self.standing().rooms_of_door.get(door, frozenset())
+
+    def standing(self) -> Standing:
+        """The standing facts of the schedule in force: read again only when an apply (in
+        any process) has changed the stamp since they were read."""
+        stamp = standing.read_stamp(self._s.db.conn)
+        held = self._standing
+        if held is None or held.stamp != stamp:
+            held = self._standing = standing.load(self._s.db.conn, stamp, self._s.default_policy, self._s.default_timezone)
+        return held
 
     def facts(self, door: str, now: float, *, card: str | None = None, pin: str | None = None) -> Facts:
-        """Everything that bears on presenting ``card`` or ``pin`` at ``door`` at ``now``."""
+        """Everything that bears on presenting ``card`` or ``pin`` at ``door`` at ``now``:
+        the standing facts from memory, then the credentials of the hash and their
+        associations' bookings near now through the index that leads to them."""
         if (card is None) == (pin is None):
             raise ValueError("give a card or a pin")
-        policy = self._s.policy
-        day = self._s.local_day(now)
-        rooms = self.rooms_of_door(door)
+        view = self.standing()
+        policy = view.policy
+        day = view.local_day(now)
+        rooms = view.rooms_of_door.get(door, frozenset())
+        conn = self._s.db.conn
         column, digest = ("card_hash", self._s.card_hash(card)) if card is not None else ("pin_hash", self._s.pin_hash(pin or ""))
         candidates = tuple(
             Candidate(*row)
-            for row in self._s.db.execute(
+            for row in conn.execute(
                 f"SELECT id, association, role, valid_from, valid_until FROM credentials WHERE {column} = ? ORDER BY id", [digest]
             )
         )
@@ -204,39 +221,30 @@ class ScheduleTables:
         if rooms and associations:
             sql = f"""
                 SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 0
-                FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
-                WHERE b.status = 'approved' AND b.room IN ({",".join("?" * len(rooms))})
-                  AND b.start < ? AND b.start > ? AND b.end > ?
-                  AND b.association IN ({",".join("?" * len(associations))})"""
-            lowest_start = low - (self._s.meta("max_booking_s") or 0) - 1
-            for row in self._s.db.execute(sql, [*sorted(rooms), high, lowest_start, low, *associations]):
-                bookings[row[0]] = _booking_fact(row)
+                FROM bookings b INDEXED BY bookings_by_association LEFT JOIN booking_activity a ON a.booking = b.id
+                WHERE b.association IN ({",".join("?" * len(associations))})
+                  AND b.start < ? AND b.start > ? AND b.end > ? AND b.status = 'approved'
+                ORDER BY b.start, b.id"""
+            lowest_start = low - view.max_booking_s - 1
+            for row in conn.execute(sql, [*associations, high, lowest_start, low]):
+                if row[1] in rooms:
+                    bookings[row[0]] = _booking_fact(row)
         if pin is not None:
             sql = """
                 SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 1
                 FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
                 WHERE b.status = 'approved' AND b.pin_hash = ?"""
-            for row in self._s.db.execute(sql, [digest]):
+            for row in conn.execute(sql, [digest]):
                 bookings[row[0]] = _booking_fact(row)
-        closures = tuple(
-            ClosureFact(*row)
-            for row in self._s.db.execute(
-                "SELECT room, start, end, reason FROM closures WHERE start <= ? AND end > ?", [now, now]
-            )
-        )
-        if any(b.unlocked_during for b in bookings.values()):
-            for bid, b in bookings.items():
-                if b.unlocked_during:
-                    doors = tuple(
-                        r[0] for r in self._s.db.execute("SELECT door FROM room_doors WHERE room = ? ORDER BY door", [b.room])
-                    )
-                    bookings[bid] = replace(b, doors=doors)
+        for bid, b in bookings.items():
+            if b.unlocked_during:
+                bookings[bid] = replace(b, doors=view.doors_of_room.get(b.room, ()))
         return Facts(
             door=door,
             rooms=rooms,
             credentials=candidates,
             bookings=tuple(bookings.values()),
-            closures=closures,
+            closures=view.closures_at(now),
             policy=policy,
             day=day,
         )
