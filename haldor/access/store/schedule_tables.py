@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from haldor.access.model import (
     Association,
@@ -17,10 +17,12 @@ from haldor.access.model import (
     Credential,
     Delta,
     Facts,
+    Policy,
     Room,
     Snapshot,
 )
 from haldor.access.schedule import check_references
+from haldor.access.schedule_stream import Item, SnapshotReader
 from haldor.errors import DocumentError, StoreError
 
 from . import standing
@@ -36,6 +38,10 @@ class ApplyResult:
     kind: str  # "snapshot" | "delta"
     version: int
     detail: str = ""
+
+
+#: items inserted with one executemany while a snapshot is read
+_BATCH = 1000
 
 
 class GapError(DocumentError):
@@ -68,32 +74,104 @@ class ScheduleTables:
                     self._apply_delta(doc)
                 else:
                     self._apply_snapshot(doc)
-                    self._s.put_meta("rehash_needed", None)
-                    self._s.put_meta("any_version", None)
-                self._s.put_meta("schedule_version", doc.version)
-                self._s.put_meta("last_sync", now)
-                if self._s.meta("reports_since") is None:  # bookings before the first schedule were not watched
-                    self._s.put_meta("reports_since", now)
-                self._s.put_meta("max_booking_s", self._max_booking_s())
-                self._s.put_meta(standing.STAMP_KEY, standing.new_stamp())
-                result = ApplyResult("applied", kind, doc.version)
-                if report is not None:
-                    self._s.outbox.append(report(result, current), now)
+                result = self._applied(kind, doc.version, now, current, report)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
         return result
 
-    def _apply_snapshot(self, s: Snapshot) -> None:
+    def apply_stream(
+        self,
+        reader: SnapshotReader,
+        site: str,
+        version: int,
+        now: float,
+        report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None,
+    ) -> ApplyResult:
+        """Apply a snapshot as it is read: each item validated and inserted in one
+        transaction, the references and the header checked before the commit, everything
+        rolled back on the first fault (DocumentError). ``site`` and ``version``: its header,
+        read before its arrays (for the shortcut of a snapshot already applied)."""
+        if site != self._s.site:
+            return ApplyResult("other_site", "snapshot", version, f"for site {site!r}")
+        stale = self.why_stale("snapshot", version)
+        if stale is not None:
+            return ApplyResult("stale", "snapshot", version, stale)
+        current = self._s.version
+        try:
+            with self._s.write():
+                self._clear()
+                self._insert_all(reader)
+                head = reader.finish()
+                self._snapshot_meta(head.timezone, head.policy, head.generated_at)
+                result = self._applied("snapshot", version, now, current, report)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot apply snapshot {version}: {exc}") from exc
+        return result
+
+    def _applied(
+        self,
+        kind: str,
+        version: int,
+        now: float,
+        current: int | None,
+        report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None,
+    ) -> ApplyResult:
+        """Inside the apply's transaction: what every apply writes besides its items."""
+        if kind == "snapshot":
+            self._s.put_meta("rehash_needed", None)
+            self._s.put_meta("any_version", None)
+        self._s.put_meta("schedule_version", version)
+        self._s.put_meta("last_sync", now)
+        if self._s.meta("reports_since") is None:  # bookings before the first schedule were not watched
+            self._s.put_meta("reports_since", now)
+        self._s.put_meta("max_booking_s", self._max_booking_s())
+        self._s.put_meta(standing.STAMP_KEY, standing.new_stamp())
+        result = ApplyResult("applied", kind, version)
+        if report is not None:
+            self._s.outbox.append(report(result, current), now)
+        return result
+
+    def _clear(self) -> None:
         for table in ("rooms", "room_doors", "associations", "credentials", "bookings", "closures"):
             self._s.db.execute(f"DELETE FROM {table}")
-        self._upsert(s.rooms, s.associations, s.credentials, s.bookings)
-        self._replace_closures(s.closures)
-        self._s.put_meta("timezone", s.timezone)
-        self._s.put_meta("policy", None if s.policy is None else asdict(s.policy))
-        self._s.put_meta("generated_at", s.generated_at)
+
+    def _insert_all(self, items: Iterable[Item]) -> None:
+        """Items in batches of one kind (a batch at a time in memory, whatever the document's size)."""
+        batch: list[Item] = []
+        for item in items:
+            if batch and (len(batch) >= _BATCH or type(item) is not type(batch[0])):
+                self._insert_batch(batch)
+                batch = []
+            batch.append(item)
+        if batch:
+            self._insert_batch(batch)
+
+    def _insert_batch(self, batch: list[Item]) -> None:
+        first = batch[0]
+        if isinstance(first, Room):
+            self._upsert(cast(list[Room], batch), (), (), ())
+        elif isinstance(first, Association):
+            self._upsert((), cast(list[Association], batch), (), ())
+        elif isinstance(first, Credential):
+            self._upsert((), (), cast(list[Credential], batch), ())
+        elif isinstance(first, Booking):
+            self._upsert((), (), (), cast(list[Booking], batch))
+        else:
+            self._replace_closures(cast(list[Closure], batch))
+
+    def _snapshot_meta(self, timezone: str | None, policy: Policy | None, generated_at: float | None) -> None:
+        self._s.put_meta("timezone", timezone)
+        self._s.put_meta("policy", None if policy is None else asdict(policy))
+        self._s.put_meta("generated_at", generated_at)
         # activity of bookings that are gone is of no more use
         self._s.db.execute("DELETE FROM booking_activity WHERE booking NOT IN (SELECT id FROM bookings)")
         self._s.db.execute("DELETE FROM booking_checkins WHERE booking NOT IN (SELECT id FROM bookings)")
+
+    def _apply_snapshot(self, s: Snapshot) -> None:
+        self._clear()
+        self._upsert(s.rooms, s.associations, s.credentials, s.bookings)
+        self._replace_closures(s.closures)
+        self._snapshot_meta(s.timezone, s.policy, s.generated_at)
 
     def _apply_delta(self, d: Delta) -> None:
         self._s.db.conn.executemany("DELETE FROM bookings WHERE id = ?", [(i,) for i in d.delete_bookings])
