@@ -118,7 +118,7 @@ def test_a_snapshot_in_a_file_is_read_in_chunks_with_the_same_result(tmp_path, m
     path = tmp_path / "s.json"
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=2))
     with path.open("rb") as f:
-        items = list(SnapshotReader(f))
+        items = [item for _, item in SnapshotReader(f)]
     assert [getattr(i, "id", None) for i in items[:3]] == ["gym-a", "gym-b", "hall-u"]
     assert items[2].name == "Hallen æøå " * 20
     whole = parse_snapshot(doc)
@@ -136,3 +136,22 @@ def test_a_fault_in_a_file_is_named_as_in_memory(tmp_path, monkeypatch):
     path.write_text(json.dumps(snapshot())[:-40])
     with path.open("rb") as f, pytest.raises(DocumentError, match="not valid JSON"):
         list(SnapshotReader(f))
+
+
+@pytest.mark.parametrize(("section", "at", "again"), [("credentials", 1501, 3), ("bookings", 7, 2)])
+def test_a_duplicate_id_is_named_by_its_index_in_any_batch(store, section, at, again):
+    """Credentials and bookings are many: their ids are kept unique by the store's primary
+    keys, and the message is the tree reader's, with the index of the second one."""
+    base = snapshot()
+    template = base[section][0]
+    items = [{**template, "id": f"x{i}"} for i in range(1600)]
+    if section == "credentials":
+        for i, item in enumerate(items):
+            item["card"] = f"uid:04{i:012X}"
+    items[at]["id"] = items[again]["id"]
+    doc = snapshot(**{section: items})
+    with pytest.raises(DocumentError) as whole:
+        parse_snapshot(doc)
+    outcome = load(store, json.dumps(doc))
+    assert outcome.status == "rejected" and outcome.message == str(whole.value) == f"{section}[{at}].id: duplicate id 'x{again}'"
+    assert store.version is None and list(store.iter_table(section)) == []

@@ -193,19 +193,22 @@ def _end(text: _Text) -> None:
 
 
 class SnapshotReader:
-    """Iterate to get each validated item in document order; then :meth:`finish` checks
+    """Iterate to get each validated item in document order, with its index in its array
+    (uniqueness of credentials and bookings is left to the store); then :meth:`finish` checks
     what can only be checked at the end (references named before what they name, required
     arrays, the header) and gives the head. DocumentError names the first fault found."""
 
     def __init__(self, source: str | BinaryIO) -> None:
         self._text = _Text(source)
-        self._ids: dict[str, set[str]] = {name: set() for name in SECTIONS if name != "closures"}
+        #: the ids of the few rooms and associations, for references; credentials and bookings
+        #: are many: their ids are kept unique by the store's primary keys (:func:`duplicate`)
+        self._ids: dict[str, set[str]] = {"rooms": set(), "associations": set()}
         self._done: set[str] = set()
         self._rest: dict[str, Any] = {}
         #: references to rooms or associations not read yet: (message, id, section named)
         self._later: list[tuple[str, str, str]] = []
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Iterator[tuple[int, Item]]:
         text = self._text
         try:
             more = _open(text)
@@ -226,7 +229,7 @@ class SnapshotReader:
         except UnicodeDecodeError as exc:
             raise DocumentError(f"doc: not valid JSON ({exc})") from None
 
-    def _section(self, key: str) -> Iterator[Item]:
+    def _section(self, key: str) -> Iterator[tuple[int, Item]]:
         """The array at the cursor, item by item."""
         check = SECTIONS[key]
         text = self._text
@@ -238,7 +241,7 @@ class SnapshotReader:
         while True:
             item = check(_Reader(text.value(), key, index))
             self._admit(key, index, item)
-            yield item
+            yield index, item
             index += 1
             if not _next(text, "]"):
                 return
@@ -296,3 +299,8 @@ def streamable(first: dict[str, Any] | None) -> bool:
         and isinstance(first.get("site"), str)
         and type(first.get("version")) is int
     )
+
+
+def duplicate(section: str, index: int, ident: str) -> DocumentError:
+    """What a store that found ``ident`` twice in ``section`` says (the message of the tree's reader)."""
+    return DocumentError(f"{section}[{index}].id: duplicate id {ident!r}")
