@@ -10,11 +10,11 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
 from nacl.public import PrivateKey, PublicKey
+from nacl.signing import VerifyKey
 
 from haldor.errors import DocumentError, SignatureError
 
@@ -27,18 +27,33 @@ from .sealing import open_sealed, seal_to
 MAX_DOCUMENT_BYTES = 160 * 1024 * 1024
 
 
-def load_public_key(text: str) -> Ed25519PublicKey:
-    """A raw 32-byte Ed25519 public key in base64, as `[trust] keys` holds it."""
+class SigningKey(Protocol):
+    """An Ed25519 private key as the booking system's side holds it (cryptography's)."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def load_public_key(text: str) -> VerifyKey:
+    """A raw 32-byte Ed25519 public key in base64, as `[trust] keys` holds it. Verified
+    with libsodium (PyNaCl), which the box has for sealed schedules anyway: cryptography's
+    OpenSSL would cost the agent 7 MB for the same check."""
     try:
         raw = base64.b64decode(text, validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError) as exc:
+        if len(raw) != 32:
+            raise ValueError(f"{len(raw)} bytes")
+        return VerifyKey(raw)
+    except (binascii.Error, ValueError, TypeError) as exc:
         raise ValueError("not a base64 Ed25519 public key (32 bytes)") from exc
+
+
+def _verify_key(key: Any) -> VerifyKey:
+    """A trusted key as given: ours, or cryptography's Ed25519PublicKey (the tools' and tests')."""
+    return key if isinstance(key, VerifyKey) else VerifyKey(key.public_bytes_raw())
 
 
 def open_envelope(
     payload: bytes | str,
-    keys: Mapping[str, Ed25519PublicKey],
+    keys: Mapping[str, Any],
     require_signature: bool,
     *,
     max_bytes: int | None = None,
@@ -81,7 +96,7 @@ class Opened:
 
 def open_document(
     payload: bytes | str | BinaryIO,
-    keys: Mapping[str, Ed25519PublicKey],
+    keys: Mapping[str, Any],
     require_signature: bool,
     *,
     max_bytes: int | None = None,
@@ -140,7 +155,7 @@ def _bare(first: dict[str, Any] | None) -> bool:
     return first is not None and "schema" in first and "doc" not in first and "sealed" not in first
 
 
-def check_signature(outer: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> None:
+def check_signature(outer: Mapping[str, Any], keys: Mapping[str, Any]) -> None:
     """The envelope's ``sig`` verifies over its ``doc`` or ``sealed`` text with the key
     its ``kid`` names (a sealed document's signature is checked without opening it)."""
     text = outer.get("sealed") if "doc" not in outer else outer.get("doc")
@@ -150,8 +165,8 @@ def check_signature(outer: Mapping[str, Any], keys: Mapping[str, Ed25519PublicKe
     if not isinstance(sig, str) or not isinstance(text, str):
         raise SignatureError(f"signature does not verify with key {kid!r}")
     try:
-        keys[kid].verify(base64.b64decode(sig, validate=True), text.encode("utf-8"))
-    except (InvalidSignature, binascii.Error, ValueError, TypeError):
+        _verify_key(keys[kid]).verify(text.encode("utf-8"), base64.b64decode(sig, validate=True))
+    except (BadSignatureError, binascii.Error, ValueError, TypeError):
         raise SignatureError(f"signature does not verify with key {kid!r}") from None
 
 
@@ -163,7 +178,7 @@ def _opened(text: str, sealed: bool, site_key: PrivateKey | None) -> str:
     return text
 
 
-def seal(document: Any, kid: str, private_key: Ed25519PrivateKey, *, to: PublicKey | None = None) -> dict[str, str]:
+def seal(document: Any, kid: str, private_key: SigningKey, *, to: PublicKey | None = None) -> dict[str, str]:
     """The envelope for ``document``, signed, and sealed to a site's key when ``to`` is
     given (the booking system's side; used by tools, the bridge and tests)."""
     text = document if isinstance(document, str) else json.dumps(document, ensure_ascii=False, separators=(",", ":"))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from haldor.db import Migration
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def _m1_schedule(db: sqlite_utils.Database) -> None:

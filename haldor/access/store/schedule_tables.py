@@ -359,7 +359,7 @@ class ScheduleTables:
         )
 
     def booking(self, booking_id: str) -> dict[str, Any] | None:
-        rows = list(self._s.db.table("bookings").rows_where("id = ?", [booking_id]))
+        rows = list(self._s.db.rows("bookings", "id = ?", [booking_id]))
         return rows[0] if rows else None
 
 
