@@ -254,26 +254,28 @@ def _schedule_load(args) -> int:
 
     cfg = _config(args)
     try:
-        payload = Path(args.file).read_bytes()
+        # read as it is applied: a snapshot in clear is never whole in memory
+        payload = open(args.file, "rb")  # noqa: SIM115 (closed by the with below)
     except OSError as exc:
         print(f"haldor: {args.file}: cannot read: {exc.strerror}", file=sys.stderr)
         return EXIT_FAILURE
     from haldor.agent.site import site_key
 
-    store = _open_store(cfg)
-    try:
-        outcome = intake.receive(
-            store,
-            payload,
-            keys=cfg.trusted_keys,
-            require_signature=cfg.trust["require_signature"],
-            now=time.time(),
-            doors=[d.id for d in cfg.doors],
-            site_key=site_key(cfg),
-            plain=cfg.trust["plain_documents"],
-        )
-    finally:
-        store.close()
+    with payload:
+        store = _open_store(cfg)
+        try:
+            outcome = intake.receive(
+                store,
+                payload,
+                keys=cfg.trusted_keys,
+                require_signature=cfg.trust["require_signature"],
+                now=time.time(),
+                doors=[d.id for d in cfg.doors],
+                site_key=site_key(cfg),
+                plain=cfg.trust["plain_documents"],
+            )
+        finally:
+            store.close()
     if outcome.status in ("rejected", "gap"):
         print(f"haldor: {args.file}: rejected: {outcome.message}", file=sys.stderr)
         return EXIT_BAD_INPUT

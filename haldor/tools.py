@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import VerifyKey
 
 from haldor import schemas
 from haldor.access import commands, schedule, sealing
@@ -100,7 +101,7 @@ def sign(key_path: str, doc: Any, kid: str | None = None, *, to: Any = None) -> 
     return seal(doc, kid or kid_of(key_path), load_private_key(key_path), to=to)
 
 
-def public_keys(paths: list[str]) -> dict[str, Ed25519PublicKey]:
+def public_keys(paths: list[str]) -> dict[str, VerifyKey]:
     """``--verify-with KID.pub``: the keys a box trusts, by kid (the file's name)."""
     keys = {}
     for path in paths:
@@ -143,7 +144,7 @@ def outgoing(
     *,
     key: str | None = None,
     kid: str | None = None,
-    verify: Mapping[str, Ed25519PublicKey] | None = None,
+    verify: Mapping[str, VerifyKey] | None = None,
     unsigned: bool = False,
     site: str | None = None,
     seal_to: str | None = None,

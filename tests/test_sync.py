@@ -313,7 +313,7 @@ def test_resync_command_asks_for_a_snapshot(rig):
 
 def test_an_oversized_or_mistyped_payload_is_rejected(rig, monkeypatch):
     site, publisher, watcher = rig
-    monkeypatch.setattr(envelope, "MAX_DOCUMENT_BYTES", 100_000)  # the real limit is 64 MB
+    monkeypatch.setattr(envelope, "MAX_DOCUMENT_BYTES", 100_000)  # the real limit is 160 MiB
     site.start()
     publisher.send("schedule", snapshot(42))
     wait_for(lambda: site.version() == 42, what="snapshot")

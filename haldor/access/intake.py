@@ -7,20 +7,22 @@ a document is treated the same wherever it came from.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import sqlite3
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from nacl.public import PrivateKey
 
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
 
-from .envelope import open_envelope
+from .envelope import open_document
 from .recovery import save_good_copy
 from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
+from .schedule_stream import SnapshotReader, head, streamable
 from .store import DB_NAME, ApplyResult, GapError, Store
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class Outcome:
 
 def receive(
     store: Store,
-    payload: bytes | str,
+    payload: bytes | str | BinaryIO,
     *,
     keys: Mapping[str, Any],
     require_signature: bool,
@@ -80,7 +82,7 @@ def receive(
 
 def process(
     store: Store,
-    payload: bytes | str,
+    payload: bytes | str | BinaryIO,
     *,
     keys: Mapping[str, Any],
     require_signature: bool,
@@ -95,15 +97,17 @@ def process(
     schedule in force stays either way). The caller reports :meth:`Outcome.event`.
     ``doors``: this box's doors, to warn about rooms and doors that do not meet.
     ``site_key`` opens a sealed document; without ``plain`` one in clear is refused."""
-    if not payload:  # how MQTT clears a retained message: nothing to apply, nothing wrong
+    if _empty(payload):  # how MQTT clears a retained message: nothing to apply, nothing wrong
         return Outcome("empty", "ignored an empty payload (a retained message cleared)")
     try:
-        raw = open_envelope(payload, keys, require_signature, max_bytes=max_bytes, site_key=site_key, plain=plain)
+        opened = open_document(payload, keys, require_signature, max_bytes=max_bytes, site_key=site_key, plain=plain)
+        text = opened.source()
+        first = None if text is None else head(text)
+        raw = first if streamable(first) else opened.parsed()
         ignored = _ignorable(store, raw)
         if ignored is not None:
             log.info("schedule ignored: %s", ignored.message)
             return ignored
-        doc = parse_document(raw)
         noted: list[Outcome] = []
 
         def report(result: ApplyResult, before: int | None) -> list[dict[str, Any]]:
@@ -112,7 +116,12 @@ def process(
             noted.append(Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings)))
             return [e for e in [noted[0].event()] if e is not None]
 
-        result = store.schedule.apply(doc, now, report)
+        if first is not None and raw is first and text is not None:  # a snapshot read and applied item by item
+            reader = SnapshotReader(opened.source() or "")
+            del opened, text
+            result = store.schedule.apply_stream(reader, raw["site"], raw["version"], now, report)
+        else:
+            result = store.schedule.apply(parse_document(raw), now, report)
     except GapError as exc:
         message = f"{exc}; a snapshot is needed"
         log.warning("schedule gap: %s", message)
@@ -134,6 +143,14 @@ def process(
         return applied
     log.info("schedule ignored: %s %s %s", result.kind, result.version, result.detail)
     return Outcome(result.status, f"ignored {result.kind} {result.version}: {result.detail}", result.version)
+
+
+def _empty(payload: bytes | str | BinaryIO) -> bool:
+    if isinstance(payload, (bytes, str)):
+        return not payload
+    empty = payload.seek(0, io.SEEK_END) == 0
+    payload.seek(0)
+    return empty
 
 
 def _save_good_copy(store: Store) -> None:

@@ -13,7 +13,6 @@ from haldor import osdp_keys
 from haldor.config import Config
 from haldor.drivers import gpio
 from haldor.drivers.base import Indicator, Input, LockOutput, Reader
-from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec
 from haldor.drivers.registry import READER_TYPES
 from haldor.errors import ConfigError
 
@@ -114,6 +113,10 @@ def _exit(post: Callable[[Any], None], door: str, pressed: bool) -> None:
 def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Hardware) -> None:
     """One control panel per serial port. A reader in install mode gets a fresh key
     file if it has none; install mode is over for a reader that accepted its key."""
+    # libosdp only where OSDP readers are configured (as the registry imports every other
+    # reader's driver when it is built): a box without them keeps its memory
+    from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec
+
     record = osdp_keys.InstallRecord(Path(cfg.data_dir) / "osdp")
     by_port: dict[str, list] = {}
     for r in readers:

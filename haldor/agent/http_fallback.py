@@ -12,20 +12,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from .messages import HttpSchedule
+
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class HttpSchedule:
-    """A message for the agent: a schedule document fetched over HTTP."""
-
-    payload: bytes
-    url: str
+__all__ = ["HttpFallback", "HttpSchedule"]
 
 
 class HttpFallback:

@@ -15,7 +15,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from haldor import clock as clocks
 from haldor.access.controller import Controller, DoorSpec, Emit, Feedback, Lock
@@ -28,7 +28,6 @@ from haldor.protocol import Event
 
 from . import activity
 from .hardware import Hardware
-from .http_fallback import HttpFallback, HttpSchedule
 from .inbox import Inbox
 from .link import Connected, Disconnected, MqttLink, Received
 from .messages import (
@@ -39,6 +38,7 @@ from .messages import (
     ExitPressed,
     FireChanged,
     Forget,
+    HttpSchedule,
     Publish,
     ScheduleDone,
     Stop,
@@ -52,6 +52,9 @@ from .site import open_store
 from .status import StatusTeller
 from .storage_watch import StorageWatch
 from .timekeeping import LAST_SEEN_EVERY_S, Timekeeper
+
+if TYPE_CHECKING:  # httpx is imported only where [sync] http_url asks for it
+    from .http_fallback import HttpFallback
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,14 @@ from .link import Received
 
 
 @dataclass(frozen=True, slots=True)
+class HttpSchedule:
+    """A schedule document fetched over HTTP (:mod:`.http_fallback`)."""
+
+    payload: bytes
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class ContactChanged:
     door: str
     open: bool

@@ -27,9 +27,8 @@ from haldor.protocol import Event
 
 from . import inflight
 from .budget import ReportBudget
-from .http_fallback import HttpSchedule
 from .link import MqttLink, Received
-from .messages import Acked, AnyVersion, Publish, Remembered, ScheduleDone
+from .messages import Acked, AnyVersion, HttpSchedule, Publish, Remembered, ScheduleDone
 from .periodic import Once
 from .schedule_worker import ScheduleWorker, Site
 from .site import policy_of

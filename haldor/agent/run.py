@@ -14,7 +14,6 @@ from haldor.config import Config
 
 from .data_lock import DataDirLock
 from .hardware import build_hardware
-from .http_fallback import HttpFallback
 from .inbox import Inbox
 from .kiosk_feed import KioskFeed, feed_url
 from .link import MqttLink
@@ -47,6 +46,9 @@ def run_forever(cfg: Config) -> int:
             link = MqttLink(cfg, outbox, inbox.put, version=__version__)
         fallback = None
         if cfg.sync["http_url"]:
+            # httpx costs a box without http_url 18 MB and 70 ms at start: only where it is used
+            from .http_fallback import HttpFallback
+
             fallback = HttpFallback(
                 cfg.sync["http_url"],
                 cfg.site_id,

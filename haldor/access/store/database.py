@@ -2,7 +2,7 @@
 the command log, each a part of its own over the one connection (``store.schedule``,
 ``store.activity``, ``store.outbox``, ``store.commands``).
 
-A thin repository over sqlite-utils. Applying a document is one transaction, so a
+A thin repository over one SQLite connection (:mod:`.connection`). Applying a document is one transaction, so a
 crash (even kill -9) leaves the previous schedule or the new one, never a mix.
 Cards and PINs are kept only as HMAC-SHA256 under a per-device secret.
 """
@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
 from haldor import clock
 from haldor.access import reserve
 from haldor.access.model import Policy
@@ -32,6 +30,7 @@ from haldor.errors import StoreError
 
 from .activity import Activity
 from .command_log import CommandLog
+from .connection import Connection
 from .migrations import MIGRATIONS
 from .outbox import Outbox
 from .schedule_tables import ScheduleTables
@@ -47,14 +46,14 @@ DEFAULT_POLICY = Policy()
 class Store:
     """One device's database. Open it with :meth:`open`; close it with :meth:`close`."""
 
-    def __init__(self, db: sqlite_utils.Database, secret: bytes, site: str, timezone: str, default_policy: Policy) -> None:
+    def __init__(self, db: Connection, secret: bytes, site: str, timezone: str, default_policy: Policy) -> None:
         self.db = db
         self._secret = secret
         self._card_mac = hmac.new(secret, b"card\x00", hashlib.sha256)
         self._pin_mac = hmac.new(secret, b"pin\x00", hashlib.sha256)
         self.site = site
-        self._default_timezone = timezone
-        self._default_policy = default_policy
+        self.default_timezone = timezone
+        self.default_policy = default_policy
         self.data_dir: Path | None = None
         self.schedule = ScheduleTables(self)
         self.activity = Activity(self)
@@ -89,12 +88,12 @@ class Store:
                 if fingerprint(secret) != existing:
                     raise StoreError(f"{path / SECRET_NAME}: the device secret changed since the agent started")
                 conn = sqlite3.connect(f"file:{db_path}?mode=rw", uri=True, timeout=10, check_same_thread=False)
-            db = sqlite_utils.Database(conn)
+            db = Connection(conn)
             db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed event survives a power cut, not only a crash.
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=OFF")
-            migrate(db, MIGRATIONS)
+            migrate(conn, MIGRATIONS)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from exc
         store = cls(db, secret, site, timezone, default_policy)
@@ -189,12 +188,12 @@ class Store:
 
     @property
     def timezone(self) -> str:
-        return self.meta("timezone") or self._default_timezone
+        return self.meta("timezone") or self.default_timezone
 
     @property
     def policy(self) -> Policy:
         stored = self.meta("policy")
-        return self._default_policy if stored is None else Policy(**stored)
+        return self.default_policy if stored is None else Policy(**stored)
 
     def local_day(self, now: float) -> tuple[float, float]:
         """The local calendar day of ``now`` at the site as instants (23 or 25 hours on DST days)."""
@@ -205,7 +204,7 @@ class Store:
         return datetime.fromtimestamp(ts, ZoneInfo(self.timezone)).isoformat(timespec="milliseconds")
 
     def iter_table(self, table: str) -> Iterator[dict[str, Any]]:
-        return self.db.table(table).rows
+        return self.db.rows(table)
 
     def names(self, table: str) -> dict[str, str]:
         """Id -> display name of the schedule's ``rooms`` or ``associations``: the fleet

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from haldor.db import Migration
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def _m1_schedule(db: sqlite_utils.Database) -> None:
@@ -94,6 +97,12 @@ def _m6_observed(db: sqlite_utils.Database) -> None:
     db.table("observed").create({"start": float, "end": float}, pk="start")
 
 
+def _m7_bookings_by_association(db: sqlite_utils.Database) -> None:
+    # a card's bookings found from its association (a few a day), not by walking every booking
+    # of the door's rooms near now; named, so that a read can say which index it means
+    db.execute("CREATE INDEX IF NOT EXISTS bookings_by_association ON bookings(association, start)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _m1_schedule,
     _m2_outbox,
@@ -101,4 +110,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     _m4_checkins_and_reports,
     _m5_command_results,
     _m6_observed,
+    _m7_bookings_by_association,
 )

@@ -3,10 +3,11 @@ facts a decision needs read from it."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from haldor.access.model import (
     Association,
@@ -14,15 +15,19 @@ from haldor.access.model import (
     BookingFact,
     Candidate,
     Closure,
-    ClosureFact,
     Credential,
     Delta,
     Facts,
+    Policy,
     Room,
     Snapshot,
 )
 from haldor.access.schedule import check_references
+from haldor.access.schedule_stream import Item, SnapshotReader, duplicate
 from haldor.errors import DocumentError, StoreError
+
+from . import standing
+from .standing import Standing
 
 if TYPE_CHECKING:
     from .database import Store
@@ -36,6 +41,12 @@ class ApplyResult:
     detail: str = ""
 
 
+#: items inserted with one executemany while a snapshot is read
+_BATCH = 1000
+#: the tables a snapshot fills by the hundred thousand: their indexes are built after the insert
+_BULK_TABLES = ("credentials", "bookings")
+
+
 class GapError(DocumentError):
     """A delta's base is not the applied version: a snapshot is needed."""
 
@@ -43,6 +54,7 @@ class GapError(DocumentError):
 class ScheduleTables:
     def __init__(self, store: Store) -> None:
         self._s = store
+        self._standing: Standing | None = None
 
     def apply(
         self, doc: Snapshot | Delta, now: float, report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None
@@ -65,31 +77,130 @@ class ScheduleTables:
                     self._apply_delta(doc)
                 else:
                     self._apply_snapshot(doc)
-                    self._s.put_meta("rehash_needed", None)
-                    self._s.put_meta("any_version", None)
-                self._s.put_meta("schedule_version", doc.version)
-                self._s.put_meta("last_sync", now)
-                if self._s.meta("reports_since") is None:  # bookings before the first schedule were not watched
-                    self._s.put_meta("reports_since", now)
-                self._s.put_meta("max_booking_s", self._max_booking_s())
-                result = ApplyResult("applied", kind, doc.version)
-                if report is not None:
-                    self._s.outbox.append(report(result, current), now)
+                result = self._applied(kind, doc.version, now, current, report)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
         return result
 
-    def _apply_snapshot(self, s: Snapshot) -> None:
+    def apply_stream(
+        self,
+        reader: SnapshotReader,
+        site: str,
+        version: int,
+        now: float,
+        report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None = None,
+    ) -> ApplyResult:
+        """Apply a snapshot as it is read: each item validated and inserted in one
+        transaction, the references and the header checked before the commit, everything
+        rolled back on the first fault (DocumentError). ``site`` and ``version``: its header,
+        read before its arrays (for the shortcut of a snapshot already applied)."""
+        if site != self._s.site:
+            return ApplyResult("other_site", "snapshot", version, f"for site {site!r}")
+        stale = self.why_stale("snapshot", version)
+        if stale is not None:
+            return ApplyResult("stale", "snapshot", version, stale)
+        current = self._s.version
+        try:
+            with self._s.write():
+                with self._indexes_built_after(_BULK_TABLES):
+                    self._clear()
+                    self._insert_all(reader)
+                head = reader.finish()
+                self._snapshot_meta(head.timezone, head.policy, head.generated_at)
+                result = self._applied("snapshot", version, now, current, report)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot apply snapshot {version}: {exc}") from exc
+        return result
+
+    def _applied(
+        self,
+        kind: str,
+        version: int,
+        now: float,
+        current: int | None,
+        report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None,
+    ) -> ApplyResult:
+        """Inside the apply's transaction: what every apply writes besides its items."""
+        if kind == "snapshot":
+            self._s.put_meta("rehash_needed", None)
+            self._s.put_meta("any_version", None)
+        self._s.put_meta("schedule_version", version)
+        self._s.put_meta("last_sync", now)
+        if self._s.meta("reports_since") is None:  # bookings before the first schedule were not watched
+            self._s.put_meta("reports_since", now)
+        self._s.put_meta("max_booking_s", self._max_booking_s())
+        self._s.put_meta(standing.STAMP_KEY, standing.new_stamp())
+        result = ApplyResult("applied", kind, version)
+        if report is not None:
+            self._s.outbox.append(report(result, current), now)
+        return result
+
+    @contextlib.contextmanager
+    def _indexes_built_after(self, tables: tuple[str, ...]) -> Iterator[None]:
+        """The secondary indexes of ``tables`` dropped for a bulk insert and built again after
+        it, in the same transaction (a rollback brings them back as they were): built once
+        from sorted keys instead of updated row by row at random places."""
+        marks = ",".join("?" * len(tables))
+        indexes = self._s.db.execute(
+            f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})", tables
+        ).fetchall()
+        for name, _ in indexes:
+            self._s.db.execute(f'DROP INDEX "{name}"')
+        yield
+        for _, sql in indexes:
+            self._s.db.execute(sql)
+
+    def _clear(self) -> None:
         for table in ("rooms", "room_doors", "associations", "credentials", "bookings", "closures"):
             self._s.db.execute(f"DELETE FROM {table}")
-        self._upsert(s.rooms, s.associations, s.credentials, s.bookings)
-        self._replace_closures(s.closures)
-        self._s.put_meta("timezone", s.timezone)
-        self._s.put_meta("policy", None if s.policy is None else asdict(s.policy))
-        self._s.put_meta("generated_at", s.generated_at)
+
+    def _insert_all(self, items: Iterable[tuple[int, Item]]) -> None:
+        """Items in batches of one kind (a batch at a time in memory, whatever the document's size)."""
+        batch: list[tuple[int, Item]] = []
+        for entry in items:
+            if batch and (len(batch) >= _BATCH or type(entry[1]) is not type(batch[0][1])):
+                self._insert_batch(batch)
+                batch = []
+            batch.append(entry)
+        if batch:
+            self._insert_batch(batch)
+
+    def _insert_batch(self, batch: list[tuple[int, Item]]) -> None:
+        """Plain inserts into the emptied tables: a primary key met twice is a duplicate id,
+        named by its index (the rows before it in the batch went in: ``total_changes``)."""
+        items = [item for _, item in batch]
+        first = items[0]
+        before = self._s.db.conn.total_changes
+        try:
+            if isinstance(first, Room):
+                self._upsert(cast(list[Room], items), (), (), (), verb="INSERT")
+            elif isinstance(first, Association):
+                self._upsert((), cast(list[Association], items), (), (), verb="INSERT")
+            elif isinstance(first, Credential):
+                self._upsert((), (), cast(list[Credential], items), (), verb="INSERT")
+            elif isinstance(first, Booking):
+                self._upsert((), (), (), cast(list[Booking], items), verb="INSERT")
+            else:
+                self._replace_closures(cast(list[Closure], items))
+        except sqlite3.IntegrityError:
+            if isinstance(first, (Room, Association)):  # rooms write their doors too: not counted
+                raise
+            index, item = batch[self._s.db.conn.total_changes - before]
+            raise duplicate("credentials" if isinstance(item, Credential) else "bookings", index, item.id) from None  # type: ignore[union-attr]
+
+    def _snapshot_meta(self, timezone: str | None, policy: Policy | None, generated_at: float | None) -> None:
+        self._s.put_meta("timezone", timezone)
+        self._s.put_meta("policy", None if policy is None else asdict(policy))
+        self._s.put_meta("generated_at", generated_at)
         # activity of bookings that are gone is of no more use
         self._s.db.execute("DELETE FROM booking_activity WHERE booking NOT IN (SELECT id FROM bookings)")
         self._s.db.execute("DELETE FROM booking_checkins WHERE booking NOT IN (SELECT id FROM bookings)")
+
+    def _apply_snapshot(self, s: Snapshot) -> None:
+        self._clear()
+        self._upsert(s.rooms, s.associations, s.credentials, s.bookings)
+        self._replace_closures(s.closures)
+        self._snapshot_meta(s.timezone, s.policy, s.generated_at)
 
     def _apply_delta(self, d: Delta) -> None:
         self._s.db.conn.executemany("DELETE FROM bookings WHERE id = ?", [(i,) for i in d.delete_bookings])
@@ -110,16 +221,18 @@ class ScheduleTables:
         associations: Iterable[Association],
         credentials: Iterable[Credential],
         bookings: Iterable[Booking],
+        *,
+        verb: str = "INSERT OR REPLACE",
     ) -> None:
         c = self._s.db.conn
-        c.executemany("INSERT OR REPLACE INTO rooms(id, name) VALUES (?, ?)", [(r.id, r.name) for r in rooms])
+        c.executemany(f"{verb} INTO rooms(id, name) VALUES (?, ?)", [(r.id, r.name) for r in rooms])
         c.executemany(
             "INSERT OR IGNORE INTO room_doors(room, door) VALUES (?, ?)",
             [(r.id, door) for r in rooms for door in r.doors],
         )
-        c.executemany("INSERT OR REPLACE INTO associations(id, name) VALUES (?, ?)", [(a.id, a.name) for a in associations])
+        c.executemany(f"{verb} INTO associations(id, name) VALUES (?, ?)", [(a.id, a.name) for a in associations])
         c.executemany(
-            "INSERT OR REPLACE INTO credentials(id, card_hash, pin_hash, association, role, valid_from, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"{verb} INTO credentials(id, card_hash, pin_hash, association, role, valid_from, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     x.id,
@@ -134,7 +247,7 @@ class ScheduleTables:
             ],
         )
         c.executemany(
-            "INSERT OR REPLACE INTO bookings(id, room, association, title, start, end, status, pin_hash, unlocked_during) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"{verb} INTO bookings(id, room, association, title, start, end, status, pin_hash, unlocked_during) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     b.id,
@@ -181,19 +294,32 @@ class ScheduleTables:
         return [(r[0], r[1]) for r in self._s.db.execute("SELECT room, door FROM room_doors ORDER BY room, door")]
 
     def rooms_of_door(self, door: str) -> frozenset[str]:
-        return frozenset(r[0] for r in self._s.db.execute("SELECT room FROM room_doors WHERE door = ?", [door]))
+        return self.standing().rooms_of_door.get(door, frozenset())
+
+    def standing(self) -> Standing:
+        """The standing facts of the schedule in force: read again only when an apply (in
+        any process) has changed the stamp since they were read."""
+        stamp = standing.read_stamp(self._s.db.conn)
+        held = self._standing
+        if held is None or held.stamp != stamp:
+            held = self._standing = standing.load(self._s.db.conn, stamp, self._s.default_policy, self._s.default_timezone)
+        return held
 
     def facts(self, door: str, now: float, *, card: str | None = None, pin: str | None = None) -> Facts:
-        """Everything that bears on presenting ``card`` or ``pin`` at ``door`` at ``now``."""
+        """Everything that bears on presenting ``card`` or ``pin`` at ``door`` at ``now``:
+        the standing facts from memory, then the credentials of the hash and their
+        associations' bookings near now through the index that leads to them."""
         if (card is None) == (pin is None):
             raise ValueError("give a card or a pin")
-        policy = self._s.policy
-        day = self._s.local_day(now)
-        rooms = self.rooms_of_door(door)
+        view = self.standing()
+        policy = view.policy
+        day = view.local_day(now)
+        rooms = view.rooms_of_door.get(door, frozenset())
+        conn = self._s.db.conn
         column, digest = ("card_hash", self._s.card_hash(card)) if card is not None else ("pin_hash", self._s.pin_hash(pin or ""))
         candidates = tuple(
             Candidate(*row)
-            for row in self._s.db.execute(
+            for row in conn.execute(
                 f"SELECT id, association, role, valid_from, valid_until FROM credentials WHERE {column} = ? ORDER BY id", [digest]
             )
         )
@@ -204,45 +330,36 @@ class ScheduleTables:
         if rooms and associations:
             sql = f"""
                 SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 0
-                FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
-                WHERE b.status = 'approved' AND b.room IN ({",".join("?" * len(rooms))})
-                  AND b.start < ? AND b.start > ? AND b.end > ?
-                  AND b.association IN ({",".join("?" * len(associations))})"""
-            lowest_start = low - (self._s.meta("max_booking_s") or 0) - 1
-            for row in self._s.db.execute(sql, [*sorted(rooms), high, lowest_start, low, *associations]):
-                bookings[row[0]] = _booking_fact(row)
+                FROM bookings b INDEXED BY bookings_by_association LEFT JOIN booking_activity a ON a.booking = b.id
+                WHERE b.association IN ({",".join("?" * len(associations))})
+                  AND b.start < ? AND b.start > ? AND b.end > ? AND b.status = 'approved'
+                ORDER BY b.start, b.id"""
+            lowest_start = low - view.max_booking_s - 1
+            for row in conn.execute(sql, [*associations, high, lowest_start, low]):
+                if row[1] in rooms:
+                    bookings[row[0]] = _booking_fact(row)
         if pin is not None:
             sql = """
                 SELECT b.id, b.room, b.association, b.start, b.end, b.unlocked_during, COALESCE(a.leader_present, 0), 1
                 FROM bookings b LEFT JOIN booking_activity a ON a.booking = b.id
                 WHERE b.status = 'approved' AND b.pin_hash = ?"""
-            for row in self._s.db.execute(sql, [digest]):
+            for row in conn.execute(sql, [digest]):
                 bookings[row[0]] = _booking_fact(row)
-        closures = tuple(
-            ClosureFact(*row)
-            for row in self._s.db.execute(
-                "SELECT room, start, end, reason FROM closures WHERE start <= ? AND end > ?", [now, now]
-            )
-        )
-        if any(b.unlocked_during for b in bookings.values()):
-            for bid, b in bookings.items():
-                if b.unlocked_during:
-                    doors = tuple(
-                        r[0] for r in self._s.db.execute("SELECT door FROM room_doors WHERE room = ? ORDER BY door", [b.room])
-                    )
-                    bookings[bid] = replace(b, doors=doors)
+        for bid, b in bookings.items():
+            if b.unlocked_during:
+                bookings[bid] = replace(b, doors=view.doors_of_room.get(b.room, ()))
         return Facts(
             door=door,
             rooms=rooms,
             credentials=candidates,
             bookings=tuple(bookings.values()),
-            closures=closures,
+            closures=view.closures_at(now),
             policy=policy,
             day=day,
         )
 
     def booking(self, booking_id: str) -> dict[str, Any] | None:
-        rows = list(self._s.db.table("bookings").rows_where("id = ?", [booking_id]))
+        rows = list(self._s.db.rows("bookings", "id = ?", [booking_id]))
         return rows[0] if rows else None
 
 

@@ -1,0 +1,35 @@
+"""The agent's runtime stays lean: what a small Pi pays for at every start of `haldor run`
+is what it uses (issue 12: idle memory and import time beside their floors in bench/)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+#: libraries the agent does not import unless a configuration asks for them: httpx (only
+#: with [sync] http_url), sqlite-utils (only to make or upgrade a store's schema),
+#: cryptography (signatures are checked with PyNaCl), libosdp (only with OSDP readers)
+KEPT_OUT = ("httpx", "sqlite_utils", "click", "cryptography", "osdp")
+
+
+def test_the_agent_s_entry_imports_none_of_the_heavy_libraries():
+    code = "import json, sys, haldor.agent.run; print(json.dumps(sorted(sys.modules)))"
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout))
+    assert [name for name in KEPT_OUT if name in loaded] == []
+
+
+def test_an_up_to_date_store_opens_without_sqlite_utils(tmp_path):
+    """A store is made with sqlite-utils' table verbs; opened again, it needs none of them."""
+    code = f"""
+import json, sys
+from haldor.access.store import Store
+Store.open({str(tmp_path)!r}, "s").close()
+made = "sqlite_utils" in sys.modules
+for name in [m for m in sys.modules if m.startswith("sqlite_utils")]:
+    del sys.modules[name]
+Store.open({str(tmp_path)!r}, "s").close()
+print(json.dumps([made, "sqlite_utils" in sys.modules]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert json.loads(out) == [True, False]
