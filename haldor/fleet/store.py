@@ -485,7 +485,14 @@ class FleetStore:
         """Changes whenever a status or an event arrives, from any consumer writing to this
         database: what the page's self-refresh watches (cheap: one row per site)."""
         sites = self.db.one("SELECT COUNT(*), MAX(seen_at), MAX(event_at), MAX(status_at) FROM sites") or ()
-        audit = self.db.one("SELECT COUNT(*), MAX(answered_at) FROM audit") or ()
+        # a command whose time ran out unanswered changes the page too ("no answer")
+        audit = (
+            self.db.one(
+                "SELECT COUNT(*), MAX(answered_at), SUM(CASE WHEN answered_at IS NULL AND expires_at < ? THEN 1 ELSE 0 END) FROM audit",
+                [time.time()],
+            )
+            or ()
+        )
         return (*sites, *audit)
 
     def command_results(self, results: list[tuple[str, dict[str, Any]]], now: float) -> int:
