@@ -637,3 +637,15 @@ def test_the_page_keeps_up_and_says_what_it_cannot_show(fleet):
     assert httpx.get(web.url + "access?site=valby&door=nope").text.count("Ukendt dør") == 1
     assert httpx.get(web.url + "?from=20261101").text.count("Ukendt dato") == 1
     site.client.disconnect()
+
+
+def test_the_chart_runs_evenly_through_quiet_weeks_and_the_new_year():
+    from haldor.fleet.report import weekly_totals
+
+    lines = weekly_usage(
+        [
+            {**usage("valby", "b1", "2026-12-21T17:00:00+01:00", 60, True)["usage"], "site": "valby"},  # week 52
+            {**usage("valby", "b2", "2027-01-05T17:00:00+01:00", 120, False)["usage"], "site": "valby"},  # week 1
+        ]
+    )
+    assert weekly_totals(lines) == [("2026-W52", 1.0, 1.0), ("2026-W53", 0.0, 0.0), ("2027-W01", 2.0, 0.0)]

@@ -186,14 +186,19 @@ def chart_svg(totals: list[tuple[str, float, float]], lang: str) -> str:
         return ""
     top = max(b for _, b, _ in totals) or 1
     bar, gap, h = 18, 14, 160
-    width = len(totals) * (2 * bar + gap) + 40
+    width = len(totals) * (2 * bar + gap) + 80
     booked_word, used_word = t("fleet.booked", lang), t("fleet.used", lang)
     parts = [
         f"<div class='scroll'><svg id='chart' role='img' aria-label='{e(t('fleet.chart', lang))}' "
         f"width='{width}' height='{h + 40}'>"
     ]
+    # the scale: a line at the top value, named in hours
+    parts.append(f"<line x1='56' x2='{width}' y1='5' y2='5' stroke='#8a8a8a' stroke-dasharray='4 3'/>")
+    parts.append(f"<text x='52' y='9' font-size='11' text-anchor='end'>{number(top, lang)} t</text>")
+    parts.append(f"<line x1='56' x2='{width}' y1='{h + 5}' y2='{h + 5}' stroke='#8a8a8a'/>")
+    parts.append(f"<text x='52' y='{h + 9}' font-size='11' text-anchor='end'>0</text>")
     for i, (w, booked, used) in enumerate(totals):
-        x = 30 + i * (2 * bar + gap)
+        x = 60 + i * (2 * bar + gap)
         bh, uh = booked / top * h, used / top * h
         label = week(w, lang)
         parts.append(

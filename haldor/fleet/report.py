@@ -197,13 +197,29 @@ def season_totals(lines: Iterable[UsageLine], weeks: tuple[int, int] = SEASON_WE
     )
 
 
-def weekly_totals(lines: list[UsageLine]) -> list[tuple[str, float, float]]:
-    """(week, booked hours, used hours) over every site, for the chart."""
+def _monday(iso_week: str) -> date:
+    year, number = iso_week.split("-W")
+    return date.fromisocalendar(int(year), int(number), 1)
+
+
+def weekly_totals(lines: list[UsageLine], most: int = 60) -> list[tuple[str, float, float]]:
+    """(week, booked hours, used hours) over every site, for the chart: every week from
+    the first to the last, a quiet one as nothing (so time runs evenly), the last
+    ``most`` weeks at most."""
     acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for line in lines:
         acc[line.week][0] += line.booked_hours
         acc[line.week][1] += line.used_hours
-    return [(w, round(b, 2), round(u, 2)) for w, (b, u) in sorted(acc.items())]
+    if not acc:
+        return []
+    first, last = (_monday(w) for w in (min(acc), max(acc)))
+    first = max(first, last - timedelta(weeks=most - 1))
+    weeks = []
+    while first <= last:
+        year, number, _ = first.isocalendar()
+        weeks.append(f"{year}-W{number:02d}")
+        first += timedelta(weeks=1)
+    return [(w, round(acc[w][0], 2), round(acc[w][1], 2)) if w in acc else (w, 0.0, 0.0) for w in weeks]
 
 
 def _reader_faults(readers: str | None) -> dict[str, str]:
