@@ -498,7 +498,7 @@ def test_an_old_fleet_database_gains_the_new_columns(tmp_path):
     """A fleet.db made before names were sent keeps its events and gets the columns."""
     import sqlite3
 
-    from haldor.fleet.store import MIGRATIONS
+    from haldor.fleet.schema import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "fleet.db")
     db.executescript(MIGRATIONS[0].format(float="REAL", bigint="INTEGER"))

@@ -23,8 +23,10 @@ from .commands import AuditLog, Commander
 from .exports import Table, access_table, audit_table_export, season_table, sites_table, to_csv, to_xlsx, usage_table
 from .incidents import IncidentBook
 from .metrics import FleetCollector, exposition
+from .operator_pages import audit_page, login_page
 from .operators import Operator
-from .page import PAGE_ROWS, Overview, access_page, audit_page, login_page, overview
+from .page import Overview, access_page, overview
+from .page_parts import PAGE_ROWS
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals, site_rows
 from .sessions import Sessions, same
 from .store import FleetStore

@@ -23,72 +23,13 @@ from haldor.sql import Database
 
 from .alerts import DoorState
 from .report import ALL_TIME, Period, UsageLine, booking_figures
+from .schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 #: the events the fleet lists as alarms
 ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT)
 
-#: "IF NOT EXISTS": a fleet.db made before the schema had this runner has these tables already
-MIGRATIONS = [
-    """
-    CREATE TABLE IF NOT EXISTS sites (
-        site TEXT PRIMARY KEY, online INTEGER, since {float}, status_at {float}, seen_at {float},
-        schedule_version {bigint}, last_sync {float}, outbox_pending INTEGER, outbox_oldest TEXT,
-        agent_version TEXT, mode TEXT, doors TEXT, readers TEXT);
-    CREATE TABLE IF NOT EXISTS events (
-        id TEXT PRIMARY KEY, site TEXT, seq {bigint}, at TEXT, at_ts {float}, type TEXT,
-        door TEXT, reader TEXT, booking TEXT, reason TEXT, usage TEXT);
-    CREATE INDEX IF NOT EXISTS idx_events_site_type_at_ts ON events (site, type, at_ts);
-    CREATE INDEX IF NOT EXISTS idx_events_type_at_ts ON events (type, at_ts)
-    """,
-    # names and the site's zone from the status; when a site's events last came (for the
-    # page's refresh); the credential of access events (the access log, by id only)
-    """
-    ALTER TABLE sites ADD COLUMN name TEXT;
-    ALTER TABLE sites ADD COLUMN timezone TEXT;
-    ALTER TABLE sites ADD COLUMN names TEXT;
-    ALTER TABLE sites ADD COLUMN event_at {float};
-    ALTER TABLE events ADD COLUMN credential TEXT;
-    CREATE INDEX IF NOT EXISTS idx_events_site_at_ts ON events (site, at_ts)
-    """,
-    # each booking's figures, worked out when its usage arrives: the page sums them
-    """
-    CREATE TABLE usage (
-        id TEXT PRIMARY KEY, site TEXT NOT NULL, booking TEXT, day TEXT NOT NULL, week TEXT NOT NULL,
-        room TEXT NOT NULL, association TEXT NOT NULL, room_name TEXT, association_name TEXT,
-        booked_hours {float} NOT NULL, used_hours {float} NOT NULL, no_show INTEGER NOT NULL,
-        closed INTEGER NOT NULL, unobserved INTEGER NOT NULL);
-    CREATE INDEX idx_usage_day ON usage (day);
-    CREATE INDEX idx_usage_site_day ON usage (site, day)
-    """,
-    # alerts: each incident once (one open per key), each message to each channel until delivered
-    """
-    ALTER TABLE sites ADD COLUMN storage TEXT;
-    CREATE TABLE incidents (
-        id TEXT PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, site TEXT NOT NULL, subject TEXT,
-        detail TEXT, since {float}, opened_at {float} NOT NULL, resolved_at {float});
-    CREATE UNIQUE INDEX idx_incidents_open ON incidents (key) WHERE resolved_at IS NULL;
-    CREATE TABLE deliveries (
-        id TEXT PRIMARY KEY, incident TEXT NOT NULL, phase TEXT NOT NULL, channel TEXT NOT NULL,
-        created_at {float} NOT NULL, attempts INTEGER NOT NULL, next_at {float} NOT NULL, sent_at {float},
-        last_error TEXT);
-    CREATE INDEX idx_deliveries_due ON deliveries (sent_at, next_at)
-    """,
-    # what operators did from the page, and what the boxes answered: written, never edited
-    """
-    CREATE TABLE audit (
-        id TEXT PRIMARY KEY, at {float} NOT NULL, who TEXT NOT NULL, role TEXT, site TEXT, action TEXT NOT NULL,
-        door TEXT, detail TEXT, command TEXT, expires_at {float}, ok INTEGER, error TEXT, answered_at {float});
-    CREATE INDEX idx_audit_at ON audit (at);
-    CREATE INDEX idx_audit_command ON audit (command)
-    """,
-    # one usage per booking of a site, whatever event id carried it (a box restored from a copy reports again)
-    """
-    DELETE FROM usage WHERE id NOT IN (SELECT MIN(id) FROM usage GROUP BY site, booking);
-    CREATE UNIQUE INDEX idx_usage_booking ON usage (site, booking)
-    """,
-]
 USAGE_COLUMNS = (
     "id",
     "site",
