@@ -564,7 +564,7 @@ def _fleet(args) -> int:
     web.metrics_token = metrics_token
     if args.command_key:
         kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
-        web.commander = Commander(consumer.client, opts.prefix, args.command_key, kid, web.audit)
+        web.commander = Commander(consumer.client, opts, args.command_key, kid, web.audit)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())

@@ -255,7 +255,9 @@ def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db), command_results=True)
     web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0), live_poll_s=0.1)
     web.auth = Sessions(users, secure=False)
-    web.commander = Commander(consumer.client, "haldor/v1", str(key_path), "fleet-commands", web.audit)
+    web.commander = Commander(
+        consumer.client, BrokerOptions("127.0.0.1", broker.port), str(key_path), "fleet-commands", web.audit
+    )
     threading.Thread(target=web.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{web.server_address[1]}"
     consumer.start()

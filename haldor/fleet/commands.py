@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from haldor import tools
-from haldor.errors import DocumentError
+from haldor.broker_tools import acked_publish
+from haldor.errors import DocumentError, HaldorError
+from haldor.mqtt import BrokerOptions
 from haldor.protocol import Action
 from haldor.sql import Database
 
@@ -27,6 +29,8 @@ DOOR_ACTIONS = (Action.UNLOCK, Action.HOLD_OPEN, Action.RELEASE)
 SITE_ACTIONS = (Action.LOCKDOWN, Action.LIFT_LOCKDOWN, Action.RESYNC)
 #: a command the box gets later than this (it was offline) is refused by the box
 VALID_S = 120
+#: the broker's yes to a command, waited for at most this long
+PUBACK_S = 5.0
 AUDIT_COLUMNS = (
     "id",
     "at",
@@ -87,15 +91,17 @@ class AuditLog:
 
 
 class Commander:
-    def __init__(self, client: Any, prefix: str, key: str, kid: str, audit: AuditLog) -> None:
+    def __init__(self, client: Any, opts: BrokerOptions, key: str, kid: str, audit: AuditLog) -> None:
         tools.load_private_key(key)  # a missing or wrong key is found at start
-        self.client, self.prefix, self.key, self.kid, self.audit = client, prefix, key, kid, audit
+        self.client, self.opts, self.key, self.kid, self.audit = client, opts, key, kid, audit
 
     def send(
         self, operator: Operator, site: str, action: str, door: str | None, minutes: float | None, reason: str, now: float
     ) -> str:
-        """Sign, write in the audit log, publish; the audit row's id. A viewer, a bad
-        action or an unknown door is refused here with a DocumentError."""
+        """Sign, write in the audit log, publish and wait for the broker's yes; the audit
+        row's id. A viewer, a bad action or an unknown door is refused here with a
+        DocumentError; a broker that refuses (its ACL) or cannot be reached is written on
+        the row, never left to look like a box that did not answer."""
         if not operator.acts:
             raise DocumentError(f"{operator.name} is a viewer: only operators act")
         if action not in DOOR_ACTIONS + SITE_ACTIONS:
@@ -121,9 +127,11 @@ class Commander:
         row = self.audit.record(
             now, operator, action, site=site, door=doc.get("door"), detail=detail, command=doc["id"], expires_at=expires
         )
-        info = self.client.publish(f"{self.prefix}/{site}/cmd", payload, qos=1)
+        try:
+            acked_publish(self.client, self.opts, f"{self.opts.prefix}/{site}/cmd", payload, timeout=PUBACK_S)
+        except HaldorError as exc:
+            log.warning("command %s %s not sent: %s", action, site, exc)
+            self.audit.answer(row, ok=False, error=f"not sent: {exc}", at=now)
+            return row
         log.info("command %s %s %s by %s (%s)", action, site, doc.get("door") or "", operator.name, doc["id"])
-        if info.rc != 0:  # not connected, or paho's queue full: the audit row says so, not "no answer"
-            log.warning("command %s not handed to the broker: rc %s", doc["id"], info.rc)
-            self.audit.answer(row, ok=False, error=f"not sent: the fleet has no broker connection (rc {info.rc})", at=now)
         return row

@@ -297,10 +297,12 @@ class _Handler(BaseHTTPRequestHandler):
                 minutes = float(minutes_text)
             with srv.lock:
                 known = {s["site"]: s for s in srv.sites(now)}
-                door = form.get("door") or None
-                if site not in known or (door is not None and door not in known[site].get("doors", {})):
-                    raise DocumentError(t("fleet.unknown_target", view.lang))
-                srv.commander.send(operator, site, action, door, minutes, form.get("reason", "").strip(), now)
+            door = form.get("door") or None
+            if site not in known or (door is not None and door not in known[site].get("doors", {})):
+                raise DocumentError(t("fleet.unknown_target", view.lang))
+            srv.commander.send(
+                operator, site, action, door, minutes, form.get("reason", "").strip(), now
+            )  # not under the lock: it waits for the broker
         except (DocumentError, PermissionError) as exc:
             with srv.lock:
                 srv.audit.record(
