@@ -365,9 +365,10 @@ def _keygen(args) -> int:
         print(f"for haldor publish:  --seal-to {text}")
         return 0
     private, public, text = tools.keygen(args.kid, Path(args.dir))
-    print(f"private key: {private} (keep it on the booking system, mode 0600)")
+    print(f"private key: {private} (keep it where it signs: the booking system, or the fleet for commands; mode 0600)")
     print(f"public key:  {public}")
-    print(f'for the agents\' [trust] section:  keys = {{ "{args.kid}" = "{text}" }}')
+    print(f'for the agents\' [trust] section, a key that signs schedules:  keys = {{ "{args.kid}" = "{text}" }}')
+    print(f'                              or one that signs commands:  command_keys = {{ "{args.kid}" = "{text}" }}')
     return 0
 
 

@@ -257,6 +257,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "da": "{n} alarmbeskeder er ikke nået frem endnu (sidste fejl: {error}); de sendes igen.",
         "en": "{n} alert messages have not arrived yet (last error: {error}); they are sent again.",
     },
+    "fleet.undelivered_one": {
+        "da": "1 alarmbesked er ikke nået frem endnu (sidste fejl: {error}); den sendes igen.",
+        "en": "1 alert message has not arrived yet (last error: {error}); it is sent again.",
+    },
     "fleet.login": {"da": "Log ind", "en": "Log in"},
     "fleet.login_title": {"da": "Haldor: log ind", "en": "Haldor: log in"},
     "fleet.user_name": {"da": "Brugernavn", "en": "User name"},

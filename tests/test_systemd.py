@@ -32,12 +32,13 @@ def test_the_agent_unit_restarts_and_stops_in_time():
     assert "Restart=always" in text and "StateDirectory=haldor" in text and "NoNewPrivileges=yes" in text
 
 
-def test_the_bridge_unit_is_hardened(tmp_path):
-    """It holds the booking key and every member's card: `systemd-analyze security`
-    must rate it at most "OK" (below 4.0)."""
+@pytest.mark.parametrize("name", ["haldor-bridge.service", "haldor-fleet.service"])
+def test_the_municipal_units_are_hardened(tmp_path, name):
+    """They hold the booking or command key, members' cards and the access log: `systemd-analyze security`
+    must rate each at most "OK" (below 4.0)."""
     analyze = shutil.which("systemd-analyze")
-    copy = tmp_path / "haldor-bridge.service"
-    copy.write_text((ROOT / "systemd" / "haldor-bridge.service").read_text().replace("/opt/haldor/bin/haldor", HALDOR))
+    copy = tmp_path / name
+    copy.write_text((ROOT / "systemd" / name).read_text().replace("/opt/haldor/bin/haldor", HALDOR))
     result = subprocess.run(
         [analyze, "security", "--offline=yes", "--threshold=40", str(copy)], capture_output=True, text=True, timeout=60
     )

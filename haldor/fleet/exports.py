@@ -120,8 +120,8 @@ def sites_table(rows: Iterable[dict[str, Any]], lang: str, page_zone: str) -> Ta
             r["schedule_version"],
             None if r["schedule_age_h"] is None else float(r["schedule_age_h"]),
             r["outbox_pending"],
-            r["mode"],
-            "; ".join(f"{k}: {v}" for k, v in r["reader_faults"].items()),
+            t(f"fleet.mode.{r['mode']}", lang) if r["mode"] in ("normal", "lockdown") else r["mode"],
+            "; ".join(f"{k}: {v}" for k, v in r["reader_faults"].items()) or t("fleet.ok", lang),
             r["site"],
         ]
         for r in rows
@@ -201,7 +201,7 @@ def audit_table_export(rows: Iterable[dict[str, Any]], lang: str, page_zone: str
             r["door"],
             r["detail"],
             r["command"],
-            None if r["answered_at"] is None else bool(r["ok"]),
+            None if r["answered_at"] is None else t("fleet.result.ok" if r["ok"] else "fleet.result.refused", lang),
             r["error"],
             iso(r["answered_at"], None, page_zone) or None,
         ]

@@ -112,7 +112,9 @@ def _incidents(view: View, o: Overview, sites: dict[str, dict[str, Any]], page_z
         return ""
     out = [f"<h2>{t('fleet.incidents', lang)}</h2>"]
     if waiting:
-        out.append(f"<p class='problem' role='alert'>{e(t('fleet.undelivered', lang).format(n=waiting, error=error or '-'))}</p>")
+        out.append(
+            f"<p class='problem' role='alert'>{e(t('fleet.undelivered_one' if waiting == 1 else 'fleet.undelivered', lang).format(n=waiting, error=error or '-'))}</p>"
+        )
     if not o.incidents:
         return "".join(out) + f"<p>{t('fleet.no_incidents', lang)}</p>"
     out.append(
