@@ -80,6 +80,7 @@ class Receiver(ThreadingHTTPServer):
 
     def __init__(self, port: int = 0) -> None:
         self.got: queue.Queue = queue.Queue()
+        self.tokens: list[str | None] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +89,7 @@ class Receiver(ThreadingHTTPServer):
 
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.tokens.append(self.headers.get("Authorization"))
                 receiver.got.put(json.loads(body))
                 self.send_response(204)
                 self.end_headers()
@@ -154,6 +156,7 @@ def test_a_forced_door_reaches_the_webhook_and_the_mailbox_then_resolved(tmp_pat
     broker = Broker(tmp_path / "broker").start()
     receiver = Receiver()
     db = str(tmp_path / "fleet.db")
+    (tmp_path / "hook.token").write_text("s3cret-hook\n")
     settings = fleet_settings.load(
         fleet_toml(
             tmp_path,
@@ -163,6 +166,7 @@ every_s = 1
 
 [[webhooks]]
 url = "{receiver.url}"
+token_file = "hook.token"
 
 [email]
 host = "127.0.0.1"
@@ -212,6 +216,7 @@ to = ["vagt@kommune.example"]
         assert (resolved["state"], resolved["incident"]) == ("resolved", alert["incident"])
         assert subject(smtp.mails.get(timeout=10)[1]).startswith("[Haldor] Løst: Valby: Hovedindgang")
         assert receiver.got.empty()  # once each
+        assert receiver.tokens == ["Bearer s3cret-hook"] * 2
         delivered = wait_for(
             lambda: (
                 scrape(f"http://127.0.0.1:{web.server_address[1]}/metrics").get(
@@ -267,6 +272,7 @@ def test_a_receiver_that_is_down_gets_the_alert_once_it_is_back(tmp_path):
         ({"alerts": {"door_forced": "yes"}}, "alerts.door_forced"),
         ({"alerts": {"sms": True}}, "alerts.sms: unknown key"),
         ({"webhooks": [{"url": "ftp://x"}]}, "webhooks[0].url"),
+        ({"webhooks": [{"url": "https://x", "token_file": "/nonexistent/hook.token"}]}, "webhooks[0].token_file: cannot read"),
         ({"email": {"host": "smtp.example", "sender": "a@b", "to": "c@d"}}, "email.to"),
         ({"email": {"host": "smtp.example", "sender": "a@b", "to": ["c@d"], "username": "u"}}, "email.password_file"),
         ({"pager": {}}, "pager: unknown section"),

@@ -123,8 +123,9 @@ class AlertWorker:
     def _send(self, delivery: Delivery, site: dict[str, Any]) -> None:
         doc = self.message(delivery, site)
         if delivery.channel.startswith("webhook:"):
-            url = self.settings.webhooks[int(delivery.channel.split(":")[1])]
-            reply = self._client.post(url, json=doc)
+            hook = self.settings.webhooks[int(delivery.channel.split(":")[1])]
+            headers = {"Authorization": f"Bearer {hook.token}"} if hook.token else {}
+            reply = self._client.post(hook.url, json=doc, headers=headers)
             reply.raise_for_status()
         elif delivery.channel == "email" and self.settings.email is not None:
             send_email(self.settings.email, doc, self.settings.alerts.language)

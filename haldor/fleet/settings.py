@@ -28,6 +28,13 @@ class AlertRules:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    url: str
+    #: sent as "Authorization: Bearer <token>", so the receiver knows the alert is ours
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Email:
     host: str
     port: int
@@ -43,7 +50,7 @@ class Email:
 class FleetSettings:
     path: str = ""
     alerts: AlertRules = AlertRules()
-    webhooks: tuple[str, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
     email: Email | None = None
     #: checked every this many seconds
     every_s: float = 5.0
@@ -93,11 +100,19 @@ def parse(raw: dict[str, Any], path: str) -> FleetSettings:
     every_s = float(a.pop("every_s"))
     webhooks = []
     for i, w in enumerate(c.tables(raw, "webhooks")):
-        w = c.checked(w, {"url": ""}, f"webhooks[{i}]")
+        w = c.checked(w, {"url": "", "token_file": ""}, f"webhooks[{i}]")
         url = urlsplit(w["url"])
         if url.scheme not in ("http", "https") or not url.hostname:
             raise c.fail(f"webhooks[{i}].url", "required: an http(s) URL")
-        webhooks.append(w["url"])
+        token = ""
+        if w["token_file"]:
+            try:
+                token = Path(c.resolve(w["token_file"])).read_text().strip()
+            except OSError as exc:
+                raise c.fail(f"webhooks[{i}].token_file", f"cannot read: {exc.strerror}") from None
+            if not token or any(ch in token for ch in "\r\n"):
+                raise c.fail(f"webhooks[{i}].token_file", "one line: the token the receiver expects")
+        webhooks.append(Webhook(w["url"], token))
     email = None
     if "email" in raw:
         e = c.section(raw, "email", _EMAIL)
