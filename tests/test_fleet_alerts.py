@@ -11,6 +11,7 @@ import queue
 import ssl
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -339,3 +340,29 @@ def test_two_fleet_processes_with_alerts_send_each_alert_once(tmp_path):
         receiver.close()
         one.stop()
         two.stop()
+
+
+def test_door_states_read_the_movements_of_doors_with_an_alarm_only(tmp_path):
+    store = FleetStore(tmp_path / "fleet.db")
+    t = "2026-11-25T23:{:02d}:00+01:00"
+    store.store(
+        (),
+        [
+            access("valby", "door.opened", t.format(0), 1, reader=None, door="gym"),
+            access("valby", "door.held_open", t.format(1), 2, reader=None, door="gym"),
+            access("valby", "door.forced", t.format(2), 3, reader=None),
+            access("valby", "door.closed", t.format(3), 4, reader=None),
+            access("valby", "door.opened", t.format(4), 5, reader=None, door="side"),  # no alarm: not read
+        ],
+    )
+    states = {d.door: d for d in store.door_states(0)}
+    assert sorted(states) == ["gym", "main"]
+    at = {m: datetime.fromisoformat(t.format(m)).timestamp() for m in range(5)}
+    assert (states["gym"].opened_at, states["gym"].held_at, states["gym"].closed_at) == (at[0], at[1], None)
+    assert (states["main"].forced_at, states["main"].closed_at) == (at[2], at[3])
+
+
+def test_the_alert_schema_names_every_kind_the_rules_make():
+    from haldor.fleet.alerts import KINDS
+
+    assert schemas.load("alert")["properties"]["kind"]["enum"] == list(KINDS)

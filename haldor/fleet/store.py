@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import astuple
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +46,9 @@ USAGE_COLUMNS = (
     "closed",
     "unobserved",
 )
+
+#: how long before a door's alarm its openings and closings are read (a held-open comes after its opening)
+DOOR_MOVES_BEFORE_S = 24 * 3600
 
 #: a status dated further ahead than this is counted as of its arrival
 FUTURE_S = 120.0
@@ -112,7 +115,7 @@ def _names(doc: Any) -> str | None:
     for kind in ("rooms", "doors"):
         entries = doc.get(kind)
         if isinstance(entries, dict):
-            kept[kind] = {k[:100]: v[:200].translate(_CONTROL) for k, v in list(entries.items())[:500] if isinstance(v, str)}
+            kept[kind] = {_text(k, 100): _text(v) for k, v in list(entries.items())[:500] if isinstance(v, str)}
     return json.dumps(kept)
 
 
@@ -129,12 +132,12 @@ def _zone(value: Any) -> str | None:
 
 def _event_row(doc: dict[str, Any]) -> list[Any]:
     return [
-        str(doc["id"]),
+        _text(doc["id"], 100),
         str(doc["site"]),
         _int(doc.get("seq")),
         _text(doc.get("at")),
         _ts(doc.get("at")),
-        str(doc["type"]),
+        _text(doc["type"], 64),
         _text(doc.get("door")),
         _text(doc.get("reader")),
         _text(doc.get("booking")),
@@ -167,8 +170,8 @@ def _usage_row(doc: dict[str, Any]) -> list[Any] | None:
     return [str(doc["id"]), str(doc["site"]), _text(doc.get("booking")), *astuple(figures)]
 
 
-def where(site: str | None, since: float | None, until: float | None, at: str) -> tuple[str, list[Any]]:
-    """`` AND ...`` for one site (or all) and a span of instants in column ``at``."""
+def where(site: str | None, since: float | str | None, until: float | str | None, at: str) -> tuple[str, list[Any]]:
+    """`` AND ...`` for one site (or all) and a span in column ``at`` (instants, or ISO days), the end excluded."""
     clause, params = "", list[Any]()
     if site:
         clause += " AND site = ?"
@@ -311,7 +314,7 @@ class FleetStore:
                 _text(names.get("site")) if isinstance(names := doc.get("names"), dict) else None,
                 _zone(doc.get("timezone")),
                 _names(names),
-                json.dumps(doc["storage"])[:2000] if isinstance(doc.get("storage"), dict) else None,
+                _json_table(doc.get("storage"), most=20),
             ],
         )
 
@@ -328,20 +331,12 @@ class FleetStore:
     ) -> list[UsageLine]:
         """Booked versus used hours and no-shows per week, site, room and association, for
         the bookings that start in ``period`` (the site's local days)."""
-        where, params = "", list[Any]()
-        if site:
-            where += " AND site = ?"
-            params.append(site)
-        if period.first is not None:
-            where += " AND day >= ?"
-            params.append(period.first.isoformat())
-        if period.last is not None:
-            where += " AND day <= ?"
-            params.append(period.last.isoformat())
+        after = None if period.last is None else (period.last + timedelta(days=1)).isoformat()
+        clause, params = where(site, None if period.first is None else period.first.isoformat(), after, "day")
         rows = self.db.rows(
             "SELECT week, site, room, association, COUNT(*), SUM(booked_hours), SUM(used_hours), SUM(no_show), "
             "SUM(closed), SUM(unobserved), MAX(room_name), MAX(association_name) "
-            f"FROM usage WHERE 1 = 1{where} GROUP BY week, site, room, association ORDER BY week, site, room, association",
+            f"FROM usage WHERE 1 = 1{clause} GROUP BY week, site, room, association ORDER BY week, site, room, association",
             params,
         )
         names = site_names or {}
@@ -367,9 +362,9 @@ class FleetStore:
     def alarms(
         self, limit: int = 200, site: str | None = None, since: float | None = None, until: float | None = None
     ) -> list[dict[str, Any]]:
-        where, params = self._where(site, since, until)
+        clause, params = where(site, since, until, "at_ts")
         rows = self.db.rows(
-            f"SELECT site, at, type, door, reader, reason FROM events WHERE type IN ({','.join('?' * len(ALARMS))}){where} "
+            f"SELECT site, at, type, door, reader, reason FROM events WHERE type IN ({','.join('?' * len(ALARMS))}){clause} "
             "ORDER BY at_ts DESC LIMIT ?",
             [*ALARMS, *params, limit],
         )
@@ -385,37 +380,38 @@ class FleetStore:
     ) -> list[dict[str, Any]]:
         """Who came in or was refused, and what the doors did, newest first; credentials by
         id only (resolving them to people stays in the booking system)."""
-        where, params = self._where(site, since, until)
+        clause, params = where(site, since, until, "at_ts")
         if door:
-            where += " AND door = ?"
+            clause += " AND door = ?"
             params.append(door)
         rows = self.db.rows(
-            f"SELECT {', '.join(ACCESS_COLUMNS)} FROM events WHERE type IN ({','.join('?' * len(ACCESS_LOG))}){where} "
+            f"SELECT {', '.join(ACCESS_COLUMNS)} FROM events WHERE type IN ({','.join('?' * len(ACCESS_LOG))}){clause} "
             "ORDER BY at_ts DESC, seq DESC" + ("" if limit is None else f" LIMIT {int(limit)}"),
             [*ACCESS_LOG, *params],
         )
         return [dict(zip(ACCESS_COLUMNS, r, strict=True)) for r in rows]
 
-    @staticmethod
-    def _where(site: str | None, since: float | None, until: float | None) -> tuple[str, list[Any]]:
-        return where(site, since, until, "at_ts")
-
     def door_states(self, since: float) -> list[DoorState]:
-        """The last forced, held-open, opened and closed of each door heard from since ``since``."""
-        kinds = {
-            Event.DOOR_FORCED: "forced_at",
-            Event.DOOR_HELD_OPEN: "held_at",
-            Event.DOOR_OPENED: "opened_at",
-            Event.DOOR_CLOSED: "closed_at",
-        }
-        rows = self.db.rows(
-            f"SELECT site, door, type, MAX(at_ts) FROM events WHERE type IN ({','.join('?' * len(kinds))}) AND at_ts >= ? "
-            "AND door IS NOT NULL GROUP BY site, door, type",
-            [*kinds, since],
-        )
+        """Each door with a forced or held-open event since ``since``, with the last of
+        those and of its openings and closings around them. The alarms are few; a door's
+        openings are many, so they are read only for the doors that have an alarm (this
+        runs every few seconds)."""
+        alarms = {Event.DOOR_FORCED: "forced_at", Event.DOOR_HELD_OPEN: "held_at"}
+        movements = {Event.DOOR_OPENED: "opened_at", Event.DOOR_CLOSED: "closed_at"}
         doors: dict[tuple[str, str], dict[str, float]] = {}
-        for site, door, kind, at in rows:
-            doors.setdefault((site, door), {})[kinds[kind]] = at
+        for site, door, kind, at in self.db.rows(
+            "SELECT site, door, type, MAX(at_ts) FROM events WHERE type IN (?, ?) AND at_ts >= ? AND door IS NOT NULL "
+            "GROUP BY site, door, type",
+            [*alarms, since],
+        ):
+            doors.setdefault((site, door), {})[alarms[kind]] = at
+        for (site, door), fields in doors.items():
+            around = min(fields.values()) - DOOR_MOVES_BEFORE_S  # the opening before a held-open, and everything after
+            for kind, at in self.db.rows(
+                "SELECT type, MAX(at_ts) FROM events WHERE site = ? AND type IN (?, ?) AND at_ts >= ? AND door = ? GROUP BY type",
+                [site, *movements, around, door],
+            ):
+                fields[movements[kind]] = at
         return [DoorState(site, door, **fields) for (site, door), fields in sorted(doors.items())]
 
     def usage_count(self) -> int:
