@@ -66,9 +66,6 @@ class Period:
     first: date | None = None
     last: date | None = None
 
-    def holds(self, day: date) -> bool:
-        return (self.first is None or day >= self.first) and (self.last is None or day <= self.last)
-
     def instants(self, zone: str) -> tuple[float | None, float | None]:
         """The period as instants in ``zone`` (the end exclusive), for the database."""
         tz = ZoneInfo(zone)

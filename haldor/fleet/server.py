@@ -110,11 +110,12 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         page_zone = srv.zone
         if path == "/":
-            view = view.known({s["site"]: s for s in srv.sites(now)})
-            return _html(overview(view, srv.overview(view, now), page_zone))
+            sites = srv.sites(now)
+            view = view.known({s["site"]: s for s in sites})
+            return _html(overview(view, srv.overview(view, now, sites), page_zone))
         if path == "/api/summary":
-            lines = srv.usage(view, srv.sites(now))
-            doc = {"sites": srv.sites(now), "counts": srv.store.counts(), "usage": [asdict(u) for u in lines]}
+            sites = srv.sites(now)
+            doc = {"sites": sites, "counts": srv.store.counts(), "usage": [asdict(u) for u in srv.usage(view, sites)]}
             return json.dumps(doc).encode(), "application/json", {}
         if path == "/access":
             sites = srv.sites(now)
@@ -149,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
         stem, _, kind = path.rpartition(".")
         if stem not in ("/usage", "/season", "/sites", "/audit", "/access") or (stem == "/audit" and not view.user):
             return None
-        store = FleetStore(srv.store.target)
+        store = FleetStore(srv.store.target, migrate=False)  # the server's own store made the schema
         try:
             read = Reader(store, page_zone)
             sites = read.sites(now)
@@ -451,8 +452,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
             self._usage_cache.popitem(last=False)
         return hit[1], hit[2]
 
-    def overview(self, view: View, now: float) -> Overview:
-        sites = self.sites(now)
+    def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
         lines, seasons = self._cached_usage(view, sites)
         since, until = view.period.instants(self.read.zone_of(view, sites))
         return Overview(

@@ -186,11 +186,14 @@ def where(site: str | None, since: float | str | None, until: float | str | None
 
 
 class FleetStore:
-    def __init__(self, target: str | Path) -> None:
+    def __init__(self, target: str | Path, *, migrate: bool = True) -> None:
+        """``migrate``: bring the schema up to date (a connection opened beside a running
+        fleet, for one download, leaves that to the fleet)."""
         self.target = str(target)
         self.db = Database.open(self.target)
-        self.db.migrate("fleet", MIGRATIONS)
-        self._fill_usage()
+        if migrate:
+            self.db.migrate("fleet", MIGRATIONS)
+            self._fill_usage()
 
     def _fill_usage(self) -> None:
         """A database from before the usage table: its usage events worked out once."""
