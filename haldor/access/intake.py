@@ -97,9 +97,9 @@ def process(
     schedule in force stays either way). The caller reports :meth:`Outcome.event`.
     ``doors``: this box's doors, to warn about rooms and doors that do not meet.
     ``site_key`` opens a sealed document; without ``plain`` one in clear is refused."""
-    if _empty(payload):  # how MQTT clears a retained message: nothing to apply, nothing wrong
-        return Outcome("empty", "ignored an empty payload (a retained message cleared)")
     try:
+        if _empty(payload):  # how MQTT clears a retained message: nothing to apply, nothing wrong
+            return Outcome("empty", "ignored an empty payload (a retained message cleared)")
         opened = open_document(payload, keys, require_signature, max_bytes=max_bytes, site_key=site_key, plain=plain)
         text = opened.source()
         first = None if text is None else head(text)

@@ -117,6 +117,7 @@ def due_reports(store: Store, now: float, pending: list, watching: tuple[float, 
     effects: list = []
     unwritten = {(e.kind, e.booking) for e in pending if isinstance(e, Reported)}
     after = store.policy.no_show_after_min
+    names: dict[str, dict[str, str]] = {}
     for kind, record in checkin.due_reports(now, store.activity.booking_records(now, since, watching), after):
         if (kind, record.id) in unwritten:
             continue
@@ -127,9 +128,10 @@ def due_reports(store: Store, now: float, pending: list, watching: tuple[float, 
             if usage["first_entry"] is not None:
                 usage["first_entry"] = store.iso(usage["first_entry"])
             usage["start"] = store.iso(usage["start"])
-            # names for the municipality's reports (the schedule's own; never a person's)
-            usage["room_name"] = store.name_of("rooms", usage["room"])
-            usage["association_name"] = store.name_of("associations", usage["association"])
+            # names for the municipality's reports (the schedule's own; never a person's), read once a round
+            names = names or {table: store.names(table) for table in ("rooms", "associations")}
+            usage["room_name"] = names["rooms"].get(usage["room"], usage["room"])
+            usage["association_name"] = names["associations"].get(usage["association"], usage["association"])
             effects.append(Emit(Event.BOOKING_USAGE, booking=record.id, extra={"usage": usage}))
         effects.append(Reported(kind, record.id))
     return effects

@@ -91,6 +91,10 @@ class KioskFeed:
                 if not self._failing:
                     log.info("kiosk at %s not reachable: %s", self.url, exc)
                 self._failing = True
+            except Exception:  # a document or URL it cannot send: said once, and the feed goes on
+                if not self._failing:
+                    log.exception("kiosk feed to %s failed", self.url)
+                self._failing = True
 
     def close(self) -> None:
         try:

@@ -186,10 +186,13 @@ class HidReader(ThreadedReader):
     def _run(self) -> None:
         faulted = False
         while not self._stop.is_set():
+            device = None
             try:
                 device = self._open(self.path)
                 device.grab()  # the numbers go to us alone, not to a console or the browser
             except OSError as exc:
+                if device is not None:  # opened but taken by another: closed, or a handle leaks every retry
+                    device.close()
                 if not faulted:
                     self.sink(ReaderFault(self.id, f"keyboard reader {self.path}: {exc.strerror or exc}"))
                     faulted = True

@@ -212,9 +212,3 @@ class Store:
         if table not in ("rooms", "associations"):
             raise ValueError(table)
         return {r[0]: r[1] or r[0] for r in self.db.execute(f"SELECT id, name FROM {table}")}
-
-    def name_of(self, table: str, id_: str | None) -> str | None:
-        if table not in ("rooms", "associations"):
-            raise ValueError(table)
-        row = None if id_ is None else self.db.execute(f"SELECT name FROM {table} WHERE id = ?", [id_]).fetchone()
-        return (row[0] or id_) if row else id_
