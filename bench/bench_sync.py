@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             extra=f"""
 [policy]
 max_denials = 100000000
+max_unknown_cards = 100000000
 [[readers]]
 id = "main-in"
 type = "serial-line"

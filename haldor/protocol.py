@@ -49,6 +49,8 @@ class Event(StrEnum):
 
     ACCESS_GRANTED = "access.granted"
     ACCESS_DENIED = "access.denied"
+    #: wrong PINs or unknown cards at one reader past the limit: that kind is locked out there for a while
+    ACCESS_GUESSING = "access.guessing"
     DOOR_OPENED = "door.opened"
     DOOR_CLOSED = "door.closed"
     DOOR_FORCED = "door.forced"

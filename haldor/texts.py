@@ -27,12 +27,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "The clock may be wrong. Only the caretaker can get in",
     },
     "reason.rate_limited": {
-        "da": "For mange forsøg. Vent et minut, og prøv igen",
-        "en": "Too many tries. Wait a minute and try again",
+        "da": "For mange forsøg. Vent lidt, og prøv igen",
+        "en": "Too many tries. Wait a while and try again",
     },
     # events (PROTOCOL 5 types): what the fleet and the logs call them
     "event.access.granted": {"da": "Adgang givet", "en": "Access granted"},
     "event.access.denied": {"da": "Adgang nægtet", "en": "Access denied"},
+    "event.access.guessing": {"da": "Mange forkerte PIN-koder eller ukendte kort", "en": "Many wrong PINs or unknown cards"},
     "event.door.opened": {"da": "Dør åbnet", "en": "Door opened"},
     "event.door.closed": {"da": "Dør lukket", "en": "Door closed"},
     "event.door.forced": {"da": "Dør åbnet uden tilladelse", "en": "Door forced open"},
@@ -246,6 +247,14 @@ TEXTS: dict[str, dict[str, str]] = {
     "alert.door.held_open": {"da": "døren har stået åben for længe", "en": "the door has been open too long"},
     "alert.reader.fault": {"da": "kortlæseren virker ikke ({detail})", "en": "the card reader is out of order ({detail})"},
     "alert.storage.fault": {"da": "dørstyringen kan ikke gemme ({detail})", "en": "the door controller cannot save ({detail})"},
+    "alert.access.guessing.wrong_pin": {
+        "da": "nogen prøver mange forkerte PIN-koder; tastaturet er spærret en tid",
+        "en": "someone is trying many wrong PINs; the keypad is locked for a while",
+    },
+    "alert.access.guessing.unknown_card": {
+        "da": "nogen prøver mange ukendte kort; læseren afviser kort en tid",
+        "en": "someone is trying many unknown cards; the reader refuses cards for a while",
+    },
     "alert.offline": {"da": "dørstyringen svarer ikke", "en": "the door controller does not answer"},
     "alert.outbox.backlog": {"da": "{detail} hændelser venter på at blive sendt", "en": "{detail} events are waiting to be sent"},
     "alert.open": {"da": "ALARM", "en": "ALARM"},

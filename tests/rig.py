@@ -229,6 +229,7 @@ class AgentProcess:
             extra=f"""
 [policy]
 max_denials = 1000000
+max_unknown_cards = 1000000
 [[readers]]
 id = "main-in"
 type = "serial-line"

@@ -316,15 +316,35 @@ def test_untrusted_clock_refuses_bookings_until_time_sync(rig):
     agent.hw.close()
 
 
-def test_repeated_denials_are_rate_limited_per_reader(rig):
+def test_a_grant_between_wrong_pins_clears_nothing_and_guessing_is_reported_and_survives_a_restart(rig):
+    """The walk-around of issue 23: four wrong PINs, the member's own card, and again."""
     agent, clock = _stepped(rig)
-    for _ in range(5):
-        step(agent, CardRead("main-in", "uid:DEADBEEF"))
-    step(agent, CardRead("main-in", CARD))
+    guesses = iter(f"{n:06d}" for n in range(100))  # the caretaker's is 909090
+    for _ in range(2):
+        for _ in range(4):
+            step(agent, PinRead("main-in", next(guesses)))
+            clock.advance(1)
+        step(agent, CardRead("main-in", CARD))
+        assert rig.events("access.granted")[-1]["credential"] == "c1001"  # cards keep working
+    reasons = [e["reason"] for e in rig.events("access.denied")]
+    assert reasons == ["wrong_pin"] * 5 + ["rate_limited"] * 3
+    (guessing,) = rig.events("access.guessing")
+    assert guessing["reader"] == "main-in" and guessing["door"] == "main" and guessing["reason"] == "wrong_pin"
+    assert (guessing["kind"], guessing["attempts"], guessing["lockout_s"], guessing["lockouts"]) == ("pin", 5, 60, 1)
+    step(agent, PinRead("main-in", "909090"))  # the caretaker's PIN too: it is what a guesser is after
     assert rig.events("access.denied")[-1]["reason"] == "rate_limited"
-    clock.advance(61)
-    step(agent, CardRead("main-in", CARD))
-    assert rig.events("access.granted")
+    clock.advance(60)
+    for _ in range(5):
+        step(agent, PinRead("main-in", next(guesses)))
+    second = rig.events("access.guessing")[-1]
+    assert (second["lockout_s"], second["lockouts"]) == (120, 2)  # each lockout within a day doubles
+    agent.hw.close()
+    agent, clock = _stepped(rig, at=clock.now() + 5)  # a restart keeps the lockout
+    step(agent, PinRead("main-in", "909090"))
+    assert rig.events("access.denied")[-1]["reason"] == "rate_limited"
+    clock.advance(120)
+    step(agent, PinRead("main-in", "909090"))
+    assert rig.events("access.granted")[-1]["credential"] == "c9000"
     agent.hw.close()
 
 

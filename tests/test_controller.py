@@ -1,6 +1,7 @@
 """The door state machine, driven step by step with time given by the test."""
 
 from haldor.access.controller import Controller, DoorSpec, Emit, Entered, Feedback, Lock, ModesChanged
+from haldor.access.guessing import Limits
 from haldor.access.model import BookingFact, Candidate, Facts, Policy
 
 T0 = 1_764_086_400.0
@@ -76,25 +77,83 @@ def test_held_open_alarm_once():
     assert types(c.contact(T0 + 201, "main", False)) == ["door.closed"]
 
 
-def test_denied_gives_feedback_and_rate_limits_the_reader():
-    c = controller(max_denials=3, denial_lockout_s=60)
+def test_wrong_pins_lock_out_the_keypad_and_are_reported_once():
+    c = controller(guessing=Limits(max_wrong_pins=3, window_s=600, lockout_s=60))
     c.start(T0)
-    for i in range(3):
+    for i in range(2):
         d, effects = c.present(T0 + i, "r", facts(), pin=True, clock_trusted=True)
         assert d.reason == "wrong_pin"
         assert effects == [Emit("access.denied", door="main", reader="r", reason="wrong_pin"), Feedback("r", False)]
-    d, _ = c.present(T0 + 3, "r", facts(MEMBER), pin=False, clock_trusted=True)
-    assert d.reason == "rate_limited"
-    # another reader is not affected; the lockout ends
-    assert c.present(T0 + 3, "other", facts(MEMBER), pin=False, clock_trusted=True)[0].granted
-    assert c.present(T0 + 2 + 60, "r", facts(MEMBER), pin=False, clock_trusted=True)[0].granted
+    d, effects = c.present(T0 + 2, "r", facts(), pin=True, clock_trusted=True)
+    extra = {"kind": "pin", "attempts": 3, "window_s": 600, "lockout_s": 60, "lockouts": 1}
+    assert effects[2:] == [Emit("access.guessing", door="main", reader="r", reason="wrong_pin", extra=extra), ModesChanged()]
+    assert c.present(T0 + 3, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].reason == "rate_limited"
+    assert types(c.present(T0 + 4, "r", facts(), pin=True, clock_trusted=True)[1]) == ["access.denied", "Feedback"]
+    # cards at the same reader, and PINs at another, keep working; the lockout ends
+    assert c.present(T0 + 3, "r", facts(MEMBER), pin=False, clock_trusted=True)[0].granted
+    assert c.present(T0 + 3, "other", facts(CARETAKER), pin=True, clock_trusted=True)[0].granted
+    assert c.present(T0 + 2 + 60, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].granted
 
 
-def test_denials_spread_over_time_do_not_lock_out():
-    c = controller(max_denials=3, denial_lockout_s=60)
+def test_no_grant_clears_the_count_and_lockouts_double_up_to_the_longest():
+    c = controller(guessing=Limits(max_wrong_pins=3, window_s=600, lockout_s=60, lockout_max_s=200))
+    c.start(T0)
+    now, lockouts = T0, []
+    for _ in range(12):
+        for _ in range(2):
+            effects = c.present(now, "r", facts(), pin=True, clock_trusted=True)[1]
+            lockouts += [e.extra["lockout_s"] for e in effects if isinstance(e, Emit) and e.type == "access.guessing"]
+            now += 1
+        assert c.present(now, "r", facts(MEMBER), pin=False, clock_trusted=True)[0].granted
+        now += 30
+    assert lockouts[:3] == [60, 120, 200]  # 60, 120, then the longest (not 240)
+    # a day without a lockout starts again from the first
+    c2 = controller(guessing=Limits(max_wrong_pins=1, lockout_s=60))
+    c2.start(T0)
+    c2.present(T0, "r", facts(), pin=True, clock_trusted=True)
+    effects = c2.present(T0 + 86400 + 61, "r", facts(), pin=True, clock_trusted=True)[1]
+    assert effects[-2].extra["lockouts"] == 1 and effects[-2].extra["lockout_s"] == 60
+
+
+def test_unknown_cards_lock_out_card_reads_but_not_the_keypad():
+    c = controller(guessing=Limits(max_unknown_cards=3, window_s=600, lockout_s=60))
+    c.start(T0)
+    for i in range(3):
+        c.present(T0 + i, "r", facts(), pin=False, clock_trusted=True)
+    assert c.present(T0 + 3, "r", facts(MEMBER), pin=False, clock_trusted=True)[0].reason == "rate_limited"
+    assert c.present(T0 + 3, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].granted
+    # known cards that are merely refused are no guess
+    c2 = controller(guessing=Limits(max_unknown_cards=2))
+    c2.start(T0)
+    late = facts(MEMBER, bookings=[BookingFact("b2", "gym-a", "a17", T0 + 7200, T0 + 9000)])
+    for i in range(5):
+        assert c2.present(T0 + i, "r", late, pin=False, clock_trusted=True)[0].reason == "outside_window"
+
+
+def test_a_site_may_have_a_keypad_lockout_stop_cards_too():
+    c = controller(guessing=Limits(max_wrong_pins=2, pin_lockout_blocks_cards=True))
+    c.start(T0)
+    c.present(T0, "r", facts(), pin=True, clock_trusted=True)
+    c.present(T0 + 1, "r", facts(), pin=True, clock_trusted=True)
+    assert c.present(T0 + 2, "r", facts(MEMBER), pin=False, clock_trusted=True)[0].reason == "rate_limited"
+
+
+def test_guesses_spread_over_time_do_not_lock_out():
+    c = controller(guessing=Limits(max_unknown_cards=3, window_s=60))
     c.start(T0)
     for i in range(10):
-        assert c.present(T0 + i * 61, "r", facts(), pin=False, clock_trusted=True)[0].reason == "unknown_card"
+        assert c.present(T0 + i * 31, "r", facts(), pin=False, clock_trusted=True)[0].reason == "unknown_card"
+
+
+def test_a_lockout_survives_a_restart():
+    c = controller(guessing=Limits(max_wrong_pins=1, lockout_s=60))
+    c.start(T0)
+    c.present(T0, "r", facts(), pin=True, clock_trusted=True)
+    again = controller(guessing=Limits(max_wrong_pins=1, lockout_s=60))
+    again.start(T0 + 10, c.lasting_state())
+    assert again.present(T0 + 10, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].reason == "rate_limited"
+    effects = again.present(T0 + 61, "r", facts(), pin=True, clock_trusted=True)[1]
+    assert effects[-2].extra["lockouts"] == 2  # the escalation remembered too
 
 
 def test_lockdown_admits_only_caretakers_and_survives_restart():

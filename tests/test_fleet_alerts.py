@@ -266,6 +266,40 @@ def test_a_receiver_that_is_down_gets_the_alert_once_it_is_back(tmp_path):
         worker.stop()
 
 
+def test_guessing_at_a_reader_is_an_alarm_and_one_alert_until_an_hour_after_the_last_lockout(tmp_path):
+    receiver = Receiver()
+    settings = fleet_settings.parse(
+        {"webhooks": [{"url": receiver.url}], "alerts": {"access_guessing_min": 60}}, str(tmp_path / "fleet.toml")
+    )
+    store = FleetStore(tmp_path / "fleet.db")
+    store.store([("valby", {"online": True, "at": "2026-11-25T17:00:00+01:00", "names": {"site": "Valby"}}, NOW)], [])
+    guess = {"reason": "wrong_pin", "kind": "pin", "attempts": 5, "window_s": 600, "lockout_s": 60, "lockouts": 1}
+    store.add_event(access("valby", "access.guessing", "2026-11-25T23:00:00+01:00", 1, **guess))
+    store.add_event(access("valby", "access.guessing", "2026-11-25T23:02:00+01:00", 2, **{**guess, "lockouts": 2}))
+    alarm = store.alarms()[0]
+    assert (alarm["type"], alarm["reader"], alarm["reason"]) == ("access.guessing", "main-in", "wrong_pin")
+    last = datetime.fromisoformat("2026-11-25T23:02:00+01:00").timestamp()
+    worker = AlertWorker(settings, store)
+    try:
+        worker.run_once(last + 10)
+        alert = receiver.next()
+        assert schemas.errors("alert", alert) == []
+        assert (alert["state"], alert["kind"], alert["subject"], alert["detail"]) == (
+            "open",
+            "access.guessing",
+            "main-in",
+            "wrong_pin",
+        )
+        assert alert["text"] == "Valby: main-in: nogen prøver mange forkerte PIN-koder; tastaturet er spærret en tid"
+        worker.run_once(last + 59 * 60)
+        assert receiver.got.empty()  # two lockouts, one incident
+        worker.run_once(last + 61 * 60)
+        assert receiver.next()["state"] == "resolved"
+    finally:
+        receiver.close()
+        worker.stop()
+
+
 @pytest.mark.parametrize(
     "raw, key",
     [

@@ -402,7 +402,7 @@ def test_a_command_result_is_ok_exactly_when_it_has_no_error(doc, valid):
     assert (schemas.errors("command-result", doc) == []) is valid
 
 
-def _event(kind: str, **fields: Any) -> dict:
+def _event(kind: str, /, **fields: Any) -> dict:
     doc = {
         "schema": Schema.EVENT.value,
         "id": "0f8e3c1a-5b7d-4e2f-9a61-3c4d5e6f7a8b",
@@ -448,6 +448,35 @@ def _event(kind: str, **fields: Any) -> dict:
         (_event("access.granted", door="main", reader="main-in", booking="b883"), True),  # a booking's own PIN
         (_event("access.granted", door="main", reader="main-in"), False),
         (_event("access.denied", door="main", reader="main-in", reason="not_today"), False),
+        (
+            _event(
+                "access.guessing",
+                door="main",
+                reader="r",
+                reason="wrong_pin",
+                kind="pin",
+                attempts=5,
+                window_s=600,
+                lockout_s=60,
+                lockouts=1,
+            ),
+            True,
+        ),
+        (
+            _event(
+                "access.guessing",
+                door="main",
+                reader="r",
+                reason="expired",
+                kind="pin",
+                attempts=5,
+                window_s=600,
+                lockout_s=60,
+                lockouts=1,
+            ),
+            False,
+        ),
+        (_event("access.guessing", door="main", reader="r", reason="wrong_pin"), False),
         (_event("door.opened", door="main", reader="main-in"), False),
         (_event("booking.usage", booking="b881"), False),
         (_event("door.unhinged", door="main"), False),
@@ -481,7 +510,8 @@ def test_the_events_and_status_of_a_real_agent_validate(tmp_path):
         clock.is_synchronized = True
         step(agent, CardRead("main-in", CARD))  # clock.trusted, access.granted
         step(agent, CardRead("main-in", "uid:DEADBEEF"))  # unknown_card
-        step(agent, PinRead("main-in", "0000"))  # wrong_pin
+        for _ in range(5):
+            step(agent, PinRead("main-in", "0000"))  # wrong_pin; the fifth: access.guessing
         clock.advance(10)  # the unlock pulse is over
         step(agent, Tick())
         step(agent, ContactChanged("main", True))  # opened, forced

@@ -9,12 +9,12 @@ recomputed after every input, so no input can leave a lock in a stale position.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from haldor.protocol import Action, Event, Mode
 
+from .guessing import COUNTED, GuessWatch, Limits
 from .model import Conditions, Decision, Facts
 from .policy import decide
 
@@ -101,19 +101,12 @@ class _Door:
     mode: str | None = None
 
 
-@dataclass(slots=True)
-class _Reader:
-    denials: deque[float] = field(default_factory=deque)
-    locked_out_until: float = 0.0
-
-
 class Controller:
-    def __init__(self, doors: list[DoorSpec], *, max_denials: int = 5, denial_lockout_s: float = 60) -> None:
+    def __init__(self, doors: list[DoorSpec], *, guessing: Limits | None = None) -> None:
         self.doors = {d.id: _Door(d) for d in doors}
         self.lockdown = False
-        self.max_denials = max_denials
-        self.denial_lockout_s = denial_lockout_s
-        self._readers: dict[str, _Reader] = {}
+        #: wrong PINs and unknown cards per reader (:mod:`.guessing`)
+        self.guesses = GuessWatch(guessing)
 
     # -- start and lasting state -----------------------------------------------------
 
@@ -128,6 +121,7 @@ class Controller:
         for door_id in lasting.get("hold_open", []):
             if door_id in self.doors:
                 self.doors[door_id].hold_open = True
+        self.guesses.restore(lasting.get("guessing", {}))
         return [Emit(Event.AGENT_STARTED), *self._reconcile(now, announce=False)]
 
     def lasting_state(self) -> dict[str, Any]:
@@ -135,6 +129,7 @@ class Controller:
             "lockdown": self.lockdown,
             "hold_open": sorted(d.spec.id for d in self.doors.values() if d.hold_open),
             "unlocked_until": {d.spec.id: d.unlocked_until for d in self.doors.values() if d.unlocked_until},
+            "guessing": self.guesses.lasting(),
         }
 
     def status(self) -> dict[str, dict[str, Any]]:
@@ -147,17 +142,16 @@ class Controller:
 
     # -- inputs ----------------------------------------------------------------------
 
-    def conditions(self, reader: str, now: float, clock_trusted: bool) -> Conditions:
-        r = self._readers.get(reader)
+    def conditions(self, reader: str, now: float, clock_trusted: bool, *, pin: bool) -> Conditions:
         return Conditions(
             lockdown=self.lockdown,
-            rate_limited=r is not None and now < r.locked_out_until,
+            rate_limited=self.guesses.refused(reader, now, pin=pin),
             clock_trusted=clock_trusted,
         )
 
     def present(self, now: float, reader: str, facts: Facts, *, pin: bool, clock_trusted: bool) -> tuple[Decision, list[Effect]]:
         """A card or PIN at the reader of ``facts.door``: decide, then act."""
-        decision = decide(now, facts, self.conditions(reader, now, clock_trusted), pin=pin)
+        decision = decide(now, facts, self.conditions(reader, now, clock_trusted, pin=pin), pin=pin)
         door = self.doors[facts.door]
         event = Emit(
             Event.ACCESS_GRANTED if decision.granted else Event.ACCESS_DENIED,
@@ -169,7 +163,6 @@ class Controller:
         )
         effects: list[Effect] = []
         if decision.granted:
-            self._readers.pop(reader, None)
             door.pulse_until = now + door.spec.unlock_s
             booking = next((b for b in facts.bookings if b.id == decision.booking), None)
             if booking is not None and booking.unlocked_during:
@@ -182,9 +175,14 @@ class Controller:
             if decision.booking is not None:
                 effects.append(Entered(decision.booking, decision.role))
         else:
-            if decision.reason != "rate_limited":
-                self._count_denial(reader, now)
             effects += [event, Feedback(reader, False)]
+            lockout = self.guesses.denied(reader, now, pin=pin, reason=decision.reason)
+            if lockout is not None:  # someone is guessing: told at once, and kept across a restart
+                extra = lockout.extra(self.guesses.limits.window_s)
+                effects += [
+                    Emit(Event.ACCESS_GUESSING, door=facts.door, reader=reader, reason=COUNTED[lockout.kind], extra=extra)
+                ]
+                effects.append(ModesChanged())
         return decision, effects
 
     def contact(self, now: float, door_id: str, is_open: bool) -> list[Effect]:
@@ -305,14 +303,3 @@ class Controller:
             else:
                 d.held_since = None
         return effects
-
-    def _count_denial(self, reader: str, now: float) -> None:
-        if self.max_denials <= 0:
-            return
-        r = self._readers.setdefault(reader, _Reader())
-        r.denials.append(now)
-        while r.denials and r.denials[0] <= now - self.denial_lockout_s:
-            r.denials.popleft()
-        if len(r.denials) >= self.max_denials:
-            r.locked_out_until = now + self.denial_lockout_s
-            r.denials.clear()

@@ -48,7 +48,7 @@ from .messages import (
 from .notify import Notifier
 from .periodic import Every
 from .remote import Remote
-from .site import open_store
+from .site import guessing_limits, open_store
 from .status import StatusTeller
 from .storage_watch import StorageWatch
 from .timekeeping import LAST_SEEN_EVERY_S, Timekeeper
@@ -95,8 +95,7 @@ class Agent:
         self.reader_faults: dict[str, str] = {}
         self.controller = Controller(
             [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail) for d in cfg.doors],
-            max_denials=cfg.policy["max_denials"],
-            denial_lockout_s=cfg.policy["denial_lockout_s"],
+            guessing=guessing_limits(cfg),
         )
         self.time = Timekeeper(self.clock, store)
         self.enrolment = activity.Enrolment()

@@ -68,7 +68,9 @@ class AlertWorker:
 
     def run_once(self, now: float) -> None:
         sites = self.store.sites()
-        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, self.settings.alerts)
+        rules = self.settings.alerts
+        guessing = self.store.guessing(now - rules.access_guessing_min * 60) if rules.access_guessing_min else []
+        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, rules, guessing)
         opened, resolved = self.book.update(found, self.channels, now)
         if opened or resolved:
             log.info("alerts: %d opened, %d resolved", opened, resolved)

@@ -5,6 +5,7 @@ condition that appears opens an incident (one alert), one that goes away resolve
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,15 @@ from .report import site_rows
 from .settings import AlertRules
 
 #: the kinds of incident, as the webhook's ``kind`` names them
-KINDS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.STORAGE_FAULT, "offline", "outbox.backlog")
+KINDS = (
+    Event.DOOR_FORCED,
+    Event.DOOR_HELD_OPEN,
+    Event.READER_FAULT,
+    Event.STORAGE_FAULT,
+    "offline",
+    "outbox.backlog",
+    Event.ACCESS_GUESSING,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +37,16 @@ class DoorState:
     held_at: float | None = None
     opened_at: float | None = None
     closed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Guessing:
+    """The last lockout for guessing at one reader (``reason``: wrong_pin or unknown_card)."""
+
+    site: str
+    reader: str
+    reason: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +63,17 @@ def _after(a: float | None, b: float | None) -> bool:
     return a is not None and (b is None or a > b)
 
 
-def conditions(sites: list[dict[str, Any]], doors: list[DoorState], now: float, rules: AlertRules) -> dict[str, Condition]:
-    """Every condition the rules call an alarm, by key."""
-    found: list[Condition] = []
+def conditions(
+    sites: list[dict[str, Any]], doors: list[DoorState], now: float, rules: AlertRules, guessing: Iterable[Guessing] = ()
+) -> dict[str, Condition]:
+    """Every condition the rules call an alarm, by key. ``guessing``: the lockouts within
+    ``rules.access_guessing_min`` (an incident lasts that long after the last one, so a
+    guesser who keeps at it is one alert, not one a minute)."""
+    found: list[Condition] = [
+        Condition(f"{Event.ACCESS_GUESSING}:{g.site}:{g.reader}", Event.ACCESS_GUESSING, g.site, g.reader, g.at, g.reason)
+        for g in guessing
+        if rules.access_guessing_min
+    ]
     for s in site_rows(sites, now):
         site = s["site"]
         if rules.offline_min and not s["online"] and s["since"] is not None and now - s["since"] >= rules.offline_min * 60:
@@ -89,5 +116,6 @@ def _json(text: Any) -> Any:
 
 def describe(kind: str, site_name: str, subject_name: str | None, detail: str, lang: str) -> str:
     """One line a caretaker understands: "Valby Skole: Hovedindgang: døren er brudt op"."""
-    text = t(f"alert.{kind}", lang).format(detail=detail).replace(" ()", "")
+    key = f"alert.{kind}.{detail}" if kind == Event.ACCESS_GUESSING else f"alert.{kind}"  # what was guessed
+    text = t(key, lang).format(detail=detail).replace(" ()", "")
     return ": ".join(x for x in (site_name, subject_name, text) if x)

@@ -24,6 +24,8 @@ class AlertRules:
     offline_min: int = 15
     #: events waiting in a box's outbox; 0: no alert
     outbox_backlog: int = 10_000
+    #: a reader locked out for guessing (access.guessing) within this many minutes; 0: no alert
+    access_guessing_min: int = 60
     language: str = "da"
 
 
@@ -67,6 +69,7 @@ _ALERTS = {
     "storage_fault": True,
     "offline_min": 15,
     "outbox_backlog": 10_000,
+    "access_guessing_min": 60,
     "language": "da",
     "every_s": 5.0,
 }
@@ -90,7 +93,7 @@ def parse(raw: dict[str, Any], path: str) -> FleetSettings:
     c = toml_file.Checker(path)
     c.only(raw, ("alerts", "webhooks", "email"))
     a = c.section(raw, "alerts", _ALERTS)
-    for key in ("door_held_open_min", "offline_min", "outbox_backlog"):
+    for key in ("door_held_open_min", "offline_min", "outbox_backlog", "access_guessing_min"):
         if a[key] < 0:
             raise c.fail(f"alerts.{key}", "must not be negative (0: no alert)")
     if a["language"] not in LANGUAGES:

@@ -21,14 +21,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from haldor.protocol import Event
 from haldor.sql import Database
 
-from .alerts import DoorState
+from .alerts import DoorState, Guessing
 from .report import ALL_TIME, Period, UsageLine, booking_figures
 from .schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
 #: the events the fleet lists as alarms
-ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT)
+ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.ACCESS_GUESSING)
 
 USAGE_COLUMNS = (
     "id",
@@ -416,6 +416,19 @@ class FleetStore:
             ):
                 fields[movements[kind]] = at
         return [DoorState(site, door, **fields) for (site, door), fields in sorted(doors.items())]
+
+    def guessing(self, since: float) -> list[Guessing]:
+        """The last lockout for guessing at each reader since ``since``."""
+        rows = self.db.rows(
+            "SELECT site, reader, reason, MAX(at_ts) FROM events WHERE type = ? AND at_ts >= ? AND reader IS NOT NULL "
+            "GROUP BY site, reader, reason",
+            [Event.ACCESS_GUESSING, since],
+        )
+        last: dict[tuple[str, str], Guessing] = {}
+        for site, reader, reason, at in rows:
+            if (site, reader) not in last or at > last[site, reader].at:
+                last[site, reader] = Guessing(site, reader, reason or "", at)
+        return [last[k] for k in sorted(last)]
 
     def usage_count(self) -> int:
         row = self.db.one("SELECT COUNT(*) FROM usage")
