@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from haldor import __version__
+from haldor import __version__, schemas
 from haldor.access import envelope
 from haldor.access.envelope import seal
 from haldor.agent.messages import Tick
 from haldor.agent.site import open_store
-from haldor.clock import FakeClock
+from haldor.clock import FakeClock, SystemClock
 
 from .broker import Broker, Publisher, Watcher
 from .broker import iso as _iso
@@ -185,6 +185,48 @@ def test_commands_are_carried_out_once_and_every_one_gets_a_result(rig):
     assert {e["command"] for e in events} >= {done, expired_id, other, unknown, forged, lockdown}
     status = wait_for(lambda: [s for s in watcher.docs("status") if s.get("mode") == "lockdown"], what="status")
     assert status[-1]["doors"]["main"]["mode"] == "lockdown"
+
+
+class BehindClock(SystemClock):
+    """A Pi's clock after a power cut, before time sync: behind by ``behind_s``."""
+
+    def __init__(self, behind_s: float) -> None:
+        self.behind_s = behind_s
+
+    def now(self) -> float:
+        return time.time() - self.behind_s
+
+    def synchronized(self) -> bool:
+        return False
+
+
+def test_an_untrusted_clock_judges_commands_by_the_newest_signed_time_and_opens_nothing(rig):
+    """Issue 23: a box 3 h behind carried out an unlock that had expired 3 h ago."""
+    site, publisher, watcher = rig
+    real = datetime.now(UTC)
+    site.store.set_meta("last_seen", (real - timedelta(hours=3)).timestamp() + 10)  # booted at its last saved time
+    site.start(clock=BehindClock(3 * 3600))
+    pin = site.factory.pin(17)
+
+    def command(action: str, issued: datetime, valid: timedelta, **fields) -> dict:
+        cid = publisher.command(action, issued_at=_iso(issued), expires_at=_iso(issued + valid), **fields)
+        return wait_for(lambda: [r for r in watcher.docs("cmd/result") if r["id"] == cid], what=f"{action}'s result")[0]
+
+    stale = command("unlock", real - timedelta(hours=3, minutes=1), timedelta(minutes=2), door="main", duration_s=600)
+    assert stale["ok"] is False and stale["error"].startswith("clock_untrusted")
+    assert not pin.state
+    fresh = command("lock", real, timedelta(minutes=5), door="main")  # safe to carry out; says the time is at least now
+    assert fresh["ok"] is True
+    status = wait_for(lambda: [d for d in watcher.docs("status") if d.get("time_floor")], what="a status with its floor")
+    assert datetime.fromisoformat(status[-1]["time_floor"]) <= real + timedelta(seconds=1)
+    old = command("lock", real - timedelta(hours=1, minutes=5), timedelta(minutes=5), door="main")
+    assert old["error"] == "expired"  # by the box's clock it would still have 1 h 55 min to go
+    site.stop()
+    site.start(clock=BehindClock(3 * 3600))  # the floor is kept
+    older = command("lockdown", real - timedelta(hours=1, minutes=5), timedelta(minutes=5))
+    assert older["error"] == "expired"
+    for status in watcher.docs("status"):
+        assert schemas.errors("status", status) == []
 
 
 def test_a_replay_is_refused_after_a_restart(rig):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from haldor.errors import DocumentError
-from haldor.protocol import DOOR_ACTIONS, SITE_ACTIONS, Reason, Schema
+from haldor.protocol import DOOR_ACTIONS, SITE_ACTIONS, Action, Reason, Schema
 
 from .schedule import _Reader
 
@@ -23,6 +23,9 @@ MAX_NOTE_CHARS = 200
 #: a command is for now: valid at most a day, and not issued ahead of the box's clock by more than this
 MAX_VALIDITY_S = 24 * 3600
 MAX_AHEAD_S = 300
+#: what lets people in or lifts a restriction: never carried out when the box cannot tell
+#: that the command is still valid (its clock untrusted)
+OPENING = (Action.UNLOCK, Action.HOLD_OPEN, Action.LIFT_LOCKDOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +101,34 @@ def _note(r: _Reader, key: str) -> str | None:
     return text
 
 
-def refusal(cmd: CommandDoc, *, site: str, doors: Collection[str], now: float, seen: bool) -> str | None:
+def refusal(
+    cmd: CommandDoc,
+    *,
+    site: str,
+    doors: Collection[str],
+    now: float,
+    seen: bool,
+    clock_trusted: bool = True,
+    floor: float | None = None,
+) -> str | None:
     """Why ``cmd`` must not be carried out, or None. Replays first: a replayed command
-    says so even after it expired."""
+    says so even after it expired.
+
+    An untrusted clock (a Pi after a power cut, before time sync) may be hours behind:
+    expiry is then judged by ``floor``, the newest time the box knows has passed (its
+    last trusted reading, the newest signed ``issued_at`` / ``generated_at``), and since
+    no lower bound tells that a command has *not* expired, what would let people in is
+    refused; locking and asking for a schedule still work."""
     if cmd.site != site:
         return f"for another site ({cmd.site})"
     if seen:
         return "replayed: this command id was already received"
-    if now >= cmd.expires_at:
+    judged_at = now if clock_trusted or floor is None else max(now, floor)
+    if judged_at >= cmd.expires_at:
         return Reason.EXPIRED
-    if cmd.issued_at > now + MAX_AHEAD_S:
+    if not clock_trusted and cmd.action in OPENING:
+        return f"{Reason.CLOCK_UNTRUSTED}: this box's clock is not trusted, so it cannot tell that the command has not expired"
+    if clock_trusted and cmd.issued_at > now + MAX_AHEAD_S:
         return "issued in the future: the sender's clock and this box's disagree"
     if cmd.door is not None and cmd.door not in doors:
         return f"unknown door {cmd.door!r}"

@@ -105,7 +105,9 @@ class Agent:
         #: batches submitted and not yet committed: what the store does not show yet
         self._unwritten: list[Batch] = []
         self.storage = StorageWatch(cfg.data_dir, store, self.journal, self.post)
-        self.remote = Remote(cfg, store, self.controller, link, self.storage, self._unwritten, self.post, self.clock.now)
+        self.remote = Remote(
+            cfg, store, self.controller, link, self.storage, self.time, self._unwritten, self.post, self.clock.now
+        )
         self.status = StatusTeller(self)
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
         self._recovered: str | None = None

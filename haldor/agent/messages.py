@@ -103,6 +103,13 @@ class AnyVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeKnown:
+    """An effect: a signed document says this time has passed (the box's ``time_floor``)."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Publish:
     """An effect: a document for the broker, sent after the events are stored."""
 
@@ -135,6 +142,7 @@ WRITES: dict[type, Callable[[Store, Any, float], Any]] = {
     Remembered: lambda s, e, now: s.commands.remember(e.command, e.expires_at, now, e.result),
     AnyVersion: lambda s, e, now: s.schedule.accept_any_version(),
     Forget: lambda s, e, now: s.set_meta(e.key, None),
+    TimeKnown: lambda s, e, now: s.set_meta("time_floor", max(e.at, s.meta("time_floor") or 0.0)),
 }
 
 

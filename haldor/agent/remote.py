@@ -28,11 +28,12 @@ from haldor.protocol import Event
 from . import inflight
 from .budget import ReportBudget
 from .link import MqttLink, Received
-from .messages import Acked, AnyVersion, HttpSchedule, Publish, Remembered, ScheduleDone
+from .messages import Acked, AnyVersion, HttpSchedule, Publish, Remembered, ScheduleDone, TimeKnown
 from .periodic import Once
 from .schedule_worker import ScheduleWorker, Site
 from .site import policy_of
 from .storage_watch import StorageWatch
+from .timekeeping import Timekeeper
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Remote:
         controller: Controller,
         link: MqttLink | None,
         storage: StorageWatch,
+        time: Timekeeper,
         unwritten: list[Batch],
         post: Callable[[Any], None],
         clock: Callable[[], float],
@@ -57,6 +59,7 @@ class Remote:
         self.controller = controller
         self.link = link
         self.storage = storage
+        self.time = time
         #: the loop's batches not yet committed (what the store does not show yet)
         self._unwritten = unwritten
         self._post = post
@@ -199,8 +202,18 @@ class Remote:
                 # the same message delivered again: its result may never have reached the broker
                 log.info("command %s delivered again: its result is sent again", cmd.id)
                 return [Publish("cmd_result", answered["result"])]
-        why = commands.refusal(cmd, site=self.cfg.site_id, doors=self.controller.doors, now=now, seen=self._command_seen(cmd.id))
-        effects = self._command_effects(cmd, why, now)
+        # signed for this box: the real time is at least its issued_at
+        known = [TimeKnown(cmd.issued_at)] if cmd.site == self.cfg.site_id and self.time.signed(cmd.issued_at) else []
+        why = commands.refusal(
+            cmd,
+            site=self.cfg.site_id,
+            doors=self.controller.doors,
+            now=now,
+            seen=self._command_seen(cmd.id),
+            clock_trusted=self.time.trusted,
+            floor=self.time.floor(),
+        )
+        effects = known + self._command_effects(cmd, why, now)
         result = next((e.doc for e in effects if isinstance(e, Publish) and e.topic == "cmd_result"), None)
         if cmd.site == self.cfg.site_id and result is not None:
             effects.insert(0, Remembered(cmd.id, cmd.expires_at, {"digest": digest, "result": result}))

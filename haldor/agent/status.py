@@ -86,6 +86,7 @@ class StatusTeller:
             "schedule_version": store.version,
             "last_sync": None if last_sync is None else store.iso(last_sync),
             "clock_trusted": a.clock_trusted,
+            "time_floor": None if (floor := a.time.floor()) is None else store.iso(floor),
             "mode": a.controller.mode,
             "doors": a.controller.status(),
             "readers": self.readers(),

@@ -25,6 +25,8 @@ class Timekeeper:
         self.last_seen: float | None = None
         #: since when this run has watched the bookings (None: not watching)
         self.watching_since: float | None = None
+        #: the newest signed time received while the clock was untrusted (stored as ``time_floor``)
+        self.signed_at: float | None = None
 
     def start(self, now: float) -> bool:
         """Trusted at start? A clock behind the last time seen, and not synchronised, is not."""
@@ -39,6 +41,23 @@ class Timekeeper:
             log.info("clock trusted again")
             return True
         return False
+
+    def floor(self) -> float | None:
+        """The newest time the box knows has passed: its last trusted reading, or a signed
+        document's time (a command's ``issued_at``, the applied snapshot's ``generated_at``).
+        While the clock is untrusted, commands expire by it (:func:`commands.refusal`)."""
+        known = (self.last_seen, self.signed_at, self.store.meta("time_floor"), self.store.meta("generated_at"))
+        return max((t for t in known if isinstance(t, (int, float))), default=None)
+
+    def signed(self, at: float) -> bool:
+        """A signed document says ``at`` has passed: True when that raises the floor (to be
+        stored as ``time_floor``). Kept only while the clock is untrusted: a trusted clock's
+        own readings say more, and a sender's clock a little ahead must not make this box's
+        commands expire early."""
+        if self.trusted or at <= (self.floor() or 0.0):
+            return False
+        self.signed_at = at
+        return True
 
     def should_watch(self) -> bool:
         return self.watching_since is None and self.trusted and self.store.version is not None
