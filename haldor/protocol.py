@@ -31,6 +31,9 @@ class Leaf(StrEnum):
     CMD_RESULT = "cmd/result"
     SYNC_REQUEST = "sync/request"
     EVENTS = "events"
+    #: the fleet asks a box for events it lacks (a gap in ``seq``), and the box answers
+    RESEND = "events/resend"
+    RESENT = "events/resent"
     STATUS = "status"
 
 
@@ -40,6 +43,8 @@ class Schema(StrEnum):
     COMMAND = "haldor.command/1"
     EVENT = "haldor.event/1"
     STATUS = "haldor.status/1"
+    RESEND = "haldor.resend/1"
+    RESENT = "haldor.resent/1"
     #: not on the broker: what the fleet posts to a webhook (docs/protocol.md 12)
     ALERT = "haldor.alert/1"
 

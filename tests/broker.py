@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 #: what the agent publishes, by the last part of the topic (the prefix may vary)
-OUTGOING = (Leaf.EVENTS, Leaf.STATUS, Leaf.CMD_RESULT, Leaf.SYNC_REQUEST)
+OUTGOING = (Leaf.EVENTS, Leaf.STATUS, Leaf.CMD_RESULT, Leaf.SYNC_REQUEST, Leaf.RESENT)
 
 
 class Auditor:

@@ -153,6 +153,7 @@ def test_a_site_reads_only_its_own_schedule_and_publishes_only_its_reports(acl_b
         assert not box.publish("haldor/v1/valby-skole/status").is_failure
         assert not box.publish("haldor/v1/valby-skole/sync/request").is_failure
         assert not box.publish("haldor/v1/valby-skole/cmd/result").is_failure
+        assert not box.publish("haldor/v1/valby-skole/events/resent").is_failure
     finally:
         box.close()
         booking.close()
@@ -162,19 +163,26 @@ def test_a_site_reads_only_its_own_schedule_and_publishes_only_its_reports(acl_b
         "valby-skole/cmd",
         "other-site/events",
         "other-site/status",
+        "other-site/events/resent",
+        "valby-skole/events/resend",
+        "other-site/events/resend",
     ):
         assert _refused(port, "valby-skole", f"haldor/v1/{topic}"), topic
 
 
-def test_the_fleet_monitor_only_listens(acl_broker):
+def test_the_fleet_monitor_listens_and_only_asks_for_lost_events(acl_broker):
     port = acl_broker.port
     fleet, booking, box = Client(port, "fleet"), Client(port, "booking-system"), Client(port, "valby-skole")
     try:
         fleet.subscribe("haldor/v1/#")
+        box.subscribe("haldor/v1/valby-skole/events/resend")
         booking.publish("haldor/v1/valby-skole/schedule", retain=True)
         box.publish("haldor/v1/valby-skole/events")
-        wait_for(lambda: "haldor/v1/valby-skole/events" in fleet.got, what="events reach the fleet")
-        assert fleet.got == ["haldor/v1/valby-skole/events"]  # never a schedule
+        box.publish("haldor/v1/valby-skole/events/resent")
+        wait_for(lambda: "haldor/v1/valby-skole/events/resent" in fleet.got, what="events reach the fleet")
+        assert fleet.got == ["haldor/v1/valby-skole/events", "haldor/v1/valby-skole/events/resent"]  # never a schedule
+        assert not fleet.publish("haldor/v1/valby-skole/events/resend").is_failure
+        wait_for(lambda: "haldor/v1/valby-skole/events/resend" in box.got, what="the box hears the request")
     finally:
         for c in (fleet, booking, box):
             c.close()

@@ -64,7 +64,16 @@ def test_the_folder_holds_the_named_schemas_and_no_other():
 
 
 def test_every_schema_id_and_topic_has_its_schema():
-    assert {schemas.name_for_schema(s) for s in Schema} == {"schedule", "delta", "command", "event", "status", "alert"}
+    assert {schemas.name_for_schema(s) for s in Schema} == {
+        "schedule",
+        "delta",
+        "command",
+        "event",
+        "status",
+        "resend",
+        "resent",
+        "alert",
+    }
     assert {leaf.value: schemas.name_for_leaf(leaf) for leaf in Leaf} == {
         "schedule": "envelope",
         "schedule/delta": "envelope",
@@ -72,6 +81,8 @@ def test_every_schema_id_and_topic_has_its_schema():
         "cmd/result": "command-result",
         "sync/request": "sync-request",
         "events": "event",
+        "events/resend": "resend",
+        "events/resent": "resent",
         "status": "status",
     }
     assert schemas.name_for_schema("haldor.schedule/2") is None and schemas.name_for_leaf("nothing") is None

@@ -223,6 +223,18 @@ def test_delivered_events_are_purged_after_the_retention_period(store):
     assert store.outbox.stats()["pending"] == 3
 
 
+def test_an_old_event_is_kept_for_the_retention_period_after_the_broker_took_it(store):
+    """The fleet may ask for it again until then (a broker that lost it)."""
+    old, late = 1_800_000_000.0, 1_800_000_000.0 + 50 * 86400
+    made = store.outbox.append([{"type": "door.opened"}] * 2, old)  # made offline, delivered 50 days later
+    store.outbox.mark_delivered([made[0]["seq"]], late)
+    assert store.outbox.purge_delivered(late + 20 * 86400 - 60 * 86400) == 0
+    assert store.outbox.held(1, 5) == ([(1, 2)], 1)
+    assert store.outbox.stats()["last_seq"] == 2
+    assert store.outbox.purge_delivered(late + 61 * 86400 - 60 * 86400) == 1
+    assert store.outbox.held(1, 5) == ([(2, 2)], 1) and store.outbox.last_seq() == 2
+
+
 def test_cached_settings_follow_another_connections_commits(tmp_path):
     a = Store.open(tmp_path / "d", SITE)
     b = Store.open(tmp_path / "d", SITE)

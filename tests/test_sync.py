@@ -229,6 +229,36 @@ def test_an_untrusted_clock_judges_commands_by_the_newest_signed_time_and_opens_
         assert schemas.errors("status", status) == []
 
 
+def test_the_box_sends_events_again_from_its_journal_and_names_what_is_gone(rig):
+    site, publisher, watcher = rig
+    made = site.store.outbox.append([{"type": "door.opened", "door": "main"}] * 40, time.time())
+    site.store.outbox.mark_delivered([e["seq"] for e in made], time.time() - 90 * 86400)  # delivered long ago ...
+    site.store.outbox.purge_delivered(time.time() - 60 * 86400)  # ... and purged: gone for good
+    kept = site.store.outbox.append([{"type": "door.closed", "door": "main"}] * 30, time.time())
+    site.store.outbox.mark_delivered([e["seq"] for e in kept[:20]], time.time())  # 10 are still to be sent
+    site.start()
+    wait_for(lambda: len(watcher.events("door.closed")) >= 10, what="the box's outbox drained")
+    before = len(watcher.events("door.closed"))
+
+    def ask(doc: dict) -> dict:
+        publisher.send("events/resend", None, raw=json.dumps(doc).encode())
+        return wait_for(lambda: [a for a in watcher.docs("events/resent") if a["request"] == doc.get("id")], what="answer")[-1]
+
+    request = {"schema": "haldor.resend/1", "id": "r-1", "site": SITE, "ranges": [[30, 60], [5000, 6000]]}
+    answer = ask(request)
+    assert (answer["gone"], answer["resending"], answer["error"]) == ([[30, 40]], 20, None)
+    assert answer["last_seq"] >= 70 and schemas.errors("resent", answer) == []
+    again = wait_for(
+        lambda: len(watcher.events("door.closed")) >= before + 20 and watcher.events("door.closed")[before:], what="sent again"
+    )
+    assert sorted(e["seq"] for e in again) == list(range(41, 61))  # the same events: same ids, same seqs
+    assert {e["id"] for e in again} <= {e["id"] for e in kept}
+    refused = ask({**request, "id": "r-2", "site": "other-site"})
+    assert "another site" in refused["error"]
+    broken = ask({"schema": "haldor.resend/1", "id": None, "site": SITE, "ranges": [[1, 2]]})
+    assert broken["error"].startswith("id:")
+
+
 def test_a_replay_is_refused_after_a_restart(rig):
     site, publisher, watcher = rig
     site.start()

@@ -24,10 +24,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from haldor.access.resend import ResendRequest
 from haldor.access.store import Store
 from haldor.config import Config
 from haldor.mqtt import configure_client, make_client, set_nodelay
 from haldor.protocol import Leaf, Schema
+
+from .resender import Resender
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,14 @@ class Topics:
     def status(self) -> str:
         return self._t(Leaf.STATUS)
 
+    @property
+    def resend(self) -> str:
+        return self._t(Leaf.RESEND)
+
+    @property
+    def resent(self) -> str:
+        return self._t(Leaf.RESENT)
+
 
 # --- messages to the agent ---------------------------------------------------------------
 
@@ -109,6 +120,7 @@ class MqttLink:
         self.topics = Topics(m["topic_prefix"], cfg.site_id)
         self.host, self.port = m["host"], m["port"]
         self._outbox = outbox.outbox  # its own connection: the pump runs beside the decision loop
+        self.resender = Resender(outbox)  # events the fleet asks for again, sent by the pump
         # A delivery mark lost in a power cut only means the event is sent again (consumers
         # drop duplicates by id), so these commits need not wait for the disk.
         outbox.db.execute("PRAGMA synchronous=NORMAL")
@@ -163,7 +175,14 @@ class MqttLink:
             return
         self._generation += 1
         options = SubscribeOptions(qos=1)
-        client.subscribe([(self.topics.schedule, options), (self.topics.delta, options), (self.topics.cmd, options)])
+        client.subscribe(
+            [
+                (self.topics.schedule, options),
+                (self.topics.delta, options),
+                (self.topics.cmd, options),
+                (self.topics.resend, options),
+            ]
+        )
         self.connected.set()
         log.info("connected to broker %s:%s (session present: %s)", self.host, self.port, flags.session_present)
         self._post(Connected())
@@ -194,6 +213,11 @@ class MqttLink:
         """New events are in the outbox."""
         self._kick.set()
 
+    def resend(self, request: ResendRequest) -> None:
+        """The fleet asks for events again: answered and sent by the pump, beside the loop."""
+        self.resender.ask(request)
+        self._kick.set()
+
     def publish(self, topic: str, doc: Any, *, retain: bool = False) -> bool:
         """A direct publish (results, requests, status): only while connected."""
         if not self.connected.is_set():
@@ -209,9 +233,11 @@ class MqttLink:
         inflight: dict[int, int] = {}  # mid -> seq, this connection only
         generation = -1
         cursor = 0  # highest seq published on this connection
+        wait_s = 1.0
         while not self._stop.is_set():
-            self._kick.wait(1.0)
+            self._kick.wait(wait_s)
             self._kick.clear()
+            wait_s = 1.0
             try:
                 if generation != self._generation:
                     generation, inflight, cursor = self._generation, {}, 0  # start again from the oldest
@@ -242,9 +268,31 @@ class MqttLink:
                     cursor = event["seq"]
                 if len(inflight) < WINDOW and cursor and self._outbox_has_more(cursor):
                     self._kick.set()
+                wait_s = min(wait_s, self._resend(inflight, generation))
             except Exception:  # the pump must outlive a bad moment (a locked database, a closing socket)
                 log.exception("outbox pump")
                 self._stop.wait(1.0)
+
+    def _resend(self, inflight: dict[int, int], generation: int) -> float:
+        """Answer a new request, and send again what the rate and the window allow; how
+        long the pump may sleep before more is due."""
+        answer = self.resender.take_request(self.topics.site, time.time())
+        if answer is not None:
+            self.publish(self.topics.resent, answer)
+            log.info(
+                "events asked for again: %d to send, %d pending, gone %s", answer["resending"], answer["pending"], answer["gone"]
+            )
+        if not self.connected.is_set():
+            return 1.0
+        for event in self.resender.next_events(WINDOW - len(inflight)):
+            if generation != self._generation:
+                break
+            info = self.client.publish(self.topics.events, json.dumps(event), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break
+            inflight[info.mid] = event["seq"]  # its PUBACK marks nothing: it was delivered before
+        wait = self.resender.wait_s()
+        return 1.0 if wait is None else max(wait, 0.002)
 
     def _outbox_has_more(self, cursor: int) -> bool:
         return bool(self._outbox.events(undelivered=True, after_seq=cursor, limit=1))

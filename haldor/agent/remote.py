@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from haldor.access import commands, envelope
+from haldor.access import commands, envelope, resend
 from haldor.access.controller import Controller, Emit
 from haldor.access.envelope import open_envelope
 from haldor.access.journal import Batch
@@ -111,6 +111,9 @@ class Remote:
             # applied beside the loop; acknowledged when it is done (ScheduleDone)
             self.worker().submit(message.payload, lambda outcome: self._post(ScheduleDone(outcome, message)))
             return []
+        if topics and message.topic == topics.resend:
+            self.ack(message)
+            return self._resend(message.payload, now)
         effects: list = []
         if command:
             try:
@@ -129,6 +132,24 @@ class Remote:
         # acknowledged once what it did is stored and its result sent (Agent._stored): a crash or a
         # lost link before that has the broker deliver it again, and it is answered as before
         return effects + [Acked(message)]
+
+    def _resend(self, payload: bytes, now: float) -> list:
+        """The fleet asks for events again: handed to the outbox pump (which answers), or
+        refused whole with the reason, on the same answer topic."""
+        request: resend.ResendRequest | None = None
+        try:
+            request = resend.parse_request(payload)
+            if request.site != self.cfg.site_id:
+                raise DocumentError(f"site: for another site ({request.site})")
+        except DocumentError as exc:
+            log.warning("request to send events again refused: %s", exc)
+            if self.link is not None:
+                answer = resend.answer(request, self.cfg.site_id, self.store.iso(now), error=str(exc))
+                self.link.publish(self.link.topics.resent, answer)
+            return []
+        if self.link is not None:
+            self.link.resend(request)
+        return []
 
     def ack(self, message: Received) -> None:
         """The broker may forget the message."""

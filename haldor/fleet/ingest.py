@@ -37,7 +37,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from haldor.broker_tools import acked_publish
+from haldor.errors import HaldorError
 from haldor.mqtt import BrokerOptions, configure_client, set_nodelay
+from haldor.protocol import Leaf
 
 from .store import FleetStore
 
@@ -48,6 +51,8 @@ BATCH = 300
 BATCH_S = 0.05
 #: a database that fails: the batch is tried again after this, unacknowledged meanwhile
 RETRY_S = 2.0
+#: how often each site's seq is checked for gaps (:mod:`.sequences`)
+GAP_CHECK_S = 10.0
 #: bytes asked of the kernel per read (a few hundred of the boxes' messages)
 READ_AHEAD = 65536
 #: the paho-mqtt releases whose private receive path FleetClient was written and tested
@@ -219,6 +224,10 @@ class FleetConsumer:
         self._ready = threading.Condition()
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._write_batches, name="fleet-writer", daemon=True)
+        self._chaser = threading.Thread(target=self._chase_gaps, name="fleet-gaps", daemon=True)
+        self.gap_check_s = GAP_CHECK_S
+        #: requests to send events again that the broker took, and that it refused or never acknowledged
+        self.resend_requests: Counter[str] = Counter()
         client = make_fleet_client(opts, client_id, fast)  # a fixed id: the broker keeps this consumer's session
         client.on_connect = self._on_connect
         client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
@@ -234,6 +243,7 @@ class FleetConsumer:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         self._writer.start()
+        self._chaser.start()
         self.client.connect_async(self.opts.host, self.opts.port, clean_start=False, properties=props)
         self.client.loop_start()
 
@@ -245,6 +255,8 @@ class FleetConsumer:
             self._ready.notify_all()
         if self._writer.is_alive():
             self._writer.join(5)
+        if self._chaser.is_alive():
+            self._chaser.join(5)
         self.client.disconnect()
         self.client.loop_stop()
         log.info(
@@ -261,7 +273,11 @@ class FleetConsumer:
             return
         options = SubscribeOptions(qos=1)
         p = self.opts.prefix
-        topics = [(f"{self._prefix}{p}/+/status", options), (f"{self._prefix}{p}/+/events", options)]
+        topics = [
+            (f"{self._prefix}{p}/+/status", options),
+            (f"{self._prefix}{p}/+/events", options),
+            (f"{self._prefix}{p}/+/{Leaf.RESENT}", options),
+        ]
         if self.command_results:
             topics.append((f"{p}/+/cmd/result", options))
         client.subscribe(topics)
@@ -278,6 +294,26 @@ class FleetConsumer:
         with self._ready:
             self._inbox.extend(messages)
             self._ready.notify()
+
+    def _chase_gaps(self) -> None:
+        """Every few seconds: a site whose seq has a gap that stays is asked for the rest."""
+        while not self._stop.wait(self.gap_check_s):
+            if not self.connected.is_set():
+                continue  # blind: what is missing may only be on its way
+            try:
+                requests = self.store.sequences.check(time.time())
+            except Exception:  # the database: the next round tries again
+                log.exception("checking the sites' seq for gaps failed")
+                continue
+            for request in requests:
+                topic = f"{self.opts.prefix}/{request['site']}/{Leaf.RESEND}"
+                try:
+                    acked_publish(self.client, self.opts, topic, json.dumps(request).encode(), timeout=10.0)
+                except HaldorError as exc:
+                    log.error("events missing at site %s not asked for: %s", request["site"], exc)
+                    self.resend_requests["failed"] += 1
+                else:
+                    self.resend_requests["sent"] += 1
 
     def _next_batch(self) -> list[Incoming] | None:
         """Up to BATCH messages, waiting BATCH_S at most after the first for more; None
@@ -345,6 +381,7 @@ class FleetConsumer:
         statuses: list[tuple[str, dict[str, Any], float]] = []
         events: list[dict[str, Any]] = []
         results: list[tuple[str, dict[str, Any]]] = []
+        answers: list[tuple[str, dict[str, Any]]] = []
         loads = json.loads
         for topic, payload in messages:
             if not payload:
@@ -369,7 +406,11 @@ class FleetConsumer:
                 statuses.append((site, doc, now))
             elif leaf == "result" and site == "cmd":
                 results.append((topic.split("/")[-3], doc))  # the site whose topic it came on
+            elif leaf == "resent" and site == "events":
+                answers.append((topic.split("/")[-3], doc))
         new = self.store.store(statuses, events)
+        for site, answer in answers:
+            self._resent(site, answer, now)
         if results:
             self.store.command_results(results, now)
         newest = _instant(events[-1].get("at")) if events else None  # the last to arrive: enough for a lag
@@ -380,6 +421,15 @@ class FleetConsumer:
             self.by_type.update(str(e["type"])[:64] for e in events)
             if newest is not None:
                 self.lag_s = max(0.0, time.time() - newest)
+
+    def _resent(self, site: str, answer: dict[str, Any], now: float) -> None:
+        """A box's answer to a request for events: what it no longer holds is lost for good."""
+        if answer.get("error"):
+            log.error("site %s refused a request for events: %s", site, str(answer["error"])[:200])
+            return
+        self.store.sequences.note_last(site, answer.get("last_seq"))
+        if isinstance(answer.get("gone"), list):
+            self.store.sequences.gone(site, answer["gone"], now)
 
     def handle(self, topic: str, payload: bytes, now: float) -> None:
         self.handle_batch([(topic, payload)], now)

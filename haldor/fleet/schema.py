@@ -61,4 +61,15 @@ MIGRATIONS = [
     DELETE FROM usage WHERE id NOT IN (SELECT MIN(id) FROM usage GROUP BY site, booking);
     CREATE UNIQUE INDEX idx_usage_booking ON usage (site, booking)
     """,
+    # every seq of every site: how far each is whole, what is missing (asked for again), what is lost for good
+    """
+    CREATE TABLE sequences (
+        site TEXT PRIMARY KEY, complete_seq {bigint} NOT NULL, last_seq {bigint} NOT NULL, gap_since {float},
+        asked_at {float}, missing {bigint} NOT NULL DEFAULT 0, lost {bigint} NOT NULL DEFAULT 0);
+    CREATE TABLE lost_events (
+        site TEXT NOT NULL, first_seq {bigint} NOT NULL, last_seq {bigint} NOT NULL, at {float} NOT NULL,
+        PRIMARY KEY (site, first_seq));
+    CREATE INDEX idx_events_site_seq ON events (site, seq);
+    INSERT INTO sequences (site, complete_seq, last_seq) SELECT site, MAX(seq), MAX(seq) FROM events WHERE seq IS NOT NULL GROUP BY site
+    """,
 ]

@@ -24,6 +24,7 @@ from haldor.sql import Database
 from .alerts import DoorState, Guessing
 from .report import ALL_TIME, Period, UsageLine, booking_figures
 from .schema import MIGRATIONS
+from .sequences import Sequences
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ class FleetStore:
         fleet, for one download, leaves that to the fleet)."""
         self.target = str(target)
         self.db = Database.open(self.target)
+        self.sequences = Sequences(self.db)
         if migrate:
             self.db.migrate("fleet", MIGRATIONS)
             self._fill_usage()
@@ -251,6 +253,7 @@ class FleetStore:
                 else 0
             )
             self._insert_usage(events)
+            self.sequences.note_events(events)
             sites = sorted({doc["site"] for doc in events})
             if sites:  # a site known by its events before its first status; when its events last came
                 now = time.time()
@@ -285,6 +288,8 @@ class FleetStore:
         changed_at = own if own is not None else received
         since = row[1] if row is not None and row[0] is not None and bool(row[0]) == online and row[1] else changed_at
         outbox = doc.get("outbox") or {}
+        if isinstance(outbox, dict):
+            self.sequences.note_last(site, outbox.get("last_seq"))
         self.db.execute(
             """INSERT INTO sites(site, online, since, status_at, seen_at, schedule_version, last_sync, outbox_pending,
                                  outbox_oldest, agent_version, mode, doors, readers, name, timezone, names, storage)

@@ -35,6 +35,8 @@ NAMES: tuple[str, ...] = (
     "event",
     "status",
     "sync-request",
+    "resend",
+    "resent",
     "alert",
 )
 
@@ -50,6 +52,8 @@ _BY_SCHEMA: dict[str, str] = {
     Schema.COMMAND: "command",
     Schema.EVENT: "event",
     Schema.STATUS: "status",
+    Schema.RESEND: "resend",
+    Schema.RESENT: "resent",
     Schema.ALERT: "alert",
 }
 
@@ -61,6 +65,8 @@ _BY_LEAF: dict[str, str] = {
     Leaf.CMD_RESULT: "command-result",
     Leaf.SYNC_REQUEST: "sync-request",
     Leaf.EVENTS: "event",
+    Leaf.RESEND: "resend",
+    Leaf.RESENT: "resent",
     Leaf.STATUS: "status",
 }
 

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from haldor.protocol import DOOR_MOVEMENTS, Schema
 
+from ..resend import ranges_of
+
 if TYPE_CHECKING:
     from .database import Store
 
@@ -61,12 +63,39 @@ class Outbox:
             doc.update(json.loads(row["extra"]))
         return doc
 
-    def events(self, *, undelivered: bool = False, after_seq: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        where = "seq > ?" + (" AND delivered_at IS NULL" if undelivered else "")
-        rows = self._s.db.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM events WHERE {where} ORDER BY seq LIMIT ?", [after_seq, limit]
+    def events(
+        self,
+        *,
+        undelivered: bool = False,
+        delivered: bool = False,
+        after_seq: int = 0,
+        upto: int | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        where = (
+            "seq > ?"
+            + (" AND delivered_at IS NULL" if undelivered else "")
+            + (" AND delivered_at IS NOT NULL" if delivered else "")
         )
+        params: list[Any] = [after_seq]
+        if upto is not None:
+            where += " AND seq <= ?"
+            params.append(upto)
+        rows = self._s.db.execute(f"SELECT {', '.join(COLUMNS)} FROM events WHERE {where} ORDER BY seq LIMIT ?", [*params, limit])
         return [self._document(dict(zip(COLUMNS, r, strict=True))) for r in rows]
+
+    def last_seq(self) -> int:
+        """The highest ``seq`` ever given (events purged or dropped since included)."""
+        row = self._s.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        return int(row[0]) if row and row[0] else 0
+
+    def held(self, first: int, last: int) -> tuple[list[tuple[int, int]], int]:
+        """The seqs of ``first``..``last`` the journal still holds, as ranges, and how many
+        of them wait in the outbox (they go out anyway)."""
+        rows = self._s.db.execute(
+            "SELECT seq, delivered_at IS NULL FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq", [first, last]
+        ).fetchall()
+        return ranges_of(r[0] for r in rows), sum(1 for r in rows if r[1])
 
     def mark_delivered(self, seqs: Iterable[int], now: float) -> None:
         """The broker acknowledged these events: they leave the outbox (kept for the kiosk
@@ -78,12 +107,13 @@ class Outbox:
             )
 
     def stats(self) -> dict[str, Any]:
-        """``{"pending": n, "oldest": "<at of the oldest undelivered>"}`` for the status."""
+        """``{"pending": n, "oldest": "<at of the oldest undelivered>", ...}`` for the status;
+        ``last_seq`` lets the fleet see events it lacks."""
         row = self._s.db.execute(
             "SELECT COUNT(*), (SELECT at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1) "
             "FROM events WHERE delivered_at IS NULL"
         ).fetchone()
-        return {"pending": row[0], "oldest": row[1], "dropped": self._s.meta("outbox_dropped") or 0}
+        return {"pending": row[0], "oldest": row[1], "dropped": self._s.meta("outbox_dropped") or 0, "last_seq": self.last_seq()}
 
     def enforce_capacity(self, capacity: int) -> int:
         """Beyond ``capacity`` undelivered events, the oldest door.opened / door.closed go;
@@ -106,10 +136,11 @@ class Outbox:
         return dropped
 
     def purge_delivered(self, older_than: float) -> int:
-        """Delivered events older than ``older_than`` go (the privacy retention)."""
+        """Events the broker acknowledged before ``older_than`` go (the privacy retention):
+        until then the fleet can ask for them again, should the broker lose them."""
         with self._s.write():
             purged: int = self._s.db.execute(
-                "DELETE FROM events WHERE delivered_at IS NOT NULL AND at_ts < ?", [older_than]
+                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?", [older_than]
             ).rowcount
         if purged:
             log.info("purged %d delivered events", purged)
