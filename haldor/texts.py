@@ -182,6 +182,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "fleet.schedule": {"da": "Bookinger (version, alder)", "en": "Bookings (version, age)"},
     "fleet.hours_old": {"da": "t gammel", "en": "h old"},
     "fleet.outbox": {"da": "Ikke afsendt", "en": "Not yet sent"},
+    "fleet.events_missing": {"da": "{n} hændelser mangler (hentes igen)", "en": "{n} events missing (asked for again)"},
+    "fleet.events_lost": {"da": "{n} hændelser tabt for altid", "en": "{n} events lost for good"},
     "fleet.mode": {"da": "Tilstand", "en": "Mode"},
     "fleet.readers": {"da": "Kortlæsere", "en": "Card readers"},
     "fleet.online": {"da": "online", "en": "online"},

@@ -154,6 +154,8 @@ def test_the_fleet_walks_each_site_and_asks_once_for_what_stays_missing(tmp_path
     assert seq.check(1061.0) == []  # progress: the quiet period starts again
     (again,) = seq.check(1095.0)
     assert again["ranges"] == [[15, 15]]
+    (row,) = store.sites()
+    assert (row["events_missing"], row["events_lost"]) == (1, 2)  # the page and /metrics say so
     store.store((), [_event(15)])
     assert seq.check(1100.0) == [] and seq.counts()[SITE] == (0, 2)
     assert store.db.one("SELECT complete_seq FROM sequences WHERE site = ?", [SITE])[0] == 15

@@ -49,12 +49,20 @@ class FleetCollector:
         yield state
         online = GaugeMetricFamily("haldor_site_online", "1 while the site's box is online", labels=["site"])
         backlog = GaugeMetricFamily("haldor_site_outbox_pending", "Events waiting in the box's outbox", labels=["site"])
+        missing = GaugeMetricFamily(
+            "haldor_site_events_missing", "Events of the site's seq the fleet lacks and has asked for again", labels=["site"]
+        )
+        lost = GaugeMetricFamily("haldor_site_events_lost", "Events the box no longer held when asked for", labels=["site"])
         for s in sites:
             online.add_metric([s["site"]], 1 if s["online"] else 0)
             if s["outbox_pending"] is not None:
                 backlog.add_metric([s["site"]], s["outbox_pending"])
+            missing.add_metric([s["site"]], s["events_missing"])
+            lost.add_metric([s["site"]], s["events_lost"])
         yield online
         yield backlog
+        yield missing
+        yield lost
         alarms = GaugeMetricFamily("haldor_fleet_open_alarms", "Open incidents by kind", labels=["kind"])
         for kind, n in sorted(incidents.items()):
             alarms.add_metric([kind], n)

@@ -91,7 +91,10 @@ def _sites_table(view: View, sites: list[dict[str, Any]], now: float, page_zone:
             readers = "<br>".join(f"<span class='off'>{e(r)}</span>: {e(why)}" for r, why in s["reader_faults"].items())
         else:
             readers = t("fleet.ok", lang)
-        pending = s["outbox_pending"] if s["outbox_pending"] is not None else "-"
+        pending = str(s["outbox_pending"]) if s["outbox_pending"] is not None else "-"
+        for key in ("events_missing", "events_lost"):  # the record is not whole: said, not hidden
+            if s[key]:
+                pending += f"<br><span class='off'>{e(t(f'fleet.{key}', lang).format(n=s[key]))}</span>"
         access = e(view.query(site=s["site"], door=""))
         out.append(
             f"<tr data-site='{e(s['site'])}'><th scope='row'>{named(s['name'], s['site'])}</th><td>{state}</td>"

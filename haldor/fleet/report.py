@@ -265,6 +265,8 @@ def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
                 "schedule_age_h": None if s.get("last_sync") is None else round((now - s["last_sync"]) / 3600, 1),
                 "outbox_pending": s.get("outbox_pending"),
                 "outbox_oldest": s.get("outbox_oldest"),
+                "events_missing": s.get("events_missing") or 0,
+                "events_lost": s.get("events_lost") or 0,
                 "mode": s.get("mode"),
                 "reader_faults": _reader_faults(s.get("readers")),
                 **site_names(s.get("names")),

@@ -329,9 +329,14 @@ class FleetStore:
     # -- reading ------------------------------------------------------------------------
 
     def sites(self) -> list[dict[str, Any]]:
+        """Every site's row, with the events the fleet lacks of it (asked for again) and
+        those its box no longer holds (lost for good)."""
+        columns = ", ".join(f"sites.{c}" for c in SITE_COLUMNS)
         return [
-            dict(zip(SITE_COLUMNS, r, strict=True))
-            for r in self.db.rows(f"SELECT {', '.join(SITE_COLUMNS)} FROM sites ORDER BY site")
+            {**dict(zip(SITE_COLUMNS, r[:-2], strict=True)), "events_missing": r[-2] or 0, "events_lost": r[-1] or 0}
+            for r in self.db.rows(
+                f"SELECT {columns}, q.missing, q.lost FROM sites LEFT JOIN sequences q ON q.site = sites.site ORDER BY sites.site"
+            )
         ]
 
     def weekly_usage(
