@@ -3,10 +3,13 @@
 - a snapshot of N bookings from publish to applied (the sync.applied event seen by a subscriber),
 - outbox replay rate: E events queued while the broker is down, delivered after it returns,
 - card-to-event-on-the-broker latency: a frame written to the reader's pty until a
-  subscriber holds the access event.
+  subscriber holds the access event,
+- decisions while the fleet has R events sent again (events/resend): a frame written to
+  the reader's pty until the loop moves the lock, beside the same without a resend
+  (the floor), interleaved in one run.
 
     python bench/bench_sync.py                                   # full size
-    python bench/bench_sync.py --bookings 1000 --credentials 2000 --events 2000 --samples 50
+    python bench/bench_sync.py --bookings 1000 --credentials 2000 --events 2000 --samples 50 --resend 2000
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bookings", type=int, default=50_000)
     p.add_argument("--events", type=int, default=100_000, help="events queued for the replay")
     p.add_argument("--samples", type=int, default=300, help="card-to-broker samples")
+    p.add_argument("--resend", type=int, default=10_000, help="events the fleet asks for again (at most --events)")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     key = Ed25519PrivateKey.generate()
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp_path / "data",
             port=broker.port,
             keys={"k": public_key(key)},
+            doors='[[doors]]\nid = "main"\nlock_pin = 17\nunlock_s = 0.01\n',  # locked again before the next sample
             extra=f"""
 [policy]
 max_denials = 100000000
@@ -189,6 +194,9 @@ port = "{os.ttyname(slave)}"
                 raise RuntimeError(f"only {len(sub.ids) - already} of {queued} events arrived")
             elapsed = time.perf_counter() - t0
             results["replay_events_per_s"] = round(queued / elapsed)
+
+            # 4. decisions while the fleet has events sent again
+            results.update(_decisions_while_resending(agent, link, publisher, master, min(args.resend, queued)))
             publisher.disconnect()
             publisher.loop_stop()
         finally:
@@ -203,6 +211,64 @@ port = "{os.ttyname(slave)}"
 
     report(results, args.json)
     return 0
+
+
+def _decisions_while_resending(agent: Agent, link: MqttLink, publisher, master: int, count: int) -> dict:
+    """Card to lock, alternately without and with a resend of ``count`` events running."""
+    moved, locked = threading.Event(), threading.Event()
+    lock = agent.hw.locks["main"]
+    set_unlocked = lock.set_unlocked
+
+    def timed(unlocked: bool) -> None:  # when the loop asks the lock to open: the decision is made
+        set_unlocked(unlocked)
+        (moved if unlocked else locked).set()
+
+    lock.set_unlocked = timed
+    first = link.resender._store.outbox.last_seq() - count + 1
+    request = {
+        "schema": "haldor.resend/1",
+        "id": "bench",
+        "site": SITE,
+        "ranges": [[first + i, min(first + i + 99_999, first + count - 1)] for i in range(0, count, 100_000)],
+    }
+    floor: list[float] = []
+    during: list[float] = []
+
+    def sample(into: list[float], n: int) -> None:
+        moved.clear()
+        locked.clear()
+        t0 = time.perf_counter()
+        os.write(master, f"uid:04{n:012X}\r\n".encode())
+        if not moved.wait(10):
+            raise RuntimeError("no decision")
+        into.append(time.perf_counter() - t0)
+        if not locked.wait(10):  # unlock_s 0.01: locked again before the next one
+            raise RuntimeError("not locked again")
+        time.sleep(0.005)
+
+    for n in range(100):
+        sample(floor, n)
+    t0 = time.perf_counter()
+    publisher.publish(f"{PREFIX}/events/resend", json.dumps(request), qos=1).wait_for_publish(5)
+    while not link.resender.busy:
+        time.sleep(0.001)
+    n = 0
+    while link.resender.busy:
+        sample(during, n)
+        n += 1
+    elapsed = time.perf_counter() - t0
+    lock.set_unlocked = set_unlocked
+    f50, f99 = percentiles(floor)
+    d50, d99 = percentiles(during)
+    return {
+        "resend_events": count,
+        "resend_events_per_s": round(count / elapsed),
+        "decision_floor_p50_ms": round(f50 * 1e3, 2),
+        "decision_floor_p99_ms": round(f99 * 1e3, 2),
+        "decision_resending_p50_ms": round(d50 * 1e3, 2),
+        "decision_resending_p99_ms": round(d99 * 1e3, 2),
+        "decision_resending_samples": len(during),
+    }
 
 
 if __name__ == "__main__":

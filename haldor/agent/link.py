@@ -248,7 +248,7 @@ class MqttLink:
                     except queue.Empty:
                         break
                     seq = inflight.pop(mid, None) if gen == generation else None
-                    if seq is None:
+                    if seq is None or seq < 0:  # not ours, or sent again (delivered before)
                         continue
                     if failed:
                         log.warning("broker refused event %d: %s; it stays in the outbox", seq, why)
@@ -290,7 +290,7 @@ class MqttLink:
             info = self.client.publish(self.topics.events, json.dumps(event), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
-            inflight[info.mid] = event["seq"]  # its PUBACK marks nothing: it was delivered before
+            inflight[info.mid] = -event["seq"]  # in the window, but its PUBACK marks nothing: delivered before
         wait = self.resender.wait_s()
         return 1.0 if wait is None else max(wait, 0.002)
 

@@ -13,8 +13,11 @@ from typing import Any
 from haldor.access.resend import Range, ResendRequest, answer, without
 from haldor.access.store import Store
 
-#: events sent again per second, at most (a second's worth at once)
+#: events sent again per second, at most
 RESEND_PER_S = 500.0
+#: events read and published in one go: short enough that the decision loop, waiting
+#: for the interpreter, is never kept more than about a millisecond
+BURST = 20
 
 
 class Resender:
@@ -69,7 +72,7 @@ class Resender:
         now = self._clock()
         self._tokens = min(self.per_s, self._tokens + (now - self._filled_at) * self.per_s)
         self._filled_at = now
-        take = min(room, int(self._tokens))
+        take = min(room, BURST, int(self._tokens))
         out: list[dict[str, Any]] = []
         while self._ranges and len(out) < take:
             a, b = self._ranges[0]
@@ -83,7 +86,7 @@ class Resender:
         return out
 
     def wait_s(self) -> float | None:
-        """How long until the rate allows the next event (None: nothing to send)."""
+        """How long until the rate allows the next burst (None: nothing to send)."""
         if not self._ranges:
             return None
-        return max(0.0, (1.0 - self._tokens) / self.per_s)
+        return max(0.0, (BURST - self._tokens) / self.per_s)
