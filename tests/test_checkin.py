@@ -3,6 +3,8 @@ fake clock and restarts in the middle of a booking."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from haldor.access import checkin
@@ -138,7 +140,7 @@ def test_what_the_agent_did_not_watch_is_not_a_no_show():
 
 @pytest.fixture
 def rig(tmp_path):
-    r = Rig(tmp_path)
+    r = Rig(tmp_path, schedule=False)  # its only schedule came the day before its bookings (below)
     doc = snapshot(
         43,
         closures=[],
@@ -329,3 +331,33 @@ def test_in_the_agent_a_closed_room_gets_no_no_show_and_says_so(rig):
     assert usage["b881"]["closed"] is True and usage["b881"]["no_show"] is False
     assert usage["b882"]["closed"] is False
     agent.hw.close()
+
+
+def test_a_booking_the_box_did_not_hold_is_not_watched_nor_a_no_show(rig):
+    """Issue 24: last night's extra training entered afterwards, a booking that came
+    halfway, and one whose id changed (the bridge's time zone was changed): the box was
+    running all along, but it only watches a booking while it holds it."""
+    from haldor.access import intake
+
+    agent, clock, _ = _agent(rig, T0 - 60)  # running, trusted, watching from before 17:00
+    clock.set(local(2026, 11, 25, 19, 30))
+    late = snapshot(
+        44,
+        closures=[],
+        bookings=[
+            booking("b881-new-id", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00"),  # b881 under a new id
+            booking("b884", "2026-11-25T17:00:00+01:00", "2026-11-25T18:00:00+01:00"),  # entered after it ended
+            booking("b885", "2026-11-25T19:00:00+01:00", "2026-11-25T20:00:00+01:00"),  # entered halfway
+        ],
+    )
+    outcome = intake.receive(rig.store, json.dumps(late).encode(), keys={}, require_signature=False, now=clock.now())
+    assert outcome.status == "applied"
+    step(agent, Tick())
+    clock.set(local(2026, 11, 25, 20, 30))
+    step(agent, Tick())
+    agent.hw.close()
+    usage = {e["booking"]: e["usage"] for e in rig.events("booking.usage")}
+    assert rig.events("booking.no_show") == []
+    assert (usage["b884"]["observed"], usage["b884"]["no_show"]) == (0.0, False)
+    assert (usage["b881-new-id"]["observed"], usage["b881-new-id"]["no_show"]) == (0.0, False)
+    assert (usage["b885"]["observed"], usage["b885"]["no_show"]) == (0.5, False)  # watched from 19:30

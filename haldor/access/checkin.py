@@ -137,6 +137,13 @@ class BookingRecord:
     observed: tuple[Span, ...] = ()
 
 
+def seen_spans(spans: Iterable[Span], known_since: float) -> tuple[Span, ...]:
+    """What the agent saw of one booking: its spans of watching, from the moment the
+    booking came into its schedule. A booking entered after it ended was never seen (no
+    no-show, ``observed`` 0); one that came halfway was seen for the rest."""
+    return tuple((max(a, known_since), b) for a, b in spans if b > known_since)
+
+
 def covered(start: float, end: float, spans: Iterable[Span]) -> float:
     """Seconds of [start, end) inside the union of ``spans``."""
     total, reach = 0.0, start

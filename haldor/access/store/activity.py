@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from haldor.access.checkin import BookingRecord, CheckinFacts, Span, TodayBooking
+from haldor.access.checkin import BookingRecord, CheckinFacts, Span, TodayBooking, seen_spans
 from haldor.access.model import Candidate
 from haldor.protocol import Role
 
@@ -114,15 +114,16 @@ class Activity:
                 r[9],
                 r[10],
                 closed(r[9], r[1], r[2]),
-                spans,
+                seen_spans(spans, r[11]),
             )
             for r in self._s.db.execute(
                 """SELECT b.id, b.start, b.end, COALESCE(a.entries, 0), COALESCE(a.checkins, 0), a.first_entry,
                       EXISTS(SELECT 1 FROM booking_checkins c WHERE c.booking = b.id AND c.role = 'leader'),
-                      r.no_show_at IS NOT NULL, r.usage_at IS NOT NULL, b.room, b.association
+                      r.no_show_at IS NOT NULL, r.usage_at IS NOT NULL, b.room, b.association, COALESCE(k.since, 0)
                FROM bookings b
                LEFT JOIN booking_activity a ON a.booking = b.id
                LEFT JOIN booking_reports r ON r.booking = b.id
+               LEFT JOIN booking_known k ON k.booking = b.id
                WHERE b.status = 'approved' AND b.start >= ? AND b.start <= ? AND r.usage_at IS NULL
                ORDER BY b.start, b.id""",
                 [since, now],

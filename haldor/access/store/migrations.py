@@ -103,6 +103,14 @@ def _m7_bookings_by_association(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS bookings_by_association ON bookings(association, start)")
 
 
+def _m8_booking_known(db: sqlite_utils.Database) -> None:
+    # since when each booking is in the box's schedule: it is watched only from then (a
+    # booking entered after it ended was never watched, and is never a no-show); the
+    # bookings already here were known before anyone could tell when
+    db.execute("CREATE TABLE booking_known (booking TEXT PRIMARY KEY, since REAL NOT NULL)")
+    db.execute("INSERT INTO booking_known (booking, since) SELECT id, 0 FROM bookings")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _m1_schedule,
     _m2_outbox,
@@ -111,4 +119,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     _m5_command_results,
     _m6_observed,
     _m7_bookings_by_association,
+    _m8_booking_known,
 )

@@ -77,7 +77,8 @@ class ScheduleTables:
                     self._apply_delta(doc)
                 else:
                     self._apply_snapshot(doc)
-                result = self._applied(kind, doc.version, now, current, report)
+                known = [b.id for b in doc.bookings] if isinstance(doc, Delta) else None
+                result = self._applied(kind, doc.version, now, current, report, known)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
         return result
@@ -119,8 +120,11 @@ class ScheduleTables:
         now: float,
         current: int | None,
         report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None,
+        bookings: list[str] | None = None,
     ) -> ApplyResult:
-        """Inside the apply's transaction: what every apply writes besides its items."""
+        """Inside the apply's transaction: what every apply writes besides its items.
+        ``bookings``: the ids a delta brought (None: a snapshot, all of them)."""
+        self._note_known(now, bookings)
         if kind == "snapshot":
             self._s.put_meta("rehash_needed", None)
             self._s.put_meta("any_version", None)
@@ -134,6 +138,18 @@ class ScheduleTables:
         if report is not None:
             self._s.outbox.append(report(result, current), now)
         return result
+
+    def _note_known(self, now: float, bookings: list[str] | None) -> None:
+        """Since when each booking is in the schedule (kept across snapshots by id): a
+        clock set back cannot date it before what the box last saw."""
+        since = max(now, self._s.meta("last_seen") or 0.0)
+        if bookings is None:
+            self._s.db.execute("INSERT OR IGNORE INTO booking_known (booking, since) SELECT id, ? FROM bookings", [since])
+            self._s.db.execute("DELETE FROM booking_known WHERE booking NOT IN (SELECT id FROM bookings)")
+        else:
+            self._s.db.conn.executemany(
+                "INSERT OR IGNORE INTO booking_known (booking, since) VALUES (?, ?)", [(b, since) for b in bookings]
+            )
 
     @contextlib.contextmanager
     def _indexes_built_after(self, tables: tuple[str, ...]) -> Iterator[None]:
@@ -204,6 +220,7 @@ class ScheduleTables:
 
     def _apply_delta(self, d: Delta) -> None:
         self._s.db.conn.executemany("DELETE FROM bookings WHERE id = ?", [(i,) for i in d.delete_bookings])
+        self._s.db.conn.executemany("DELETE FROM booking_known WHERE booking = ?", [(i,) for i in d.delete_bookings])
         self._s.db.conn.executemany("DELETE FROM credentials WHERE id = ?", [(i,) for i in d.delete_credentials])
         self._s.db.conn.executemany("DELETE FROM room_doors WHERE room = ?", [(r.id,) for r in d.rooms])
         self._upsert(d.rooms, d.associations, d.credentials, d.bookings)
