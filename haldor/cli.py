@@ -31,9 +31,14 @@ EXIT_NO_ANSWER = 3
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="haldor", description="Door access for facilities booked by associations.")
     p.add_argument("--version", action="version", version=f"haldor {__version__}")
+    where = f"configuration file (default $HALDOR_CONFIG or {config.DEFAULT_PATH})"
+    # --config and -v before the command or after it: the command's own are SUPPRESSed, so an
+    # absent one does not overwrite what came before the command
+    p.add_argument("--config", default=None, help=where)
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default=None, help=f"configuration file (default $HALDOR_CONFIG or {config.DEFAULT_PATH})")
-    common.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    common.add_argument("--config", default=argparse.SUPPRESS, help=where)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("check-config", parents=[common], help="validate the configuration and print a summary")
     sub.add_parser("run", parents=[common], help="run the agent until SIGTERM")

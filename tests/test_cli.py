@@ -40,6 +40,15 @@ def test_config_from_environment(cfg):
     assert haldor("check-config", env={"HALDOR_CONFIG": cfg}, check=0).stdout.startswith(cfg)
 
 
+def test_config_before_or_after_the_command(cfg, tmp_path):
+    """`haldor --config FILE check-config` as well as after it; the later one wins."""
+    assert haldor("--config", cfg, "check-config", check=0).stdout.startswith(cfg)
+    assert haldor("--config", cfg, "schedule", "sample", check=0).stdout.startswith("{")
+    other = str(tmp_path / "missing.toml")
+    assert haldor("--config", other, "check-config", "--config", cfg, check=0).stdout.startswith(cfg)
+    assert other in haldor("--config", other, "check-config", env={"HALDOR_CONFIG": cfg}, check=2).stderr
+
+
 def test_schedule_load_and_decide(cfg, tmp_path):
     snap = dump(tmp_path / "s.json", snapshot())
     assert "applied snapshot 42" in haldor("schedule", "load", "--config", cfg, str(snap), check=0).stdout

@@ -858,3 +858,11 @@ def test_the_page_summarises_what_the_state_misjudged(browser):
     for r in m["rooms"]:
         assert r["today"] and r["today"][0] == "r0b1" and r["tomorrow"] == []
         assert r["more"] == f"+{5 - len(r['today'])} mere i dag"
+
+
+def test_the_screen_is_headed_by_the_sites_name_unless_given_a_title(tmp_path):
+    path = site_config(tmp_path / "haldor.toml", tmp_path / "data")
+    path.write_text(path.read_text().replace("[site]\n", '[site]\nname = "Valby Skole"\n'))
+    assert kiosk_server.Kiosk(config.load(path)).title == "Valby Skole"
+    path.write_text(path.read_text().replace('name = "Valby Skole"\n', ""))
+    assert kiosk_server.Kiosk(config.load(path)).title == "valby-skole"

@@ -59,7 +59,7 @@ class Kiosk:
         self.demo_badge = demo_badge  # only `haldor demo` sets it
         self.agent = AgentView()
         self.language = cfg.site["language"]
-        self.title = cfg.kiosk["title"] or cfg.site_id
+        self.title = cfg.kiosk["title"] or cfg.site["name"] or cfg.site_id
         self.doors = [(d.id, d.name or d.id) for d in cfg.doors]
         self._conn: sqlite3.Connection | None = None
         self._changed = threading.Condition()
