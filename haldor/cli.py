@@ -575,6 +575,8 @@ def _fleet(args) -> int:
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
     web.consumer, web.alerting = consumer, alerting
+    if alerting is not None:
+        alerting.blind = lambda: consumer.blind_since
     consumer.start()
     if alerting is not None:
         alerting.start()

@@ -182,6 +182,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "fleet.schedule": {"da": "Bookinger (version, alder)", "en": "Bookings (version, age)"},
     "fleet.hours_old": {"da": "t gammel", "en": "h old"},
     "fleet.outbox": {"da": "Ikke afsendt", "en": "Not yet sent"},
+    "fleet.blind": {
+        "da": "Ingen forbindelse til brokeren siden {since}: stederne vises, som de var da",
+        "en": "No connection to the broker since {since}: the sites are shown as they were then",
+    },
+    "fleet.unknown": {"da": "Ukendt", "en": "Unknown"},
     "fleet.events_missing": {"da": "{n} hændelser mangler (hentes igen)", "en": "{n} events missing (asked for again)"},
     "fleet.events_lost": {"da": "{n} hændelser tabt for altid", "en": "{n} events lost for good"},
     "fleet.mode": {"da": "Tilstand", "en": "Mode"},
@@ -256,6 +261,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "alert.access.guessing.unknown_card": {
         "da": "nogen prøver mange ukendte kort; læseren afviser kort en tid",
         "en": "someone is trying many unknown cards; the reader refuses cards for a while",
+    },
+    "alert.broker": {
+        "da": "fleet-tjenesten har mistet forbindelsen til brokeren; dørstyringernes tilstand er ukendt",
+        "en": "the fleet service has lost the broker; the door controllers' states are unknown",
     },
     "alert.offline": {"da": "dørstyringen svarer ikke", "en": "the door controller does not answer"},
     "alert.outbox.backlog": {"da": "{detail} hændelser venter på at blive sendt", "en": "{detail} events are waiting to be sent"},

@@ -300,6 +300,70 @@ def test_guessing_at_a_reader_is_an_alarm_and_one_alert_until_an_hour_after_the_
         worker.stop()
 
 
+def test_a_fleet_that_lost_its_broker_says_so_and_calls_no_box_offline(tmp_path, caplog):
+    """Issue 24: with the broker gone the page called every box offline and the log said nothing."""
+    broker = Broker(tmp_path / "broker").start()
+    receiver = Receiver()
+    db = str(tmp_path / "fleet.db")
+    settings = fleet_settings.parse({"webhooks": [{"url": receiver.url}]}, str(tmp_path / "fleet.toml"))
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
+    worker = AlertWorker(settings, FleetStore(db))
+    worker.blind = lambda: consumer.blind_since
+    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0), live_poll_s=0.1)
+    web.consumer, web.alerting = consumer, worker
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{web.server_address[1]}/"
+    consumer.start()
+    site = SimulatedSite(broker.port, "valby")
+    try:
+        wait_for(consumer.connected.is_set, what="fleet connected")
+        assert consumer.blind_since is None and "Ingen forbindelse" not in httpx.get(url).text
+        site.status(time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()))
+        wait_for(lambda: consumer.store.sites(), what="the site's status stored")
+        broker.stop()
+        lost = wait_for(lambda: consumer.blind_since, what="the fleet knows it is blind")
+        assert "lost the broker" in caplog.text
+        page = httpx.get(url).text
+        assert "Ingen forbindelse til brokeren siden" in page and "Ukendt" in page
+        metrics = scrape(url + "metrics")
+        assert metrics[("haldor_fleet_broker_connected", ())] == 0
+        assert metrics[("haldor_fleet_sites", (("state", "unknown"),))] == 1
+        assert metrics[("haldor_fleet_sites", (("state", "offline"),))] == 0
+        worker.run_once(lost + 20 * 60)  # far past offline_min: still nobody is called offline
+        alert = receiver.next()
+        assert (alert["kind"], alert["site"], alert["state"]) == ("broker", None, "open")
+        assert schemas.errors("alert", alert) == []
+        assert receiver.got.empty()  # the broker's alert alone
+        broker.start()
+        wait_for(lambda: consumer.blind_since is None, timeout=15, what="the broker heard again")
+        assert "heard again" in caplog.text
+        worker.run_once(time.time())
+        assert (receiver.next()["kind"], receiver.got.empty()) == ("broker", True)  # resolved, and nothing else
+    finally:
+        site.client.disconnect()
+        site.client.loop_stop()
+        web.shutdown()
+        worker.stop()
+        consumer.stop()
+        receiver.close()
+        broker.stop()
+
+
+def test_a_second_fleet_with_the_same_client_id_is_named_in_the_log(tmp_path, caplog):
+    broker = Broker(tmp_path / "broker").start()
+    one = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(tmp_path / "fleet.db"))
+    two = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(tmp_path / "fleet.db"))
+    try:
+        one.start()
+        wait_for(one.connected.is_set, what="first fleet connected")
+        two.start()
+        wait_for(lambda: "took its session over" in caplog.text, what="the takeover in the log")
+    finally:
+        one.stop()
+        two.stop()
+        broker.stop()
+
+
 @pytest.mark.parametrize(
     "raw, key",
     [

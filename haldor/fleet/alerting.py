@@ -48,6 +48,8 @@ class AlertWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-alerts", daemon=True)
         self._client = httpx.Client(timeout=SEND_TIMEOUT_S, follow_redirects=False)
+        #: since when the fleet has not heard the broker (the consumer of this process tells)
+        self.blind: Callable[[], float | None] = lambda: None
 
     def start(self) -> None:
         self._thread.start()
@@ -70,7 +72,14 @@ class AlertWorker:
         sites = self.store.sites()
         rules = self.settings.alerts
         guessing = self.store.guessing(now - rules.access_guessing_min * 60) if rules.access_guessing_min else []
-        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, rules, guessing)
+        blind_since = self.blind()
+        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, rules, guessing, blind_since)
+        if blind_since is not None:  # nothing is known of the boxes now: an offline one stays as it was, none opens
+            found |= {
+                k: alerts.Condition(**alerts.fields(i)) for k, i in self.book.open_incidents().items() if i["kind"] == "offline"
+            }
+            if rules.broker_lost_min and now - blind_since >= rules.broker_lost_min * 60:
+                found["broker"] = alerts.Condition("broker", "broker", "", None, blind_since)
         opened, resolved = self.book.update(found, self.channels, now)
         if opened or resolved:
             log.info("alerts: %d opened, %d resolved", opened, resolved)
@@ -104,7 +113,7 @@ class AlertWorker:
         lang = self.settings.alerts.language
         names = site_names(site.get("names"))
         subject_names = names["doors"] if i["kind"].startswith("door.") else {}
-        site_name = site.get("name") or i["site"]
+        site_name = site.get("name") or i["site"] or t("fleet.title", lang)  # no site: the fleet's own incident
         subject_name = subject_names.get(i["subject"]) or i["subject"]
         zone, page_zone = site.get("timezone"), "Europe/Copenhagen"
         return {
@@ -112,7 +121,7 @@ class AlertWorker:
             "incident": i["id"],
             "state": delivery.phase,
             "kind": i["kind"],
-            "site": i["site"],
+            "site": i["site"] or None,
             "site_name": site_name,
             "subject": i["subject"],
             "subject_name": subject_name,

@@ -24,6 +24,7 @@ KINDS = (
     "offline",
     "outbox.backlog",
     Event.ACCESS_GUESSING,
+    "broker",
 )
 
 
@@ -64,7 +65,12 @@ def _after(a: float | None, b: float | None) -> bool:
 
 
 def conditions(
-    sites: list[dict[str, Any]], doors: list[DoorState], now: float, rules: AlertRules, guessing: Iterable[Guessing] = ()
+    sites: list[dict[str, Any]],
+    doors: list[DoorState],
+    now: float,
+    rules: AlertRules,
+    guessing: Iterable[Guessing] = (),
+    blind_since: float | None = None,
 ) -> dict[str, Condition]:
     """Every condition the rules call an alarm, by key. ``guessing``: the lockouts within
     ``rules.access_guessing_min`` (an incident lasts that long after the last one, so a
@@ -74,9 +80,15 @@ def conditions(
         for g in guessing
         if rules.access_guessing_min
     ]
-    for s in site_rows(sites, now):
+    for s in site_rows(sites, now, blind_since):
         site = s["site"]
-        if rules.offline_min and not s["online"] and s["since"] is not None and now - s["since"] >= rules.offline_min * 60:
+        if (
+            rules.offline_min
+            and not s["unknown"]
+            and not s["online"]
+            and s["since"] is not None
+            and now - s["since"] >= rules.offline_min * 60
+        ):
             found.append(Condition(f"offline:{site}", "offline", site, None, s["since"], "silent" if s["silent"] else ""))
         if rules.outbox_backlog and (s["outbox_pending"] or 0) >= rules.outbox_backlog:
             found.append(Condition(f"outbox.backlog:{site}", "outbox.backlog", site, None, None, str(s["outbox_pending"])))
@@ -105,6 +117,11 @@ def conditions(
             if opened is not None and now - opened >= rules.door_held_open_min * 60:
                 found.append(Condition(f"{Event.DOOR_HELD_OPEN}:{d.site}:{d.door}", Event.DOOR_HELD_OPEN, d.site, d.door, opened))
     return {c.key: c for c in found}
+
+
+def fields(incident: dict[str, Any]) -> dict[str, Any]:
+    """An open incident's row as the fields of its condition."""
+    return {k: incident[k] if k != "detail" else incident[k] or "" for k in ("key", "kind", "site", "subject", "since", "detail")}
 
 
 def _json(text: Any) -> Any:

@@ -53,6 +53,10 @@ BATCH_S = 0.05
 RETRY_S = 2.0
 #: how often each site's seq is checked for gaps (:mod:`.sequences`)
 GAP_CHECK_S = 10.0
+#: MQTT 5's DISCONNECT reason when another client connected with the same client id
+SESSION_TAKEN_OVER = 0x8E
+#: a connection dropped this soon after it was made, three times in a row: taken over
+SHORT_LIVED_S = 30.0
 #: bytes asked of the kernel per read (a few hundred of the boxes' messages)
 READ_AHEAD = 65536
 #: the paho-mqtt releases whose private receive path FleetClient was written and tested
@@ -229,8 +233,14 @@ class FleetConsumer:
         #: requests to send events again that the broker took, and that it refused or never acknowledged
         self.resend_requests: Counter[str] = Counter()
         client = make_fleet_client(opts, client_id, fast)  # a fixed id: the broker keeps this consumer's session
+        #: since when this consumer has not heard the broker (None: connected); states are as of then
+        self.blind_since: float | None = time.time()
+        self._ever_connected = False
+        self._connected_at = 0.0
+        #: connections the broker dropped soon after it took them (monotonic times)
+        self._short_lived: collections.deque[float] = collections.deque(maxlen=3)
         client.on_connect = self._on_connect
-        client.on_disconnect = lambda c, u, f, rc, p: self.connected.clear()
+        client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.reconnect_delay_set(1, 30)
         if isinstance(client, FleetClient):
@@ -269,7 +279,7 @@ class FleetConsumer:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("broker refused the fleet: %s", reason_code)
+            log.error("broker %s:%s refused the fleet: %s", self.opts.host, self.opts.port, reason_code)
             return
         options = SubscribeOptions(qos=1)
         p = self.opts.prefix
@@ -282,6 +292,35 @@ class FleetConsumer:
             topics.append((f"{p}/+/cmd/result", options))
         client.subscribe(topics)
         self.connected.set()
+        self._connected_at = time.monotonic()
+        if self._ever_connected and self.blind_since is not None:
+            log.warning("broker %s:%s heard again after %.0f s", self.opts.host, self.opts.port, time.time() - self.blind_since)
+        self._ever_connected = True
+        self.blind_since = None
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        """Losing the broker is said, never taken for every box going offline."""
+        self.connected.clear()
+        if self._stop.is_set():
+            return
+        if self.blind_since is None:
+            self.blind_since = time.time()
+        mono = time.monotonic()
+        if mono - self._connected_at < SHORT_LIVED_S:
+            self._short_lived.append(mono)
+        # a newer Mosquitto says so (MQTT 5 reason 0x8E); an older one only drops the connection each time
+        flapping = len(self._short_lived) == self._short_lived.maxlen and mono - self._short_lived[0] < 2 * SHORT_LIVED_S
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER or flapping:
+            self._short_lived.clear()
+            log.error(
+                "broker %s:%s: another client with this fleet's client id took its session over (%s); give each fleet "
+                "process its own login (and --client-id): two with one id throw each other off",
+                self.opts.host,
+                self.opts.port,
+                reason_code if not flapping else "probably: the broker dropped three connections in a row soon after taking them",
+            )
+        else:
+            log.error("lost the broker %s:%s: %s; the sites' states are as of now", self.opts.host, self.opts.port, reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
         try:

@@ -34,16 +34,17 @@ class FleetCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        blind_since = self.consumer.blind_since if self.consumer is not None else None
         with self.lock:
-            sites = site_rows(self.store.sites(), self.clock())
+            sites = site_rows(self.store.sites(), self.clock(), blind_since)
             incidents = self.book.open_counts()
             waiting, _ = self.book.undelivered()
         state = GaugeMetricFamily(
             "haldor_fleet_sites", "Sites by state: online, offline (its Last Will) or silent", labels=["state"]
         )
-        counts = {"online": 0, "offline": 0, "silent": 0}
+        counts = {"online": 0, "offline": 0, "silent": 0, "unknown": 0}
         for s in sites:
-            counts["online" if s["online"] else "silent" if s["silent"] else "offline"] += 1
+            counts["unknown" if s["unknown"] else "online" if s["online"] else "silent" if s["silent"] else "offline"] += 1
         for name, n in counts.items():
             state.add_metric([name], n)
         yield state
@@ -68,6 +69,15 @@ class FleetCollector:
             alarms.add_metric([kind], n)
         yield alarms
         yield GaugeMetricFamily("haldor_fleet_alerts_waiting", "Alert messages not delivered yet", value=waiting)
+        if self.consumer is not None:
+            yield GaugeMetricFamily(
+                "haldor_fleet_broker_connected", "1 while this fleet process hears the broker", value=0 if blind_since else 1
+            )
+            yield GaugeMetricFamily(
+                "haldor_fleet_broker_lost_seconds",
+                "How long this fleet process has not heard the broker (0 while it does)",
+                value=max(0.0, self.clock() - blind_since) if blind_since else 0.0,
+            )
         if self.consumer is not None:
             ingested = CounterMetricFamily(
                 "haldor_fleet_events_ingested", "Events stored by this consumer, by type", labels=["type"]

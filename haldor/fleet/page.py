@@ -84,6 +84,8 @@ def _sites_table(view: View, sites: list[dict[str, Any]], now: float, page_zone:
             state = f"<span class='on'>{t('fleet.online', lang)}</span>"
         else:
             state = f"<span class='off'>{t('fleet.silent' if s['silent'] else 'fleet.offline', lang)}</span>"
+        if s.get("unknown"):  # the fleet lost the broker: the state as it was then, said to be unknown now
+            state = f"<span class='unknown'>{t('fleet.unknown', lang)}</span> ({state})"
         version = s["schedule_version"] if s["schedule_version"] is not None else "-"
         age = "-" if s["schedule_age_h"] is None else f"{number(s['schedule_age_h'], lang)} {t('fleet.hours_old', lang)}"
         mode = t(f"fleet.mode.{s['mode']}", lang) if s["mode"] in ("normal", "lockdown") else e(s["mode"] or "-")

@@ -8,6 +8,7 @@ from typing import Any
 
 from haldor.texts import t
 
+from .formats import when
 from .view import View
 
 #: rows a table shows on the page; the spreadsheet has them all
@@ -25,7 +26,7 @@ table{border-collapse:collapse;font-size:.95rem;margin-bottom:.5rem}
 th,td{border:1px solid #8a8a8a;padding:.3rem .6rem;text-align:left;vertical-align:top}
 th{background:#e8e8e8}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 caption{text-align:left;font-weight:bold;padding:.3rem 0}
-.on{color:#0a6b2f;font-weight:bold}.off{color:#b00020;font-weight:bold}
+.on{color:#0a6b2f;font-weight:bold}.off{color:#b00020;font-weight:bold}.unknown{color:#5c4400;font-weight:bold}
 .legend span{display:inline-block;width:1rem;height:1rem;vertical-align:middle;margin:0 .3rem 0 1rem}
 .problem{color:#b00020;font-weight:bold}
 .note{color:#333}
@@ -49,7 +50,7 @@ SCRIPT = """
       const reply = await fetch(location.href, {cache: "no-store"});
       if (!reply.ok) return;
       const fresh = new DOMParser().parseFromString(await reply.text(), "text/html");
-      for (const id of ["main", "heading", "updated"]) {
+      for (const id of ["main", "heading", "updated", "blind"]) {
         const old = document.getElementById(id), now = fresh.getElementById(id);
         if (old && now) old.replaceWith(now);
       }
@@ -73,8 +74,17 @@ def document(view: View, title: str, heading: str, body: str, generation: str, u
         f"<header><h1 id='heading'>{heading}</h1>"
         f"<nav><a href='{e(view.query(lang=other))}' lang='{other}' hreflang='{other}'>{t('fleet.switch', view.lang)}</a>"
         f"<span id='updated' role='status'>{t('fleet.live', view.lang)}. {t('fleet.updated', view.lang)} {e(updated)}</span>"
-        f"{who(view)}</nav></header>{body}<script>{SCRIPT}</script></body></html>"
+        f"{who(view)}</nav>{blind(view)}</header>{body}<script>{SCRIPT}</script></body></html>"
     )
+
+
+def blind(view: View) -> str:
+    """The banner of a fleet that lost its broker: what the page shows is as of then. An
+    empty placeholder otherwise, so that the live refresh can put one in or take it out."""
+    if view.blind_since is None:
+        return "<div id='blind'></div>"
+    text = t("fleet.blind", view.lang).format(since=when(view.blind_since, None, view.zone))
+    return f"<div id='blind'><p class='problem' role='alert'>{e(text)}</p></div>"
 
 
 def who(view: View) -> str:

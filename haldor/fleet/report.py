@@ -243,12 +243,15 @@ def site_names(names: str | None) -> dict[str, dict[str, str]]:
     return {kind: dict(entries.get(kind) or {}) for kind in ("rooms", "doors")}
 
 
-def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+def site_rows(sites: list[dict[str, Any]], now: float, blind_since: float | None = None) -> list[dict[str, Any]]:
     """Online, offline since when, or silent (no status for three minutes), with the
-    schedule's age and the outbox backlog; the offline ones first, then by name."""
+    schedule's age and the outbox backlog; the offline ones first, then by name. While
+    the fleet has lost the broker (``blind_since``) every state is ``unknown``: what is
+    shown is as of that moment, and nobody is called offline for the fleet's fault."""
     out = []
+    heard_until = now if blind_since is None else min(now, blind_since)
     for s in sites:
-        silent = s.get("seen_at") is not None and now - s["seen_at"] > SILENT_AFTER_S
+        silent = s.get("seen_at") is not None and heard_until - s["seen_at"] > SILENT_AFTER_S
         online = bool(s.get("online")) and not silent
         since = s.get("since")
         if silent and s.get("online"):
@@ -260,6 +263,7 @@ def site_rows(sites: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
                 "timezone": s.get("timezone"),
                 "online": online,
                 "silent": silent,
+                "unknown": blind_since is not None,
                 "since": since,
                 "schedule_version": s.get("schedule_version"),
                 "schedule_age_h": None if s.get("last_sync") is None else round((now - s["last_sync"]) / 3600, 1),

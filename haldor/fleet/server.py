@@ -77,6 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         access = path.startswith("/access")
         view = read_view(query, today_in(srv.zone, now), access=access, weeks=srv.season)
+        view = replace(view, blind_since=srv.blind_since(), zone=srv.zone)
         if path == "/login":
             self._send(200, *_html(login_page(view, parse_qs(query).get("next", ["/"])[-1])))
             return
@@ -426,10 +427,15 @@ class FleetHTTPServer(ThreadingHTTPServer):
     # -- reading the store for a view (the caller holds the lock) --------------------------
 
     def generation(self) -> str:
-        return json.dumps(self.store.generation())
+        """Changes with what the page shows: the database's writes, and the broker lost or heard again."""
+        return json.dumps([self.store.generation(), self.blind_since()])
+
+    def blind_since(self) -> float | None:
+        """Since when this process has not heard the broker (None: it hears it, or it has no consumer)."""
+        return self.consumer.blind_since if self.consumer is not None else None
 
     def sites(self, now: float) -> list[dict[str, Any]]:
-        return self.read.sites(now)
+        return self.read.sites(now, self.blind_since())
 
     def usage(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
         return self.read.usage(view, sites)

@@ -26,6 +26,8 @@ class AlertRules:
     outbox_backlog: int = 10_000
     #: a reader locked out for guessing (access.guessing) within this many minutes; 0: no alert
     access_guessing_min: int = 60
+    #: the fleet itself has not heard the broker this many minutes; 0: no alert
+    broker_lost_min: int = 2
     language: str = "da"
 
 
@@ -70,6 +72,7 @@ _ALERTS = {
     "offline_min": 15,
     "outbox_backlog": 10_000,
     "access_guessing_min": 60,
+    "broker_lost_min": 2,
     "language": "da",
     "every_s": 5.0,
 }
@@ -93,7 +96,7 @@ def parse(raw: dict[str, Any], path: str) -> FleetSettings:
     c = toml_file.Checker(path)
     c.only(raw, ("alerts", "webhooks", "email"))
     a = c.section(raw, "alerts", _ALERTS)
-    for key in ("door_held_open_min", "offline_min", "outbox_backlog", "access_guessing_min"):
+    for key in ("door_held_open_min", "offline_min", "outbox_backlog", "access_guessing_min", "broker_lost_min"):
         if a[key] < 0:
             raise c.fail(f"alerts.{key}", "must not be negative (0: no alert)")
     if a["language"] not in LANGUAGES:

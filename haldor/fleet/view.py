@@ -34,6 +34,9 @@ class View:
     csrf: str = ""
     #: logged in by a reverse proxy's single sign-on (no logout here)
     sso: bool = False
+    #: since when the fleet has not heard the broker (every page says so), in the page's zone
+    blind_since: float | None = None
+    zone: str = "Europe/Copenhagen"
 
     def query(self, **changes: str) -> str:
         """This view's query string with ``changes`` (an empty value drops the key)."""
