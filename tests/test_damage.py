@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -11,14 +12,114 @@ from pathlib import Path
 
 import pytest
 
+from haldor.access import recovery
+from haldor.access.damage import damaged
+from haldor.agent import refused
 from haldor.agent.run import EXIT_DAMAGED
+from haldor.errors import StoreError
 
 from .broker import Publisher, Watcher
-from .helpers import CARD, CARETAKER_CARD, wait_for, with_members
+from .helpers import CARD, wait_for, with_members
 from .rig import AgentProcess, around_now, public_key
 from .test_faults import KID, _doors_work, _fill
 
 GARBAGE = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
+MiB = 1024 * 1024
+
+
+def _sqlite_error(code: int, text: str) -> sqlite3.DatabaseError:
+    exc = sqlite3.DatabaseError(text)
+    exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return exc
+
+
+@pytest.mark.parametrize(
+    "exc, said",
+    [
+        (_sqlite_error(11, "database disk image is malformed"), "database disk image is malformed"),
+        (_sqlite_error(26, "file is not a database"), "file is not a database"),
+        (_sqlite_error(779, "index corrupt"), "index corrupt"),  # SQLITE_CORRUPT_INDEX: an extended code
+        (
+            StoreError("data: cannot open the store: file is not a database"),
+            "data: cannot open the store: file is not a database",
+        ),
+        (sqlite3.OperationalError("database is locked"), None),
+        (sqlite3.OperationalError("database or disk is full"), None),
+        (sqlite3.OperationalError("disk I/O error"), None),
+        (OSError(28, "No space left on device"), None),
+    ],
+)
+def test_damage_is_told_from_a_passing_fault(exc, said):
+    assert damaged(exc) == said
+
+
+def test_damage_wrapped_in_a_store_error_is_found_by_its_code():
+    try:
+        try:
+            raise _sqlite_error(11, "malformed")
+        except sqlite3.DatabaseError as inner:
+            raise StoreError("data: cannot read") from inner
+    except StoreError as exc:
+        assert damaged(exc) == "malformed"
+
+
+DOC, OTHER = b"snapshot 43", b"snapshot 44"
+KEPT = refused.Kept(DOC, failed_at=100.0, free_then=0)
+
+
+@pytest.mark.parametrize(
+    "kept, document, status, retry, expected",
+    [
+        (None, DOC, "failed", True, refused.Kept(DOC, 200.0, 5)),  # the store could not take it: kept
+        (KEPT, DOC, "failed", True, refused.Kept(DOC, 200.0, 5, attempts=2)),  # once more: counted
+        (KEPT, OTHER, "failed", True, refused.Kept(OTHER, 200.0, 5)),  # the latest only
+        (KEPT, OTHER, "applied", False, None),  # anything applied supersedes it
+        (KEPT, DOC, "stale", False, None),  # its own end
+        (KEPT, DOC, "rejected", False, None),
+        (KEPT, OTHER, "rejected", False, KEPT),  # another's end leaves it be
+        (None, DOC, "failed", False, None),  # failed for another reason (the worker died): asked for again instead
+    ],
+)
+def test_what_is_kept_after_an_outcome(kept, document, status, retry, expected):
+    assert refused.after(kept, document, status=status, retry=retry, now=200.0, free=5) == expected
+
+
+@pytest.mark.parametrize(
+    "kept, now, free, disk_low, due",
+    [
+        (KEPT, 101.0, (101.0, 2 * MiB), False, True),  # the disk has room again
+        (KEPT, 101.0, (101.0, 2 * MiB), True, False),  # not while the disk is almost full
+        (KEPT, 101.0, (100.0, 2 * MiB), False, False),  # a look from before the failure tells nothing
+        (KEPT, 101.0, (101.0, MiB // 2), False, False),  # too little freed
+        (KEPT, 129.0, None, False, False),
+        (KEPT, 130.0, None, False, True),  # the backoff is over
+        (refused.Kept(DOC, 100.0, 0, attempts=3), 219.0, None, False, False),  # 30 s doubled twice
+        (refused.Kept(DOC, 100.0, 0, attempts=3), 220.0, None, False, True),
+        (refused.Kept(DOC, 100.0, 0, attempts=20), 400.0, None, False, True),  # at most 5 min
+        (refused.trying(KEPT), 1000.0, (1000.0, 10 * MiB), False, False),  # with the worker already
+        (None, 1000.0, None, False, False),
+    ],
+)
+def test_when_a_kept_document_is_tried_again(kept, now, free, disk_low, due):
+    assert refused.due(kept, now, free=free, disk_low=disk_low) is due
+
+
+def test_a_mark_left_by_the_agent_sets_a_sound_looking_database_aside(tmp_path):
+    """SQLite drops a -wal it cannot read: the file then looks sound, and what the -wal held
+    is gone. The mark says it was damaged; the copy takes its place, and the mark goes."""
+    db = tmp_path / "haldor.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT)")
+        conn.execute("INSERT INTO meta VALUES ('schedule_version', '41')")
+    conn.close()
+    shutil.copy(db, recovery.good_copy(db))
+    recovery.mark_damaged(db, "file is not a database")
+    message = recovery.check(db)
+    assert message is not None and message.startswith("database damaged while the agent ran (file is not a database)")
+    assert len(list(tmp_path.glob("haldor.db.corrupt-*"))) == 1
+    assert not (tmp_path / recovery.DAMAGED_MARK).exists()
+    assert recovery.check(db) is None  # the next start is an ordinary one
 
 
 @pytest.fixture
