@@ -190,9 +190,6 @@ class Agent:
                     stopped = True
                     break
                 self.handle(message)
-                if self.storage.damage is not None:  # no waiting helps: the start after this one recovers
-                    stopped = True
-                    break
         finally:
             self.running.clear()
             self.notifier.stopping()

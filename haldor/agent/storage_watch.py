@@ -149,6 +149,7 @@ class StorageWatch:
             self.damage = why
             log.error("storage: the database is damaged (%s); the agent stops, the next start puts the good copy in place", why)
             recovery.mark_damaged(self._db_path, why)
+            self._post(Stop())
         return []
 
     def read_failed(self, exc: Exception, what: str) -> None:
