@@ -15,12 +15,14 @@ import pytest
 from haldor.access import recovery
 from haldor.access.damage import damaged
 from haldor.agent import refused
+from haldor.agent.messages import Command
 from haldor.agent.run import EXIT_DAMAGED
+from haldor.drivers.base import CardRead
 from haldor.errors import StoreError
 
 from .broker import Publisher, Watcher
 from .helpers import CARD, wait_for, with_members
-from .rig import AgentProcess, around_now, public_key
+from .rig import AgentProcess, Rig, around_now, public_key, running
 from .test_faults import KID, _doors_work, _fill
 
 GARBAGE = bytes((i * 7 + 3) % 251 for i in range(1 << 20))
@@ -120,6 +122,42 @@ def test_a_mark_left_by_the_agent_sets_a_sound_looking_database_aside(tmp_path):
     assert len(list(tmp_path.glob("haldor.db.corrupt-*"))) == 1
     assert not (tmp_path / recovery.DAMAGED_MARK).exists()
     assert recovery.check(db) is None  # the next start is an ordinary one
+
+
+def test_a_damaged_copy_is_set_aside_too_and_the_start_goes_on_empty(tmp_path):
+    """Restoring a damaged copy failed at every start: systemd gave up, every door shut."""
+    db = tmp_path / "haldor.db"
+    db.write_bytes(GARBAGE[:8192])
+    recovery.good_copy(db).write_bytes(b"SQLite format 3\x00" + GARBAGE[:8192])
+    message = recovery.check(db)
+    assert message is not None and "no good copy (it is damaged too" in message and "starting empty" in message
+    assert not db.exists() and not recovery.good_copy(db).exists()
+    assert len(list(tmp_path.glob("haldor.good.db.corrupt-*"))) == 1
+
+
+def test_a_damaged_store_stops_the_loop_with_every_lock_safe(tmp_path):
+    """The loop on mock pins, its store on disk: a door held open and a magnet energised
+    when the -wal is overwritten. The read that finds it refuses the card, the loop stops,
+    every lock goes to its safe state and the mark for the next start is left."""
+    rig = Rig(tmp_path)
+    try:
+        agent = rig.agent()
+        thread = running(agent)
+        agent.post(Command("hold_open", "main"))
+        agent.post(Command("lock", "gym-a"))
+        wait_for(lambda: rig.pin(17).state and not rig.pin(18).state, what="main unlocked, gym-a magnet on")
+        db = Path(rig.cfg.data_dir) / "haldor.db"
+        wait_for(lambda: agent.journal.flush(5) and Path(f"{db}-wal").stat().st_size > 0, what="the modes stored")
+        _overwrite_wal(db)
+        agent.post(CardRead("main-in", "uid:0BADCAFE"))
+        thread.join(10)
+        assert not thread.is_alive() and thread.errors == []  # type: ignore[attr-defined]
+        assert agent.storage.damage is not None and "file is not a database" in agent.storage.damage
+        assert not rig.pin(17).state  # strike unpowered: locked
+        assert rig.pin(18).state  # active-low magnet output high: released
+        assert "file is not a database" in (Path(rig.cfg.data_dir) / recovery.DAMAGED_MARK).read_text()
+    finally:
+        rig.close()
 
 
 @pytest.fixture

@@ -89,7 +89,10 @@ def _check(db_path: Path, found: str | None) -> str | None:
             why = f"database corrupt ({problem})"
         aside = _move_aside(db_path)
     last_seq = max(filter(None, [_last_seq(aside) if aside is not None else None, _seq_mark(db_path)]), default=None)
-    if copy.exists():
+    copy_problem = _problem(copy) if copy.exists() else None
+    if copy_problem is not None:  # damaged too: restoring it would fail at every start
+        done = f"no good copy (it is damaged too: {copy_problem}; kept as {_move_aside(copy).name}): starting empty"
+    elif copy.exists():
         done = f"restored from the copy of {time.strftime('%Y-%m-%d %H:%M', time.localtime(copy.stat().st_mtime))}"
     else:
         done = "no good copy: starting empty"
