@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import queue
 import shutil
 import sqlite3
 import subprocess
@@ -14,11 +15,15 @@ import pytest
 
 from haldor.access import recovery
 from haldor.access.damage import damaged
+from haldor.access.journal import Batch, Journal, StorageChanged
+from haldor.access.model import Policy
+from haldor.access.store import Store
 from haldor.agent import refused
 from haldor.agent.messages import Command
 from haldor.agent.run import EXIT_DAMAGED
 from haldor.drivers.base import CardRead
 from haldor.errors import StoreError
+from haldor.protocol import Event
 
 from .broker import Publisher, Watcher
 from .helpers import CARD, wait_for, with_members
@@ -158,6 +163,27 @@ def test_a_damaged_store_stops_the_loop_with_every_lock_safe(tmp_path):
         assert "file is not a database" in (Path(rig.cfg.data_dir) / recovery.DAMAGED_MARK).read_text()
     finally:
         rig.close()
+
+
+def test_a_write_that_finds_the_store_damaged_tells_the_loop(tmp_path):
+    """The journal's writes waited and retried as for a locked database: now the loop hears
+    that no waiting helps (StorageChanged.damage)."""
+    loop_store = Store.open(tmp_path, "s", "Europe/Copenhagen", Policy())
+    inbox: queue.Queue = queue.Queue()
+    journal = Journal(Store.open(tmp_path, "s", "Europe/Copenhagen", Policy()), inbox.put)
+    journal.start()
+    try:
+        journal.submit(Batch(events=[{"type": Event.AGENT_STARTED}]))
+        assert journal.flush(5)
+        loop_store.set_meta("x", 1)  # another connection's commit: the journal reads afresh
+        _overwrite_wal(tmp_path / "haldor.db")
+        journal.submit(Batch(events=[{"type": Event.AGENT_STARTED}]))
+        seen: list = []
+        wait_for(lambda: seen.append(inbox.get(timeout=1)) or isinstance(seen[-1], StorageChanged), what="StorageChanged")
+        assert seen[-1].damage == "file is not a database"
+    finally:
+        journal.close(0)
+        loop_store.close()
 
 
 @pytest.fixture
