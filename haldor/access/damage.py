@@ -11,7 +11,7 @@ from __future__ import annotations
 #: SQLite's primary result codes (an extended code keeps them in its low byte)
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
-#: SQLite's words for the same, for an error that lost its code on the way (another process)
+#: SQLite's words for the same, for an error that lost its code on the way (a StoreError's text)
 WORDS = ("database disk image is malformed", "file is not a database")
 
 
@@ -21,12 +21,7 @@ def damaged(exc: BaseException | None) -> str | None:
     while exc is not None and seen < 5:  # StoreError wraps sqlite3's error as its cause
         code = getattr(exc, "sqlite_errorcode", None)
         text = str(exc)
-        if (isinstance(code, int) and (code & 0xFF) in (SQLITE_CORRUPT, SQLITE_NOTADB)) or damaged_words(text):
+        if (isinstance(code, int) and (code & 0xFF) in (SQLITE_CORRUPT, SQLITE_NOTADB)) or any(word in text for word in WORDS):
             return text or "database damaged"
         exc, seen = exc.__cause__, seen + 1
     return None
-
-
-def damaged_words(text: str | None) -> bool:
-    """A message (a log line, an outcome from the schedule worker) in SQLite's words for damage."""
-    return text is not None and any(word in text for word in WORDS)
