@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from haldor.access import recovery
-from haldor.access.damage import damaged
+from haldor.access.damage import WORDS, damaged
 from haldor.access.journal import Batch, Journal, StorageChanged
 from haldor.access.model import Policy
 from haldor.access.store import Store
@@ -157,10 +157,10 @@ def test_a_damaged_store_stops_the_loop_with_every_lock_safe(tmp_path):
         agent.post(CardRead("main-in", "uid:0BADCAFE"))
         thread.join(10)
         assert not thread.is_alive() and thread.errors == []  # type: ignore[attr-defined]
-        assert agent.storage.damage is not None and "file is not a database" in agent.storage.damage
+        assert agent.storage.damage in WORDS  # which, depends on the page the read meets first
         assert not rig.pin(17).state  # strike unpowered: locked
         assert rig.pin(18).state  # active-low magnet output high: released
-        assert "file is not a database" in (Path(rig.cfg.data_dir) / recovery.DAMAGED_MARK).read_text()
+        assert (Path(rig.cfg.data_dir) / recovery.DAMAGED_MARK).read_text().strip() == agent.storage.damage
     finally:
         rig.close()
 
@@ -180,7 +180,7 @@ def test_a_write_that_finds_the_store_damaged_tells_the_loop(tmp_path):
         journal.submit(Batch(events=[{"type": Event.AGENT_STARTED}]))
         seen: list = []
         wait_for(lambda: seen.append(inbox.get(timeout=1)) or isinstance(seen[-1], StorageChanged), what="StorageChanged")
-        assert seen[-1].damage == "file is not a database"
+        assert seen[-1].damage in WORDS
     finally:
         journal.close(0)
         loop_store.close()
