@@ -30,6 +30,8 @@ def test_unit_verifies_cleanly(unit, tmp_path):
 def test_the_agent_unit_restarts_and_stops_in_time():
     text = (ROOT / "systemd" / "haldor-agent.service").read_text()
     assert "Restart=always" in text and "StateDirectory=haldor" in text and "NoNewPrivileges=yes" in text
+    # within a second, whatever the exit status: 74 (a damaged database) and 75 (a deleted one) ask for it
+    assert "\nRestartSec=1\n" in text and "RestartPreventExitStatus" not in text
 
 
 @pytest.mark.parametrize("name", ["haldor-bridge.service", "haldor-fleet.service"])

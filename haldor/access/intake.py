@@ -19,6 +19,7 @@ from nacl.public import PrivateKey
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
 
+from .damage import damaged
 from .envelope import open_document
 from .recovery import save_good_copy
 from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
@@ -39,6 +40,10 @@ class Outcome:
     reported: bool = False
     #: failed for a reason that may be gone at once (the worker process died): asked for again now
     again: bool = False
+    #: failed because the store could not take it (a full disk, a lock held too long): worth another try
+    retry: bool = False
+    #: failed because the database is damaged (:mod:`.damage`): SQLite's words
+    damaged: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -131,7 +136,8 @@ def process(
         return Outcome("rejected", str(exc))
     except (StoreError, sqlite3.Error, OSError) as exc:
         log.error("schedule not applied, storage failed: %s", exc)
-        return Outcome("failed", f"storage: {exc}; the schedule in force stays")
+        broken = damaged(exc)
+        return Outcome("failed", f"storage: {exc}; the schedule in force stays", retry=broken is None, damaged=broken)
     except Exception as exc:  # a document that trips the validator is still only a bad document
         log.exception("schedule rejected: it broke the validator")
         return Outcome("rejected", f"malformed document ({type(exc).__name__})")

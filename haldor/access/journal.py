@@ -30,6 +30,7 @@ from haldor.errors import StoreError
 from haldor.protocol import DOOR_MOVEMENTS, Event
 
 from . import recovery, reserve
+from .damage import damaged
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,10 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class StorageChanged:
-    """A message to the loop: storage failed or came back (see :meth:`Journal.health`)."""
+    """A message to the loop: storage failed or came back (see :meth:`Journal.health`);
+    ``damage``: the failure says the database is damaged (:mod:`.damage`), no passing fault."""
+
+    damage: str | None = None
 
 
 @dataclass(slots=True)
@@ -177,7 +181,7 @@ class Journal:
                     self._post(StorageChanged())  # the loop says the disk is almost full
                     continue  # at once, into the room just made
                 if self._failed(exc):
-                    self._post(StorageChanged())
+                    self._post(StorageChanged(damaged(exc)))
                 with self._cond:
                     if self._closing:
                         return

@@ -8,6 +8,11 @@ database on a box that had a copy, instead of starting silently with no schedule
 agent then says so (log, ``storage.fault``) and asks for a fresh snapshot: deltas applied
 after the copy are gone.
 
+A database found damaged while the agent runs (:mod:`.damage`) is left to the same
+start: the agent writes :data:`DAMAGED_MARK` and stops, and the start sets the file
+aside even when it now looks sound (SQLite drops a ``-wal`` it cannot read, and with it
+what the ``-wal`` held, silently).
+
 ``seq`` never goes back: the copy's event counter is raised to the highest ``seq`` the
 moved-aside file still shows, when it can be read.
 """
@@ -27,6 +32,8 @@ log = logging.getLogger(__name__)
 GOOD_COPY = "haldor.good.db"
 #: the last seq the journal wrote (:meth:`haldor.access.journal.Journal._mark`)
 SEQ_MARK = "seq"
+#: what a running agent found damaged (:func:`mark_damaged`); the next start recovers
+DAMAGED_MARK = "damaged"
 
 
 def good_copy(db_path: Path) -> Path:
@@ -54,6 +61,12 @@ def save_good_copy(conn: sqlite3.Connection, db_path: Path) -> None:
 def check(db_path: Path) -> str | None:
     """Check the database at start; replace it by the good copy when it is unusable.
     Returns what was wrong and what was done, or None when the database is fine."""
+    message = _check(db_path, _damage_found(db_path))
+    db_path.with_name(DAMAGED_MARK).unlink(missing_ok=True)  # only now: a start that fails before tries again
+    return message
+
+
+def _check(db_path: Path, found: str | None) -> str | None:
     copy = good_copy(db_path)
     missing = not db_path.exists() or db_path.stat().st_size == 0
     if missing:
@@ -64,8 +77,10 @@ def check(db_path: Path) -> str | None:
         leftovers = any(Path(f"{db_path}{s}").exists() for s in ("", "-wal", "-shm"))
         aside = _move_aside(db_path) if leftovers else None
     else:
-        problem = _problem(db_path)
-        if problem is None:
+        problem = None if found else _problem(db_path)
+        if found:
+            why = f"database damaged while the agent ran ({found})"
+        elif problem is None:
             lost = _schedule_lost(db_path, copy)
             if lost is None:
                 return None
@@ -74,7 +89,10 @@ def check(db_path: Path) -> str | None:
             why = f"database corrupt ({problem})"
         aside = _move_aside(db_path)
     last_seq = max(filter(None, [_last_seq(aside) if aside is not None else None, _seq_mark(db_path)]), default=None)
-    if copy.exists():
+    copy_problem = _problem(copy) if copy.exists() else None
+    if copy_problem is not None:  # damaged too: restoring it would fail at every start
+        done = f"no good copy (it is damaged too: {copy_problem}; kept as {_move_aside(copy).name}): starting empty"
+    elif copy.exists():
         done = f"restored from the copy of {time.strftime('%Y-%m-%d %H:%M', time.localtime(copy.stat().st_mtime))}"
     else:
         done = "no good copy: starting empty"
@@ -85,6 +103,30 @@ def check(db_path: Path) -> str | None:
     if copy.exists():
         _restore(copy, db_path, last_seq, message)
     return message
+
+
+def mark_damaged(db_path: Path, why: str) -> None:
+    """Say to the next start that the database was found damaged: it is set aside then even
+    when it looks sound. Not synced: a power cut before the start costs only the mark, and
+    the start's own check remains."""
+    try:
+        fd = os.open(db_path.with_name(DAMAGED_MARK), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, why.encode(errors="replace")[:1000] + b"\n")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.error("%s: the damage could not be noted for the next start: %s", db_path, exc)
+
+
+def _damage_found(db_path: Path) -> str | None:
+    """What the agent that stopped found damaged (:func:`mark_damaged`), or None."""
+    try:
+        return db_path.with_name(DAMAGED_MARK).read_text(errors="replace").strip() or "database damaged"
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"its mark unreadable: {exc}"
 
 
 def save_deleted(conn: sqlite3.Connection, db_path: Path) -> Path | None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from haldor import clock as clocks
 from haldor.access.controller import Controller, DoorSpec, Emit, Feedback, Lock
+from haldor.access.damage import damaged
 from haldor.access.journal import Batch, Journal, StorageChanged, Stored
 from haldor.access.store import Store
 from haldor.config import Config
@@ -133,8 +134,8 @@ class Agent:
             Stored: self._stored,
             Connected: self._connected,
             Tick: _nothing,
-            Disconnected: _nothing,
-            StorageChanged: _nothing,  # a lost broker changes nothing at the door
+            Disconnected: _nothing,  # a lost broker changes nothing at the door
+            StorageChanged: lambda m, now: self.storage.found_damage(m.damage),
         }
 
     # -- outside world ------------------------------------------------------------------
@@ -161,6 +162,7 @@ class Agent:
         self._recovered = self.store.meta("recovered")
         if self._recovered:  # recovery.check put the last good copy in place of a broken database
             effects += [Emit(Event.STORAGE_FAULT, reason=self._recovered), Forget("recovered")]
+            self.storage.recovered = self._recovered
         effects += self.storage.start()
         if not self.clock_trusted:
             effects.append(Emit(Event.CLOCK_UNTRUSTED, reason="clock is behind the last time seen and not synchronised"))
@@ -197,7 +199,7 @@ class Agent:
                 self.store.keep_secret()
             except (OSError, StoreError) as exc:
                 log.error("device secret not kept: %s", exc)
-            self.journal.close(FLUSH_ON_STOP_S)
+            self.journal.close(0.0 if self.storage.damage else FLUSH_ON_STOP_S)
             if self.fallback is not None:
                 self.fallback.stop()
             self.remote.close(clean=stopped)
@@ -237,6 +239,7 @@ class Agent:
             self._handle(message)
         except (sqlite3.Error, StoreError) as exc:
             self.storage.read_failed(exc, type(message).__name__)
+            self.storage.found_damage(damaged(exc))
             if isinstance(message, (CardRead, PinRead)) and message.reader in self.hw.indicators:
                 self.hw.indicators[message.reader].denied()
         else:
@@ -276,8 +279,8 @@ class Agent:
         self._housekeeping(now)
 
     def _ping(self, mono: float) -> None:
-        """The watchdog hears from the loop only when the loop has just done its work."""
-        if self.notifier.interval_s is not None and mono >= self._next_watchdog:
+        """The watchdog hears from the loop only when the loop has just done its work, on a sound store."""
+        if self.notifier.interval_s is not None and mono >= self._next_watchdog and self.storage.damage is None:
             self.notifier.watchdog()
             self._next_watchdog = mono + self.notifier.interval_s
 

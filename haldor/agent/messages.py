@@ -61,6 +61,8 @@ class ScheduleDone:
 
     outcome: Any
     message: Received | None
+    #: the document itself, kept when the store could not take it (:mod:`.refused`)
+    document: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from haldor.config import Config
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
 
-from . import inflight
+from . import inflight, refused
 from .budget import ReportBudget
 from .link import MqttLink, Received
 from .messages import Acked, AnyVersion, HttpSchedule, Publish, Remembered, ScheduleDone, TimeKnown
@@ -70,18 +70,30 @@ class Remote:
         self._refusals = {"cmd": ReportBudget(), "schedule": ReportBudget()}
         #: a schedule that failed is asked for again
         self.resync = Once()
+        #: the latest schedule document the store could not take, tried again (:mod:`.refused`)
+        self.kept: refused.Kept | None = None
         # a key that signs schedules does not sign commands, once the site has command keys
         self.command_keys = cfg.command_keys or cfg.trusted_keys
         if cfg.trust["require_signature"] and cfg.trusted_keys and not cfg.command_keys:
             log.warning("trust.command_keys is empty: the schedule keys also sign commands; give commands a key of their own")
 
     def http_schedule(self, message: HttpSchedule, now: float) -> list:
-        self.worker().submit(message.payload, lambda outcome: self._post(ScheduleDone(outcome, None)))
+        self._apply(message.payload, None)
         return []
+
+    def _apply(self, document: bytes, message: Received | None) -> None:
+        """To the worker; its outcome comes back to the loop (:meth:`schedule_done`)."""
+        self.worker().submit(document, lambda outcome: self._post(ScheduleDone(outcome, message, document)))
 
     def tick(self, now: float) -> list:
         if self.resync.due(now):
             self.request_sync()
+        if self.kept is not None and refused.due(
+            self.kept, now, free=self.storage.free, disk_low=self.storage.disk_low is not None
+        ):
+            log.info("the schedule document the store could not take is tried again (attempt %d)", self.kept.attempts + 1)
+            self.kept = refused.trying(self.kept)
+            self._apply(self.kept.document, None)
         return self.unreported_refusals(now)
 
     def close(self, clean: bool) -> None:
@@ -108,8 +120,7 @@ class Remote:
             self._ack(message, key)
             return []
         if schedule:
-            # applied beside the loop; acknowledged when it is done (ScheduleDone)
-            self.worker().submit(message.payload, lambda outcome: self._post(ScheduleDone(outcome, message)))
+            self._apply(message.payload, message)  # beside the loop; acknowledged when it is done (ScheduleDone)
             return []
         if topics and message.topic == topics.resend:
             self.ack(message)
@@ -183,9 +194,14 @@ class Remote:
     def schedule_done(self, done: ScheduleDone, now: float) -> list:
         """The worker's outcome, reported here: an event for every outcome but an ignored one."""
         outcome = done.outcome
+        if outcome.damaged:  # not acknowledged: the broker delivers it again to the recovered store
+            return self.storage.found_damage(outcome.damaged)
         effects: list = []
         if outcome.status == "applied":
             self.storage.rehash_needed = self.store.rehash_needed
+            self.storage.recovered = None  # what the recovery lost is replaced
+        free = self.storage.free_now() if outcome.retry else None
+        self.kept = refused.after(self.kept, done.document, status=outcome.status, retry=outcome.retry, now=now, free=free)
         if outcome.status == "gap":
             self.request_sync()
         elif outcome.status == "failed":  # the store could not take it: ask again later

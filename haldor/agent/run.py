@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: `haldor run`'s exit status when it stopped to be started again (EX_TEMPFAIL)
 EXIT_RESTART = 75
+#: when it stopped on a damaged database, for the start after it to put the good copy in place (EX_IOERR)
+EXIT_DAMAGED = 74
 
 
 def run_forever(cfg: Config) -> int:
@@ -88,6 +90,9 @@ def run_forever(cfg: Config) -> int:
             except OSError as exc:  # the saved copy stays beside it, named in the log
                 log.error("%s could not be put in place: %s", saved, exc)
         held.release()
+    if agent.storage.damage is not None:
+        log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", agent.storage.damage)
+        return EXIT_DAMAGED
     if agent.storage.restart_for is not None:
         log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
         return EXIT_RESTART

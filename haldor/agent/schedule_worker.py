@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from nacl.public import PrivateKey
 
+from haldor.access.damage import damaged
 from haldor.access.envelope import load_public_key
 from haldor.access.intake import Outcome, process
 from haldor.access.model import Policy
@@ -215,7 +216,7 @@ def _apply_in_child(site: Site, payload: bytes, now: float) -> Outcome:
         store = Store.open(site.data_dir, site.site, site.timezone, site.policy, existing=site.secret)
     except StoreError as exc:
         logging.getLogger(__name__).error("schedule not applied: %s", exc)
-        return Outcome("failed", f"storage: {exc}; the schedule in force stays")
+        return Outcome("failed", f"storage: {exc}; the schedule in force stays", damaged=damaged(exc))
     try:
         keys = {kid: load_public_key(text) for kid, text in site.keys.items()}
         return process(

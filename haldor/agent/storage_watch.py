@@ -1,7 +1,7 @@
 """What the agent knows about its storage, and what it does about it: the disk's room
-and the reserve, the store's files under its feet, a store that cannot be read, and a
-device secret that no longer matches. One place, so that the status, the screen and
-the events all say the same."""
+and the reserve, the store's files under its feet, a store that cannot be read or is
+damaged, and a device secret that no longer matches. One place, so that the status,
+the screen and the events all say the same."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from haldor.access import reserve
+from haldor.access import recovery, reserve
 from haldor.access.controller import Emit
 from haldor.access.journal import Journal
 from haldor.access.store import DB_NAME, Store
@@ -47,6 +47,12 @@ class StorageWatch:
         self._known = {path: _file_id(path) for path in (self.data_dir, self._db_path, self._wal_path)}
         #: why the agent stopped to be started again (`haldor run` exits 75), or None
         self.restart_for: str | None = None
+        #: the database is damaged (SQLite's words): the agent stops for the start to recover (exit 74)
+        self.damage: str | None = None
+        #: what the start recovered from (recovery.check), until a snapshot is applied
+        self.recovered: str | None = None
+        #: when the disk was last looked at, and its free bytes then (None: not yet, or it failed)
+        self.free: tuple[float, int] | None = None
 
     def start(self) -> list:
         """At start: a replaced secret is said once (the store noted it when it opened)."""
@@ -60,15 +66,17 @@ class StorageWatch:
         if not (self.checks.due(now) or changed):
             return []
         self.checks.next_at = now + DISK_CHECK_EVERY_S
-        return self._check_disk() + self.check_files()
+        return self._check_disk(now) + self.check_files()
 
-    def _check_disk(self) -> list:
+    def _check_disk(self, now: float) -> list:
         """Keep the reserve while the disk has room; say so once when it has not. Only
         looks here (two stat calls); the reserve is written by a thread of its own, since
         writing and syncing megabytes on an SD card is no work for the decision loop."""
         data_dir = self.data_dir
+        self.free = None
         try:
             free = reserve.free_bytes(data_dir)
+            self.free = (now, free)
             if reserve.present(data_dir) or free >= 2 * reserve.SIZE:
                 if not reserve.present(data_dir) and not self._reserving.is_set():
                     self._reserving.set()
@@ -84,6 +92,13 @@ class StorageWatch:
         first = self.disk_low is None
         self.disk_low = why
         return [Emit(Event.STORAGE_FAULT, reason=why, extra={"storage": {"free_bytes": free}})] if first else []
+
+    def free_now(self) -> int | None:
+        """The disk's free bytes now (one stat call); None when it cannot be told."""
+        try:
+            return reserve.free_bytes(self.data_dir)
+        except OSError:
+            return None
 
     def _keep_reserve(self) -> None:
         try:
@@ -125,6 +140,18 @@ class StorageWatch:
                 return f"{what} was {'deleted' if now is None else 'replaced'} while the agent ran"
         return None
 
+    def found_damage(self, why: str | None) -> list:
+        """A read or write found the database damaged: no waiting helps, so the agent stops
+        at once (every lock to its safe state) and says so to the next start, which sets the
+        file aside and puts the good copy in its place (:mod:`haldor.access.recovery`).
+        No effects: nothing can be stored."""
+        if why is not None and self.damage is None:
+            self.damage = why
+            log.error("storage: the database is damaged (%s); the agent stops, the next start puts the good copy in place", why)
+            recovery.mark_damaged(self._db_path, why)
+            self._post(Stop())
+        return []
+
     def read_failed(self, exc: Exception, what: str) -> None:
         if self.read_fault is None:
             log.error("storage: cannot read (%s); %s dropped", exc, what)
@@ -146,6 +173,7 @@ class StorageWatch:
         if self.rehash_needed:
             health.update(ok=False, fault=health["fault"] or SECRET_REPLACED)
         health["cards_work"] = not self.rehash_needed
+        health["recovered"] = self.recovered
         return health
 
 
