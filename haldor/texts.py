@@ -266,6 +266,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "da": "fleet-tjenesten har mistet forbindelsen til brokeren; dørstyringernes tilstand er ukendt",
         "en": "the fleet service has lost the broker; the door controllers' states are unknown",
     },
+    "alert.sync.rejected": {
+        "da": "dørstyringen afviste de nye bookinger ({detail})",
+        "en": "the door controller refused the new bookings ({detail})",
+    },
+    "alert.command.failed": {
+        "da": "dørstyringen afviste en kommando ({detail})",
+        "en": "the door controller refused a command ({detail})",
+    },
     "alert.offline": {"da": "dørstyringen svarer ikke", "en": "the door controller does not answer"},
     "alert.outbox.backlog": {"da": "{detail} hændelser venter på at blive sendt", "en": "{detail} events are waiting to be sent"},
     "alert.open": {"da": "ALARM", "en": "ALARM"},

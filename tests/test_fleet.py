@@ -649,3 +649,33 @@ def test_the_chart_runs_evenly_through_quiet_weeks_and_the_new_year():
         ]
     )
     assert weekly_totals(lines) == [("2026-W52", 1.0, 1.0), ("2026-W53", 0.0, 0.0), ("2027-W01", 2.0, 0.0)]
+
+
+def test_a_command_from_elsewhere_enters_the_audit_log_once_with_the_boxs_answer(fleet_db):
+    from haldor.fleet.commands import AuditLog
+
+    store = FleetStore(fleet_db)
+    result = access(
+        "valby",
+        "command.result",
+        "2026-11-25T17:00:00+01:00",
+        9,
+        reader=None,
+        reason="expired",
+        command="c-77",
+        action="unlock",
+        ok=False,
+        by="pedel-anna",
+        why="Stævne",
+    )
+    store.store((), [result])
+    store.store((), [{**result, "id": str(uuid.uuid4())}])  # the same answer again, another event id: still one row
+    (row,) = AuditLog(store.db).rows("valby")
+    assert (row["who"], row["action"], row["detail"], row["ok"], row["error"], row["command"]) == (
+        "pedel-anna",
+        "unlock",
+        "Stævne",
+        0,
+        "expired",
+        "c-77",
+    )

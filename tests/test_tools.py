@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -172,6 +173,62 @@ def test_command_is_carried_out_and_its_result_printed(tmp_path, broker, box):
     refused = haldor("command", *at, SITE, "unlock", "--door", "nowhere", check=False)
     assert refused.returncode == 1 and "refused unlock: unknown door 'nowhere'" in refused.stderr
     assert json.loads(refused.stdout)["ok"] is False
+
+
+def test_what_a_box_refuses_reaches_the_fleet_and_command_line_commands_are_audited(tmp_path, broker, box):
+    """Issue 24: a refused schedule and a refused command were on no page and in no alert;
+    a command from `haldor command` was in no audit log."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from haldor import schemas
+    from haldor.fleet import settings as fleet_settings
+    from haldor.fleet.alerting import AlertWorker
+    from haldor.fleet.commands import AuditLog
+    from haldor.fleet.ingest import FleetConsumer
+    from haldor.fleet.store import FleetStore
+    from haldor.mqtt import BrokerOptions
+
+    from .broker import Publisher
+    from .test_fleet_alerts import Receiver
+
+    db = str(tmp_path / "fleet.db")
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
+    receiver = Receiver()
+    worker = AlertWorker(fleet_settings.parse({"webhooks": [{"url": receiver.url}]}, str(tmp_path / "f.toml")), FleetStore(db))
+    publisher = Publisher(broker.port, Ed25519PrivateKey.generate(), kid="k-unknown")
+    consumer.start()
+    try:
+        wait_for(consumer.connected.is_set, what="fleet connected")
+        at = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(tmp_path / "k1.key"))
+        haldor("command", *at, SITE, "hold_open", "--door", "main", "--reason", "Stævne", "--by", "pedel-anna")
+        haldor("command", *at, SITE, "unlock", "--door", "nowhere", "--by", "pedel-anna", check=False)
+        publisher.send("schedule", snapshot(77), retain=True)  # signed with a key the box does not trust
+        audit = AuditLog(consumer.store.db)
+        rows = wait_for(lambda: len(audit.rows(SITE)) == 2 and audit.rows(SITE), what="both commands in the audit log")
+        refused, done = rows if rows[0]["error"] else rows[::-1]
+        assert (done["who"], done["action"], done["door"], done["detail"], done["ok"]) == (
+            "pedel-anna",
+            "hold_open",
+            "main",
+            "Stævne",
+            1,
+        )
+        assert (refused["action"], refused["ok"], refused["error"]) == ("unlock", 0, "unknown door 'nowhere'")
+        alarms = wait_for(
+            lambda: {a["type"]: a for a in consumer.store.alarms()}.get("sync.rejected") and consumer.store.alarms(), what="alarm"
+        )
+        assert {a["type"] for a in alarms} == {"sync.rejected", "command.result"}
+        assert "k-unknown" in next(a["reason"] for a in alarms if a["type"] == "sync.rejected")
+        worker.run_once(time.time())
+        alerts = [receiver.next(), receiver.next()]
+        assert sorted(a["kind"] for a in alerts) == ["command.failed", "sync.rejected"]
+        assert all(schemas.errors("alert", a) == [] for a in alerts)
+        assert any("afviste de nye bookinger" in a["text"] for a in alerts)
+    finally:
+        publisher.close()
+        consumer.stop()
+        worker.stop()
+        receiver.close()
 
 
 def test_command_signed_with_a_key_the_box_does_not_trust_is_refused_by_the_box(tmp_path, broker, box):

@@ -71,9 +71,13 @@ class AlertWorker:
     def run_once(self, now: float) -> None:
         sites = self.store.sites()
         rules = self.settings.alerts
-        guessing = self.store.guessing(now - rules.access_guessing_min * 60) if rules.access_guessing_min else []
+        notices = self.store.guessing(now - rules.access_guessing_min * 60) if rules.access_guessing_min else []
+        if rules.schedule_refused:
+            notices += self.store.refused_schedules(now - DOOR_WINDOW_S)
+        if rules.command_failed_min:
+            notices += self.store.failed_commands(now - rules.command_failed_min * 60)
         blind_since = self.blind()
-        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, rules, guessing, blind_since)
+        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, rules, notices, blind_since)
         if blind_since is not None:  # nothing is known of the boxes now: an offline one stays as it was, none opens
             found |= {
                 k: alerts.Condition(**alerts.fields(i)) for k, i in self.book.open_incidents().items() if i["kind"] == "offline"

@@ -25,6 +25,8 @@ KINDS = (
     "outbox.backlog",
     Event.ACCESS_GUESSING,
     "broker",
+    Event.SYNC_REJECTED,
+    "command.failed",
 )
 
 
@@ -41,12 +43,15 @@ class DoorState:
 
 
 @dataclass(frozen=True, slots=True)
-class Guessing:
-    """The last lockout for guessing at one reader (``reason``: wrong_pin or unknown_card)."""
+class Notice:
+    """The last of one kind of event that is an alarm for a while after it came: a lockout
+    for guessing at a reader (``detail`` wrong_pin or unknown_card), a schedule the box
+    refused (while no later one was applied), a command it refused or could not carry out."""
 
+    kind: str
     site: str
-    reader: str
-    reason: str
+    subject: str | None
+    detail: str
     at: float
 
 
@@ -69,16 +74,15 @@ def conditions(
     doors: list[DoorState],
     now: float,
     rules: AlertRules,
-    guessing: Iterable[Guessing] = (),
+    notices: Iterable[Notice] = (),
     blind_since: float | None = None,
 ) -> dict[str, Condition]:
-    """Every condition the rules call an alarm, by key. ``guessing``: the lockouts within
-    ``rules.access_guessing_min`` (an incident lasts that long after the last one, so a
-    guesser who keeps at it is one alert, not one a minute)."""
+    """Every condition the rules call an alarm, by key. ``notices``: the ones the store
+    found within each rule's minutes (a guesser who keeps at it is one alert, not one a
+    minute; a refused schedule lasts until one is applied)."""
     found: list[Condition] = [
-        Condition(f"{Event.ACCESS_GUESSING}:{g.site}:{g.reader}", Event.ACCESS_GUESSING, g.site, g.reader, g.at, g.reason)
-        for g in guessing
-        if rules.access_guessing_min
+        Condition(":".join(x for x in (n.kind, n.site, n.subject) if x), n.kind, n.site, n.subject, n.at, n.detail)
+        for n in notices
     ]
     for s in site_rows(sites, now, blind_since):
         site = s["site"]
@@ -134,5 +138,6 @@ def _json(text: Any) -> Any:
 def describe(kind: str, site_name: str, subject_name: str | None, detail: str, lang: str) -> str:
     """One line a caretaker understands: "Valby Skole: Hovedindgang: døren er brudt op"."""
     key = f"alert.{kind}.{detail}" if kind == Event.ACCESS_GUESSING else f"alert.{kind}"  # what was guessed
+    detail = detail[:200]
     text = t(key, lang).format(detail=detail).replace(" ()", "")
     return ": ".join(x for x in (site_name, subject_name, text) if x)

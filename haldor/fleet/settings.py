@@ -28,6 +28,10 @@ class AlertRules:
     access_guessing_min: int = 60
     #: the fleet itself has not heard the broker this many minutes; 0: no alert
     broker_lost_min: int = 2
+    #: a box refused the last schedule sent to it (until one is applied)
+    schedule_refused: bool = True
+    #: a box refused or could not carry out a command, this many minutes after; 0: no alert
+    command_failed_min: int = 60
     language: str = "da"
 
 
@@ -73,6 +77,8 @@ _ALERTS = {
     "outbox_backlog": 10_000,
     "access_guessing_min": 60,
     "broker_lost_min": 2,
+    "schedule_refused": True,
+    "command_failed_min": 60,
     "language": "da",
     "every_s": 5.0,
 }
@@ -96,7 +102,7 @@ def parse(raw: dict[str, Any], path: str) -> FleetSettings:
     c = toml_file.Checker(path)
     c.only(raw, ("alerts", "webhooks", "email"))
     a = c.section(raw, "alerts", _ALERTS)
-    for key in ("door_held_open_min", "offline_min", "outbox_backlog", "access_guessing_min", "broker_lost_min"):
+    for key in ("door_held_open_min", "offline_min", "outbox_backlog", "access_guessing_min", "broker_lost_min", "command_failed_min"):
         if a[key] < 0:
             raise c.fail(f"alerts.{key}", "must not be negative (0: no alert)")
     if a["language"] not in LANGUAGES:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from haldor.protocol import Event
 from haldor.sql import Database
 
-from .alerts import DoorState, Guessing
+from .alerts import DoorState, Notice
 from .report import ALL_TIME, Period, UsageLine, booking_figures
 from .schema import MIGRATIONS
 from .sequences import Sequences
@@ -29,7 +29,7 @@ from .sequences import Sequences
 log = logging.getLogger(__name__)
 
 #: the events the fleet lists as alarms
-ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.ACCESS_GUESSING)
+ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.ACCESS_GUESSING, Event.SYNC_REJECTED)
 
 USAGE_COLUMNS = (
     "id",
@@ -254,6 +254,7 @@ class FleetStore:
             )
             self._insert_usage(events)
             self.sequences.note_events(events)
+            self._audit_commands(events)
             sites = sorted({doc["site"] for doc in events})
             if sites:  # a site known by its events before its first status; when its events last came
                 now = time.time()
@@ -265,6 +266,37 @@ class FleetStore:
             for site, doc, received in statuses:
                 self._set_status(site, doc, received)
         return new
+
+    def _audit_commands(self, events: list[dict[str, Any]]) -> None:
+        """A command sent from elsewhere (``haldor command``, the booking system) enters the
+        audit log when its result event comes: who (the command's ``by``), what, why and the
+        box's answer. One from the page has its row already, and gets its answer by id."""
+        rows = [
+            [
+                f"box:{doc['site']}:{doc['command']}"[:200],
+                _ts(doc.get("at")) or time.time(),
+                _text(doc.get("by")) or "?",
+                doc["site"],
+                _text(doc.get("action"), 64) or "?",
+                _text(doc.get("door")),
+                _text(doc.get("why"), 500) or "",
+                _text(doc["command"], 64),
+                1 if doc.get("ok") is True else 0,
+                _text(doc.get("reason"), 500),
+                _ts(doc.get("at")) or time.time(),
+                doc["command"],
+                doc["site"],
+            ]
+            for doc in events
+            if doc.get("type") == Event.COMMAND_RESULT and isinstance(doc.get("command"), str)
+        ]
+        if rows:
+            self.db.executemany(
+                "INSERT INTO audit (id, at, who, role, site, action, door, detail, command, ok, error, answered_at) "
+                "SELECT ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM audit WHERE command = ? AND site = ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
 
     def add_event(self, doc: dict[str, Any]) -> bool:
         return self.store((), [doc]) == 1
@@ -377,9 +409,9 @@ class FleetStore:
     ) -> list[dict[str, Any]]:
         clause, params = where(site, since, until, "at_ts")
         rows = self.db.rows(
-            f"SELECT site, at, type, door, reader, reason FROM events WHERE type IN ({','.join('?' * len(ALARMS))}){clause} "
-            "ORDER BY at_ts DESC LIMIT ?",
-            [*ALARMS, *params, limit],
+            f"SELECT site, at, type, door, reader, reason FROM events WHERE (type IN ({','.join('?' * len(ALARMS))}) "
+            f"OR (type = ? AND reason IS NOT NULL)){clause} ORDER BY at_ts DESC LIMIT ?",  # and the commands a box refused
+            [*ALARMS, Event.COMMAND_RESULT, *params, limit],
         )
         return [dict(zip(("site", "at", "type", "door", "reader", "reason"), r, strict=True)) for r in rows]
 
@@ -427,18 +459,33 @@ class FleetStore:
                 fields[movements[kind]] = at
         return [DoorState(site, door, **fields) for (site, door), fields in sorted(doors.items())]
 
-    def guessing(self, since: float) -> list[Guessing]:
+    def guessing(self, since: float) -> list[Notice]:
         """The last lockout for guessing at each reader since ``since``."""
+        return self._last_of(Event.ACCESS_GUESSING, "reader", "type = ? AND reader IS NOT NULL", [Event.ACCESS_GUESSING], since)
+
+    def failed_commands(self, since: float) -> list[Notice]:
+        """The last command each site refused or could not carry out since ``since``."""
+        return self._last_of("command.failed", None, "type = ? AND reason IS NOT NULL", [Event.COMMAND_RESULT], since)
+
+    def refused_schedules(self, since: float) -> list[Notice]:
+        """Sites whose last schedule since ``since`` was refused (a later applied one ends it)."""
+        applied = {n.site: n.at for n in self._last_of("", None, "type = ?", [Event.SYNC_APPLIED], since)}
+        refused = self._last_of(Event.SYNC_REJECTED, None, "type = ?", [Event.SYNC_REJECTED], since)
+        return [n for n in refused if n.at > applied.get(n.site, 0.0)]
+
+    def _last_of(self, kind: str, subject: str | None, condition: str, params: list[Any], since: float) -> list[Notice]:
+        """The newest event per site (and ``subject`` column) that meets ``condition``."""
+        column = subject or "NULL"
         rows = self.db.rows(
-            "SELECT site, reader, reason, MAX(at_ts) FROM events WHERE type = ? AND at_ts >= ? AND reader IS NOT NULL "
-            "GROUP BY site, reader, reason",
-            [Event.ACCESS_GUESSING, since],
+            f"SELECT site, {column}, reason, at_ts FROM events e WHERE {condition} AND at_ts >= ? AND at_ts = "
+            f"(SELECT MAX(at_ts) FROM events x WHERE x.site = e.site AND x.type = e.type AND x.at_ts >= ?"
+            f"{f' AND x.{subject} = e.{subject}' if subject else ''})",
+            [*params, since, since],
         )
-        last: dict[tuple[str, str], Guessing] = {}
-        for site, reader, reason, at in rows:
-            if (site, reader) not in last or at > last[site, reader].at:
-                last[site, reader] = Guessing(site, reader, reason or "", at)
-        return [last[k] for k in sorted(last)]
+        last: dict[tuple[str, str | None], Notice] = {}
+        for site, subj, reason, at in rows:
+            last[site, subj] = Notice(kind, site, subj, reason or "", at)
+        return [last[k] for k in sorted(last, key=lambda k: (k[0], k[1] or ""))]
 
     def usage_count(self) -> int:
         row = self.db.one("SELECT COUNT(*) FROM usage")
