@@ -17,7 +17,7 @@ from haldor.access.store import Store
 RESEND_PER_S = 500.0
 #: events read and published in one go: short enough that the decision loop, waiting
 #: for the interpreter, is never kept more than about a millisecond
-BURST = 20
+BURST = 10
 
 
 class Resender:
