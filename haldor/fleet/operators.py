@@ -153,7 +153,7 @@ class Operators:
         if why or (lock is not None and lock > now):
             self._dummy = self._dummy or _hasher().hash(secrets.token_hex(16))
             _verified(self._dummy, password)
-            if not why:
+            if why != "blocked":  # a refusal runs out on time: guessing on meanwhile does not make it longer
                 self.sources.failed(source, now)
             return None, why or "locked"
         assert row is not None
