@@ -633,7 +633,7 @@ def test_formulas_from_a_box_stay_text_in_the_spreadsheets():
         "\uff0b1",
         "\uff0d1",
         "\uff20SUM(A1)",
-        " \uff1dHYPERLINK(\"http://x\")",
+        ' \uff1dHYPERLINK("http://x")',
     ],
 )
 def test_a_formula_after_spaces_or_in_full_width_stays_text(name):

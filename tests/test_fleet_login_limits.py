@@ -143,6 +143,17 @@ def test_behind_the_proxy_the_forwarded_address_counts_and_elsewhere_the_header_
     assert login(web, "pedel-anna", forwarded="203.0.113.1").status_code == 303
 
 
+def test_a_proxy_that_forwards_no_address_is_named_in_the_log(fleet, caplog):
+    """Without X-Forwarded-For every browser behind the proxy is one address, and one guesser
+    would shut them all out: the log says how to set it."""
+    web, _, _ = fleet
+    web.public_origin = "https://fleet.kommune.example"
+    assert login(web, "pedel-anna", forwarded="198.51.100.7").status_code == 303
+    assert "X-Forwarded-For" not in caplog.text
+    assert login(web, "pedel-anna").status_code == 303
+    assert "without X-Forwarded-For: set it in the proxy" in caplog.text
+
+
 def test_one_argon2_check_at_a_time_per_source_and_two_in_all(fleet):
     web, users, _ = fleet
     web.slots.wait_s = 60.0  # longer than the client waits: a 503 that came back did not wait

@@ -141,7 +141,7 @@ class Operators:
         cannot lock its user out. From one of the user's own addresses (a login from it in
         the last 90 days) five in a row lock that address for that user; from all other
         addresses together, five in a row lock the user for every address but its own. A
-        guesser with many addresses gets five tries a quarter; the user still logs in where
+        guesser with many addresses gets five tries a quarter of an hour; the user logs in where
         it always does, as a bank or a mail service lets a known device in during an attack.
         Every answer costs one argon2 verification, so the time tells nothing; a lockout
         stops new logins only (the user's open sessions go on)."""

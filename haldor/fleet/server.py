@@ -22,7 +22,7 @@ from haldor.texts import t
 from .commands import AuditLog, Commander
 from .exports import Table, access_table, audit_table_export, season_table, sites_table, to_csv, to_xlsx, usage_table
 from .incidents import IncidentBook
-from .login_limits import HashSlots, source_of
+from .login_limits import HashSlots, from_proxy, source_of
 from .metrics import FleetCollector, exposition
 from .operator_pages import audit_page, login_page
 from .operators import Operator
@@ -260,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
         name, password = form.get("name", "").strip()[:64], form.get("password", "")[:1024]
         target = safe_target(form.get("next", "/"))
         source = source_of(self.client_address[0], self.headers)
+        if srv.public_origin and from_proxy(source):  # every browser would count as one address
+            log.warning("a login through the proxy without X-Forwarded-For: set it in the proxy (README: Operators)")
         with srv.slots.held(source) as slot:
             if not slot:
                 self._send(503, b"too many logins at once: try again in a moment\n", "text/plain", {"Retry-After": "2"})
