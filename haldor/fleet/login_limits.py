@@ -9,8 +9,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -108,9 +107,8 @@ class SourceLimits:
     them (and a restart forgets nothing). A blocked source is refused whatever it sends,
     the right password too, or it could go on guessing."""
 
-    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.clock = clock
         db.migrate("login_sources", MIGRATIONS)
 
     def blocked(self, source: str, now: float) -> bool:

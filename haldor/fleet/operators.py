@@ -78,7 +78,7 @@ class Operators:
         self.db = db
         self.clock = clock
         db.migrate("operators", MIGRATIONS)
-        self.sources = SourceLimits(db, clock)
+        self.sources = SourceLimits(db)
         self._dummy: str | None = None
 
     def add(self, name: str, password: str, role: str) -> None:
