@@ -618,6 +618,37 @@ def test_formulas_from_a_box_stay_text_in_the_spreadsheets():
     assert [r["Forening"] for r in rows] == ['\'=HYPERLINK("http://x","Klik")', "'@SUM(1+1)"]
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        " =1+1",  # a space
+        "\u00a0=1+1",  # a no-break space
+        "\u3000+1",  # an ideographic space
+        "\u2003@SUM(A1)",  # an em space
+        "\n-1+1",
+        " \t=1+1",
+        "\u2028=1+1",  # a line separator
+        "\u200b=1+1",  # a zero-width space
+        "\uff1d1+1",  # a full-width =
+        "\uff0b1",
+        "\uff0d1",
+        "\uff20SUM(A1)",
+        ' \uff1dHYPERLINK("http://x")',
+    ],
+)
+def test_a_formula_after_spaces_or_in_full_width_stays_text(name):
+    """Regression (issue 23): only a sign at the very start was prefixed, so " =1+1" and
+    a full-width "\uff1d" reached a spreadsheet as formulas."""
+    from openpyxl import load_workbook
+
+    from haldor.fleet.exports import Table, to_csv, to_xlsx
+
+    table = Table("t", ["Forening", "Timer"], [[name, 1.0], [" Valby Volley", 2.0], ["a=b", 3.0]])
+    assert [r["Forening"] for r in danish_csv(to_csv(table, "da"))] == ["'" + name, " Valby Volley", "a=b"]
+    sheet = load_workbook(io.BytesIO(to_xlsx(table))).active
+    assert (sheet["A2"].value, sheet["A2"].data_type) == (name, "s")  # a text cell: never a formula
+
+
 def test_the_page_keeps_up_and_says_what_it_cannot_show(fleet):
     broker, consumer, store, web = fleet
     site = SimulatedSite(broker.port, "valby")

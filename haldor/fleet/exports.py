@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,14 +35,21 @@ def to_csv(table: Table, lang: str) -> bytes:
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-#: a cell starting with one of these is a formula to a spreadsheet: a name a box sent must stay text
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: a formula to a spreadsheet: a sign (the full-width ones too, which an East Asian Excel reads
+#: as the plain ones), perhaps after spaces, tabs, line breaks, a no-break space or an invisible
+#: character (Excel and LibreOffice skip them); a name a box sent must stay text
+FORMULA = re.compile(r"[\s\u180e\u200b\u200c\u200d\u2060\ufeff]*[=+\-@\uff1d\uff0b\uff0d\uff20]")
+
+
+def formula_like(text: str) -> bool:
+    """A text a spreadsheet could take for a formula (a tab or CR at the start always counts)."""
+    return text.startswith(("\t", "\r")) or FORMULA.match(text) is not None
 
 
 def _cell(value: Any, lang: str) -> str:
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and formula_like(value):
         return "'" + value
     if isinstance(value, bool):
         return ("ja" if value else "nej") if lang == "da" else ("yes" if value else "no")

@@ -1,6 +1,7 @@
 """The people who use the fleet's page: local users with argon2 password hashes, a
 role each (a viewer reads, an operator acts), and a lockout after repeated wrong
-passwords. Kept in the fleet's database, so every fleet process knows them."""
+passwords that a stranger cannot turn against a user (see :meth:`Operators.check`).
+Kept in the fleet's database, so every fleet process knows them."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from dataclasses import dataclass
 from haldor.errors import HaldorError
 from haldor.sql import Database
 
+from .login_limits import SourceLimits
+
 ROLES = ("viewer", "operator")
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 #: wrong passwords in a row before a user is locked out, and for how long
 MAX_FAILURES, LOCKOUT_S = 5, 15 * 60
+#: an address the user logged in from within this long is one of the user's own
+KNOWN_S = 90 * 86400.0
 MIN_PASSWORD = 12
 
 MIGRATIONS = [
@@ -28,6 +33,13 @@ MIGRATIONS = [
     # sessions end when this changes: at a logout, a remove, an add (a name used again), an unlock
     """
     ALTER TABLE operators ADD COLUMN generation TEXT
+    """,
+    # the addresses a user logged in from, each with its own count of wrong passwords;
+    # operators.failures and locked_until now count those from every other address
+    """
+    CREATE TABLE operator_sources (
+        name TEXT NOT NULL, source TEXT NOT NULL, last_ok {float} NOT NULL, failures INTEGER NOT NULL DEFAULT 0,
+        locked_until {float}, PRIMARY KEY (name, source))
     """,
 ]
 
@@ -48,6 +60,13 @@ class OperatorError(HaldorError):
     pass
 
 
+#: an operators row's "locked now", from anywhere or from one of its own addresses (two parameters: now)
+_LOCKED = (
+    "(locked_until IS NOT NULL AND locked_until > ?) OR EXISTS (SELECT 1 FROM operator_sources o "
+    "WHERE o.name = operators.name AND o.locked_until IS NOT NULL AND o.locked_until > ?)"
+)
+
+
 def _hasher():
     from argon2 import PasswordHasher  # the fleet's extra: never on a box
 
@@ -59,6 +78,7 @@ class Operators:
         self.db = db
         self.clock = clock
         db.migrate("operators", MIGRATIONS)
+        self.sources = SourceLimits(db)
         self._dummy: str | None = None
 
     def add(self, name: str, password: str, role: str) -> None:
@@ -71,6 +91,7 @@ class Operators:
         with self.db.transaction():
             if self.db.one("SELECT 1 FROM operators WHERE name = ?", [name]):
                 raise OperatorError(f"user {name!r} exists already (remove it first)")
+            self.db.execute("DELETE FROM operator_sources WHERE name = ?", [name])  # another person's addresses
             self.db.execute(
                 "INSERT INTO operators(name, hash, role, failures, created_at, generation) VALUES (?, ?, ?, 0, ?, ?)",
                 [name, _hasher().hash(password), role, self.clock(), secrets.token_hex(8)],
@@ -80,14 +101,15 @@ class Operators:
         with self.db.transaction():
             found = self.db.one("SELECT 1 FROM operators WHERE name = ?", [name])
             self.db.execute("DELETE FROM operators WHERE name = ?", [name])
+            self.db.execute("DELETE FROM operator_sources WHERE name = ?", [name])
         return found is not None
 
     def list(self) -> list[tuple[str, str, bool]]:
-        """(name, role, locked now)."""
+        """(name, role, locked now: from anywhere or from one of its own addresses)."""
         now = self.clock()
         return [
-            (r[0], r[1], r[2] is not None and r[2] > now)
-            for r in self.db.rows("SELECT name, role, locked_until FROM operators ORDER BY name")
+            (r[0], r[1], bool(r[2]))
+            for r in self.db.rows(f"SELECT name, role, {_LOCKED} FROM operators ORDER BY name", [now, now])
         ]
 
     def any(self) -> bool:
@@ -102,42 +124,81 @@ class Operators:
         self.db.execute("UPDATE operators SET generation = ? WHERE name = ?", [secrets.token_hex(8), name])
 
     def unlock(self, name: str) -> bool:
+        """Every lock of the user ends, and its own addresses are no longer refused."""
         with self.db.transaction():
             found = self.db.one("SELECT 1 FROM operators WHERE name = ?", [name])
             self.db.execute("UPDATE operators SET failures = 0, locked_until = NULL WHERE name = ?", [name])
+            self.db.execute("UPDATE operator_sources SET failures = 0, locked_until = NULL WHERE name = ?", [name])
+            own = [r[0] for r in self.db.rows("SELECT source FROM operator_sources WHERE name = ?", [name])]
+        self.sources.lift(own)
         return found is not None
 
-    def check(self, name: str, password: str) -> tuple[Operator | None, str]:
-        """(the operator, "") or (None, why: "unknown", "wrong", "locked" or "locked now").
+    def check(self, name: str, password: str, source: str = "127.0.0.1") -> tuple[Operator | None, str]:
+        """(the operator, "") or (None, why: "unknown", "wrong", "locked", "locked now", or
+        "blocked": the source failed too often, :class:`SourceLimits`).
+
+        Wrong passwords count apart by where they come from, so a stranger who knows a name
+        cannot lock its user out. From one of the user's own addresses (a login from it in
+        the last 90 days) five in a row lock that address for that user; from all other
+        addresses together, five in a row lock the user for every address but its own. A
+        guesser with many addresses gets five tries a quarter of an hour; the user logs in where
+        it always does, as a bank or a mail service lets a known device in during an attack.
         Every answer costs one argon2 verification, so the time tells nothing; a lockout
         stops new logins only (the user's open sessions go on)."""
-        from argon2.exceptions import InvalidHashError, VerificationError
-
-        hasher = _hasher()
         now = self.clock()
         row = self.db.one("SELECT name, hash, role, failures, locked_until, generation FROM operators WHERE name = ?", [name])
-        if row is None or (row[4] is not None and row[4] > now):
-            self._dummy = self._dummy or hasher.hash(secrets.token_hex(16))
-            try:
-                hasher.verify(self._dummy, password)
-            except (VerificationError, InvalidHashError):
-                pass
-            return None, "unknown" if row is None else "locked"
-        try:
-            hasher.verify(row[1], password)
-        except (VerificationError, InvalidHashError):
-            failures = int(row[3]) + 1
-            locked = now + LOCKOUT_S if failures >= MAX_FAILURES else None
+        own = self._own(name, source, now) if row else None
+        lock = (own[1] if own else row[4]) if row else None
+        why = "blocked" if self.sources.blocked(source, now) else "unknown" if row is None else ""
+        if why or (lock is not None and lock > now):
+            self._dummy = self._dummy or _hasher().hash(secrets.token_hex(16))
+            _verified(self._dummy, password)
+            if why != "blocked":  # a refusal runs out on time: guessing on meanwhile does not make it longer
+                self.sources.failed(source, now)
+            return None, why or "locked"
+        assert row is not None
+        if not _verified(row[1], password):
+            self.sources.failed(source, now)
+            return None, self._failed(name, source if own else None, now)
+        with self.db.transaction():
+            self.db.execute("UPDATE operators SET failures = 0 WHERE name = ?", [name])  # a lock from elsewhere stays
             self.db.execute(
-                "UPDATE operators SET failures = ?, locked_until = ? WHERE name = ?", [0 if locked else failures, locked, name]
+                "INSERT INTO operator_sources(name, source, last_ok, failures) VALUES (?, ?, ?, 0) "
+                "ON CONFLICT (name, source) DO UPDATE SET last_ok = excluded.last_ok, failures = 0, locked_until = NULL",
+                [name, source, now],
             )
-            return None, "locked now" if locked else "wrong"
-        self.db.execute("UPDATE operators SET failures = 0, locked_until = NULL WHERE name = ?", [name])
+            self.db.execute("DELETE FROM operator_sources WHERE name = ? AND last_ok < ?", [name, now - KNOWN_S])
+        self.sources.succeeded(source)
         return Operator(row[0], row[2], row[5] or ""), ""
 
+    def _own(self, name: str, source: str, now: float) -> tuple | None:
+        """(failures, locked_until) from ``source`` when it is one of the user's own addresses."""
+        return self.db.one(
+            "SELECT failures, locked_until FROM operator_sources WHERE name = ? AND source = ? AND last_ok >= ?",
+            [name, source, now - KNOWN_S],
+        )
+
+    def _failed(self, name: str, own: str | None, now: float) -> str:
+        """Count a wrong password: against the user's own address ``own``, or else against
+        every other one; "locked now" when it is the fifth in a row."""
+        table, where, keys = (
+            ("operator_sources", "name = ? AND source = ?", [name, own]) if own else ("operators", "name = ?", [name])
+        )
+        with self.db.transaction():
+            lock = " FOR UPDATE" if self.db.kind == "postgresql" else ""  # another fleet process counts too
+            row = self.db.one(f"SELECT failures FROM {table} WHERE {where}{lock}", keys)
+            failures = (int(row[0]) if row else 0) + 1
+            locked = now + LOCKOUT_S if failures >= MAX_FAILURES else None
+            self.db.execute(
+                f"UPDATE {table} SET failures = ?, locked_until = ? WHERE {where}", [0 if locked else failures, locked, *keys]
+            )
+        return "locked now" if locked else "wrong"
+
     def locked(self, name: str) -> bool:
-        row = self.db.one("SELECT locked_until FROM operators WHERE name = ?", [name])
-        return bool(row and row[0] is not None and row[0] > self.clock())
+        """Locked from anywhere, or from one of its own addresses."""
+        now = self.clock()
+        row = self.db.one(f"SELECT {_LOCKED} FROM operators WHERE name = ?", [now, now, name])
+        return bool(row and row[0])
 
     def secret(self, name: str) -> bytes:
         """A random secret made once and shared by every fleet process (the session key)."""
@@ -147,3 +208,12 @@ class Operators:
         row = self.db.one("SELECT value FROM fleet_secrets WHERE name = ?", [name])
         assert row is not None
         return bytes.fromhex(row[0])
+
+
+def _verified(hashed: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        return bool(_hasher().verify(hashed, password))
+    except (VerificationError, InvalidHashError):
+        return False

@@ -22,6 +22,7 @@ from haldor.texts import t
 from .commands import AuditLog, Commander
 from .exports import Table, access_table, audit_table_export, season_table, sites_table, to_csv, to_xlsx, usage_table
 from .incidents import IncidentBook
+from .login_limits import HashSlots, from_proxy, source_of
 from .metrics import FleetCollector, exposition
 from .operator_pages import audit_page, login_page
 from .operators import Operator
@@ -252,32 +253,33 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _login(self, form: dict[str, str], view: View) -> None:
-        """Outside the pages' lock (argon2 takes a tenth of a second), at most two at once:
-        a flood of logins answers 503 instead of holding up an operator's unlock."""
+        """Outside the pages' lock (argon2 takes a tenth of a second), at most two at once and
+        one per source: a flood of logins answers 503 instead of holding up an operator's
+        unlock, and a flood from one address leaves a slot for everyone else."""
         srv = self.server
         assert srv.auth is not None
         name, password = form.get("name", "").strip()[:64], form.get("password", "")[:1024]
         target = safe_target(form.get("next", "/"))
-        if not srv.hashing.acquire(timeout=2):
-            self._send(503, b"too many logins at once: try again in a moment\n", "text/plain", {"Retry-After": "2"})
-            return
-        try:
-            operator, why = srv.auth.operators.check(name, password) if name and password else (None, "unknown")
-        finally:
-            srv.hashing.release()
-        peer = self.client_address[0]
+        source = source_of(self.client_address[0], self.headers)
+        if srv.public_origin and from_proxy(source):  # every browser would count as one address
+            log.warning("a login through the proxy without X-Forwarded-For: set it in the proxy (README: Operators)")
+        with srv.slots.held(source) as slot:
+            if not slot:
+                self._send(503, b"too many logins at once: try again in a moment\n", "text/plain", {"Retry-After": "2"})
+                return
+            operator, why = srv.auth.operators.check(name, password, source) if name and password else (None, "unknown")
         if operator is None:
-            log.warning("fleet login refused for %r from %s: %s", name, peer, why)
+            log.warning("fleet login refused for %r from %s: %s", name, source, why)
             if why in ("wrong", "locked now"):  # a known user: the audit log says so (an unknown name would only fill it)
                 known = srv.auth.operators.get(name)
                 if known is not None:
                     with srv.lock:
-                        srv.audit.record(srv.clock(), known, "login_refused" if why == "wrong" else "locked", detail=peer)
+                        srv.audit.record(srv.clock(), known, "login_refused" if why == "wrong" else "locked", detail=source)
             self._send(401, *_html(login_page(view, target, failed=True)))
             return
-        log.info("fleet login: %s (%s) from %s", operator.name, operator.role, peer)
+        log.info("fleet login: %s (%s) from %s", operator.name, operator.role, source)
         with srv.lock:
-            srv.audit.record(srv.clock(), operator, "login", detail=peer)
+            srv.audit.record(srv.clock(), operator, "login", detail=source)
         self._send(303, b"", "text/plain", {"Location": target, "Set-Cookie": srv.auth.cookie_for(operator)})
 
     def _command(self, form: dict[str, str], operator: Operator, view: View) -> None:
@@ -412,8 +414,8 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.metrics_token = ""
         #: the page's address as the browsers see it ("https://fleet.kommune.dk"), for the forms' origin check
         self.public_origin = ""
-        #: argon2 verifications at once
-        self.hashing = threading.BoundedSemaphore(2)
+        #: argon2 verifications at once: two in all, one per source
+        self.slots = HashSlots(2)
         #: this process's consumer and alerting, for /metrics (set by whoever starts them)
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None

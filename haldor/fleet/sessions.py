@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from .login_limits import from_proxy
 from .operators import Operator, Operators
 
 COOKIE = "haldor_session"
@@ -80,7 +81,7 @@ class Sessions:
         user must exist here, for the role); the CSRF token is then made from the name."""
         if self.trusted_header:
             names = headers.get_all(self.trusted_header) or []
-            if len(names) != 1 or not peer.startswith("127.") and peer != "::1":
+            if len(names) != 1 or not from_proxy(peer):
                 return None
             operator = self.operators.get(names[0].strip()) if names[0].strip() else None
             return Session(operator, self._sign(f"csrf:{operator.name}:{operator.generation}")) if operator else None
