@@ -564,8 +564,9 @@ def _fleet(args) -> int:
     )
     alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
     web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=(first, last))
-    if beyond_loopback or users.any() or args.trusted_header:
-        web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
+    # the login is always there; on loopback it is asked for once a user exists, added before or after the start
+    web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
+    web.login_always = beyond_loopback or bool(args.trusted_header)
     web.public_origin = f"{public.scheme}://{public.netloc}" if public is not None else ""
     web.metrics_token = metrics_token
     if args.command_key:

@@ -341,3 +341,41 @@ def test_an_answer_counts_only_from_the_site_the_command_went_to(tmp_path):
         "stille-sted", {"online": True, "at": "2026-11-25T17:00:00+01:00", "names": {"site": "Stille\r\nBcc: x"}}, 1.0
     )
     assert store.sites()[0]["name"] == "StilleBcc: x"  # no line break reaches an e-mail's subject
+
+
+def test_the_first_user_added_locks_the_running_page_and_removing_the_last_opens_it_on_loopback(tmp_path):
+    """Issue 24: `haldor fleet user add` said "added", and the running page stayed open."""
+    import subprocess
+    import sys
+
+    from .helpers import wait_for
+
+    db = str(tmp_path / "fleet.db")
+    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))
+    web.auth = Sessions(Operators(Database.open(db)), secure=False)  # as `haldor fleet` does, users or not
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    url = web.url = f"http://127.0.0.1:{web.server_address[1]}"
+    try:
+        assert httpx.get(url + "/").status_code == 200  # loopback, nobody to log in: open
+        add = subprocess.run(
+            [sys.executable, "-m", "haldor", "fleet", "--db", db, "user", "add", "pedel-anna", "--password-stdin"],
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert add.returncode == 0, add.stderr
+        for path in ("/", "/api/summary", "/usage.csv", "/access?site=valby"):
+            wait_for(lambda p=path: httpx.get(url + p).status_code in (303, 401), what=f"{path} locked")
+        assert login(web, "pedel-anna").get("/").status_code == 200
+        Operators(Database.open(db)).remove("pedel-anna")
+        wait_for(lambda: httpx.get(url + "/").status_code == 200, what="open again on loopback")
+    finally:
+        web.shutdown()
+    beyond = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))  # beyond loopback the login stays without users
+    beyond.auth, beyond.login_always = Sessions(Operators(Database.open(db)), secure=False), True
+    threading.Thread(target=beyond.serve_forever, daemon=True).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{beyond.server_address[1]}/").status_code == 303
+    finally:
+        beyond.shutdown()

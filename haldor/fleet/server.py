@@ -46,6 +46,8 @@ SAFE_TARGET = re.compile(r"/[A-Za-z0-9/_.~%?&=+-]*")
 LIVE_POLL_S = 5.0
 HEARTBEAT_S = 15.0
 ALARMS_SHOWN = 50
+#: how often the page looks whether users exist (the first one added locks every running page)
+USERS_CHECK_S = 2.0
 #: a download holds at most this many rows (Excel's sheet holds 1,048,576)
 EXPORT_ROWS = 1_000_000
 
@@ -358,6 +360,9 @@ class _Handler(BaseHTTPRequestHandler):
         seen, quiet_since = None, time.monotonic()
         try:
             while not srv.stopping.is_set():
+                auth = srv.auth  # a page opened before the first user was added: its stream ends without a login
+                if auth is not None and auth.session(self.headers, self.client_address[0]) is None:
+                    break
                 with srv.lock:
                     generation = srv.generation()
                 if generation != seen:
@@ -409,8 +414,12 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.read = Reader(store, zone)
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
-        #: who may look: None while the page is open (loopback, no users)
-        self.auth: Sessions | None = None
+        #: the login; whether it is asked for: see ``auth``
+        self._sessions: Sessions | None = None
+        #: the login is asked for whether or not users exist (beyond loopback, behind a proxy's sign-on)
+        self.login_always = False
+        self._users_exist = False
+        self._users_checked_at = float("-inf")
         self.metrics_token = ""
         #: the page's address as the browsers see it ("https://fleet.kommune.dk"), for the forms' origin check
         self.public_origin = ""
@@ -421,6 +430,25 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.alerting: AlertWorker | None = None
         self._usage_cache: OrderedDict[tuple, tuple[int, list[UsageLine], list[SeasonLine]]] = OrderedDict()
         super().__init__(address, _Handler)
+
+    @property
+    def auth(self) -> Sessions | None:
+        """Who may look: None while the page is open (on loopback, no users). The users are
+        looked at again every few seconds, so the first ``haldor fleet user add`` locks every
+        running page at once, and removing the last opens one on loopback again."""
+        sessions = self._sessions
+        if sessions is None or self.login_always:
+            return sessions
+        now = time.monotonic()
+        if now - self._users_checked_at >= USERS_CHECK_S:
+            self._users_exist = sessions.operators.any()
+            self._users_checked_at = now
+        return sessions if self._users_exist else None
+
+    @auth.setter
+    def auth(self, sessions: Sessions | None) -> None:
+        self._sessions = sessions
+        self._users_checked_at = float("-inf")
 
     def shutdown(self) -> None:
         self.stopping.set()

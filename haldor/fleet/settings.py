@@ -102,7 +102,14 @@ def parse(raw: dict[str, Any], path: str) -> FleetSettings:
     c = toml_file.Checker(path)
     c.only(raw, ("alerts", "webhooks", "email"))
     a = c.section(raw, "alerts", _ALERTS)
-    for key in ("door_held_open_min", "offline_min", "outbox_backlog", "access_guessing_min", "broker_lost_min", "command_failed_min"):
+    for key in (
+        "door_held_open_min",
+        "offline_min",
+        "outbox_backlog",
+        "access_guessing_min",
+        "broker_lost_min",
+        "command_failed_min",
+    ):
         if a[key] < 0:
             raise c.fail(f"alerts.{key}", "must not be negative (0: no alert)")
     if a["language"] not in LANGUAGES:
