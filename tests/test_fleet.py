@@ -352,11 +352,16 @@ def test_the_fleet_page_in_a_browser(fleet, tmp_path):
         finally:
             browser.close()
     log = danish_csv(httpx.get(web.url + "access.csv?site=valby&from=2026-11-23&to=2026-11-25").content)
-    assert [(r["Kort/kode (id)"], r["type"], r["Tid"]) for r in log] == [
-        ("", "door.forced", "2026-11-25T23:00:00+01:00"),
-        ("c2002", "access.denied", "2026-11-23T16:59:00+01:00"),
-        ("c1001", "access.granted", "2026-11-23T16:58:00+01:00"),
+    # the time as Danish Excel reads a date and time (issue 24: an ISO string stayed text), and with its offset for machines
+    assert [(r["Kort/kode (id)"], r["type"], r["Tid"], r["at"]) for r in log] == [
+        ("", "door.forced", "25-11-2026 23:00:00", "2026-11-25T23:00:00+01:00"),
+        ("c2002", "access.denied", "23-11-2026 16:59:00", "2026-11-23T16:59:00+01:00"),
+        ("c1001", "access.granted", "23-11-2026 16:58:00", "2026-11-23T16:58:00+01:00"),
     ]
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(httpx.get(web.url + "access.xlsx?site=valby&from=2026-11-23&to=2026-11-25").content)).active
+    assert sheet.cell(2, 1).value == datetime(2026, 11, 25, 23, 0)  # a date cell, not text
     site.client.disconnect()
 
 

@@ -10,12 +10,13 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from haldor.protocol import Event
 from haldor.texts import event, reason, t
 
-from .formats import iso
+from .formats import iso, local
 from .report import SeasonLine, UsageLine
 
 
@@ -53,6 +54,8 @@ def _cell(value: Any, lang: str) -> str:
         return "'" + value
     if isinstance(value, bool):
         return ("ja" if value else "nej") if lang == "da" else ("yes" if value else "no")
+    if isinstance(value, datetime):  # as Danish (or any) Excel reads a date and time, not as text
+        return value.strftime("%d-%m-%Y %H:%M:%S" if lang == "da" else "%Y-%m-%d %H:%M:%S")
     if isinstance(value, float):
         text = f"{value:.2f}".rstrip("0").rstrip(".")  # no thousands separator: Excel takes it for text
         return text.replace(".", ",") if lang == "da" else text
@@ -124,7 +127,7 @@ def sites_table(rows: Iterable[dict[str, Any]], lang: str, page_zone: str) -> Ta
         [
             r["name"],
             t("fleet.online" if r["online"] else "fleet.silent" if r["silent"] else "fleet.offline", lang),
-            iso(r["since"], r["timezone"], page_zone),
+            local(r["since"], r["timezone"], page_zone),
             r["schedule_version"],
             None if r["schedule_age_h"] is None else float(r["schedule_age_h"]),
             r["outbox_pending"],
@@ -151,13 +154,14 @@ def access_table(entries: Iterable[dict[str, Any]], sites: dict[str, dict[str, A
         "door_id",
         "type",
         "reason_code",
+        "at",
     ]
     out = []
     for e in entries:
         site = sites.get(e["site"], {})
         out.append(
             [
-                iso(e["at"], site.get("timezone"), page_zone),
+                local(e["at"], site.get("timezone"), page_zone),
                 site.get("name") or e["site"],
                 site.get("doors", {}).get(e["door"]) or e["door"],
                 event(e["type"], lang),
@@ -169,6 +173,7 @@ def access_table(entries: Iterable[dict[str, Any]], sites: dict[str, dict[str, A
                 e["door"],
                 e["type"],
                 e["reason"],
+                iso(e["at"], site.get("timezone"), page_zone),  # with its offset, for a machine
             ]
         )
     return Table("access", h, out)
@@ -201,7 +206,7 @@ def audit_table_export(rows: Iterable[dict[str, Any]], lang: str, page_zone: str
     ]
     out = [
         [
-            iso(r["at"], None, page_zone),
+            local(r["at"], None, page_zone),
             r["who"],
             r["role"],
             r["site"],
@@ -211,7 +216,7 @@ def audit_table_export(rows: Iterable[dict[str, Any]], lang: str, page_zone: str
             r["command"],
             None if r["answered_at"] is None else t("fleet.result.ok" if r["ok"] else "fleet.result.refused", lang),
             r["error"],
-            iso(r["answered_at"], None, page_zone) or None,
+            local(r["answered_at"], None, page_zone),
         ]
         for r in rows
     ]

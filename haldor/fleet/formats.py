@@ -57,6 +57,15 @@ def when(value: float | str | None, zone: str | None, page_zone: str) -> str:
     return text if (zone or page_zone) == page_zone else f"{text} {moment.tzname()}"
 
 
+def local(value: float | str | None, zone: str | None, page_zone: str) -> datetime | None:
+    """An instant as the site's wall-clock time, without zone: what a spreadsheet takes for
+    a date and time (a typed cell in xlsx, "25-11-2026 17:02:11" in a Danish CSV)."""
+    if value is None or value == "":
+        return None
+    moment = _moment(value, zone or page_zone)
+    return None if moment is None else moment.replace(tzinfo=None, microsecond=0)
+
+
 def iso(value: float | str | None, zone: str | None, page_zone: str) -> str:
     """The same instant as RFC 3339 with its offset (for a spreadsheet or a machine)."""
     if value is None or value == "":
