@@ -1,22 +1,18 @@
 """The fleet consumer's receive path against a real Mosquitto: a flood acknowledged a
 batch at a time is stored once and never delivered again; a batch that never
 committed is; messages that paho reads itself keep their place; a broker restart
-midway loses nothing. Each on the lean path (FleetClient) and on paho's own."""
+midway loses nothing; over TLS and websockets too. paho's public interface only."""
 
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 
-import paho.mqtt
-import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from haldor.fleet import ingest
-from haldor.fleet.ingest import FleetClient, FleetConsumer, ReadAhead
+from haldor.fleet.ingest import FleetConsumer
 from haldor.fleet.store import FleetStore
 from haldor.mqtt import BrokerOptions, make_client
 
@@ -71,11 +67,6 @@ class FailingStore(FleetStore):
         raise RuntimeError("the database is down")
 
 
-@pytest.fixture(params=[True, False], ids=["lean", "paho"])
-def fast(request) -> bool:
-    return request.param
-
-
 @pytest.fixture
 def broker(tmp_path):
     b = Broker(tmp_path / "broker", audit=False).start()
@@ -83,26 +74,25 @@ def broker(tmp_path):
     b.stop()
 
 
-def consumer(broker: Broker, store: FleetStore, fast: bool) -> FleetConsumer:
-    c = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), store, client_id="fleet-under-test", fast=fast)
+def consumer(broker: Broker, store: FleetStore) -> FleetConsumer:
+    c = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), store, client_id="fleet-under-test")
     c.start()
     wait_for(c.connected.is_set, what="consumer connected")
     return c
 
 
-def restart_and_count(broker: Broker, target: str, fast: bool, sites: Sites) -> FleetConsumer:
+def restart_and_count(broker: Broker, target: str, sites: Sites) -> FleetConsumer:
     """Start the consumer's session again, send one marker event: what arrives before the
     marker was delivered again."""
-    again = consumer(broker, FleetStore(target), fast)
+    again = consumer(broker, FleetStore(target))
     sites.send([event("marker", 1)])
     wait_for(lambda: again.received >= 1, what="the marker")
     return again
 
 
-def test_a_flood_acknowledged_a_batch_at_a_time_is_stored_once_and_never_delivered_again(broker, tmp_path, fast):
+def test_a_flood_acknowledged_a_batch_at_a_time_is_stored_once_and_never_delivered_again(broker, tmp_path):
     target = str(tmp_path / "fleet.db")
-    c = consumer(broker, FleetStore(target), fast)
-    assert isinstance(c.client, FleetClient) == fast
+    c = consumer(broker, FleetStore(target))
     sites = Sites(broker.port)
     try:
         sent = [event(f"site-{i % 7}", i) for i in range(2000)]
@@ -111,7 +101,7 @@ def test_a_flood_acknowledged_a_batch_at_a_time_is_stored_once_and_never_deliver
         assert c.received == len(sent) and c.duplicates == 0
         assert c.batches < len(sent) / 5  # written in batches, not one by one
         c.stop()
-        again = restart_and_count(broker, target, fast, sites)
+        again = restart_and_count(broker, target, sites)
         assert again.received == 1  # only the marker: nothing came again
         again.stop()
         assert FleetStore(target).counts()["events"] == len(sent) + 1
@@ -119,10 +109,10 @@ def test_a_flood_acknowledged_a_batch_at_a_time_is_stored_once_and_never_deliver
         sites.close()
 
 
-def test_a_batch_that_never_committed_is_delivered_again(broker, tmp_path, fast):
+def test_a_batch_that_never_committed_is_delivered_again(broker, tmp_path):
     target = str(tmp_path / "fleet.db")
     down = FailingStore(target)
-    c = consumer(broker, down, fast)
+    c = consumer(broker, down)
     sites = Sites(broker.port)
     try:
         sent = [event("valby", i) for i in range(300)]
@@ -130,7 +120,7 @@ def test_a_batch_that_never_committed_is_delivered_again(broker, tmp_path, fast)
         wait_for(lambda: down.tries >= 1, what="a batch tried")
         c.stop()  # or a crash: nothing was acknowledged, the session keeps all
         assert c.acked == 0
-        again = consumer(broker, FleetStore(target), fast)
+        again = consumer(broker, FleetStore(target))
         wait_for(lambda: again.received >= len(sent), timeout=20, what="every event delivered again")
         again.stop()
         assert FleetStore(target).counts()["events"] == len(sent)
@@ -138,14 +128,11 @@ def test_a_batch_that_never_committed_is_delivered_again(broker, tmp_path, fast)
         sites.close()
 
 
-def test_messages_that_paho_reads_itself_keep_their_place(broker, tmp_path, monkeypatch):
-    """A message with MQTT 5 properties, and QoS 0, take paho's own way among the lean
-    path's: all are stored, and the acknowledgements (in order) leave nothing behind."""
+def test_messages_with_properties_and_qos_0_are_stored_and_acknowledged_in_order(broker, tmp_path):
+    """A message with MQTT 5 properties, and QoS 0, among plain ones: all are stored, and
+    the acknowledgements (in order) leave nothing behind."""
     target = str(tmp_path / "fleet.db")
-    by_paho = []
-    paho_publish = FleetClient._paho_publish
-    monkeypatch.setattr(FleetClient, "_paho_publish", lambda self: by_paho.append(1) or paho_publish(self))
-    c = consumer(broker, FleetStore(target), True)
+    c = consumer(broker, FleetStore(target))
     sites = Sites(broker.port)
     typed = Properties(PacketTypes.PUBLISH)
     typed.ContentType = "application/json"
@@ -159,9 +146,8 @@ def test_messages_that_paho_reads_itself_keep_their_place(broker, tmp_path, monk
             sent += [plain, with_properties, qos0]
         wait_for(lambda: c.received >= len(sent), timeout=20, what="all received")
         wait_for(lambda: c.acked >= len(sent), what="all acknowledged")
-        assert len(by_paho) == 40  # the typed ones and QoS 0; the plain ones took the lean path
         c.stop()
-        again = restart_and_count(broker, target, True, sites)
+        again = restart_and_count(broker, target, sites)
         assert again.received == 1
         again.stop()
         stored = FleetStore(target).db.rows("SELECT id FROM events WHERE site = 'valby'")
@@ -170,9 +156,9 @@ def test_messages_that_paho_reads_itself_keep_their_place(broker, tmp_path, monk
         sites.close()
 
 
-def test_a_broker_restart_midway_loses_nothing(broker, tmp_path, fast):
+def test_a_broker_restart_midway_loses_nothing(broker, tmp_path):
     target = str(tmp_path / "fleet.db")
-    c = consumer(broker, FleetStore(target), fast)
+    c = consumer(broker, FleetStore(target))
     first = [event("valby", i) for i in range(500)]
     sites = Sites(broker.port)
     sites.send(first)
@@ -189,37 +175,6 @@ def test_a_broker_restart_midway_loses_nothing(broker, tmp_path, fast):
         c.stop()
     finally:
         sites.close()
-
-
-def test_the_lean_path_only_on_the_paho_it_was_written_for(broker, tmp_path, monkeypatch):
-    opts = BrokerOptions("127.0.0.1", broker.port)
-    known = ingest.fast_paho()
-    if known:
-        assert isinstance(FleetConsumer(opts, FleetStore(str(tmp_path / "a.db"))).client, FleetClient)
-    monkeypatch.setattr(ingest, "FAST_PAHO", ("0.9.",))
-    assert type(FleetConsumer(opts, FleetStore(str(tmp_path / "b.db"))).client) is mqtt.Client
-    if not known:
-        pytest.skip(
-            f"paho-mqtt {paho.mqtt.__version__} is not one FleetClient was checked against: the 'lean' "
-            "tests here run it regardless; when they pass, add the version to ingest.FAST_PAHO"
-        )
-
-
-def test_read_ahead_hands_out_one_read_in_pieces():
-    a, b = socket.socketpair()
-    try:
-        r = ReadAhead(a)
-        r.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            r.recv(1)
-        b.sendall(b"\x30\x05hello\x40")
-        assert (r.recv(1), r.recv(1), r.pending()) == (b"\x30", b"\x05", 6)
-        assert r.recv(100) == b"hello\x40"  # no more than was read
-        assert r.pending() == 0
-        b.close()
-        assert r.recv(1) == b""  # closed
-    finally:
-        a.close()
 
 
 @pytest.fixture
@@ -251,9 +206,7 @@ socket_domain ipv4
 
 @pytest.mark.parametrize("transport", ["tls", "websockets"])
 def test_a_flood_over_tls_and_websockets(secure_broker, tmp_path, transport):
-    """The read-ahead around a TLS socket (whose own buffer paho asks with pending());
-    websockets take paho's own reading. Either way every event is stored and
-    acknowledged."""
+    """Either way every event is stored and acknowledged, and nothing comes again."""
     target = str(tmp_path / "fleet.db")
     opts = secure_broker.opts[transport]
     c = FleetConsumer(opts, FleetStore(target), client_id="fleet-under-test")
@@ -264,7 +217,6 @@ def test_a_flood_over_tls_and_websockets(secure_broker, tmp_path, transport):
         sent = [event(f"site-{i % 5}", i) for i in range(1500)]
         sites.send(sent)
         wait_for(lambda: c.acked >= len(sent), timeout=30, what="every event acknowledged")
-        assert isinstance(c.client.socket(), ReadAhead) == (transport == "tls")
         c.stop()
         again = FleetConsumer(opts, FleetStore(target), client_id="fleet-under-test")
         again.start()

@@ -3,17 +3,10 @@ messages are written a batch at a time (up to ``BATCH`` or ``BATCH_S``, whicheve
 first) in one transaction, and each is acknowledged to the broker only after its
 batch committed, so a crash of the fleet (or of its database) loses nothing.
 
-At a national fleet's rate most of the consumer's time went to paho's receive path,
-not to the database (bench/bench_fleet.py): a ``Properties`` object built per message
-(a few dozen dictionary entries each), three or four ``recv()`` calls and a
-``select()`` per packet, a wake-up and a ``send()`` per acknowledgement. With the
-paho-mqtt this was measured on (``FAST_PAHO``) the consumer's client
-(:class:`FleetClient`) reads ahead (one ``recv()`` for whatever the kernel holds),
-takes a plain QoS 1 PUBLISH apart itself and hands the messages of one read to the
-writer together, and acknowledges a batch in one write. Anything else (another paho,
-a message with MQTT 5 properties, QoS 0 or 2, websockets) goes paho's own way, and
-the guarantees are the same either way: QoS 1 on a persistent session, each message
-acknowledged, in the order received, only after its batch committed."""
+It uses paho-mqtt's public interface only (``on_message``, ``ack``): a national load
+(a few hundred events a second at peak) is well within one consumer, and more is
+met by more consumers in a shared group (``--shared-group``), never by reaching
+into paho's private receive path, which no release promises to keep."""
 
 from __future__ import annotations
 
@@ -21,18 +14,15 @@ import collections
 import dataclasses
 import json
 import logging
-import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import paho.mqtt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -57,142 +47,14 @@ GAP_CHECK_S = 10.0
 SESSION_TAKEN_OVER = 0x8E
 #: a connection dropped this soon after it was made, three times in a row: taken over
 SHORT_LIVED_S = 30.0
-#: bytes asked of the kernel per read (a few hundred of the boxes' messages)
-READ_AHEAD = 65536
-#: the paho-mqtt releases whose private receive path FleetClient was written and tested
-#: against; with any other the consumer uses paho as it comes
-FAST_PAHO = ("2.2.",)
-
-#: one received message: topic (bytes as it came, or str from paho), payload, mid, QoS
-Incoming = tuple[bytes | str, bytes, int, int]
-
-_H = struct.Struct("!H")
-_PUBACK = struct.Struct("!BBH")
-PUBACK = mqtt.PUBACK
+#: one received message: topic, payload, mid, QoS
+Incoming = tuple[str | bytes, bytes, int, int]
 
 
-def fast_paho() -> bool:
-    """Whether this paho is one FleetClient was written for (and has what it overrides)."""
-    used = ("_create_socket", "_handle_publish", "_packet_queue", "loop_read", "ack")
-    return paho.mqtt.__version__.startswith(FAST_PAHO) and all(callable(getattr(mqtt.Client, n, None)) for n in used)
-
-
-class ReadAhead:
-    """A socket whose ``recv(n)`` is served from one large read: paho asks for a packet
-    a byte or two at a time. ``pending()`` (which paho asks of TLS sockets) tells paho
-    that bytes are waiting here though ``select()`` would not say so."""
-
-    __slots__ = ("_sock", "_buf", "_pos", "_tls")
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._buf = b""
-        self._pos = 0
-        self._tls = hasattr(sock, "pending")
-
-    def recv(self, n: int) -> bytes:
-        buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            buf = self._sock.recv(READ_AHEAD)  # BlockingIOError, SSLWantReadError: paho's to handle
-            if not buf:
-                return buf  # closed
-            self._buf, pos = buf, 0
-        self._pos = pos + n
-        return buf[pos : pos + n]
-
-    def pending(self) -> int:
-        waiting = max(0, len(self._buf) - self._pos)
-        return waiting + self._sock.pending() if self._tls else waiting
-
-    def send(self, data: bytes | bytearray) -> int:
-        return self._sock.send(data)
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def setblocking(self, flag: bool) -> None:
-        self._sock.setblocking(flag)
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __getattr__(self, name: str) -> Any:  # setsockopt, getpeercert, ...
-        return getattr(self._sock, name)
-
-
-class FleetClient(mqtt.Client):
-    """paho's client with a lean path for the fleet's flood of small QoS 1 messages
-    (see the module's text). ``sink`` receives the messages of one socket read, in
-    order; paho's ``on_message`` still gets what takes paho's own way, in order too."""
-
-    sink: Callable[[list[Incoming]], None] | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._incoming: list[Incoming] = []
-
-    def _create_socket(self) -> Any:
-        sock = super()._create_socket()
-        return sock if self._transport == "websockets" else ReadAhead(sock)
-
-    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
-        # paho reads one packet per select(): go on while the read-ahead holds more
-        # (each round takes at least one byte of it, and the rounds are bounded)
-        rc = super().loop_read(max_packets)
-        for _ in range(10_000):
-            sock = self._sock
-            if rc != mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS or not isinstance(sock, ReadAhead) or not sock.pending():
-                break
-            rc = super().loop_read(max_packets)
-        self._flush()
-        return rc
-
-    def _flush(self) -> None:
-        if self._incoming and self.sink is not None:
-            got, self._incoming = self._incoming, []
-            self.sink(got)
-
-    def _handle_publish(self) -> mqtt.MQTTErrorCode:
-        packet = self._in_packet
-        header = packet["command"]
-        data = packet["packet"]
-        if self.sink is None or (header & 0x06) != 0x02 or self._protocol != mqtt.MQTTv5:
-            return self._paho_publish()  # QoS 0 or 2, or not MQTT 5
-        try:
-            end = 2 + _H.unpack_from(data, 0)[0]
-            (mid,) = _H.unpack_from(data, end)
-            has_properties = data[end + 2] != 0  # their length, a variable byte integer: 0 is one byte
-        except (struct.error, IndexError) as exc:
-            raise MalformedPacket(f"PUBLISH: {exc}") from None
-        if has_properties or end == 2 or mid == 0:
-            return self._paho_publish()  # a topic alias, a content type, ...: paho reads those
-        self._incoming.append((bytes(data[2:end]), bytes(data[end + 3 :]), mid, 1))
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _paho_publish(self) -> mqtt.MQTTErrorCode:
-        self._flush()  # what came before goes first: acknowledgements keep the order of arrival
-        return super()._handle_publish()
-
-    def ack_many(self, acks: Sequence[tuple[int, int]]) -> None:
-        """Acknowledge (mid, qos) pairs, in order, in one write to the broker."""
-        if not self._manual_ack:
-            return
-        if any(qos == 2 for _, qos in acks):
-            for mid, qos in acks:
-                self.ack(mid, qos)
-            return
-        packet = b"".join([_PUBACK.pack(PUBACK, 2, mid) for mid, qos in acks if qos == 1])
-        if packet:
-            self._packet_queue(PUBACK, packet, 0, 1)
-
-
-def make_fleet_client(opts: BrokerOptions, client_id: str, fast: bool | None = None) -> mqtt.Client:
+def make_fleet_client(opts: BrokerOptions, client_id: str) -> mqtt.Client:
     """The consumer's client, configured as :meth:`BrokerOptions.client` does (TLS,
-    credentials, websockets, no Nagle); a :class:`FleetClient` where ``fast`` (by default
-    where this paho is one of ``FAST_PAHO``)."""
-    fast = fast_paho() if fast is None else fast
-    cls = FleetClient if fast else mqtt.Client
-    client = cls(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, transport=opts.transport)
+    credentials, websockets, no Nagle), acknowledging by hand."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, transport=opts.transport)
     configure_client(client, dataclasses.asdict(opts), "--broker")
     client.on_socket_open = lambda c, userdata, sock: set_nodelay(sock)
     client.manual_ack_set(True)
@@ -207,7 +69,6 @@ class FleetConsumer:
         *,
         client_id: str = "haldor-fleet",
         shared_group: str | None = None,
-        fast: bool | None = None,
         command_results: bool = False,
     ) -> None:
         self.opts = opts
@@ -232,7 +93,7 @@ class FleetConsumer:
         self.gap_check_s = GAP_CHECK_S
         #: requests to send events again that the broker took, and that it refused or never acknowledged
         self.resend_requests: Counter[str] = Counter()
-        client = make_fleet_client(opts, client_id, fast)  # a fixed id: the broker keeps this consumer's session
+        client = make_fleet_client(opts, client_id)  # a fixed id: the broker keeps this consumer's session
         #: since when this consumer has not heard the broker (None: connected); states are as of then
         self.blind_since: float | None = time.time()
         self._ever_connected = False
@@ -243,8 +104,6 @@ class FleetConsumer:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.reconnect_delay_set(1, 30)
-        if isinstance(client, FleetClient):
-            client.sink = self._deliver
         self.client = client
         # several fleet consumers can share the load on a clustered broker ($share/<group>/...)
         self._prefix = f"$share/{shared_group}/" if shared_group else ""
@@ -388,11 +247,8 @@ class FleetConsumer:
             else:
                 return  # stopping: unacknowledged, the broker keeps them for the next start
             acks = [(m[2], m[3]) for m in batch]
-            if isinstance(self.client, FleetClient):
-                self.client.ack_many(acks)
-            else:
-                for mid, qos in acks:
-                    self.client.ack(mid, qos)
+            for mid, qos in acks:
+                self.client.ack(mid, qos)
             with self._lock:
                 self.acked += len(acks)
 
