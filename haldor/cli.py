@@ -19,11 +19,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from haldor import __version__, cards, clock, config
-from haldor.errors import ConfigError, DocumentError, HaldorError
+from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
 from haldor.protocol import Action
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILURE = 1
 #: `haldor command`: nothing came back in time (the box may be offline)
 EXIT_NO_ANSWER = 3
 
@@ -507,149 +505,9 @@ def _bridge(args) -> int:
 
 
 def _fleet(args) -> int:
-    from urllib.parse import urlsplit
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from haldor.fleet import run
 
-    from haldor.fleet import settings as fleet_settings
-    from haldor.fleet.alerting import AlertWorker
-    from haldor.fleet.commands import Commander
-    from haldor.fleet.ingest import FleetConsumer
-    from haldor.fleet.operators import Operators
-    from haldor.fleet.server import FleetHTTPServer
-    from haldor.fleet.sessions import Sessions
-    from haldor.fleet.store import FleetStore
-    from haldor.kiosk.server import parse_listen
-    from haldor.sql import Database
-
-    try:
-        ZoneInfo(args.timezone)
-        first, last = (int(w) for w in args.season.split("-"))
-        if not (1 <= first <= 53 and 1 <= last <= 53):
-            raise ValueError
-    except (ZoneInfoNotFoundError, ValueError):
-        print(f"haldor fleet: --timezone {args.timezone!r} or --season {args.season!r} cannot be read", file=sys.stderr)
-        return 2
-    if args.manage:
-        return _fleet_users(args)
-    settings = fleet_settings.load(args.fleet_config) if args.fleet_config else fleet_settings.FleetSettings()
-    listen = parse_listen(args.listen)
-    users = Operators(Database.open(args.db))
-    beyond_loopback = not _loopback(listen[0])
-    public = urlsplit(args.public_url) if args.public_url else None
-    if public is not None and (public.scheme not in ("http", "https") or not public.netloc):
-        raise ConfigError(
-            f"--public-url {args.public_url!r}: the page's address as browsers see it, e.g. https://fleet.kommune.dk"
-        )
-    if args.trusted_header and beyond_loopback:
-        raise ConfigError(
-            f"--listen {args.listen}: with --trusted-header only the proxy on this machine may reach the page: listen on loopback"
-        )
-    if beyond_loopback and (public is None or public.scheme != "https"):
-        raise ConfigError(
-            f"--listen {args.listen}: beyond loopback passwords and sessions need TLS: put the page behind a proxy with TLS "
-            "and give its address with --public-url https://..."
-        )
-    if beyond_loopback and not users.any():
-        raise ConfigError(
-            f"--listen {args.listen}: beyond loopback the page needs a login: add a user first (haldor fleet user add NAME --role operator)"
-        )
-    metrics_token = Path(args.metrics_token_file).read_text().strip() if args.metrics_token_file else ""
-    opts = _broker_options(args)
-    consumer = FleetConsumer(
-        opts,
-        FleetStore(args.db),
-        client_id=args.client_id,
-        shared_group=args.shared_group,
-        command_results=bool(args.command_key),
-    )
-    alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
-    web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=(first, last))
-    # the login is always there; on loopback it is asked for once a user exists, added before or after the start
-    web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
-    web.login_always = beyond_loopback or bool(args.trusted_header)
-    web.public_origin = f"{public.scheme}://{public.netloc}" if public is not None else ""
-    web.metrics_token = metrics_token
-    if args.command_key:
-        kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
-        web.commander = Commander(consumer.client, opts, args.command_key, kid, web.audit)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
-    web.consumer, web.alerting = consumer, alerting
-    if alerting is not None:
-        alerting.blind = lambda: consumer.blind_since
-    consumer.start()
-    if alerting is not None:
-        alerting.start()
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    logging.getLogger("haldor.fleet").info("fleet on http://%s:%s/ reading %s:%s", *web.server_address[:2], opts.host, opts.port)
-    done.wait()
-    consumer.stop()
-    if alerting is not None:
-        alerting.stop()
-    web.shutdown()
-    return 0
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _fleet_users(args) -> int:
-    """haldor fleet user add NAME [--role R] [--password-stdin] | user remove NAME | user list"""
-    import getpass
-
-    from haldor.fleet.operators import OperatorError, Operators
-    from haldor.sql import Database
-
-    words = args.manage
-    if (
-        words[0] != "user"
-        or len(words) < 2
-        or words[1] not in ("add", "remove", "unlock", "list")
-        or len(words) != (2 if words[1] == "list" else 3)
-    ):
-        print("haldor fleet: expected: user add NAME | user remove NAME | user unlock NAME | user list", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    users = Operators(Database.open(args.db))
-    if words[1] == "list":
-        for name, role, locked in users.list():
-            print("\t".join([name, role, *(["locked"] if locked else [])]))
-        return 0
-    name = words[2]
-    if words[1] == "unlock":
-        if not users.unlock(name):
-            print(f"haldor fleet: no user {name!r}", file=sys.stderr)
-            return EXIT_FAILURE
-        print(f"unlocked {name}")
-        return 0
-    if words[1] == "remove":
-        if not users.remove(name):
-            print(f"haldor fleet: no user {name!r}", file=sys.stderr)
-            return EXIT_FAILURE
-        print(f"removed {name}: its sessions end now")
-        return 0
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"password for {name}: ")
-        if getpass.getpass("again: ") != password:
-            print("haldor fleet: the two passwords differ", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    try:
-        users.add(name, password, args.role)
-    except OperatorError as exc:
-        print(f"haldor fleet: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"added {name} ({args.role})")
-    return 0
+    return run.manage_users(args) if args.manage else run.serve(args, _broker_options(args))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """One exception tree for the project; lower libraries' errors are translated at the edges."""
 
+#: a command's exit status: a failure, and a bad configuration, document or command line
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
 
 class HaldorError(Exception):
     """Base of every error Haldor raises on purpose."""

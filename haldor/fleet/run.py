@@ -1,0 +1,161 @@
+"""`haldor fleet`: the municipality's view wired together (the consumer, the alerting, the
+page and its login) and run until SIGTERM; and `haldor fleet user ...`, its operators.
+The command line only parses; what the options mean is decided here."""
+
+from __future__ import annotations
+
+import getpass
+import ipaddress
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError
+from haldor.mqtt import BrokerOptions
+from haldor.sql import Database
+
+from . import settings as fleet_settings
+from .alerting import AlertWorker
+from .commands import Commander
+from .ingest import FleetConsumer
+from .operators import OperatorError, Operators
+from .server import FleetHTTPServer
+from .sessions import Sessions
+from .store import FleetStore
+
+log = logging.getLogger("haldor.fleet")
+
+
+def serve(args: Any, opts: BrokerOptions) -> int:
+    """Consume, alert and serve the page until SIGTERM or SIGINT."""
+    season = _season(args)
+    if season is None:
+        return EXIT_BAD_INPUT
+    from haldor.kiosk.server import parse_listen
+
+    settings = fleet_settings.load(args.fleet_config) if args.fleet_config else fleet_settings.FleetSettings()
+    listen = parse_listen(args.listen)
+    users = Operators(Database.open(args.db))
+    public = _checked_address(args, listen[0], users)
+    consumer = FleetConsumer(
+        opts,
+        FleetStore(args.db),
+        client_id=args.client_id,
+        shared_group=args.shared_group,
+        command_results=bool(args.command_key),
+    )
+    alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
+    web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=season)
+    # the login is always there; on loopback it is asked for once a user exists, added before or after the start
+    web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
+    web.login_always = not _loopback(listen[0]) or bool(args.trusted_header)
+    web.public_origin = f"{public.scheme}://{public.netloc}" if public is not None else ""
+    web.metrics_token = Path(args.metrics_token_file).read_text().strip() if args.metrics_token_file else ""
+    if args.command_key:
+        kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
+        web.commander = Commander(consumer.client, opts, args.command_key, kid, web.audit)
+    web.consumer, web.alerting = consumer, alerting
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: done.set())
+    signal.signal(signal.SIGINT, lambda *a: done.set())
+    consumer.start()
+    if alerting is not None:
+        alerting.blind = lambda: consumer.blind_since
+        alerting.start()
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    log.info("fleet on http://%s:%s/ reading %s:%s", *web.server_address[:2], opts.host, opts.port)
+    done.wait()
+    consumer.stop()
+    if alerting is not None:
+        alerting.stop()
+    web.shutdown()
+    return 0
+
+
+def _season(args: Any) -> tuple[int, int] | None:
+    try:
+        ZoneInfo(args.timezone)
+        first, last = (int(w) for w in args.season.split("-"))
+        if not (1 <= first <= 53 and 1 <= last <= 53):
+            raise ValueError
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"haldor fleet: --timezone {args.timezone!r} or --season {args.season!r} cannot be read", file=sys.stderr)
+        return None
+    return first, last
+
+
+def _checked_address(args: Any, host: str, users: Operators) -> SplitResult | None:
+    """The page's public address; beyond loopback only behind TLS and with a user."""
+    beyond_loopback = not _loopback(host)
+    public = urlsplit(args.public_url) if args.public_url else None
+    if public is not None and (public.scheme not in ("http", "https") or not public.netloc):
+        raise ConfigError(
+            f"--public-url {args.public_url!r}: the page's address as browsers see it, e.g. https://fleet.kommune.dk"
+        )
+    if args.trusted_header and beyond_loopback:
+        raise ConfigError(
+            f"--listen {args.listen}: with --trusted-header only the proxy on this machine may reach the page: listen on loopback"
+        )
+    if beyond_loopback and (public is None or public.scheme != "https"):
+        raise ConfigError(
+            f"--listen {args.listen}: beyond loopback passwords and sessions need TLS: put the page behind a proxy with TLS "
+            "and give its address with --public-url https://..."
+        )
+    if beyond_loopback and not users.any():
+        raise ConfigError(
+            f"--listen {args.listen}: beyond loopback the page needs a login: add a user first (haldor fleet user add NAME --role operator)"
+        )
+    return public
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def manage_users(args: Any) -> int:
+    """haldor fleet user add NAME [--role R] [--password-stdin] | user remove NAME | user unlock NAME | user list"""
+    words = args.manage
+    if (
+        words[0] != "user"
+        or len(words) < 2
+        or words[1] not in ("add", "remove", "unlock", "list")
+        or len(words) != (2 if words[1] == "list" else 3)
+    ):
+        print("haldor fleet: expected: user add NAME | user remove NAME | user unlock NAME | user list", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    users = Operators(Database.open(args.db))
+    if words[1] == "list":
+        for name, role, locked in users.list():
+            print("\t".join([name, role, *(["locked"] if locked else [])]))
+        return 0
+    name = words[2]
+    if words[1] in ("unlock", "remove"):
+        if not (users.unlock(name) if words[1] == "unlock" else users.remove(name)):
+            print(f"haldor fleet: no user {name!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"unlocked {name}" if words[1] == "unlock" else f"removed {name}: its sessions end now")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            print("haldor fleet: the two passwords differ", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        users.add(name, password, args.role)
+    except OperatorError as exc:
+        print(f"haldor fleet: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"added {name} ({args.role})")
+    return 0
