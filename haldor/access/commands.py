@@ -10,7 +10,7 @@ from typing import Any
 from haldor.errors import DocumentError
 from haldor.protocol import DOOR_ACTIONS, SITE_ACTIONS, Action, Reason, Schema
 
-from .schedule import _Reader
+from .fields import Fields
 
 COMMAND_SCHEMA = Schema.COMMAND
 #: reset_version: the next snapshot is applied whatever its version (a version published too far ahead)
@@ -60,7 +60,7 @@ def claimed_id(payload: bytes) -> str | None:
 
 
 def parse_command(doc: Any) -> CommandDoc:
-    r = _Reader(doc, "")
+    r = Fields(doc, "")
     schema = r.get("schema", str)
     if schema != COMMAND_SCHEMA:
         raise DocumentError(f"schema: expected {COMMAND_SCHEMA!r}, got {schema!r}")
@@ -92,7 +92,7 @@ def parse_command(doc: Any) -> CommandDoc:
     )
 
 
-def _note(r: _Reader, key: str) -> str | None:
+def _note(r: Fields, key: str) -> str | None:
     text: str | None = r.get(key, str, required=False, nullable=True)
     if text is not None and len(text) > MAX_NOTE_CHARS:
         raise DocumentError(f"{key}: at most {MAX_NOTE_CHARS} characters")

@@ -13,7 +13,7 @@ from typing import Any
 from haldor.errors import DocumentError
 from haldor.protocol import Schema
 
-from .schedule import _Reader
+from .fields import Fields
 
 #: one request names at most this many ranges and this many events in all
 MAX_RANGES = 100
@@ -38,7 +38,7 @@ def parse_request(payload: bytes) -> ResendRequest:
         doc = json.loads(payload)
     except (ValueError, RecursionError) as exc:
         raise DocumentError(f"not JSON: {exc}") from None
-    r = _Reader(doc, "")
+    r = Fields(doc, "")
     schema = r.get("schema", str)
     if schema != Schema.RESEND:
         raise DocumentError(f"schema: expected {Schema.RESEND.value!r}, got {schema!r}")

@@ -9,14 +9,14 @@ inside the transaction that applies it.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
-from typing import Any, overload
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import cards
 from haldor.errors import DocumentError
-from haldor.protocol import IDENTIFIER, Role, Schema
+from haldor.protocol import Role, Schema
 
+from .fields import ID, Fields
 from .model import (
     Association,
     Booking,
@@ -31,109 +31,7 @@ from .model import (
 SNAPSHOT_SCHEMA = Schema.SNAPSHOT
 DELTA_SCHEMA = Schema.DELTA
 ROLES = tuple(Role)
-#: PROTOCOL: 1-64 characters from [A-Za-z0-9._:-]; always used with fullmatch (``$`` would
-#: also match before a final newline).
-_ID = IDENTIFIER
-_MISSING = object()
-
-
-class _Reader:
-    """Typed access to one JSON object, with the path for error messages."""
-
-    __slots__ = ("obj", "_base", "_index")
-
-    def __init__(self, obj: Any, path: str, index: int | None = None) -> None:
-        self.obj = obj
-        self._base = path
-        self._index = index  # the path of a list item is only spelled out for an error
-        if not isinstance(obj, dict):
-            raise DocumentError(f"{self.path or 'document'}: expected an object")
-
-    @property
-    def path(self) -> str:
-        return self._base if self._index is None else f"{self._base}[{self._index}]"
-
-    def _where(self, key: str) -> str:
-        path = self.path
-        return f"{path}.{key}" if path else key
-
-    def get(
-        self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None, nullable: bool = False
-    ) -> Any:
-        value = self.obj.get(key, _MISSING)
-        if type(value) is kind:  # the common case, first: a snapshot has a million fields
-            return value
-        if value is _MISSING:
-            if required:
-                raise DocumentError(f"{self._where(key)}: missing")
-            return default
-        if value is None and nullable:
-            return None
-        # bool is an int in Python; a JSON true is never a number here
-        if isinstance(value, bool) and kind in (int, (int, float)):
-            raise DocumentError(f"{self._where(key)}: expected {_kind_name(kind)}, got boolean")
-        if not isinstance(value, kind):
-            raise DocumentError(f"{self._where(key)}: expected {_kind_name(kind)}, got {_json_type(value)}")
-        return value
-
-    @overload
-    def ident(self, key: str) -> str: ...
-    @overload
-    def ident(self, key: str, *, required: bool = ..., nullable: bool = ...) -> str | None: ...
-
-    def ident(self, key: str, *, required: bool = True, nullable: bool = False) -> str | None:
-        value: str | None = self.get(key, str, required=required, nullable=nullable)
-        if value is None:
-            return None
-        if not _ID.fullmatch(value):
-            raise DocumentError(f"{self._where(key)}: not an identifier (1-64 of A-Z a-z 0-9 . _ : -)")
-        return value
-
-    @overload
-    def instant(self, key: str) -> float: ...
-    @overload
-    def instant(self, key: str, *, required: bool = ..., nullable: bool = ...) -> float | None: ...
-
-    def instant(self, key: str, *, required: bool = True, nullable: bool = False) -> float | None:
-        value: str | None = self.get(key, str, required=required, nullable=nullable)
-        if value is None:
-            return None
-        try:
-            return _instant(value)
-        except ValueError as exc:  # the path is spelled out only for an error
-            raise DocumentError(f"{self._where(key)}: {exc}") from None
-
-    def items(self, key: str, *, required: bool = True) -> list[_Reader]:
-        values = self.get(key, list, required=required, default=[])
-        where = self._where(key)
-        return [_Reader(v, where, i) for i, v in enumerate(values)]
-
-    def sub(self, key: str) -> _Reader | None:
-        value = self.get(key, dict, required=False)
-        return None if value is None else _Reader(value, self._where(key))
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "object"}
-    if isinstance(kind, tuple):
-        return "number" if set(kind) == {int, float} else " or ".join(names[k] for k in kind)
-    return names[kind]
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return _kind_name(type(value)) if type(value) in (str, int, float, bool, list, dict) else type(value).__name__
-
-
-def _instant(text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"not an RFC 3339 time: {text!r}") from None
-    if moment.tzinfo is None or ("T" not in text and "t" not in text):
-        raise ValueError(f"an RFC 3339 time with an offset is required: {text!r}")
-    return moment.timestamp()
+_ID = ID
 
 
 def check_timezone(name: str, where: str) -> str:
@@ -144,14 +42,14 @@ def check_timezone(name: str, where: str) -> str:
     return name
 
 
-def _positive_int(r: _Reader, key: str, default: int) -> int:
+def _positive_int(r: Fields, key: str, default: int) -> int:
     value: int = r.get(key, int, required=False, default=default)
     if value < 0:
         raise DocumentError(f"{r._where(key)}: must not be negative")
     return value
 
 
-def _policy(r: _Reader) -> Policy:
+def read_policy(r: Fields) -> Policy:
     return Policy(
         grace_before_min=_positive_int(r, "grace_before_min", 15),
         grace_after_min=_positive_int(r, "grace_after_min", 15),
@@ -160,7 +58,7 @@ def _policy(r: _Reader) -> Policy:
     )
 
 
-def _room(r: _Reader) -> Room:
+def read_room(r: Fields) -> Room:
     rid = r.ident("id")
     doors = r.get("doors", list)
     for i, door in enumerate(doors):
@@ -169,12 +67,12 @@ def _room(r: _Reader) -> Room:
     return Room(id=rid, name=r.get("name", str, required=False, default=rid), doors=tuple(doors))
 
 
-def _association(r: _Reader) -> Association:
+def read_association(r: Fields) -> Association:
     aid = r.ident("id")
     return Association(id=aid, name=r.get("name", str, required=False, default=aid))
 
 
-def _credential(r: _Reader) -> Credential:
+def read_credential(r: Fields) -> Credential:
     cid = r.ident("id")
     role = r.get("role", str)
     if role not in ROLES:
@@ -198,7 +96,7 @@ def _credential(r: _Reader) -> Credential:
     return Credential(cid, card, pin, association, role, valid_from, valid_until)
 
 
-def _booking(r: _Reader) -> Booking:
+def read_booking(r: Fields) -> Booking:
     bid = r.ident("id")
     start = r.instant("start")
     end = r.instant("end")
@@ -220,7 +118,7 @@ def _booking(r: _Reader) -> Booking:
     )
 
 
-def _closure(r: _Reader) -> Closure:
+def read_closure(r: Fields) -> Closure:
     start = r.instant("start")
     end = r.instant("end")
     if end <= start:
@@ -241,8 +139,8 @@ def _unique(items: Sequence[Room | Association | Credential | Booking], what: st
         seen.add(item.id)
 
 
-def _header(doc: Any, schema: str) -> _Reader:
-    r = _Reader(doc, "")
+def read_header(doc: Any, schema: str) -> Fields:
+    r = Fields(doc, "")
     found = r.get("schema", str)
     if found != schema:
         raise DocumentError(f"schema: expected {schema!r}, got {found!r}")
@@ -257,7 +155,7 @@ MAX_VERSION = 9_007_199_254_740_991
 VERSION_JUMP_WARNING = 1_000_000
 
 
-def _version(r: _Reader, key: str) -> int:
+def read_version(r: Fields, key: str) -> int:
     value: int = r.get(key, int)
     if value < 0:
         raise DocumentError(f"{key}: must not be negative")
@@ -288,12 +186,12 @@ def door_warnings(room_doors: Iterable[tuple[str, str]], configured: Collection[
 
 def parse_snapshot(doc: Any) -> Snapshot:
     """A validated snapshot, or DocumentError naming the first fault."""
-    r = _header(doc, SNAPSHOT_SCHEMA)
-    rooms = [_room(x) for x in r.items("rooms")]
-    associations = [_association(x) for x in r.items("associations")]
-    credentials = [_credential(x) for x in r.items("credentials")]
-    bookings = [_booking(x) for x in r.items("bookings")]
-    closures = [_closure(x) for x in r.items("closures", required=False)]
+    r = read_header(doc, SNAPSHOT_SCHEMA)
+    rooms = [read_room(x) for x in r.items("rooms")]
+    associations = [read_association(x) for x in r.items("associations")]
+    credentials = [read_credential(x) for x in r.items("credentials")]
+    bookings = [read_booking(x) for x in r.items("bookings")]
+    closures = [read_closure(x) for x in r.items("closures", required=False)]
     for items, what in ((rooms, "rooms"), (associations, "associations"), (credentials, "credentials"), (bookings, "bookings")):
         _unique(items, what)
     room_ids = {x.id for x in rooms}
@@ -303,10 +201,10 @@ def parse_snapshot(doc: Any) -> Snapshot:
     policy = r.sub("policy")
     return Snapshot(
         site=r.obj["site"],
-        version=_version(r, "version"),
+        version=read_version(r, "version"),
         generated_at=r.instant("generated_at", required=False, nullable=True),
         timezone=None if timezone is None else check_timezone(timezone, "timezone"),
-        policy=None if policy is None else _policy(policy),
+        policy=None if policy is None else read_policy(policy),
         rooms=tuple(rooms),
         associations=tuple(associations),
         credentials=tuple(credentials),
@@ -338,17 +236,17 @@ def check_references(
 
 def parse_delta(doc: Any) -> Delta:
     """A structurally valid delta; references are checked against the store when applied."""
-    r = _header(doc, DELTA_SCHEMA)
-    base_version = _version(r, "base_version")
-    version = _version(r, "version")
-    up = r.sub("upsert") or _Reader({}, "upsert")
-    rooms = [_room(x) for x in up.items("rooms", required=False)]
-    associations = [_association(x) for x in up.items("associations", required=False)]
-    credentials = [_credential(x) for x in up.items("credentials", required=False)]
-    bookings = [_booking(x) for x in up.items("bookings", required=False)]
+    r = read_header(doc, DELTA_SCHEMA)
+    base_version = read_version(r, "base_version")
+    version = read_version(r, "version")
+    up = r.sub("upsert") or Fields({}, "upsert")
+    rooms = [read_room(x) for x in up.items("rooms", required=False)]
+    associations = [read_association(x) for x in up.items("associations", required=False)]
+    credentials = [read_credential(x) for x in up.items("credentials", required=False)]
+    bookings = [read_booking(x) for x in up.items("bookings", required=False)]
     closures = None
     if up.obj.get("closures") is not None:
-        closures = tuple(_closure(x) for x in up.items("closures"))
+        closures = tuple(read_closure(x) for x in up.items("closures"))
     for items, what in (
         (rooms, "upsert.rooms"),
         (associations, "upsert.associations"),
@@ -356,7 +254,7 @@ def parse_delta(doc: Any) -> Delta:
         (bookings, "upsert.bookings"),
     ):
         _unique(items, what)
-    de = r.sub("delete") or _Reader({}, "delete")
+    de = r.sub("delete") or Fields({}, "delete")
     deletes: dict[str, tuple[str, ...]] = {}
     for key, upserted in (("bookings", bookings), ("credentials", credentials)):
         ids = de.get(key, list, required=False, default=[])

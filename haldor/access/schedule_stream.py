@@ -19,29 +19,29 @@ from typing import Any, BinaryIO
 
 from haldor.errors import DocumentError
 
+from .fields import Fields
 from .model import Association, Booking, Closure, Credential, Policy, Room
 from .schedule import (
     SNAPSHOT_SCHEMA,
-    _association,
-    _booking,
-    _closure,
-    _credential,
-    _header,
-    _policy,
-    _Reader,
-    _room,
-    _version,
     check_timezone,
+    read_association,
+    read_booking,
+    read_closure,
+    read_credential,
+    read_header,
+    read_policy,
+    read_room,
+    read_version,
 )
 
 Item = Room | Association | Credential | Booking | Closure
 #: the arrays of a snapshot in the order they are checked, with each item's validator
-SECTIONS: dict[str, Callable[[_Reader], Any]] = {
-    "rooms": _room,
-    "associations": _association,
-    "credentials": _credential,
-    "bookings": _booking,
-    "closures": _closure,
+SECTIONS: dict[str, Callable[[Fields], Any]] = {
+    "rooms": read_room,
+    "associations": read_association,
+    "credentials": read_credential,
+    "bookings": read_booking,
+    "closures": read_closure,
 }
 _REQUIRED = ("rooms", "associations", "credentials", "bookings")
 _WHITESPACE = " \t\n\r"
@@ -239,7 +239,7 @@ class SnapshotReader:
             return
         index = 0
         while True:
-            item = check(_Reader(text.value(), key, index))
+            item = check(Fields(text.value(), key, index))
             self._admit(key, index, item)
             yield index, item
             index += 1
@@ -274,19 +274,19 @@ class SnapshotReader:
                 raise DocumentError(f"{name}: missing")
         for name in SECTIONS:  # a section that is not an array: the message of the tree's reader
             if name in self._rest:
-                _Reader(self._rest, "").items(name, required=False)
+                Fields(self._rest, "").items(name, required=False)
         for message, ident, section in self._later:
             if ident not in self._ids[section]:
                 raise DocumentError(f"{message} {ident!r}")
-        r = _header(self._rest, SNAPSHOT_SCHEMA)
+        r = read_header(self._rest, SNAPSHOT_SCHEMA)
         timezone = r.get("timezone", str, required=False)
         policy = r.sub("policy")
         return SnapshotHead(
             site=r.obj["site"],
-            version=_version(r, "version"),
+            version=read_version(r, "version"),
             generated_at=r.instant("generated_at", required=False, nullable=True),
             timezone=None if timezone is None else check_timezone(timezone, "timezone"),
-            policy=None if policy is None else _policy(policy),
+            policy=None if policy is None else read_policy(policy),
         )
 
 
