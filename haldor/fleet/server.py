@@ -28,7 +28,7 @@ from .operator_pages import audit_page, login_page
 from .operators import Operator
 from .page import Overview, access_page, overview
 from .page_parts import PAGE_ROWS
-from .reader import Reader
+from .view_data import ViewData
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
 from .sessions import Sessions, same
 from .store import FleetStore
@@ -156,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         store = FleetStore(srv.store.target, migrate=False)  # the server's own store made the schema
         try:
-            read = Reader(store, page_zone)
+            read = ViewData(store, page_zone)
             sites = read.sites(now)
             table: Table
             if stem == "/usage":
@@ -411,7 +411,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.incidents = IncidentBook(store.db)
         self.audit = AuditLog(store.db)
-        self.read = Reader(store, zone)
+        self.read = ViewData(store, zone)
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
         #: the login; whether it is asked for: see ``auth``

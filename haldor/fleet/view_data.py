@@ -11,7 +11,7 @@ from .store import FleetStore
 from .view import View
 
 
-class Reader:
+class ViewData:
     """What a view shows, read from one store: the server's (pages, under its lock) or a
     download's own connection (a large spreadsheet never holds the pages up)."""
 
