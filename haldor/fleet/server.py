@@ -28,11 +28,11 @@ from .operator_pages import audit_page, login_page
 from .operators import Operator
 from .page import Overview, access_page, overview
 from .page_parts import PAGE_ROWS
-from .view_data import ViewData
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
 from .sessions import Sessions, same
 from .store import FleetStore
 from .view import View, read_view, today_in
+from .view_data import ViewData
 
 if TYPE_CHECKING:
     from .alerting import AlertWorker
