@@ -50,7 +50,7 @@ from .notify import Notifier
 from .periodic import Every
 from .remote import Remote
 from .site import guessing_limits, open_store
-from .status import StatusTeller
+from .status import Seen, StatusTeller
 from .storage_watch import StorageWatch
 from .timekeeping import LAST_SEEN_EVERY_S, Timekeeper
 
@@ -109,7 +109,8 @@ class Agent:
         self.remote = Remote(
             cfg, store, self.controller, link, self.storage, self.time, self._unwritten, self.post, self.clock.now
         )
-        self.status = StatusTeller(self)
+        self.status = StatusTeller(cfg, store, self.clock.monotonic, self.time.floor, link)
+        self.status.seen = self._seen()
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
         self._recovered: str | None = None
         self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S), "purge": Every(PURGE_EVERY_S)}
@@ -220,7 +221,7 @@ class Agent:
                 self.controller.next_deadline(),
                 self._every["reports"].next_at,
                 self.storage.checks.next_at,
-                self.status.kiosk_due(),
+                self.status.kiosk_due(self.kiosk),
             )
             if d is not None
         ]
@@ -318,6 +319,12 @@ class Agent:
         )
         return effects
 
+    def _seen(self) -> Seen:
+        """What the status shows of the loop's state, handed to it after every input."""
+        return Seen(
+            self.clock_trusted, self.controller.mode, self.controller.status(), dict(self.reader_faults), self.storage.status()
+        )
+
     def _reader_fault(self, message: ReaderFault, now: float) -> list:
         log.warning("reader %s fault: %s", message.reader, message.reason)
         self.reader_faults[message.reader] = message.reason
@@ -383,7 +390,7 @@ class Agent:
             effects = activity.due_reports(self.store, now, self._unwritten_effects(), self.time.watching(now))
             if effects:
                 self._carry_out(effects, now)
-        if self.status.tell(now):  # once a minute, whether or not there is a broker
+        if self.status.tell(now, self._seen(), self.kiosk):  # once a minute, whether or not there is a broker
             capacity = self.cfg.sync["outbox_capacity"]
             self._submit(Batch(writes=[lambda s: s.outbox.enforce_capacity(capacity)]))
         if self._every["purge"].due(now):

@@ -1,98 +1,113 @@
 """What the agent tells about itself: the status document (PROTOCOL 6) for the broker
 and the lighter one for the screen, each sent at once when what it shows changes, and
-every so often anyway."""
+every so often anyway. The loop hands it what it shows (:class:`Seen`) after every
+input; the rest comes from the store."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from haldor import __version__
 from haldor.access import sealing
+from haldor.access.store import Store
 from haldor.config import Config
 from haldor.errors import StoreError
-from haldor.protocol import Schema
+from haldor.protocol import Mode, Schema
 
 from .periodic import Every
 from .site import site_key
-
-if TYPE_CHECKING:
-    from .loop import Agent
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 60.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The agent's state as the status shows it, handed over by the loop."""
+
+    clock_trusted: bool = True
+    mode: str = Mode.NORMAL
+    doors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reader_faults: dict[str, str] = field(default_factory=dict)
+    storage: dict[str, Any] = field(default_factory=lambda: {"ok": True, "fault": None, "since": None})
+
+
 class StatusTeller:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self._started_mono = agent.clock.monotonic()
+    def __init__(
+        self, cfg: Config, store: Store, monotonic: Callable[[], float], floor: Callable[[], float | None], link: Any = None
+    ) -> None:
+        self.cfg, self.store, self.link = cfg, store, link
+        self._monotonic, self._floor = monotonic, floor
+        self._started_mono = monotonic()
+        self.reader_doors = {r.id: r.door or None for r in cfg.readers}
+        self.seen = Seen()
         self._minute = Every(STATUS_EVERY_S)
         self._kiosk = Every(KIOSK_EVERY_S)
         self._status_key: Any = None
         self._kiosk_key: Any = None
-        self.site_key = _site_key_text(agent.cfg)
+        self.site_key = _site_key_text(cfg)
 
     def heard_again(self) -> None:
         """A fresh connection to the broker: the status goes out at once."""
         self._status_key = None
 
-    def kiosk_due(self) -> float | None:
-        return self._kiosk.next_at if self.agent.kiosk is not None else None
+    def kiosk_due(self, kiosk: Any) -> float | None:
+        return self._kiosk.next_at if kiosk is not None else None
 
-    def tell(self, now: float) -> bool:
+    def tell(self, now: float, seen: Seen, kiosk: Any = None) -> bool:
         """Send what changed, or is due. True once a minute (for the loop's minutely jobs)."""
-        a = self.agent
-        # what the status shows, read once: a change of it is told at once, to the kiosk and the broker
-        storage = a.storage.status()
+        self.seen = seen
+        # a change of what the status shows is told at once, to the kiosk and the broker
         key = (
-            a.store.version,
-            a.clock_trusted,
-            a.controller.mode,
-            repr(a.controller.status()),
-            repr(a.reader_faults),
-            storage["ok"],
-            storage["fault"],
+            self.store.version,
+            seen.clock_trusted,
+            seen.mode,
+            repr(seen.doors),
+            repr(seen.reader_faults),
+            seen.storage["ok"],
+            seen.storage["fault"],
         )
-        if a.kiosk is not None and (key != self._kiosk_key or self._kiosk.pending(now)):
-            a.kiosk.status(self.kiosk_document(now))
+        if kiosk is not None and (key != self._kiosk_key or self._kiosk.pending(now)):
+            kiosk.status(self.kiosk_document(now))
             self._kiosk_key = key
             self._kiosk.next_at = now + KIOSK_EVERY_S
         minute = self._minute.pending(now)
-        if a.link is not None:
-            a.link.kick()
+        if self.link is not None:
+            self.link.kick()
             if key != self._status_key or minute:
-                if a.link.publish_status(self.document(now)):
+                if self.link.publish_status(self.document(now)):
                     self._status_key = key
         return self._minute.due(now)
 
     def readers(self) -> dict[str, dict[str, Any]]:
-        faults = self.agent.reader_faults
-        return {r: {"ok": r not in faults, "fault": faults.get(r)} for r in self.agent.reader_doors}
+        faults = self.seen.reader_faults
+        return {r: {"ok": r not in faults, "fault": faults.get(r)} for r in self.reader_doors}
 
     def document(self, now: float) -> dict[str, Any]:
         """PROTOCOL 6."""
-        a = self.agent
-        store = a.store
+        store, seen = self.store, self.seen
         last_sync = store.meta("last_sync")
-        storage = a.storage.status()
+        storage = seen.storage
         return {
             "schema": Schema.STATUS,
-            "site": a.cfg.site_id,
+            "site": self.cfg.site_id,
             "online": True,
             "at": store.iso(now),
             "agent_version": __version__,
             "schedule_version": store.version,
             "last_sync": None if last_sync is None else store.iso(last_sync),
-            "clock_trusted": a.clock_trusted,
-            "time_floor": None if (floor := a.time.floor()) is None else store.iso(floor),
-            "mode": a.controller.mode,
-            "doors": a.controller.status(),
+            "clock_trusted": seen.clock_trusted,
+            "time_floor": None if (floor := self._floor()) is None else store.iso(floor),
+            "mode": seen.mode,
+            "doors": seen.doors,
             "readers": self.readers(),
             "storage": {**storage, "since": storage["since"] and store.iso(storage["since"])},
-            "outbox": {**store.outbox.stats(), "capacity": a.cfg.sync["outbox_capacity"]},
-            "uptime_s": int(a.clock.monotonic() - self._started_mono),
+            "outbox": {**store.outbox.stats(), "capacity": self.cfg.sync["outbox_capacity"]},
+            "uptime_s": int(self._monotonic() - self._started_mono),
             "site_key": self.site_key,
             "timezone": store.timezone,
             "names": self.names(),
@@ -101,25 +116,25 @@ class StatusTeller:
     def names(self) -> dict[str, Any]:
         """The site's, its rooms' and doors' display names, so the fleet shows names and
         not ids (no person is ever named)."""
-        cfg = self.agent.cfg
+        cfg = self.cfg
         return {
             "site": cfg.site["name"] or cfg.site_id,
-            "rooms": self.agent.store.names("rooms"),
+            "rooms": self.store.names("rooms"),
             "doors": {d.id: d.name or d.id for d in cfg.doors},
         }
 
     def kiosk_document(self, now: float) -> dict[str, Any]:
         """The status for the screen: light enough to send every few seconds."""
-        a = self.agent
+        seen = self.seen
         return {
             "at": now,
             "online": True,
-            "schedule_version": a.store.version,
-            "clock_trusted": a.clock_trusted,
-            "mode": a.controller.mode,
-            "doors": a.controller.status(),
-            "reader_faults": [{"reader": r, "door": a.reader_doors.get(r)} for r in sorted(a.reader_faults)],
-            "storage": a.storage.status(),
+            "schedule_version": self.store.version,
+            "clock_trusted": seen.clock_trusted,
+            "mode": seen.mode,
+            "doors": seen.doors,
+            "reader_faults": [{"reader": r, "door": self.reader_doors.get(r)} for r in sorted(seen.reader_faults)],
+            "storage": seen.storage,
         }
 
 
