@@ -5,10 +5,10 @@ is never stored)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import queue
-import socket
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,30 +31,20 @@ class FeedError(Exception):
 
 
 def post_json(url: str, doc: Any, timeout: float = TIMEOUT_S) -> None:
-    """One JSON POST over loopback HTTP/1.1, answered with 2xx, or FeedError. A few lines of
-    socket rather than an HTTP library: the agent's memory on a small Pi is worth more
-    than a client's features for one request to a known server."""
+    """One JSON POST to the kiosk, answered with 2xx, or FeedError (the standard
+    library's client: one request to a known server on this box needs no more)."""
     parts = urlsplit(url)
-    body = json.dumps(doc).encode()
-    request = (
-        f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=timeout) as sock:
-            sock.sendall(request)
-            answer = b""
-            while b"\r\n" not in answer:
-                got = sock.recv(1024)
-                if not got:
-                    break
-                answer += got
-    except OSError as exc:
+        connection.request("POST", parts.path or "/", body=json.dumps(doc).encode(), headers={"Content-Type": "application/json"})
+        reply = connection.getresponse()
+        reply.read()
+    except (OSError, http.client.HTTPException) as exc:
         raise FeedError(str(exc) or type(exc).__name__) from exc
-    line = answer.split(b"\r\n", 1)[0]
-    status = line.split()
-    if len(status) < 2 or not status[0].startswith(b"HTTP/") or not status[1].startswith(b"2"):
-        raise FeedError(f"answered {line.decode(errors='replace')!r}")
+    finally:
+        connection.close()
+    if not 200 <= reply.status < 300:
+        raise FeedError(f"answered {reply.status} {reply.reason}")
 
 
 class KioskFeed:
