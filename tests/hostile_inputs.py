@@ -47,22 +47,27 @@ def large(start: datetime, size: int = 30 * 1024 * 1024) -> bytes:
     return _calendar(events)
 
 
-def xlsx(path: Path, rows: Sequence[Sequence[Any]], dimension: str | None = None) -> Path:
+def xlsx(path: Path, rows: Sequence[Sequence[Any]], dimension: str | None = None, empty_cells: int = 0) -> Path:
     """A workbook as openpyxl writes it, its ``<dimension ref=...>`` then rewritten (a stale
-    one, or one claiming the whole sheet: ``A1:XFD1048576``)."""
+    one, or one claiming the whole sheet: ``A1:XFD1048576``); ``empty_cells``: a last row
+    of that many ``<c/>`` (a few kilobytes zipped, a gigabyte to a parser)."""
     book = openpyxl.Workbook()
     for row in rows:
         book.active.append(list(row))
     buffer = io.BytesIO()
     book.save(buffer)
-    if dimension is None:
+    if dimension is None and not empty_cells:
         path.write_bytes(buffer.getvalue())
         return path
     with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
         for item in source.infolist():
             data = source.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
-                data, n = re.subn(rb'<dimension ref="[^"]*"', f'<dimension ref="{dimension}"'.encode(), data)
-                assert n == 1, "openpyxl wrote no <dimension>"
+                if dimension is not None:
+                    data, n = re.subn(rb'<dimension ref="[^"]*"', f'<dimension ref="{dimension}"'.encode(), data)
+                    assert n == 1, "openpyxl wrote no <dimension>"
+                if empty_cells:
+                    last = f'<row r="{len(rows) + 1}">'.encode() + b"<c/>" * empty_cells + b"</row></sheetData>"
+                    data = data.replace(b"</sheetData>", last)
             target.writestr(item, data)
     return path

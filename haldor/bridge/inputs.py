@@ -141,7 +141,7 @@ def _read_feed(
     return worker.call(
         where,
         read_feed,
-        feeds.fetch(feed, state),
+        feeds.fetch(feed, state, cfg.limits.feed_mb * 2**20),
         where,
         site=site.id,
         room=feed.room,

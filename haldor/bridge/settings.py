@@ -42,8 +42,9 @@ class Limits:
     one line, and the other sites go on (a calendar rule of ten million seconds, a
     workbook that claims a million columns)."""
 
-    read_timeout_s: float = 60.0  # to parse one feed or sheet (in a process of its own)
+    read_timeout_s: float = 30.0  # to parse one feed or sheet (in a process of its own)
     read_memory_mb: int = 1024  # that process's address space
+    feed_mb: int = 8  # one feed's size (a room's season is a few hundred kilobytes)
     feed_bookings: int = 20_000  # instances of one feed over the horizon
     site_bookings: int = 50_000  # a site's feeds together
     run_bookings: int = 500_000  # every feed of a run together
@@ -55,6 +56,7 @@ class Limits:
 _LIMIT_RANGES = {
     "read_timeout_s": (1, 3600),
     "read_memory_mb": (128, 65536),
+    "feed_mb": (1, 1024),
     "feed_bookings": (1, 10_000_000),
     "site_bookings": (1, 10_000_000),
     "run_bookings": (1, 100_000_000),

@@ -39,7 +39,7 @@ START_TIMEOUT_S = 60.0
 class Bounds:
     """Per input: the time to parse it and the child's address space."""
 
-    timeout_s: float = 60.0
+    timeout_s: float = 30.0
     memory_mb: int = 1024
 
 
@@ -144,14 +144,14 @@ def _answer(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bytes, b
     """The pickled (kind, value, peak RSS in kB), and whether the child should end."""
     try:
         result: tuple[str, Any] = ("ok", fn(*args, **kwargs))
-    except HaldorError as exc:
-        result = ("refused", exc)
     except MemoryError:
         result = ("memory", None)
+    except HaldorError as exc:
+        result = ("memory", None) if _ran_out(exc) else ("refused", exc)
     except RecursionError:  # a parser's recursion on a deeply nested input
         result = ("failed", "nested too deeply")
     except Exception as exc:  # a library's fault on an input it did not expect: one line, not a traceback
-        result = ("failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}")
+        result = ("memory", None) if _ran_out(exc) else ("failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if result[0] != "memory":
         try:
@@ -159,3 +159,13 @@ def _answer(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bytes, b
         except MemoryError:  # the answer itself did not fit
             pass
     return pickle.dumps(("memory", None, peak)), True
+
+
+def _ran_out(exc: BaseException) -> bool:
+    """A MemoryError a parser reworded ("Expected StringType with content lines")."""
+    link: BaseException | None = exc
+    for _ in range(20):
+        if link is None or isinstance(link, MemoryError):
+            return link is not None
+        link = link.__cause__ or link.__context__
+    return False
