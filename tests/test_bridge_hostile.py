@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 
-from haldor.bridge import settings
+from haldor.bridge import service, settings
 from haldor.bridge.state import BridgeState
 
 from . import hostile_inputs
@@ -121,7 +121,11 @@ def test_a_workbooks_dimension_is_not_trusted(town, broker, dimension):
 @pytest.mark.parametrize(
     "rows, limits, problem",
     [
-        ([*CREDENTIALS, ["c3", "a17", *[None] * 16381, "x"]], "", "credentials.xlsx:5: more than 256 columns (limits.sheet_columns)"),
+        (
+            [*CREDENTIALS, ["c3", "a17", *[None] * 16381, "x"]],
+            "",
+            "credentials.xlsx:5: more than 256 columns (limits.sheet_columns)",
+        ),
         (CREDENTIALS, "sheet_rows = 3\n", "credentials.xlsx: more than 3 rows (limits.sheet_rows)"),
     ],
 )
@@ -141,3 +145,24 @@ def test_a_workbook_that_needs_too_much_memory_is_refused_in_one_line(town):
     assert result.stderr.splitlines() == [
         f"haldor: {town.dir / 'credentials.xlsx'}: needs more than 256 MB to read (limits.read_memory_mb)"
     ]
+
+
+@pytest.mark.parametrize(
+    "limits, refused, line",
+    [
+        (
+            "site_bookings = 20\n",
+            "valby-skole",
+            "gym-a.ics: more than 20 bookings over the horizon with valby-skole's other feeds",
+        ),
+        ("run_bookings = 30\n", "vanlose-skole", "hal.ics: more than 0 bookings over the horizon with the run's other feeds"),
+    ],
+)
+def test_a_sites_feeds_and_a_runs_share_their_caps(town, limits, refused, line):
+    """valby-skole's feed gives 30 bookings, vanlose-skole's 1, read in that order."""
+    town.config.write_text(town.config.read_text() + f"[limits]\n{limits}")
+    said: list[str] = []
+    assert service.run_once(settings.load(town.config), dry_run=True, say=said.append) == 1
+    assert [s.split(":")[0] for s in said if " version " in s] == sorted({"valby-skole", "vanlose-skole"} - {refused})
+    assert [s for s in said if refused in s and "kept as it was" in s] == [s for s in said if line in s]
+    assert len([s for s in said if line in s]) == 1
