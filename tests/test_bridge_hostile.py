@@ -90,8 +90,8 @@ def test_a_feed_that_takes_too_long_to_read_is_stopped(town, broker):
     million instances before the horizon begins."""
     month_ago = town.start - timedelta(days=30)
     (town.dir / "gym-a.ics").write_bytes(hostile_inputs.recurring("FREQ=SECONDLY", month_ago))
-    result = bridge(town, "read_timeout_s = 1\n")
-    assert_refused_alone(town, broker, result, "not read within 1 s (limits.read_timeout_s)")
+    result = bridge(town, "feed_timeout_s = 1\n")
+    assert_refused_alone(town, broker, result, "not read within 1 s (limits.feed_timeout_s)")
 
 
 def test_a_feed_that_needs_too_much_memory_is_refused(town, broker):

@@ -19,7 +19,7 @@ from . import build, feeds, sheets
 from .calendar import Feed, TooManyBookings, read_feed
 from .settings import BridgeConfig, FeedSource
 from .state import BridgeState
-from .worker import Bounds, InputWorker
+from .worker import InputWorker, Timeout
 
 
 class Refused(HaldorError):
@@ -29,7 +29,7 @@ class Refused(HaldorError):
 def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float, *, accept: bool = False) -> tuple[build.Inputs, set[str]]:
     """Sheets and feeds; the sites whose feeds could not be read, or lost most of their
     bookings, are kept as they were (the second value)."""
-    worker = InputWorker(Bounds(cfg.limits.read_timeout_s, cfg.limits.read_memory_mb))
+    worker = InputWorker(cfg.limits.read_memory_mb)
     try:
         inputs = _read_sheets(cfg, state, worker, accept=accept)
         return inputs, _read_feeds(cfg, state, worker, inputs, now, accept=accept)
@@ -45,7 +45,15 @@ def _read_sheets(cfg: BridgeConfig, state: BridgeState, worker: InputWorker, *, 
     read = {}
     for name, path in cfg.sheets.items():
         sheet = worker.call(
-            path, sheets.read_sheet, path, sheets.COLUMNS[name], sheets.PARSERS[name], ctx, sheets.KEYS[name], caps
+            path,
+            Timeout(cfg.limits.sheet_timeout_s, "limits.sheet_timeout_s"),
+            sheets.read_sheet,
+            path,
+            sheets.COLUMNS[name],
+            sheets.PARSERS[name],
+            ctx,
+            sheets.KEYS[name],
+            caps,
         )
         before = state.sheet_rows(name)
         if not accept and feeds.shrunk(before, len(sheet.items), cfg.max_row_loss):
@@ -140,6 +148,7 @@ def _read_feed(
     where = feeds.where(feed.source)  # a URL's query (its token) stays out of every message
     return worker.call(
         where,
+        Timeout(cfg.limits.feed_timeout_s, "limits.feed_timeout_s"),
         read_feed,
         feeds.fetch(feed, state, cfg.limits.feed_mb * 2**20),
         where,

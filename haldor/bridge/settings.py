@@ -42,7 +42,8 @@ class Limits:
     one line, and the other sites go on (a calendar rule of ten million seconds, a
     workbook that claims a million columns)."""
 
-    read_timeout_s: float = 30.0  # to parse one feed or sheet (in a process of its own)
+    feed_timeout_s: float = 30.0  # to parse one feed (in a process of its own)
+    sheet_timeout_s: float = 180.0  # one sheet (300,000 rows of .xlsx take a minute)
     read_memory_mb: int = 1024  # that process's address space
     feed_mb: int = 8  # one feed's size (a room's season is a few hundred kilobytes)
     feed_bookings: int = 20_000  # instances of one feed over the horizon
@@ -54,7 +55,8 @@ class Limits:
 
 #: each limit's range: the first beyond which a value is a mistake, not a choice
 _LIMIT_RANGES = {
-    "read_timeout_s": (1, 3600),
+    "feed_timeout_s": (1, 3600),
+    "sheet_timeout_s": (1, 3600),
     "read_memory_mb": (128, 65536),
     "feed_mb": (1, 1024),
     "feed_bookings": (1, 10_000_000),

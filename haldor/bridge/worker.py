@@ -36,44 +36,44 @@ START_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
-class Bounds:
-    """Per input: the time to parse it and the child's address space."""
+class Timeout:
+    """How long one input may take, and the setting that says so (for the refusal)."""
 
-    timeout_s: float = 30.0
-    memory_mb: int = 1024
+    seconds: float
+    key: str
 
 
 class InputWorker:
     """Runs ``fn(*args)`` in the child and gives back its result or its refusal."""
 
-    def __init__(self, bounds: Bounds) -> None:
-        self.bounds = bounds
+    def __init__(self, memory_mb: int) -> None:
+        self.memory_mb = memory_mb
         self._child: Any = None  # a multiprocessing Process (its type is the context's)
         self._conn: Connection | None = None
 
-    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def call(self, what: str, timeout: Timeout, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """The result; a refusal (``HaldorError``) the child raised is raised here as it was,
         and an input that took too long, too much memory or the child's life is refused as
         a ``DocumentError`` naming ``what`` and the bound."""
         conn = self._conn if self._conn is not None else self._start()
         try:
             conn.send((fn, args, kwargs))
-            ready = conn.poll(self.bounds.timeout_s)
+            ready = conn.poll(timeout.seconds)
         except OSError:  # the child is gone: as if it had died on this input
             ready = True
         if not ready:
             self._stop(kill=True)
-            raise DocumentError(f"{what}: not read within {self.bounds.timeout_s:g} s (limits.read_timeout_s)")
+            raise DocumentError(f"{what}: not read within {timeout.seconds:g} s ({timeout.key})")
         try:
             kind, value, peak_kb = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             code = self._stop(kill=True)
             why = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit {code}"
             raise DocumentError(f"{what}: its reading process died ({why}); nothing of it is used") from None
-        if kind != "ok" or peak_kb > self.bounds.memory_mb * 1024 // 4:
+        if kind != "ok" or peak_kb > self.memory_mb * 1024 // 4:
             self._stop(kill=False)
         if kind == "memory":
-            raise DocumentError(f"{what}: needs more than {self.bounds.memory_mb} MB to read (limits.read_memory_mb)")
+            raise DocumentError(f"{what}: needs more than {self.memory_mb} MB to read (limits.read_memory_mb)")
         if kind == "refused":
             raise value
         if kind == "failed":
@@ -86,7 +86,7 @@ class InputWorker:
     def _start(self) -> Connection:
         ctx = multiprocessing.get_context("spawn")  # never fork a bridge that has a broker thread
         ours, theirs = ctx.Pipe()
-        memory = self.bounds.memory_mb * 1024 * 1024
+        memory = self.memory_mb * 1024 * 1024
         self._child = ctx.Process(target=_serve, args=(theirs, memory, os.getpid()), name="bridge-reader", daemon=True)
         self._child.start()
         theirs.close()
