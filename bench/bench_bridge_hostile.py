@@ -50,7 +50,7 @@ def municipality(root: Path, case: str, code: Path) -> Path:
         (root / "gym-a.ics").write_bytes(hostile_inputs.recurring(hostile_inputs.RULES[case], start))
     elif case == "large-feed":
         (root / "gym-a.ics").write_bytes(hostile_inputs.large(start))
-    rows = [CREDENTIALS] + [[f"c{i}", "a17", f"uid:{0x04000000 + i:08X}", None, "member", None] for i in range(2000)]
+    rows = [CREDENTIALS] + [[f"c{i}", "a17", f"uid:{0x04000000 + i:08X}", None, "member", None] for i in range(20_000)]
     sheet = "credentials.csv"
     if case.startswith("xlsx"):
         sheet = "credentials.xlsx"

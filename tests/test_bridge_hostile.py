@@ -106,15 +106,20 @@ def use_workbook(town: Municipality, rows=CREDENTIALS, **kw) -> None:
     town.config.write_text(town.config.read_text().replace('"credentials.csv"', '"credentials.xlsx"'))
 
 
+#: a municipality's members, 10,000 more rows: about 250 kB as .xlsx
+MEMBERS = [*CREDENTIALS, *([f"m{i:05d}", "a17", f"uid:{0x05000000 + i:08X}", None, "member", None] for i in range(10_000))]
+
+
 @pytest.mark.parametrize("dimension", ["A1:XFD1048576", "A1:F2"])
 def test_a_workbooks_dimension_is_not_trusted(town, broker, dimension):
-    """A1:XFD1048576 made every row a million cells wide (a MemoryError at 4 GB, nothing
-    published); a stale A1:F2 made it read one credential of three."""
-    use_workbook(town, dimension=dimension)
-    result = bridge(town)
+    """A1:XFD1048576 made every row 16,384 cells wide (a MemoryError, nothing published);
+    a stale A1:F2 made it read one credential of 10,003."""
+    use_workbook(town, MEMBERS, dimension=dimension)
+    result = bridge(town, memory_mb=1024)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valby-skole: haldor.schedule/1" in result.stdout and "vanlose-skole: haldor.schedule/1" in result.stdout
-    assert [c["id"] for c in schedule(broker, "valby-skole")["credentials"]] == ["c1", "c9"]
+    valby = [c["id"] for c in schedule(broker, "valby-skole")["credentials"]]
+    assert len(valby) == 10_002 and valby[:2] == ["c1", "c9"] and valby[-1] == "m09999"
     assert [c["id"] for c in schedule(broker, "vanlose-skole")["credentials"]] == ["c2", "c9"]
 
 

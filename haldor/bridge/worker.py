@@ -127,6 +127,8 @@ def _serve(conn: Connection, memory: int, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the bridge's to handle
     for name in PRELOAD:
         importlib.import_module(name)
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]  # under a lower bound already (LimitAS=, ulimit -v): that one
+    memory = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     conn.send_bytes(b"ready")
     while True:
