@@ -6,9 +6,10 @@ weekly booking at 19:00 stays 19:00 local time after the clocks go back. A booki
 is made from the event's UID and the instance it is, so it stays the same from run to
 run and a change to one instance is a change to one booking.
 
-Instances are taken one by one in order of their start (the library's ``after``), and
-taking stops at the horizon's end or at the cap: a rule of ten million seconds costs
-what its first 20,000 do, not gigabytes.
+Instances are expanded a stretch of time at a time (an hour first, longer while they are
+sparse), and expanding stops at the cap: a rule of ten million seconds costs what its
+first 20,000 do, not gigabytes. (The library's own lazy ``after`` does the same, at two
+and a half times the cost of a whole season for a feed of weekly series.)
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -111,7 +112,7 @@ def read_feed(
     try:
         calendar = icalendar.Calendar.from_ical(data)
         components = calendar.walk("VEVENT")
-        events = _instances(recurring_ical_events.of(calendar).after(start), end, tz, max_bookings, source)
+        events = _instances(recurring_ical_events.of(calendar), start, end, tz, max_bookings, source)
     except DocumentError:
         raise
     except Exception as exc:  # the parsers raise many kinds for a broken feed
@@ -182,21 +183,30 @@ def read_feed(
     return feed
 
 
-def _instances(ordered: Iterable[Any], end: datetime, tz: ZoneInfo, cap: int, source: str) -> list[Any]:
-    """Those starting before ``end``, taken one by one (``ordered`` by start) up to ``cap``."""
+def _instances(query: Any, start: datetime, end: datetime, tz: ZoneInfo, cap: int, source: str) -> list[Any]:
+    """The instances between ``start`` and ``end``, a stretch of time at a time: an hour
+    first, twice as long while they are sparse. Taking stops at ``cap``: a rule by the
+    second is expanded a few hours' worth, not ten million instances."""
     taken: list[Any] = []
-    for event in ordered:
-        first = event["dtstart"].dt
-        if not isinstance(first, datetime):
-            first = datetime.combine(first, time(0), tz)
-        elif first.tzinfo is None:
-            first = first.replace(tzinfo=tz)
-        if first >= end:
-            break
-        if len(taken) == cap:
+    since, span = start, timedelta(hours=1)
+    while since < end:
+        until = min((since.astimezone(UTC) + span).astimezone(tz), end)  # in absolute time across summer time
+        stretch = query.between(since, until)
+        if since > start:  # one that began before it was taken with the stretch it began in
+            stretch = [event for event in stretch if _start(event, tz) >= since]
+        if len(taken) + len(stretch) > cap:
             raise TooManyBookings(f"{source}: more than {cap} bookings over the horizon")
-        taken.append(event)
+        taken += stretch
+        span = span * 2 if len(stretch) * 16 < cap else span
+        since = until
     return taken
+
+
+def _start(event: Any, tz: ZoneInfo) -> datetime:
+    first = event["dtstart"].dt
+    if not isinstance(first, datetime):
+        return datetime.combine(first, time(0), tz)
+    return first.replace(tzinfo=tz) if first.tzinfo is None else first
 
 
 def _short(exc: Exception) -> str:
