@@ -22,7 +22,7 @@ from haldor.bridge.state import BridgeState
 from . import hostile_inputs
 from .broker import Watcher
 from .helpers import wait_for
-from .test_bridge import Municipality
+from .test_bridge import FeedServer, Municipality
 from .test_tools import ENV
 
 CREDENTIALS = [
@@ -171,3 +171,18 @@ def test_a_sites_feeds_and_a_runs_share_their_caps(town, limits, refused, line):
     assert [s.split(":")[0] for s in said if " version " in s] == sorted({"valby-skole", "vanlose-skole"} - {refused})
     assert [s for s in said if refused in s and "kept as it was" in s] == [s for s in said if line in s]
     assert len([s for s in said if line in s]) == 1
+
+
+def test_a_feed_over_http_beyond_its_size_is_refused_and_not_asked_for_again(town):
+    server = FeedServer(b"BEGIN:VCALENDAR\r\n" + b"X-PADDING:" + b"x" * 2 * 2**20 + b"\r\nEND:VCALENDAR\r\n")
+    try:
+        town.config.write_text(town.config.read_text().replace('source = "gym-a.ics"', f'source = "{server.url}"'))
+        town.config.write_text(town.config.read_text() + "[limits]\nfeed_mb = 1\n")
+        said: list[str] = []
+        assert service.run_once(settings.load(town.config), dry_run=True, say=said.append) == 1
+        refused = [line for line in said if "valby-skole" in line]
+        assert refused == [f"warning: {server.url}: more than 1 MB (limits.feed_mb): valby-skole is kept as it was"]
+        assert len(server.requests) == 1  # asking again would cost as much
+        assert any(line.startswith("vanlose-skole: haldor.schedule/1") for line in said)
+    finally:
+        server.close()
