@@ -77,7 +77,7 @@ def measure(config: Path, code: Path, timeout: float, memory_mb: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code)}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env, preexec_fn=bound)
+        child = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env, preexec_fn=bound, cwd=config.parent)
         killer = threading.Timer(timeout, child.kill)
         killer.start()
         _, status, usage = os.wait4(child.pid, 0)  # its rusage: the bridge and the children it waited for
@@ -102,7 +102,7 @@ def measure(config: Path, code: Path, timeout: float, memory_mb: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--code", type=Path, default=ROOT, help="the checkout whose bridge runs (PYTHONPATH)")
+    p.add_argument("--code", type=Path, default=ROOT, help="the checkout whose bridge runs (PYTHONPATH; run from elsewhere)")
     p.add_argument("--timeout", type=float, default=150)
     p.add_argument("--memory-mb", type=int, default=4096, help="ulimit -v for the whole run")
     p.add_argument("--cases", nargs="*", default=list(CASES), choices=CASES)
