@@ -38,7 +38,11 @@ def municipality(root: Path, case: str, code: Path) -> Path:
     """Two sites; valby-skole's feed or the credentials workbook is the hostile input."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     subprocess.run(
-        [sys.executable, "-m", "haldor", "keygen", "bookings", "--dir", str(root)], env=env, check=True, capture_output=True
+        [sys.executable, "-m", "haldor", "keygen", "bookings", "--dir", str(root)],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=root,
     )
     (root / "associations.csv").write_text("id;name\na17;Valby Volley\na18;Valby Badminton\n")
     (root / "rooms.csv").write_text("site;id;name;doors\nvalby-skole;gym-a;A;main\nvanlose-skole;hal;Hallen;main\n")
