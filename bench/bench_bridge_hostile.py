@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -30,7 +30,15 @@ sys.path.insert(0, str(ROOT))
 from tests import hostile_inputs  # noqa: E402
 
 CPH = ZoneInfo("Europe/Copenhagen")
-CASES = ("secondly-count", "secondly", "minutely", "large-feed", "xlsx-huge-dimension", "xlsx-stale-dimension")
+CASES = (
+    "secondly-count",
+    "secondly",
+    "minutely",
+    "secondly-since-last-month",  # walked from its start: stopped by limits.feed_timeout_s, not by the cap
+    "large-feed",
+    "xlsx-huge-dimension",
+    "xlsx-stale-dimension",
+)
 CREDENTIALS = ["id", "association", "card", "pin", "role", "sites"]
 
 
@@ -52,6 +60,8 @@ def municipality(root: Path, case: str, code: Path) -> Path:
     (root / "gym-a.ics").write_bytes(hostile_inputs.recurring("FREQ=WEEKLY;COUNT=30", start))
     if case in hostile_inputs.RULES:
         (root / "gym-a.ics").write_bytes(hostile_inputs.recurring(hostile_inputs.RULES[case], start))
+    elif case == "secondly-since-last-month":
+        (root / "gym-a.ics").write_bytes(hostile_inputs.recurring("FREQ=SECONDLY", start - timedelta(days=30)))
     elif case == "large-feed":
         (root / "gym-a.ics").write_bytes(hostile_inputs.large(start))
     rows = [CREDENTIALS] + [[f"c{i}", "a17", f"uid:{0x04000000 + i:08X}", None, "member", None] for i in range(20_000)]
