@@ -342,6 +342,7 @@ def test_the_example_bridge_configuration_is_valid(tmp_path):
     cfg = settings.load(tmp_path / "bridge.toml")
     assert [s.id for s in cfg.sites] == ["valby-skole"] and cfg.feeds[0].room == "gym-a"
     assert cfg.broker is not None and cfg.broker.username == "booking-system"  # the shipped ACL's user
+    assert cfg.limits == settings.Limits()  # the example says the defaults
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -471,6 +472,9 @@ def test_a_feed_that_suddenly_lost_its_bookings_keeps_its_site(town):
         ('[mqtt]\ntransport = "carrier-pigeon"\n[[sites]]\nid = "s"\n', "mqtt.transport"),
         ('[mqtt]\nport = 99999\n[[sites]]\nid = "s"\n', "mqtt.port"),
         ('[[sites]]\nid = "s"\n', "bridge.interval_s"),
+        ('[limits]\nread_memory_mb = 1\n[[sites]]\nid = "s"\n', "limits.read_memory_mb"),
+        ('[limits]\nsheet_rows = "many"\n[[sites]]\nid = "s"\n', "limits.sheet_rows"),
+        ('[limits]\nfeed_bytes = 8\n[[sites]]\nid = "s"\n', "limits.feed_bytes"),
     ],
 )
 def test_a_bad_bridge_configuration_names_its_key(tmp_path, text, key):

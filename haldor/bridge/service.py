@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,96 +23,12 @@ from haldor import broker_tools, tools
 from haldor.errors import DocumentError, HaldorError
 from haldor.protocol import Leaf
 
-from . import build, feeds, sheets
-from .calendar import read_feed
+from . import build
+from .inputs import Refused, read_inputs
 from .settings import BridgeConfig, Site
 from .state import BridgeState
 
 log = logging.getLogger(__name__)
-
-
-class Refused(HaldorError):
-    """The run publishes nothing: a sheet looks cut off."""
-
-
-def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float, *, accept: bool = False) -> tuple[build.Inputs, set[str]]:
-    """Sheets and feeds; the sites whose feeds could not be read, or lost most of their
-    bookings, are kept as they were. Counts are what could be used, not lines: a sheet
-    whose every row is bad has lost everything."""
-    ctx = sheets.Context(ZoneInfo(cfg.sites[0].timezone))
-    read = {}
-    for name, path in cfg.sheets.items():
-        sheet = sheets.read_sheet(path, sheets.COLUMNS[name], sheets.PARSERS[name], ctx, sheets.KEYS[name])
-        before = state.sheet_rows(name)
-        if not accept and feeds.shrunk(before, len(sheet.items), cfg.max_row_loss):
-            raise Refused(
-                f"{path}: {len(sheet.items)} usable rows, {before} at the last run: more than {cfg.max_row_loss:.0%} lost "
-                f"({len(sheet.problems)} rows refused; an export cut off?); nothing published. "
-                "Check the file; if it is right, run with --accept-sheets"
-            )
-        read[name] = sheet
-    problems = [p for sheet in read.values() for p in sheet.problems]
-    associations = read["associations"].items
-    known, site_ids = {a["id"] for a in associations}, {s.id for s in cfg.sites}
-    for c in read["credentials"].items:
-        if c["association"] is not None and c["association"] not in known:
-            problems.append(
-                f"{read['credentials'].path}: credential {c['id']}: association {c['association']!r} is not in the associations sheet (left out)"
-            )
-        for s in c["_sites"]:
-            if s not in site_ids:
-                problems.append(f"{read['credentials'].path}: credential {c['id']}: site {s!r} is not in [[sites]]")
-    names: dict[str, str] = {}
-    for a in associations:
-        for alias in (a["id"], a["name"], a.get("_calendar") or ""):
-            if alias:
-                names[alias.lower()] = a["id"]
-    inputs = build.Inputs(
-        associations=associations,
-        credentials=read["credentials"].items,
-        rooms=read["rooms"].items,
-        closures=read["closures"].items if "closures" in read else [],
-        bookings={},
-        problems=problems,
-        rows={name: len(sheet.items) for name, sheet in read.items()},
-    )
-    unread: set[str] = set()
-    sites = {s.id: s for s in cfg.sites}
-    for feed in cfg.feeds:
-        site = sites[feed.site]
-        tz = ZoneInfo(site.timezone)
-        start = datetime.fromtimestamp(now, tz) - timedelta(days=1)
-        try:
-            got = read_feed(
-                feeds.fetch(feed, state),
-                feed.source,
-                site=site.id,
-                room=feed.room,
-                tz=tz,
-                start=start,
-                end=start + timedelta(days=cfg.horizon_days),
-                rule=cfg.rule,
-                associations=names,
-                all_day_closures=cfg.all_day_closures,
-            )
-        except HaldorError as exc:
-            problems.append(f"{exc}: {site.id} is kept as it was")
-            unread.add(site.id)
-            continue
-        key = f"feed:{feed.site}/{feed.room}"
-        before = state.sheet_rows(key)
-        if not accept and feeds.shrunk(before, len(got.bookings), cfg.max_row_loss):
-            problems.append(
-                f"{feeds.where(feed.source)}: {len(got.bookings)} bookings, {before} at the last run: more than "
-                f"{cfg.max_row_loss:.0%} lost; {site.id} is kept as it was (--accept-sheets if it is right)"
-            )
-            unread.add(site.id)
-            continue
-        inputs.rows[key] = len(got.bookings)
-        problems.extend(got.problems)
-        inputs.bookings.setdefault(site.id, []).extend(got.bookings)
-        inputs.closures.extend(got.closures)
-    return inputs, unread
 
 
 def plan(

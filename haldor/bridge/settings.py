@@ -5,7 +5,7 @@ key, as the agent's configuration does."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,6 +37,37 @@ class Site:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one input may cost (``[limits]``): a feed or sheet beyond it is refused with
+    one line, and the other sites go on (a calendar rule of ten million seconds, a
+    workbook that claims a million columns)."""
+
+    feed_timeout_s: float = 30.0  # to parse one feed (in a process of its own)
+    sheet_timeout_s: float = 180.0  # one sheet (300,000 rows of .xlsx take a minute)
+    read_memory_mb: int = 1024  # that process's address space
+    feed_mb: int = 8  # one feed's size (a room's season is a few hundred kilobytes)
+    feed_bookings: int = 20_000  # instances of one feed over the horizon
+    site_bookings: int = 50_000  # a site's feeds together
+    run_bookings: int = 500_000  # every feed of a run together
+    sheet_rows: int = 300_000
+    sheet_columns: int = 256
+
+
+#: each limit's range: the first beyond which a value is a mistake, not a choice
+_LIMIT_RANGES = {
+    "feed_timeout_s": (1, 3600),
+    "sheet_timeout_s": (1, 3600),
+    "read_memory_mb": (128, 65536),
+    "feed_mb": (1, 1024),
+    "feed_bookings": (1, 10_000_000),
+    "site_bookings": (1, 10_000_000),
+    "run_bookings": (1, 100_000_000),
+    "sheet_rows": (1, 1_048_576),
+    "sheet_columns": (1, 16_384),
+}
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     path: str
     state: str
@@ -52,6 +83,7 @@ class BridgeConfig:
     rule: AssociationRule
     all_day_closures: bool
     broker: BrokerOptions | None
+    limits: Limits = Limits()
 
 
 _BRIDGE = {
@@ -91,7 +123,7 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
     def section(name: str, keys: dict[str, Any]) -> dict[str, Any]:
         return c.section(raw, name, keys)
 
-    c.only(raw, ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds"))
+    c.only(raw, ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds", "limits"))
     b = section("bridge", _BRIDGE)
     if not b["key"]:
         raise fail("bridge.key", "required: the private key that signs the schedules (haldor keygen)")
@@ -189,4 +221,13 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         rule=AssociationRule(cal["association_from"], cal["pattern"]),
         all_day_closures=cal["all_day"] == "closure",
         broker=broker,
+        limits=_limits(c, raw),
     )
+
+
+def _limits(c: toml_file.Checker, raw: dict[str, Any]) -> Limits:
+    given = c.section(raw, "limits", asdict(Limits()))
+    for key, (low, high) in _LIMIT_RANGES.items():
+        if not low <= given[key] <= high:
+            raise c.fail(f"limits.{key}", f"{low} to {high}")
+    return Limits(**given)

@@ -5,13 +5,18 @@ A bad row is reported as ``file:line: column: problem`` and left out, so one typ
 not hold up a whole municipality's bookings; the rest goes on. Only the columns Haldor
 needs are read: a sheet that also holds members' names or e-mail addresses passes none
 of them on.
+
+A workbook's own ``<dimension>`` is not trusted: one claiming ``A1:XFD1048576`` made every
+row 16,384 cells wide (gigabytes for a 500 kB file), and a stale, too small one cut rows
+off. Rows are read as the
+file has them, up to a row and a column cap; a sheet beyond either is refused whole.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -43,7 +48,15 @@ class Sheet:
     problems: list[str] = field(default_factory=list)
 
 
-def read_rows(path: str | Path) -> list[Row]:
+@dataclass(frozen=True)
+class Caps:
+    """The most rows (the header included) and columns a sheet may have (``[limits]``)."""
+
+    rows: int = 300_000
+    columns: int = 256
+
+
+def read_rows(path: str | Path, caps: Caps = Caps()) -> list[Row]:
     """The rows of a CSV or ``.xlsx`` file, header names folded to lower case."""
     path = Path(path)
     try:
@@ -53,18 +66,30 @@ def read_rows(path: str | Path) -> list[Row]:
     if path.suffix.lower() == ".xlsx" or data.startswith(b"PK\x03\x04"):  # a workbook, whatever its name
         table = _xlsx(path, data)
     else:
-        table = _csv(path, data)
-    if not table:
-        raise DocumentError(f"{path}: empty: no header row")
-    header = [h.strip().lower() for h in table[0]]
-    width = len([h for h in header if h])
+        table = iter(_csv(path, data))
+    header: list[str] | None = None
     rows = []
-    for number, values in enumerate(table[1:], start=2):
-        if not any(v.strip() for v in values):
-            continue  # Excel leaves empty rows at the end
-        cells = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header) if h}
-        rows.append(Row(number, cells, short=len(values) < width))
+    for number, values in enumerate(table, start=1):
+        if number > caps.rows:
+            raise DocumentError(f"{path}: more than {caps.rows} rows (limits.sheet_rows); nothing of it is used")
+        if len(values) > caps.columns and _last_value(values) > caps.columns:  # empty cells after it do not count
+            raise DocumentError(
+                f"{path}:{number}: more than {caps.columns} columns (limits.sheet_columns); nothing of it is used"
+            )
+        if header is None:
+            header = [h.strip().lower() for h in values]
+            width = len([h for h in header if h])
+        elif any(v.strip() for v in values):  # Excel leaves empty rows at the end
+            cells = {h: (values[i].strip() if i < len(values) else "") for i, h in enumerate(header) if h}
+            rows.append(Row(number, cells, short=len(values) < width))
+    if header is None:
+        raise DocumentError(f"{path}: empty: no header row")
     return rows
+
+
+def _last_value(values: list[str]) -> int:
+    """How many cells up to the last one that holds something."""
+    return next((i + 1 for i in range(len(values) - 1, -1, -1) if values[i].strip()), 0)
 
 
 def _csv(path: Path, data: bytes) -> list[list[str]]:
@@ -84,15 +109,31 @@ def _csv(path: Path, data: bytes) -> list[list[str]]:
         raise DocumentError(f"{path}: not a readable CSV file ({exc})") from None
 
 
-def _xlsx(path: Path, data: bytes) -> list[list[str]]:
+def _xlsx(path: Path, data: bytes) -> Iterator[list[str]]:
+    """Row by row, each as wide as its last cell: the file's ``<dimension>`` is ignored."""
     import openpyxl  # only a bridge that is given .xlsx pays for it
 
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not a workbook
-        raise DocumentError(f"{path}: not an Excel workbook ({exc})") from None
-    sheet = book.worksheets[0]
-    return [["" if v is None else _cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        raise DocumentError(f"{path}: not an Excel workbook ({_one_line(exc)})") from None
+    try:
+        sheet = book.worksheets[0]
+        sheet.reset_dimensions()
+        width = None  # the header's: a row ends at its last cell, not cut off there as a CSV line is
+        for row in sheet.iter_rows(min_row=1, min_col=1, values_only=True):
+            values = ["" if v is None else _cell_text(v) for v in row]
+            width = len(values) if width is None else width
+            yield values + [""] * (width - len(values))
+    except Exception as exc:  # a sheet's XML broken half way
+        raise DocumentError(f"{path}: not a readable Excel workbook ({_one_line(exc)})") from None
+    finally:
+        book.close()
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _cell_text(value: Any) -> str:
@@ -118,10 +159,12 @@ class Context:
     tz: ZoneInfo
 
 
-def read_sheet(path: str | Path, columns: Iterable[str], parse: Parser, ctx: Context, key: Iterable[str] = ("id",)) -> Sheet:
+def read_sheet(
+    path: str | Path, columns: Iterable[str], parse: Parser, ctx: Context, key: Iterable[str] = ("id",), caps: Caps = Caps()
+) -> Sheet:
     """Every row through ``parse``; a row that fails is reported and left out, and so is
     one cut short or repeating the ``key`` of a row before it (the first counts)."""
-    rows = read_rows(path)
+    rows = read_rows(path, caps)
     sheet = Sheet(str(path), rows=len(rows))
     needed, key = list(columns), tuple(key)
     header = set(rows[0].cells) if rows else _header_of(path)

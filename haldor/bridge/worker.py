@@ -1,0 +1,173 @@
+"""Each feed and sheet parsed in a process of its own, within a time and a memory bound.
+
+A calendar rule crafted to expand slowly, a 30 MB feed or a workbook that unpacks to
+gigabytes costs its parser minutes and gigabytes. In the bridge's own process that
+stalled every site, and a ``MemoryError`` ended the run with a traceback. In a child
+whose address space is capped (``RLIMIT_AS``) and which is killed at a deadline, it costs
+that one input: it is refused with one line, and the run goes on.
+
+One child serves input after input (starting one costs a few hundred milliseconds); it
+is replaced after a failure, and once it has grown past a quarter of its bound (the
+memory a large input took is not all given back). It dies with the thread that started
+it (``PR_SET_PDEATHSIG``), so nothing is left behind a killed bridge.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import multiprocessing
+import os
+import pickle
+import resource
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+from haldor.errors import DocumentError, HaldorError
+
+T = TypeVar("T")
+#: what the child imports before it says it is ready (so the first input's time is its own)
+PRELOAD = ("haldor.bridge.calendar", "haldor.bridge.sheets", "openpyxl")
+#: a child that has not started by then will not (a machine out of processes or memory)
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """How long one input may take, and the setting that says so (for the refusal)."""
+
+    seconds: float
+    key: str
+
+
+class InputWorker:
+    """Runs ``fn(*args)`` in the child and gives back its result or its refusal."""
+
+    def __init__(self, memory_mb: int) -> None:
+        self.memory_mb = memory_mb
+        self._child: Any = None  # a multiprocessing Process (its type is the context's)
+        self._conn: Connection | None = None
+
+    def call(self, what: str, timeout: Timeout, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The result; a refusal (``HaldorError``) the child raised is raised here as it was,
+        and an input that took too long, too much memory or the child's life is refused as
+        a ``DocumentError`` naming ``what`` and the bound."""
+        conn = self._conn if self._conn is not None else self._start()
+        try:
+            conn.send((fn, args, kwargs))
+            ready = conn.poll(timeout.seconds)
+        except OSError:  # the child is gone: as if it had died on this input
+            ready = True
+        if not ready:
+            self._stop(kill=True)
+            raise DocumentError(f"{what}: not read within {timeout.seconds:g} s ({timeout.key})")
+        try:
+            kind, value, peak_kb = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            code = self._stop(kill=True)
+            why = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit {code}"
+            raise DocumentError(f"{what}: its reading process died ({why}); nothing of it is used") from None
+        if kind != "ok" or peak_kb > self.memory_mb * 1024 // 4:
+            self._stop(kill=False)
+        if kind == "memory":
+            raise DocumentError(f"{what}: needs more than {self.memory_mb} MB to read (limits.read_memory_mb)")
+        if kind == "refused":
+            raise value
+        if kind == "failed":
+            raise DocumentError(f"{what}: cannot be read ({value})")
+        return value
+
+    def close(self) -> None:
+        self._stop(kill=False)
+
+    def _start(self) -> Connection:
+        ctx = multiprocessing.get_context("spawn")  # never fork a bridge that has a broker thread
+        ours, theirs = ctx.Pipe()
+        memory = self.memory_mb * 1024 * 1024
+        self._child = ctx.Process(target=_serve, args=(theirs, memory, os.getpid()), name="bridge-reader", daemon=True)
+        self._child.start()
+        theirs.close()
+        self._conn = ours
+        try:
+            if ours.poll(START_TIMEOUT_S) and ours.recv_bytes() == b"ready":
+                return ours
+        except (EOFError, OSError):
+            pass
+        self._stop(kill=True)
+        raise HaldorError(f"the process that reads feeds and sheets did not start within {START_TIMEOUT_S:g} s")
+
+    def _stop(self, *, kill: bool) -> int | None:
+        """Its exit code (negative: the signal that ended it)."""
+        child, conn = self._child, self._conn
+        self._child = self._conn = None
+        if child is None:
+            return None
+        if conn is not None:
+            conn.close()  # an idle child reads the end and exits
+        if kill:
+            child.kill()
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join()
+        return child.exitcode
+
+
+def _serve(conn: Connection, memory: int, parent: int) -> None:
+    """The child: bounded, then one input after another until the bridge hangs up."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the bridge died while this child was starting
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the bridge's to handle
+    for name in PRELOAD:
+        importlib.import_module(name)
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]  # under a lower bound already (LimitAS=, ulimit -v): that one
+    memory = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    conn.send_bytes(b"ready")
+    while True:
+        try:
+            fn, args, kwargs = conn.recv()
+        except EOFError:
+            return
+        answer, end = _answer(fn, args, kwargs)
+        conn.send_bytes(answer)
+        if end:  # out of memory once, its heap may be in pieces: the next input gets a new child
+            return
+
+
+def _answer(fn: Callable[..., Any], args: tuple, kwargs: dict) -> tuple[bytes, bool]:
+    """The pickled (kind, value, peak RSS in kB), and whether the child should end."""
+    try:
+        result: tuple[str, Any] = ("ok", fn(*args, **kwargs))
+    except MemoryError:
+        result = ("memory", None)
+    except HaldorError as exc:
+        result = ("memory", None) if _ran_out(exc) else ("refused", exc)
+    except RecursionError:  # a parser's recursion on a deeply nested input
+        result = ("failed", "nested too deeply")
+    except Exception as exc:  # a library's fault on an input it did not expect: one line, not a traceback
+        result = ("memory", None) if _ran_out(exc) else ("failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if result[0] != "memory":
+        try:
+            return pickle.dumps((*result, peak)), False
+        except MemoryError:  # the answer itself did not fit
+            pass
+    return pickle.dumps(("memory", None, peak)), True
+
+
+def _ran_out(exc: BaseException) -> bool:
+    """A MemoryError a parser reworded ("Expected StringType with content lines")."""
+    link: BaseException | None = exc
+    for _ in range(20):
+        if link is None or isinstance(link, MemoryError):
+            return link is not None
+        link = link.__cause__ or link.__context__
+    return False
