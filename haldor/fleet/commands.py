@@ -20,7 +20,7 @@ from haldor.protocol import Action
 from haldor.sql import Database
 
 from .operators import Operator
-from .store import where
+from .rows import where
 
 log = logging.getLogger(__name__)
 

@@ -12,24 +12,21 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import astuple
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor.protocol import Event
 from haldor.sql import Database
 
-from .alerts import DoorState, Notice
-from .report import ALL_TIME, Period, UsageLine, booking_figures
+from .alarm_reads import AlarmReads
+from .report import ALL_TIME, Period, UsageLine
+from .rows import _event_row, _int, _json_table, _names, _text, _ts, _usage_row, _zone, where
 from .schema import MIGRATIONS
 from .sequences import Sequences
 
 log = logging.getLogger(__name__)
 
-#: the events the fleet lists as alarms
-ALARMS = (Event.DOOR_FORCED, Event.DOOR_HELD_OPEN, Event.READER_FAULT, Event.ACCESS_GUESSING, Event.SYNC_REJECTED)
 
 USAGE_COLUMNS = (
     "id",
@@ -48,8 +45,6 @@ USAGE_COLUMNS = (
     "unobserved",
 )
 
-#: how long before a door's alarm its openings and closings are read (a held-open comes after its opening)
-DOOR_MOVES_BEFORE_S = 24 * 3600
 
 #: a status dated further ahead than this is counted as of its arrival
 FUTURE_S = 120.0
@@ -86,107 +81,7 @@ SITE_COLUMNS = (
 )
 
 
-def _int(value: Any) -> int | None:
-    """An integer column takes an integer or nothing: a box's odd value must not make a
-    PostgreSQL batch fail, and be tried again for ever."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63 else None
-
-
-#: control characters: a name with a line break would break an e-mail's subject, NUL a PostgreSQL row
-_CONTROL = dict.fromkeys([*range(32), 127])
-
-
-def _text(value: Any, longest: int = 200) -> str | None:
-    """A string column takes a string (without control characters) or nothing."""
-    return value[:longest].translate(_CONTROL) if isinstance(value, str) else None
-
-
-def _json_table(value: Any, most: int = 200) -> str | None:
-    """A status's doors or readers, at most ``most`` of them (a box is not a thousand doors)."""
-    if not isinstance(value, dict):
-        return None
-    return json.dumps(dict(list(value.items())[:most]))
-
-
-def _names(doc: Any) -> str | None:
-    """The status's ``names`` of rooms and doors, kept only as strings of strings."""
-    if not isinstance(doc, dict):
-        return None
-    kept = {}
-    for kind in ("rooms", "doors"):
-        entries = doc.get(kind)
-        if isinstance(entries, dict):
-            kept[kind] = {_text(k, 100): _text(v) for k, v in list(entries.items())[:500] if isinstance(v, str)}
-    return json.dumps(kept)
-
-
-def _zone(value: Any) -> str | None:
-    """A time zone the page can use, or nothing: a box's odd value must not break the page."""
-    if not isinstance(value, str) or len(value) > 64:
-        return None
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return value
-
-
-def _event_row(doc: dict[str, Any]) -> list[Any]:
-    return [
-        _text(doc["id"], 100),
-        str(doc["site"]),
-        _int(doc.get("seq")),
-        _text(doc.get("at")),
-        _ts(doc.get("at")),
-        _text(doc["type"], 64),
-        _text(doc.get("door")),
-        _text(doc.get("reader")),
-        _text(doc.get("booking")),
-        _text(doc.get("reason")),
-        json.dumps(doc["usage"]) if isinstance(doc.get("usage"), dict) else None,
-        _text(doc.get("credential")),
-    ]
-
-
-def _ts(text: Any) -> float | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def _usage_row(doc: dict[str, Any]) -> list[Any] | None:
-    usage = doc.get("usage")
-    if doc.get("type") != Event.BOOKING_USAGE or not isinstance(usage, dict):
-        return None
-    try:
-        figures = booking_figures(usage)
-    except (TypeError, ValueError, OverflowError) as exc:  # a box's odd values: the event is kept, its figures not
-        log.warning("usage of booking %r at %r not counted: %s", doc.get("booking"), doc.get("site"), exc)
-        return None
-    if figures is None:
-        return None
-    return [str(doc["id"]), str(doc["site"]), _text(doc.get("booking")), *astuple(figures)]
-
-
-def where(site: str | None, since: float | str | None, until: float | str | None, at: str) -> tuple[str, list[Any]]:
-    """`` AND ...`` for one site (or all) and a span in column ``at`` (instants, or ISO days), the end excluded."""
-    clause, params = "", list[Any]()
-    if site:
-        clause += " AND site = ?"
-        params.append(site)
-    if since is not None:
-        clause += f" AND {at} >= ?"
-        params.append(since)
-    if until is not None:
-        clause += f" AND {at} < ?"
-        params.append(until)
-    return clause, params
-
-
-class FleetStore:
+class FleetStore(AlarmReads):
     def __init__(self, target: str | Path, *, migrate: bool = True) -> None:
         """``migrate``: bring the schema up to date (a connection opened beside a running
         fleet, for one download, leaves that to the fleet)."""
@@ -404,17 +299,6 @@ class FleetStore:
             for r in rows
         ]
 
-    def alarms(
-        self, limit: int = 200, site: str | None = None, since: float | None = None, until: float | None = None
-    ) -> list[dict[str, Any]]:
-        clause, params = where(site, since, until, "at_ts")
-        rows = self.db.rows(
-            f"SELECT site, at, type, door, reader, reason FROM events WHERE (type IN ({','.join('?' * len(ALARMS))}) "
-            f"OR (type = ? AND reason IS NOT NULL)){clause} ORDER BY at_ts DESC LIMIT ?",  # and the commands a box refused
-            [*ALARMS, Event.COMMAND_RESULT, *params, limit],
-        )
-        return [dict(zip(("site", "at", "type", "door", "reader", "reason"), r, strict=True)) for r in rows]
-
     def access_log(
         self,
         site: str | None = None,
@@ -435,57 +319,6 @@ class FleetStore:
             [*ACCESS_LOG, *params],
         )
         return [dict(zip(ACCESS_COLUMNS, r, strict=True)) for r in rows]
-
-    def door_states(self, since: float) -> list[DoorState]:
-        """Each door with a forced or held-open event since ``since``, with the last of
-        those and of its openings and closings around them. The alarms are few; a door's
-        openings are many, so they are read only for the doors that have an alarm (this
-        runs every few seconds)."""
-        alarms = {Event.DOOR_FORCED: "forced_at", Event.DOOR_HELD_OPEN: "held_at"}
-        movements = {Event.DOOR_OPENED: "opened_at", Event.DOOR_CLOSED: "closed_at"}
-        doors: dict[tuple[str, str], dict[str, float]] = {}
-        for site, door, kind, at in self.db.rows(
-            "SELECT site, door, type, MAX(at_ts) FROM events WHERE type IN (?, ?) AND at_ts >= ? AND door IS NOT NULL "
-            "GROUP BY site, door, type",
-            [*alarms, since],
-        ):
-            doors.setdefault((site, door), {})[alarms[kind]] = at
-        for (site, door), fields in doors.items():
-            around = min(fields.values()) - DOOR_MOVES_BEFORE_S  # the opening before a held-open, and everything after
-            for kind, at in self.db.rows(
-                "SELECT type, MAX(at_ts) FROM events WHERE site = ? AND type IN (?, ?) AND at_ts >= ? AND door = ? GROUP BY type",
-                [site, *movements, around, door],
-            ):
-                fields[movements[kind]] = at
-        return [DoorState(site, door, **fields) for (site, door), fields in sorted(doors.items())]
-
-    def guessing(self, since: float) -> list[Notice]:
-        """The last lockout for guessing at each reader since ``since``."""
-        return self._last_of(Event.ACCESS_GUESSING, "reader", "type = ? AND reader IS NOT NULL", [Event.ACCESS_GUESSING], since)
-
-    def failed_commands(self, since: float) -> list[Notice]:
-        """The last command each site refused or could not carry out since ``since``."""
-        return self._last_of("command.failed", None, "type = ? AND reason IS NOT NULL", [Event.COMMAND_RESULT], since)
-
-    def refused_schedules(self, since: float) -> list[Notice]:
-        """Sites whose last schedule since ``since`` was refused (a later applied one ends it)."""
-        applied = {n.site: n.at for n in self._last_of("", None, "type = ?", [Event.SYNC_APPLIED], since)}
-        refused = self._last_of(Event.SYNC_REJECTED, None, "type = ?", [Event.SYNC_REJECTED], since)
-        return [n for n in refused if n.at > applied.get(n.site, 0.0)]
-
-    def _last_of(self, kind: str, subject: str | None, condition: str, params: list[Any], since: float) -> list[Notice]:
-        """The newest event per site (and ``subject`` column) that meets ``condition``."""
-        column = subject or "NULL"
-        rows = self.db.rows(
-            f"SELECT site, {column}, reason, at_ts FROM events e WHERE {condition} AND at_ts >= ? AND at_ts = "
-            f"(SELECT MAX(at_ts) FROM events x WHERE x.site = e.site AND x.type = e.type AND x.at_ts >= ?"
-            f"{f' AND x.{subject} = e.{subject}' if subject else ''})",
-            [*params, since, since],
-        )
-        last: dict[tuple[str, str | None], Notice] = {}
-        for site, subj, reason, at in rows:
-            last[site, subj] = Notice(kind, site, subj, reason or "", at)
-        return [last[k] for k in sorted(last, key=lambda k: (k[0], k[1] or ""))]
 
     def usage_count(self) -> int:
         row = self.db.one("SELECT COUNT(*) FROM usage")
