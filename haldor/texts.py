@@ -124,6 +124,10 @@ TEXTS: dict[str, dict[str, str]] = {
     "checkin.wrong_pin": {"da": "Forkert PIN-kode", "en": "Wrong PIN"},
     "checkin.expired": {"da": "Kortet gælder ikke nu", "en": "The card is not valid now"},
     "checkin.caretaker": {"da": "Hej pedel", "en": "Hello caretaker"},
+    "checkin.rate_limited": {
+        "da": "For mange forsøg. Vent lidt, og prøv igen",
+        "en": "Too many tries. Wait a while and try again",
+    },
     "checkin.enrol_open": {
         "da": "Hej pedel. Nyt kort: hold det op til læseren inden for et minut, så vises kortnummeret her.",
         "en": "Hello caretaker. New card: hold it to the reader within a minute to see its number here.",

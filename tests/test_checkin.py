@@ -361,3 +361,18 @@ def test_a_booking_the_box_did_not_hold_is_not_watched_nor_a_no_show(rig):
     assert (usage["b884"]["observed"], usage["b884"]["no_show"]) == (0.0, False)
     assert (usage["b881-new-id"]["observed"], usage["b881-new-id"]["no_show"]) == (0.0, False)
     assert (usage["b885"]["observed"], usage["b885"]["no_show"]) == (0.5, False)  # watched from 19:30
+
+
+def test_wrong_pins_at_the_check_in_reader_are_guesses_too(rig):
+    """Review of issue 23: the kiosk told a caretaker's PIN from a wrong one without any limit."""
+    agent, clock, answers = _agent(rig, T0 - 600)
+    for n in range(5):
+        step(agent, PinRead("kiosk", f"{n:06d}"))
+    assert [a["outcome"] for a in answers] == ["wrong_pin"] * 5
+    (guessing,) = rig.events("access.guessing")
+    assert (guessing["reader"], guessing["door"], guessing["reason"]) == ("kiosk", None, "wrong_pin")
+    step(agent, PinRead("kiosk", "909090"))  # the caretaker's PIN
+    assert answers[-1]["outcome"] == "rate_limited" and not answers[-1].get("enrol_open")
+    step(agent, CardRead("kiosk", LEADER_CARD))  # cards still check in
+    assert answers[-1]["outcome"] == "checked_in"
+    agent.hw.close()

@@ -201,3 +201,23 @@ def test_commands_unlock_for_a_duration_and_lock():
     assert c.command(T0, "unlock", "main", 30) == [Lock("main", True)]
     assert c.tick(T0 + 29) == []
     assert c.command(T0 + 10, "lock", "main") == [Lock("main", False)]
+
+
+def test_guesses_count_during_a_lockdown_when_a_caretakers_pin_still_opens():
+    """Review of issue 23: a lockdown reported `lockdown` first, and no guess was counted."""
+    c = controller(guessing=Limits(max_wrong_pins=3))
+    c.start(T0)
+    c.command(T0, "lockdown")
+    told = [e for i in range(6) for e in c.present(T0 + i, "r", facts(), pin=True, clock_trusted=True)[1] if isinstance(e, Emit)]
+    assert [e.reason for e in told if e.type == "access.denied"] == ["lockdown"] * 6  # what the member is told
+    assert [e.extra["lockouts"] for e in told if e.type == "access.guessing"] == [1]  # counted; not again while locked out
+    assert c.present(T0 + 7, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].reason == "rate_limited"
+
+
+def test_a_lockout_begun_by_a_clock_far_ahead_ends_when_the_clock_is_put_right():
+    c = controller(guessing=Limits(max_wrong_pins=1, lockout_s=60, lockout_max_s=3600))
+    c.start(T0)
+    c.present(T0 + 4 * 365 * 86400, "r", facts(), pin=True, clock_trusted=True)  # the clock years ahead
+    again = controller(guessing=Limits(max_wrong_pins=1, lockout_s=60, lockout_max_s=3600))
+    again.start(T0, c.lasting_state())  # put right, and restarted
+    assert again.present(T0 + 1, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].granted

@@ -14,7 +14,7 @@ from typing import Any
 
 from haldor.protocol import Action, Event, Mode
 
-from .guessing import COUNTED, GuessWatch, Limits
+from .guessing import COUNTED, GuessWatch, Limits, guessed
 from .model import Conditions, Decision, Facts
 from .policy import decide
 
@@ -176,14 +176,17 @@ class Controller:
                 effects.append(Entered(decision.booking, decision.role))
         else:
             effects += [event, Feedback(reader, False)]
-            lockout = self.guesses.denied(reader, now, pin=pin, reason=decision.reason)
-            if lockout is not None:  # someone is guessing: told at once, and kept across a restart
-                extra = lockout.extra(self.guesses.limits.window_s)
-                effects += [
-                    Emit(Event.ACCESS_GUESSING, door=facts.door, reader=reader, reason=COUNTED[lockout.kind], extra=extra)
-                ]
-                effects.append(ModesChanged())
+            effects += self.guess(now, reader, facts.door, pin=pin, reason=guessed(facts, decision, pin=pin))
         return decision, effects
+
+    def guess(self, now: float, reader: str, door: str | None, *, pin: bool, reason: str | None) -> list[Effect]:
+        """A denial at a reader (a door's, or the check-in reader's): counted when it is a
+        guess; a lockout that begins is told at once and kept across a restart."""
+        lockout = self.guesses.denied(reader, now, pin=pin, reason=reason)
+        if lockout is None:
+            return []
+        extra = lockout.extra(self.guesses.limits.window_s)
+        return [Emit(Event.ACCESS_GUESSING, door=door, reader=reader, reason=COUNTED[lockout.kind], extra=extra), ModesChanged()]
 
     def contact(self, now: float, door_id: str, is_open: bool) -> list[Effect]:
         door = self.doors[door_id]

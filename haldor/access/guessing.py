@@ -20,6 +20,8 @@ from typing import Any
 
 from haldor.protocol import Reason
 
+from .model import Decision, Facts
+
 #: a lockout more than this long ago no longer makes the next one longer
 ESCALATION_RESET_S = 86400.0
 PIN = "pin"
@@ -70,6 +72,16 @@ class Lockout:
         }
 
 
+def guessed(facts: Facts, decision: Decision, *, pin: bool) -> str | None:
+    """The reason a denial counts by: a card or PIN that matches nothing is a guess whatever
+    was reported first (during a lockdown too, when a caretaker's PIN still opens)."""
+    if decision.reason == Reason.RATE_LIMITED:
+        return decision.reason  # already locked out: not counted again
+    if not facts.credentials and not (pin and any(b.pin_match for b in facts.bookings)):
+        return COUNTED[PIN if pin else CARD]
+    return decision.reason
+
+
 class GuessWatch:
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
@@ -85,8 +97,8 @@ class GuessWatch:
         """Count a denial; a lockout that begins with it is returned (once)."""
         kind = PIN if pin else CARD
         maximum = self.limits.maximum(kind)
-        if reason != COUNTED[kind] or maximum <= 0:
-            return None
+        if reason != COUNTED[kind] or maximum <= 0 or self._locked(reader, kind, now):
+            return None  # not a guess, not counted, or refused already (a lockdown reports itself first)
         c = self._counts.setdefault((reader, kind), _Count())
         c.guesses.append(now)
         while c.guesses and c.guesses[0] <= now - self.limits.window_s:
@@ -103,7 +115,12 @@ class GuessWatch:
 
     def _locked(self, reader: str, kind: str, now: float) -> bool:
         c = self._counts.get((reader, kind))
-        return c is not None and now < c.locked_until
+        if c is None or now >= c.locked_until:
+            return False
+        if c.locked_until - now > self.limits.lockout_max_s:  # begun by a clock far ahead, since put right
+            c.locked_until = 0.0
+            return False
+        return True
 
     def lasting(self) -> dict[str, Any]:
         """The lockouts and their escalation, kept across a restart (the guesses of an

@@ -14,7 +14,7 @@ from typing import Any
 
 from haldor import cards
 from haldor.access import checkin
-from haldor.access.controller import Emit, Entered, Feedback
+from haldor.access.controller import Controller, Emit, Entered, Feedback
 from haldor.access.model import Facts
 from haldor.access.store import Store
 from haldor.drivers.base import CardRead, PinRead
@@ -73,15 +73,19 @@ def check_in(
     pending: list,
     kiosk: Any = None,
     enrolment: Enrolment | None = None,
+    controller: Controller | None = None,
 ) -> list:
-    """A badge at the kiosk reader (a reader with no door): the effects, and the screen's answer."""
+    """A badge at the kiosk reader (a reader with no door): the effects, and the screen's
+    answer. Its wrong PINs and unknown cards count as guesses as a door reader's do: its
+    answer tells a right PIN from a wrong one."""
     pin = isinstance(read, PinRead)
+    limited = controller is not None and controller.guesses.refused(read.reader, now, pin=pin)
     if isinstance(read, PinRead):
         facts = store.activity.checkin_facts(now, pin=read.pin)
     else:
         facts = store.activity.checkin_facts(now, card=read.card)
     facts = _with_unwritten_checkins(facts, pending)
-    answer = checkin.decide_checkin(now, facts, pin=pin, clock_trusted=clock_trusted)
+    answer = checkin.decide_checkin(now, facts, pin=pin, clock_trusted=clock_trusted, rate_limited=limited)
     log.info(
         "%s at kiosk reader %s: %s (credential %s, booking %s)",
         "PIN" if pin else "card",
@@ -100,6 +104,8 @@ def check_in(
             Emit(Event.CHECKIN, reader=read.reader, credential=answer.credential, booking=answer.booking),
         ]
     effects.append(Feedback(read.reader, answer.welcome))
+    if controller is not None and answer.outcome in (checkin.WRONG_PIN, checkin.UNKNOWN_CARD):
+        effects += controller.guess(now, read.reader, None, pin=pin, reason=answer.outcome)
     if kiosk is not None:
         enrolling = enrolment is not None and enrolment.is_open(now)
         kiosk.answer(kiosk_answer(answer, read, now, enrolling=enrolling))

@@ -299,6 +299,7 @@ class Agent:
                 pending=pending,
                 kiosk=self.kiosk,
                 enrolment=self.enrolment,
+                controller=self.controller,
             )
         if isinstance(read, CardRead):
             facts = self.store.schedule.facts(door, now, card=read.card)
