@@ -199,3 +199,19 @@ def test_resend_requests_are_read_whole_or_refused():
             resend.parse_request(json.dumps(bad).encode())
     assert resend.without([(1, 10)], [(2, 3), (5, 5), (9, 12)]) == [(1, 1), (4, 4), (6, 8)]
     assert resend.ranges_of([1, 2, 3, 7, 8, 10]) == [(1, 3), (7, 8), (10, 10)]
+
+
+def test_ranges_in_any_order_are_all_sent_and_a_bad_last_seq_is_put_right_by_the_box(tmp_path):
+    """Review of issue 23: unsorted ranges lost half a request; one status with a huge
+    last_seq had the fleet ask for 100,000 events every minute for ever."""
+    from haldor.access import resend
+
+    request = {"schema": "haldor.resend/1", "id": "r-1", "site": SITE, "ranges": [[50, 60], [10, 20], [15, 25]]}
+    assert resend.parse_request(json.dumps(request).encode()).ranges == ((10, 25), (50, 60))
+    store = FleetStore(tmp_path / "fleet.db")
+    store.sequences.grace_s = 0
+    store.store((), [_event(n) for n in range(1, 21)])
+    store.set_status(SITE, {"online": True, "at": "2026-11-25T17:00:00+01:00", "outbox": {"last_seq": 2**62}}, 1000.0)
+    assert store.sequences.check(1000.0)  # it asks
+    store.sequences.answered(SITE, 20)  # the box: my last seq is 20
+    assert store.sequences.check(1100.0) == [] and store.sequences.counts()[SITE] == (0, 0)

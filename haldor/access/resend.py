@@ -45,7 +45,7 @@ def parse_request(payload: bytes) -> ResendRequest:
     raw = r.get("ranges", list)
     if not 0 < len(raw) <= MAX_RANGES:
         raise DocumentError(f"ranges: 1 to {MAX_RANGES} ranges")
-    ranges = tuple(_range(item, i) for i, item in enumerate(raw))
+    ranges = tuple(merged(_range(item, i) for i, item in enumerate(raw)))  # in any order, overlapping or not
     if sum(b - a + 1 for a, b in ranges) > MAX_EVENTS:
         raise DocumentError(f"ranges: at most {MAX_EVENTS} events in one request")
     return ResendRequest(r.ident("id"), r.ident("site"), ranges)
@@ -60,6 +60,17 @@ def _range(item: Any, i: int) -> Range:
     ):
         raise DocumentError(f"ranges[{i}]: expected [first, last], integers with 1 <= first <= last")
     return item[0], item[1]
+
+
+def merged(ranges: Iterable[Range]) -> list[Range]:
+    """Ranges sorted, the overlapping and adjacent ones joined."""
+    out: list[Range] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def ranges_of(seqs: Iterable[int]) -> list[Range]:

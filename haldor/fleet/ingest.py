@@ -322,7 +322,7 @@ class FleetConsumer:
         if answer.get("error"):
             log.error("site %s refused a request for events: %s", site, str(answer["error"])[:200])
             return
-        self.store.sequences.note_last(site, answer.get("last_seq"))
+        self.store.sequences.answered(site, answer.get("last_seq"))
         if isinstance(answer.get("gone"), list):
             self.store.sequences.gone(site, answer["gone"], now)
 

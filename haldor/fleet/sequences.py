@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from haldor.access.resend import MAX_EVENTS, MAX_RANGES, Range, ranges_of
+from haldor.access.resend import MAX_EVENTS, MAX_RANGES, Range, merged, ranges_of
 from haldor.protocol import Schema
 from haldor.sql import Database
 
@@ -61,6 +61,16 @@ class Sequences:
         """A box says the highest seq it gave (its status, or an answer)."""
         if type(last_seq) is int and 0 < last_seq < 2**63:
             self.db.execute(_UPSERT, [site, last_seq, last_seq])
+
+    def answered(self, site: str, last_seq: Any) -> None:
+        """The box's own answer says the highest seq it gave: above it nothing is missing,
+        whatever a status said before (a bad value, a box whose data folder was made anew)."""
+        if type(last_seq) is int and 0 <= last_seq < 2**63:
+            self.db.execute(
+                "UPDATE sequences SET last_seq = CASE WHEN complete_seq > ? THEN complete_seq ELSE ? END, "
+                "missing = CASE WHEN complete_seq >= ? THEN 0 ELSE missing END WHERE site = ? AND last_seq > ?",
+                [last_seq, last_seq, last_seq, site, last_seq],
+            )
 
     def gone(self, site: str, ranges: Any, now: float) -> int:
         """The box no longer holds these: kept as lost, never asked for again. How many."""
@@ -132,7 +142,7 @@ class Sequences:
                 [site, complete, end],
             )
         ]
-        covered = _merge(ranges_of(seqs) + lost)
+        covered = merged(ranges_of(seqs) + lost)
         reached = covered[0][1] if covered and covered[0][0] <= complete + 1 else complete
         missing, position = [], reached
         for a, b in covered:
@@ -154,16 +164,6 @@ class Sequences:
     def counts(self) -> dict[str, tuple[int, int]]:
         """Per site: events missing (asked for), events lost for good."""
         return {r[0]: (int(r[1] or 0), int(r[2] or 0)) for r in self.db.rows("SELECT site, missing, lost FROM sequences")}
-
-
-def _merge(ranges: list[Range]) -> list[Range]:
-    out: list[Range] = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 def _bounded(missing: list[Range]) -> list[list[int]]:
