@@ -379,3 +379,52 @@ def test_the_first_user_added_locks_the_running_page_and_removing_the_last_opens
         assert httpx.get(f"http://127.0.0.1:{beyond.server_address[1]}/").status_code == 303
     finally:
         beyond.shutdown()
+
+
+def test_behind_a_proxy_the_page_never_opens_even_without_users(tmp_path):
+    """Review of issue 24: with --public-url every request comes from the proxy on loopback,
+    so removing the last user opened the access log to the internet."""
+    import socket
+    import subprocess
+    import sys
+
+    from .broker import Broker
+    from .helpers import wait_for
+
+    broker = Broker(tmp_path / "broker", audit=False).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = str(tmp_path / "fleet.db")
+    fleet = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "haldor",
+            "fleet",
+            "--broker",
+            f"127.0.0.1:{broker.port}",
+            "--db",
+            db,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--public-url",
+            "https://fleet.kommune.example",
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answer(path: str) -> int:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}{path}", headers={"X-Forwarded-For": "203.0.113.9"}).status_code
+            except httpx.TransportError:
+                return 0
+
+        wait_for(lambda: answer("/healthz") == 200, timeout=20, what="the fleet page up")
+        for path in ("/", "/access.csv?site=valby", "/api/summary"):
+            assert answer(path) in (303, 401), path
+    finally:
+        fleet.terminate()
+        fleet.wait(10)
+        broker.stop()

@@ -53,7 +53,8 @@ def serve(args: Any, opts: BrokerOptions) -> int:
     web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=season)
     # the login is always there; on loopback it is asked for once a user exists, added before or after the start
     web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
-    web.login_always = not _loopback(listen[0]) or bool(args.trusted_header)
+    # behind a proxy (a public address) every request comes from loopback: never open there, users or not
+    web.login_always = not _loopback(listen[0]) or bool(args.trusted_header) or public is not None
     web.public_origin = f"{public.scheme}://{public.netloc}" if public is not None else ""
     web.metrics_token = Path(args.metrics_token_file).read_text().strip() if args.metrics_token_file else ""
     if args.command_key:
