@@ -225,6 +225,10 @@ def test_an_untrusted_clock_judges_commands_by_the_newest_signed_time_and_opens_
     site.start(clock=BehindClock(3 * 3600))  # the floor is kept
     older = command("lockdown", real - timedelta(hours=1, minutes=5), timedelta(minutes=5))
     assert older["error"] == "expired"
+    far = command("lock", real + timedelta(days=3650), timedelta(minutes=5), door="main")  # a sender's clock years ahead
+    assert far["ok"] is True
+    fresh = command("lockdown", real, timedelta(minutes=5))  # not made "expired" by it
+    assert fresh["ok"] is True, fresh
     for status in watcher.docs("status"):
         assert schemas.errors("status", status) == []
 

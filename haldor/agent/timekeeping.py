@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 
 #: how often the high-water mark and the watched span are written
 LAST_SEEN_EVERY_S = 60.0
+#: a signed time this far beyond anything the box knows is a sender's broken clock, not news
+FLOOR_AHEAD_S = 30 * 86400.0
+#: a trusted clock takes a signed time at most this far ahead (commands' MAX_AHEAD_S)
+TRUSTED_AHEAD_S = 300.0
 
 
 class Timekeeper:
@@ -46,15 +50,25 @@ class Timekeeper:
         """The newest time the box knows has passed: its last trusted reading, or a signed
         document's time (a command's ``issued_at``, the applied snapshot's ``generated_at``).
         While the clock is untrusted, commands expire by it (:func:`commands.refusal`)."""
+        ceiling = self._ceiling()
         known = (self.last_seen, self.signed_at, self.store.meta("time_floor"), self.store.meta("generated_at"))
-        return max((t for t in known if isinstance(t, (int, float))), default=None)
+        return max((t for t in known if isinstance(t, (int, float)) and t <= ceiling), default=None)
+
+    def _ceiling(self) -> float:
+        """The latest signed time believed: a trusted clock's own reading (a little slack),
+        else a month past the latest the box knows. A document from a sender whose clock is
+        years ahead must not make every later command "expired"."""
+        now = self.clock.now()
+        if self.trusted:
+            return now + TRUSTED_AHEAD_S
+        return max(now, self.last_seen or now) + FLOOR_AHEAD_S
 
     def signed(self, at: float) -> bool:
         """A signed document says ``at`` has passed: True when that raises the floor (to be
         stored as ``time_floor``). Kept only while the clock is untrusted: a trusted clock's
         own readings say more, and a sender's clock a little ahead must not make this box's
         commands expire early."""
-        if self.trusted or at <= (self.floor() or 0.0):
+        if self.trusted or at <= (self.floor() or 0.0) or at > self._ceiling():
             return False
         self.signed_at = at
         return True
