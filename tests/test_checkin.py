@@ -363,6 +363,33 @@ def test_a_booking_the_box_did_not_hold_is_not_watched_nor_a_no_show(rig):
     assert (usage["b885"]["observed"], usage["b885"]["no_show"]) == (0.5, False)  # watched from 19:30
 
 
+def test_a_booking_moved_to_a_time_already_past_is_not_a_no_show(rig):
+    """Review of issue 24: b883 moved at 19:30 from 21-22 to 18-20 (same id) kept its old
+    "known since" and got a phantom no-show."""
+    from haldor.access import intake
+
+    agent, clock, _ = _agent(rig, T0 - 60)
+    clock.set(local(2026, 11, 25, 19, 30))
+    moved = snapshot(
+        44,
+        closures=[],
+        bookings=[
+            booking("b881", "2026-11-25T17:00:00+01:00", "2026-11-25T19:00:00+01:00"),
+            booking("b883", "2026-11-25T18:00:00+01:00", "2026-11-25T20:00:00+01:00"),
+        ],
+    )
+    assert (
+        intake.receive(rig.store, json.dumps(moved).encode(), keys={}, require_signature=False, now=clock.now()).status
+        == "applied"
+    )
+    clock.set(local(2026, 11, 25, 20, 30))
+    step(agent, Tick())
+    agent.hw.close()
+    usage = {e["booking"]: e["usage"] for e in rig.events("booking.usage")}
+    assert [e["booking"] for e in rig.events("booking.no_show")] == ["b881"]  # b881 was held all along
+    assert (usage["b883"]["observed"], usage["b883"]["no_show"]) == (0.25, False)  # watched from 19:30 of 18-20
+
+
 def test_wrong_pins_at_the_check_in_reader_are_guesses_too(rig):
     """Review of issue 23: the kiosk told a caretaker's PIN from a wrong one without any limit."""
     agent, clock, answers = _agent(rig, T0 - 600)

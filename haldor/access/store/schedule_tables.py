@@ -77,7 +77,7 @@ class ScheduleTables:
                     self._apply_delta(doc)
                 else:
                     self._apply_snapshot(doc)
-                known = [b.id for b in doc.bookings] if isinstance(doc, Delta) else None
+                known = list(doc.bookings) if isinstance(doc, Delta) else None
                 result = self._applied(kind, doc.version, now, current, report, known)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot apply {kind} {doc.version}: {exc}") from exc
@@ -120,10 +120,10 @@ class ScheduleTables:
         now: float,
         current: int | None,
         report: Callable[[ApplyResult, int | None], list[dict[str, Any]]] | None,
-        bookings: list[str] | None = None,
+        bookings: list[Booking] | None = None,
     ) -> ApplyResult:
         """Inside the apply's transaction: what every apply writes besides its items.
-        ``bookings``: the ids a delta brought (None: a snapshot, all of them)."""
+        ``bookings``: what a delta brought (None: a snapshot, all of them)."""
         self._note_known(now, bookings)
         if kind == "snapshot":
             self._s.put_meta("rehash_needed", None)
@@ -139,16 +139,24 @@ class ScheduleTables:
             self._s.outbox.append(report(result, current), now)
         return result
 
-    def _note_known(self, now: float, bookings: list[str] | None) -> None:
-        """Since when each booking is in the schedule (kept across snapshots by id): a
-        clock set back cannot date it before what the box last saw."""
+    def _note_known(self, now: float, bookings: list[Booking] | None) -> None:
+        """Since when each booking is in the schedule as it is: kept across snapshots by id,
+        and begun again when its start, room or status changes (a booking moved to a time
+        already past was not watched then). A clock set back cannot date it before what the
+        box last saw."""
         since = max(now, self._s.meta("last_seen") or 0.0)
+        columns = "INSERT INTO booking_known (booking, since, start, room, status)"
+        upsert = (
+            " ON CONFLICT (booking) DO UPDATE SET since = excluded.since, start = excluded.start, room = excluded.room, "
+            "status = excluded.status WHERE booking_known.start IS NOT excluded.start OR booking_known.room IS NOT "
+            "excluded.room OR booking_known.status IS NOT excluded.status"
+        )
         if bookings is None:
-            self._s.db.execute("INSERT OR IGNORE INTO booking_known (booking, since) SELECT id, ? FROM bookings", [since])
+            self._s.db.execute(f"{columns} SELECT id, ?, start, room, status FROM bookings WHERE true{upsert}", [since])
             self._s.db.execute("DELETE FROM booking_known WHERE booking NOT IN (SELECT id FROM bookings)")
         else:
             self._s.db.conn.executemany(
-                "INSERT OR IGNORE INTO booking_known (booking, since) VALUES (?, ?)", [(b, since) for b in bookings]
+                f"{columns} VALUES (?, ?, ?, ?, ?){upsert}", [(b.id, since, b.start, b.room, b.status) for b in bookings]
             )
 
     @contextlib.contextmanager
