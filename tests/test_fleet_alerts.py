@@ -308,7 +308,7 @@ def test_a_fleet_that_lost_its_broker_says_so_and_calls_no_box_offline(tmp_path,
     settings = fleet_settings.parse({"webhooks": [{"url": receiver.url}]}, str(tmp_path / "fleet.toml"))
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
     worker = AlertWorker(settings, FleetStore(db))
-    worker.blind = lambda: consumer.blind_since
+    worker.blind, worker.unsure = (lambda: consumer.blind_since), consumer.unsure_before
     web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0), live_poll_s=0.1)
     web.consumer, web.alerting = consumer, worker
     threading.Thread(target=web.serve_forever, daemon=True).start()
@@ -343,6 +343,34 @@ def test_a_fleet_that_lost_its_broker_says_so_and_calls_no_box_offline(tmp_path,
         site.client.disconnect()
         site.client.loop_stop()
         web.shutdown()
+        worker.stop()
+        consumer.stop()
+        receiver.close()
+        broker.stop()
+
+
+def test_a_fleet_that_hears_the_broker_again_calls_no_box_offline_until_the_boxes_had_time_to_come_back(tmp_path):
+    """Review of issue 24: a broker that lost its retained statuses gave 20 offline alerts
+    (and 20 resolved) in the second after the fleet reconnected."""
+    broker = Broker(tmp_path / "broker").start()
+    receiver = Receiver()
+    db = str(tmp_path / "fleet.db")
+    store = FleetStore(db)
+    long_ago = time.time() - 20 * 60
+    for n in range(3):  # heard last before the outage
+        store.set_status(f"site-{n}", {"online": True, "at": None}, long_ago)
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
+    worker = AlertWorker(fleet_settings.parse({"webhooks": [{"url": receiver.url}]}, str(tmp_path / "f.toml")), FleetStore(db))
+    worker.blind, worker.unsure = (lambda: consumer.blind_since), consumer.unsure_before
+    consumer.start()
+    try:
+        wait_for(consumer.connected.is_set, what="fleet connected")
+        worker.run_once(time.time())
+        assert receiver.got.empty()  # the boxes have their minute to reconnect
+        worker.run_once(time.time() + 100)  # still not heard: now they are offline
+        alerts = [receiver.next() for _ in range(3)]
+        assert sorted((a["kind"], a["site"]) for a in alerts) == [("offline", f"site-{n}") for n in range(3)]
+    finally:
         worker.stop()
         consumer.stop()
         receiver.close()

@@ -26,7 +26,7 @@ from haldor.texts import t
 from . import alerts
 from .formats import iso
 from .incidents import Delivery, IncidentBook
-from .report import site_names
+from .report import site_names, site_rows
 from .settings import Email, FleetSettings
 from .store import FleetStore
 
@@ -48,8 +48,10 @@ class AlertWorker:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-alerts", daemon=True)
         self._client = httpx.Client(timeout=SEND_TIMEOUT_S, follow_redirects=False)
-        #: since when the fleet has not heard the broker (the consumer of this process tells)
+        #: since when the fleet has not heard the broker, and before when a status says nothing
+        #: about now (the consumer of this process tells: :meth:`FleetConsumer.unsure_before`)
         self.blind: Callable[[], float | None] = lambda: None
+        self.unsure: Callable[[float], float | None] = lambda now: self.blind()
 
     def start(self) -> None:
         self._thread.start()
@@ -76,14 +78,14 @@ class AlertWorker:
             notices += self.store.refused_schedules(now - DOOR_WINDOW_S)
         if rules.command_failed_min:
             notices += self.store.failed_commands(now - rules.command_failed_min * 60)
-        blind_since = self.blind()
-        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, rules, notices, blind_since)
-        if blind_since is not None:  # nothing is known of the boxes now: an offline one stays as it was, none opens
-            found |= {
-                k: alerts.Condition(**alerts.fields(i)) for k, i in self.book.open_incidents().items() if i["kind"] == "offline"
-            }
-            if rules.broker_lost_min and now - blind_since >= rules.broker_lost_min * 60:
-                found["broker"] = alerts.Condition("broker", "broker", "", None, blind_since)
+        blind_since, unsure = self.blind(), self.unsure(now)
+        found = alerts.conditions(sites, self.store.door_states(now - DOOR_WINDOW_S), now, rules, notices, unsure)
+        if unsure is not None:  # boxes not heard since: an offline one stays as it was, none opens or resolves
+            unknown = {s["site"] for s in site_rows(sites, now, unsure) if s["unknown"]}
+            kept = self.book.open_incidents().items()
+            found |= {k: alerts.Condition(**alerts.fields(i)) for k, i in kept if i["kind"] == "offline" and i["site"] in unknown}
+        if blind_since is not None and rules.broker_lost_min and now - blind_since >= rules.broker_lost_min * 60:
+            found["broker"] = alerts.Condition("broker", "broker", "", None, blind_since)
         opened, resolved = self.book.update(found, self.channels, now)
         if opened or resolved:
             log.info("alerts: %d opened, %d resolved", opened, resolved)

@@ -75,7 +75,7 @@ def conditions(
     now: float,
     rules: AlertRules,
     notices: Iterable[Notice] = (),
-    blind_since: float | None = None,
+    unsure_before: float | None = None,
 ) -> dict[str, Condition]:
     """Every condition the rules call an alarm, by key. ``notices``: the ones the store
     found within each rule's minutes (a guesser who keeps at it is one alert, not one a
@@ -84,7 +84,7 @@ def conditions(
         Condition(":".join(x for x in (n.kind, n.site, n.subject) if x), n.kind, n.site, n.subject, n.at, n.detail)
         for n in notices
     ]
-    for s in site_rows(sites, now, blind_since):
+    for s in site_rows(sites, now, unsure_before):
         site = s["site"]
         if (
             rules.offline_min

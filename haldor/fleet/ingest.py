@@ -47,6 +47,12 @@ GAP_CHECK_S = 10.0
 SESSION_TAKEN_OVER = 0x8E
 #: a connection dropped this soon after it was made, three times in a row: taken over
 SHORT_LIVED_S = 30.0
+#: after the broker is heard (again), a site not heard since is unknown this long: the boxes
+#: reconnect with a backoff of up to a minute, and a broker that lost its retained statuses has none
+HEARD_AGAIN_GRACE_S = 90.0
+#: a broker going down speaks every box's Last Will as it goes: what arrived this soon after
+#: the loss (the writer may store it a moment later) says nothing of the boxes either
+LOSS_MARGIN_S = 30.0
 #: one received message: topic, payload, mid, QoS
 Incoming = tuple[str | bytes, bytes, int, int]
 
@@ -98,6 +104,7 @@ class FleetConsumer:
         self.blind_since: float | None = time.time()
         self._ever_connected = False
         self._connected_at = 0.0
+        self.heard_since: float | None = None
         #: connections the broker dropped soon after it took them (monotonic times)
         self._short_lived: collections.deque[float] = collections.deque(maxlen=3)
         client.on_connect = self._on_connect
@@ -156,6 +163,16 @@ class FleetConsumer:
             log.warning("broker %s:%s heard again after %.0f s", self.opts.host, self.opts.port, time.time() - self.blind_since)
         self._ever_connected = True
         self.blind_since = None
+        self.heard_since = time.time()
+
+    def unsure_before(self, now: float) -> float | None:
+        """Statuses heard before this say nothing about now: while blind, since the loss;
+        for a while after the broker is heard again, from that moment."""
+        if self.blind_since is not None:
+            return self.blind_since + LOSS_MARGIN_S
+        if self.heard_since is not None and now - self.heard_since < HEARD_AGAIN_GRACE_S:
+            return self.heard_since
+        return None
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         """Losing the broker is said, never taken for every box going offline."""

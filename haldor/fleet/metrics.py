@@ -35,8 +35,9 @@ class FleetCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         blind_since = self.consumer.blind_since if self.consumer is not None else None
+        unsure = self.consumer.unsure_before(self.clock()) if self.consumer is not None else None
         with self.lock:
-            sites = site_rows(self.store.sites(), self.clock(), blind_since)
+            sites = site_rows(self.store.sites(), self.clock(), unsure)
             incidents = self.book.open_counts()
             waiting, _ = self.book.undelivered()
         state = GaugeMetricFamily(

@@ -243,13 +243,14 @@ def site_names(names: str | None) -> dict[str, dict[str, str]]:
     return {kind: dict(entries.get(kind) or {}) for kind in ("rooms", "doors")}
 
 
-def site_rows(sites: list[dict[str, Any]], now: float, blind_since: float | None = None) -> list[dict[str, Any]]:
+def site_rows(sites: list[dict[str, Any]], now: float, unsure_before: float | None = None) -> list[dict[str, Any]]:
     """Online, offline since when, or silent (no status for three minutes), with the
-    schedule's age and the outbox backlog; the offline ones first, then by name. While
-    the fleet has lost the broker (``blind_since``) every state is ``unknown``: what is
-    shown is as of that moment, and nobody is called offline for the fleet's fault."""
+    schedule's age and the outbox backlog; the offline ones first, then by name. A site
+    last heard before ``unsure_before`` (the fleet lost the broker then, or has heard it
+    again only since) is ``unknown``: what is shown is as of then, and nobody is called
+    offline for the fleet's fault."""
     out = []
-    heard_until = now if blind_since is None else min(now, blind_since)
+    heard_until = now if unsure_before is None else min(now, unsure_before)
     for s in sites:
         silent = s.get("seen_at") is not None and heard_until - s["seen_at"] > SILENT_AFTER_S
         online = bool(s.get("online")) and not silent
@@ -263,7 +264,7 @@ def site_rows(sites: list[dict[str, Any]], now: float, blind_since: float | None
                 "timezone": s.get("timezone"),
                 "online": online,
                 "silent": silent,
-                "unknown": blind_since is not None,
+                "unknown": unsure_before is not None and (s.get("seen_at") or 0.0) < unsure_before,
                 "since": since,
                 "schedule_version": s.get("schedule_version"),
                 "schedule_age_h": None if s.get("last_sync") is None else round((now - s["last_sync"]) / 3600, 1),

@@ -66,7 +66,7 @@ def serve(args: Any, opts: BrokerOptions) -> int:
     signal.signal(signal.SIGINT, lambda *a: done.set())
     consumer.start()
     if alerting is not None:
-        alerting.blind = lambda: consumer.blind_since
+        alerting.blind, alerting.unsure = (lambda: consumer.blind_since), consumer.unsure_before
         alerting.start()
     threading.Thread(target=web.serve_forever, daemon=True).start()
     log.info("fleet on http://%s:%s/ reading %s:%s", *web.server_address[:2], opts.host, opts.port)

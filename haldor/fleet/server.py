@@ -465,7 +465,7 @@ class FleetHTTPServer(ThreadingHTTPServer):
         return self.consumer.blind_since if self.consumer is not None else None
 
     def sites(self, now: float) -> list[dict[str, Any]]:
-        return self.read.sites(now, self.blind_since())
+        return self.read.sites(now, self.consumer.unsure_before(now) if self.consumer is not None else None)
 
     def usage(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
         return self.read.usage(view, sites)

@@ -19,8 +19,8 @@ class ViewData:
         self.store, self.zone = store, zone
         self.audit = AuditLog(store.db)
 
-    def sites(self, now: float, blind_since: float | None = None) -> list[dict[str, Any]]:
-        return site_rows(self.store.sites(), now, blind_since)
+    def sites(self, now: float, unsure_before: float | None = None) -> list[dict[str, Any]]:
+        return site_rows(self.store.sites(), now, unsure_before)
 
     def zone_of(self, view: View, sites: list[dict[str, Any]]) -> str:
         site = next((s for s in sites if s["site"] == view.site), None)

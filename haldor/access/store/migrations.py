@@ -107,9 +107,7 @@ def _m8_booking_known(db: sqlite_utils.Database) -> None:
     # since when each booking is in the box's schedule as it is (its start, room and status):
     # it is watched only from then (a booking entered after it ended was never watched, and
     # is never a no-show); the bookings already here were known before anyone could tell when
-    db.execute(
-        "CREATE TABLE booking_known (booking TEXT PRIMARY KEY, since REAL NOT NULL, start REAL, room TEXT, status TEXT)"
-    )
+    db.execute("CREATE TABLE booking_known (booking TEXT PRIMARY KEY, since REAL NOT NULL, start REAL, room TEXT, status TEXT)")
     db.execute("INSERT INTO booking_known (booking, since, start, room, status) SELECT id, 0, start, room, status FROM bookings")
 
 
