@@ -36,6 +36,10 @@ class BridgeState:
             (site, version, json.dumps(doc, ensure_ascii=False), at),
         )
 
+    def forget(self, site: str) -> None:
+        """A site whose box refused what it was sent: the next run sends a fresh snapshot."""
+        self.db.execute("DELETE FROM bridge_published WHERE site = ?", (site,))
+
     def sheet_rows(self, sheet: str) -> int | None:
         row = self.db.one("SELECT rows FROM bridge_sheet_rows WHERE sheet = ?", (sheet,))
         return None if row is None else int(row[0])
