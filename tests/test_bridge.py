@@ -182,7 +182,9 @@ def test_the_bridge_feeds_a_real_agent_and_then_sends_only_what_changed(town, tm
     )
     site_key = re.search(r"--seal-to (\S+)", haldor("keygen", "--site", "--config", str(box)).stdout).group(1)
     town.config.write_text(
-        town.config.read_text().replace('id = "valby-skole"\nplain = true\n', f'id = "valby-skole"\npublic_key = "{site_key}"\n', 1)
+        town.config.read_text().replace(
+            'id = "valby-skole"\nplain = true\n', f'id = "valby-skole"\npublic_key = "{site_key}"\n', 1
+        )
     )
     watcher = Watcher(broker.port)
     agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(box)], env=ENV, stderr=subprocess.DEVNULL)

@@ -72,7 +72,9 @@ class Box:
     """A real `haldor run` for valby-skole, trusting ``trusts`` as bookings-2026."""
 
     def __init__(self, tmp_path: Path, port: int, trusts: str, name: str = "box") -> None:
-        self.config = site_config(tmp_path / f"{name}.toml", tmp_path / f"{name}-data", port=port, keys={"bookings-2026": trusts}, plain=False)
+        self.config = site_config(
+            tmp_path / f"{name}.toml", tmp_path / f"{name}-data", port=port, keys={"bookings-2026": trusts}, plain=False
+        )
         keygen = haldor("keygen", "--site", "--config", str(self.config)).stdout
         self.key = re.search(r"--seal-to (\S+)", keygen).group(1)
         self.watcher = Watcher(port)

@@ -64,7 +64,7 @@ class BoxWatch:
             self._last = time.monotonic()
         self._granted.set()
 
-    def on_message(self, topic: str, payload: bytes) -> bool:
+    def on_message(self, topic: str, payload: bytes | bytearray) -> bool:
         """True when the message was a status or an event of a configured site."""
         site, _, leaf = topic.removeprefix(f"{self.prefix}/").partition("/")
         if site not in self.sites or leaf not in (Leaf.STATUS, Leaf.EVENTS):

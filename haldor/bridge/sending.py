@@ -122,7 +122,9 @@ def publish(
         if online:
             awaited.append(r.site.id)
         elif listen and status is not None:
-            warn(f"{r.site.id}: no answer: its box is offline (last status {status.get('at')}); it gets the schedule when it connects")
+            warn(
+                f"{r.site.id}: no answer: its box is offline (last status {status.get('at')}); it gets the schedule when it connects"
+            )
             served = False
     return served, awaited
 
