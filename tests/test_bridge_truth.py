@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -200,3 +201,34 @@ def test_a_dry_run_shows_each_booking_with_its_local_times_and_room(town):
     shorter = f"{when(start, 1)} gym-a (was {expected})"
     assert re.search(rf"^    changed booking \S+: {re.escape(shorter)}$", again.stdout, flags=re.M), again.stdout
     assert start.tzinfo == CPH
+
+
+def test_the_service_says_at_its_next_run_what_a_box_answered(town, tmp_path, broker):
+    """The service does not block on answers: it hears them on its connection and its
+    next run says them."""
+    stranger = tmp_path / "stranger"
+    haldor("keygen", "bookings-2026", "--dir", str(stranger))
+    box = Box(tmp_path, broker.port, (stranger / "bookings-2026.pub").read_text().strip())
+    with_site(town, f'public_key = "{box.key}"')
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "haldor", "bridge", "--config", str(town.config)], env=ENV, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(bridge.stderr), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: [x for x in list(lines) if x.startswith("valby-skole: haldor.schedule/1")], timeout=30, what="sent")
+        wait_for(lambda: box.watcher.events("sync.rejected"), timeout=20, what="the box's refusal")
+        asking = Watcher(broker.port, topics="unused")
+        request = json.dumps({"site": "vanlose-skole", "have_version": None})
+        asking.client.publish("haldor/v1/vanlose-skole/sync/request", request, qos=1).wait_for_publish(10)
+        asking.close()
+        wait_for(
+            lambda: [x for x in list(lines) if "refused by the box: " in x and x.startswith("valby-skole: snapshot")],
+            timeout=30,
+            what="said",
+        )
+    finally:
+        bridge.terminate()
+        assert bridge.wait(10) == 0
+        box.close()
