@@ -18,7 +18,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from haldor.bridge import checks
+from haldor.bridge import checks, settings
 from haldor.bridge.state import BridgeState
 
 from .broker import Watcher
@@ -232,3 +232,17 @@ def test_the_service_says_at_its_next_run_what_a_box_answered(town, tmp_path, br
         bridge.terminate()
         assert bridge.wait(10) == 0
         box.close()
+
+
+@pytest.mark.parametrize(
+    "zone, sent, refused",
+    [
+        ("Europe/Copenhagen", None, False),
+        ("Europe/London", None, True),  # the box's own zone differs
+        ("Europe/London", "Europe/London", False),  # the box echoes the zone this bridge sent it before the fix
+        (None, None, False),  # an older box that does not say
+    ],
+)
+def test_a_zone_is_compared_with_the_box_s_own_not_with_the_bridge_s_echo(zone, sent, refused):
+    site = settings.Site("valby-skole", timezone="Europe/Copenhagen", public_key="")
+    assert (checks.mismatch(site, {"timezone": zone}, sent) is not None) is refused

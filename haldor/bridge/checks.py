@@ -37,8 +37,10 @@ def unserved(site: Site) -> str | None:
     )
 
 
-def mismatch(site: Site, status: dict[str, Any]) -> str | None:
-    """Why the box's own status says the site is configured wrongly here, or None."""
+def mismatch(site: Site, status: dict[str, Any], sent_zone: str | None = None) -> str | None:
+    """Why the box's own status says the site is configured wrongly here, or None. A box
+    reports the zone of the schedule it applied: ``sent_zone`` (the one the bridge sent
+    it last) is the bridge's own echo, not the box's, so a corrected zone is not refused."""
     problems = []
     theirs = status.get("site_key")
     if site.public_key and isinstance(theirs, str) and theirs and theirs != site.public_key:
@@ -47,7 +49,7 @@ def mismatch(site: Site, status: dict[str, Any]) -> str | None:
             "(the box could not open it; take the key from `haldor keygen --site` on the box)"
         )
     zone = status.get("timezone")
-    if isinstance(zone, str) and zone and zone != site.timezone:
+    if isinstance(zone, str) and zone and zone not in (site.timezone, sent_zone):
         problems.append(f"timezone {site.timezone} here, but the box's is {zone} (every booking would be shifted)")
     if not problems:
         return None

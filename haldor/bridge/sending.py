@@ -104,7 +104,9 @@ def publish(
     served, awaited = True, []
     for r in ready:
         status = watch.status(r.site.id)
-        why = None if status is None else checks.mismatch(r.site, status)
+        last = state.published(r.site.id)
+        sent_zone = last[1].get("timezone") if last and last[1] else None
+        why = None if status is None else checks.mismatch(r.site, status, sent_zone)
         if why is not None:
             warn(why)
             served = False
