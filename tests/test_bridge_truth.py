@@ -21,10 +21,13 @@ import pytest
 from haldor.bridge import checks, settings
 from haldor.bridge.state import BridgeState
 
+from . import test_broker_acl
 from .broker import Watcher
 from .helpers import site_config, wait_for
 from .test_bridge import CPH, Municipality
 from .test_tools import ENV, haldor
+
+acl_broker = test_broker_acl.acl_broker  # the shipped haldor.conf and haldor.acl
 
 
 @pytest.fixture
@@ -246,3 +249,20 @@ def test_the_service_says_at_its_next_run_what_a_box_answered(town, tmp_path, br
 def test_a_zone_is_compared_with_the_box_s_own_not_with_the_bridge_s_echo(zone, sent, refused):
     site = settings.Site("valby-skole", timezone="Europe/Copenhagen", public_key="")
     assert (checks.mismatch(site, {"timezone": zone}, sent) is not None) is refused
+
+
+def test_the_shipped_acl_lets_the_bridge_read_the_boxes_status(tmp_path, acl_broker):
+    """The bridge logs in as booking-system: the shipped ACL must let it read
+    ``+/status`` (and ``+/events``), or every box would look never seen."""
+    box = test_broker_acl.Client(acl_broker.port, "valby-skole", client_id="haldor-valby-skole")
+    status = {"schema": "haldor.status/1", "site": "valby-skole", "online": True, "timezone": "Europe/London"}
+    assert not box.publish("haldor/v1/valby-skole/status", retain=True, payload=json.dumps(status).encode()).is_failure
+    box.close()
+    town = Municipality(tmp_path / "town", acl_broker.port)
+    (tmp_path / "mqtt.password").write_text(test_broker_acl.USERS["booking-system"])
+    login = f'username = "booking-system"\npassword_file = "{tmp_path / "mqtt.password"}"\n'
+    town.config.write_text(town.config.read_text().replace("tls = false\n", "tls = false\n" + login))
+    result = town.run("--once")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "valby-skole: not published: timezone Europe/Copenhagen here, but the box's is Europe/London" in result.stderr
+    assert "vanlose-skole: haldor.schedule/1" in result.stdout
