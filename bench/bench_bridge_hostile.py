@@ -74,7 +74,7 @@ def municipality(root: Path, case: str, code: Path) -> Path:
     (root / "bridge.toml").write_text(
         '[bridge]\nkey = "bookings.key"\nstate = "state.db"\n'
         f'[sheets]\nassociations = "associations.csv"\ncredentials = "{sheet}"\nrooms = "rooms.csv"\n'
-        '[[sites]]\nid = "valby-skole"\n[[sites]]\nid = "vanlose-skole"\n'
+        '[[sites]]\nid = "valby-skole"\nplain = true\n[[sites]]\nid = "vanlose-skole"\nplain = true\n'
         '[[feeds]]\nsite = "valby-skole"\nroom = "gym-a"\nsource = "gym-a.ics"\n'
         '[[feeds]]\nsite = "vanlose-skole"\nroom = "hal"\nsource = "hal.ics"\n'
     )

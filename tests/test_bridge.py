@@ -157,7 +157,7 @@ class Municipality:
             '[bridge]\nkey = "bookings-2026.key"\nstate = "state/bridge.db"\n'
             f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntls = false\n'
             '[sheets]\nassociations = "associations.csv"\ncredentials = "credentials.csv"\nrooms = "rooms.csv"\n'
-            '[[sites]]\nid = "valby-skole"\n[[sites]]\nid = "vanlose-skole"\n'
+            '[[sites]]\nid = "valby-skole"\nplain = true\n[[sites]]\nid = "vanlose-skole"\nplain = true\n'
             '[[feeds]]\nsite = "valby-skole"\nroom = "gym-a"\nsource = "gym-a.ics"\n'
             '[[feeds]]\nsite = "vanlose-skole"\nroom = "hal"\nsource = "hal.ics"\n'
         )
@@ -182,7 +182,9 @@ def test_the_bridge_feeds_a_real_agent_and_then_sends_only_what_changed(town, tm
     )
     site_key = re.search(r"--seal-to (\S+)", haldor("keygen", "--site", "--config", str(box)).stdout).group(1)
     town.config.write_text(
-        town.config.read_text().replace('id = "valby-skole"\n', f'id = "valby-skole"\npublic_key = "{site_key}"\n', 1)
+        town.config.read_text().replace(
+            'id = "valby-skole"\nplain = true\n', f'id = "valby-skole"\npublic_key = "{site_key}"\n', 1
+        )
     )
     watcher = Watcher(broker.port)
     agent = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(box)], env=ENV, stderr=subprocess.DEVNULL)

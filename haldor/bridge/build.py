@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from haldor.protocol import Role, Schema
 
@@ -148,3 +150,31 @@ def delta(
         "upsert": upsert,
         "delete": {name: diff.removed[name] for name in DELETABLE if diff.removed[name]},
     }
+
+
+def booking_lines(diff: Changes, old: Mapping[str, Any] | None, new: Mapping[str, Any], tz: ZoneInfo) -> list[str]:
+    """Each booking added, changed or removed with its room and its start and end in the
+    site's local time: a dry run that listed ids alone could not be checked against the
+    booking system's own screen (issue 24)."""
+    before = {b["id"]: b for b in (old or {}).get("bookings", [])}
+    after = {b["id"]: b for b in new.get("bookings", [])}
+    out = []
+    for what, ids, source in (
+        ("added", diff.added["bookings"], after),
+        ("changed", diff.changed["bookings"], after),
+        ("removed", diff.removed["bookings"], before),
+    ):
+        for ident in ids:
+            line = f"{what} booking {ident}: {_when(source[ident], tz)}"
+            if what == "changed":
+                line += f" (was {_when(before[ident], tz)})"
+            out.append(line)
+    return out
+
+
+def _when(booking: Mapping[str, Any], tz: ZoneInfo) -> str:
+    """``2026-12-01 19:00-21:00 gym-a``, the end with its date when it is another day."""
+    start = datetime.fromisoformat(booking["start"]).astimezone(tz)
+    end = datetime.fromisoformat(booking["end"]).astimezone(tz)
+    until = f"{end:%H:%M}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M}"
+    return f"{start:%Y-%m-%d %H:%M}-{until} {booking['room']}"

@@ -40,7 +40,7 @@ def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float, *, accept: bo
 def _read_sheets(cfg: BridgeConfig, state: BridgeState, worker: InputWorker, *, accept: bool) -> build.Inputs:
     """Counts are what could be used, not lines: a sheet whose every row is bad has lost
     everything."""
-    ctx = sheets.Context(ZoneInfo(cfg.sites[0].timezone))
+    ctx = sheets.Context(ZoneInfo(cfg.sites[0].timezone), cfg.pin_digits)
     caps = sheets.Caps(cfg.limits.sheet_rows, cfg.limits.sheet_columns)
     read = {}
     for name, path in cfg.sheets.items():

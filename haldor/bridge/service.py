@@ -19,11 +19,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from haldor import broker_tools, tools
-from haldor.errors import DocumentError, HaldorError
+from haldor import broker_tools
+from haldor.errors import HaldorError
 from haldor.protocol import Leaf
 
-from . import build
+from . import build, sending
+from .answers import BoxWatch
 from .inputs import Refused, read_inputs
 from .settings import BridgeConfig, Site
 from .state import BridgeState
@@ -64,32 +65,6 @@ def plan(
     return out
 
 
-class Publisher:
-    """One broker connection: each document acknowledged, and accepted, before it
-    counts. The service shares one connection between its runs and its listening for
-    ``sync/request`` (a broker that makes the user name the client id would otherwise
-    throw one out whenever the other connects)."""
-
-    def __init__(self, cfg: BridgeConfig, client: Any = None) -> None:
-        if cfg.broker is None:
-            raise HaldorError(f"{cfg.path}: mqtt.host: no broker configured")
-        self.opts = cfg.broker
-        self.own = client is None
-        self.client = client if client is not None else self.opts.client("bridge")
-        if self.own:
-            broker_tools.connect(self.client, self.opts)
-
-    def send(self, doc: dict[str, Any], payload: bytes) -> str:
-        topic, retained = broker_tools.topic_for(doc, self.opts.prefix)
-        broker_tools.acked_publish(self.client, self.opts, topic, payload, retain=retained, timeout=30)
-        return topic
-
-    def close(self) -> None:
-        if self.own:
-            self.client.disconnect()
-            self.client.loop_stop()
-
-
 def run_once(
     cfg: BridgeConfig,
     *,
@@ -100,10 +75,13 @@ def run_once(
     warn: Callable[[str], None] | None = None,
     now: float | None = None,
     client: Any = None,
+    watch: BoxWatch | None = None,
 ) -> int:
-    """Exit status: 0 published (or nothing to do), 1 something was kept back (a site
-    whose source failed or whose document a box would refuse; the others go out).
-    ``say``: what was published; ``warn``: problems (stderr for the command)."""
+    """Exit status: 0 every site with something to publish was served and its box applied
+    it (or nothing to do), 1 a site kept back, refused (here, or by its box) or not
+    answering (the others go out). ``say``: what was published and applied; ``warn``:
+    problems (stderr for the command). ``client`` and ``watch``: the service's connection,
+    which hears the answers at its next run instead of waiting for them."""
     warn = warn or say
     now = time.time() if now is None else now
     try:
@@ -111,6 +89,8 @@ def run_once(
     except (OSError, sqlite3.Error) as exc:
         raise HaldorError(f"{cfg.path}: bridge.state: {cfg.state}: {exc}") from None
     try:
+        if watch is not None:  # the service: what the boxes answered since its last run
+            sending.report(watch, state, "since the last run", say, warn)
         try:
             inputs, unread = read_inputs(cfg, state, now, accept=accept_sheets)
         except Refused as exc:
@@ -119,57 +99,80 @@ def run_once(
         plans = plan(cfg, state, inputs, unread, now, resend=resend)
         for problem in inputs.problems:  # after plan: it finds some too
             warn(f"warning: {problem}")
-        kept = bool(unread)
-        ready = []
-        for site, diff, doc, new in plans:
-            if doc is None:
-                continue
-            try:
-                _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None, schema=False)
-            except DocumentError as exc:  # one site's fault keeps that site, not the others
-                warn(f"warning: {site.id}: {exc}; {site.id} is kept as it was")
-                kept = True
-                continue
-            ready.append((site, diff, doc, new, payload))
+        ready, kept = sending.prepare(cfg, plans, warn)
+        kept = kept or bool(unread)
         if dry_run:
-            for site, diff, doc, _ in plans:
-                kind = "nothing to publish" if doc is None else f"{doc['schema']} version {doc['version']}"
-                say(f"{site.id}: {kind}")
-                for line in diff.lines():
-                    say(f"  {line}")
+            _print_plans(plans, state, say)
             return 1 if kept else 0
-        publisher = Publisher(cfg, client) if ready else None
-        try:
-            for site, diff, doc, new, payload in ready:
-                if not site.public_key:
-                    warn(f"warning: {site.id}: sent in clear (card numbers on the broker): give [[sites]] public_key")
-                topic = publisher.send(doc, payload) if publisher is not None else ""
-                state.record(site.id, doc["version"], new, now)  # only once the broker has it
-                say(f"{site.id}: {doc['schema']} version {doc['version']} to {topic} ({diff.count} changes)")
-        finally:
-            if publisher is not None:
-                publisher.close()
+        served = _send(cfg, state, ready, now, say=say, warn=warn, client=client, watch=watch)
         for name, rows in inputs.rows.items():
             state.record_rows(name, rows)
-        return 1 if kept else 0
+        return 0 if served and not kept else 1
     except sqlite3.Error as exc:  # a full disk after the broker has it: the next run publishes again
         raise HaldorError(f"{cfg.state}: {exc}") from None
     finally:
         state.close()
 
 
+def _print_plans(plans: list[sending.Plan], state: BridgeState, say: Callable[[str], None]) -> None:
+    """Per site what would go out, each booking with its local times and room."""
+    for site, diff, doc, new in plans:
+        kind = "nothing to publish" if doc is None else f"{doc['schema']} version {doc['version']}"
+        say(f"{site.id}: {kind}")
+        for line in diff.lines():
+            say(f"  {line}")
+        last = state.published(site.id)
+        for line in build.booking_lines(diff, last[1] if last else None, new, ZoneInfo(site.timezone)):
+            say(f"    {line}")
+
+
+def _send(
+    cfg: BridgeConfig,
+    state: BridgeState,
+    ready: list[sending.Ready],
+    now: float,
+    *,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+    client: Any,
+    watch: BoxWatch | None,
+) -> bool:
+    """Publish what is ready; a one-off run (no ``watch`` of the service's) waits up to
+    ``answer_s`` for the boxes' answers. Whether every site was served (and applied it)."""
+    if not ready:
+        return True
+    if cfg.broker is None:
+        raise HaldorError(f"{cfg.path}: mqtt.host: no broker configured")
+    once = watch is None
+    watch = watch if watch is not None else BoxWatch(cfg.broker.prefix, (s.id for s in cfg.sites))
+    publisher = sending.Publisher(cfg, watch, client)
+    try:
+        listen = not once or cfg.answer_s > 0
+        served, awaited = sending.publish(publisher, watch, state, ready, now, say=say, warn=warn, listen=listen)
+        if once and awaited:
+            watch.wait(cfg.answer_s)
+            served = sending.report(watch, state, f"within {cfg.answer_s:g} s (bridge.answer_s)", say, warn) and served
+    finally:
+        publisher.close()
+    return served
+
+
 def serve(cfg: BridgeConfig, stop: threading.Event, wake: threading.Event, say: Callable[[str], None] = print) -> int:
     """Every ``interval_s``, and at once for a site's ``sync/request`` (it is given a
-    fresh snapshot), on one connection. ``stop`` and ``wake`` are set from outside the
-    loop's thread (never from a signal handler: see the command)."""
+    fresh snapshot), on one connection, which also hears the boxes' statuses and answers
+    (each run reports what came since the one before). ``stop`` and ``wake`` are set
+    from outside the loop's thread (never from a signal handler: see the command)."""
     broker = cfg.broker
     if broker is None:
         raise HaldorError(f"{cfg.path}: mqtt.host: no broker configured")
     asked: set[str] = set()
     lock = threading.Lock()
     known = {s.id for s in cfg.sites}
+    watch = BoxWatch(broker.prefix, known)
 
     def on_message(client, userdata, msg) -> None:
+        if watch.on_message(msg.topic, msg.payload):
+            return
         site = msg.topic.removeprefix(f"{broker.prefix}/").split("/", 1)[0]
         if site in known:
             with lock:
@@ -177,7 +180,8 @@ def serve(cfg: BridgeConfig, stop: threading.Event, wake: threading.Event, say: 
             wake.set()
 
     client = broker.client("bridge")
-    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{broker.prefix}/+/{Leaf.SYNC_REQUEST}", qos=1)
+    client.on_connect = lambda c, u, f, rc, p: watch.subscribe(c, [(f"{broker.prefix}/+/{Leaf.SYNC_REQUEST}", 1)])
+    client.on_subscribe = lambda c, u, mid, codes, p: watch.granted()
     client.on_message = on_message
     broker_tools.connect(client, broker)
     try:
@@ -186,7 +190,7 @@ def serve(cfg: BridgeConfig, stop: threading.Event, wake: threading.Event, say: 
                 resend = set(asked)
                 asked.clear()
             try:
-                run_once(cfg, resend=resend, say=say, client=client)
+                run_once(cfg, resend=resend, say=say, client=client, watch=watch)
             except HaldorError as exc:
                 say(f"haldor bridge: {exc}")
             wake.wait(cfg.interval_s)

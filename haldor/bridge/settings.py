@@ -34,6 +34,9 @@ class Site:
     policy: dict[str, Any] = field(default_factory=dict)
     #: the box's own key (``haldor keygen --site``): its schedules are sealed to it
     public_key: str = ""
+    #: schedules in clear (card numbers on the broker), for a box with ``plain_documents``:
+    #: said explicitly, never the default of a missing key
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,10 @@ class BridgeConfig:
     all_day_closures: bool
     broker: BrokerOptions | None
     limits: Limits = Limits()
+    #: how long ``--once`` waits for the boxes' ``sync.applied`` or ``sync.rejected``
+    answer_s: float = 30.0
+    #: a PIN's length when a spreadsheet dropped its leading zeros (0: from the column)
+    pin_digits: int = 0
 
 
 _BRIDGE = {
@@ -94,6 +101,7 @@ _BRIDGE = {
     "horizon_days": 365,
     "delta_max": 500,
     "max_row_loss": 0.2,
+    "answer_s": 30.0,
 }
 _SHEETS = ("associations", "credentials", "rooms", "closures")
 #: a site's policy, as a snapshot carries it (minutes; leader_first)
@@ -127,7 +135,10 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
     b = section("bridge", _BRIDGE)
     if not b["key"]:
         raise fail("bridge.key", "required: the private key that signs the schedules (haldor keygen)")
-    sheets = section("sheets", dict.fromkeys(_SHEETS, ""))
+    sheets = section("sheets", {**dict.fromkeys(_SHEETS, ""), "pin_digits": 0})
+    pin_digits = sheets.pop("pin_digits")
+    if pin_digits != 0 and not 4 <= pin_digits <= 8:
+        raise fail("sheets.pin_digits", "4 to 8 (the length of every PIN), or 0: from the column")
     for name in ("associations", "credentials", "rooms"):
         if not sheets[name]:
             raise fail(f"sheets.{name}", "required: a CSV or .xlsx file")
@@ -142,12 +153,14 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         raise fail("calendar.all_day", 'must be "ignore" or "closure"')
     sites = []
     for i, s in enumerate(c.tables(raw, "sites")):
-        s = checked(s, {"id": "", "timezone": "Europe/Copenhagen", "policy": {}, "public_key": ""}, f"sites[{i}]")
+        s = checked(s, {"id": "", "timezone": "Europe/Copenhagen", "policy": {}, "public_key": "", "plain": False}, f"sites[{i}]")
         policy = checked(s["policy"], POLICY, f"sites[{i}].policy")
         for key, value in policy.items():
             if not isinstance(value, bool) and not 0 <= value <= 24 * 60:
                 raise fail(f"sites[{i}].policy.{key}", "0 to 1440 minutes")
-        site = Site(id=s["id"], timezone=s["timezone"], policy=s["policy"], public_key=s["public_key"])
+        site = Site(id=s["id"], timezone=s["timezone"], policy=s["policy"], public_key=s["public_key"], plain=s["plain"])
+        if site.plain and site.public_key:
+            raise fail(f"sites[{i}].plain", "true sends in clear: give either public_key or plain = true, not both")
         if site.public_key:
             try:
                 sealing.load_public(site.public_key)
@@ -195,6 +208,8 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         raise fail("bridge.interval_s", "10 seconds to a day")
     if not 1 <= b["horizon_days"] <= 3660:
         raise fail("bridge.horizon_days", "1 to 3660 days")
+    if not 0 <= b["answer_s"] <= 600:
+        raise fail("bridge.answer_s", "0 to 600 seconds (0: do not wait for the boxes' answers)")
     if not 1 <= b["delta_max"]:
         raise fail("bridge.delta_max", "at least 1")
     if m["transport"] not in ("tcp", "websockets"):
@@ -222,6 +237,8 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         all_day_closures=cal["all_day"] == "closure",
         broker=broker,
         limits=_limits(c, raw),
+        answer_s=float(b["answer_s"]),
+        pin_digits=int(pin_digits),
     )
 
 

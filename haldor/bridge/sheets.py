@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,9 +154,21 @@ Parser = Callable[[Row, "Context"], dict[str, Any]]
 
 @dataclass(frozen=True)
 class Context:
-    """What a row is read against: the time zone for dates without one."""
+    """What a row is read against: the time zone for dates without one, and the length
+    of a PIN whose leading zeros a spreadsheet dropped (0: not known)."""
 
     tz: ZoneInfo
+    pin_digits: int = 0
+
+
+def pin_length(rows: list[Row], given: int = 0) -> int:
+    """The length every PIN has: ``given`` (``[sheets] pin_digits``), else the one length
+    that all the column's valid PINs share (0: none, or several). Excel saves ``0482``
+    typed into a number column as 482; with this length it is read back as ``0482``."""
+    if given:
+        return given
+    lengths = {len(p) for r in rows if cards.is_pin(p := r.cells.get("pin", ""))}
+    return lengths.pop() if len(lengths) == 1 else 0
 
 
 def read_sheet(
@@ -167,6 +179,8 @@ def read_sheet(
     rows = read_rows(path, caps)
     sheet = Sheet(str(path), rows=len(rows))
     needed, key = list(columns), tuple(key)
+    if "pin" in needed:
+        ctx = replace(ctx, pin_digits=pin_length(rows, ctx.pin_digits))
     header = set(rows[0].cells) if rows else _header_of(path)
     missing = [c for c in needed if c not in header]
     if missing:
@@ -181,6 +195,9 @@ def read_sheet(
             if key and ident_of in seen:
                 raise BadCell(f"{key[-1]}: {ident_of[-1]!r} again (line {seen[ident_of]} counts)")
             seen[ident_of] = row.line
+            note = item.pop("_note", None)
+            if note:
+                sheet.problems.append(f"{path}:{row.line}: {note}")
             sheet.items.append(item)
         except BadCell as exc:
             sheet.problems.append(f"{path}:{row.line}: {exc}")
@@ -254,9 +271,7 @@ def credential(row: Row, ctx: Context) -> dict[str, Any]:
         problem = cards.canonical_problem(card)
         if problem is not None:
             raise BadCell(f"card: {problem}")
-    pin = row.cells.get("pin", "") or None
-    if pin is not None and not cards.is_pin(pin):
-        raise BadCell("pin: must be 4-8 digits")
+    pin, note = _pin(row.cells.get("pin", ""), ctx, has_card=card is not None)
     if card is None and pin is None:
         raise BadCell("card: a credential needs a card or a PIN")
     assoc = ident(row, "association", required=role != Role.CARETAKER)
@@ -278,7 +293,29 @@ def credential(row: Row, ctx: Context) -> dict[str, Any]:
         "valid_from": valid_from,
         "valid_until": valid_until,
         "_sites": sites,  # caretakers: the sites they look after (not sent to a box)
+        "_note": note,  # a problem that did not cost the row (read_sheet reports it)
     }
+
+
+def _pin(text: str, ctx: Context, *, has_card: bool) -> tuple[str | None, str | None]:
+    """The PIN, and a note when the row goes on without it. Digits shorter than the known
+    length are a number whose leading zeros Excel dropped: padded back. Unknown length:
+    the card still counts, without the PIN (losing the whole row lost the card too)."""
+    if not text:
+        return None, None
+    if text.isdigit() and len(text) < ctx.pin_digits:
+        text = text.zfill(ctx.pin_digits)
+    if cards.is_pin(text):
+        return text, None
+    why = "must be 4-8 digits"
+    if text.isdigit() and len(text) < 4:
+        why += (
+            f" ({text!r}: a leading 0 lost when the spreadsheet saved it as a number? Format the pin column as "
+            "Text in Excel and type it again, or give [sheets] pin_digits)"
+        )
+    if not has_card:
+        raise BadCell(f"pin: {why}")
+    return None, f"pin: {why}; the credential is published with its card and without a PIN"
 
 
 def room(row: Row, ctx: Context) -> dict[str, Any]:

@@ -25,7 +25,8 @@ class BridgeState:
         self.db = Database.open(target)
         self.db.migrate("bridge", MIGRATIONS)
 
-    def published(self, site: str) -> tuple[int, dict[str, Any]] | None:
+    def published(self, site: str) -> tuple[int, dict[str, Any] | None] | None:
+        """The version and snapshot last published (snapshot None: forgotten, see ``forget``)."""
         row = self.db.one("SELECT version, doc FROM bridge_published WHERE site = ?", (site,))
         return None if row is None else (int(row[0]), json.loads(row[1]))
 
@@ -35,6 +36,11 @@ class BridgeState:
             "DO UPDATE SET version = excluded.version, doc = excluded.doc, at = excluded.at",
             (site, version, json.dumps(doc, ensure_ascii=False), at),
         )
+
+    def forget(self, site: str) -> None:
+        """A site whose box refused what it was sent: the next run sends a fresh snapshot
+        (its version still above the refused one)."""
+        self.db.execute("UPDATE bridge_published SET doc = 'null' WHERE site = ?", (site,))
 
     def sheet_rows(self, sheet: str) -> int | None:
         row = self.db.one("SELECT rows FROM bridge_sheet_rows WHERE sheet = ?", (sheet,))
