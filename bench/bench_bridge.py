@@ -30,8 +30,8 @@ from nacl.public import PrivateKey  # noqa: E402
 
 from bench.bench_access import report  # noqa: E402
 from haldor.access import sealing  # noqa: E402
+from haldor.integrator.documents import keygen  # noqa: E402
 from haldor.mqtt import make_client  # noqa: E402
-from haldor.tools import keygen  # noqa: E402
 from tests.broker import Broker  # noqa: E402
 
 CPH = ZoneInfo("Europe/Copenhagen")

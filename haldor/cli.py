@@ -355,7 +355,7 @@ def _kiosk(args) -> int:
 
 
 def _keygen(args) -> int:
-    from haldor import tools
+    from haldor.integrator import documents
 
     if args.site:
         from haldor.access import sealing
@@ -367,7 +367,7 @@ def _keygen(args) -> int:
         print(f'for the bridge\'s [[sites]] table:  id = "{cfg.site_id}"  public_key = "{text}"')
         print(f"for haldor publish:  --seal-to {text}")
         return 0
-    private, public, text = tools.keygen(args.kid, Path(args.dir))
+    private, public, text = documents.keygen(args.kid, Path(args.dir))
     print(f"private key: {private} (keep it where it signs: the booking system, or the fleet for commands; mode 0600)")
     print(f"public key:  {public}")
     print(f'for the agents\' [trust] section, a key that signs schedules:  keys = {{ "{args.kid}" = "{text}" }}')
@@ -376,9 +376,9 @@ def _keygen(args) -> int:
 
 
 def _sign(args) -> int:
-    from haldor import tools
+    from haldor.integrator import documents
 
-    print(json.dumps(tools.sign(args.key, tools.read_document(args.file), args.kid), ensure_ascii=False))
+    print(json.dumps(documents.sign(args.key, documents.read_document(args.file), args.kid), ensure_ascii=False))
     return 0
 
 
@@ -405,21 +405,21 @@ def _broker_options(args):
 def _verify_keys(args) -> dict:
     """The public keys to check a signature with: ``--verify-with``, else the trusted keys
     of a configuration that was named or exists (an integrator's machine may have none)."""
-    from haldor import tools
+    from haldor.integrator import documents
 
     if args.verify_with:
-        return tools.public_keys(args.verify_with)
+        return documents.public_keys(args.verify_with)
     if args.config or Path(config.default_path()).exists():
         return dict(_config(args).trusted_keys)
     return {}
 
 
 def _publish(args) -> int:
-    from haldor import broker_tools, tools
+    from haldor.integrator import broker_client, documents
 
     try:
-        inner, payload = tools.outgoing(
-            tools.read_document(args.file),
+        inner, payload = documents.outgoing(
+            documents.read_document(args.file),
             key=args.key,
             kid=args.kid,
             verify=_verify_keys(args),
@@ -428,7 +428,7 @@ def _publish(args) -> int:
             seal_to=args.seal_to,
             verify_required=True,
         )
-        topic = broker_tools.publish(_broker_options(args), inner, payload, older=args.older)
+        topic = broker_client.publish(_broker_options(args), inner, payload, older=args.older)
     except DocumentError as exc:
         text = str(exc).removeprefix(f"{args.file}: ")
         raise DocumentError(f"{args.file}: {text}; nothing published") from None
@@ -439,13 +439,13 @@ def _publish(args) -> int:
 def _command(args) -> int:
     import getpass
 
-    from haldor import broker_tools, tools
+    from haldor.integrator import broker_client, documents
 
     if not 0 < args.wait <= 3600:
         raise DocumentError("--wait: more than 0 and at most 3600 seconds")
     if not 0 < args.valid <= 24 * 3600:
         raise DocumentError("--valid: more than 0 and at most 86400 seconds (a day): a command is for now")
-    doc = tools.new_command(
+    doc = documents.new_command(
         args.site,
         args.action,
         door=args.door,
@@ -454,8 +454,8 @@ def _command(args) -> int:
         by=args.by or getpass.getuser(),
         valid_s=args.valid,
     )
-    _, payload = tools.outgoing(doc, key=args.key, kid=args.kid, verify=_verify_keys(args))
-    result = broker_tools.command(_broker_options(args), doc, payload, wait=args.wait)
+    _, payload = documents.outgoing(doc, key=args.key, kid=args.kid, verify=_verify_keys(args))
+    result = broker_client.command(_broker_options(args), doc, payload, wait=args.wait)
     if result is None:
         print(
             f"haldor: no answer from {args.site} within {args.wait:g} s: the box may be offline. "
@@ -471,9 +471,9 @@ def _command(args) -> int:
 
 
 def _watch(args) -> int:
-    from haldor import broker_tools
+    from haldor.integrator import broker_client
 
-    return broker_tools.watch(_broker_options(args), args.site, count=args.count)
+    return broker_client.watch(_broker_options(args), args.site, count=args.count)
 
 
 def _bridge(args) -> int:

@@ -312,18 +312,18 @@ def test_the_fleet_gets_every_event_sent_while_it_was_away_beyond_the_old_limit(
 def test_a_command_the_broker_refuses_is_written_as_not_sent(acl_broker, tmp_path):
     """The shipped ACL lets the fleet only listen: a command from its page is refused by
     the broker, and the audit log says so (not "no answer: the box was offline")."""
-    from haldor import tools
     from haldor.fleet.commands import AuditLog, Commander
     from haldor.fleet.ingest import FleetConsumer
     from haldor.fleet.operators import Operator
     from haldor.fleet.store import FleetStore
+    from haldor.integrator import documents
     from haldor.mqtt import BrokerOptions
 
     (tmp_path / "fleet.pw").write_text(USERS["fleet"])
     opts = BrokerOptions("127.0.0.1", acl_broker.port, username="fleet", password_file=str(tmp_path / "fleet.pw"))
     store = FleetStore(tmp_path / "fleet.db")
     consumer = FleetConsumer(opts, store, client_id="fleet")
-    key, _, _ = tools.keygen("fleet-commands", tmp_path / "keys")
+    key, _, _ = documents.keygen("fleet-commands", tmp_path / "keys")
     audit = AuditLog(store.db)
     consumer.start()
     try:

@@ -230,16 +230,16 @@ def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_
     it, and a forged form is refused."""
     from playwright.sync_api import expect, sync_playwright
 
-    from haldor import tools
     from haldor.fleet.commands import Commander
     from haldor.fleet.ingest import FleetConsumer
+    from haldor.integrator import documents
     from haldor.mqtt import BrokerOptions
 
     from .helpers import wait_for
     from .rig import Rig, public_key
     from .test_kiosk import CHROMIUM, OUTPUT, _axe_serious
 
-    key_path, _, command_public = tools.keygen("fleet-commands", tmp_path / "keys")
+    key_path, _, command_public = documents.keygen("fleet-commands", tmp_path / "keys")
     (tmp_path / "box").mkdir()
     site = Rig(
         tmp_path / "box",

@@ -392,7 +392,7 @@ def test_publish_refuses_a_schedule_older_than_the_box_has(tmp_path, broker, box
 
 
 def test_the_box_refuses_a_command_issued_ahead_of_its_clock(tmp_path, broker, box):
-    from haldor.tools import new_command, sign
+    from haldor.integrator.documents import new_command, sign
 
     ahead = new_command(SITE, "resync", now=datetime.now(UTC) + timedelta(hours=1))
     publisher = Watcher(broker.port, topics="unused")
@@ -405,8 +405,8 @@ def test_the_box_refuses_a_command_issued_ahead_of_its_clock(tmp_path, broker, b
 def test_every_publish_on_one_connection_is_checked_against_the_brokers_answer(tmp_path):
     """A connection that published once must still hear the refusal of the next (the
     bridge publishes every site on one)."""
-    from haldor.broker_tools import acked_publish, connect
     from haldor.errors import HaldorError
+    from haldor.integrator.broker_client import acked_publish, connect
     from haldor.mqtt import BrokerOptions
 
     acl = tmp_path / "acl"

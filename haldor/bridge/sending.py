@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from haldor import broker_tools, tools
 from haldor.errors import DocumentError, HaldorError
+from haldor.integrator import broker_client, documents
 
 from . import build, checks
 from .answers import BoxWatch
@@ -41,11 +41,11 @@ class Publisher:
             self.client.on_connect = lambda c, u, f, rc, p: watch.subscribe(c)
             self.client.on_subscribe = lambda c, u, mid, codes, p: watch.granted()
             self.client.on_message = lambda c, u, msg: watch.on_message(msg.topic, msg.payload)
-            broker_tools.connect(self.client, self.opts)
+            broker_client.connect(self.client, self.opts)
 
     def send(self, doc: dict[str, Any], payload: bytes) -> str:
-        topic, retained = broker_tools.topic_for(doc, self.opts.prefix)
-        broker_tools.acked_publish(self.client, self.opts, topic, payload, retain=retained, timeout=30)
+        topic, retained = broker_client.topic_for(doc, self.opts.prefix)
+        broker_client.acked_publish(self.client, self.opts, topic, payload, retain=retained, timeout=30)
         return topic
 
     def close(self) -> None:
@@ -78,7 +78,7 @@ def prepare(cfg: BridgeConfig, plans: list[Plan], warn: Callable[[str], None]) -
             kept = True
             continue
         try:
-            _, payload = tools.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None, schema=False)
+            _, payload = documents.outgoing(doc, key=cfg.key, kid=cfg.kid, seal_to=site.public_key or None, schema=False)
         except DocumentError as exc:  # one site's fault keeps that site, not the others
             warn(f"warning: {site.id}: {exc}; {site.id} is kept as it was")
             kept = True

@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from haldor import broker_tools
 from haldor.errors import HaldorError
+from haldor.integrator import broker_client
 from haldor.protocol import Leaf
 
 from . import build, sending
@@ -183,7 +183,7 @@ def serve(cfg: BridgeConfig, stop: threading.Event, wake: threading.Event, say: 
     client.on_connect = lambda c, u, f, rc, p: watch.subscribe(c, [(f"{broker.prefix}/+/{Leaf.SYNC_REQUEST}", 1)])
     client.on_subscribe = lambda c, u, mid, codes, p: watch.granted()
     client.on_message = on_message
-    broker_tools.connect(client, broker)
+    broker_client.connect(client, broker)
     try:
         while not stop.is_set():
             with lock:

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from haldor import toml_file
 from haldor.access import sealing
 from haldor.errors import HaldorError
+from haldor.integrator.documents import load_private_key
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
-from haldor.tools import load_private_key
 
 from .calendar import ASSOCIATION_SOURCES, AssociationRule
 

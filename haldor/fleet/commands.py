@@ -12,9 +12,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from haldor import tools
-from haldor.broker_tools import acked_publish
 from haldor.errors import DocumentError, HaldorError
+from haldor.integrator import documents
+from haldor.integrator.broker_client import acked_publish
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import Action
 from haldor.sql import Database
@@ -92,7 +92,7 @@ class AuditLog:
 
 class Commander:
     def __init__(self, client: Any, opts: BrokerOptions, key: str, kid: str, audit: AuditLog) -> None:
-        tools.load_private_key(key)  # a missing or wrong key is found at start
+        documents.load_private_key(key)  # a missing or wrong key is found at start
         self.client, self.opts, self.key, self.kid, self.audit = client, opts, key, kid, audit
 
     def send(
@@ -111,7 +111,7 @@ class Commander:
             if minutes is None or not 0 < minutes <= 24 * 60:
                 raise DocumentError("unlock: 1 minute to a day")
             duration = minutes * 60
-        doc = tools.new_command(
+        doc = documents.new_command(
             site,
             action,
             door=door if action in DOOR_ACTIONS else None,
@@ -121,7 +121,7 @@ class Commander:
             valid_s=VALID_S,
             now=datetime.fromtimestamp(now).astimezone(),
         )
-        _, payload = tools.outgoing(doc, key=self.key, kid=self.kid)
+        _, payload = documents.outgoing(doc, key=self.key, kid=self.kid)
         detail = reason + (f" ({minutes:g} min)" if duration else "")
         expires = datetime.fromisoformat(doc["expires_at"]).timestamp()
         row = self.audit.record(

@@ -27,8 +27,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from haldor.broker_tools import acked_publish
 from haldor.errors import HaldorError
+from haldor.integrator.broker_client import acked_publish
 from haldor.mqtt import BrokerOptions, configure_client, set_nodelay
 from haldor.protocol import Leaf
 

@@ -1,5 +1,5 @@
 """The integrator's tools on the broker: `haldor publish`, `command` and `watch` (the
-documents they send are made and checked in :mod:`haldor.tools`).
+documents they send are made and checked in :mod:`.documents`).
 
 Every way the broker can fail them ends in one line: refused (with the broker's
 reason), silent, unreachable.
