@@ -14,16 +14,10 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from haldor import __version__, cards, clock, config
+from haldor import __version__, config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
 from haldor.protocol import Action
-
-#: `haldor command`: nothing came back in time (the box may be offline)
-EXIT_NO_ANSWER = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -224,14 +218,18 @@ def _check_config(args) -> int:
     return 0
 
 
-def _open_store(cfg: config.Config):
-    from haldor.agent.site import open_store
-
-    return open_store(cfg)
-
-
 def _schedule(args) -> int:
-    return _schedule_sample(args) if args.schedule_command == "sample" else _schedule_load(args)
+    if args.schedule_command == "sample":
+        return _schedule_sample(args)
+    from haldor.agent import local
+
+    return local.schedule_load(_config(args), args.file)
+
+
+def _decide(args) -> int:
+    from haldor.agent import local
+
+    return local.decide(_config(args), args)
 
 
 def _schedule_sample(args) -> int:
@@ -250,86 +248,6 @@ def _schedule_sample(args) -> int:
         doc["version"] = args.version
     print(json.dumps(doc, ensure_ascii=False, indent=2))
     return 0
-
-
-def _schedule_load(args) -> int:
-    from haldor.access import intake
-
-    cfg = _config(args)
-    try:
-        # read as it is applied: a snapshot in clear is never whole in memory
-        payload = open(args.file, "rb")  # noqa: SIM115 (closed by the with below)
-    except OSError as exc:
-        print(f"haldor: {args.file}: cannot read: {exc.strerror}", file=sys.stderr)
-        return EXIT_FAILURE
-    from haldor.agent.site import site_key
-
-    with payload:
-        store = _open_store(cfg)
-        try:
-            outcome = intake.receive(
-                store,
-                payload,
-                keys=cfg.trusted_keys,
-                require_signature=cfg.trust["require_signature"],
-                now=time.time(),
-                doors=[d.id for d in cfg.doors],
-                site_key=site_key(cfg),
-                plain=cfg.trust["plain_documents"],
-            )
-        finally:
-            store.close()
-    if outcome.status in ("rejected", "gap"):
-        print(f"haldor: {args.file}: rejected: {outcome.message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"{args.file}: {outcome.message}")
-    for warning in outcome.warnings:
-        print(f"{args.file}: warning: {warning}")
-    return 0
-
-
-def _decide(args) -> int:
-    from haldor.access import policy
-    from haldor.access.model import Conditions
-
-    cfg = _config(args)
-    if cfg.door(args.door) is None:
-        raise ConfigError(f"{cfg.path}: --door: no door {args.door!r} is configured")
-    store = _open_store(cfg)
-    try:
-        tz = ZoneInfo(store.timezone)
-        if args.at:
-            now = _parse_time(args.at, tz)
-            trusted = True  # a question about a given time, not about this clock
-        else:
-            now = time.time()
-            trusted = clock.trusted(now, store.meta("last_seen"), clock.SystemClock().synchronized())
-        if args.card is not None:
-            try:
-                card = cards.normalise(args.card)
-            except cards.CardFormatError as exc:
-                raise DocumentError(f"--card: {exc}") from None
-            facts = store.schedule.facts(args.door, now, card=card)
-        else:
-            if not cards.is_pin(args.pin):
-                raise DocumentError("--pin: must be 4-8 digits")
-            facts = store.schedule.facts(args.door, now, pin=args.pin)
-        conditions = Conditions(lockdown=store.meta("mode") == "lockdown", clock_trusted=trusted)
-        decision = policy.decide(now, facts, conditions, pin=args.pin is not None)
-    finally:
-        store.close()
-    print(json.dumps(decision.as_json()))
-    return 0
-
-
-def _parse_time(text: str, tz: ZoneInfo) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise DocumentError(f"--at: not an RFC 3339 time: {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)  # a local reading at the site
-    return moment.timestamp()
 
 
 def _run(args) -> int:
@@ -355,125 +273,39 @@ def _kiosk(args) -> int:
 
 
 def _keygen(args) -> int:
-    from haldor.integrator import documents
+    from haldor.integrator import commands
 
-    if args.site:
-        from haldor.access import sealing
-        from haldor.agent.site import site_key
-
-        cfg = _config(args)
-        text = sealing.public_text(site_key(cfg))
-        print(f"site {cfg.site_id}: seal its schedules to {text}")
-        print(f'for the bridge\'s [[sites]] table:  id = "{cfg.site_id}"  public_key = "{text}"')
-        print(f"for haldor publish:  --seal-to {text}")
-        return 0
-    private, public, text = documents.keygen(args.kid, Path(args.dir))
-    print(f"private key: {private} (keep it where it signs: the booking system, or the fleet for commands; mode 0600)")
-    print(f"public key:  {public}")
-    print(f'for the agents\' [trust] section, a key that signs schedules:  keys = {{ "{args.kid}" = "{text}" }}')
-    print(f'                              or one that signs commands:  command_keys = {{ "{args.kid}" = "{text}" }}')
-    return 0
+    return commands.keygen(args, _config)
 
 
 def _sign(args) -> int:
-    from haldor.integrator import documents
+    from haldor.integrator import commands
 
-    print(json.dumps(documents.sign(args.key, documents.read_document(args.file), args.kid), ensure_ascii=False))
-    return 0
+    return commands.sign(args)
 
 
 def _broker_options(args):
-    from haldor.mqtt import BrokerOptions
+    from haldor.integrator import commands
 
-    cfg = None
-    if not args.broker:
-        cfg = _config(args)
-    return BrokerOptions.parse(
-        args.broker,
-        cfg,
-        tls=args.tls,
-        ca_file=args.ca_file,
-        cert_file=args.cert_file,
-        key_file=args.key_file,
-        username=args.username,
-        password_file=args.password_file,
-        transport="websockets" if args.websockets else None,
-        prefix=args.prefix,
-    )
-
-
-def _verify_keys(args) -> dict:
-    """The public keys to check a signature with: ``--verify-with``, else the trusted keys
-    of a configuration that was named or exists (an integrator's machine may have none)."""
-    from haldor.integrator import documents
-
-    if args.verify_with:
-        return documents.public_keys(args.verify_with)
-    if args.config or Path(config.default_path()).exists():
-        return dict(_config(args).trusted_keys)
-    return {}
+    return commands.broker_options(args, _config)
 
 
 def _publish(args) -> int:
-    from haldor.integrator import broker_client, documents
+    from haldor.integrator import commands
 
-    try:
-        inner, payload = documents.outgoing(
-            documents.read_document(args.file),
-            key=args.key,
-            kid=args.kid,
-            verify=_verify_keys(args),
-            unsigned=args.unsigned,
-            site=args.site,
-            seal_to=args.seal_to,
-            verify_required=True,
-        )
-        topic = broker_client.publish(_broker_options(args), inner, payload, older=args.older)
-    except DocumentError as exc:
-        text = str(exc).removeprefix(f"{args.file}: ")
-        raise DocumentError(f"{args.file}: {text}; nothing published") from None
-    print(f"{args.file}: published to {topic}")
-    return 0
+    return commands.publish(args, _config)
 
 
 def _command(args) -> int:
-    import getpass
+    from haldor.integrator import commands
 
-    from haldor.integrator import broker_client, documents
-
-    if not 0 < args.wait <= 3600:
-        raise DocumentError("--wait: more than 0 and at most 3600 seconds")
-    if not 0 < args.valid <= 24 * 3600:
-        raise DocumentError("--valid: more than 0 and at most 86400 seconds (a day): a command is for now")
-    doc = documents.new_command(
-        args.site,
-        args.action,
-        door=args.door,
-        duration_s=args.duration,
-        reason=args.reason,
-        by=args.by or getpass.getuser(),
-        valid_s=args.valid,
-    )
-    _, payload = documents.outgoing(doc, key=args.key, kid=args.kid, verify=_verify_keys(args))
-    result = broker_client.command(_broker_options(args), doc, payload, wait=args.wait)
-    if result is None:
-        print(
-            f"haldor: no answer from {args.site} within {args.wait:g} s: the box may be offline. "
-            f"It carries the command out if it gets it before {doc['expires_at']} (command {doc['id']})",
-            file=sys.stderr,
-        )
-        return EXIT_NO_ANSWER
-    print(json.dumps(result, ensure_ascii=False))
-    if not result.get("ok"):
-        print(f"haldor: {args.site} refused {args.action}: {result.get('error')}", file=sys.stderr)
-        return EXIT_FAILURE
-    return 0
+    return commands.command(args, _config)
 
 
 def _watch(args) -> int:
-    from haldor.integrator import broker_client
+    from haldor.integrator import commands
 
-    return broker_client.watch(_broker_options(args), args.site, count=args.count)
+    return commands.watch(args, _config)
 
 
 def _bridge(args) -> int:
