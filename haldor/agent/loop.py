@@ -33,14 +33,12 @@ from .inbox import Inbox
 from .link import Connected, Disconnected, MqttLink, Received
 from .messages import (
     OVERLAID,
-    Acked,
     Command,
     ContactChanged,
     ExitPressed,
     FireChanged,
     Forget,
     HttpSchedule,
-    Publish,
     ScheduleDone,
     Stop,
     Tick,
@@ -349,16 +347,7 @@ class Agent:
             self._unwritten.remove(message.batch)
         except ValueError:
             pass
-        sent = True
-        for e in message.batch.after:
-            if isinstance(e, Publish) and self.link is not None:
-                sent = self.link.publish(getattr(self.link.topics, e.topic), e.doc) and sent
-        for e in message.batch.after:
-            if isinstance(e, Acked):
-                if sent:
-                    self.remote.ack(e.message)
-                else:  # the broker delivers it again, and the same result is sent then
-                    log.info("message on %s not acknowledged: its result could not be sent", e.message.topic)
+        self.remote.stored(message.batch.after)
         if message.events:
             if self.link is not None:
                 self.link.kick()

@@ -162,6 +162,21 @@ class Remote:
             self.link.resend(request)
         return []
 
+    def stored(self, after: list) -> None:
+        """A batch is committed: the results it carries go out, and only then is the
+        message that caused them acknowledged (else the broker delivers it again, and the
+        same result is sent then)."""
+        sent = True
+        for e in after:
+            if isinstance(e, Publish) and self.link is not None:
+                sent = self.link.publish(getattr(self.link.topics, e.topic), e.doc) and sent
+        for e in after:
+            if isinstance(e, Acked):
+                if sent:
+                    self.ack(e.message)
+                else:
+                    log.info("message on %s not acknowledged: its result could not be sent", e.message.topic)
+
     def ack(self, message: Received) -> None:
         """The broker may forget the message."""
         if self.link is not None:
