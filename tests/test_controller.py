@@ -221,3 +221,9 @@ def test_a_lockout_begun_by_a_clock_far_ahead_ends_when_the_clock_is_put_right()
     again = controller(guessing=Limits(max_wrong_pins=1, lockout_s=60, lockout_max_s=3600))
     again.start(T0, c.lasting_state())  # put right, and restarted
     assert again.present(T0 + 1, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].granted
+
+
+def test_a_damaged_note_of_lockouts_never_stops_a_start():
+    c = controller()
+    c.start(T0, {"guessing": {"r/pin": {"until": "soon"}, "r/card": "x", "nonsense": {}}})
+    assert c.present(T0, "r", facts(CARETAKER), pin=True, clock_trusted=True)[0].granted

@@ -134,9 +134,14 @@ class GuessWatch:
     def restore(self, lasting: dict[str, Any]) -> None:
         for key, value in lasting.items():
             reader, _, kind = str(key).rpartition("/")
-            if kind in COUNTED and isinstance(value, dict):
-                self._counts[(reader, kind)] = _Count(
+            if kind not in COUNTED or not isinstance(value, dict):
+                continue
+            try:
+                count = _Count(
                     locked_until=float(value.get("until", 0.0)),
                     lockouts=int(value.get("lockouts", 0)),
                     last_lockout=float(value.get("last", 0.0)),
                 )
+            except (TypeError, ValueError):  # a damaged note never stops a start: that lockout is forgotten
+                continue
+            self._counts[(reader, kind)] = count
