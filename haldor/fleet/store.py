@@ -9,7 +9,6 @@ transaction (see :mod:`.ingest`).
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -24,9 +23,6 @@ from .report import ALL_TIME, Period, UsageLine
 from .rows import _event_row, _int, _json_table, _names, _text, _ts, _usage_row, _zone, where
 from .schema import MIGRATIONS
 from .sequences import Sequences
-
-log = logging.getLogger(__name__)
-
 
 USAGE_COLUMNS = (
     "id",
