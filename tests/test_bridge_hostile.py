@@ -10,14 +10,17 @@ these tests instead of taking the machine down.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
 
 from haldor.bridge import service, settings
 from haldor.bridge.state import BridgeState
+from haldor.bridge.worker import InputWorker, Timeout
 
 from . import hostile_inputs
 from .broker import Watcher
@@ -186,3 +189,27 @@ def test_a_feed_over_http_beyond_its_size_is_refused_and_not_asked_for_again(tow
         assert any(line.startswith("vanlose-skole: haldor.schedule/1") for line in said)
     finally:
         server.close()
+
+
+def test_starting_the_reader_process_keeps_the_signals_the_service_blocks():
+    """The service waits for SIGTERM on one thread and blocks it on the others; starting the
+    reader process (multiprocessing's resource tracker unblocks it) must not undo that, or a
+    SIGTERM can land on the loop's thread and end the bridge without its goodbye."""
+    seen: list[set[int]] = []
+
+    def loop() -> None:
+        worker = InputWorker(memory_mb=256)
+        try:
+            assert worker.call("a sum", Timeout(10, "limits.feed_timeout_s"), sum, [1, 2]) == 3
+            seen.append(signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+        finally:
+            worker.close()
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        thread = threading.Thread(target=loop)
+        thread.start()
+        thread.join(30)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    assert seen and {signal.SIGTERM, signal.SIGINT} <= seen[0]

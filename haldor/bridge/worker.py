@@ -88,7 +88,13 @@ class InputWorker:
         ours, theirs = ctx.Pipe()
         memory = self.memory_mb * 1024 * 1024
         self._child = ctx.Process(target=_serve, args=(theirs, memory, os.getpid()), name="bridge-reader", daemon=True)
-        self._child.start()
+        # starting it also starts multiprocessing's resource tracker, which unblocks SIGTERM
+        # and SIGINT on this thread: the service blocks them so that one thread waits for them
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        try:
+            self._child.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
         self._conn = ours
         try:
