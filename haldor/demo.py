@@ -27,7 +27,6 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from haldor import cards, config, osdp_keys
-from haldor.access import intake
 from haldor.agent.hardware import build_hardware
 from haldor.agent.loop import Agent
 from haldor.agent.messages import Stop
@@ -35,6 +34,7 @@ from haldor.agent.site import open_store
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
 from haldor.kiosk import server as kiosk_server
 from haldor.protocol import Event
+from haldor.store import intake
 from haldor.texts import both, t
 
 SAMPLE_NOW = "generated_at"  # the sample's own "now", moved to the present

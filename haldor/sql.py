@@ -2,7 +2,7 @@
 run) or PostgreSQL (a ``postgresql://`` URL: several machines, one database), behind one
 small interface with one schema and one migration runner for both.
 
-Never used by the agent: a box has its own store (:mod:`haldor.access.store`).
+Never used by the agent: a box has its own store (:mod:`haldor.store`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def test_an_up_to_date_store_opens_without_sqlite_utils(tmp_path):
     """A store is made with sqlite-utils' table verbs; opened again, it needs none of them."""
     code = f"""
 import json, sys
-from haldor.access.store import Store
+from haldor.store import Store
 Store.open({str(tmp_path)!r}, "s").close()
 made = "sqlite_utils" in sys.modules
 for name in [m for m in sys.modules if m.startswith("sqlite_utils")]:

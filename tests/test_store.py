@@ -4,10 +4,10 @@ import stat
 
 import pytest
 
-from haldor.access import intake, policy
+from haldor.access import policy
 from haldor.access.model import Conditions
-from haldor.access.store import DB_NAME, Store
-from haldor.access.store.migrations import MIGRATIONS
+from haldor.store import DB_NAME, Store, intake
+from haldor.store.migrations import MIGRATIONS
 
 from .helpers import CARD, LEADER_CARD, SITE, booking, local, snapshot
 

@@ -25,10 +25,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from haldor.access.resend import ResendRequest
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.mqtt import configure_client, make_client, set_nodelay
 from haldor.protocol import Leaf, Schema
+from haldor.store import Store
 
 from .resender import Resender
 

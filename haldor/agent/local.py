@@ -12,10 +12,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from haldor import cards, clock
-from haldor.access import intake, policy
+from haldor.access import policy
 from haldor.access.model import Conditions
 from haldor.config import Config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError
+from haldor.store import intake
 
 from .site import open_store, site_key
 

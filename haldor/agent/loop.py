@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from haldor import clock as clocks
 from haldor.access.controller import Controller, DoorSpec, Emit, Feedback, Lock
 from haldor.access.damage import damaged
-from haldor.access.journal import Batch, Journal, StorageChanged, Stored
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import StoreError
 from haldor.protocol import Event
+from haldor.store import Store
+from haldor.store.journal import Batch, Journal, StorageChanged, Stored
 
 from . import activity
 from .hardware import Hardware

@@ -19,11 +19,11 @@ from typing import Any
 from haldor.access import commands, envelope, resend
 from haldor.access.controller import Controller, Emit
 from haldor.access.envelope import open_envelope
-from haldor.access.journal import Batch
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
+from haldor.store import Store
+from haldor.store.journal import Batch
 
 from . import inflight, refused
 from .budget import ReportBudget

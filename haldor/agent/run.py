@@ -8,9 +8,8 @@ import sqlite3
 from pathlib import Path
 
 from haldor import __version__
-from haldor.access import recovery
-from haldor.access.store import DB_NAME
 from haldor.config import Config
+from haldor.store import DB_NAME, recovery
 
 from .data_lock import DataDirLock
 from .hardware import build_hardware

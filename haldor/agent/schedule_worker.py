@@ -34,10 +34,10 @@ from nacl.public import PrivateKey
 
 from haldor.access.damage import damaged
 from haldor.access.envelope import load_public_key
-from haldor.access.intake import Outcome, process
 from haldor.access.model import Policy
-from haldor.access.store import Store, secret
 from haldor.errors import StoreError
+from haldor.store import Store, secret
+from haldor.store.intake import Outcome, process
 
 log = logging.getLogger(__name__)
 

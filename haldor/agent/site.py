@@ -8,8 +8,8 @@ from nacl.public import PrivateKey
 
 from haldor.access.guessing import Limits
 from haldor.access.model import Policy
-from haldor.access.store import Store, secret
 from haldor.config import Config
+from haldor.store import Store, secret
 
 
 def policy_of(cfg: Config) -> Policy:

@@ -12,10 +12,10 @@ from typing import Any
 
 from haldor import __version__
 from haldor.access import sealing
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.errors import StoreError
 from haldor.protocol import Mode, Schema
+from haldor.store import Store
 
 from .periodic import Every
 from .site import site_key

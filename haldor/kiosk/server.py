@@ -23,10 +23,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from haldor import listen
 from haldor.config import Config
+from haldor.store.kiosk_reads import Day, read_day
 
-from .queries import read_day
-from .state import AgentView, Day, build_state
+from .state import AgentView, build_state
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ REFRESH_S = 0.5
 HEARTBEAT_S = 15.0
 OFFLINE_AFTER_S = 15.0
 MAX_PUSH_BYTES = 64 * 1024
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host or "127.0.0.1", int(port)
 
 
 class Kiosk:
@@ -211,7 +207,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         kiosk = self.server.kiosk
         path = self.path.split("?", 1)[0]
-        length = int(self.headers.get("Content-Length") or 0)
+        length_text = self.headers.get("Content-Length") or "0"
+        if not length_text.isdigit():  # a header that is no number is refused, never a crash of the request thread
+            self.close_connection = True
+            self._send(400, b"Content-Length: a number of bytes\n", "text/plain", {"Connection": "close"})
+            return
+        length = int(length_text)
         if length > MAX_PUSH_BYTES:
             self.close_connection = True  # the unread body must not be taken for the next request
             self._send(413, b"too large\n", "text/plain", {"Connection": "close"})
@@ -250,7 +251,7 @@ def serve(cfg: Config, *, kiosk: Kiosk | None = None, ready: threading.Event | N
     """Start the kiosk and its web server in background threads; the caller stops them."""
     kiosk = kiosk or Kiosk(cfg)
     kiosk.start()
-    server = KioskHTTPServer(kiosk, parse_listen(cfg.kiosk["listen"]))
+    server = KioskHTTPServer(kiosk, listen.parse(cfg.kiosk["listen"]))
     threading.Thread(target=server.serve_forever, name="kiosk-http", daemon=True).start()
     if ready is not None:
         ready.set()

@@ -6,12 +6,13 @@ or a browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from haldor.protocol import APPROVED
+from haldor.store.kiosk_reads import Day, DayBooking, DayClosure
 from haldor.texts import kiosk_labels, t
 
 STALE_AFTER_S = 24 * 3600
@@ -154,44 +155,6 @@ def booking_rem(item: dict[str, Any], grid: Layout, language: str = "da") -> flo
         + LINE_REM * _lines(item["association"], width, 1, "bold")
         + (SMALL_REM * _lines(notes, width, 0.8) if notes else 0)
     )
-
-
-@dataclass(frozen=True, slots=True)
-class DayBooking:
-    id: str
-    room: str
-    association: str
-    title: str
-    start: float
-    end: float
-    status: str
-    checked_in: bool
-    no_show: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DayClosure:
-    room: str | None
-    start: float
-    end: float
-    reason: str
-
-
-@dataclass
-class Day:
-    """The day's schedule as the database holds it (with tomorrow's bookings, for the
-    cards that have room for them)."""
-
-    timezone: str = "Europe/Copenhagen"
-    rooms: list[tuple[str, str]] = field(default_factory=list)
-    bookings: list[DayBooking] = field(default_factory=list)
-    closures: list[DayClosure] = field(default_factory=list)
-    associations: dict[str, str] = field(default_factory=dict)
-    booking_titles: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # id -> (title, room name, start)
-    last_sync: float | None = None
-    version: int | None = None
-    tomorrow: list[DayBooking] = field(default_factory=list)  # tomorrow's bookings, by start
-    day_end: float | None = None  # when tomorrow begins: closures from then on are tomorrow's
 
 
 @dataclass

@@ -23,11 +23,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from haldor import clock
-from haldor.access import reserve
 from haldor.access.model import Policy
 from haldor.db import migrate
 from haldor.errors import StoreError
 
+from . import reserve
 from .activity import Activity
 from .command_log import CommandLog
 from .connection import Connection

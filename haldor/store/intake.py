@@ -16,15 +16,16 @@ from typing import Any, BinaryIO
 
 from nacl.public import PrivateKey
 
+from haldor.access.damage import damaged
+from haldor.access.envelope import open_document
+from haldor.access.schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
+from haldor.access.schedule_stream import SnapshotReader, head, streamable
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
 
-from .damage import damaged
-from .envelope import open_document
+from .database import DB_NAME, Store
 from .recovery import save_good_copy
-from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
-from .schedule_stream import SnapshotReader, head, streamable
-from .store import DB_NAME, ApplyResult, GapError, Store
+from .schedule_tables import ApplyResult, GapError
 
 log = logging.getLogger(__name__)
 
