@@ -193,7 +193,7 @@ def test_leader_presence_is_remembered_for_leader_first(store):
 def test_migrations_are_idempotent(tmp_path):
     Store.open(tmp_path / "d", SITE).close()
     s = Store.open(tmp_path / "d", SITE)
-    assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert s.db.execute("SELECT version FROM haldor_schema WHERE name = 'store'").fetchone()[0] == len(MIGRATIONS)
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
 

@@ -1,63 +1,79 @@
-"""The store's schema: one migration a version, append only (run by :func:`haldor.db.migrate`)."""
+"""The store's schema: one step a version, append only, in SQL (run by
+:func:`haldor.migrations.migrate` as the schema ``store``). The first seven were written with
+sqlite-utils' table verbs; their SQL here is what those verbs made, so a store made now and
+a store made then are the same."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+#: the schema's name in ``haldor_schema``
+NAME = "store"
 
-from haldor.db import Migration
+_M1_SCHEDULE = """
+CREATE TABLE "meta" (
+   "key" TEXT PRIMARY KEY,
+   "value" TEXT
+);
+CREATE TABLE "rooms" (
+   "id" TEXT PRIMARY KEY,
+   "name" TEXT
+);
+CREATE TABLE "room_doors" (
+   "room" TEXT,
+   "door" TEXT,
+   PRIMARY KEY ("room", "door")
+);
+CREATE INDEX "idx_room_doors_door"
+    ON "room_doors" ("door");
+CREATE TABLE "associations" (
+   "id" TEXT PRIMARY KEY,
+   "name" TEXT
+);
+CREATE TABLE "credentials" (
+   "id" TEXT PRIMARY KEY,
+   "card_hash" TEXT,
+   "pin_hash" TEXT,
+   "association" TEXT,
+   "role" TEXT,
+   "valid_from" REAL,
+   "valid_until" REAL
+);
+CREATE INDEX "idx_credentials_card_hash"
+    ON "credentials" ("card_hash");
+CREATE INDEX "idx_credentials_pin_hash"
+    ON "credentials" ("pin_hash");
+CREATE TABLE "bookings" (
+   "id" TEXT PRIMARY KEY,
+   "room" TEXT,
+   "association" TEXT,
+   "title" TEXT,
+   "start" REAL,
+   "end" REAL,
+   "status" TEXT,
+   "pin_hash" TEXT,
+   "unlocked_during" INTEGER
+);
+CREATE INDEX "idx_bookings_room_start"
+    ON "bookings" ("room", "start");
+CREATE INDEX "idx_bookings_pin_hash"
+    ON "bookings" ("pin_hash");
+CREATE TABLE "closures" (
+   "room" TEXT,
+   "start" REAL,
+   "end" REAL,
+   "reason" TEXT
+);
+CREATE TABLE "booking_activity" (
+   "booking" TEXT PRIMARY KEY,
+   "first_entry" REAL,
+   "entries" INTEGER DEFAULT 0,
+   "checkins" INTEGER DEFAULT 0,
+   "leader_present" INTEGER DEFAULT 0
+)
+"""
 
-if TYPE_CHECKING:
-    import sqlite_utils
-
-
-def _m1_schedule(db: sqlite_utils.Database) -> None:
-    db.table("meta").create({"key": str, "value": str}, pk="key")
-    db.table("rooms").create({"id": str, "name": str}, pk="id")
-    db.table("room_doors").create({"room": str, "door": str}, pk=("room", "door"))
-    db.table("room_doors").create_index(["door"])
-    db.table("associations").create({"id": str, "name": str}, pk="id")
-    db.table("credentials").create(
-        {
-            "id": str,
-            "card_hash": str,
-            "pin_hash": str,
-            "association": str,
-            "role": str,
-            "valid_from": float,
-            "valid_until": float,
-        },
-        pk="id",
-    )
-    db.table("credentials").create_index(["card_hash"])
-    db.table("credentials").create_index(["pin_hash"])
-    db.table("bookings").create(
-        {
-            "id": str,
-            "room": str,
-            "association": str,
-            "title": str,
-            "start": float,
-            "end": float,
-            "status": str,
-            "pin_hash": str,
-            "unlocked_during": int,
-        },
-        pk="id",
-    )
-    db.table("bookings").create_index(["room", "start"])
-    db.table("bookings").create_index(["pin_hash"])
-    db.table("closures").create({"room": str, "start": float, "end": float, "reason": str})
-    db.table("booking_activity").create(
-        {"booking": str, "first_entry": float, "entries": int, "checkins": int, "leader_present": int},
-        pk="booking",
-        defaults={"entries": 0, "checkins": 0, "leader_present": 0},
-    )
-
-
-def _m2_outbox(db: sqlite_utils.Database) -> None:
-    # AUTOINCREMENT: seq never goes back, even after every event was purged.
-    db.execute(
-        """CREATE TABLE events (
+# AUTOINCREMENT: seq never goes back, even after every event was purged
+_M2_OUTBOX = """
+CREATE TABLE events (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             id TEXT NOT NULL UNIQUE,
             at TEXT NOT NULL,
@@ -66,58 +82,70 @@ def _m2_outbox(db: sqlite_utils.Database) -> None:
             door TEXT, reader TEXT, credential TEXT, booking TEXT, reason TEXT,
             extra TEXT,
             delivered_at REAL
-        )"""
-    )
-    db.table("events").create_index(["delivered_at", "seq"])
+        );
+CREATE INDEX "idx_events_delivered_at_seq"
+    ON "events" ("delivered_at", "seq")
+"""
 
+# command ids seen, kept past their expiry so that a replay is refused across restarts
+_M3_COMMANDS = """
+CREATE TABLE "commands_seen" (
+   "id" TEXT PRIMARY KEY,
+   "expires_at" REAL
+);
+CREATE INDEX "idx_commands_seen_expires_at"
+    ON "commands_seen" ("expires_at")
+"""
 
-def _m3_commands(db: sqlite_utils.Database) -> None:
-    # command ids seen, kept past their expiry so that a replay is refused across restarts
-    db.table("commands_seen").create({"id": str, "expires_at": float}, pk="id")
-    db.table("commands_seen").create_index(["expires_at"])
+# one row a booking once a report was made: no-show and usage go out exactly once
+_M4_CHECKINS_AND_REPORTS = """
+CREATE TABLE "booking_checkins" (
+   "booking" TEXT,
+   "credential" TEXT,
+   "role" TEXT,
+   "at" REAL,
+   PRIMARY KEY ("booking", "credential")
+);
+CREATE TABLE "booking_reports" (
+   "booking" TEXT PRIMARY KEY,
+   "no_show_at" REAL,
+   "usage_at" REAL
+);
+CREATE INDEX "idx_bookings_start"
+    ON "bookings" ("start")
+"""
 
+# a command delivered again (its result was lost with the link) is answered with the same result
+_M5_COMMAND_RESULTS = 'ALTER TABLE "commands_seen" ADD COLUMN "result" TEXT'
 
-def _m4_checkins_and_reports(db: sqlite_utils.Database) -> None:
-    db.table("booking_checkins").create(
-        {"booking": str, "credential": str, "role": str, "at": float}, pk=("booking", "credential")
-    )
-    # one row a booking once a report was made: no-show and usage go out exactly once
-    db.table("booking_reports").create({"booking": str, "no_show_at": float, "usage_at": float}, pk="booking")
-    db.table("bookings").create_index(["start"])
+# when the agent was watching (running, with a schedule and a clock it trusts): one span a
+# run, so that "nobody came" is told from "we did not see"
+_M6_OBSERVED = """
+CREATE TABLE "observed" (
+   "start" REAL PRIMARY KEY,
+   "end" REAL
+)
+"""
 
+# a card's bookings found from its association (a few a day), not by walking every booking
+# of the door's rooms near now; named, so that a read can say which index it means
+_M7_BOOKINGS_BY_ASSOCIATION = "CREATE INDEX IF NOT EXISTS bookings_by_association ON bookings(association, start)"
 
-def _m5_command_results(db: sqlite_utils.Database) -> None:
-    # a command delivered again (its result was lost with the link) is answered with the same result
-    db.table("commands_seen").add_column("result", str)
+# since when each booking is in the box's schedule as it is (its start, room and status):
+# it is watched only from then (a booking entered after it ended was never watched, and
+# is never a no-show); the bookings already here were known before anyone could tell when
+_M8_BOOKING_KNOWN = """
+CREATE TABLE booking_known (booking TEXT PRIMARY KEY, since REAL NOT NULL, start REAL, room TEXT, status TEXT);
+INSERT INTO booking_known (booking, since, start, room, status) SELECT id, 0, start, room, status FROM bookings
+"""
 
-
-def _m6_observed(db: sqlite_utils.Database) -> None:
-    # when the agent was watching (running, with a schedule and a clock it trusts): one span a
-    # run, so that "nobody came" is told from "we did not see"
-    db.table("observed").create({"start": float, "end": float}, pk="start")
-
-
-def _m7_bookings_by_association(db: sqlite_utils.Database) -> None:
-    # a card's bookings found from its association (a few a day), not by walking every booking
-    # of the door's rooms near now; named, so that a read can say which index it means
-    db.execute("CREATE INDEX IF NOT EXISTS bookings_by_association ON bookings(association, start)")
-
-
-def _m8_booking_known(db: sqlite_utils.Database) -> None:
-    # since when each booking is in the box's schedule as it is (its start, room and status):
-    # it is watched only from then (a booking entered after it ended was never watched, and
-    # is never a no-show); the bookings already here were known before anyone could tell when
-    db.execute("CREATE TABLE booking_known (booking TEXT PRIMARY KEY, since REAL NOT NULL, start REAL, room TEXT, status TEXT)")
-    db.execute("INSERT INTO booking_known (booking, since, start, room, status) SELECT id, 0, start, room, status FROM bookings")
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    _m1_schedule,
-    _m2_outbox,
-    _m3_commands,
-    _m4_checkins_and_reports,
-    _m5_command_results,
-    _m6_observed,
-    _m7_bookings_by_association,
-    _m8_booking_known,
+MIGRATIONS: tuple[str, ...] = (
+    _M1_SCHEDULE,
+    _M2_OUTBOX,
+    _M3_COMMANDS,
+    _M4_CHECKINS_AND_REPORTS,
+    _M5_COMMAND_RESULTS,
+    _M6_OBSERVED,
+    _M7_BOOKINGS_BY_ASSOCIATION,
+    _M8_BOOKING_KNOWN,
 )
