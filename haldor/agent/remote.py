@@ -30,7 +30,7 @@ from .budget import ReportBudget
 from .link import MqttLink, Received
 from .messages import Acked, AnyVersion, HttpSchedule, Publish, Remembered, ScheduleDone, TimeKnown
 from .periodic import Once
-from .schedule_worker import ScheduleWorker, Site
+from .schedule_worker import ScheduleWorker, StoreOpening
 from .site import policy_of
 from .storage_watch import StorageWatch
 from .timekeeping import Timekeeper
@@ -190,7 +190,7 @@ class Remote:
         if self._worker is None:
             cfg = self.cfg
             self._worker = ScheduleWorker(
-                Site(
+                StoreOpening(
                     str(cfg.data_dir),
                     cfg.site_id,
                     cfg.site["timezone"],
