@@ -296,7 +296,7 @@ def _kiosk(args) -> int:
     if args.browser:
         from haldor.kiosk.browser import open_browser
 
-        return open_browser(_config(args).kiosk["listen"])
+        return open_browser(_config(args).kiosk.listen)
     from haldor.kiosk.server import run_kiosk
 
     return run_kiosk(_config(args))

@@ -36,11 +36,11 @@ def schedule_load(cfg: Config, file: str) -> int:
                 store,
                 payload,
                 keys=cfg.trusted_keys,
-                require_signature=cfg.trust["require_signature"],
+                require_signature=cfg.trust.require_signature,
                 now=time.time(),
                 doors=[d.id for d in cfg.doors],
                 site_key=site_key(cfg),
-                plain=cfg.trust["plain_documents"],
+                plain=cfg.trust.plain_documents,
             )
         finally:
             store.close()

@@ -338,10 +338,10 @@ class Agent:
             if effects:
                 self._carry_out(effects, now)
         if self.status.tell(now, self._seen(), self.kiosk):  # once a minute, whether or not there is a broker
-            capacity = self.cfg.sync["outbox_capacity"]
+            capacity = self.cfg.sync.outbox_capacity
             self._submit(Batch(writes=[lambda s: s.outbox.enforce_capacity(capacity)]))
         if self._every["purge"].due(now):
-            before = now - self.cfg.privacy["event_retention_days"] * 86400
+            before = now - self.cfg.privacy.event_retention_days * 86400
             self._submit(
                 Batch(writes=[lambda s: s.outbox.purge_delivered(before), lambda s: s.activity.forget_observed(now - 3 * 86400)])
             )

@@ -42,22 +42,22 @@ def run_forever(cfg: Config) -> int:
     try:
         inbox = Inbox()  # the door's messages before the network's
         link = None
-        if cfg.mqtt["host"]:
+        if cfg.mqtt.host:
             outbox = open_store(cfg)  # the pump's own connection
             link = MqttLink(cfg, outbox, inbox.put, version=__version__)
         fallback = None
-        if cfg.sync["http_url"]:
+        if cfg.sync.http_url:
             # httpx costs a box without http_url 18 MB and 70 ms at start: only where it is used
             from .http_fallback import HttpFallback
 
             fallback = HttpFallback(
-                cfg.sync["http_url"],
+                cfg.sync.http_url,
                 cfg.site_id,
-                cfg.sync["http_after_s"],
+                cfg.sync.http_after_s,
                 inbox.put,
                 link.connected.is_set if link is not None else (lambda: False),
             )
-        kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
+        kiosk = KioskFeed(feed_url(cfg.kiosk.listen))
         hardware = build_hardware(cfg, inbox.put)
         try:
             agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk, notifier=Notifier())

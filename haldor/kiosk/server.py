@@ -54,8 +54,8 @@ class Kiosk:
         self.clock = clock
         self.demo_badge = demo_badge  # only `haldor demo` sets it
         self.agent = AgentView()
-        self.language = cfg.site["language"]
-        self.title = cfg.kiosk["title"] or cfg.site["name"] or cfg.site_id
+        self.language = cfg.site.language
+        self.title = cfg.kiosk.title or cfg.site.name or cfg.site_id
         self.doors = [(d.id, d.name or d.id) for d in cfg.doors]
         self._conn: sqlite3.Connection | None = None
         self._changed = threading.Condition()
@@ -80,13 +80,13 @@ class Kiosk:
         try:
             if self._conn is None:
                 self._conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, check_same_thread=False, timeout=2)
-            return read_day(self._conn, now, self.cfg.site["timezone"])
+            return read_day(self._conn, now, self.cfg.site.timezone)
         except sqlite3.Error as exc:
             log.debug("database not readable yet: %s", exc)
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            return Day(timezone=self.cfg.site["timezone"])
+            return Day(timezone=self.cfg.site.timezone)
 
     def refresh(self) -> None:
         with self._changed:
@@ -251,7 +251,7 @@ def serve(cfg: Config, *, kiosk: Kiosk | None = None, ready: threading.Event | N
     """Start the kiosk and its web server in background threads; the caller stops them."""
     kiosk = kiosk or Kiosk(cfg)
     kiosk.start()
-    server = KioskHTTPServer(kiosk, listen.parse(cfg.kiosk["listen"]))
+    server = KioskHTTPServer(kiosk, listen.parse(cfg.kiosk.listen))
     threading.Thread(target=server.serve_forever, name="kiosk-http", daemon=True).start()
     if ready is not None:
         ready.set()
