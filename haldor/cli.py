@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -351,17 +350,16 @@ def _bridge(args) -> int:
 
     if args.once or args.dry_run:
         return service.run_once(cfg, dry_run=args.dry_run, accept_sheets=args.accept_sheets, warn=warn)
-    # the loop runs on a thread; this one only waits for the signal, outside any handler
-    # (setting an Event from a handler can deadlock with the loop's own wait on it)
+    from haldor.stopping import wait_for_stop
+
+    # the loop runs on a thread; this one waits for the signal (see haldor.stopping)
     stop, wake = threading.Event(), threading.Event()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     result: list[int] = []
     loop = threading.Thread(target=lambda: result.append(service.serve(cfg, stop, wake, warn)), name="bridge", daemon=True)
     loop.start()
-    while loop.is_alive():
-        if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
-            stop.set()
-            wake.set()
+    wait_for_stop(loop.is_alive)
+    stop.set()
+    wake.set()
     loop.join()
     return result[0] if result else EXIT_FAILURE
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import signal
 import sqlite3
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 from haldor import listen
 from haldor.config import Config
+from haldor.stopping import wait_for_stop
 from haldor.store.kiosk_reads import Day, read_day
 
 from .state import AgentView, build_state
@@ -266,12 +266,9 @@ def stop(server: KioskHTTPServer) -> None:
 
 def run_kiosk(cfg: Config) -> int:
     """`haldor kiosk`: until SIGTERM."""
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
     server = serve(cfg)
     host, port = server.server_address[:2]
     log.info("kiosk on http://%s:%s/", host, port)
-    done.wait()
+    wait_for_stop()
     stop(server)
     return 0
