@@ -24,9 +24,10 @@ from .alerting import AlertWorker
 from .commands import Commander
 from .ingest import FleetConsumer
 from .operators import OperatorError, Operators
-from .server import FleetHTTPServer
+from .serving import FleetServer
 from .sessions import Sessions
 from .store import FleetStore
+from .web import FleetWeb
 
 log = logging.getLogger("haldor.fleet")
 
@@ -50,7 +51,7 @@ def serve(args: Any, opts: BrokerOptions) -> int:
         command_results=bool(args.command_key),
     )
     alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
-    web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=season)
+    web = FleetWeb(FleetStore(args.db), zone=args.timezone, season=season)
     # the login is always there; on loopback it is asked for once a user exists, added before or after the start
     web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
     # behind a proxy (a public address) every request comes from loopback: never open there, users or not
@@ -61,6 +62,7 @@ def serve(args: Any, opts: BrokerOptions) -> int:
         kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
         web.commander = Commander(consumer.client, opts, args.command_key, kid, web.audit)
     web.consumer, web.alerting = consumer, alerting
+    server = FleetServer(web, listen)  # bound now: a port in use stops the start before anything runs
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
@@ -68,13 +70,13 @@ def serve(args: Any, opts: BrokerOptions) -> int:
     if alerting is not None:
         alerting.blind, alerting.unsure = (lambda: consumer.blind_since), consumer.unsure_before
         alerting.start()
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    log.info("fleet on http://%s:%s/ reading %s:%s", *web.server_address[:2], opts.host, opts.port)
+    server.start()
+    log.info("fleet on %s/ reading %s:%s", server.url, opts.host, opts.port)
     done.wait()
     consumer.stop()
     if alerting is not None:
         alerting.stop()
-    web.shutdown()
+    server.shutdown()
     return 0
 
 
