@@ -25,6 +25,7 @@ from haldor.fleet.sessions import Sessions
 from haldor.fleet.store import FleetStore
 from haldor.fleet.web import FleetWeb
 from haldor.sql import Database
+from haldor.texts import t
 
 from .helpers import wait_for
 from .test_fleet import SEASON, access, usage
@@ -226,3 +227,66 @@ def test_haldor_fleet_stops_cleanly_on_sigterm_with_a_live_stream_open(tmp_path,
         if fleet.poll() is None:
             fleet.kill()
             fleet.wait(10)
+
+
+def test_a_lockdown_is_asked_for_twice_in_the_browser(tmp_path, broker):
+    """The question that was an inline onclick is the page's own script now: dismissed,
+    nothing is sent; accepted, the command goes out and the audit log holds it."""
+    from playwright.sync_api import sync_playwright
+
+    from haldor.fleet.commands import Commander
+    from haldor.fleet.ingest import FleetConsumer
+    from haldor.integrator import documents
+    from haldor.mqtt import BrokerOptions
+
+    from .test_kiosk import CHROMIUM
+
+    key_path, _, _ = documents.keygen("fleet-commands", tmp_path / "keys")
+    db = str(tmp_path / "fleet.db")
+    users = Operators(Database.open(db))
+    users.add("pedel-anna", PASSWORD, "operator")
+    consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db), command_results=True)
+    web = FleetWeb(FleetStore(db))
+    web.auth = Sessions(users, secure=False)
+    web.commander = Commander(
+        consumer.client, BrokerOptions("127.0.0.1", broker.port), str(key_path), "fleet-commands", web.audit
+    )
+    web.store.set_status("valby", {"online": True, "at": "2026-11-25T17:00:00+01:00", "names": {"site": "Valby"}}, time.time())
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    consumer.start()
+    try:
+        wait_for(consumer.connected.is_set, what="fleet connected")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page()
+                page.goto(server.url + "/login?next=%2Faccess%3Fsite%3Dvalby")
+                page.fill("input[name=name]", "pedel-anna")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("#login button")
+                asked: list[str] = []
+                page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+                page.click("button[value=lockdown]")
+                assert asked == [t("fleet.confirm_lockdown", "da")]
+                assert [r["action"] for r in web.audit.rows()] == ["login"]  # dismissed: nothing sent
+                page.once("dialog", lambda dialog: dialog.accept())
+                page.click("button[value=lockdown]")
+                page.wait_for_url("**/access?*#audit")
+                assert [r["action"] for r in web.audit.rows()][0] == "lockdown"
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        consumer.stop()
+
+
+def test_answers_on_a_kept_connection_do_not_wait_for_the_clients_delayed_ack(page):
+    """Regression: the socket bound without IPPROTO_TCP kept Nagle on, and every answer on a
+    kept connection waited 40 ms for the client's delayed ACK (a page with its CSS and script: 120 ms)."""
+    web, _, _ = page
+    with httpx.Client(base_url=web.url) as client:
+        client.get("/healthz")
+        started = time.monotonic()
+        for _ in range(20):
+            assert client.get("/healthz").status_code == 200
+        assert time.monotonic() - started < 0.5  # 20 x 40 ms would be 0.8 s

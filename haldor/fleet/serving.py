@@ -67,12 +67,26 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
+def _listening(address: tuple[str, int]) -> socket.socket:
+    """A TCP socket named as such (IPPROTO_TCP): asyncio turns Nagle off only on those, and
+    with it on every answer on a kept connection waited 40 ms for the client's delayed ACK."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class FleetServer:
     def __init__(self, web: FleetWeb, address: tuple[str, int], *, head_s: float = HEAD_S) -> None:
         self.web = web
-        host, port = address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.socket = socket.create_server((host, port), family=family, backlog=128)
+        self.socket = _listening(address)
         self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
         protocol = type("SlowClientsDropped", (_SlowClientsDropped,), {"head_s": head_s})
         config = uvicorn.Config(
