@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -140,23 +141,26 @@ def page(request: Request) -> Response:
         if path.endswith((".csv", ".xlsx")):
             answer = export(web, path, view, now)
         else:
-            with web.lock:
-                answer = _answer(web, path, view, now)
+            with web.lock:  # the store's connection is the pages': read under the lock, render after it
+                made = _answer(web, path, view, now)
+            answer = made() if made is not None else None
     except Exception:
         log.exception("the fleet page failed for %s", request.url.path)
         return plain(500, "the fleet's database did not answer; see the log\n")
     return answer if answer is not None else plain(404, "not found\n")
 
 
-def _answer(web: FleetWeb, path: str, view: View, now: float) -> Response | None:
+def _answer(web: FleetWeb, path: str, view: View, now: float) -> Callable[[], Response] | None:
+    """What a path shows, read from the store now; the page made from it when called."""
     if path == "/":
         sites = web.sites(now)
-        view = view.known({s["site"]: s for s in sites})
-        return _html(overview(view, web.overview(view, now, sites), web.zone))
+        known = view.known({s["site"]: s for s in sites})
+        shown = web.overview(known, now, sites)
+        return lambda: _html(overview(known, shown, web.zone))
     if path == "/api/summary":
         sites = web.sites(now)
         doc = {"sites": sites, "counts": web.store.counts(), "usage": [asdict(u) for u in web.usage(view, sites)]}
-        return Response(json.dumps(doc), media_type="application/json")
+        return lambda: Response(json.dumps(doc), media_type="application/json")
     if path == "/access":
         sites = web.sites(now)
         site = next((s for s in sites if s["site"] == view.site), None)
@@ -164,15 +168,17 @@ def _answer(web: FleetWeb, path: str, view: View, now: float) -> Response | None
             view = view.known({s["site"]: s for s in sites})
         entries = web.access(view, site, PAGE_ROWS + 1) if site else []
         audit = web.audit.rows(view.site, limit=20) if site and view.user else None
-        html = access_page(
-            view, site, sites, entries[:PAGE_ROWS], len(entries), web.generation(), now, web.zone,
-            audit=audit, can_send=web.commander is not None,
-        )  # fmt: skip
-        return _html(html)
+        generation, can_send, known = web.generation(), web.commander is not None, view
+        return lambda: _html(
+            access_page(
+                known, site, sites, entries[:PAGE_ROWS], len(entries), generation, now, web.zone, audit=audit, can_send=can_send
+            )
+        )
     if path == "/audit" and view.user:
         since, until = view.period.instants(web.zone)
         rows = web.audit.rows(view.site or None, since, until, PAGE_ROWS + 1)
-        return _html(audit_page(view, rows, web.sites(now), web.generation(), now, web.zone))
+        sites, generation = web.sites(now), web.generation()
+        return lambda: _html(audit_page(view, rows, sites, generation, now, web.zone))
     return None
 
 
