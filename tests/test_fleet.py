@@ -21,8 +21,9 @@ from haldor import __version__
 from haldor.agent.link import offline_status
 from haldor.fleet.ingest import FleetConsumer
 from haldor.fleet.report import ALL_TIME, Period, UsageLine, site_rows
-from haldor.fleet.server import FleetHTTPServer
+from haldor.fleet.serving import FleetServer
 from haldor.fleet.store import FleetStore
+from haldor.fleet.web import FleetWeb
 from haldor.mqtt import BrokerOptions, make_client
 
 from .broker import Broker
@@ -136,11 +137,11 @@ def fleet(tmp_path, fleet_db):
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), store)
     consumer.start()
     wait_for(consumer.connected.is_set, what="fleet connected")
-    web = FleetHTTPServer(FleetStore(fleet_db), ("127.0.0.1", 0), live_poll_s=0.1)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    web.url = f"http://127.0.0.1:{web.server_address[1]}/"
+    web = FleetWeb(FleetStore(fleet_db), live_poll_s=0.1)
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    web.url = f"http://127.0.0.1:{server.server_address[1]}/"
     yield broker, consumer, store, web
-    web.shutdown()
+    server.shutdown()
     consumer.stop()
     broker.stop()
 

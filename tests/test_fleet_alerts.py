@@ -24,9 +24,10 @@ from haldor.fleet import settings as fleet_settings
 from haldor.fleet.alerting import AlertWorker
 from haldor.fleet.alerts import DoorState, conditions
 from haldor.fleet.ingest import FleetConsumer
-from haldor.fleet.server import FleetHTTPServer
+from haldor.fleet.serving import FleetServer
 from haldor.fleet.settings import AlertRules
 from haldor.fleet.store import FleetStore
+from haldor.fleet.web import FleetWeb
 from haldor.mqtt import BrokerOptions
 
 from .broker import Broker, free_port
@@ -180,9 +181,9 @@ to = ["vagt@kommune.example"]
     )
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
     worker = AlertWorker(settings, FleetStore(db))
-    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))
+    web = FleetWeb(FleetStore(db))
     web.consumer, web.alerting = consumer, worker
-    threading.Thread(target=web.serve_forever, daemon=True).start()
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
     consumer.start()
     worker.start()
     site = SimulatedSite(broker.port, "valby")
@@ -200,7 +201,7 @@ to = ["vagt@kommune.example"]
             "Hovedindgang",
         )
         assert alert["text"] == "Valby: Hovedindgang: døren blev åbnet uden tilladelse"
-        metrics = scrape(f"http://127.0.0.1:{web.server_address[1]}/metrics")
+        metrics = scrape(f"http://127.0.0.1:{server.server_address[1]}/metrics")
         assert metrics[("haldor_fleet_open_alarms", (("kind", "door.forced"),))] == 1
         assert metrics[("haldor_fleet_sites", (("state", "online"),))] == 1
         assert metrics[("haldor_fleet_events_ingested_total", (("type", "door.forced"),))] == 1
@@ -220,7 +221,7 @@ to = ["vagt@kommune.example"]
         assert receiver.tokens == ["Bearer s3cret-hook"] * 2
         delivered = wait_for(
             lambda: (
-                scrape(f"http://127.0.0.1:{web.server_address[1]}/metrics").get(
+                scrape(f"http://127.0.0.1:{server.server_address[1]}/metrics").get(
                     ("haldor_fleet_alert_deliveries_total", (("channel", "email"), ("outcome", "sent")))
                 )
                 == 2
@@ -229,7 +230,7 @@ to = ["vagt@kommune.example"]
         )
         assert delivered
     finally:
-        web.shutdown()
+        server.shutdown()
         site.client.disconnect()
         worker.stop()
         consumer.stop()
@@ -309,10 +310,10 @@ def test_a_fleet_that_lost_its_broker_says_so_and_calls_no_box_offline(tmp_path,
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db))
     worker = AlertWorker(settings, FleetStore(db))
     worker.blind, worker.unsure = (lambda: consumer.blind_since), consumer.unsure_before
-    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0), live_poll_s=0.1)
+    web = FleetWeb(FleetStore(db), live_poll_s=0.1)
     web.consumer, web.alerting = consumer, worker
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{web.server_address[1]}/"
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
     consumer.start()
     site = SimulatedSite(broker.port, "valby")
     try:
@@ -342,7 +343,7 @@ def test_a_fleet_that_lost_its_broker_says_so_and_calls_no_box_offline(tmp_path,
     finally:
         site.client.disconnect()
         site.client.loop_stop()
-        web.shutdown()
+        server.shutdown()
         worker.stop()
         consumer.stop()
         receiver.close()

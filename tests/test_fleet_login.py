@@ -7,15 +7,15 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 
 import httpx
 import pytest
 
 from haldor.fleet.operators import OperatorError, Operators
-from haldor.fleet.server import FleetHTTPServer
+from haldor.fleet.serving import FleetServer
 from haldor.fleet.sessions import Sessions
 from haldor.fleet.store import FleetStore
+from haldor.fleet.web import FleetWeb
 from haldor.sql import Database
 
 PASSWORD = "korrekt hest batteri"
@@ -29,13 +29,13 @@ def page(tmp_path):
     users = Operators(Database.open(db))
     users.add("pedel-anna", PASSWORD, "operator")
     users.add("kontor-bo", PASSWORD, "viewer")
-    web = FleetHTTPServer(store, ("127.0.0.1", 0))
+    web = FleetWeb(store)
     web.auth = Sessions(users, secure=False)
     web.metrics_token = "s3cret-token"
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    web.url = f"http://127.0.0.1:{web.server_address[1]}"
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    web.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield web, users
-    web.shutdown()
+    server.shutdown()
 
 
 def login(web, name: str, password: str = PASSWORD) -> httpx.Client:
@@ -144,9 +144,9 @@ def test_odd_requests_get_an_answer_not_a_dropped_connection(page):
     assert httpx.get(web.url + "/", headers={"Cookie": 'haldor_session="a.é"'.encode()}).status_code == 303
     assert httpx.get(web.url + "/metrics", headers={"Authorization": "Bearer é".encode()}).status_code == 401
     assert httpx.get(web.url + "/metrics", headers={"Authorization": "s3cret-token"}).status_code == 401  # "Bearer " it is
-    with socket.create_connection(("127.0.0.1", web.server_address[1]), timeout=5) as raw:
+    with socket.create_connection(("127.0.0.1", httpx.URL(web.url).port), timeout=5) as raw:
         raw.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\nname=x")
-        assert raw.recv(100).startswith(b"HTTP/1.0 400")  # never a read until the end of the stream
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")  # never a read until the end of the stream (uvicorn answers in 1.1)
     elsewhere = httpx.post(
         web.url + "/login", data={"name": "pedel-anna", "password": PASSWORD}, headers={"Origin": "https://evil.example"}
     )
@@ -164,10 +164,10 @@ def test_a_reverse_proxy_names_the_user(tmp_path):
     db = str(tmp_path / "fleet.db")
     users = Operators(Database.open(db))
     users.add("anna@kommune.dk", PASSWORD, "viewer")
-    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))
+    web = FleetWeb(FleetStore(db))
     web.auth = Sessions(users, secure=True, trusted_header="X-Remote-User")
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{web.server_address[1]}/"
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
     try:
         assert httpx.get(url, headers={"X-Remote-User": "anna@kommune.dk"}).status_code == 200
         assert httpx.get(url, headers={"X-Remote-User": "mallory@kommune.dk"}).status_code == 303  # not a user here
@@ -176,7 +176,7 @@ def test_a_reverse_proxy_names_the_user(tmp_path):
         assert twice.status_code == 303  # a proxy that appends instead of replacing: refused
         assert httpx.post(url + "login", data={"name": "anna@kommune.dk", "password": PASSWORD}).status_code == 404
     finally:
-        web.shutdown()
+        server.shutdown()
 
 
 def test_users_are_checked_when_added():
@@ -253,13 +253,13 @@ def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_
     users.add("pedel-anna", PASSWORD, "operator")
     users.add("kontor-bo", PASSWORD, "viewer")
     consumer = FleetConsumer(BrokerOptions("127.0.0.1", broker.port), FleetStore(db), command_results=True)
-    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0), live_poll_s=0.1)
+    web = FleetWeb(FleetStore(db), live_poll_s=0.1)
     web.auth = Sessions(users, secure=False)
     web.commander = Commander(
         consumer.client, BrokerOptions("127.0.0.1", broker.port), str(key_path), "fleet-commands", web.audit
     )
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{web.server_address[1]}"
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
     consumer.start()
     site.start()
     lock = site.factory.pin(17)
@@ -319,7 +319,7 @@ def test_an_operator_unlocks_a_door_of_a_real_agent_from_the_page_and_the_audit_
         (entry,) = [r for r in web.audit.rows() if r["action"] == "unlock"]
         assert entry["ok"] == 1 and entry["who"] == "pedel-anna" and entry["door"] == "main"
     finally:
-        web.shutdown()
+        server.shutdown()
         consumer.stop()
         site.close()
 
@@ -351,10 +351,10 @@ def test_the_first_user_added_locks_the_running_page_and_removing_the_last_opens
     from .helpers import wait_for
 
     db = str(tmp_path / "fleet.db")
-    web = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))
+    web = FleetWeb(FleetStore(db))
     web.auth = Sessions(Operators(Database.open(db)), secure=False)  # as `haldor fleet` does, users or not
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    url = web.url = f"http://127.0.0.1:{web.server_address[1]}"
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    url = web.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         assert httpx.get(url + "/").status_code == 200  # loopback, nobody to log in: open
         add = subprocess.run(
@@ -371,14 +371,14 @@ def test_the_first_user_added_locks_the_running_page_and_removing_the_last_opens
         Operators(Database.open(db)).remove("pedel-anna")
         wait_for(lambda: httpx.get(url + "/").status_code == 200, what="open again on loopback")
     finally:
-        web.shutdown()
-    beyond = FleetHTTPServer(FleetStore(db), ("127.0.0.1", 0))  # beyond loopback the login stays without users
+        server.shutdown()
+    beyond = FleetWeb(FleetStore(db))  # beyond loopback the login stays without users
     beyond.auth, beyond.login_always = Sessions(Operators(Database.open(db)), secure=False), True
-    threading.Thread(target=beyond.serve_forever, daemon=True).start()
+    beyond_server = FleetServer(beyond, ("127.0.0.1", 0)).start()
     try:
-        assert httpx.get(f"http://127.0.0.1:{beyond.server_address[1]}/").status_code == 303
+        assert httpx.get(f"http://127.0.0.1:{beyond_server.server_address[1]}/").status_code == 303
     finally:
-        beyond.shutdown()
+        beyond_server.shutdown()
 
 
 def test_behind_a_proxy_the_page_never_opens_even_without_users(tmp_path):

@@ -16,9 +16,10 @@ import pytest
 from haldor.clock import FakeClock
 from haldor.fleet.login_limits import SOURCE_BLOCK_S, SOURCE_FAILURES, source_of
 from haldor.fleet.operators import Operators
-from haldor.fleet.server import FleetHTTPServer
+from haldor.fleet.serving import FleetServer
 from haldor.fleet.sessions import Sessions
 from haldor.fleet.store import FleetStore
+from haldor.fleet.web import FleetWeb
 from haldor.sql import Database
 
 from .helpers import wait_for
@@ -34,12 +35,12 @@ def fleet(request, tmp_path):
     clock = FakeClock(time.time())
     users = Operators(Database.open(target), clock=clock.now)
     users.add("pedel-anna", PASSWORD, "operator")
-    web = FleetHTTPServer(FleetStore(target), ("127.0.0.1", 0))
+    web = FleetWeb(FleetStore(target))
     web.auth = Sessions(users, secure=False)
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    web.url = f"http://127.0.0.1:{web.server_address[1]}"
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    web.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield web, users, clock
-    web.shutdown()
+    server.shutdown()
 
 
 def browser(web, source: str = PROXY) -> httpx.Client:

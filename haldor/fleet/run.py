@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import getpass
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -18,15 +16,17 @@ from haldor import listen as listening
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError
 from haldor.mqtt import BrokerOptions
 from haldor.sql import Database
+from haldor.stopping import wait_for_stop
 
 from . import settings as fleet_settings
 from .alerting import AlertWorker
 from .commands import Commander
 from .ingest import FleetConsumer
 from .operators import OperatorError, Operators
-from .server import FleetHTTPServer
+from .serving import FleetServer
 from .sessions import Sessions
 from .store import FleetStore
+from .web import FleetWeb
 
 log = logging.getLogger("haldor.fleet")
 
@@ -51,7 +51,7 @@ def serve(args: Any, opts: BrokerOptions) -> int:
         command_results=bool(args.command_key),
     )
     alerting = AlertWorker(settings, FleetStore(args.db)) if settings.alerting else None
-    web = FleetHTTPServer(FleetStore(args.db), listen, zone=args.timezone, season=season)
+    web = FleetWeb(FleetStore(args.db), zone=args.timezone, season=season)
     # the login is always there; on loopback it is asked for once a user exists, added before or after the start
     web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
     # behind a proxy (a public address) every request comes from loopback: never open there, users or not
@@ -62,20 +62,18 @@ def serve(args: Any, opts: BrokerOptions) -> int:
         kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
         web.commander = Commander(consumer.client, opts, args.command_key, kid, web.audit)
     web.consumer, web.alerting = consumer, alerting
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
+    server = FleetServer(web, listen)  # bound now: a port in use stops the start before anything runs
     consumer.start()
     if alerting is not None:
         alerting.blind, alerting.unsure = (lambda: consumer.blind_since), consumer.unsure_before
         alerting.start()
-    threading.Thread(target=web.serve_forever, daemon=True).start()
-    log.info("fleet on http://%s:%s/ reading %s:%s", *web.server_address[:2], opts.host, opts.port)
-    done.wait()
+    server.start()
+    log.info("fleet on %s/ reading %s:%s", server.url, opts.host, opts.port)
+    wait_for_stop()
     consumer.stop()
     if alerting is not None:
         alerting.stop()
-    web.shutdown()
+    server.shutdown()
     return 0
 
 

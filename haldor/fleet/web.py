@@ -1,0 +1,156 @@
+"""What the fleet's page works from: the store it reads (under one lock: a connection is
+shared by the pages), who may look, this process's consumer and alerting, the command
+sender and the audit log. The web application (``app.py``) is built from one of these;
+``serving.py`` runs it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .commands import AuditLog, Commander
+from .incidents import IncidentBook
+from .login_limits import HashSlots
+from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
+from .sessions import Sessions
+from .store import FleetStore
+from .view import View
+from .view_data import ViewData
+
+if TYPE_CHECKING:
+    from .alerting import AlertWorker
+    from .ingest import FleetConsumer
+
+#: how often an open page's stream looks for changes: also the fastest it refreshes
+LIVE_POLL_S = 5.0
+ALARMS_SHOWN = 50
+#: how often the page looks whether users exist (the first one added locks every running page)
+USERS_CHECK_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """What the overview shows, read from the store."""
+
+    sites: list[dict[str, Any]]
+    alarms: list[dict[str, Any]]
+    usage: list[UsageLine]
+    seasons: list[SeasonLine]
+    generation: str
+    now: float
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    #: alert messages not delivered yet, and the last error
+    undelivered: tuple[int, str | None] = (0, None)
+
+
+class FleetWeb:
+    """The page's objects, wired by ``run.py`` (or a test) before the server starts."""
+
+    def __init__(
+        self,
+        store: FleetStore,
+        clock: Callable[[], float] = time.time,
+        *,
+        zone: str = "Europe/Copenhagen",
+        season: tuple[int, int] = SEASON_WEEKS,
+        live_poll_s: float = LIVE_POLL_S,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.zone = zone
+        self.season = season
+        self.live_poll_s = live_poll_s
+        self.lock = threading.Lock()
+        #: set when the server stops: open live streams end
+        self.stopping = threading.Event()
+        self.incidents = IncidentBook(store.db)
+        self.audit = AuditLog(store.db)
+        self.read = ViewData(store, zone)
+        #: signs and sends the page's commands; None without the fleet's command key
+        self.commander: Commander | None = None
+        self._sessions: Sessions | None = None
+        #: the login is asked for whether or not users exist (beyond loopback, behind a proxy's sign-on)
+        self.login_always = False
+        self._users_exist = False
+        self._users_checked_at = float("-inf")
+        self.metrics_token = ""
+        #: the page's address as the browsers see it ("https://fleet.kommune.dk"), for the forms' origin check
+        self.public_origin = ""
+        #: argon2 verifications at once: two in all, one per source
+        self.slots = HashSlots(2)
+        #: this process's consumer and alerting, for /metrics (set by whoever starts them)
+        self.consumer: FleetConsumer | None = None
+        self.alerting: AlertWorker | None = None
+        self._usage_cache: OrderedDict[tuple, tuple[int, list[UsageLine], list[SeasonLine]]] = OrderedDict()
+
+    @property
+    def auth(self) -> Sessions | None:
+        """Who may look: None while the page is open (on loopback, no users). The users are
+        looked at again every few seconds, so the first ``haldor fleet user add`` locks every
+        running page at once, and removing the last opens one on loopback again."""
+        sessions = self._sessions
+        if sessions is None or self.login_always:
+            return sessions
+        now = time.monotonic()
+        if now - self._users_checked_at >= USERS_CHECK_S:
+            self._users_exist = sessions.operators.any()
+            self._users_checked_at = now
+        return sessions if self._users_exist else None
+
+    @auth.setter
+    def auth(self, sessions: Sessions | None) -> None:
+        self._sessions = sessions
+        self._users_checked_at = float("-inf")
+
+    # -- reading the store for a view (the caller holds the lock) --------------------------
+
+    def generation(self) -> str:
+        """Changes with what the page shows: the database's writes, and the broker lost or heard again."""
+        return json.dumps([self.store.generation(), self.blind_since()])
+
+    def blind_since(self) -> float | None:
+        """Since when this process has not heard the broker (None: it hears it, or it has no consumer)."""
+        return self.consumer.blind_since if self.consumer is not None else None
+
+    def sites(self, now: float) -> list[dict[str, Any]]:
+        return self.read.sites(now, self.consumer.unsure_before(now) if self.consumer is not None else None)
+
+    def usage(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
+        return self.read.usage(view, sites)
+
+    def access(self, view: View, site: dict[str, Any] | None, limit: int | None) -> list[dict[str, Any]]:
+        return self.read.access(view, site, limit)
+
+    def _cached_usage(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
+        """The sums of a view, made again only when a booking's figures came in since
+        (a season of a thousand sites takes half a second; a status changes nothing)."""
+        key = (view.period, view.site)
+        count = self.store.usage_count()
+        hit = self._usage_cache.get(key)
+        if hit is None or hit[0] != count:
+            lines = self.usage(view, sites)
+            hit = (count, lines, season_totals(lines, self.season))
+            self._usage_cache[key] = hit
+        self._usage_cache.move_to_end(key)
+        while len(self._usage_cache) > 32:
+            self._usage_cache.popitem(last=False)
+        return hit[1], hit[2]
+
+    def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
+        lines, seasons = self._cached_usage(view, sites)
+        since, until = view.period.instants(self.read.zone_of(view, sites))
+        return Overview(
+            sites=sites,
+            alarms=self.store.alarms(ALARMS_SHOWN, view.site or None, since, until),
+            usage=lines,
+            seasons=seasons,
+            generation=self.generation(),
+            now=now,
+            incidents=list(self.incidents.open_incidents().values()),
+            undelivered=self.incidents.undelivered(),
+        )
