@@ -71,3 +71,12 @@ def test_paths_the_docs_name_exist():
         for path in re.findall(r"`((?:bench|haldor|tests|config|systemd|docs)/[\w./-]*)`", text):
             if path != "haldor/v1":  # the topic prefix, not a folder
                 assert (ROOT / path.rstrip("/")).exists(), f"{doc.name}: {path}"
+
+
+def test_every_module_is_named_where_things_are():
+    """README's "Where things are" names every module, so a new reader finds each one."""
+    text = _section(README, "Where things are")
+    named = set(re.findall(r"`([\w./]+)`", text))
+    words = {w for name in named for w in re.split(r"[./]", name)}
+    modules = {p.stem for p in (ROOT / "haldor").rglob("*.py") if p.stem not in ("__init__", "__main__")}
+    assert sorted(modules - words) == []
