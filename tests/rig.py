@@ -144,7 +144,7 @@ class Rig:
         agent = self.agent(clock, inbox=inbox, link=self.link)
         self.thread = running(agent)
         if connected and self.link is not None:
-            wait_for(self.link.connected.is_set, what="agent connected")
+            wait_for(self.link.subscribed.is_set, what="agent connected and subscribed")
         return self
 
     def stop(self) -> None:

@@ -126,6 +126,8 @@ class MqttLink:
         outbox.db.execute("PRAGMA synchronous=NORMAL")
         self._post = post
         self.connected = threading.Event()
+        #: the broker confirmed this connection's subscriptions (SUBACK): what is sent now reaches the box
+        self.subscribed = threading.Event()
         self._generation = 0  # one per connection, so a late PUBACK cannot mark the wrong event
         self._acks: queue.SimpleQueue = queue.SimpleQueue()
         self._kick = threading.Event()
@@ -138,6 +140,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_publish = self._on_publish
         client.on_socket_open = lambda c, userdata, sock: set_nodelay(sock)
         self.client = client
@@ -190,10 +193,14 @@ class MqttLink:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         self._generation += 1
         if not self._stop.is_set():
             log.warning("disconnected from broker: %s", reason_code)
             self._post(Disconnected(str(reason_code)))
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self.subscribed.set()
 
     def _on_message(self, client, userdata, message) -> None:
         self._post(Received(message.topic, message.payload, message.mid, message.qos))
