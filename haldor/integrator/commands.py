@@ -1,4 +1,4 @@
-"""The integrator's commands: `haldor keygen`, `sign`, `publish`, `command` and `watch`.
+"""The integrator's commands: `haldor keygen`, `sign`, `publish`, `command`, `watch` and `ca`.
 The command line parses; what each option means is decided here."""
 
 from __future__ import annotations
