@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import queue
 import socket
 import ssl
@@ -17,14 +18,21 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from haldor import cli
+from haldor.access.envelope import seal
 from haldor.mqtt import BrokerOptions
 
 from .broker import Broker, free_port
-from .helpers import wait_for
+from .helpers import SITE, snapshot, wait_for
+from .rig import public_key
 from .test_broker_acl import CONF, MACHINE_SPECIFIC, ROOT, shipped_conf
+from .test_sync import sync_site
+
+#: the [mqtt] keys `haldor ca client-cert` prints, in order
+MQTT_KEYS = ("tls", "ca_file", "cert_file", "key_file")
 
 
 def haldor(capsys, *argv: str) -> tuple[int, str, str]:
@@ -153,6 +161,7 @@ def _shipped_tls_listener(port: int, printed: str, pki: Path) -> str:
         option, _, path = line.partition(" ")
         if option in ("cafile", "certfile", "keyfile"):
             lines.append(f"{option} {pki / Path(path).name}")
+    assert [line.split()[0] for line in lines[-3:]] == ["cafile", "certfile", "keyfile"], printed
     shipped = CONF.read_text()
     for option in ("require_certificate true", "use_identity_as_username true"):
         assert f"\n#{option}\n" in shipped, option
@@ -166,9 +175,11 @@ def pki(tmp_path, capsys):
     assert haldor(capsys, "ca", "init", "--dir", str(d), "--name", "Valby Kommune")[0] == 0
     code, printed, _ = haldor(capsys, "ca", "broker-cert", "localhost", "--ip", "127.0.0.1", "--dir", str(d))
     assert code == 0
-    for name in ("valby-skole", "booking-system"):
-        assert haldor(capsys, "ca", "client-cert", name, "--dir", str(d))[0] == 0
     (tmp_path / "broker-lines.txt").write_text(printed)  # what the broker's administrator is told
+    for name in ("valby-skole", "booking-system"):
+        code, printed, _ = haldor(capsys, "ca", "client-cert", name, "--dir", str(d))
+        assert code == 0
+        (tmp_path / f"{name}-lines.txt").write_text(printed)  # what is put in its [mqtt]
     return d
 
 
@@ -217,11 +228,11 @@ def _close(client: mqtt.Client) -> None:
     client.loop_stop()
 
 
-def _publish(client: mqtt.Client, topic: str) -> bool:
+def _publish(client: mqtt.Client, topic: str, payload: bytes = b"{}") -> bool:
     """Publish at QoS 1; whether the broker took it (its PUBACK's reason)."""
     acks: queue.Queue[bool] = queue.Queue()
     client.on_publish = lambda c, u, mid, code, props: acks.put(not code.is_failure)
-    client.publish(topic, b"{}", qos=1)
+    client.publish(topic, payload, qos=1)
     return acks.get(timeout=5)
 
 
@@ -280,3 +291,26 @@ def test_the_broker_certificate_names_are_checked_in_a_handshake(cert_broker, pk
         else:
             with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
                 context.wrap_socket(raw, server_hostname=name)
+
+
+def test_a_box_runs_on_the_mqtt_keys_client_cert_printed(tmp_path, cert_broker, pki):
+    """The agent itself, with no user name or password: its schedule comes from the booking
+    system and its status reaches it, each known to the shipped acl by its certificate."""
+    keys = [line for line in (tmp_path / f"{SITE}-lines.txt").read_text().splitlines() if line.split(" = ")[0] in MQTT_KEYS]
+    assert [line.split(" = ")[0] for line in keys] == list(MQTT_KEYS)
+    mqtt_section = f"port = {cert_broker.tls_port}\n" + "\n".join(keys).replace("/etc/haldor/", f"{pki}/") + "\n"
+    signing = Ed25519PrivateKey.generate()
+    site = sync_site(tmp_path, cert_broker, public_key(signing), mqtt=mqtt_section)
+    booking, ok = _client(pki, "booking-system", cert_broker.tls_port, host="127.0.0.1")
+    try:
+        assert ok
+        statuses: list[bytes] = []
+        booking.on_message = lambda c, u, msg: statuses.append(msg.payload)
+        booking.subscribe(f"haldor/v1/{SITE}/status", qos=1)
+        site.start()
+        wait_for(lambda: any(b'"online": true' in p or b'"online":true' in p for p in statuses), what="the box's status")
+        assert _publish(booking, f"haldor/v1/{SITE}/schedule", json.dumps(seal(snapshot(42), "bookings-2026", signing)).encode())
+        wait_for(lambda: site.version() == 42, what="the schedule from the booking system applied")
+    finally:
+        site.close()
+        _close(booking)
