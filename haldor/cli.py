@@ -129,12 +129,10 @@ def _ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     init.add_argument("--name", default="Haldor", help='the municipality, e.g. "Valby Kommune"')
     broker = csub.add_parser("broker-cert", parents=[common, where], help="broker.key and broker.pem for Mosquitto")
     broker.add_argument("host", metavar="HOST", help="the name (or address) the clients dial")
-    broker.add_argument(
-        "--ip", action="append", default=[], metavar="ADDR", help="an IP address it is also reached at (repeatable)"
-    )
+    broker.add_argument("--ip", action="append", default=[], metavar="ADDR", help="an address it is also dialled at")
     client = csub.add_parser("client-cert", parents=[common, where], help="NAME.key and NAME.pem; CN = NAME, the MQTT user")
     client.add_argument("name", metavar="NAME", help="the login: a site id, fleet, booking-system, ...")
-    client.add_argument("--csr", metavar="FILE", help="sign this request (haldor ca request on the box): no key is made here")
+    client.add_argument("--csr", metavar="FILE", help="sign this request (haldor ca request on the box): no key made here")
     request = csub.add_parser("request", parents=[common, where], help="on a box: NAME.key and NAME.csr for the CA to sign")
     request.add_argument("name", metavar="NAME", help="its login: the site id")
 
@@ -330,9 +328,9 @@ def _keygen(args) -> int:
 
 
 def _ca(args) -> int:
-    from haldor.integrator import commands
+    from haldor.integrator.commands import ca
 
-    return commands.ca(args)
+    return ca(args)
 
 
 def _sign(args) -> int:

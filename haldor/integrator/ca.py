@@ -1,10 +1,10 @@
 """The municipality's own certificate authority (`haldor ca`): the broker's certificate and
-one client certificate per login, so a trial runs on TLS from the first minute without
-openssl. ECDSA P-256 keys, random serials; the CA for 10 years, a leaf for 3 (825 days is
-what browsers allow a server; Mosquitto and paho set no such limit, and a box renewed every
-two years and a bit is renewed in time). A client certificate's CN is its MQTT user name
-(Mosquitto's ``use_identity_as_username``). The agent never imports this: cryptography's
-X.509 is for the integrator's machine."""
+one client certificate per MQTT login, so a trial runs on TLS from the first minute without
+openssl. ECDSA P-256 keys and random serials; the CA valid 10 years, what it signs 3 (no
+browser sees these, so the 398-day rule of public CAs does not apply; a renewal every
+three years is one visit). A client certificate's CN is its MQTT user name
+(Mosquitto's ``use_identity_as_username``). The agent never imports this module:
+cryptography's X.509 belongs to the municipality's machine (tests/test_lean.py)."""
 
 from __future__ import annotations
 
