@@ -120,7 +120,6 @@ def _document_commands(
 
 
 def _ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """`haldor ca`: the municipality's CA, the broker's certificate and one per MQTT login."""
     ca = sub.add_parser("ca", parents=[common], help="the municipality's CA: TLS certificates for the broker and its clients")
     csub = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
     where = argparse.ArgumentParser(add_help=False)
