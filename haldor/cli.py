@@ -125,7 +125,7 @@ def _ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     where = argparse.ArgumentParser(add_help=False)
     where.add_argument("--dir", default=".", help="the CA's folder: ca.key, ca.pem and what it signs (default: here)")
     init = csub.add_parser("init", parents=[common, where], help="make the CA: ca.key (mode 0600) and ca.pem, 10 years")
-    init.add_argument("--name", default="Haldor", help='the municipality, e.g. "Valby Kommune"')
+    init.add_argument("--name", default="", help='the municipality, e.g. "Valby Kommune"')
     broker = csub.add_parser("broker-cert", parents=[common, where], help="broker.key and broker.pem for Mosquitto")
     broker.add_argument("host", metavar="HOST", help="the name (or address) the clients dial")
     broker.add_argument("--ip", action="append", default=[], metavar="ADDR", help="an address it is also dialled at")

@@ -58,7 +58,7 @@ def test_init_makes_a_p256_ca_for_ten_years_with_its_key_0600(tmp_path, capsys):
     assert code == 0
     ca = cert(tmp_path / "pki/ca.pem")
     assert mode(tmp_path / "pki/ca.key") == 0o600
-    assert "Valby Kommune" in ca.subject.rfc4514_string() and ca.subject == ca.issuer
+    assert ca.subject.rfc4514_string() == "O=Valby Kommune,CN=Valby Kommune Haldor CA" and ca.subject == ca.issuer
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     usage = ca.extensions.get_extension_for_class(x509.KeyUsage)
     assert usage.critical and usage.value.key_cert_sign and usage.value.crl_sign
@@ -137,6 +137,7 @@ def test_a_box_s_key_is_made_on_the_box_and_only_its_request_travels(tmp_path, c
         (["broker-cert", "bad host!"], 2, "HOST: 'bad host!' is neither a DNS name nor an IP address"),
         (["broker-cert", "broker.example.org", "--ip", "broker"], 2, "--ip: 'broker' is not an IP address"),
         (["client-cert", "valby/skole"], 2, "NAME: 'valby/skole' is not an MQTT user name"),
+        (["init", "--dir", "other", "--name", " Valby"], 2, "--name: ' Valby': at most 54 characters, no spaces around"),
         (["client-cert", "valby-skole", "--dir", "nowhere"], 1, "nowhere/ca.key: no CA here (haldor ca init --dir nowhere"),
     ],
 )

@@ -68,14 +68,14 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 def init(directory: Path, name: str) -> tuple[Path, Path]:
     """``ca.key`` (mode 0600) and ``ca.pem``, a self-signed CA for 10 years; never over an old one."""
-    if not name.strip() or len(name) > 64:
-        raise DocumentError(f"--name: {name!r}: 1-64 characters (the municipality's name)")
+    if name != name.strip() or len(name) > 54:
+        raise DocumentError(f"--name: {name!r}: at most 54 characters, no spaces around (the municipality's name)")
     key_path, cert_path = directory / CA_KEY, directory / CA_CERT
     for path in (key_path, cert_path):
         if path.exists():
             raise HaldorError(f"{path}: a CA is here already; not overwritten (a new one means new certificates for all)")
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = _name(f"{name} Haldor CA", name)
+    subject = _name(f"{name} Haldor CA" if name else "Haldor CA", name)
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
