@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     broker, checks = _broker_parent(), _checks_parent()
     _document_commands(sub, common, broker, checks)
     _fleet_command(sub, common, broker)
+    _ca_command(sub, common)
     bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
     bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
     bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
@@ -116,6 +117,23 @@ def _document_commands(
     command.add_argument(
         "--valid", type=float, default=120, metavar="S", help="the box refuses it after this many seconds (default 120)"
     )
+
+
+def _ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    ca = sub.add_parser("ca", parents=[common], help="the municipality's CA: TLS certificates for the broker and its clients")
+    csub = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--dir", default=".", help="the CA's folder: ca.key, ca.pem and what it signs (default: here)")
+    init = csub.add_parser("init", parents=[common, where], help="make the CA: ca.key (mode 0600) and ca.pem, 10 years")
+    init.add_argument("--name", default="", help='the municipality, e.g. "Valby Kommune"')
+    broker = csub.add_parser("broker-cert", parents=[common, where], help="broker.key and broker.pem for Mosquitto")
+    broker.add_argument("host", metavar="HOST", help="the name (or address) the clients dial")
+    broker.add_argument("--ip", action="append", default=[], metavar="ADDR", help="an address it is also dialled at")
+    client = csub.add_parser("client-cert", parents=[common, where], help="NAME.key and NAME.pem; CN = NAME, the MQTT user")
+    client.add_argument("name", metavar="NAME", help="the login: a site id, fleet, booking-system, ...")
+    client.add_argument("--csr", metavar="FILE", help="sign this request (haldor ca request on the box): no key made here")
+    request = csub.add_parser("request", parents=[common, where], help="on a box: NAME.key and NAME.csr for the CA to sign")
+    request.add_argument("name", metavar="NAME", help="its login: the site id")
 
 
 def _broker_parent() -> argparse.ArgumentParser:
@@ -222,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "watch": _watch,
         "fleet": _fleet,
         "bridge": _bridge,
+        "ca": _ca,
     }[args.command]
     try:
         return handler(args)
@@ -305,6 +324,12 @@ def _keygen(args) -> int:
     from haldor.integrator import commands
 
     return commands.keygen(args, _config)
+
+
+def _ca(args) -> int:
+    from haldor.integrator.commands import ca
+
+    return ca(args)
 
 
 def _sign(args) -> int:

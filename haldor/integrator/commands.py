@@ -1,4 +1,4 @@
-"""The integrator's commands: `haldor keygen`, `sign`, `publish`, `command` and `watch`.
+"""The integrator's commands: `haldor keygen`, `sign`, `publish`, `command`, `watch` and `ca`.
 The command line parses; what each option means is decided here."""
 
 from __future__ import annotations
@@ -126,3 +126,51 @@ def command(args: Any, load: Load) -> int:
 
 def watch(args: Any, load: Load) -> int:
     return broker_client.watch(broker_options(args, load), args.site, count=args.count)
+
+
+def ca(args: Any) -> int:
+    """`haldor ca init|broker-cert|client-cert|request`: the files, and the lines that use them."""
+    from . import ca as authority  # cryptography's X.509: loaded only for `haldor ca`
+
+    directory = Path(args.dir)
+    if args.ca_command == "init":
+        key, cert = authority.init(directory, args.name)
+        print(f"CA key:         {key} (mode 0600: it signs every certificate; keep it on this machine, backed up offline)")
+        print(f"CA certificate: {cert} (for the broker's cafile and every client's ca_file)")
+        print(f"next: haldor ca broker-cert HOST --dir {directory}, and haldor ca client-cert NAME --dir {directory} per login")
+    elif args.ca_command == "broker-cert":
+        key, cert = authority.broker_cert(directory, args.host, args.ip)
+        print(f"broker key: {key} (mode 0600), certificate: {cert}, for {', '.join([args.host, *args.ip])}")
+        print(f"on the broker:  install -d -m 750 -o root -g mosquitto {MOSQUITTO_CERTS}")
+        print(
+            f"                install -m 640 -o root -g mosquitto {directory / authority.CA_CERT} {cert} {key} {MOSQUITTO_CERTS}/"
+        )
+        print("in each TLS listener of haldor.conf (config/mosquitto/):")
+        for option, path in (("cafile", authority.CA_CERT), ("certfile", cert.name), ("keyfile", key.name)):
+            print(f"{option} {MOSQUITTO_CERTS}/{path}")
+    elif args.ca_command == "client-cert":
+        _client_cert(authority, directory, args)
+    else:
+        key, csr = authority.request(directory, args.name)
+        print(f"{args.name}: key {key} (mode 0600: it stays on this machine), request {csr} (no secret in it)")
+        print(f"at the CA:  haldor ca client-cert {args.name} --csr {csr.name}")
+        print(f"then put the {args.name}.pem it makes, and the CA's ca.pem, beside the key")
+    return 0
+
+
+#: where the printed lines put the files: the broker's, and a box's (README "Installing on a Raspberry Pi")
+MOSQUITTO_CERTS, BOX_ETC = "/etc/mosquitto/certs", "/etc/haldor"
+
+
+def _client_cert(authority: Any, directory: Path, args: Any) -> None:
+    csr = Path(args.csr) if args.csr else None
+    key, cert = authority.client_cert(directory, args.name, csr)
+    made = f"key {key} (mode 0600), " if key is not None else ""
+    print(f"{args.name}: {made}certificate {cert}; its CN {args.name} is its MQTT user name (use_identity_as_username)")
+    files = f"{directory / authority.CA_CERT} {cert}" + (f" {key}" if key is not None else "")
+    print(f"to a box:  install -m 640 -o root -g haldor {files} {BOX_ETC}/   (the fleet, the bridge: where their user reads)")
+    print("its [mqtt] section:")
+    print("tls = true")
+    for option, name in (("ca_file", authority.CA_CERT), ("cert_file", cert.name), ("key_file", f"{args.name}.key")):
+        print(f'{option} = "{BOX_ETC}/{name}"')
+    print(f"or on the command line:  --tls --ca-file ca.pem --cert-file {cert.name} --key-file {args.name}.key")
