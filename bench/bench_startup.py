@@ -111,12 +111,17 @@ time.sleep(30)  # held like the agent until the benchmark ends it
 
 MARKER = b"card at main-in: "
 
+#: as on a box, where pip compiled the modules when it installed them: a child may write the
+#: bytecode it compiles (the first, warm-up, start does) instead of compiling every module at
+#: every start, as PYTHONDONTWRITEBYTECODE in this environment would have it
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
 
 def first_decision(argv: list[str], master: int, slave: int, credentials: int) -> float:
     """Seconds from spawning ``argv`` to the first decision line on its stderr, a member's
     card written to the reader's pty every millisecond meanwhile. The child is ended after."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CHILD_ENV)
     assert proc.stderr is not None
     err = proc.stderr.fileno()
     os.set_blocking(err, False)
@@ -156,7 +161,7 @@ def _load(cfg_path: Path, doc: dict, tmp: Path) -> None:
     doc_path = tmp / "snapshot.json"
     doc_path.write_text(json.dumps(doc))
     cmd = [sys.executable, "-m", "haldor", "schedule", "load", "--config", str(cfg_path), str(doc_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=CHILD_ENV)
     if done.returncode != 0:
         raise RuntimeError(f"schedule load failed: {done.stderr}")
     doc_path.unlink()

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import signal
 import sqlite3
+import threading
 from pathlib import Path
 
 from haldor import __version__
 from haldor.access import recovery
-from haldor.access.store import DB_NAME
+from haldor.access.damage import damaged
+from haldor.access.journal import StorageChanged
+from haldor.access.store import DB_NAME, Store
 from haldor.config import Config
+from haldor.errors import StoreError
 
 from .data_lock import DataDirLock
 from .hardware import build_hardware
@@ -33,13 +37,13 @@ EXIT_DAMAGED = 74
 def run_forever(cfg: Config) -> int:
     """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
     held = DataDirLock(cfg.data_dir).acquire()  # before anything of the folder is touched
+    db_path = Path(cfg.data_dir) / DB_NAME
     try:
-        recovery.check(Path(cfg.data_dir) / DB_NAME)
-        store = open_store(cfg)
+        store = _open_checked(cfg, db_path)
     except BaseException:
         held.release()
         raise
-    outbox = kiosk = agent = saved = None
+    outbox = kiosk = agent = saved = broken = None
     try:
         inbox = Inbox()  # the door's messages before the network's
         link = None
@@ -72,12 +76,18 @@ def run_forever(cfg: Config) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        _check_when_ready(agent, db_path)
         agent.run()
         if agent.storage.restart_for is not None:
             try:
                 saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
             except (OSError, sqlite3.Error) as exc:  # the start after this one recovers from the good copy
                 log.error("what the agent had open could not be saved: %s", exc)
+    except (sqlite3.Error, StoreError) as exc:  # damage met before the loop ran: never a start that fails forever
+        broken = damaged(exc)
+        if broken is None:
+            raise
+        recovery.mark_damaged(db_path, broken)
     finally:
         if kiosk is not None:
             kiosk.close()
@@ -90,10 +100,41 @@ def run_forever(cfg: Config) -> int:
             except OSError as exc:  # the saved copy stays beside it, named in the log
                 log.error("%s could not be put in place: %s", saved, exc)
         held.release()
-    if agent.storage.damage is not None:
-        log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", agent.storage.damage)
+    if agent is not None and broken is None:
+        broken = agent.storage.damage
+    if broken is not None or agent is None:  # no agent: only when the damage was met before it
+        log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", broken)
         return EXIT_DAMAGED
     if agent.storage.restart_for is not None:
         log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
         return EXIT_RESTART
     return 0
+
+
+def _open_checked(cfg: Config, db_path: Path) -> Store:
+    """The store, checked as far as the doors need it: missing, empty, marked damaged or
+    without its schedule is recovered here; the whole file's check waits until the doors
+    answer (:func:`_check_when_ready`), unless the store cannot even be opened."""
+    recovery.check(db_path, integrity=False)
+    try:
+        return open_store(cfg)
+    except (sqlite3.Error, StoreError) as exc:
+        if damaged(exc) is None:
+            raise
+        log.error("%s: cannot be opened (%s): checked whole before the doors start", db_path, exc)
+    recovery.check(db_path)
+    return open_store(cfg)
+
+
+def _check_when_ready(agent: Agent, db_path: Path) -> None:
+    """``PRAGMA quick_check`` once the loop answers the doors, in a thread of its own (SQLite
+    reads without the interpreter's lock): damage it finds stops the agent as damage found
+    by a read does, and the next start puts the good copy in place."""
+
+    def check() -> None:
+        agent.running.wait()
+        why = recovery.integrity(db_path)
+        if why is not None:
+            agent.post(StorageChanged(damage=why))
+
+    threading.Thread(target=check, name="integrity", daemon=True).start()
