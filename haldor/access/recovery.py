@@ -92,7 +92,8 @@ def _check(db_path: Path, found: str | None, integrity: bool = True) -> str | No
         leftovers = any(Path(f"{db_path}{s}").exists() for s in ("", "-wal", "-shm"))
         aside = _move_aside(db_path) if leftovers else None
     else:
-        problem = _problem(db_path) if integrity and not found else None
+        # a store whose meta cannot be read is checked whole here: the doors cannot start on it
+        problem = _problem(db_path) if not found and (integrity or not _meta_readable(db_path)) else None
         if found:
             why = found if found.startswith(CORRUPT) else f"database damaged while the agent ran ({found})"
         elif problem is None:
@@ -192,6 +193,18 @@ def _problem(db_path: Path) -> str | None:
             return None
         return str(exc)
     return None if rows == ["ok"] else "; ".join(rows)
+
+
+def _meta_readable(db_path: Path) -> bool:
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            conn.execute("SELECT value FROM meta WHERE key = 'schedule_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return "locked" in str(exc) or "no such table" in str(exc)  # busy, or a new store
+    return True
 
 
 def _schedule_lost(db_path: Path, copy: Path) -> str | None:
