@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from haldor import __version__
 from haldor.access import recovery
@@ -25,6 +26,9 @@ from .loop import Agent
 from .messages import Stop
 from .notify import Notifier
 from .site import open_store
+
+if TYPE_CHECKING:
+    from .http_fallback import HttpFallback
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +54,7 @@ def run_forever(cfg: Config) -> int:
         if cfg.mqtt["host"]:
             outbox = open_store(cfg)  # the pump's own connection
             link = MqttLink(cfg, outbox, inbox.put, version=__version__)
-        fallback = None
-        if cfg.sync["http_url"]:
-            # httpx costs a box without http_url 18 MB and 70 ms at start: only where it is used
-            from .http_fallback import HttpFallback
-
-            fallback = HttpFallback(
-                cfg.sync["http_url"],
-                cfg.site_id,
-                cfg.sync["http_after_s"],
-                inbox.put,
-                link.connected.is_set if link is not None else (lambda: False),
-            )
+        fallback = _fallback(cfg, inbox, link)
         kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
         hardware = build_hardware(cfg, inbox.put)
         try:
@@ -83,7 +76,7 @@ def run_forever(cfg: Config) -> int:
                 saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
             except (OSError, sqlite3.Error) as exc:  # the start after this one recovers from the good copy
                 log.error("what the agent had open could not be saved: %s", exc)
-    except (sqlite3.Error, StoreError) as exc:  # damage met before the loop ran: never a start that fails forever
+    except (sqlite3.Error, StoreError) as exc:  # damage met outside the loop (its start): never a start that fails forever
         broken = damaged(exc)
         if broken is None:
             raise
@@ -100,15 +93,7 @@ def run_forever(cfg: Config) -> int:
             except OSError as exc:  # the saved copy stays beside it, named in the log
                 log.error("%s could not be put in place: %s", saved, exc)
         held.release()
-    if agent is not None and broken is None:
-        broken = agent.storage.damage
-    if broken is not None or agent is None:  # no agent: only when the damage was met before it
-        log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", broken)
-        return EXIT_DAMAGED
-    if agent.storage.restart_for is not None:
-        log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
-        return EXIT_RESTART
-    return 0
+    return _exit_status(agent, broken)
 
 
 def _open_checked(cfg: Config, db_path: Path) -> Store:
@@ -138,3 +123,31 @@ def _check_when_ready(agent: Agent, db_path: Path) -> None:
             agent.post(StorageChanged(damage=why))
 
     threading.Thread(target=check, name="integrity", daemon=True).start()
+
+
+def _fallback(cfg: Config, inbox: Inbox, link: MqttLink | None) -> HttpFallback | None:
+    if not cfg.sync["http_url"]:
+        return None
+    # httpx costs a box without http_url 18 MB and 70 ms at start: only where it is used
+    from .http_fallback import HttpFallback
+
+    return HttpFallback(
+        cfg.sync["http_url"],
+        cfg.site_id,
+        cfg.sync["http_after_s"],
+        inbox.put,
+        link.connected.is_set if link is not None else (lambda: False),
+    )
+
+
+def _exit_status(agent: Agent | None, broken: str | None) -> int:
+    """``broken``: damage met before the loop ran (then there may be no agent)."""
+    if agent is not None and broken is None:
+        broken = agent.storage.damage
+    if broken is not None or agent is None:  # no agent: only when the damage was met before it
+        log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", broken)
+        return EXIT_DAMAGED
+    if agent.storage.restart_for is not None:
+        log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
+        return EXIT_RESTART
+    return 0
