@@ -13,10 +13,10 @@ card reply add about 40 ms of transmission on top of the OSDP number.
     python bench/bench_readers.py                 # 300 reads per reader
     python bench/bench_readers.py --samples 30    # CI
 
-Beside the serial-line and Wiegand figures, their floor (``FloorDoor``: the same read, HMAC,
+Beside each figure its floor (``FloorDoor``: the same read, HMAC,
 one query and a lock pin, written plainly), one floor read after each of the agent's, in
-the same run. OSDP has none yet: its floor would be libosdp's own control panel on a bus
-of its own (not written).
+the same run; OSDP's floor is libosdp's own control panel with Secure Channel on a bus of
+its own, refreshed every 5 ms as the agent's bus is (``OsdpFloor``).
 
 It prints numbers; it asserts nothing about speed.
 """
@@ -38,6 +38,8 @@ import tty
 from datetime import datetime
 from pathlib import Path
 
+import osdp_sys
+import serial
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 
@@ -172,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the numbers here")
     args = p.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="haldor-bench-") as tmp, SimulatedBus([SimulatedReader(1, KEY)]) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="haldor-bench-") as tmp,
+        SimulatedBus([SimulatedReader(1, KEY)]) as sim,
+        SimulatedBus([SimulatedReader(1, KEY)]) as floor_sim,
+    ):
         tmp_path = Path(tmp)
         master, slave = os.openpty()
         tty.setraw(slave)
@@ -209,13 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         floor_present = {
             "serial": lambda i: _timed(os.write, floor_master, card_of(i).encode() + b"\r\n"),
             "wiegand": lambda i: _pulse(floor.factory, encode_card(26, wiegand_value(i)), d0=12, d1=13),
+            "osdp": lambda i: _timed(floor_sim.reader(1).present_uid, card_of(i).removeprefix("uid:")),
         }
+        osdp_floor = OsdpFloor(floor_sim.port, floor)
         bus = next(r for r in hw.readers if getattr(r, "id", "").startswith("osdp:"))
         serial_reader = next(r for r in hw.readers if getattr(r, "id", "") == "serial")
         rnd = random.Random(3)
         results: dict = {"samples_per_reader": args.samples}
         try:
-            if not serial_reader.ready.wait(5) or not bus.all_secure.wait(10):
+            if not serial_reader.ready.wait(5) or not bus.all_secure.wait(10) or not osdp_floor.secure.wait(10):
                 raise RuntimeError("readers did not come up")
             # each returns when the card counts as presented
             present = {
@@ -265,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             results["wiegand_frames_split_by_the_bench"] = split
             results["osdp_secure_channel"] = bool(sim.reader(1).secure)
         finally:
+            osdp_floor.stop.set()
             agent.post(Stop())
             thread.join(5)
             store.close()
@@ -281,6 +290,52 @@ def _timed(action, *args) -> float:
     t0 = time.perf_counter()
     action(*args)
     return t0
+
+
+class _PlainChannel:
+    """The bus for libosdp, plainly over pyserial."""
+
+    id = 1
+
+    def __init__(self, port: str) -> None:
+        self.serial = serial.serial_for_url(port, baudrate=115200, timeout=0)
+
+    def read(self, max_bytes: int) -> bytes:
+        return self.serial.read(max_bytes)
+
+    def write(self, buf: bytes) -> int:
+        return self.serial.write(bytes(buf)) or 0
+
+    def flush(self) -> None:
+        self.serial.reset_input_buffer()
+
+
+class OsdpFloor:
+    """The floor of an OSDP read: libosdp's control panel with Secure Channel on a bus of
+    its own (a second simulated reader), refreshed every 5 ms by a thread; a card read
+    event goes to :meth:`FloorDoor.decide`."""
+
+    def __init__(self, port: str, door: FloorDoor) -> None:
+        self.door = door
+        self.secure = threading.Event()
+        self.channel = _PlainChannel(port)
+        info = {"name": "floor", "address": 1, "flags": osdp_sys.FLAG_ENFORCE_SECURE, "scbk": KEY, "channel": self.channel}
+        self.cp = osdp_sys.ControlPanel([info])
+        self.cp.set_event_callback(self._event)
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.cp.refresh()
+            if not self.secure.is_set() and self.cp.sc_status() & 1:
+                self.secure.set()
+            self.stop.wait(0.005)
+
+    def _event(self, index: int, event: dict) -> int:
+        if event.get("event") == osdp_sys.EVENT_CARDREAD:
+            self.door.decide("uid:" + bytes(event["data"]).hex().upper())
+        return 0
 
 
 def _floor_sample(floor: FloorDoor, send, i: int) -> float:
