@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 from gpiozero.pins.mock import MockFactory
 
 from haldor import config
-from haldor.access import intake, policy
+from haldor.access import policy
 from haldor.access.model import Conditions
 from haldor.agent.hardware import build_hardware
 from haldor.agent.http_fallback import HttpSchedule
@@ -45,6 +45,7 @@ from haldor.agent.loop import Agent
 from haldor.agent.messages import Command, ScheduleDone, Stop
 from haldor.agent.site import open_store
 from haldor.drivers.base import CardRead
+from haldor.store import intake
 
 TZ = ZoneInfo("Europe/Copenhagen")
 SITE = "bench-hal"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -32,6 +31,24 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, help=where)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _box_commands(sub, common)
+    broker, checks = _broker_parent(), _checks_parent()
+    _document_commands(sub, common, broker, checks)
+    _fleet_command(sub, common, broker)
+    bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
+    bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
+    bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
+    bridge.add_argument("--dry-run", action="store_true", help="print per site what would change; publish nothing")
+    bridge.add_argument("--accept-sheets", action="store_true", help="accept sheets that lost many rows since the last run")
+    bridge.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    watch = sub.add_parser("watch", parents=[common, broker], help="print events and status as they come")
+    watch.add_argument("--site", default="+", help="one site id, or + for all (default)")
+    watch.add_argument("--count", type=int, default=0, help="stop after this many messages")
+    return p
+
+
+def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """What runs on a box: the agent, its schedule, a decision, the demo, the screen."""
     sub.add_parser("check-config", parents=[common], help="validate the configuration and print a summary")
     sub.add_parser("run", parents=[common], help="run the agent until SIGTERM")
     schedule = sub.add_parser("schedule", parents=[common], help="the local schedule")
@@ -53,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-prompt", action="store_true", help="no card prompt: run until Ctrl-C, badge on the page")
     kiosk = sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
     kiosk.add_argument("--browser", action="store_true", help="instead: show the page in Chromium's kiosk mode once it answers")
+
+
+def _document_commands(
+    sub: argparse._SubParsersAction,
+    common: argparse.ArgumentParser,
+    broker: argparse.ArgumentParser,
+    checks: argparse.ArgumentParser,
+) -> None:
+    """The integrator's: keys, signing, publishing a document, sending a command."""
     keygen = sub.add_parser("keygen", parents=[common], help="make an Ed25519 key pair for signing documents")
     keygen.add_argument("kid", nargs="?", default="bookings", help="key id, also the file name (default: bookings)")
     keygen.add_argument(
@@ -63,24 +89,6 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("key", metavar="KEY")
     sign.add_argument("file", metavar="FILE")
     sign.add_argument("--kid", help="key id (default: the key file's name without .key)")
-    broker = argparse.ArgumentParser(add_help=False)
-    broker.add_argument("--broker", metavar="HOST[:PORT]", help="default: the configured [mqtt] broker")
-    broker.add_argument("--tls", action="store_true", default=None)
-    broker.add_argument("--ca-file")
-    broker.add_argument("--cert-file")
-    broker.add_argument("--key-file")
-    broker.add_argument("--username")
-    broker.add_argument("--password-file")
-    broker.add_argument("--websockets", action="store_true", default=None)
-    broker.add_argument("--prefix", help="topic prefix (default haldor/v1)")
-    checks = argparse.ArgumentParser(add_help=False)
-    checks.add_argument(
-        "--verify-with",
-        action="append",
-        default=[],
-        metavar="KID.pub",
-        help="a public key the boxes trust (repeatable; default: the configuration's [trust] keys)",
-    )
     publish = sub.add_parser(
         "publish", parents=[common, broker, checks], help="check, sign and publish a snapshot, delta or command"
     )
@@ -108,6 +116,37 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--valid", type=float, default=120, metavar="S", help="the box refuses it after this many seconds (default 120)"
     )
+
+
+def _broker_parent() -> argparse.ArgumentParser:
+    """The broker options of the commands that connect to it (default: the configured [mqtt])."""
+    broker = argparse.ArgumentParser(add_help=False)
+    broker.add_argument("--broker", metavar="HOST[:PORT]", help="default: the configured [mqtt] broker")
+    broker.add_argument("--tls", action="store_true", default=None)
+    broker.add_argument("--ca-file")
+    broker.add_argument("--cert-file")
+    broker.add_argument("--key-file")
+    broker.add_argument("--username")
+    broker.add_argument("--password-file")
+    broker.add_argument("--websockets", action="store_true", default=None)
+    broker.add_argument("--prefix", help="topic prefix (default haldor/v1)")
+    return broker
+
+
+def _checks_parent() -> argparse.ArgumentParser:
+    checks = argparse.ArgumentParser(add_help=False)
+    checks.add_argument(
+        "--verify-with",
+        action="append",
+        default=[],
+        metavar="KID.pub",
+        help="a public key the boxes trust (repeatable; default: the configuration's [trust] keys)",
+    )
+    return checks
+
+
+def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
+    """`haldor fleet`: the municipality's view of every site, and its users."""
     fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
     fleet.add_argument(
         "--db", default="fleet.db", help="the fleet's own database: a file (default fleet.db) or a postgresql:// URL"
@@ -152,16 +191,6 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument(
         "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
     )
-    bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
-    bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
-    bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
-    bridge.add_argument("--dry-run", action="store_true", help="print per site what would change; publish nothing")
-    bridge.add_argument("--accept-sheets", action="store_true", help="accept sheets that lost many rows since the last run")
-    bridge.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-    watch = sub.add_parser("watch", parents=[common, broker], help="print events and status as they come")
-    watch.add_argument("--site", default="+", help="one site id, or + for all (default)")
-    watch.add_argument("--count", type=int, default=0, help="stop after this many messages")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,7 +295,7 @@ def _kiosk(args) -> int:
     if args.browser:
         from haldor.kiosk.browser import open_browser
 
-        return open_browser(_config(args).kiosk["listen"])
+        return open_browser(_config(args).kiosk.listen)
     from haldor.kiosk.server import run_kiosk
 
     return run_kiosk(_config(args))
@@ -321,17 +350,16 @@ def _bridge(args) -> int:
 
     if args.once or args.dry_run:
         return service.run_once(cfg, dry_run=args.dry_run, accept_sheets=args.accept_sheets, warn=warn)
-    # the loop runs on a thread; this one only waits for the signal, outside any handler
-    # (setting an Event from a handler can deadlock with the loop's own wait on it)
+    from haldor.stopping import wait_for_stop
+
+    # the loop runs on a thread; this one waits for the signal (see haldor.stopping)
     stop, wake = threading.Event(), threading.Event()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     result: list[int] = []
     loop = threading.Thread(target=lambda: result.append(service.serve(cfg, stop, wake, warn)), name="bridge", daemon=True)
     loop.start()
-    while loop.is_alive():
-        if signal.sigtimedwait({signal.SIGTERM, signal.SIGINT}, 1.0) is not None:
-            stop.set()
-            wake.set()
+    wait_for_stop(loop.is_alive)
+    stop.set()
+    wake.set()
     loop.join()
     return result[0] if result else EXIT_FAILURE
 

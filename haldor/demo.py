@@ -12,7 +12,6 @@ import copy
 import json
 import os
 import queue
-import signal
 import socket
 import sys
 import tempfile
@@ -27,7 +26,6 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from haldor import cards, config, osdp_keys
-from haldor.access import intake
 from haldor.agent.hardware import build_hardware
 from haldor.agent.loop import Agent
 from haldor.agent.messages import Stop
@@ -35,6 +33,8 @@ from haldor.agent.site import open_store
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
 from haldor.kiosk import server as kiosk_server
 from haldor.protocol import Event
+from haldor.stopping import wait_for_stop
+from haldor.store import intake
 from haldor.texts import both, t
 
 SAMPLE_NOW = "generated_at"  # the sample's own "now", moved to the present
@@ -215,7 +215,7 @@ def _demo(data_dir: Path, stdin: TextIO, out: TextIO, port: int, prompt: bool) -
         if prompt:
             _prompt(stdin, say, present, reader_of, door_names, answers)
         else:
-            _until_signal()
+            wait_for_stop()
     finally:
         if thread is not None:
             agent.post(Stop())
@@ -371,12 +371,3 @@ def _show_answer(say, reader: str, answers: queue.Queue) -> None:
                 f"{t('reason.' + code, 'en')}  [{code}]"
             )
         return
-
-
-def _until_signal() -> None:
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        pass

@@ -8,7 +8,7 @@ import socket
 import ssl
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -34,28 +34,47 @@ def set_nodelay(sock: Any) -> None:
         log.debug("TCP_NODELAY not set: %s", exc)
 
 
-def configure_client(client: mqtt.Client, m: dict[str, Any], path: str) -> None:
+class ClientSettings(Protocol):
+    """What a client's connection takes: the ``[mqtt]`` section or :class:`BrokerOptions`."""
+
+    @property
+    def tls(self) -> bool: ...
+    @property
+    def ca_file(self) -> str: ...
+    @property
+    def cert_file(self) -> str: ...
+    @property
+    def key_file(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password_file(self) -> str: ...
+    @property
+    def transport(self) -> str: ...
+
+
+def configure_client(client: mqtt.Client, m: ClientSettings, path: str) -> None:
     """TLS, credentials and websockets from the ``[mqtt]`` section."""
-    if m["tls"]:
+    if m.tls:
         try:
             client.tls_set(
-                ca_certs=m["ca_file"] or None,
-                certfile=m["cert_file"] or None,
-                keyfile=m["key_file"] or None,
+                ca_certs=m.ca_file or None,
+                certfile=m.cert_file or None,
+                keyfile=m.key_file or None,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"{path}: mqtt.ca_file/cert_file/key_file: {exc}") from None
-    if m["username"]:
+    if m.username:
         password = None
-        if m["password_file"]:
+        if m.password_file:
             try:
-                with open(m["password_file"], encoding="utf-8") as f:
+                with open(m.password_file, encoding="utf-8") as f:
                     password = f.read().strip()
             except OSError as exc:
-                raise ConfigError(f"{path}: mqtt.password_file: {exc.strerror}: {m['password_file']}") from None
-        client.username_pw_set(m["username"], password)
-    if m["transport"] == "websockets":
+                raise ConfigError(f"{path}: mqtt.password_file: {exc.strerror}: {m.password_file}") from None
+        client.username_pw_set(m.username, password)
+    if m.transport == "websockets":
         client.ws_set_options(path="/mqtt")
 
 
@@ -80,19 +99,19 @@ class BrokerOptions:
             if port and not (port.isdigit() and 0 < int(port) < 65536):
                 raise ConfigError(f"--broker: {broker!r}: the port must be 1-65535")
             opts = cls(host=host or broker, port=int(port) if port else (8883 if overrides.get("tls") else 1883))
-        elif cfg is not None and cfg.mqtt["host"]:
+        elif cfg is not None and cfg.mqtt.host:
             m = cfg.mqtt
             opts = cls(
-                host=m["host"],
-                port=m["port"],
-                tls=m["tls"],
-                ca_file=m["ca_file"],
-                cert_file=m["cert_file"],
-                key_file=m["key_file"],
-                username=m["username"],
-                password_file=m["password_file"],
-                transport=m["transport"],
-                prefix=m["topic_prefix"],
+                host=m.host,
+                port=m.port,
+                tls=m.tls,
+                ca_file=m.ca_file,
+                cert_file=m.cert_file,
+                key_file=m.key_file,
+                username=m.username,
+                password_file=m.password_file,
+                transport=m.transport,
+                prefix=m.topic_prefix,
             )
         else:
             raise ConfigError("--broker: no broker given and none configured ([mqtt] host)")
@@ -104,18 +123,6 @@ class BrokerOptions:
     def client(self, name: str, client_id: str | None = None) -> mqtt.Client:
         client = make_client(client_id or f"haldor-{name}-{uuid.uuid4().hex[:8]}", transport=self.transport)
         client.manual_ack_set(False)
-        configure_client(
-            client,
-            {
-                "tls": self.tls,
-                "ca_file": self.ca_file,
-                "cert_file": self.cert_file,
-                "key_file": self.key_file,
-                "username": self.username,
-                "password_file": self.password_file,
-                "transport": self.transport,
-            },
-            "--broker",
-        )
+        configure_client(client, self, "--broker")
         client.on_socket_open = lambda c, userdata, sock: set_nodelay(sock)
         return client

@@ -2,7 +2,7 @@
 run) or PostgreSQL (a ``postgresql://`` URL: several machines, one database), behind one
 small interface with one schema and one migration runner for both.
 
-Never used by the agent: a box has its own store (:mod:`haldor.access.store`).
+Never used by the agent: a box has its own store (:mod:`haldor.store`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from haldor import migrations as steps
 from haldor.errors import HaldorError
-
-#: column types that differ between the two; a migration writes ``{blob}``, ``{float}``
-TYPES = {
-    "sqlite": {"blob": "BLOB", "float": "REAL", "bigint": "INTEGER"},
-    "postgresql": {"blob": "BYTEA", "float": "DOUBLE PRECISION", "bigint": "BIGINT"},
-}
 
 
 class Database:
@@ -87,24 +82,9 @@ class Database:
             self.conn.execute("COMMIT")
 
     def migrate(self, name: str, migrations: Sequence[str]) -> None:
-        """Bring the schema ``name`` to the last of ``migrations`` (SQL, statements split by
-        ``;``, types as ``{blob}``), append only; each migration commits with its number,
-        so a crash leaves the schema before or after one, never inside."""
-        with self.transaction():
-            if self.kind == "postgresql":  # two services starting at once on a new database: one migrates, one waits
-                self.execute("SELECT pg_advisory_xact_lock(hashtext('haldor_schema'))")
-            self.execute("CREATE TABLE IF NOT EXISTS haldor_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-            row = self.one("SELECT version FROM haldor_schema WHERE name = ?", (name,))
-            current = row[0] if row else 0
-            for number, script in enumerate(migrations[current:], start=current + 1):
-                for statement in script.format(**TYPES[self.kind]).split(";"):
-                    if statement.strip():
-                        self.execute(statement)
-                self.execute(
-                    "INSERT INTO haldor_schema (name, version) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET version = excluded.version",
-                    (name, number),
-                )
+        """Bring the schema ``name`` to the last of ``migrations`` (see :mod:`haldor.migrations`)."""
+        with self._lock:
+            steps.migrate(self.conn, self.kind, name, migrations)
 
     def close(self) -> None:
         with self._lock:

@@ -2,7 +2,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from haldor.access.model import Policy
-from haldor.access.store import Store
+from haldor.store import Store
 
 from .broker import Broker
 from .helpers import SITE

@@ -138,7 +138,7 @@ class Rig:
     def start(self, *, connected: bool = True, clock=None) -> Rig:
         """Run an agent on a thread, linked to the broker when there is one."""
         inbox: queue.Queue = queue.Queue()
-        if self.cfg.mqtt["host"]:
+        if self.cfg.mqtt.host:
             self._outbox = open_store(self.cfg)
             self.link = MqttLink(self.cfg, self._outbox, inbox.put, version=__version__)
         agent = self.agent(clock, inbox=inbox, link=self.link)

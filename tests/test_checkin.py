@@ -337,7 +337,7 @@ def test_a_booking_the_box_did_not_hold_is_not_watched_nor_a_no_show(rig):
     """Issue 24: last night's extra training entered afterwards, a booking that came
     halfway, and one whose id changed (the bridge's time zone was changed): the box was
     running all along, but it only watches a booking while it holds it."""
-    from haldor.access import intake
+    from haldor.store import intake
 
     agent, clock, _ = _agent(rig, T0 - 60)  # running, trusted, watching from before 17:00
     clock.set(local(2026, 11, 25, 19, 30))
@@ -366,7 +366,7 @@ def test_a_booking_the_box_did_not_hold_is_not_watched_nor_a_no_show(rig):
 def test_a_booking_moved_to_a_time_already_past_is_not_a_no_show(rig):
     """Review of issue 24: b883 moved at 19:30 from 21-22 to 18-20 (same id) kept its old
     "known since" and got a phantom no-show."""
-    from haldor.access import intake
+    from haldor.store import intake
 
     agent, clock, _ = _agent(rig, T0 - 60)
     clock.set(local(2026, 11, 25, 19, 30))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from haldor.access.store import DB_NAME, Store
+from haldor.store import DB_NAME, Store
 
 from .helpers import CARD, SITE, booking, dump, snapshot, wait_for, write_config
 

@@ -12,9 +12,9 @@ MINIMAL = {"site": {"id": "valby-skole"}}
 
 def test_minimal_configuration_has_defaults():
     cfg = config.parse(MINIMAL)
-    assert cfg.site["timezone"] == "Europe/Copenhagen"
-    assert cfg.mqtt["topic_prefix"] == "haldor/v1"
-    assert cfg.policy["max_denials"] == 5
+    assert cfg.site.timezone == "Europe/Copenhagen"
+    assert cfg.mqtt.topic_prefix == "haldor/v1"
+    assert cfg.policy.max_denials == 5
     assert cfg.doors == () and cfg.readers == ()
 
 

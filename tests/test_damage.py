@@ -13,17 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from haldor.access import recovery
 from haldor.access.damage import WORDS, damaged
-from haldor.access.journal import Batch, Journal, StorageChanged
 from haldor.access.model import Policy
-from haldor.access.store import Store
 from haldor.agent import refused
 from haldor.agent.messages import Command
 from haldor.agent.run import EXIT_DAMAGED
 from haldor.drivers.base import CardRead
 from haldor.errors import StoreError
 from haldor.protocol import Event
+from haldor.store import Store, recovery
+from haldor.store.journal import Batch, Journal, StorageChanged
 
 from .broker import Publisher, Watcher
 from .helpers import CARD, wait_for, with_members

@@ -7,9 +7,9 @@ from __future__ import annotations
 import queue
 import time
 
-from haldor.access.journal import Batch, Journal, StorageChanged, Stored
 from haldor.access.model import Policy
-from haldor.access.store import Store
+from haldor.store import Store
+from haldor.store.journal import Batch, Journal, StorageChanged, Stored
 
 from .helpers import SITE, wait_for
 

@@ -413,6 +413,20 @@ def test_only_the_agent_on_this_box_may_push(screen):
     assert httpx.post(screen.url + "api/agent", content=b"x" * 70_000).status_code == 413
 
 
+def test_a_push_whose_length_is_no_number_is_refused_and_the_screen_keeps_serving(screen):
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(screen.url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    conn.putrequest("POST", "/api/agent")
+    conn.putheader("Content-Length", "twelve")
+    conn.endheaders()
+    assert conn.getresponse().status == 400
+    conn.close()
+    assert httpx.get(screen.url + "api/state").status_code == 200
+
+
 def test_the_demo_serves_the_screen_with_a_badge_panel(browser, tmp_path):
     import re
     import subprocess

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from haldor.access import intake
 from haldor.access.schedule import parse_snapshot
 from haldor.access.schedule_stream import SnapshotReader, head, streamable
-from haldor.access.store import Store
 from haldor.errors import DocumentError
+from haldor.store import Store, intake
 
 from .helpers import CARD, booking, snapshot
 

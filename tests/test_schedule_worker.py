@@ -8,7 +8,7 @@ import queue
 import time
 
 from haldor.access.model import Policy
-from haldor.agent.schedule_worker import ScheduleWorker, Site
+from haldor.agent.schedule_worker import ScheduleWorker, StoreOpening
 
 from .helpers import SITE, snapshot, wait_for, with_members
 
@@ -17,8 +17,8 @@ def _big(version: int) -> bytes:
     return json.dumps(with_members(version)).encode()
 
 
-def _site(store) -> Site:
-    return Site(str(store.data_dir), SITE, "Europe/Copenhagen", Policy(), {}, False, secret=store.secret_fingerprint)
+def _site(store) -> StoreOpening:
+    return StoreOpening(str(store.data_dir), SITE, "Europe/Copenhagen", Policy(), {}, False, secret=store.secret_fingerprint)
 
 
 def test_a_child_killed_once_asks_for_the_document_again_and_twice_rejects_it(store):

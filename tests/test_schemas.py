@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 
 from haldor import __version__, schemas
-from haldor.access import intake
 from haldor.access.commands import parse_command
 from haldor.access.envelope import seal
 from haldor.access.schedule import parse_delta, parse_document, parse_snapshot
@@ -27,6 +26,7 @@ from haldor.clock import FakeClock
 from haldor.drivers.base import CardRead, PinRead, ReaderFault
 from haldor.errors import DocumentError
 from haldor.protocol import DOOR_ACTIONS, Action, Event, Leaf, Mode, Reason, Role, Schema
+from haldor.store import intake
 
 from .broker import Publisher, Watcher
 from .helpers import CARD, CPH, SITE, booking, snapshot, wait_for
@@ -430,7 +430,7 @@ def _event(kind: str, /, **fields: Any) -> dict:
 @pytest.mark.parametrize(
     "doc, valid",
     [
-        # the extras as haldor/agent and haldor/access/journal.py spell them
+        # the extras as haldor/agent and haldor/store/journal.py spell them
         (_event("storage.fault", reason="disk almost full: 12 kB free", storage={"free_bytes": 12288}), True),
         (
             _event(

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from haldor.access import intake, policy
+from haldor.access import policy
 from haldor.access.model import Conditions, Policy
-from haldor.access.store import Store
 from haldor.agent.http_fallback import HttpSchedule
 from haldor.agent.messages import Stop
 from haldor.drivers.base import CardRead
+from haldor.store import Store, intake
 
 from .helpers import CARD, LEADER_CARD, SITE, booking, dump, snapshot, ts, wait_for, write_config
 from .rig import Rig, around_now, running

@@ -4,10 +4,10 @@ import stat
 
 import pytest
 
-from haldor.access import intake, policy
+from haldor.access import policy
 from haldor.access.model import Conditions
-from haldor.access.store import DB_NAME, Store
-from haldor.access.store.migrations import MIGRATIONS
+from haldor.store import DB_NAME, Store, intake
+from haldor.store.migrations import MIGRATIONS
 
 from .helpers import CARD, LEADER_CARD, SITE, booking, local, snapshot
 
@@ -193,7 +193,7 @@ def test_leader_presence_is_remembered_for_leader_first(store):
 def test_migrations_are_idempotent(tmp_path):
     Store.open(tmp_path / "d", SITE).close()
     s = Store.open(tmp_path / "d", SITE)
-    assert s.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert s.db.execute("SELECT version FROM haldor_schema WHERE name = 'store'").fetchone()[0] == len(MIGRATIONS)
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
 

@@ -18,6 +18,7 @@ from nacl.signing import VerifyKey
 
 from haldor.errors import DocumentError, SignatureError
 
+from .public_keys import load_public_key as load_public_key  # where the tools have always found it
 from .schedule_stream import head
 from .sealing import open_sealed, seal_to
 
@@ -31,19 +32,6 @@ class SigningKey(Protocol):
     """An Ed25519 private key as the booking system's side holds it (cryptography's)."""
 
     def sign(self, data: bytes) -> bytes: ...
-
-
-def load_public_key(text: str) -> VerifyKey:
-    """A raw 32-byte Ed25519 public key in base64, as `[trust] keys` holds it. Verified
-    with libsodium (PyNaCl), which the box has for sealed schedules anyway: cryptography's
-    OpenSSL would cost the agent 7 MB for the same check."""
-    try:
-        raw = base64.b64decode(text, validate=True)
-        if len(raw) != 32:
-            raise ValueError(f"{len(raw)} bytes")
-        return VerifyKey(raw)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ValueError("not a base64 Ed25519 public key (32 bytes)") from exc
 
 
 def _verify_key(key: Any) -> VerifyKey:

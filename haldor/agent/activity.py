@@ -16,9 +16,9 @@ from haldor import cards
 from haldor.access import checkin
 from haldor.access.controller import Controller, Emit, Entered, Feedback
 from haldor.access.model import Facts
-from haldor.access.store import Store
 from haldor.drivers.base import CardRead, PinRead
 from haldor.protocol import Event, Role
+from haldor.store import Store
 
 from .messages import CheckedIn, Reported
 

@@ -59,7 +59,7 @@ class Hardware:
 def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Hardware:
     """Drivers chosen in one place from the configuration. Locks come first, created in
     their safe state, so nothing can move before them."""
-    factory = factory or gpio.pin_factory(cfg.gpio["pin_factory"])
+    factory = factory or gpio.pin_factory(cfg.gpio.pin_factory)
     hw = Hardware(locks={})
     try:
         for d in cfg.doors:

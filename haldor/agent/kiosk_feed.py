@@ -13,6 +13,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+from haldor.listen import local_url
+
 log = logging.getLogger(__name__)
 
 #: how long a push may take (the kiosk is on this box: it answers at once or not at all)
@@ -20,10 +22,7 @@ TIMEOUT_S = 1.0
 
 
 def feed_url(listen: str) -> str:
-    host, _, port = listen.rpartition(":")
-    if host in ("", "0.0.0.0", "::", "[::]"):
-        host = "127.0.0.1"
-    return f"http://{host}:{port}/api/agent"
+    return local_url(listen, "/api/agent")
 
 
 class FeedError(Exception):

@@ -25,10 +25,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from haldor.access.resend import ResendRequest
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.mqtt import configure_client, make_client, set_nodelay
 from haldor.protocol import Leaf, Schema
+from haldor.store import Store
 
 from .resender import Resender
 
@@ -117,8 +117,8 @@ class MqttLink:
 
     def __init__(self, cfg: Config, outbox: Store, post: Callable[[Any], None], *, version: str) -> None:
         m = cfg.mqtt
-        self.topics = Topics(m["topic_prefix"], cfg.site_id)
-        self.host, self.port = m["host"], m["port"]
+        self.topics = Topics(m.topic_prefix, cfg.site_id)
+        self.host, self.port = m.host, m.port
         self._outbox = outbox.outbox  # its own connection: the pump runs beside the decision loop
         self.resender = Resender(outbox)  # events the fleet asks for again, sent by the pump
         # A delivery mark lost in a power cut only means the event is sent again (consumers
@@ -130,7 +130,7 @@ class MqttLink:
         self._acks: queue.SimpleQueue = queue.SimpleQueue()
         self._kick = threading.Event()
         self._stop = threading.Event()
-        client = make_client(m["client_id"] or f"haldor-{cfg.site_id}", transport=m["transport"])
+        client = make_client(m.client_id or f"haldor-{cfg.site_id}", transport=m.transport)
         configure_client(client, m, str(cfg.path))
         client.will_set(self.topics.status, json.dumps(offline_status(cfg.site_id, version)), qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=60)

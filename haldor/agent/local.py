@@ -12,10 +12,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from haldor import cards, clock
-from haldor.access import intake, policy
+from haldor.access import policy
 from haldor.access.model import Conditions
 from haldor.config import Config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError
+from haldor.store import intake
 
 from .site import open_store, site_key
 
@@ -35,11 +36,11 @@ def schedule_load(cfg: Config, file: str) -> int:
                 store,
                 payload,
                 keys=cfg.trusted_keys,
-                require_signature=cfg.trust["require_signature"],
+                require_signature=cfg.trust.require_signature,
                 now=time.time(),
                 doors=[d.id for d in cfg.doors],
                 site_key=site_key(cfg),
-                plain=cfg.trust["plain_documents"],
+                plain=cfg.trust.plain_documents,
             )
         finally:
             store.close()

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from haldor import clock as clocks
 from haldor.access.controller import Controller, DoorSpec, Emit, Feedback, Lock
 from haldor.access.damage import damaged
-from haldor.access.journal import Batch, Journal, StorageChanged, Stored
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.drivers.base import CardRead, PinRead, ReaderFault, ReaderRestored
 from haldor.errors import StoreError
 from haldor.protocol import Event
+from haldor.store import Store
+from haldor.store.journal import Batch, Journal, StorageChanged, Stored
 
 from . import activity
 from .hardware import Hardware
@@ -46,6 +46,7 @@ from .messages import (
 )
 from .notify import Notifier
 from .periodic import Every
+from .presenting import Presenting
 from .remote import Remote
 from .site import guessing_limits, open_store
 from .status import Seen, StatusTeller
@@ -89,21 +90,20 @@ class Agent:
         self.kiosk = kiosk
         self.notifier = notifier or Notifier({})
         self.running = threading.Event()
-        self.reader_doors = {r.id: r.door or None for r in cfg.readers}
-        #: reader -> the reason of its latest fault, while it lasts
-        self.reader_faults: dict[str, str] = {}
         self.controller = Controller(
             [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail) for d in cfg.doors],
             guessing=guessing_limits(cfg),
         )
         self.time = Timekeeper(self.clock, store)
-        self.enrolment = activity.Enrolment()
         self._listeners: list[Callable[[list[dict]], None]] = []
         #: the loop's writes, made beside it (its own connection)
         self.journal = Journal(open_store(cfg), self.post, clock=self.clock.now)
         #: batches submitted and not yet committed: what the store does not show yet
         self._unwritten: list[Batch] = []
         self.storage = StorageWatch(cfg.data_dir, store, self.journal, self.post)
+        self.readers = Presenting(
+            cfg, store, self.controller, lambda: self.kiosk, self._unwritten_effects, lambda: self.clock_trusted
+        )
         self.remote = Remote(
             cfg, store, self.controller, link, self.storage, self.time, self._unwritten, self.post, self.clock.now
         )
@@ -119,13 +119,13 @@ class Agent:
     def _handler_table(self) -> dict[type, Handler]:
         c = self.controller
         return {
-            CardRead: self._presented,
-            PinRead: self._presented,
+            CardRead: self.readers.presented,
+            PinRead: self.readers.presented,
             ContactChanged: lambda m, now: c.contact(now, m.door, m.open),
             ExitPressed: lambda m, now: c.exit_request(now, m.door),
             FireChanged: lambda m, now: c.fire_alarm(now, m.door, m.active),
-            ReaderFault: self._reader_fault,
-            ReaderRestored: self._reader_restored,
+            ReaderFault: self.readers.fault,
+            ReaderRestored: self.readers.restored,
             Command: lambda m, now: c.command(now, m.action, m.door, m.duration_s),
             Received: self.remote.received,
             HttpSchedule: self.remote.http_schedule,
@@ -285,54 +285,11 @@ class Agent:
 
     # -- handlers -----------------------------------------------------------------------
 
-    def _presented(self, read: CardRead | PinRead, now: float) -> list:
-        door = self.reader_doors.get(read.reader)
-        pending = self._unwritten_effects()
-        if door is None:
-            return activity.check_in(
-                self.store,
-                read,
-                now,
-                clock_trusted=self.clock_trusted,
-                pending=pending,
-                kiosk=self.kiosk,
-                enrolment=self.enrolment,
-                controller=self.controller,
-            )
-        if isinstance(read, CardRead):
-            facts = self.store.schedule.facts(door, now, card=read.card)
-        else:
-            facts = self.store.schedule.facts(door, now, pin=read.pin)
-        facts = activity.with_unwritten_leaders(facts, pending)
-        decision, effects = self.controller.present(
-            now, read.reader, facts, pin=isinstance(read, PinRead), clock_trusted=self.clock_trusted
-        )
-        log.info(
-            "%s at %s: %s%s (credential %s, booking %s)",
-            "PIN" if isinstance(read, PinRead) else "card",
-            read.reader,
-            "granted" if decision.granted else "denied",
-            "" if decision.granted else f" {decision.reason}",
-            decision.credential,
-            decision.booking,
-        )
-        return effects
-
     def _seen(self) -> Seen:
         """What the status shows of the loop's state, handed to it after every input."""
         return Seen(
-            self.clock_trusted, self.controller.mode, self.controller.status(), dict(self.reader_faults), self.storage.status()
+            self.clock_trusted, self.controller.mode, self.controller.status(), dict(self.readers.faults), self.storage.status()
         )
-
-    def _reader_fault(self, message: ReaderFault, now: float) -> list:
-        log.warning("reader %s fault: %s", message.reader, message.reason)
-        self.reader_faults[message.reader] = message.reason
-        return [Emit(Event.READER_FAULT, reader=message.reader, reason=message.reason)]
-
-    def _reader_restored(self, message: ReaderRestored, now: float) -> list:
-        if self.reader_faults.pop(message.reader, None) is not None:
-            log.info("reader %s works again", message.reader)
-        return []
 
     def _connected(self, message: Connected, now: float) -> list:
         self.status.heard_again()  # a fresh connection hears the status at once
@@ -381,10 +338,10 @@ class Agent:
             if effects:
                 self._carry_out(effects, now)
         if self.status.tell(now, self._seen(), self.kiosk):  # once a minute, whether or not there is a broker
-            capacity = self.cfg.sync["outbox_capacity"]
+            capacity = self.cfg.sync.outbox_capacity
             self._submit(Batch(writes=[lambda s: s.outbox.enforce_capacity(capacity)]))
         if self._every["purge"].due(now):
-            before = now - self.cfg.privacy["event_retention_days"] * 86400
+            before = now - self.cfg.privacy.event_retention_days * 86400
             self._submit(
                 Batch(writes=[lambda s: s.outbox.purge_delivered(before), lambda s: s.activity.forget_observed(now - 3 * 86400)])
             )

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from haldor.access.controller import Controller, Emit, Entered, ModesChanged
-from haldor.access.journal import Batch
-from haldor.access.store import Store
+from haldor.store import Store
+from haldor.store.journal import Batch
 
 from .link import Received
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 from haldor.access import commands, envelope, resend
 from haldor.access.controller import Controller, Emit
 from haldor.access.envelope import open_envelope
-from haldor.access.journal import Batch
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
+from haldor.store import Store
+from haldor.store.journal import Batch
 
 from . import inflight, refused
 from .budget import ReportBudget
@@ -76,7 +76,7 @@ class Remote:
         self.kept: refused.Kept | None = None
         # a key that signs schedules does not sign commands, once the site has command keys
         self.command_keys = cfg.command_keys or cfg.trusted_keys
-        if cfg.trust["require_signature"] and cfg.trusted_keys and not cfg.command_keys:
+        if cfg.trust.require_signature and cfg.trusted_keys and not cfg.command_keys:
             log.warning("trust.command_keys is empty: the schedule keys also sign commands; give commands a key of their own")
 
     def http_schedule(self, message: HttpSchedule, now: float) -> list:
@@ -190,21 +190,21 @@ class Remote:
 
     def worker(self) -> ScheduleWorker:
         if self._worker is None:
-            from .schedule_worker import ScheduleWorker, Site  # not before the doors answer
+            from .schedule_worker import ScheduleWorker, StoreOpening  # not before the doors answer
 
             cfg = self.cfg
             self._worker = ScheduleWorker(
-                Site(
+                StoreOpening(
                     str(cfg.data_dir),
                     cfg.site_id,
-                    cfg.site["timezone"],
+                    cfg.site.timezone,
                     policy_of(cfg),
-                    dict(cfg.trust["keys"]),
-                    cfg.trust["require_signature"],
+                    dict(cfg.trust.keys),
+                    cfg.trust.require_signature,
                     tuple(d.id for d in cfg.doors),
                     envelope.MAX_DOCUMENT_BYTES,
                     self.store.secret_fingerprint,
-                    cfg.trust["plain_documents"],
+                    cfg.trust.plain_documents,
                 ),
                 self._clock,
             )
@@ -245,9 +245,7 @@ class Remote:
         """PROTOCOL 4: every command, done or refused, gets one result and one event."""
         try:
             cmd = commands.parse_command(
-                open_envelope(
-                    payload, self.command_keys, self.cfg.trust["require_signature"], max_bytes=commands.MAX_COMMAND_BYTES
-                )
+                open_envelope(payload, self.command_keys, self.cfg.trust.require_signature, max_bytes=commands.MAX_COMMAND_BYTES)
             )
         except DocumentError as exc:
             return self._unreadable_command(payload, str(exc), now)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from haldor.access.resend import Range, ResendRequest, answer, without
-from haldor.access.store import Store
+from haldor.store import Store
 
 #: events sent again per second, at most
 RESEND_PER_S = 500.0

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from haldor import __version__
-from haldor.access import recovery
 from haldor.access.damage import damaged
-from haldor.access.journal import StorageChanged
-from haldor.access.store import DB_NAME, Store
 from haldor.config import Config
 from haldor.errors import StoreError
+from haldor.store import DB_NAME, Store, recovery
+from haldor.store.journal import StorageChanged
 
 from .data_lock import DataDirLock
 from .hardware import build_hardware
@@ -51,11 +50,11 @@ def run_forever(cfg: Config) -> int:
     try:
         inbox = Inbox()  # the door's messages before the network's
         link = None
-        if cfg.mqtt["host"]:
+        if cfg.mqtt.host:
             outbox = open_store(cfg)  # the pump's own connection
             link = MqttLink(cfg, outbox, inbox.put, version=__version__)
         fallback = _fallback(cfg, inbox, link)
-        kiosk = KioskFeed(feed_url(cfg.kiosk["listen"]))
+        kiosk = KioskFeed(feed_url(cfg.kiosk.listen))
         hardware = build_hardware(cfg, inbox.put)
         try:
             agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk, notifier=Notifier())
@@ -126,15 +125,15 @@ def _check_when_ready(agent: Agent, db_path: Path) -> None:
 
 
 def _fallback(cfg: Config, inbox: Inbox, link: MqttLink | None) -> HttpFallback | None:
-    if not cfg.sync["http_url"]:
+    if not cfg.sync.http_url:
         return None
     # httpx costs a box without http_url 18 MB and 70 ms at start: only where it is used
     from .http_fallback import HttpFallback
 
     return HttpFallback(
-        cfg.sync["http_url"],
+        cfg.sync.http_url,
         cfg.site_id,
-        cfg.sync["http_after_s"],
+        cfg.sync.http_after_s,
         inbox.put,
         link.connected.is_set if link is not None else (lambda: False),
     )

@@ -34,10 +34,10 @@ from nacl.public import PrivateKey
 
 from haldor.access.damage import damaged
 from haldor.access.envelope import load_public_key
-from haldor.access.intake import Outcome, process
 from haldor.access.model import Policy
-from haldor.access.store import Store, secret
 from haldor.errors import StoreError
+from haldor.store import Store, secret
+from haldor.store.intake import Outcome, process
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ APPLY_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
-class Site:
+class StoreOpening:
     """What the child needs to open the store and check documents (all picklable)."""
 
     data_dir: str
@@ -70,7 +70,7 @@ class Site:
 
 
 class ScheduleWorker:
-    def __init__(self, site: Site, clock: Callable[[], float]) -> None:
+    def __init__(self, site: StoreOpening, clock: Callable[[], float]) -> None:
         self._site = site
         self._clock = clock
         self._pool: ProcessPoolExecutor | None = None
@@ -211,7 +211,7 @@ def _site_key(data_dir: str) -> PrivateKey | None:
         return None
 
 
-def _apply_in_child(site: Site, payload: bytes, now: float) -> Outcome:
+def _apply_in_child(site: StoreOpening, payload: bytes, now: float) -> Outcome:
     try:
         store = Store.open(site.data_dir, site.site, site.timezone, site.policy, existing=site.secret)
     except StoreError as exc:

@@ -12,10 +12,10 @@ from typing import Any
 
 from haldor import __version__
 from haldor.access import sealing
-from haldor.access.store import Store
 from haldor.config import Config
 from haldor.errors import StoreError
 from haldor.protocol import Mode, Schema
+from haldor.store import Store
 
 from .periodic import Every
 from .site import site_key
@@ -106,7 +106,7 @@ class StatusTeller:
             "doors": seen.doors,
             "readers": self.readers(),
             "storage": {**storage, "since": storage["since"] and store.iso(storage["since"])},
-            "outbox": {**store.outbox.stats(), "capacity": self.cfg.sync["outbox_capacity"]},
+            "outbox": {**store.outbox.stats(), "capacity": self.cfg.sync.outbox_capacity},
             "uptime_s": int(self._monotonic() - self._started_mono),
             "site_key": self.site_key,
             "timezone": store.timezone,
@@ -118,7 +118,7 @@ class StatusTeller:
         not ids (no person is ever named)."""
         cfg = self.cfg
         return {
-            "site": cfg.site["name"] or cfg.site_id,
+            "site": cfg.site.name or cfg.site_id,
             "rooms": self.store.names("rooms"),
             "doors": {d.id: d.name or d.id for d in cfg.doors},
         }

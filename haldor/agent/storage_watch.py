@@ -11,12 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from haldor.access import recovery, reserve
 from haldor.access.controller import Emit
-from haldor.access.journal import Journal
-from haldor.access.store import DB_NAME, Store
 from haldor.errors import StoreError
 from haldor.protocol import Event
+from haldor.store import DB_NAME, Store, recovery, reserve
+from haldor.store.journal import Journal
 
 from .messages import Stop
 from .periodic import Every
@@ -143,7 +142,7 @@ class StorageWatch:
     def found_damage(self, why: str | None) -> list:
         """A read or write found the database damaged: no waiting helps, so the agent stops
         at once (every lock to its safe state) and says so to the next start, which sets the
-        file aside and puts the good copy in its place (:mod:`haldor.access.recovery`).
+        file aside and puts the good copy in its place (:mod:`haldor.store.recovery`).
         No effects: nothing can be stored."""
         if why is not None and self.damage is None:
             self.damage = why

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from haldor import clock as clocks
-from haldor.access.store import Store
+from haldor.store import Store
 
 log = logging.getLogger(__name__)
 

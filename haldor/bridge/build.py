@@ -113,8 +113,8 @@ def snapshot(site: Site, inputs: Inputs, *, generated_at: str, found: Shares | N
         "bookings": sorted(bookings, key=lambda b: (b["start"], b["id"])),
         "closures": sorted(closures, key=lambda c: (c["start"], c["room"] or "", c["end"])),
     }
-    if site.policy:
-        doc["policy"] = dict(site.policy)
+    if site.policy.given():
+        doc["policy"] = site.policy.given()
     return doc
 
 

@@ -119,58 +119,76 @@ def read_feed(
         raise DocumentError(f"{source}: not a readable calendar ({_short(exc)})") from None
     masters = {str(c.get("uid")): c for c in components if c.get("rrule") is not None}
     feed = Feed(source, [], [], [])
+    backwards = _checked_components(components, feed)
+    reading = _Reading(source, site, room, tz, rule, associations, masters, all_day_closures)
+    for event in events:
+        uid = str(event.get("uid", ""))
+        status = str(event.get("status", "CONFIRMED")).upper()
+        if status != "CANCELLED" and uid not in backwards:
+            reading.take(event, uid, status, feed)
+    return feed
+
+
+def _checked_components(components: list[Any], feed: Feed) -> set[str]:
+    """The uids of events that end before they start (the library would swap them: a booking
+    nobody made), with a problem for them and for uids given twice without RECURRENCE-ID."""
     backwards, plain = set(), Counter(str(c.get("uid")) for c in components if c.get("recurrence-id") is None)
     for c in components:
         first, last = c.get("dtstart"), c.get("dtend")
         if first is not None and last is not None and isinstance(first.dt, datetime) and last.dt < first.dt:
-            backwards.add(str(c.get("uid")))  # the library would swap them: a booking nobody made
-    feed.problems += [f"{source}: event {uid!r} ends before it starts (left out)" for uid in sorted(backwards)]
+            backwards.add(str(c.get("uid")))
+    feed.problems += [f"{feed.source}: event {uid!r} ends before it starts (left out)" for uid in sorted(backwards)]
     feed.problems += [
-        f"{source}: event {uid!r} appears {n} times without RECURRENCE-ID: only one is used"
+        f"{feed.source}: event {uid!r} appears {n} times without RECURRENCE-ID: only one is used"
         for uid, n in sorted(plain.items())
         if n > 1
     ]
-    for event in events:
-        uid = str(event.get("uid", ""))
-        status = str(event.get("status", "CONFIRMED")).upper()
-        if status == "CANCELLED" or uid in backwards:
-            continue
+    return backwards
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One feed's room and rules, applied to each of its event instances."""
+
+    source: str
+    site: str
+    room: str
+    tz: ZoneInfo
+    rule: AssociationRule
+    associations: Mapping[str, str]
+    masters: dict[str, Any]
+    all_day_closures: bool
+
+    def take(self, event: Any, uid: str, status: str, feed: Feed) -> None:
+        """The instance as a booking, a closure or a problem of ``feed``."""
+        tz = self.tz
         first, last = event["dtstart"].dt, event["dtend"].dt if event.get("dtend") else None
         instance = event["recurrence-id"].dt if event.get("recurrence-id") else first
         if isinstance(instance, datetime):
             instance = (instance.replace(tzinfo=tz) if instance.tzinfo is None else instance).astimezone(tz)
-        where = f"{source}: event {uid!r} at {first.isoformat()}"
+        where = f"{self.source}: event {uid!r} at {first.isoformat()}"
         if not isinstance(first, datetime):  # an all-day event: a holiday, a closed hall
-            if all_day_closures:
-                last = last or first
-                feed.closures.append(
-                    {
-                        "_site": site,
-                        "room": room,
-                        "start": datetime.combine(first, time(0), tz).isoformat(),
-                        "end": datetime.combine(last, time(0), tz).isoformat(),
-                        "reason": str(event.get("summary", "")),
-                    }
-                )
+            if self.all_day_closures:
+                self._close(feed, event, first, last or first)
             else:
                 feed.problems.append(f"{where}: an all-day event, not a booking (left out)")
-            continue
+            return
         if first.tzinfo is None:  # a floating time: the site's local time
             first, last = first.replace(tzinfo=tz), last.replace(tzinfo=tz) if isinstance(last, datetime) else last
         if not isinstance(last, datetime) or last <= first:
             feed.problems.append(f"{where}: no end after its start (left out)")
-            continue
-        names = rule.values(event, masters.get(uid))
-        ids = {associations[n.strip().lower()] for n in names if n.strip().lower() in associations}
+            return
+        names = self.rule.values(event, self.masters.get(uid))
+        ids = {self.associations[n.strip().lower()] for n in names if n.strip().lower() in self.associations}
         if len(ids) != 1:
             why = "no association" if not ids else f"several associations ({', '.join(sorted(ids))})"
-            feed.problems.append(f"{where}: {why} from {rule.source} {names!r} (left out)")
-            continue
-        title = event.get("summary") or (masters[uid].get("summary") if uid in masters else "") or ""
+            feed.problems.append(f"{where}: {why} from {self.rule.source} {names!r} (left out)")
+            return
+        title = event.get("summary") or (self.masters[uid].get("summary") if uid in self.masters else "") or ""
         feed.bookings.append(
             {
-                "id": booking_id(uid, instance, room),
-                "room": room,
+                "id": booking_id(uid, instance, self.room),
+                "room": self.room,
                 "association": ids.pop(),
                 "title": str(title)[:200],
                 "start": first.astimezone(tz).isoformat(),
@@ -180,7 +198,17 @@ def read_feed(
                 "unlocked_during": False,
             }
         )
-    return feed
+
+    def _close(self, feed: Feed, event: Any, first: Any, last: Any) -> None:
+        feed.closures.append(
+            {
+                "_site": self.site,
+                "room": self.room,
+                "start": datetime.combine(first, time(0), self.tz).isoformat(),
+                "end": datetime.combine(last, time(0), self.tz).isoformat(),
+                "reason": str(event.get("summary", "")),
+            }
+        )
 
 
 def _instances(query: Any, start: datetime, end: datetime, tz: ZoneInfo, cap: int, source: str) -> list[Any]:

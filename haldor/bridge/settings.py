@@ -5,9 +5,9 @@ key, as the agent's configuration does."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import toml_file
@@ -16,22 +16,44 @@ from haldor.errors import HaldorError
 from haldor.integrator.documents import load_private_key
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
+from haldor.toml_file import key
 
 from .calendar import ASSOCIATION_SOURCES, AssociationRule
 
 
 @dataclass(frozen=True)
 class FeedSource:
-    site: str
-    room: str
-    source: str  # a file, or an http(s) URL
+    """One ``[[feeds]]`` table."""
+
+    site: str = ""
+    room: str = ""
+    source: str = ""  # a file, or an http(s) URL
+
+
+def _minutes() -> Any:
+    return key(None, low=0, high=24 * 60, problem="0 to 1440 minutes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SitePolicy:
+    """A site's policy, as a snapshot carries it: only the keys given (none: the box's own)."""
+
+    grace_before_min: int | None = _minutes()
+    grace_after_min: int | None = _minutes()
+    no_show_after_min: int | None = _minutes()
+    leader_first: bool | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 @dataclass(frozen=True)
 class Site:
+    """One ``[[sites]]`` table."""
+
     id: str
     timezone: str = "Europe/Copenhagen"
-    policy: dict[str, Any] = field(default_factory=dict)
+    policy: SitePolicy = SitePolicy()
     #: the box's own key (``haldor keygen --site``): its schedules are sealed to it
     public_key: str = ""
     #: schedules in clear (card numbers on the broker), for a box with ``plain_documents``:
@@ -43,31 +65,68 @@ class Site:
 class Limits:
     """What one input may cost (``[limits]``): a feed or sheet beyond it is refused with
     one line, and the other sites go on (a calendar rule of ten million seconds, a
-    workbook that claims a million columns)."""
+    workbook that claims a million columns). Each range's end is where a value is a
+    mistake, not a choice."""
 
-    feed_timeout_s: float = 30.0  # to parse one feed (in a process of its own)
-    sheet_timeout_s: float = 180.0  # one sheet (300,000 rows of .xlsx take a minute)
-    read_memory_mb: int = 1024  # that process's address space
-    feed_mb: int = 8  # one feed's size (a room's season is a few hundred kilobytes)
-    feed_bookings: int = 20_000  # instances of one feed over the horizon
-    site_bookings: int = 50_000  # a site's feeds together
-    run_bookings: int = 500_000  # every feed of a run together
-    sheet_rows: int = 300_000
-    sheet_columns: int = 256
+    feed_timeout_s: float = key(30.0, low=1, high=3600)  # to parse one feed (in a process of its own)
+    sheet_timeout_s: float = key(180.0, low=1, high=3600)  # one sheet (300,000 rows of .xlsx take a minute)
+    read_memory_mb: int = key(1024, low=128, high=65536)  # that process's address space
+    feed_mb: int = key(8, low=1, high=1024)  # one feed's size (a room's season is a few hundred kilobytes)
+    feed_bookings: int = key(20_000, low=1, high=10_000_000)  # instances of one feed over the horizon
+    site_bookings: int = key(50_000, low=1, high=10_000_000)  # a site's feeds together
+    run_bookings: int = key(500_000, low=1, high=100_000_000)  # every feed of a run together
+    sheet_rows: int = key(300_000, low=1, high=1_048_576)
+    sheet_columns: int = key(256, low=1, high=16_384)
 
 
-#: each limit's range: the first beyond which a value is a mistake, not a choice
-_LIMIT_RANGES = {
-    "feed_timeout_s": (1, 3600),
-    "sheet_timeout_s": (1, 3600),
-    "read_memory_mb": (128, 65536),
-    "feed_mb": (1, 1024),
-    "feed_bookings": (1, 10_000_000),
-    "site_bookings": (1, 10_000_000),
-    "run_bookings": (1, 100_000_000),
-    "sheet_rows": (1, 1_048_576),
-    "sheet_columns": (1, 16_384),
-}
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _BridgeTable:
+    """``[bridge]`` (its ``key`` field hides :func:`key` here: toml_file.key is spelt out)."""
+
+    state: str = "bridge.db"
+    key: str = ""
+    kid: str = ""
+    interval_s: float = toml_file.key(300.0, low=10, high=86400, problem="10 seconds to a day")
+    horizon_days: int = toml_file.key(365, low=1, high=3660, problem="1 to 3660 days")
+    delta_max: int = toml_file.key(500, low=1, problem="at least 1")
+    max_row_loss: float = toml_file.key(
+        0.2, low=0, high=1, problem="a share from 0 to 1 (0.2: refuse a sheet that lost a fifth of its rows)"
+    )
+    answer_s: float = toml_file.key(30.0, low=0, high=600, problem="0 to 600 seconds (0: do not wait for the boxes' answers)")
+
+
+_SHEETS = ("associations", "credentials", "rooms", "closures")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SheetsTable:
+    associations: str = ""
+    credentials: str = ""
+    rooms: str = ""
+    closures: str = ""
+    #: a PIN's length when a spreadsheet dropped its leading zeros (0: from the column)
+    pin_digits: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CalendarTable:
+    association_from: str = key("categories", choices=ASSOCIATION_SOURCES, problem=f"one of {', '.join(ASSOCIATION_SOURCES)}")
+    pattern: str = ""
+    all_day: Literal["ignore", "closure"] = "ignore"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MqttTable:
+    host: str = ""
+    port: int = key(8883, low=1, high=65535, problem="must be 1-65535")
+    tls: bool = True
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password_file: str = ""
+    transport: Literal["tcp", "websockets"] = "tcp"
+    topic_prefix: str = TOPIC_PREFIX
 
 
 @dataclass(frozen=True)
@@ -93,158 +152,107 @@ class BridgeConfig:
     pin_digits: int = 0
 
 
-_BRIDGE = {
-    "state": "bridge.db",
-    "key": "",
-    "kid": "",
-    "interval_s": 300,
-    "horizon_days": 365,
-    "delta_max": 500,
-    "max_row_loss": 0.2,
-    "answer_s": 30.0,
-}
-_SHEETS = ("associations", "credentials", "rooms", "closures")
-#: a site's policy, as a snapshot carries it (minutes; leader_first)
-POLICY = {"grace_before_min": 0, "grace_after_min": 0, "no_show_after_min": 0, "leader_first": False}
-_MQTT = {
-    "host": "",
-    "port": 8883,
-    "tls": True,
-    "ca_file": "",
-    "cert_file": "",
-    "key_file": "",
-    "username": "",
-    "password_file": "",
-    "transport": "tcp",
-    "topic_prefix": TOPIC_PREFIX,
-}
-
-
 def load(path: str | Path) -> BridgeConfig:
     return parse(toml_file.read(path), str(path))
 
 
 def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
-    c = toml_file.Checker(path)
-    fail, checked, _resolve = c.fail, c.checked, c.resolve
-
-    def section(name: str, keys: dict[str, Any]) -> dict[str, Any]:
-        return c.section(raw, name, keys)
-
+    c = toml_file.Checker(path, toml_file.TYPE_NAMES)
     c.only(raw, ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds", "limits"))
-    b = section("bridge", _BRIDGE)
-    if not b["key"]:
-        raise fail("bridge.key", "required: the private key that signs the schedules (haldor keygen)")
-    sheets = section("sheets", {**dict.fromkeys(_SHEETS, ""), "pin_digits": 0})
-    pin_digits = sheets.pop("pin_digits")
-    if pin_digits != 0 and not 4 <= pin_digits <= 8:
-        raise fail("sheets.pin_digits", "4 to 8 (the length of every PIN), or 0: from the column")
+    b = c.section(raw, "bridge", _BridgeTable)
+    if not b.key:
+        raise c.fail("bridge.key", "required: the private key that signs the schedules (haldor keygen)")
+    sheets = c.section(raw, "sheets", _SheetsTable)
+    if sheets.pin_digits != 0 and not 4 <= sheets.pin_digits <= 8:
+        raise c.fail("sheets.pin_digits", "4 to 8 (the length of every PIN), or 0: from the column")
     for name in ("associations", "credentials", "rooms"):
-        if not sheets[name]:
-            raise fail(f"sheets.{name}", "required: a CSV or .xlsx file")
-    cal = section("calendar", {"association_from": "categories", "pattern": "", "all_day": "ignore"})
-    if cal["association_from"] not in ASSOCIATION_SOURCES:
-        raise fail("calendar.association_from", f"one of {', '.join(ASSOCIATION_SOURCES)}")
+        if not getattr(sheets, name):
+            raise c.fail(f"sheets.{name}", "required: a CSV or .xlsx file")
+    cal = c.section(raw, "calendar", _CalendarTable)
     try:
-        re.compile(cal["pattern"])
+        re.compile(cal.pattern)
     except re.error as exc:
-        raise fail("calendar.pattern", f"not a regular expression: {exc}") from None
-    if cal["all_day"] not in ("ignore", "closure"):
-        raise fail("calendar.all_day", 'must be "ignore" or "closure"')
-    sites = []
-    for i, s in enumerate(c.tables(raw, "sites")):
-        s = checked(s, {"id": "", "timezone": "Europe/Copenhagen", "policy": {}, "public_key": "", "plain": False}, f"sites[{i}]")
-        policy = checked(s["policy"], POLICY, f"sites[{i}].policy")
-        for key, value in policy.items():
-            if not isinstance(value, bool) and not 0 <= value <= 24 * 60:
-                raise fail(f"sites[{i}].policy.{key}", "0 to 1440 minutes")
-        site = Site(id=s["id"], timezone=s["timezone"], policy=s["policy"], public_key=s["public_key"], plain=s["plain"])
+        raise c.fail("calendar.pattern", f"not a regular expression: {exc}") from None
+    sites = _sites(c, raw)
+    feeds = _feeds(c, raw, {s.id for s in sites})
+    broker = _broker(c, c.section(raw, "mqtt", _MqttTable))
+    key = c.resolve(b.key)
+    try:
+        load_private_key(key)  # a missing or wrong key is found at start, not when something changed
+    except HaldorError as exc:
+        raise c.fail("bridge.key", str(exc)) from None
+    return BridgeConfig(
+        path=path,
+        state=c.resolve(b.state),
+        key=key,
+        kid=b.kid or Path(key).name.removesuffix(".key"),
+        interval_s=b.interval_s,
+        horizon_days=b.horizon_days,
+        delta_max=b.delta_max,
+        max_row_loss=b.max_row_loss,
+        sheets={name: c.resolve(getattr(sheets, name)) for name in _SHEETS if getattr(sheets, name)},
+        sites=sites,
+        feeds=feeds,
+        rule=AssociationRule(cal.association_from, cal.pattern),
+        all_day_closures=cal.all_day == "closure",
+        broker=broker,
+        limits=c.section(raw, "limits", Limits),
+        answer_s=b.answer_s,
+        pin_digits=sheets.pin_digits,
+    )
+
+
+def _sites(c: toml_file.Checker, raw: dict[str, Any]) -> tuple[Site, ...]:
+    sites = c.tables(raw, "sites", Site)
+    for i, site in enumerate(sites):
         if site.plain and site.public_key:
-            raise fail(f"sites[{i}].plain", "true sends in clear: give either public_key or plain = true, not both")
+            raise c.fail(f"sites[{i}].plain", "true sends in clear: give either public_key or plain = true, not both")
         if site.public_key:
             try:
                 sealing.load_public(site.public_key)
             except ValueError as exc:
-                raise fail(f"sites[{i}].public_key", str(exc)) from None
-        if not isinstance(site.id, str) or not IDENTIFIER.fullmatch(site.id):
-            raise fail(f"sites[{i}].id", IDENTIFIER_TEXT)
+                raise c.fail(f"sites[{i}].public_key", str(exc)) from None
+        if not IDENTIFIER.fullmatch(site.id):
+            raise c.fail(f"sites[{i}].id", IDENTIFIER_TEXT)
         try:
             ZoneInfo(site.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise fail(f"sites[{i}].timezone", f"unknown time zone {site.timezone!r}") from None
-        sites.append(site)
+            raise c.fail(f"sites[{i}].timezone", f"unknown time zone {site.timezone!r}") from None
     if not sites:
-        raise fail("sites", "at least one [[sites]] table")
-    site_ids = {s.id for s in sites}
+        raise c.fail("sites", "at least one [[sites]] table")
+    return sites
+
+
+def _feeds(c: toml_file.Checker, raw: dict[str, Any], site_ids: set[str]) -> tuple[FeedSource, ...]:
     feeds = []
-    for i, f in enumerate(c.tables(raw, "feeds")):
-        f = checked(f, {"site": "", "room": "", "source": ""}, f"feeds[{i}]")
-        feed = FeedSource(site=f["site"], room=f["room"], source=f["source"])
+    for i, feed in enumerate(c.tables(raw, "feeds", FeedSource)):
         if feed.site not in site_ids:
-            raise fail(f"feeds[{i}].site", f"no site {feed.site!r} in [[sites]]")
-        if not IDENTIFIER.fullmatch(feed.room or ""):
-            raise fail(f"feeds[{i}].room", IDENTIFIER_TEXT)
+            raise c.fail(f"feeds[{i}].site", f"no site {feed.site!r} in [[sites]]")
+        if not IDENTIFIER.fullmatch(feed.room):
+            raise c.fail(f"feeds[{i}].room", IDENTIFIER_TEXT)
         if not feed.source:
-            raise fail(f"feeds[{i}].source", "required: a file or an http(s) URL")
-        feeds.append(FeedSource(feed.site, feed.room, _resolve(feed.source)))
-    m = section("mqtt", _MQTT)
-    broker = None
-    if m["host"]:
-        broker = BrokerOptions(
-            host=m["host"],
-            port=m["port"],
-            tls=m["tls"],
-            ca_file=_resolve(m["ca_file"]) if m["ca_file"] else "",
-            cert_file=_resolve(m["cert_file"]) if m["cert_file"] else "",
-            key_file=_resolve(m["key_file"]) if m["key_file"] else "",
-            username=m["username"],
-            password_file=_resolve(m["password_file"]) if m["password_file"] else "",
-            transport=m["transport"],
-            prefix=m["topic_prefix"],
-        )
-    if not 0 <= b["max_row_loss"] <= 1:
-        raise fail("bridge.max_row_loss", "a share from 0 to 1 (0.2: refuse a sheet that lost a fifth of its rows)")
-    if not 10 <= b["interval_s"] <= 86400:
-        raise fail("bridge.interval_s", "10 seconds to a day")
-    if not 1 <= b["horizon_days"] <= 3660:
-        raise fail("bridge.horizon_days", "1 to 3660 days")
-    if not 0 <= b["answer_s"] <= 600:
-        raise fail("bridge.answer_s", "0 to 600 seconds (0: do not wait for the boxes' answers)")
-    if not 1 <= b["delta_max"]:
-        raise fail("bridge.delta_max", "at least 1")
-    if m["transport"] not in ("tcp", "websockets"):
-        raise fail("mqtt.transport", 'must be "tcp" or "websockets"')
-    if not 0 < m["port"] < 65536:
-        raise fail("mqtt.port", "must be 1-65535")
-    key = _resolve(b["key"])
-    try:
-        load_private_key(key)  # a missing or wrong key is found at start, not when something changed
-    except HaldorError as exc:
-        raise fail("bridge.key", str(exc)) from None
-    return BridgeConfig(
-        path=path,
-        state=_resolve(b["state"]),
-        key=key,
-        kid=b["kid"] or Path(key).name.removesuffix(".key"),
-        interval_s=float(b["interval_s"]),
-        horizon_days=int(b["horizon_days"]),
-        delta_max=int(b["delta_max"]),
-        max_row_loss=float(b["max_row_loss"]),
-        sheets={k: _resolve(v) for k, v in sheets.items() if v},
-        sites=tuple(sites),
-        feeds=tuple(feeds),
-        rule=AssociationRule(cal["association_from"], cal["pattern"]),
-        all_day_closures=cal["all_day"] == "closure",
-        broker=broker,
-        limits=_limits(c, raw),
-        answer_s=float(b["answer_s"]),
-        pin_digits=int(pin_digits),
+            raise c.fail(f"feeds[{i}].source", "required: a file or an http(s) URL")
+        feeds.append(FeedSource(feed.site, feed.room, c.resolve(feed.source)))
+    return tuple(feeds)
+
+
+def _broker(c: toml_file.Checker, m: _MqttTable) -> BrokerOptions | None:
+    """The broker to publish to; none without ``[mqtt] host`` (``--dry-run`` and tests)."""
+    if not m.host:
+        return None
+
+    def path(value: str) -> str:
+        return c.resolve(value) if value else ""
+
+    return BrokerOptions(
+        host=m.host,
+        port=m.port,
+        tls=m.tls,
+        ca_file=path(m.ca_file),
+        cert_file=path(m.cert_file),
+        key_file=path(m.key_file),
+        username=m.username,
+        password_file=path(m.password_file),
+        transport=m.transport,
+        prefix=m.topic_prefix,
     )
-
-
-def _limits(c: toml_file.Checker, raw: dict[str, Any]) -> Limits:
-    given = c.section(raw, "limits", asdict(Limits()))
-    for key, (low, high) in _LIMIT_RANGES.items():
-        if not low <= given[key] <= high:
-            raise c.fail(f"limits.{key}", f"{low} to {high}")
-    return Limits(**given)

@@ -11,7 +11,6 @@ into paho's private receive path, which no release promises to keep."""
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import logging
 import threading
@@ -61,7 +60,7 @@ def make_fleet_client(opts: BrokerOptions, client_id: str) -> mqtt.Client:
     """The consumer's client, configured as :meth:`BrokerOptions.client` does (TLS,
     credentials, websockets, no Nagle), acknowledging by hand."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, transport=opts.transport)
-    configure_client(client, dataclasses.asdict(opts), "--broker")
+    configure_client(client, opts, "--broker")
     client.on_socket_open = lambda c, userdata, sock: set_nodelay(sock)
     client.manual_ack_set(True)
     return client

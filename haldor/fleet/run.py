@@ -5,7 +5,6 @@ The command line only parses; what the options mean is decided here."""
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import logging
 import signal
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from haldor import listen as listening
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError
 from haldor.mqtt import BrokerOptions
 from haldor.sql import Database
@@ -36,10 +36,11 @@ def serve(args: Any, opts: BrokerOptions) -> int:
     season = _season(args)
     if season is None:
         return EXIT_BAD_INPUT
-    from haldor.kiosk.server import parse_listen
-
     settings = fleet_settings.load(args.fleet_config) if args.fleet_config else fleet_settings.FleetSettings()
-    listen = parse_listen(args.listen)
+    try:
+        listen = listening.parse(args.listen)
+    except ValueError as exc:
+        raise ConfigError(f"--listen {exc}") from None
     users = Operators(Database.open(args.db))
     public = _checked_address(args, listen[0], users)
     consumer = FleetConsumer(
@@ -54,7 +55,7 @@ def serve(args: Any, opts: BrokerOptions) -> int:
     # the login is always there; on loopback it is asked for once a user exists, added before or after the start
     web.auth = Sessions(users, secure=public is not None and public.scheme == "https", trusted_header=args.trusted_header)
     # behind a proxy (a public address) every request comes from loopback: never open there, users or not
-    web.login_always = not _loopback(listen[0]) or bool(args.trusted_header) or public is not None
+    web.login_always = not listening.is_loopback(listen[0]) or bool(args.trusted_header) or public is not None
     web.public_origin = f"{public.scheme}://{public.netloc}" if public is not None else ""
     web.metrics_token = Path(args.metrics_token_file).read_text().strip() if args.metrics_token_file else ""
     if args.command_key:
@@ -92,7 +93,7 @@ def _season(args: Any) -> tuple[int, int] | None:
 
 def _checked_address(args: Any, host: str, users: Operators) -> SplitResult | None:
     """The page's public address; beyond loopback only behind TLS and with a user."""
-    beyond_loopback = not _loopback(host)
+    beyond_loopback = not listening.is_loopback(host)
     public = urlsplit(args.public_url) if args.public_url else None
     if public is not None and (public.scheme not in ("http", "https") or not public.netloc):
         raise ConfigError(
@@ -112,15 +113,6 @@ def _checked_address(args: Any, host: str, users: Operators) -> SplitResult | No
             f"--listen {args.listen}: beyond loopback the page needs a login: add a user first (haldor fleet user add NAME --role operator)"
         )
     return public
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def manage_users(args: Any) -> int:

@@ -165,14 +165,7 @@ def outgoing(
             "no public key to check the signing key against: give --verify-with KID.pub "
             "(the key the boxes trust), or --config with their [trust] keys"
         )
-    sealed_for = None
-    if seal_to is not None:
-        if not key:
-            raise DocumentError("--seal-to needs --key: the sealed text is signed")
-        try:
-            sealed_for = sealing.load_public(seal_to)
-        except ValueError as exc:
-            raise DocumentError(f"--seal-to: {exc}") from None
+    sealed_for = _seal_key(seal_to, key)
     if isinstance(doc, dict) and "sealed" in doc and "doc" not in doc:
         raise DocumentError(
             "a sealed envelope can be neither checked nor routed here: give the bare document, --key and --seal-to"
@@ -180,21 +173,7 @@ def outgoing(
     if isinstance(doc, dict) and "doc" in doc:
         if key:
             raise DocumentError("already an envelope: --key would sign it twice; give the bare document")
-        faults = schemas.errors("envelope", doc)
-        if faults:
-            raise DocumentError(f"envelope: {faults[0]}")
-        payload = json.dumps(doc, ensure_ascii=False).encode()
-        if doc.get("sig") is None and not unsigned:
-            raise DocumentError("envelope without sig: boxes that require signatures reject it (--unsigned to publish anyway)")
-        if doc.get("sig") is not None:
-            if not verify:
-                raise DocumentError(
-                    f"signed by {doc.get('kid')!r} and no public key to check it with: "
-                    f"give --verify-with {doc.get('kid')}.pub (the key the boxes trust)"
-                )
-            inner = open_envelope(payload, verify, require_signature=True)
-        else:
-            inner = open_envelope(payload, {}, require_signature=False)
+        inner, payload = _opened(doc, verify, unsigned)
     elif key:
         if sealed_for is not None and isinstance(doc, dict) and doc.get("schema") == Schema.COMMAND:
             raise DocumentError("--seal-to: commands go in clear (they hold no card numbers)")
@@ -215,6 +194,35 @@ def outgoing(
     if site is not None and inner.get("site") != site:
         raise DocumentError(f"site: the document is for {inner.get('site')!r}, not {site!r}")
     return inner, payload
+
+
+def _seal_key(seal_to: str | None, key: str | None) -> Any:
+    if seal_to is None:
+        return None
+    if not key:
+        raise DocumentError("--seal-to needs --key: the sealed text is signed")
+    try:
+        return sealing.load_public(seal_to)
+    except ValueError as exc:
+        raise DocumentError(f"--seal-to: {exc}") from None
+
+
+def _opened(doc: dict, verify: Mapping[str, VerifyKey] | None, unsigned: bool) -> tuple[Any, bytes]:
+    """An envelope given whole: its document and payload, checked as a box would."""
+    faults = schemas.errors("envelope", doc)
+    if faults:
+        raise DocumentError(f"envelope: {faults[0]}")
+    payload = json.dumps(doc, ensure_ascii=False).encode()
+    if doc.get("sig") is None and not unsigned:
+        raise DocumentError("envelope without sig: boxes that require signatures reject it (--unsigned to publish anyway)")
+    if doc.get("sig") is None:
+        return open_envelope(payload, {}, require_signature=False), payload
+    if not verify:
+        raise DocumentError(
+            f"signed by {doc.get('kid')!r} and no public key to check it with: "
+            f"give --verify-with {doc.get('kid')}.pub (the key the boxes trust)"
+        )
+    return open_envelope(payload, verify, require_signature=True), payload
 
 
 def new_command(

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 from haldor.errors import HaldorError
+from haldor.listen import local_url
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,7 @@ FLAGS = (
 
 def kiosk_url(listen: str) -> str:
     """The page's address for a browser on the box: a server on every address is asked on loopback."""
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", "::", "[::]", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{port}/"
+    return local_url(listen)
 
 
 def wait_until_up(url: str, timeout: float = WAIT_S) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import signal
 import sqlite3
 import threading
 import time
@@ -23,10 +22,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from haldor import listen
 from haldor.config import Config
+from haldor.stopping import wait_for_stop
+from haldor.store.kiosk_reads import Day, read_day
 
-from .queries import read_day
-from .state import AgentView, Day, build_state
+from .state import AgentView, build_state
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,6 @@ REFRESH_S = 0.5
 HEARTBEAT_S = 15.0
 OFFLINE_AFTER_S = 15.0
 MAX_PUSH_BYTES = 64 * 1024
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host or "127.0.0.1", int(port)
 
 
 class Kiosk:
@@ -58,8 +54,8 @@ class Kiosk:
         self.clock = clock
         self.demo_badge = demo_badge  # only `haldor demo` sets it
         self.agent = AgentView()
-        self.language = cfg.site["language"]
-        self.title = cfg.kiosk["title"] or cfg.site["name"] or cfg.site_id
+        self.language = cfg.site.language
+        self.title = cfg.kiosk.title or cfg.site.name or cfg.site_id
         self.doors = [(d.id, d.name or d.id) for d in cfg.doors]
         self._conn: sqlite3.Connection | None = None
         self._changed = threading.Condition()
@@ -84,13 +80,13 @@ class Kiosk:
         try:
             if self._conn is None:
                 self._conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, check_same_thread=False, timeout=2)
-            return read_day(self._conn, now, self.cfg.site["timezone"])
+            return read_day(self._conn, now, self.cfg.site.timezone)
         except sqlite3.Error as exc:
             log.debug("database not readable yet: %s", exc)
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            return Day(timezone=self.cfg.site["timezone"])
+            return Day(timezone=self.cfg.site.timezone)
 
     def refresh(self) -> None:
         with self._changed:
@@ -211,7 +207,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         kiosk = self.server.kiosk
         path = self.path.split("?", 1)[0]
-        length = int(self.headers.get("Content-Length") or 0)
+        length_text = self.headers.get("Content-Length") or "0"
+        if not length_text.isdigit():  # a header that is no number is refused, never a crash of the request thread
+            self.close_connection = True
+            self._send(400, b"Content-Length: a number of bytes\n", "text/plain", {"Connection": "close"})
+            return
+        length = int(length_text)
         if length > MAX_PUSH_BYTES:
             self.close_connection = True  # the unread body must not be taken for the next request
             self._send(413, b"too large\n", "text/plain", {"Connection": "close"})
@@ -250,7 +251,7 @@ def serve(cfg: Config, *, kiosk: Kiosk | None = None, ready: threading.Event | N
     """Start the kiosk and its web server in background threads; the caller stops them."""
     kiosk = kiosk or Kiosk(cfg)
     kiosk.start()
-    server = KioskHTTPServer(kiosk, parse_listen(cfg.kiosk["listen"]))
+    server = KioskHTTPServer(kiosk, listen.parse(cfg.kiosk.listen))
     threading.Thread(target=server.serve_forever, name="kiosk-http", daemon=True).start()
     if ready is not None:
         ready.set()
@@ -265,12 +266,9 @@ def stop(server: KioskHTTPServer) -> None:
 
 def run_kiosk(cfg: Config) -> int:
     """`haldor kiosk`: until SIGTERM."""
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
     server = serve(cfg)
     host, port = server.server_address[:2]
     log.info("kiosk on http://%s:%s/", host, port)
-    done.wait()
+    wait_for_stop()
     stop(server)
     return 0

@@ -6,12 +6,13 @@ or a browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from haldor.protocol import APPROVED
+from haldor.store.kiosk_reads import Day, DayBooking, DayClosure
 from haldor.texts import kiosk_labels, t
 
 STALE_AFTER_S = 24 * 3600
@@ -156,44 +157,6 @@ def booking_rem(item: dict[str, Any], grid: Layout, language: str = "da") -> flo
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DayBooking:
-    id: str
-    room: str
-    association: str
-    title: str
-    start: float
-    end: float
-    status: str
-    checked_in: bool
-    no_show: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DayClosure:
-    room: str | None
-    start: float
-    end: float
-    reason: str
-
-
-@dataclass
-class Day:
-    """The day's schedule as the database holds it (with tomorrow's bookings, for the
-    cards that have room for them)."""
-
-    timezone: str = "Europe/Copenhagen"
-    rooms: list[tuple[str, str]] = field(default_factory=list)
-    bookings: list[DayBooking] = field(default_factory=list)
-    closures: list[DayClosure] = field(default_factory=list)
-    associations: dict[str, str] = field(default_factory=dict)
-    booking_titles: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # id -> (title, room name, start)
-    last_sync: float | None = None
-    version: int | None = None
-    tomorrow: list[DayBooking] = field(default_factory=list)  # tomorrow's bookings, by start
-    day_end: float | None = None  # when tomorrow begins: closures from then on are tomorrow's
-
-
 @dataclass
 class AgentView:
     """The last status and check-in answer the agent pushed, with when they came."""
@@ -302,6 +265,25 @@ def _item(b: DayBooking, state: str, closure: DayClosure | None, tz: ZoneInfo, l
     }
 
 
+class _Card:
+    """What is left of a room card's height (in rem) as its lines are laid on it."""
+
+    def __init__(self, grid: Layout, name: str, language: str) -> None:
+        self.grid, self.language = grid, language
+        self.full = grid.width_rem + (0.5 if grid.booking == "stacked" else 0.9)
+        self.left = grid.height_rem - LINE_REM * _lines(name, self.full, 1, "bold") - (0 if grid.booking == "stacked" else 0.1)
+
+    def height(self, x: dict[str, Any]) -> float:
+        return self.grid.line_gap_rem + booking_rem(x, self.grid, self.language)
+
+    def small(self, text: str, weight: str = "plain") -> float:
+        return self.grid.line_gap_rem + SMALL_REM * _lines(text, self.full, 0.8, weight)
+
+    def take(self, x: dict[str, Any], into: list[dict[str, Any]]) -> None:
+        into.append(x)
+        self.left -= self.height(x)
+
+
 def _room(
     now: float,
     day: Day,
@@ -332,53 +314,27 @@ def _room(
         over = closed_by[b.id]
         return _item(b, "closed" if over is not None and b.end > now else state, over, tz, language)
 
-    def height(x: dict[str, Any]) -> float:
-        return grid.line_gap_rem + booking_rem(x, grid, language)
-
-    def small(text: str, weight: str = "plain") -> float:
-        return grid.line_gap_rem + SMALL_REM * _lines(text, full, 0.8, weight)
-
     # what the card holds below its name and its closure now: its other closures today (given
     # up from the last should the first booking not fit beside them), then its bookings
-    full = grid.width_rem + (0.5 if grid.booking == "stacked" else 0.9)
-    budget = grid.height_rem - LINE_REM * _lines(name, full, 1, "bold") - (0 if grid.booking == "stacked" else 0.1)
+    card = _Card(grid, name, language)
     closed_label = t("kiosk.closed", language)
     if closure is not None:
-        budget -= small(f"{closed_label}: {closure.reason}", "bold") + 0.2  # a white box
+        card.left -= card.small(f"{closed_label}: {closure.reason}", "bold") + 0.2  # a white box
     left = [item(b) for b in mine if b.end > now]
-    least = (height(left[0]) + (small("+9") if len(left) > 1 else 0)) if left else 0.0
-    note_rems = [small(f"{closed_label} {n['start']}–{n['end']}: {n['reason']}") for n in notes]
-    while notes and budget - sum(note_rems) < least:
-        notes, note_rems = notes[:-1], note_rems[:-1]
-    budget -= sum(note_rems)
+    notes = _closures_that_fit(card, notes, left, closed_label)
     if not mine:
-        budget -= grid.line_gap_rem + LINE_REM  # "No bookings today"
+        card.left -= grid.line_gap_rem + LINE_REM  # "No bookings today"
     past: list[dict[str, Any]] = []
     tomorrow: list[dict[str, Any]] = []
-    if sum(height(x) for x in left) <= budget + 1e-9:
+    if sum(card.height(x) for x in left) <= card.left + 1e-9:
         shown, more = left, 0
-        budget -= sum(height(x) for x in left)
+        card.left -= sum(card.height(x) for x in left)
         for b in ended:  # on a card with nothing left today it stays: "no bookings today" would be wrong
-            if height(x := item(b)) <= budget or not left:
-                past.append(x)
-                budget -= height(x)
-        budget -= grid.line_gap_rem + SMALL_REM  # the heading "Tomorrow"
-        for b in [b for b in day.tomorrow if b.room == room_id and b.status == APPROVED][:TOMORROW_SHOWN]:
-            over = closure_over(b, day.closures)
-            x = _item(b, "closed" if over else "tomorrow", over, tz, language)
-            if height(x) > budget:
-                break
-            tomorrow.append(x)
-            budget -= height(x)
+            if card.height(x := item(b)) <= card.left or not left:
+                card.take(x, past)
+        tomorrow = _tomorrow_that_fits(card, day, room_id, tz)
     else:
-        budget -= grid.line_gap_rem + SMALL_REM  # the line "+N more today"
-        shown = []
-        for x in left:
-            if shown and height(x) > budget:
-                break  # the first is always sent (the page, which measures, has the last word)
-            shown.append(x)
-            budget -= height(x)
-        more = len(left) - len(shown)
+        shown, more = _today_that_fits(card, left)
     return {
         "id": room_id,
         "name": name,
@@ -388,6 +344,40 @@ def _room(
         "closed": None if closure is None else closure.reason,
         "closures_today": notes,
     }
+
+
+def _closures_that_fit(card: _Card, notes: list[dict[str, Any]], left: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """The room's other closures today, given up from the last while the first booking left
+    today would not fit beside them (with its "+N more" line when there are more)."""
+    least = (card.height(left[0]) + (card.small("+9") if len(left) > 1 else 0)) if left else 0.0
+    rems = [card.small(f"{label} {n['start']}–{n['end']}: {n['reason']}") for n in notes]
+    while notes and card.left - sum(rems) < least:
+        notes, rems = notes[:-1], rems[:-1]
+    card.left -= sum(rems)
+    return notes
+
+
+def _tomorrow_that_fits(card: _Card, day: Day, room_id: str, tz: ZoneInfo) -> list[dict[str, Any]]:
+    card.left -= card.grid.line_gap_rem + SMALL_REM  # the heading "Tomorrow"
+    tomorrow: list[dict[str, Any]] = []
+    for b in [b for b in day.tomorrow if b.room == room_id and b.status == APPROVED][:TOMORROW_SHOWN]:
+        over = closure_over(b, day.closures)
+        x = _item(b, "closed" if over else "tomorrow", over, tz, card.language)
+        if card.height(x) > card.left:
+            break
+        card.take(x, tomorrow)
+    return tomorrow
+
+
+def _today_that_fits(card: _Card, left: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Today's bookings as far as they fit, and how many did not."""
+    card.left -= card.grid.line_gap_rem + SMALL_REM  # the line "+N more today"
+    shown: list[dict[str, Any]] = []
+    for x in left:
+        if shown and card.height(x) > card.left:
+            break  # the first is always sent (the page, which measures, has the last word)
+        card.take(x, shown)
+    return shown, len(left) - len(shown)
 
 
 def _doors(states: dict[str, Any], doors: list[tuple[str, str]]) -> list[dict[str, Any]]:

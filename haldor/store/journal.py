@@ -26,12 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from haldor.access.damage import damaged
 from haldor.errors import StoreError
 from haldor.protocol import DOOR_MOVEMENTS, Event
 
 from . import recovery, reserve
-from .damage import damaged
-from .store import Store
+from .database import Store
 
 log = logging.getLogger(__name__)
 

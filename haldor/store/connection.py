@@ -1,8 +1,8 @@
 """The store's SQLite connection with the few verbs the store uses.
 
-sqlite-utils made these; it also brings click, dateutil and pluggy, 10 MB of a small
-Pi's memory at every start of the agent. It is used only to make or upgrade the schema
-(:func:`haldor.db.migrate`), where its table verbs pay.
+sqlite-utils had these; it also brings click, dateutil and pluggy, 10 MB of a small Pi's
+memory at every start of the agent, for a handful of verbs. The schema grows by SQL steps
+(:mod:`haldor.store.migrations`), so the box needs no more than the standard library.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOI
 
 class Connection:
     """One sqlite3 connection. A write outside a transaction is committed at once (as
-    sqlite-utils does), so a statement never leaves an implicit transaction open."""
+    sqlite-utils did), so a statement never leaves an implicit transaction open."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn

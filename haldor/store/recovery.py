@@ -35,7 +35,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 GOOD_COPY = "haldor.good.db"
-#: the last seq the journal wrote (:meth:`haldor.access.journal.Journal._mark`)
+#: the last seq the journal wrote (:meth:`haldor.store.journal.Journal._mark`)
 SEQ_MARK = "seq"
 #: what a running agent found damaged (:func:`mark_damaged`); the next start recovers
 DAMAGED_MARK = "damaged"

@@ -23,15 +23,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from haldor import clock
-from haldor.access import reserve
 from haldor.access.model import Policy
-from haldor.db import migrate
 from haldor.errors import StoreError
+from haldor.migrations import migrate
 
+from . import migrations, reserve
 from .activity import Activity
 from .command_log import CommandLog
 from .connection import Connection
-from .migrations import MIGRATIONS
 from .outbox import Outbox
 from .schedule_tables import ScheduleTables
 from .secret import SECRET_NAME, device_secret, fingerprint, write_secret
@@ -93,7 +92,9 @@ class Store:
             # FULL: a committed event survives a power cut, not only a crash.
             db.execute("PRAGMA synchronous=FULL")
             db.execute("PRAGMA foreign_keys=OFF")
-            migrate(conn, MIGRATIONS)
+            # a store made before haldor_schema counted its version counted it in SQLite's header
+            before = conn.execute("PRAGMA user_version").fetchone()[0]
+            migrate(conn, "sqlite", migrations.NAME, migrations.MIGRATIONS, counted_before=before)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"{path}: cannot open the store: {exc}") from exc
         store = cls(db, secret, site, timezone, default_policy)

@@ -11,9 +11,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from haldor.access.resend import ranges_of
 from haldor.protocol import DOOR_MOVEMENTS, Schema
-
-from ..resend import ranges_of
 
 if TYPE_CHECKING:
     from .database import Store

@@ -5,11 +5,48 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
 from haldor.clock import local_day
 
-from .state import Day, DayBooking, DayClosure
+
+@dataclass(frozen=True, slots=True)
+class DayBooking:
+    id: str
+    room: str
+    association: str
+    title: str
+    start: float
+    end: float
+    status: str
+    checked_in: bool
+    no_show: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DayClosure:
+    room: str | None
+    start: float
+    end: float
+    reason: str
+
+
+@dataclass
+class Day:
+    """The day's schedule as the database holds it (with tomorrow's bookings, for the
+    cards that have room for them)."""
+
+    timezone: str = "Europe/Copenhagen"
+    rooms: list[tuple[str, str]] = field(default_factory=list)
+    bookings: list[DayBooking] = field(default_factory=list)
+    closures: list[DayClosure] = field(default_factory=list)
+    associations: dict[str, str] = field(default_factory=dict)
+    booking_titles: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # id -> (title, room name, start)
+    last_sync: float | None = None
+    version: int | None = None
+    tomorrow: list[DayBooking] = field(default_factory=list)  # tomorrow's bookings, by start
+    day_end: float | None = None  # when tomorrow begins: closures from then on are tomorrow's
 
 
 def _meta(conn: sqlite3.Connection, key: str) -> Any:

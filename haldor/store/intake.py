@@ -16,15 +16,16 @@ from typing import Any, BinaryIO
 
 from nacl.public import PrivateKey
 
+from haldor.access.damage import damaged
+from haldor.access.envelope import open_document
+from haldor.access.schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
+from haldor.access.schedule_stream import SnapshotReader, head, streamable
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
 
-from .damage import damaged
-from .envelope import open_document
+from .database import DB_NAME, Store
 from .recovery import save_good_copy
-from .schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_WARNING, door_warnings, parse_document
-from .schedule_stream import SnapshotReader, head, streamable
-from .store import DB_NAME, ApplyResult, GapError, Store
+from .schedule_tables import ApplyResult, GapError
 
 log = logging.getLogger(__name__)
 
@@ -103,30 +104,7 @@ def process(
     ``doors``: this box's doors, to warn about rooms and doors that do not meet.
     ``site_key`` opens a sealed document; without ``plain`` one in clear is refused."""
     try:
-        if _empty(payload):  # how MQTT clears a retained message: nothing to apply, nothing wrong
-            return Outcome("empty", "ignored an empty payload (a retained message cleared)")
-        opened = open_document(payload, keys, require_signature, max_bytes=max_bytes, site_key=site_key, plain=plain)
-        text = opened.source()
-        first = None if text is None else head(text)
-        raw = first if streamable(first) else opened.parsed()
-        ignored = _ignorable(store, raw)
-        if ignored is not None:
-            log.info("schedule ignored: %s", ignored.message)
-            return ignored
-        noted: list[Outcome] = []
-
-        def report(result: ApplyResult, before: int | None) -> list[dict[str, Any]]:
-            """Inside the apply's transaction: the schedule and the event that says so, together."""
-            warnings = _warnings(store, result.version, before, doors)
-            noted.append(Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings)))
-            return [e for e in [noted[0].event()] if e is not None]
-
-        if first is not None and raw is first and text is not None:  # a snapshot read and applied item by item
-            reader = SnapshotReader(opened.source() or "")
-            del opened, text
-            result = store.schedule.apply_stream(reader, raw["site"], raw["version"], now, report)
-        else:
-            result = store.schedule.apply(parse_document(raw), now, report)
+        done = _apply(store, payload, keys, require_signature, now, doors, max_bytes, site_key, plain)
     except GapError as exc:
         message = f"{exc}; a snapshot is needed"
         log.warning("schedule gap: %s", message)
@@ -141,14 +119,56 @@ def process(
     except Exception as exc:  # a document that trips the validator is still only a bad document
         log.exception("schedule rejected: it broke the validator")
         return Outcome("rejected", f"malformed document ({type(exc).__name__})")
-    if result.status == "applied":
+    if isinstance(done, Outcome):
+        return done
+    result, applied = done
+    if result.status == "applied" and applied is not None:
         if result.kind == "snapshot":
             _save_good_copy(store)
-        applied = dataclasses.replace(noted[0], reported=True)
         log.info("schedule applied: %s %s%s", result.kind, result.version, "".join(f"; warning: {w}" for w in applied.warnings))
-        return applied
+        return dataclasses.replace(applied, reported=True)
     log.info("schedule ignored: %s %s %s", result.kind, result.version, result.detail)
     return Outcome(result.status, f"ignored {result.kind} {result.version}: {result.detail}", result.version)
+
+
+def _apply(
+    store: Store,
+    payload: bytes | str | BinaryIO,
+    keys: Mapping[str, Any],
+    require_signature: bool,
+    now: float,
+    doors: Collection[str] | None,
+    max_bytes: int | None,
+    site_key: PrivateKey | None,
+    plain: bool,
+) -> Outcome | tuple[ApplyResult, Outcome | None]:
+    """An outcome when there is nothing to apply; else what the store did, and the outcome
+    its transaction reported (the schedule and the event that says so commit together)."""
+    if _empty(payload):  # how MQTT clears a retained message: nothing to apply, nothing wrong
+        return Outcome("empty", "ignored an empty payload (a retained message cleared)")
+    opened = open_document(payload, keys, require_signature, max_bytes=max_bytes, site_key=site_key, plain=plain)
+    text = opened.source()
+    first = None if text is None else head(text)
+    raw = first if streamable(first) else opened.parsed()
+    ignored = _ignorable(store, raw)
+    if ignored is not None:
+        log.info("schedule ignored: %s", ignored.message)
+        return ignored
+    noted: list[Outcome] = []
+
+    def report(result: ApplyResult, before: int | None) -> list[dict[str, Any]]:
+        """Inside the apply's transaction: the schedule and the event that says so, together."""
+        warnings = _warnings(store, result.version, before, doors)
+        noted.append(Outcome("applied", f"applied {result.kind} {result.version}", result.version, tuple(warnings)))
+        return [e for e in [noted[0].event()] if e is not None]
+
+    if first is not None and raw is first and text is not None:  # a snapshot read and applied item by item
+        reader = SnapshotReader(opened.source() or "")
+        del opened, text
+        result = store.schedule.apply_stream(reader, raw["site"], raw["version"], now, report)
+    else:
+        result = store.schedule.apply(parse_document(raw), now, report)
+    return result, (noted[0] if noted else None)
 
 
 def _empty(payload: bytes | str | BinaryIO) -> bool:
