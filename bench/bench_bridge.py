@@ -3,16 +3,21 @@ credentials sheet for the whole municipality; `haldor bridge --once` in its own 
 against a real Mosquitto, with every schedule sealed to its site's key.
 
 Prints: the first run (every site a snapshot): wall time, peak memory, bytes published;
-a second run with nothing changed; a third after 10 single bookings moved: wall time,
-how many sites got a delta, bytes published.
+``--rounds`` runs with nothing changed (the median and each), each beside a run of its
+floor (FLOOR_RUN: the same sheets and feeds read and compared with the last run's, in a
+plain script without the bridge's code), interleaved; then a run after 10 single
+bookings moved: wall time, how many sites got a delta, bytes published.
 
     python bench/bench_bridge.py --sites 100 --bookings 50000 --credentials 100000
+    python bench/bench_bridge.py --sites 1000 --bookings 80000 --credentials 100000   # target: unchanged under 5 s
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,6 +135,94 @@ def write_calendar(path: Path, events: list) -> None:
     path.write_bytes(cal.to_ical())
 
 
+#: the floor of a run with nothing changed, written without the bridge's code: the same
+#: sheets (csv) and feeds (icalendar, recurring_ical_events: one query per feed over the
+#: horizon), each site's snapshot put together from dictionaries keyed by site and
+#: association, compared as JSON text with what the floor's own last run stored (SQLite),
+#: nothing published. No limits, no worker process, no checks of what a box would refuse.
+FLOOR_RUN = r"""
+import csv, json, sqlite3, sys
+from collections import defaultdict
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+import icalendar, recurring_ical_events
+root, manifest = sys.argv[1], json.load(open(sys.argv[2]))
+tz = ZoneInfo("Europe/Copenhagen")
+def rows(name):
+    with open(f"{root}/{name}", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter=";"))
+associations = {a["id"]: a for a in rows("associations.csv")}
+members = defaultdict(list)
+for c in rows("credentials.csv"):
+    members[c["association"]].append(c)
+rooms = defaultdict(list)
+for r in rows("rooms.csv"):
+    rooms[r["site"]].append(r)
+start = datetime.now(tz) - timedelta(days=1)
+end = start + timedelta(days=365)
+db = sqlite3.connect(f"{root}/floor-state.db")
+db.execute("CREATE TABLE IF NOT EXISTS published(site TEXT PRIMARY KEY, doc TEXT)")
+changed = 0
+for site, feeds in manifest.items():
+    bookings = []
+    for room, name in feeds:
+        with open(f"{root}/{name}", "rb") as f:
+            cal = icalendar.Calendar.from_ical(f.read())
+        for e in recurring_ical_events.of(cal).between(start, end):
+            first = e["dtstart"].dt
+            bookings.append({"id": f"{e['uid']}|{first.isoformat()}", "room": room, "association": str(e["categories"].cats[0]),
+                             "start": first.isoformat(), "end": e["dtend"].dt.isoformat()})
+    booked = sorted({b["association"] for b in bookings})
+    doc = json.dumps({"rooms": rooms[site], "associations": [associations[a] for a in booked],
+                      "credentials": [c for a in booked for c in members[a]], "bookings": bookings}, sort_keys=True)
+    row = db.execute("SELECT doc FROM published WHERE site = ?", [site]).fetchone()
+    if row is None or row[0] != doc:
+        changed += 1
+        with db:
+            db.execute("INSERT OR REPLACE INTO published VALUES (?, ?)", [site, doc])
+print(changed)
+"""
+
+
+def floor_run(root: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    cmd = [sys.executable, str(root / "floor_run.py"), str(root), str(root / "manifest.json")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return time.perf_counter() - started, done.stdout.strip()
+
+
+def unchanged_rounds(config: Path, root: Path, calendars: dict[str, list], rounds: int) -> dict:
+    """Runs with nothing changed since the last, interleaved with the floor's: the floor's
+    first run stores its snapshots, then floor round, bridge round, floor round ..."""
+    manifest: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(calendars):
+        site, room = name.removesuffix(".ics").rsplit("-sal-", 1)
+        manifest.setdefault(site, []).append((f"sal-{room}", name))
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    (root / "floor_run.py").write_text(FLOOR_RUN)
+    floor_run(root)
+    runs: dict[str, list[float]] = {"bridge": [], "floor": []}
+    for _ in range(rounds):
+        seconds, changed = floor_run(root)
+        if changed != "0":
+            raise RuntimeError(f"the floor found {changed} sites changed")
+        runs["floor"].append(seconds)
+        seconds, out = run(config)
+        if " to haldor/v1/" in out:
+            raise RuntimeError(f"an unchanged run published: {out[-500:]}")
+        runs["bridge"].append(seconds)
+    bridge, floor = statistics.median(runs["bridge"]), statistics.median(runs["floor"])
+    return {
+        "unchanged_run_s": round(bridge, 2),
+        "unchanged_run_s_all": [round(x, 2) for x in runs["bridge"]],
+        "floor_unchanged_run_s": round(floor, 2),
+        "floor_unchanged_run_s_all": [round(x, 2) for x in runs["floor"]],
+        "unchanged_ratio": round(bridge / floor, 2),
+    }
+
+
 def run(config: Path) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
@@ -145,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sites", type=int, default=100)
     p.add_argument("--bookings", type=int, default=50_000, help="season bookings across all sites")
     p.add_argument("--credentials", type=int, default=100_000)
+    p.add_argument("--rounds", type=int, default=3, help="runs with nothing changed, each beside a floor run")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     results: dict = {"sites": args.sites}
@@ -160,9 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             results["first_run_peak_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
             first_bytes, _ = counter.take(args.sites)
             results["first_run_published_mb"] = round(first_bytes / 2**20, 2)
-            seconds, out = run(config)
-            results["unchanged_run_s"] = round(seconds, 2)
-            results["unchanged_run_published"] = out.count(" to haldor/v1/")
+            results.update(unchanged_rounds(config, root, calendars, args.rounds))
             moved = sorted(calendars)[:10]  # one booking moved an hour in each of ten rooms
             for name in moved:
                 master = calendars[name][0]

@@ -8,6 +8,10 @@
   the reader's pty until the loop moves the lock, beside the same without a resend
   (the floor), interleaved in one run.
 
+The first three are printed beside their floors (bench/sync_floors.py: the same work in
+plain paho, sqlite3 and hmac), run in the same run: a floor snapshot before and after the
+agent's, a floor card after each of the agent's, a floor replay before and after.
+
     python bench/bench_sync.py                                   # full size
     python bench/bench_sync.py --bookings 1000 --credentials 2000 --events 2000 --samples 50 --resend 2000
 """
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import queue
+import statistics
 import sys
 import tempfile
 import threading
@@ -35,6 +40,7 @@ from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
 from bench.bench_access import TZ, make_snapshot, percentiles, report  # noqa: E402
+from bench.sync_floors import CardFloor, replay_floor, snapshot_floor  # noqa: E402
 from haldor import __version__, config  # noqa: E402
 from haldor.access.envelope import seal  # noqa: E402
 from haldor.agent.hardware import build_hardware  # noqa: E402
@@ -153,26 +159,39 @@ port = "{os.ttyname(slave)}"
             doc["site"] = SITE
             payload = json.dumps(seal(doc, "k", key)).encode()
             results["snapshot_mb"] = round(len(payload) / 1e6, 1)
+            floors = [snapshot_floor(broker.port, doc, tmp_path)]  # floor round, the agent's, floor round
             t0 = time.perf_counter()
             publisher.publish(f"{PREFIX}/schedule", payload, qos=1, retain=True)
             at, event = sub.next_event("sync.applied", timeout=120)
             results["snapshot_publish_to_applied_s"] = round(at - t0, 2)
+            floors.append(snapshot_floor(broker.port, doc, tmp_path))
+            results["floor_snapshot_publish_to_applied_s"] = round(statistics.median(floors), 2)
 
             # 2. card to event on the broker
             hw_reader = agent.hw.readers[0]
             if not hw_reader.ready.wait(5):
                 raise RuntimeError("reader port did not open")
-            latencies = []
-            for n in range(args.samples):
-                t0 = time.perf_counter()
-                os.write(master, f"uid:04{n:012X}\r\n".encode())
-                at, event = sub.next_event("access.granted", timeout=10)
-                latencies.append(at - t0)
+            latencies, floor_latencies = [], []
+            card_floor = CardFloor(broker.port, tmp_path, doc)
+            try:
+                for n in range(args.samples):  # each card to the agent, then the same to its floor
+                    t0 = time.perf_counter()
+                    os.write(master, f"uid:04{n:012X}\r\n".encode())
+                    at, event = sub.next_event("access.granted", timeout=10)
+                    latencies.append(at - t0)
+                    floor_latencies.append(card_floor.sample(f"uid:04{n:012X}"))
+            finally:
+                card_floor.close()
             p50, p99 = percentiles(latencies)
             results["card_to_broker_p50_ms"] = round(p50 * 1e3, 2)
             results["card_to_broker_p99_ms"] = round(p99 * 1e3, 2)
+            f50, f99 = percentiles(floor_latencies)
+            results["floor_card_to_broker_p50_ms"] = round(f50 * 1e3, 2)
+            results["floor_card_to_broker_p99_ms"] = round(f99 * 1e3, 2)
 
-            # 3. outbox replay after the broker comes back
+            # 3. outbox replay after the broker comes back, between two rounds of its floor
+            queued = (args.events // 1000) * 1000
+            replay_floors = [replay_floor(broker.port, queued, tmp_path)]
             broker.stop()
             link.connected.clear()
             deadline = time.monotonic() + 10
@@ -185,7 +204,6 @@ port = "{os.ttyname(slave)}"
             for _ in range(args.events // 1000):
                 writer.outbox.append(batch, time.time())
             writer.close()
-            queued = (args.events // 1000) * 1000
             broker.start()
             if not link.connected.wait(30):
                 raise RuntimeError("agent did not reconnect")
@@ -194,6 +212,8 @@ port = "{os.ttyname(slave)}"
                 raise RuntimeError(f"only {len(sub.ids) - already} of {queued} events arrived")
             elapsed = time.perf_counter() - t0
             results["replay_events_per_s"] = round(queued / elapsed)
+            replay_floors.append(replay_floor(broker.port, queued, tmp_path))
+            results["floor_replay_events_per_s"] = round(statistics.median(replay_floors))
 
             # 4. decisions while the fleet has events sent again
             results.update(_decisions_while_resending(agent, link, publisher, master, min(args.resend, queued)))

@@ -20,7 +20,8 @@ import pytest
 
 from haldor.bridge import service, settings
 from haldor.bridge.state import BridgeState
-from haldor.bridge.worker import InputWorker, Timeout
+from haldor.bridge.worker import InputWorker, Shared, Timeout
+from haldor.errors import HaldorError
 
 from . import hostile_inputs
 from .broker import Watcher
@@ -213,3 +214,21 @@ def test_starting_the_reader_process_keeps_the_signals_the_service_blocks():
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     assert seen and {signal.SIGTERM, signal.SIGINT} <= seen[0]
+
+
+def test_a_shared_argument_goes_to_the_reading_process_once_per_process():
+    """The associations' names went with each of 2,000 feeds (200 kB pickled each at 1,000
+    sites); now once. The child keeps what it was sent: a change in this process is not
+    seen by it until the child is replaced, and then it is sent again."""
+    worker = InputWorker(memory_mb=1024)  # a child past a quarter of its bound is replaced after each input
+    try:
+        names = Shared([1, 2])
+        timeout = Timeout(10, "limits.feed_timeout_s")
+        assert worker.call("a sum", timeout, sum, names) == 3
+        names.value.append(4)  # not sent again: the child sums what it holds
+        assert worker.call("a sum", timeout, sum, names) == 3
+        with pytest.raises(HaldorError):  # an input the child fails on replaces it
+            worker.call("a bad one", timeout, int, "x")
+        assert worker.call("a sum", timeout, sum, names) == 7
+    finally:
+        worker.close()

@@ -324,3 +324,63 @@ def test_a_snapshot_refused_for_space_is_applied_once_space_is_back(tmp_path, br
         publisher.close()
         watcher.close()
         agent.close()
+
+
+def _corrupt_table(db: Path, table: str) -> None:
+    """Garbage over the root page of ``table`` and its indexes, after a checkpoint: a bad
+    sector where no read of the start or of a decision goes."""
+    with sqlite3.connect(db, timeout=10) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [r[0] for r in conn.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name = ?", [table])]
+    conn.close()
+    with open(db, "r+b") as f:
+        for page in pages:
+            f.seek((page - 1) * page_size)
+            f.write(GARBAGE[:page_size])
+
+
+def test_the_start_leaves_the_whole_check_for_later_and_it_says_what_the_start_would_have(tmp_path):
+    """`haldor run` opens its store without reading all of it (quick_check took 1.8 s cold at
+    300,000 credentials before the doors answered); the check it runs later names the damage
+    as the start did, and the start after it sets the file aside and restores the copy."""
+    store = Store.open(tmp_path, "s", "Europe/Copenhagen", Policy())
+    store.set_meta("schedule_version", 41)
+    recovery.save_good_copy(store.db.conn, tmp_path / "haldor.db")
+    store.close()
+    db = tmp_path / "haldor.db"
+    _corrupt_table(db, "commands_seen")
+    assert recovery.check(db, integrity=False) is None  # nothing read that is damaged: the doors may start
+    assert not list(tmp_path.glob("haldor.db.corrupt-*"))
+    why = recovery.integrity(db)
+    assert why is not None and why.startswith("database corrupt (")
+    recovery.mark_damaged(db, why)  # what the running agent does with it (StorageWatch.found_damage)
+    message = recovery.check(db, integrity=False)
+    assert message is not None and message.startswith(why) and "restored from the copy" in message
+    assert len(list(tmp_path.glob("haldor.db.corrupt-*[0-9]"))) == 1  # the file (its -wal, -shm beside it)
+    assert recovery.integrity(db) is None
+    assert recovery.check(db) is None
+
+
+def test_a_store_damaged_where_the_doors_do_not_read_is_found_after_they_answer(site):
+    """The doors answer before the whole file is checked; the check then finds the damage,
+    the agent stops with EXIT_DAMAGED (locks safe), and the start after it recovers with
+    the words and the steps of a start that found it itself."""
+    agent, watcher, publisher = site
+    _doors_work(agent, watcher)
+    assert agent.stop() == 0
+    db = agent.data_dir / "haldor.db"
+    _corrupt_table(db, "commands_seen")
+    faults = len(watcher.events("storage.fault"))
+    agent.start()
+    agent.badge()
+    assert agent.proc is not None and agent.proc.wait(20) == EXIT_DAMAGED
+    log = agent.log.read_text()
+    last_run = log[log.rindex("reader main-in: port ") :]
+    assert "card at main-in: " in last_run  # the doors answered
+    assert "the database is damaged (database corrupt (" in last_run
+    agent.start()  # systemd does this (Restart=always)
+    fault = wait_for(lambda: watcher.events("storage.fault")[faults:], timeout=20, what="storage.fault")[0]
+    assert fault["reason"].startswith("database corrupt (") and "restored from the copy" in fault["reason"]
+    _doors_work(agent, watcher)
+    assert list(agent.data_dir.glob("haldor.db.corrupt-*"))

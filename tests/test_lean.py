@@ -34,3 +34,11 @@ print(json.dumps([made, "sqlite_utils" in sys.modules]))
 """
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert json.loads(out) == [False, False]
+
+
+def test_the_schedule_worker_is_imported_when_the_first_document_comes():
+    """multiprocessing and the worker cost every start 14 ms before the doors answered,
+    for documents that come minutes later, or not at all after a power cut."""
+    code = "import json, sys, haldor.cli, haldor.agent.run; print(json.dumps(sorted(sys.modules)))"
+    loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout))
+    assert [name for name in ("multiprocessing", "concurrent.futures", "haldor.agent.schedule_worker") if name in loaded] == []

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from haldor.access import commands, envelope, resend
 from haldor.access.controller import Controller, Emit
@@ -30,10 +30,12 @@ from .budget import ReportBudget
 from .link import MqttLink, Received
 from .messages import Acked, AnyVersion, HttpSchedule, Publish, Remembered, ScheduleDone, TimeKnown
 from .periodic import Once
-from .schedule_worker import ScheduleWorker, StoreOpening
 from .site import policy_of
 from .storage_watch import StorageWatch
 from .timekeeping import Timekeeper
+
+if TYPE_CHECKING:  # imported when the first document comes (multiprocessing: 14 ms at every start)
+    from .schedule_worker import ScheduleWorker
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,8 @@ class Remote:
 
     def worker(self) -> ScheduleWorker:
         if self._worker is None:
+            from .schedule_worker import ScheduleWorker, StoreOpening  # not before the doors answer
+
             cfg = self.cfg
             self._worker = ScheduleWorker(
                 StoreOpening(

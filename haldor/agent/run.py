@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import signal
 import sqlite3
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from haldor import __version__
+from haldor.access.damage import damaged
 from haldor.config import Config
-from haldor.store import DB_NAME, recovery
+from haldor.errors import StoreError
+from haldor.store import DB_NAME, Store, recovery
+from haldor.store.journal import StorageChanged
 
 from .data_lock import DataDirLock
 from .hardware import build_hardware
@@ -20,6 +25,9 @@ from .loop import Agent
 from .messages import Stop
 from .notify import Notifier
 from .site import open_store
+
+if TYPE_CHECKING:
+    from .http_fallback import HttpFallback
 
 log = logging.getLogger(__name__)
 
@@ -32,31 +40,20 @@ EXIT_DAMAGED = 74
 def run_forever(cfg: Config) -> int:
     """`haldor run`: until SIGTERM (exit 0), every non-fail-safe door locked at the end."""
     held = DataDirLock(cfg.data_dir).acquire()  # before anything of the folder is touched
+    db_path = Path(cfg.data_dir) / DB_NAME
     try:
-        recovery.check(Path(cfg.data_dir) / DB_NAME)
-        store = open_store(cfg)
+        store = _open_checked(cfg, db_path)
     except BaseException:
         held.release()
         raise
-    outbox = kiosk = agent = saved = None
+    outbox = kiosk = agent = saved = broken = None
     try:
         inbox = Inbox()  # the door's messages before the network's
         link = None
         if cfg.mqtt.host:
             outbox = open_store(cfg)  # the pump's own connection
             link = MqttLink(cfg, outbox, inbox.put, version=__version__)
-        fallback = None
-        if cfg.sync.http_url:
-            # httpx costs a box without http_url 18 MB and 70 ms at start: only where it is used
-            from .http_fallback import HttpFallback
-
-            fallback = HttpFallback(
-                cfg.sync.http_url,
-                cfg.site_id,
-                cfg.sync.http_after_s,
-                inbox.put,
-                link.connected.is_set if link is not None else (lambda: False),
-            )
+        fallback = _fallback(cfg, inbox, link)
         kiosk = KioskFeed(feed_url(cfg.kiosk.listen))
         hardware = build_hardware(cfg, inbox.put)
         try:
@@ -71,12 +68,18 @@ def run_forever(cfg: Config) -> int:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        _check_when_ready(agent, db_path)
         agent.run()
         if agent.storage.restart_for is not None:
             try:
                 saved = recovery.save_deleted(store.db.conn, Path(cfg.data_dir) / DB_NAME)
             except (OSError, sqlite3.Error) as exc:  # the start after this one recovers from the good copy
                 log.error("what the agent had open could not be saved: %s", exc)
+    except (sqlite3.Error, StoreError) as exc:  # damage met outside the loop (its start): never a start that fails forever
+        broken = damaged(exc)
+        if broken is None:
+            raise
+        recovery.mark_damaged(db_path, broken)
     finally:
         if kiosk is not None:
             kiosk.close()
@@ -89,8 +92,59 @@ def run_forever(cfg: Config) -> int:
             except OSError as exc:  # the saved copy stays beside it, named in the log
                 log.error("%s could not be put in place: %s", saved, exc)
         held.release()
-    if agent.storage.damage is not None:
-        log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", agent.storage.damage)
+    return _exit_status(agent, broken)
+
+
+def _open_checked(cfg: Config, db_path: Path) -> Store:
+    """The store, checked as far as the doors need it: missing, empty, marked damaged or
+    without its schedule is recovered here; the whole file's check waits until the doors
+    answer (:func:`_check_when_ready`), unless the store cannot even be opened."""
+    recovery.check(db_path, integrity=False)
+    try:
+        return open_store(cfg)
+    except (sqlite3.Error, StoreError) as exc:
+        if damaged(exc) is None:
+            raise
+        log.error("%s: cannot be opened (%s): checked whole before the doors start", db_path, exc)
+    recovery.check(db_path)
+    return open_store(cfg)
+
+
+def _check_when_ready(agent: Agent, db_path: Path) -> None:
+    """``PRAGMA quick_check`` once the loop answers the doors, in a thread of its own (SQLite
+    reads without the interpreter's lock): damage it finds stops the agent as damage found
+    by a read does, and the next start puts the good copy in place."""
+
+    def check() -> None:
+        agent.running.wait()
+        why = recovery.integrity(db_path)
+        if why is not None:
+            agent.post(StorageChanged(damage=why))
+
+    threading.Thread(target=check, name="integrity", daemon=True).start()
+
+
+def _fallback(cfg: Config, inbox: Inbox, link: MqttLink | None) -> HttpFallback | None:
+    if not cfg.sync.http_url:
+        return None
+    # httpx costs a box without http_url 18 MB and 70 ms at start: only where it is used
+    from .http_fallback import HttpFallback
+
+    return HttpFallback(
+        cfg.sync.http_url,
+        cfg.site_id,
+        cfg.sync.http_after_s,
+        inbox.put,
+        link.connected.is_set if link is not None else (lambda: False),
+    )
+
+
+def _exit_status(agent: Agent | None, broken: str | None) -> int:
+    """``broken``: damage met before the loop ran (then there may be no agent)."""
+    if agent is not None and broken is None:
+        broken = agent.storage.damage
+    if broken is not None or agent is None:  # no agent: only when the damage was met before it
+        log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", broken)
         return EXIT_DAMAGED
     if agent.storage.restart_for is not None:
         log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)

@@ -38,10 +38,47 @@ def _public(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if not k.startswith("_")}
 
 
-def snapshot(site: Site, inputs: Inputs, *, generated_at: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Shares:
+    """Where each site's part of a run's inputs is, by position in their lists, found in
+    one pass: a snapshot per site scanned every row of every sheet, 100 million rows a
+    run at 1,000 sites and 100,000 credentials."""
+
+    rooms: dict[str, list[int]]  # site -> its rooms
+    associations: dict[str, list[int]]  # id -> the associations of that id
+    members: dict[str, list[int]]  # association -> its credentials but caretakers
+    caretakers: dict[str, list[int]]  # site -> the caretakers who look after it
+    closures: dict[str, list[int]]  # site -> its closures
+
+
+def shares(inputs: Inputs) -> Shares:
+    found = Shares({}, {}, {}, {}, {})
+    for i, r in enumerate(inputs.rooms):
+        found.rooms.setdefault(r["_site"], []).append(i)
+    for i, a in enumerate(inputs.associations):
+        found.associations.setdefault(a["id"], []).append(i)
+    for i, c in enumerate(inputs.credentials):
+        if c["role"] == Role.CARETAKER:
+            for s in set(c["_sites"]):
+                found.caretakers.setdefault(s, []).append(i)
+        elif c["association"] is not None:
+            found.members.setdefault(c["association"], []).append(i)
+    for i, c in enumerate(inputs.closures):
+        found.closures.setdefault(c["_site"], []).append(i)
+    return found
+
+
+def _picked(items: list[dict[str, Any]], groups: Mapping[str, list[int]], keys: Any) -> list[dict[str, Any]]:
+    """The items of ``groups``' ``keys``, in the order of ``items`` (as a scan of them gives)."""
+    return [items[i] for i in sorted({i for k in keys for i in groups.get(k, ())})]
+
+
+def snapshot(site: Site, inputs: Inputs, *, generated_at: str, found: Shares | None = None) -> dict[str, Any]:
     """The site's snapshot without its version: its rooms, the bookings of its feeds, the
-    associations that book it, their members' credentials, its caretakers, its closures."""
-    rooms = [_public(r) for r in inputs.rooms if r["_site"] == site.id]
+    associations that book it, their members' credentials, its caretakers, its closures.
+    ``found``: :func:`shares` of ``inputs``, made once for every site of a run."""
+    found = found or shares(inputs)
+    rooms = [_public(r) for r in _picked(inputs.rooms, found.rooms, [site.id])]
     room_ids = {r["id"] for r in rooms}
     bookings: list[dict[str, Any]] = []
     strays: Counter[str] = Counter()
@@ -53,18 +90,17 @@ def snapshot(site: Site, inputs: Inputs, *, generated_at: str) -> dict[str, Any]
     for room, n in sorted(strays.items()):
         inputs.problems.append(f"{site.id}: room {room!r} of a feed is not in the rooms sheet: its {n} bookings left out")
     booking_associations = {b["association"] for b in bookings}
-    associations = [_public(a) for a in inputs.associations if a["id"] in booking_associations]
+    associations = [_public(a) for a in _picked(inputs.associations, found.associations, booking_associations)]
     known = {a["id"] for a in associations}
     missing = booking_associations - known
     if missing:
         inputs.problems.append(f"{site.id}: associations {sorted(missing)} book rooms but are not in the sheet (left out)")
         bookings = [b for b in bookings if b["association"] in known]
-    credentials = [
-        _public(c)
-        for c in inputs.credentials
-        if (c["role"] == Role.CARETAKER and site.id in c["_sites"]) or (c["role"] != Role.CARETAKER and c["association"] in known)
+    chosen = {i for a in known for i in found.members.get(a, ())} | set(found.caretakers.get(site.id, ()))
+    credentials = [_public(inputs.credentials[i]) for i in sorted(chosen)]
+    closures = [
+        _public(c) for c in _picked(inputs.closures, found.closures, [site.id]) if c["room"] is None or c["room"] in room_ids
     ]
-    closures = [_public(c) for c in inputs.closures if c["_site"] == site.id and (c["room"] is None or c["room"] in room_ids)]
     doc: dict[str, Any] = {
         "schema": Schema.SNAPSHOT.value,
         "site": site.id,

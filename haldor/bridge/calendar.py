@@ -213,8 +213,9 @@ class _Reading:
 
 def _instances(query: Any, start: datetime, end: datetime, tz: ZoneInfo, cap: int, source: str) -> list[Any]:
     """The instances between ``start`` and ``end``, a stretch of time at a time: an hour
-    first, twice as long while they are sparse. Taking stops at ``cap``: a rule by the
-    second is expanded a few hours' worth, not ten million instances."""
+    first, eight times as long while they are sparse (each query costs about a millisecond
+    however few it finds: doubling took 14 for a season's weekly series). Taking stops at
+    ``cap``: a rule by the second is expanded a few hours' worth, not ten million instances."""
     taken: list[Any] = []
     since, span = start, timedelta(hours=1)
     while since < end:
@@ -225,7 +226,7 @@ def _instances(query: Any, start: datetime, end: datetime, tz: ZoneInfo, cap: in
         if len(taken) + len(stretch) > cap:
             raise TooManyBookings(f"{source}: more than {cap} bookings over the horizon")
         taken += stretch
-        span = span * 2 if len(stretch) * 16 < cap else span
+        span = span * 8 if len(stretch) * 16 < cap else span
         since = until
     return taken
 

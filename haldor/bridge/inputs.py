@@ -19,7 +19,7 @@ from . import build, feeds, sheets
 from .calendar import Feed, TooManyBookings, read_feed
 from .settings import BridgeConfig, FeedSource
 from .state import BridgeState
-from .worker import InputWorker, Timeout
+from .worker import InputWorker, Shared, Timeout
 
 
 class Refused(HaldorError):
@@ -95,6 +95,7 @@ def _read_feeds(
         for alias in (a["id"], a["name"], a.get("_calendar") or ""):
             if alias:
                 names[alias.lower()] = a["id"]
+    shared = Shared(names)  # the same for every feed: sent to the reading process once
     limits, unread = cfg.limits, set()
     used: Counter[str] = Counter()
     for feed in cfg.feeds:
@@ -107,7 +108,7 @@ def _read_feeds(
         }
         why = min(left, key=lambda k: left[k])
         try:
-            got = _read_feed(cfg, state, worker, feed, now, names, max(left[why], 0))
+            got = _read_feed(cfg, state, worker, feed, now, shared, max(left[why], 0))
         except TooManyBookings as exc:
             inputs.problems.append(f"{exc}{why}: {feed.site} is kept as it was")
             unread.add(feed.site)
@@ -139,7 +140,7 @@ def _read_feed(
     worker: InputWorker,
     feed: FeedSource,
     now: float,
-    names: dict[str, str],
+    names: Shared,
     cap: int,
 ) -> Feed:
     site = next(s for s in cfg.sites if s.id == feed.site)

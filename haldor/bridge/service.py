@@ -45,10 +45,11 @@ def plan(
     snapshot to remember. ``resend``: sites that asked for a snapshot."""
     out = []
     generated_at = datetime.fromtimestamp(now, ZoneInfo("UTC")).isoformat(timespec="seconds").replace("+00:00", "Z")
+    found = build.shares(inputs)
     for site in cfg.sites:
         if site.id in unread:
             continue
-        new = build.snapshot(site, inputs, generated_at=generated_at)
+        new = build.snapshot(site, inputs, generated_at=generated_at, found=found)
         last = state.published(site.id)
         old_version, old = last if last is not None else (0, None)
         diff = build.changes(old, new)
