@@ -6,6 +6,8 @@ translation is changed in one place and no screen is left half-translated.
 
 from __future__ import annotations
 
+from .texts_dashboard import DASHBOARD_TEXTS
+
 LANGUAGES = ("da", "en")
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -362,6 +364,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Hold open lasts until someone presses Lock again.",
     },
 }
+
+TEXTS.update(DASHBOARD_TEXTS)
 
 
 def t(key: str, language: str = "da") -> str:

@@ -15,6 +15,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from haldor.texts import TEXTS, event, t
 
 from .alerts import describe
+from .charts import season_chart
+from .dashboard import by_attention, online_count, season_weeks, totals
 from .exports import reason_text
 from .formats import count, number, percent, week, when
 from .report import weekly_totals
@@ -110,7 +112,20 @@ def overview(view: View, o: Overview, page_zone: str) -> str:
         incidents=_incidents(o, by_id, lang),
         alarms=[_alarm(a, by_id) for a in o.alarms],
         chart=chart(weekly_totals(o.usage)),
+        d=dashboard_figures(view, o),
     )
+
+
+def dashboard_figures(view: View, o: Overview) -> dict[str, Any]:
+    """The dashboard's figures from the overview's own usage lines (the tables' and the CSV's)."""
+    shown = [s for s in o.sites if not view.site or s["site"] == view.site]
+    return {
+        "totals": totals(o.usage),
+        "chart": season_chart(season_weeks(o.usage, o.last_usage)),
+        "sites": by_attention(shown),
+        "online": online_count(shown),
+        "count": len(shown),
+    }
 
 
 def _incidents(o: Overview, sites: dict[str, dict[str, Any]], lang: str) -> list[dict[str, Any]]:

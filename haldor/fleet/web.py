@@ -10,10 +10,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .commands import AuditLog, Commander
+from .dashboard import year_before
 from .incidents import IncidentBook
 from .login_limits import HashSlots
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
@@ -46,6 +47,8 @@ class Overview:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     #: alert messages not delivered yet, and the last error
     undelivered: tuple[int, str | None] = (0, None)
+    #: the same period a year (52 weeks) before, for the dashboard's chart
+    last_usage: list[UsageLine] = field(default_factory=list)
 
 
 class FleetWeb:
@@ -143,6 +146,7 @@ class FleetWeb:
 
     def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
         lines, seasons = self._cached_usage(view, sites)
+        last_lines, _ = self._cached_usage(replace(view, period=year_before(view.period)), sites)
         since, until = view.period.instants(self.read.zone_of(view, sites))
         return Overview(
             sites=sites,
@@ -153,4 +157,5 @@ class FleetWeb:
             now=now,
             incidents=list(self.incidents.open_incidents().values()),
             undelivered=self.incidents.undelivered(),
+            last_usage=last_lines,
         )

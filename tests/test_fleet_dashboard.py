@@ -1,0 +1,135 @@
+"""The fleet's dashboard: its figures are the usage lines the tables and spreadsheets
+show (summed, never counted a second way), last season's weeks stand beside this
+season's, the sites that need a look come first, and each picture has a table."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import date
+
+import httpx
+import pytest
+
+from haldor.fleet.charts import season_chart
+from haldor.fleet.dashboard import by_attention, season_weeks, totals, week_back, year_before
+from haldor.fleet.report import Period, UsageLine
+from haldor.fleet.serving import FleetServer
+from haldor.fleet.store import FleetStore
+from haldor.fleet.web import FleetWeb
+
+from .test_fleet import SEASON, danish_csv, named, usage
+
+
+def line(week: str, booked: float, used: float, no_shows: int = 0, closed: int = 0, unobserved: int = 0) -> UsageLine:
+    return UsageLine(week, "valby", "gym-a", "a17", 2, booked, used, no_shows, closed, unobserved)
+
+
+def test_totals_sum_the_lines_the_tables_show():
+    got = totals([line("2026-W48", 3.5, 2.0, 1), line("2026-W49", 1.25, 0.0, 1, 1, 2)])
+    assert (got.bookings, got.booked_hours, got.used_hours, got.no_shows, got.closed, got.unobserved) == (4, 4.75, 2.0, 2, 1, 2)
+    assert got.unused_hours == 2.75 and round(got.used_share, 4) == round(2.0 / 4.75, 4)
+    assert totals([]).used_share == 0.0
+
+
+def test_last_season_is_the_same_weeks_a_year_before():
+    assert week_back("2026-W48") == "2025-W48"
+    assert year_before(Period(date(2026, 8, 10), date(2027, 6, 27))) == Period(date(2025, 8, 11), date(2026, 6, 28))
+    assert year_before(Period(date(2026, 8, 10), None)) == Period(date(2025, 8, 11), date(2026, 8, 9))
+    weeks = season_weeks([line("2026-W48", 4, 3), line("2026-W50", 2, 1)], [line("2025-W48", 5, 1)])
+    assert [(w.week, w.booked, w.used, w.last_booked, w.last_used) for w in weeks] == [
+        ("2026-W48", 4, 3, 5, 1),
+        ("2026-W49", 0, 0, 0, 0),  # a quiet week is a week, this season and last
+        ("2026-W50", 2, 1, 0, 0),
+    ]
+    alone = season_weeks([line("2026-W48", 4, 3)], [])
+    assert alone[0].last_used is None and not season_chart(alone).has_last  # type: ignore[union-attr]
+
+
+def test_the_chart_is_drawn_to_scale():
+    chart = season_chart(season_weeks([line("2026-W48", 4, 1)], [line("2025-W48", 2, 2)]))
+    assert chart is not None and chart.top == 4
+    bars = chart.weeks[0]
+    assert bars.booked_h == 180 and bars.used_h == 45 and bars.last_y == 10 + 180 - 90
+
+
+def site(name: str, **fields) -> dict:
+    return {
+        "site": name.lower(),
+        "name": name,
+        "online": True,
+        "silent": False,
+        "unknown": False,
+        "schedule_age_h": 1.0,
+        "reader_faults": {},
+        "events_missing": 0,
+        "events_lost": 0,
+        "outbox_pending": 0,
+        "mode": "normal",
+        **fields,
+    }
+
+
+def test_sites_needing_a_look_come_first_in_words_and_colour():
+    ranked = by_attention(
+        [
+            site("Amager"),
+            site("Brønshøj", reader_faults={"in": "stopped"}),
+            site("Valby", online=False),
+            site("Ørestad", silent=True),
+        ]
+    )
+    assert [(s["name"], s["state"], s["why"]) for s in ranked] == [
+        ("Valby", "bad", ["offline"]),
+        ("Ørestad", "bad", ["silent"]),
+        ("Brønshøj", "warn", ["reader"]),
+        ("Amager", "ok", []),
+    ]
+
+
+@pytest.fixture
+def served(tmp_path):
+    store = FleetStore(str(tmp_path / "fleet.db"))
+    web = FleetWeb(store)
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    web.url = server.url  # type: ignore[attr-defined]
+    yield web, server, store
+    server.shutdown()
+
+
+def fill(store: FleetStore) -> None:
+    now = time.time()
+    store.set_status("valby", {"online": True, "at": "2026-11-25T17:00:00+01:00", "names": {"site": "Valby"}}, now)
+    store.set_status("vanlose", {"online": False, "at": "2026-11-25T17:00:00+01:00", "names": {"site": "Vanløse"}}, now)
+    store.add_event(named(usage("valby", "b1", "2026-11-23T17:00:00+01:00", 90, True)))
+    store.add_event(named(usage("valby", "b2", "2026-11-24T19:30:00+01:00", 120, False, no_show=True)))
+    store.add_event(named(usage("vanlose", "b3", "2026-11-30T17:00:00+01:00", 60, True, association="a18")))
+    store.add_event(named(usage("valby", "b0", "2025-11-24T17:00:00+01:00", 60, True)))  # last season
+
+
+def kpis(html: str) -> dict[str, str]:
+    return dict(re.findall(r"<dt>([^<]+)</dt><dd>([^< ]+(?: (?:af|of) \d+)?)", html))
+
+
+def test_the_dashboard_says_what_the_csv_sums_to(served):
+    web, _, store = served
+    fill(store)
+    html = httpx.get(web.url + "" + SEASON).text
+    rows = danish_csv(httpx.get(web.url + "/usage.csv" + SEASON).content)
+
+    def csv_sum(column: str) -> float:
+        return sum(float(r[column].replace(",", ".")) for r in rows)
+
+    figures = kpis(html)
+    assert figures["Bookede timer"] == "4,5" and csv_sum("Booket (timer)") == 4.5
+    assert figures["Brugte timer"] == "2,5" and csv_sum("Brugt (timer)") == 2.5
+    assert figures["Andel brugt"] == "56" and figures["Udeblivelser"] == str(int(csv_sum("Udeblevet"))) == "1"
+    assert figures["Ubrugte timer"] == "2" and figures["Steder online"] == "1 af 2"
+    assert html.index("id='dashboard'") < html.index("id='sites'")  # the dashboard is at the top
+    assert "<td class='n'>1</td><td class='n'>1</td>" in html  # last season's week 48 beside this one's
+    states = re.findall(r"<li data-site='(\w+)' data-state='(\w+)'><span class='state state-\w+'>([^<]+)</span>", html)
+    assert states[0] == ("vanlose", "bad", "Ikke hørt fra")
+    english = kpis(httpx.get(web.url + "" + SEASON + "&lang=en").text)
+    assert english["Booked hours"] == "4.5" and english["Sites online"] == "1 of 2"
+    one = kpis(httpx.get(web.url + "" + SEASON + "&site=vanlose").text)
+    assert one["Bookede timer"] == "1" and one["Steder online"] == "0 af 1"
