@@ -16,7 +16,9 @@ from haldor.fleet.dashboard import by_attention, season_weeks, totals, week_back
 from haldor.fleet.report import Period, UsageLine
 from haldor.fleet.serving import FleetServer
 from haldor.fleet.store import FleetStore
+from haldor.fleet.usage_details import UsageDetails
 from haldor.fleet.web import FleetWeb
+from haldor.fleet.week_map import Cell, spread
 
 from .test_fleet import SEASON, danish_csv, named, usage
 
@@ -133,3 +135,43 @@ def test_the_dashboard_says_what_the_csv_sums_to(served):
     assert english["Booked hours"] == "4.5" and english["Sites online"] == "1 of 2"
     one = kpis(httpx.get(web.url + "" + SEASON + "&site=vanlose").text)
     assert one["Bookede timer"] == "1" and one["Steder online"] == "0 af 1"
+
+
+def test_the_week_map_spreads_each_booking_over_the_hours_it_covers():
+    # Monday 19.30-21.00 used; two Sundays 23.30-00.30 unused (into Monday); Tuesday 17-18 closed (no hours)
+    week = spread([(0, 19 * 60 + 30, 1.5, 1.5, 1.5), (6, 23 * 60 + 30, 1.0, 2.0, 0.0), (1, 17 * 60, 0.0, 0.0, 0.0)])
+    assert week.cells[0][19] == Cell(0.5, 0.5) and week.cells[0][20] == Cell(1.0, 1.0)
+    assert week.cells[6][23] == Cell(1.0, 0.0) and week.cells[0][0] == Cell(1.0, 0.0)  # past midnight: Monday
+    assert week.hours == list(range(0, 24)) and week.total() == Cell(3.5, 1.5)
+    assert [(d, h) for d, h, _ in week.worst(2)] == [(0, 0), (6, 23)]
+    assert week.level(week.cells[0][0]) == 4 and week.level(week.cells[0][19]) == 0
+
+
+def test_the_week_map_adds_up_to_the_dashboard_and_follows_the_chosen_room(served):
+    web, _, store = served
+    fill(store)
+    store.add_event(named(usage("valby", "b4", "2026-11-25T18:00:00+01:00", 60, False, room="gym-b", association="a18")))
+    details = UsageDetails(store.db)
+    season = Period(date(2026, 8, 10), date(2027, 6, 27))
+    whole = details.week_map(season)
+    assert whole.total() == Cell(5.5, 2.5) and whole.total().booked == sum(u.booked_hours for u in store.weekly_usage(season))
+    assert whole.cells[1][19] == Cell(0.5, 0.0) and whole.cells[1][20] == Cell(1.0, 0.0)  # Tuesday 19.30, a no-show
+    assert details.week_map(season, "valby", "gym-b").total() == Cell(1.0, 0.0)
+    html = httpx.get(web.url + "/" + SEASON + "&site=valby&room=gym-b").text
+    assert "<td class='lvl-4' title='1 af 1 timer ubrugt'>1</td>" in html and "aria-current='page'>Gymnastiksal B</a>" in html
+    assert "onsdag kl. 18.00 (1 af 1 timer ubrugt)" in html
+    english = httpx.get(web.url + "/" + SEASON + "&lang=en").text
+    assert "Tuesday hour 20:00 (1 of 1 hours unused)" in english
+
+
+def test_rows_stored_before_the_details_are_worked_out_again_from_their_events(tmp_path):
+    db = str(tmp_path / "fleet.db")
+    store = FleetStore(db)
+    store.add_event(named(usage("valby", "b1", "2026-11-23T19:30:00+01:00", 90, True)))
+    store.db.execute("UPDATE usage SET start = NULL, weekday = NULL, start_min = NULL, entries = NULL")
+    store.close()
+    again = FleetStore(db)
+    [booking] = UsageDetails(again.db).bookings("a17", Period())
+    assert (booking["start"], booking["entries"], booking["booked_min"]) == ("2026-11-23T19:30:00+01:00", 1, 90)
+    assert UsageDetails(again.db).week_map(Period()).cells[0][20] == Cell(1.0, 1.0)
+    assert again.usage_count() == 1

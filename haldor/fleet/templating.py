@@ -125,6 +125,8 @@ def dashboard_figures(view: View, o: Overview) -> dict[str, Any]:
         "sites": by_attention(shown),
         "online": online_count(shown),
         "count": len(shown),
+        "week_map": o.week_map,
+        "rooms": o.rooms,
     }
 
 

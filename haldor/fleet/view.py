@@ -25,6 +25,8 @@ class View:
     period: Period = Period()
     site: str = ""
     door: str = ""
+    #: one room of the chosen site (the dashboard's weekday-by-hour map)
+    room: str = ""
     #: what the query asked for, as typed (the form shows it back)
     typed: dict[str, str] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
@@ -81,10 +83,12 @@ def read_view(query: str, today: date, *, access: bool = False, weeks: tuple[int
         first = date.fromordinal(today.toordinal() - 6) if access else season_start(today, weeks)
     if first and last and first > last:
         first, last = last, first
-    typed = {k: q[k] for k in ("from", "to", "site", "door") if q.get(k)}
+    typed = {k: q[k] for k in ("from", "to", "site", "door", "room") if q.get(k)}
     if first is not None and "from" not in typed:
         typed["from"] = first.isoformat()
-    return View(lang, Period(first, last), q.get("site", ""), q.get("door", ""), typed, tuple(problems))
+    site = q.get("site", "")
+    room = q.get("room", "") if site else ""
+    return View(lang, Period(first, last), site, q.get("door", ""), room, typed, tuple(problems))
 
 
 def today_in(zone: str, now: float) -> date:

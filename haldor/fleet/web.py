@@ -20,8 +20,10 @@ from .login_limits import HashSlots
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
 from .sessions import Sessions
 from .store import FleetStore
+from .usage_details import UsageDetails
 from .view import View
 from .view_data import ViewData
+from .week_map import WeekMap
 
 if TYPE_CHECKING:
     from .alerting import AlertWorker
@@ -49,6 +51,9 @@ class Overview:
     undelivered: tuple[int, str | None] = (0, None)
     #: the same period a year (52 weeks) before, for the dashboard's chart
     last_usage: list[UsageLine] = field(default_factory=list)
+    #: booked and used hours by weekday and hour; the chosen site's rooms
+    week_map: WeekMap | None = None
+    rooms: list[tuple[str, str]] = field(default_factory=list)
 
 
 class FleetWeb:
@@ -74,6 +79,7 @@ class FleetWeb:
         self.incidents = IncidentBook(store.db)
         self.audit = AuditLog(store.db)
         self.read = ViewData(store, zone)
+        self.details = UsageDetails(store.db)
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
         self._sessions: Sessions | None = None
@@ -90,6 +96,7 @@ class FleetWeb:
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None
         self._usage_cache: OrderedDict[tuple, tuple[int, list[UsageLine], list[SeasonLine]]] = OrderedDict()
+        self._map_cache: OrderedDict[tuple, tuple[int, WeekMap]] = OrderedDict()
 
     @property
     def auth(self) -> Sessions | None:
@@ -144,6 +151,19 @@ class FleetWeb:
             self._usage_cache.popitem(last=False)
         return hit[1], hit[2]
 
+    def week_map(self, view: View) -> WeekMap:
+        """The view's weekday-by-hour map, made again only when a booking's figures came in."""
+        key = (view.period, view.site, view.room)
+        count = self.store.usage_count()
+        hit = self._map_cache.get(key)
+        if hit is None or hit[0] != count:
+            hit = (count, self.details.week_map(view.period, view.site or None, view.room or None))
+            self._map_cache[key] = hit
+        self._map_cache.move_to_end(key)
+        while len(self._map_cache) > 32:
+            self._map_cache.popitem(last=False)
+        return hit[1]
+
     def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
         lines, seasons = self._cached_usage(view, sites)
         last_lines, _ = self._cached_usage(replace(view, period=year_before(view.period)), sites)
@@ -158,4 +178,6 @@ class FleetWeb:
             incidents=list(self.incidents.open_incidents().values()),
             undelivered=self.incidents.undelivered(),
             last_usage=last_lines,
+            week_map=self.week_map(view),
+            rooms=self.details.rooms(view.site) if view.site else [],
         )
