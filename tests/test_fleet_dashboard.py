@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from haldor.fleet.charts import season_chart
-from haldor.fleet.dashboard import by_attention, season_weeks, totals, week_back, year_before
+from haldor.fleet.dashboard import by_association, by_attention, season_weeks, totals, week_back, year_before
 from haldor.fleet.report import Period, UsageLine
 from haldor.fleet.serving import FleetServer
 from haldor.fleet.store import FleetStore
@@ -175,3 +175,46 @@ def test_rows_stored_before_the_details_are_worked_out_again_from_their_events(t
     assert (booking["start"], booking["entries"], booking["booked_min"]) == ("2026-11-23T19:30:00+01:00", 1, 90)
     assert UsageDetails(again.db).week_map(Period()).cells[0][20] == Cell(1.0, 1.0)
     assert again.usage_count() == 1
+
+
+def test_associations_rank_by_unused_hours_or_no_show_share():
+    lines = [
+        UsageLine("2026-W48", "valby", "gym-a", "a17", 4, 6.0, 5.0, 1, 0, 0, "Valby", "A", "Valby Volley"),
+        UsageLine("2026-W48", "valby", "gym-a", "a18", 2, 4.0, 1.0, 0, 0, 0, "Valby", "A", "Vanløse Badminton"),
+        UsageLine("2026-W49", "vanlose", "gym-a", "a19", 3, 2.0, 0.0, 2, 1, 0, "Vanløse", "A", "Amager Atletik"),
+    ]
+    assert [r.association for r in by_association(lines)] == ["a18", "a19", "a17"]  # 3, 2, 1 unused hours
+    ranked = by_association(lines, "no_shows")
+    assert [(r.association, r.no_show_share) for r in ranked] == [("a19", 1.0), ("a17", 0.25), ("a18", 0.0)]
+    assert [r.association for r in by_association(lines, "name")] == ["a19", "a17", "a18"]
+    assert [r.association for r in by_association(lines, "booked")] == ["a17", "a18", "a19"]
+    assert by_association(lines)[0].figures == totals(lines[1:2])  # the dashboard's own sums
+
+
+def test_an_associations_season_lists_every_booking_and_why(served):
+    web, _, store = served
+    fill(store)
+    closed = named(usage("vanlose", "b5", "2026-12-01T17:00:00+01:00", 60, False))
+    closed["usage"] |= {"closed": True, "closed_min": 60}
+    store.add_event(closed)
+    html = httpx.get(web.url + "/" + SEASON + "&sort=no_shows").text
+    assert re.findall(r"<tr data-association='(\w+)'>", html) == ["a17", "a18"]
+    link = re.search(r"href='(/association\?[^']+)'>Valby Volley</a>", html)
+    assert link is not None
+    page = httpx.get(web.url + link.group(1).replace("&amp;", "&")).text
+    rows = re.findall(r"<tr data-booking='(\w+)' data-why='(\w+)'><td>([^<]+)</td>\s*<td>([^<]+)</td><td>([^<]+)</td>", page)
+    assert rows == [
+        ("b1", "entry", "mandag 23. nov. 2026", "17.00–18.30", "Valby"),
+        ("b2", "no_show", "tirsdag 24. nov. 2026", "19.30–21.30", "Valby"),
+        ("b5", "closed", "tirsdag 1. dec. 2026", "17.00–18.00", "Vanløse"),
+    ]
+    figures = kpis(page)
+    csv = [r for r in danish_csv(httpx.get(web.url + "/usage.csv" + SEASON).content) if r["association_id"] == "a17"]
+    assert (
+        figures["Bookede timer"] == "3,5" == str(sum(float(r["Booket (timer)"].replace(",", ".")) for r in csv)).replace(".", ",")
+    )
+    assert figures["Bookinger i lukkede lokaler"] == "1" and figures["Udeblivelser"] == "1"
+    assert "Steder online" not in figures
+    english = httpx.get(web.url + link.group(1).replace("&amp;", "&").replace("lang=da", "lang=en")).text
+    assert "Monday 23 Nov 2026" in english and "17:00–18:30" in english and "no-show: nobody came" in english
+    assert "Ingen bookinger" in httpx.get(web.url + "/association?association=nobody").text

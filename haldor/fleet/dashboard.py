@@ -132,3 +132,51 @@ def year_before(period: Period) -> Period:
     else:
         last = None if period.first is None else period.first - timedelta(days=1)
     return Period(first, last)
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationRank:
+    association: str
+    name: str
+    sites: int
+    figures: Totals
+
+    @property
+    def no_show_share(self) -> float:
+        """No-shows of the bookings that could be judged (neither closed nor unobserved)."""
+        counted = self.figures.bookings - self.figures.closed - self.figures.unobserved
+        return self.figures.no_shows / counted if counted > 0 else 0.0
+
+
+#: the ranking's orders: ?sort= and its key (largest first, the name breaking ties)
+SORTS = ("unused", "no_shows", "booked", "name")
+
+
+def by_association(lines: Iterable[UsageLine], sort: str = "unused") -> list[AssociationRank]:
+    """Each association's period over every site, the same sums as the dashboard's."""
+    grouped: dict[str, list[UsageLine]] = {}
+    for line in lines:
+        grouped.setdefault(line.association, []).append(line)
+    ranks = [
+        AssociationRank(a, rows[-1].association_name or a, len({r.site for r in rows}), totals(rows))
+        for a, rows in grouped.items()
+    ]
+    ranks.sort(key=lambda r: (r.name.casefold(), r.association))
+    if sort == "no_shows":
+        ranks.sort(key=lambda r: -r.no_show_share)
+    elif sort == "booked":
+        ranks.sort(key=lambda r: -r.figures.booked_hours)
+    elif sort != "name":
+        ranks.sort(key=lambda r: -r.figures.unused_hours)
+    return ranks
+
+
+def why(booking: dict[str, Any]) -> str:
+    """Why a booking was used or not, as a key of ``fleet.why.*``."""
+    if booking.get("closed"):
+        return "closed"
+    if booking.get("used"):
+        return "checkin" if booking.get("checkins") else "entry"
+    if booking.get("unobserved"):
+        return "unobserved"
+    return "no_show" if booking.get("no_show") else "unused"

@@ -16,9 +16,9 @@ from haldor.texts import TEXTS, event, t
 
 from .alerts import describe
 from .charts import season_chart
-from .dashboard import by_attention, online_count, season_weeks, totals
+from .dashboard import by_association, by_attention, online_count, season_weeks, totals
 from .exports import reason_text
-from .formats import count, number, percent, week, when
+from .formats import clock, count, long_day, number, percent, short_day, span, week, when
 from .report import weekly_totals
 from .view import View
 from .web import Overview
@@ -82,6 +82,7 @@ def environment() -> Environment:
     )
     env.globals.update(t=t, when=when, number=number, percent=percent, week=week, event=event)
     env.globals.update(reason_text=reason_text, action_name=_action_name)
+    env.globals.update(long_day=long_day, short_day=short_day, clock=clock, span=span)
     env.filters["urlencode_all"] = lambda text: quote(str(text), safe="")
     return env
 
@@ -127,6 +128,7 @@ def dashboard_figures(view: View, o: Overview) -> dict[str, Any]:
         "count": len(shown),
         "week_map": o.week_map,
         "rooms": o.rooms,
+        "ranks": by_association(o.usage, view.sort)[:PAGE_ROWS],
     }
 
 

@@ -30,6 +30,7 @@ BOOKING_COLUMNS = (
     "no_show",
     "closed",
     "unobserved",
+    "weekday",
 )
 
 

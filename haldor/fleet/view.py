@@ -39,6 +39,9 @@ class View:
     #: since when the fleet has not heard the broker (every page says so), in the page's zone
     blind_since: float | None = None
     zone: str = "Europe/Copenhagen"
+    #: the association whose season is shown, and the order of the associations' ranking
+    association: str = ""
+    sort: str = ""
 
     def query(self, **changes: str) -> str:
         """This view's query string with ``changes`` (an empty value drops the key)."""
@@ -83,12 +86,13 @@ def read_view(query: str, today: date, *, access: bool = False, weeks: tuple[int
         first = date.fromordinal(today.toordinal() - 6) if access else season_start(today, weeks)
     if first and last and first > last:
         first, last = last, first
-    typed = {k: q[k] for k in ("from", "to", "site", "door", "room") if q.get(k)}
+    typed = {k: q[k] for k in ("from", "to", "site", "door", "room", "association", "sort") if q.get(k)}
     if first is not None and "from" not in typed:
         typed["from"] = first.isoformat()
     site = q.get("site", "")
     room = q.get("room", "") if site else ""
-    return View(lang, Period(first, last), site, q.get("door", ""), room, typed, tuple(problems))
+    view = View(lang, Period(first, last), site, q.get("door", ""), room, typed, tuple(problems))
+    return replace(view, association=q.get("association", ""), sort=q.get("sort", ""))
 
 
 def today_in(zone: str, now: float) -> date:

@@ -136,7 +136,7 @@ class FleetWeb:
     def access(self, view: View, site: dict[str, Any] | None, limit: int | None) -> list[dict[str, Any]]:
         return self.read.access(view, site, limit)
 
-    def _cached_usage(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
+    def sums(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
         """The sums of a view, made again only when a booking's figures came in since
         (a season of a thousand sites takes half a second; a status changes nothing)."""
         key = (view.period, view.site)
@@ -165,8 +165,8 @@ class FleetWeb:
         return hit[1]
 
     def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
-        lines, seasons = self._cached_usage(view, sites)
-        last_lines, _ = self._cached_usage(replace(view, period=year_before(view.period)), sites)
+        lines, seasons = self.sums(view, sites)
+        last_lines, _ = self.sums(replace(view, period=year_before(view.period)), sites)
         since, until = view.period.instants(self.read.zone_of(view, sites))
         return Overview(
             sites=sites,
