@@ -86,4 +86,5 @@ DASHBOARD_TEXTS: dict[str, dict[str, str]] = {
     "fleet.report.period": {"da": "Periode", "en": "Period"},
     "fleet.report.open_end": {"da": "i dag", "en": "today"},
     "fleet.report.start": {"da": "begyndelsen", "en": "the beginning"},
+    "fleet.day_format": {"da": "Datoer skrives DD-MM-ÅÅÅÅ, fx 06-12-2026", "en": "Dates are written YYYY-MM-DD, e.g. 2026-12-06"},
 }

@@ -13,10 +13,12 @@ import pytest
 
 from haldor.fleet.charts import season_chart
 from haldor.fleet.dashboard import by_association, by_attention, season_weeks, totals, week_back, year_before
+from haldor.fleet.formats import long_day, short_day, span
 from haldor.fleet.report import Period, UsageLine
 from haldor.fleet.serving import FleetServer
 from haldor.fleet.store import FleetStore
 from haldor.fleet.usage_details import UsageDetails
+from haldor.fleet.view import read_view
 from haldor.fleet.web import FleetWeb
 from haldor.fleet.week_map import Cell, spread
 
@@ -218,3 +220,29 @@ def test_an_associations_season_lists_every_booking_and_why(served):
     english = httpx.get(web.url + link.group(1).replace("&amp;", "&").replace("lang=da", "lang=en")).text
     assert "Monday 23 Nov 2026" in english and "17:00–18:30" in english and "no-show: nobody came" in english
     assert "Ingen bookinger" in httpx.get(web.url + "/association?association=nobody").text
+
+
+def test_days_are_read_and_written_the_danish_way_whatever_the_browser():
+    assert read_view("from=06-12-2026&to=7.12.2026", date(2026, 12, 6)).period == Period(date(2026, 12, 6), date(2026, 12, 7))
+    assert read_view("from=2026-12-06", date(2026, 12, 6)).period.first == date(2026, 12, 6)  # links and English
+    wrong = read_view("from=31-02-2026", date(2026, 12, 6))
+    assert wrong.problems == ("Ukendt dato (skriv DD-MM-ÅÅÅÅ, fx 06-12-2026): 31-02-2026",) and wrong.period.first is None
+    assert long_day(date(2026, 12, 6), "da") == "6. dec. 2026" and long_day("2026-05-01", "en") == "1 May 2026"
+    assert short_day(date(2026, 12, 6), "da") == "06-12-2026" and short_day(date(2026, 12, 6), "en") == "2026-12-06"
+    assert (
+        span("2026-12-06T19:30:00+01:00", 90, "da") == "19.30–21.00"
+        and span("2026-12-06T19:30:00+01:00", 90, "en") == "19:30–21:00"
+    )
+
+
+def test_the_filter_is_a_danish_text_field_read_by_the_server(served):
+    web, _, store = served
+    fill(store)
+    html = httpx.get(web.url + "/?from=2026-08-10&to=27-06-2027").text
+    assert "type='date'" not in html
+    assert "name='from' inputmode='numeric'" in html and "value='10-08-2026'" in html and "value='27-06-2027'" in html
+    assert kpis(html)["Bookede timer"] == "4,5"
+    english = httpx.get(web.url + "/?from=10-08-2026&lang=en").text
+    assert "value='2026-08-10'" in english
+    wrong = httpx.get(web.url + "/?from=32-13-2026").text
+    assert "<p class='problem' role='alert'>Ukendt dato (skriv DD-MM-ÅÅÅÅ, fx 06-12-2026): 32-13-2026</p>" in wrong

@@ -15,6 +15,8 @@ from haldor.texts import LANGUAGES, t
 from .report import SEASON_WEEKS, Period, season_start
 
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: the Danish way of writing a day, as the form asks for it: 06-12-2026 (also 6.12.2026, 6/12/2026)
+DANISH_DAY = re.compile(r"(\d{1,2})[-./](\d{1,2})[-./](\d{4})")
 #: the days a filter can name (the page's instants stay in range)
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)
 
@@ -72,9 +74,7 @@ def read_view(query: str, today: date, *, access: bool = False, weeks: tuple[int
     for key in ("from", "to"):
         text = q.get(key, "")
         try:
-            if text and not DAY.fullmatch(text):
-                raise ValueError(text)
-            day = date.fromisoformat(text) if text else None
+            day = parse_day(text)
             if day is not None and not FIRST_DAY <= day <= LAST_DAY:
                 raise ValueError(text)
             days.append(day)
@@ -93,6 +93,19 @@ def read_view(query: str, today: date, *, access: bool = False, weeks: tuple[int
     room = q.get("room", "") if site else ""
     view = View(lang, Period(first, last), site, q.get("door", ""), room, typed, tuple(problems))
     return replace(view, association=q.get("association", ""), sort=q.get("sort", ""))
+
+
+def parse_day(text: str) -> date | None:
+    """A day typed as 06-12-2026 (the form's Danish way) or 2026-12-06 (ISO, links and
+    English); ValueError for anything else."""
+    if not text:
+        return None
+    danish = DANISH_DAY.fullmatch(text)
+    if danish:
+        return date(int(danish[3]), int(danish[2]), int(danish[1]))
+    if not DAY.fullmatch(text):
+        raise ValueError(text)
+    return date.fromisoformat(text)
 
 
 def today_in(zone: str, now: float) -> date:
