@@ -87,4 +87,14 @@ DASHBOARD_TEXTS: dict[str, dict[str, str]] = {
     "fleet.report.open_end": {"da": "i dag", "en": "today"},
     "fleet.report.start": {"da": "begyndelsen", "en": "the beginning"},
     "fleet.day_format": {"da": "Datoer skrives DD-MM-ÅÅÅÅ, fx 06-12-2026", "en": "Dates are written YYYY-MM-DD, e.g. 2026-12-06"},
+    "fleet.report.title": {"da": "Sæsonrapport", "en": "Season report"},
+    "fleet.report.for_all": {"da": "Sæsonrapport for alle steder", "en": "Season report for every site"},
+    "fleet.report.for": {"da": "Sæsonrapport for {name}", "en": "Season report for {name}"},
+    "fleet.report.sites": {"da": "Stederne", "en": "The sites"},
+    "fleet.report.made": {"da": "Lavet", "en": "Made"},
+    "fleet.report.link": {"da": "Sæsonrapport til udskrift (A4)", "en": "Season report for printing (A4)"},
+    "fleet.report.print_help": {
+        "da": "Siden er lavet til udskrift på A4; tallene er de samme som på overblikket og i regnearkene.",
+        "en": "The page is made for printing on A4; its figures are those of the overview and the spreadsheets.",
+    },
 }

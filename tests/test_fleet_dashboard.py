@@ -246,3 +246,29 @@ def test_the_filter_is_a_danish_text_field_read_by_the_server(served):
     assert "value='2026-08-10'" in english
     wrong = httpx.get(web.url + "/?from=32-13-2026").text
     assert "<p class='problem' role='alert'>Ukendt dato (skriv DD-MM-ÅÅÅÅ, fx 06-12-2026): 32-13-2026</p>" in wrong
+
+
+def test_the_season_report_has_the_pages_and_the_spreadsheets_figures(served):
+    web, _, store = served
+    fill(store)
+    overview = kpis(httpx.get(web.url + "/" + SEASON).text)
+    report = httpx.get(web.url + "/report" + SEASON).text
+    figures = kpis(report)
+    assert "Steder online" not in figures
+    assert figures == {k: v for k, v in overview.items() if k != "Steder online"}
+    assert "Periode: 10. aug. 2026 – 27. jun. 2027." in report
+    assert re.findall(
+        r"<tr data-site='(\w+)'><th scope='row'>([^<]+)</th><td class='n'>(\d+)</td><td class='n'>([\d,]+)</td>", report
+    ) == [
+        ("valby", "Valby", "2", "3,5"),
+        ("vanlose", "Vanløse", "1", "1"),
+    ]
+    assert "id='week-map'" in report and "id='association-rank'" in report and "class='sorts'" not in report
+    assert "<details open>" in report  # the chart's figures printed beside it
+    one = httpx.get(web.url + "/report" + SEASON + "&association=a18").text
+    assert "<h1 id='heading'>Sæsonrapport for Vanløse Badminton</h1>" in one
+    csv = [r for r in danish_csv(httpx.get(web.url + "/season.csv" + SEASON).content) if r["association_id"] == "a18"]
+    assert kpis(one)["Bookede timer"] == csv[0]["Booket (timer)"] == "1"
+    assert re.findall(r"<tr data-booking='(\w+)'", one) == ["b3"]
+    css = httpx.get(web.url + "/static/fleet.css").text
+    assert "@media print" in css and "size:A4" in css

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import app_forms
-from .app_dashboard import association_page
+from .app_dashboard import association_page, report_page
 from .app_exports import export
 from .metrics import FleetCollector, exposition
 from .request_parts import RequestHeaders, peer, plain
@@ -179,6 +179,8 @@ def _answer(web: FleetWeb, path: str, view: View, now: float) -> Callable[[], Re
         )
     if path == "/association" and view.association:
         return association_page(web, view, now, _html)
+    if path == "/report":
+        return report_page(web, view, now, _html)
     if path == "/audit" and view.user:
         since, until = view.period.instants(web.zone)
         rows = web.audit.rows(view.site or None, since, until, PAGE_ROWS + 1)

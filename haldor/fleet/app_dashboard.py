@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from starlette.responses import Response
 
 from haldor.texts import t
 
-from .dashboard import by_association, totals, why
-from .formats import long_day, when
+from .charts import season_chart
+from .dashboard import by_association, by_site, season_weeks, totals, why, year_before
+from .formats import clock, long_day, when
 from .report import Period
 from .templating import render
 from .view import View
@@ -24,6 +27,12 @@ def period_text(period: Period, lang: str) -> str:
     first = long_day(period.first, lang) if period.first else t("fleet.report.start", lang)
     last = long_day(period.last, lang) if period.last else t("fleet.report.open_end", lang)
     return f"{first} – {last}"
+
+
+def moment_text(now: float, zone: str, lang: str) -> str:
+    """ "6. dec. 2026 kl. 10.20" (da) or "6 Dec 2026 at 10:20" (en), in the page's zone."""
+    moment = datetime.fromtimestamp(now, ZoneInfo(zone))
+    return f"{long_day(moment.date(), lang)} {'at' if lang == 'en' else 'kl.'} {clock(moment, lang)}"
 
 
 def association_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Response]) -> Callable[[], Response]:
@@ -55,6 +64,61 @@ def association_page(web: FleetWeb, view: View, now: float, html: Callable[[str]
                 d={"totals": totals(own)},
                 bookings=bookings,
                 period_text=period_text(view.period, view.lang),
+            )
+        )
+
+    return made
+
+
+def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Response]) -> Callable[[], Response]:
+    """The committee's season report, of every site or of one association: the same
+    usage lines as the overview and the spreadsheets, laid out for A4."""
+    sites = web.sites(now)
+    whole = replace(view, site="", room="", door="", sort="")
+    lines, _ = web.sums(whole, sites)
+    last, _ = web.sums(replace(whole, period=year_before(view.period)), sites)
+    if view.association:
+        lines = [u for u in lines if u.association == view.association]
+        last = [u for u in last if u.association == view.association]
+    names = {s["site"]: s["name"] for s in sites}
+    bookings = (
+        [
+            {**b, "site_name": names.get(b["site"], b["site"]), "why": why(b)}
+            for b in web.details.bookings(view.association, view.period)
+        ]
+        if view.association
+        else []
+    )
+    week_map = None if view.association else web.week_map(whole)
+    generation = web.generation()
+    rank = next(iter(by_association(lines)), None) if view.association else None
+
+    def made() -> Response:
+        lang = view.lang
+        title = (
+            t("fleet.report.for", lang).format(name=rank.name if rank else view.association)
+            if view.association
+            else t("fleet.report.for_all", lang)
+        )
+        d = {
+            "totals": totals(lines),
+            "chart": season_chart(season_weeks(lines, last)),
+            "week_map": week_map,
+            "ranks": by_association(lines, "unused"),
+            "sites": by_site(lines),
+        }
+        return html(
+            render(
+                "report.html",
+                view=view,
+                title=title,
+                heading=title,
+                generation=generation,
+                updated=when(now, None, web.zone),
+                made=moment_text(now, web.zone, lang),
+                d=d,
+                bookings=bookings,
+                period_text=period_text(view.period, lang),
             )
         )
 

@@ -180,3 +180,12 @@ def why(booking: dict[str, Any]) -> str:
     if booking.get("unobserved"):
         return "unobserved"
     return "no_show" if booking.get("no_show") else "unused"
+
+
+def by_site(lines: Iterable[UsageLine]) -> list[tuple[str, str, Totals]]:
+    """(site, name, figures) per site, by name: the report's table of the sites."""
+    grouped: dict[str, list[UsageLine]] = {}
+    for line in lines:
+        grouped.setdefault(line.site, []).append(line)
+    rows = [(site, rows[-1].site_name or site, totals(rows)) for site, rows in grouped.items()]
+    return sorted(rows, key=lambda r: (r[1].casefold(), r[0]))
