@@ -23,6 +23,8 @@ from haldor.fleet.web import FleetWeb
 from haldor.fleet.week_map import Cell, spread
 
 from .test_fleet import SEASON, danish_csv, named, usage
+from .test_fleet_web import ESCAPED, HOSTILE, fill_with_markup, hostile, logged_in
+from .test_fleet_web import page as page  # noqa: F401  (the fixture: a page with a login)
 
 
 def line(week: str, booked: float, used: float, no_shows: int = 0, closed: int = 0, unobserved: int = 0) -> UsageLine:
@@ -272,3 +274,28 @@ def test_the_season_report_has_the_pages_and_the_spreadsheets_figures(served):
     assert re.findall(r"<tr data-booking='(\w+)'", one) == ["b3"]
     css = httpx.get(web.url + "/static/fleet.css").text
     assert "@media print" in css and "size:A4" in css
+
+
+def test_every_dashboard_template_escapes_what_a_box_sends(page):
+    web, _, store = page
+    fill_with_markup(store)
+    odd = usage("valby", hostile("booking"), "2026-11-24T19:00:00+01:00", 60, False, room=hostile("room-id"), association=HOSTILE)
+    odd["usage"] |= {"room_name": hostile("room"), "association_name": hostile("association")}
+    store.add_event(odd)
+    client = logged_in(web)
+    quoted = "%3Cscript%3Ealert%281%29%3C%2Fscript%3E%27+onmouseover%3D%27alert%282%29%22+onfocus%3D%22alert%283%29"
+    pages = {
+        "/" + SEASON: ["site", "association"],
+        "/" + SEASON + "&site=valby": ["site", "room", "association"],
+        "/association" + SEASON + "&association=a17": ["site", "room", "association"],
+        "/association" + SEASON + "&association=" + quoted: ["site", "room", "association", "booking"],
+        "/report" + SEASON: ["site", "association"],
+        "/report" + SEASON + "&association=" + quoted: ["site", "room", "association", "booking"],
+    }
+    for path, shown in pages.items():
+        reply = client.get(path)
+        assert reply.status_code == 200, path
+        text = reply.text
+        for what in shown:
+            assert f"{what} {ESCAPED}" in text, (path, what)
+        assert "<script>alert" not in text and "' onmouseover='" not in text and '" onfocus="' not in text, path
