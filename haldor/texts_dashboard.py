@@ -97,4 +97,12 @@ DASHBOARD_TEXTS: dict[str, dict[str, str]] = {
         "da": "Siden er lavet til udskrift på A4; tallene er de samme som på overblikket og i regnearkene.",
         "en": "The page is made for printing on A4; its figures are those of the overview and the spreadsheets.",
     },
+    "fleet.dash.all_associations": {
+        "da": "De {shown} første af {n} foreninger; dem alle i sæsonrapporten",
+        "en": "The first {shown} of {n} associations; every one in the season report",
+    },
+    "fleet.dash.all_sites": {
+        "da": "De {shown} første af {n} steder; dem alle i tabellen over steder",
+        "en": "The first {shown} of {n} sites; every one in the table of sites",
+    },
 }

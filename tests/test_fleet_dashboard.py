@@ -265,7 +265,7 @@ def test_the_season_report_has_the_pages_and_the_spreadsheets_figures(served):
         ("valby", "Valby", "2", "3,5"),
         ("vanlose", "Vanløse", "1", "1"),
     ]
-    assert "id='week-map'" in report and "id='association-rank'" in report and "class='sorts'" not in report
+    assert "id='week-map'" in report and "id='association-rank'" in report and "<p class='sorts no-print'>" in report
     assert "<details open>" in report  # the chart's figures printed beside it
     one = httpx.get(web.url + "/report" + SEASON + "&association=a18").text
     assert "<h1 id='heading'>Sæsonrapport for Vanløse Badminton</h1>" in one
@@ -299,3 +299,17 @@ def test_every_dashboard_template_escapes_what_a_box_sends(page):
         for what in shown:
             assert f"{what} {ESCAPED}" in text, (path, what)
         assert "<script>alert" not in text and "' onmouseover='" not in text and '" onfocus="' not in text, path
+
+
+def test_the_dashboard_lists_the_first_sites_and_associations_and_says_where_the_rest_are(served, monkeypatch):
+    from haldor.fleet import templating
+
+    web, _, store = served
+    fill(store)
+    monkeypatch.setattr(templating, "DASH_SITES", 1)
+    monkeypatch.setattr(templating, "DASH_ASSOCIATIONS", 1)
+    html = httpx.get(web.url + "/" + SEASON).text
+    assert re.findall(r"<li data-site='(\w+)'", html) == ["vanlose"] and "De 1 første af 2 steder" in html
+    assert re.findall(r"<tr data-association='(\w+)'", html) == ["a17"] and "De 1 første af 2 foreninger" in html
+    report = httpx.get(web.url + "/report" + SEASON + "&sort=name").text
+    assert re.findall(r"<tr data-association='(\w+)'", report) == ["a17", "a18"]

@@ -17,7 +17,7 @@ from .charts import season_chart
 from .dashboard import by_association, by_site, season_weeks, totals, why, year_before
 from .formats import clock, long_day, when
 from .report import Period
-from .templating import render
+from .templating import PAGE_ROWS, render
 from .view import View
 from .web import FleetWeb
 
@@ -104,7 +104,7 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
             "totals": totals(lines),
             "chart": season_chart(season_weeks(lines, last)),
             "week_map": week_map,
-            "ranks": by_association(lines, "unused"),
+            "ranks": by_association(lines, view.sort)[:PAGE_ROWS],
             "sites": by_site(lines),
         }
         return html(

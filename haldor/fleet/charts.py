@@ -11,7 +11,7 @@ from .dashboard import SeasonWeek
 #: the season chart's drawing box (the SVG scales to the page's width by its viewBox)
 PLOT_H = 180
 LEFT, TOP, BOTTOM = 48, 10, 28
-#: the drawing's width, whatever the number of weeks (a week's slot narrows as weeks add up)
+#: the drawing's widest (a week's slot narrows as weeks add up; a few weeks draw narrower)
 WIDTH = 720
 
 
@@ -73,7 +73,7 @@ def season_chart(weeks: list[SeasonWeek]) -> SeasonChart | None:
     return SeasonChart(
         weeks=out,
         top=top,
-        width=WIDTH,
+        width=round(LEFT + len(weeks) * slot + 8, 1),
         height=TOP + PLOT_H + BOTTOM,
         last_line=points,
         has_last=any(w.last_used is not None for w in weeks),

@@ -25,6 +25,8 @@ from .web import Overview
 
 #: rows a table shows on the page; the spreadsheet has them all
 PAGE_ROWS = 500
+#: the dashboard's lists: the first of them (every site in the table of sites, every association in the report)
+DASH_SITES, DASH_ASSOCIATIONS = 20, 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +122,17 @@ def overview(view: View, o: Overview, page_zone: str) -> str:
 def dashboard_figures(view: View, o: Overview) -> dict[str, Any]:
     """The dashboard's figures from the overview's own usage lines (the tables' and the CSV's)."""
     shown = [s for s in o.sites if not view.site or s["site"] == view.site]
+    ranks = by_association(o.usage, view.sort)
     return {
         "totals": totals(o.usage),
         "chart": season_chart(season_weeks(o.usage, o.last_usage)),
-        "sites": by_attention(shown),
+        "sites": by_attention(shown)[:DASH_SITES],
         "online": online_count(shown),
         "count": len(shown),
         "week_map": o.week_map,
         "rooms": o.rooms,
-        "ranks": by_association(o.usage, view.sort)[:PAGE_ROWS],
+        "ranks": ranks[:DASH_ASSOCIATIONS],
+        "all_ranks": len(ranks),
     }
 
 
