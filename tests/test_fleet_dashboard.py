@@ -23,6 +23,7 @@ from haldor.fleet.web import FleetWeb
 from haldor.fleet.week_map import Cell, spread
 
 from .test_fleet import SEASON, danish_csv, named, usage
+from .test_fleet import fleet_db as fleet_db  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 from .test_fleet_web import ESCAPED, HOSTILE, fill_with_markup, hostile, logged_in
 from .test_fleet_web import page as page  # noqa: F401  (the fixture: a page with a login)
 
@@ -313,3 +314,21 @@ def test_the_dashboard_lists_the_first_sites_and_associations_and_says_where_the
     assert re.findall(r"<tr data-association='(\w+)'", html) == ["a17"] and "De 1 første af 2 foreninger" in html
     report = httpx.get(web.url + "/report" + SEASON + "&sort=name").text
     assert re.findall(r"<tr data-association='(\w+)'", report) == ["a17", "a18"]
+
+
+def test_the_dashboards_reads_on_both_backends(fleet_db):
+    """The new columns, the week map, an association's bookings and the worked-out-again
+    rows on SQLite and on a real PostgreSQL."""
+    store = FleetStore(fleet_db)
+    fill(store)
+    season = Period(date(2026, 8, 10), date(2027, 6, 27))
+    details = UsageDetails(store.db)
+    assert details.week_map(season).total() == Cell(4.5, 2.5)
+    assert details.week_map(season, "valby").cells[1][20] == Cell(1.0, 0.0)
+    assert [b["booking"] for b in details.bookings("a17", season)] == ["b1", "b2"]
+    assert details.rooms("valby") == [("gym-a", "Gymnastiksal A")]
+    store.db.execute("UPDATE usage SET start = NULL, weekday = NULL, start_min = NULL")
+    store.close()
+    again = FleetStore(fleet_db)
+    assert UsageDetails(again.db).week_map(season).total() == Cell(4.5, 2.5) and again.usage_count() == 4
+    again.close()
