@@ -14,7 +14,7 @@ from starlette.responses import Response
 from haldor.texts import t
 
 from .charts import season_chart
-from .dashboard import by_association, by_site, season_weeks, totals, why, year_before
+from .dashboard import by_association, figures, sorted_ranks, totals, why, year_before
 from .formats import clock, long_day, when
 from .report import Period
 from .templating import PAGE_ROWS, render
@@ -75,37 +75,33 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
     usage lines as the overview and the spreadsheets, laid out for A4."""
     sites = web.sites(now)
     whole = replace(view, site="", room="", door="", sort="")
-    lines, _ = web.sums(whole, sites)
-    last, _ = web.sums(replace(whole, period=year_before(view.period)), sites)
     if view.association:
-        lines = [u for u in lines if u.association == view.association]
-        last = [u for u in last if u.association == view.association]
-    names = {s["site"]: s["name"] for s in sites}
-    bookings = (
-        [
+        own = [u for u in web.sums(whole, sites)[0] if u.association == view.association]
+        last = [
+            u for u in web.sums(replace(whole, period=year_before(view.period)), sites)[0] if u.association == view.association
+        ]
+        f = figures(own, last)
+        names = {s["site"]: s["name"] for s in sites}
+        bookings = [
             {**b, "site_name": names.get(b["site"], b["site"]), "why": why(b)}
             for b in web.details.bookings(view.association, view.period)
         ]
-        if view.association
-        else []
-    )
-    week_map = None if view.association else web.week_map(whole)
+        week_map = None
+    else:
+        f, bookings, week_map = web.figures(whole, sites), [], web.week_map(whole)
     generation = web.generation()
-    rank = next(iter(by_association(lines)), None) if view.association else None
 
     def made() -> Response:
         lang = view.lang
-        title = (
-            t("fleet.report.for", lang).format(name=rank.name if rank else view.association)
-            if view.association
-            else t("fleet.report.for_all", lang)
-        )
+        title = t("fleet.report.for_all", lang)
+        if view.association:
+            title = t("fleet.report.for", lang).format(name=f.ranks[0].name if f.ranks else view.association)
         d = {
-            "totals": totals(lines),
-            "chart": season_chart(season_weeks(lines, last)),
+            "totals": f.totals,
+            "chart": season_chart(f.weeks),
             "week_map": week_map,
-            "ranks": by_association(lines, view.sort)[:PAGE_ROWS],
-            "sites": by_site(lines),
+            "ranks": sorted_ranks(f.ranks, view.sort)[:PAGE_ROWS],
+            "sites": f.sites,
         }
         return html(
             render(

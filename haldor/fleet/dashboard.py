@@ -161,7 +161,12 @@ def by_association(lines: Iterable[UsageLine], sort: str = "unused") -> list[Ass
         AssociationRank(a, rows[-1].association_name or a, len({r.site for r in rows}), totals(rows))
         for a, rows in grouped.items()
     ]
-    ranks.sort(key=lambda r: (r.name.casefold(), r.association))
+    return sorted_ranks(ranks, sort)
+
+
+def sorted_ranks(ranks: list[AssociationRank], sort: str) -> list[AssociationRank]:
+    """The ranking in the order ``sort`` names (unused hours when it names none), the name breaking ties."""
+    ranks = sorted(ranks, key=lambda r: (r.name.casefold(), r.association))
     if sort == "no_shows":
         ranks.sort(key=lambda r: -r.no_show_share)
     elif sort == "booked":
@@ -169,6 +174,21 @@ def by_association(lines: Iterable[UsageLine], sort: str = "unused") -> list[Ass
     elif sort != "name":
         ranks.sort(key=lambda r: -r.figures.unused_hours)
     return ranks
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What the dashboard and the report show of a period, worked out once from its usage
+    lines (and last season's) and kept until a booking's figures come in."""
+
+    totals: Totals
+    weeks: list[SeasonWeek]
+    ranks: list[AssociationRank]
+    sites: list[tuple[str, str, Totals]]
+
+
+def figures(lines: list[UsageLine], last_lines: list[UsageLine]) -> Figures:
+    return Figures(totals(lines), season_weeks(lines, last_lines), by_association(lines), by_site(lines))
 
 
 def why(booking: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from haldor.texts import TEXTS, event, t
 
 from .alerts import describe
 from .charts import season_chart
-from .dashboard import by_association, by_attention, online_count, season_weeks, totals
+from .dashboard import by_attention, online_count, sorted_ranks, totals
 from .exports import reason_text
 from .formats import clock, count, long_day, number, percent, short_day, span, week, when
 from .report import weekly_totals
@@ -114,7 +114,8 @@ def overview(view: View, o: Overview, page_zone: str) -> str:
         shown=[s for s in o.sites if not view.site or s["site"] == view.site],
         incidents=_incidents(o, by_id, lang),
         alarms=[_alarm(a, by_id) for a in o.alarms],
-        chart=chart(weekly_totals(o.usage)),
+        # the weeks the dashboard summed already (weekly_totals of the same lines), else summed here
+        chart=chart([(w.week, w.booked, w.used) for w in o.figures.weeks] if o.figures else weekly_totals(o.usage)),
         d=dashboard_figures(view, o),
     )
 
@@ -122,10 +123,11 @@ def overview(view: View, o: Overview, page_zone: str) -> str:
 def dashboard_figures(view: View, o: Overview) -> dict[str, Any]:
     """The dashboard's figures from the overview's own usage lines (the tables' and the CSV's)."""
     shown = [s for s in o.sites if not view.site or s["site"] == view.site]
-    ranks = by_association(o.usage, view.sort)
+    f = o.figures
+    ranks = sorted_ranks(f.ranks, view.sort) if f else []
     return {
-        "totals": totals(o.usage),
-        "chart": season_chart(season_weeks(o.usage, o.last_usage)),
+        "totals": f.totals if f else totals([]),
+        "chart": season_chart(f.weeks) if f else None,
         "sites": by_attention(shown)[:DASH_SITES],
         "online": online_count(shown),
         "count": len(shown),

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .commands import AuditLog, Commander
-from .dashboard import year_before
+from .dashboard import Figures, year_before
+from .dashboard import figures as sum_figures
 from .incidents import IncidentBook
 from .login_limits import HashSlots
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
@@ -49,8 +50,8 @@ class Overview:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     #: alert messages not delivered yet, and the last error
     undelivered: tuple[int, str | None] = (0, None)
-    #: the same period a year (52 weeks) before, for the dashboard's chart
-    last_usage: list[UsageLine] = field(default_factory=list)
+    #: the dashboard's sums of ``usage`` and of the same period a year (52 weeks) before
+    figures: Figures | None = None
     #: booked and used hours by weekday and hour; the chosen site's rooms
     week_map: WeekMap | None = None
     rooms: list[tuple[str, str]] = field(default_factory=list)
@@ -97,6 +98,7 @@ class FleetWeb:
         self.alerting: AlertWorker | None = None
         self._usage_cache: OrderedDict[tuple, tuple[int, list[UsageLine], list[SeasonLine]]] = OrderedDict()
         self._map_cache: OrderedDict[tuple, tuple[int, WeekMap]] = OrderedDict()
+        self._figures_cache: OrderedDict[tuple, tuple[int, Figures]] = OrderedDict()
 
     @property
     def auth(self) -> Sessions | None:
@@ -153,20 +155,21 @@ class FleetWeb:
 
     def week_map(self, view: View) -> WeekMap:
         """The view's weekday-by-hour map, made again only when a booking's figures came in."""
-        key = (view.period, view.site, view.room)
-        count = self.store.usage_count()
-        hit = self._map_cache.get(key)
-        if hit is None or hit[0] != count:
-            hit = (count, self.details.week_map(view.period, view.site or None, view.room or None))
-            self._map_cache[key] = hit
-        self._map_cache.move_to_end(key)
-        while len(self._map_cache) > 32:
-            self._map_cache.popitem(last=False)
-        return hit[1]
+        return _kept(
+            self._map_cache,
+            (view.period, view.site, view.room),
+            self.store.usage_count(),
+            lambda: self.details.week_map(view.period, view.site or None, view.room or None),
+        )
+
+    def figures(self, view: View, sites: list[dict[str, Any]]) -> Figures:
+        """The dashboard's sums of the view's period and last season's, kept like the sums."""
+        lines, _ = self.sums(view, sites)
+        last, _ = self.sums(replace(view, period=year_before(view.period)), sites)
+        return _kept(self._figures_cache, (view.period, view.site), self.store.usage_count(), lambda: sum_figures(lines, last))
 
     def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
         lines, seasons = self.sums(view, sites)
-        last_lines, _ = self.sums(replace(view, period=year_before(view.period)), sites)
         since, until = view.period.instants(self.read.zone_of(view, sites))
         return Overview(
             sites=sites,
@@ -177,7 +180,19 @@ class FleetWeb:
             now=now,
             incidents=list(self.incidents.open_incidents().values()),
             undelivered=self.incidents.undelivered(),
-            last_usage=last_lines,
+            figures=self.figures(view, sites),
             week_map=self.week_map(view),
             rooms=self.details.rooms(view.site) if view.site else [],
         )
+
+
+def _kept(cache: OrderedDict[tuple, tuple[int, Any]], key: tuple, count: int, make: Callable[[], Any]) -> Any:
+    """``make()``, kept under ``key`` while the usage table holds ``count`` rows (32 kept at most)."""
+    hit = cache.get(key)
+    if hit is None or hit[0] != count:
+        hit = (count, make())
+        cache[key] = hit
+    cache.move_to_end(key)
+    while len(cache) > 32:
+        cache.popitem(last=False)
+    return hit[1]
