@@ -57,7 +57,7 @@ class View:
         """This view without a site or door that does not exist, and a word saying so."""
         view = self
         if view.site and view.site not in sites:
-            view = replace(view, site="", door="", problems=(*view.problems, t("fleet.unknown_filter_site", view.lang)))
+            view = replace(view, site="", door="", room="", problems=(*view.problems, t("fleet.unknown_filter_site", view.lang)))
         if view.door and view.door not in sites.get(view.site, {}).get("doors", {}):
             view = replace(view, door="", problems=(*view.problems, t("fleet.unknown_door", view.lang)))
         return view
