@@ -6,6 +6,8 @@ translation is changed in one place and no screen is left half-translated.
 
 from __future__ import annotations
 
+from .texts_dashboard import DASHBOARD_TEXTS
+
 LANGUAGES = ("da", "en")
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -178,7 +180,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "fleet.from": {"da": "Fra dato", "en": "From date"},
     "fleet.to": {"da": "Til dato", "en": "To date"},
     "fleet.all_sites": {"da": "Alle steder", "en": "All sites"},
-    "fleet.bad_date": {"da": "Ukendt dato (skriv ÅÅÅÅ-MM-DD)", "en": "Unknown date (write YYYY-MM-DD)"},
+    "fleet.bad_date": {"da": "Ukendt dato (skriv DD-MM-ÅÅÅÅ, fx 06-12-2026)", "en": "Unknown date (write YYYY-MM-DD)"},
     "fleet.sites": {"da": "Steder", "en": "Sites"},
     "fleet.site": {"da": "Sted", "en": "Site"},
     "fleet.status": {"da": "Status", "en": "Status"},
@@ -362,6 +364,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Hold open lasts until someone presses Lock again.",
     },
 }
+
+TEXTS.update(DASHBOARD_TEXTS)
 
 
 def t(key: str, language: str = "da") -> str:

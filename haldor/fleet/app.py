@@ -25,6 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import app_forms
+from .app_dashboard import association_page, report_page
 from .app_exports import export
 from .metrics import FleetCollector, exposition
 from .request_parts import RequestHeaders, peer, plain
@@ -84,6 +85,8 @@ def build_app(web: FleetWeb) -> Starlette:
         Route("/api/summary", page),
         Route("/access", page),
         Route("/audit", page),
+        Route("/association", page),
+        Route("/report", page),
         Route("/{stem}.csv", page),
         Route("/{stem}.xlsx", page),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
@@ -123,7 +126,7 @@ def _signed_in(web: FleetWeb, request: Request, view: View) -> View | Response:
     if session is not None:
         return replace(view, user=session.operator.name, role=session.operator.role, csrf=session.csrf, sso=not auth.passwords)
     path, query = request.url.path, request.url.query
-    if path in ("/", "/access") or path.endswith((".csv", ".xlsx")):
+    if path in ("/", "/access", "/association", "/report") or path.endswith((".csv", ".xlsx")):
         target = quote(path + ("?" + query if query else ""), safe="")
         return Response(status_code=303, headers={"Location": f"/login?next={target}"})
     return plain(401, "log in first\n")
@@ -174,6 +177,10 @@ def _answer(web: FleetWeb, path: str, view: View, now: float) -> Callable[[], Re
                 known, site, sites, entries[:PAGE_ROWS], len(entries), generation, now, web.zone, audit=audit, can_send=can_send
             )
         )
+    if path == "/association" and view.association:
+        return association_page(web, view, now, _html)
+    if path == "/report":
+        return report_page(web, view, now, _html)
     if path == "/audit" and view.user:
         since, until = view.period.instants(web.zone)
         rows = web.audit.rows(view.site or None, since, until, PAGE_ROWS + 1)

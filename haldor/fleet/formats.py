@@ -4,7 +4,7 @@ zone named when it is not the page's."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from haldor.texts import t
@@ -72,3 +72,36 @@ def iso(value: float | str | None, zone: str | None, page_zone: str) -> str:
         return ""
     moment = _moment(value, zone or page_zone)
     return str(value) if moment is None else moment.isoformat(timespec="seconds")
+
+
+MONTHS = {
+    "da": ("jan.", "feb.", "mar.", "apr.", "maj", "jun.", "jul.", "aug.", "sep.", "okt.", "nov.", "dec."),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+
+
+def long_day(value: date | str, lang: str) -> str:
+    """ "6. dec. 2026" (da) or "6 Dec 2026" (en), whatever the browser's language."""
+    day = date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    month = MONTHS["en" if lang == "en" else "da"][day.month - 1]
+    return f"{day.day} {month} {day.year}" if lang == "en" else f"{day.day}. {month} {day.year}"
+
+
+def short_day(value: date | str, lang: str) -> str:
+    """ "06-12-2026" (da, as a Danish form is filled in) or "2026-12-06" (en)."""
+    day = date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    return day.isoformat() if lang == "en" else day.strftime("%d-%m-%Y")
+
+
+def clock(moment: datetime, lang: str) -> str:
+    """ "19.30" (da) or "19:30" (en)."""
+    return moment.strftime("%H:%M" if lang == "en" else "%H.%M")
+
+
+def span(start: str, minutes: int, lang: str) -> str:
+    """A booking's local start and end as the box sent them: "19.30-21.00"."""
+    try:
+        first = datetime.fromisoformat(start)
+    except ValueError:
+        return start
+    return f"{clock(first, lang)}–{clock(first + timedelta(minutes=minutes or 0), lang)}"

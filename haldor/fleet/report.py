@@ -125,6 +125,19 @@ class BookingFigures:
     no_show: int
     closed: int
     unobserved: int
+    #: the booking's local start as the box sent it, its length, who came, and when in the week
+    start: str = ""
+    booked_min: int = 0
+    entries: int = 0
+    checkins: int = 0
+    used: int = 0
+    weekday: int = 0
+    start_min: int = 0
+
+
+def _count(value: Any) -> int:
+    """A count a box sends (entries, check-ins): a whole number from 0, or 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 else 0
 
 
 def _minutes(value: Any) -> bool:
@@ -162,6 +175,13 @@ def booking_figures(u: dict[str, Any]) -> BookingFigures | None:
         no_show=1 if counted and u.get("no_show") else 0,
         closed=closed,
         unobserved=unobserved,
+        start=u["start"][:40],
+        booked_min=round(u["booked_min"]),
+        entries=_count(u.get("entries")),
+        checkins=_count(u.get("checkins")),
+        used=1 if u.get("used") else 0,
+        weekday=start.weekday(),
+        start_min=start.hour * 60 + start.minute,
     )
 
 

@@ -72,4 +72,16 @@ MIGRATIONS = [
     CREATE INDEX idx_events_site_seq ON events (site, seq);
     INSERT INTO sequences (site, complete_seq, last_seq) SELECT site, MAX(seq), MAX(seq) FROM events WHERE seq IS NOT NULL GROUP BY site
     """,
+    # each booking's start, length, entries and check-ins: the dashboard's weekday-by-hour map and an
+    # association's season page (filled from the events for the rows stored before, see usage_details.py)
+    """
+    ALTER TABLE usage ADD COLUMN start TEXT;
+    ALTER TABLE usage ADD COLUMN booked_min INTEGER;
+    ALTER TABLE usage ADD COLUMN entries INTEGER;
+    ALTER TABLE usage ADD COLUMN checkins INTEGER;
+    ALTER TABLE usage ADD COLUMN used INTEGER;
+    ALTER TABLE usage ADD COLUMN weekday INTEGER;
+    ALTER TABLE usage ADD COLUMN start_min INTEGER;
+    CREATE INDEX idx_usage_association_day ON usage (association, day)
+    """,
 ]

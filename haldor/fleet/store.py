@@ -39,6 +39,13 @@ USAGE_COLUMNS = (
     "no_show",
     "closed",
     "unobserved",
+    "start",
+    "booked_min",
+    "entries",
+    "checkins",
+    "used",
+    "weekday",
+    "start_min",
 )
 
 
@@ -89,15 +96,23 @@ class FleetStore(AlarmReads):
             self._fill_usage()
 
     def _fill_usage(self) -> None:
-        """A database from before the usage table: its usage events worked out once."""
-        if self.db.one("SELECT 1 FROM usage LIMIT 1") or not self.db.one(
-            "SELECT 1 FROM events WHERE type = ? LIMIT 1", [Event.BOOKING_USAGE]
-        ):
+        """A database from before the usage table: its usage events worked out once; rows
+        stored before the usage had its start and entries: worked out again from their events."""
+        if self.db.one("SELECT 1 FROM usage LIMIT 1"):
+            rows = self.db.rows(
+                "SELECT e.id, e.site, e.booking, e.usage FROM usage u JOIN events e ON e.id = u.id "
+                "WHERE u.start IS NULL AND e.usage IS NOT NULL"
+            )
+        elif self.db.one("SELECT 1 FROM events WHERE type = ? LIMIT 1", [Event.BOOKING_USAGE]):
+            rows = self.db.rows(
+                "SELECT id, site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE]
+            )
+        else:
             return
-        rows = self.db.rows(
-            "SELECT id, site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE]
-        )
+        if not rows:
+            return
         with self.db.transaction():
+            self.db.executemany("DELETE FROM usage WHERE id = ?", [[r[0]] for r in rows])
             self._insert_usage(
                 [
                     {"id": r[0], "site": r[1], "booking": r[2], "type": Event.BOOKING_USAGE, "usage": json.loads(r[3])}

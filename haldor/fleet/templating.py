@@ -15,14 +15,18 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from haldor.texts import TEXTS, event, t
 
 from .alerts import describe
+from .charts import season_chart
+from .dashboard import by_attention, online_count, sorted_ranks, totals
 from .exports import reason_text
-from .formats import count, number, percent, week, when
+from .formats import clock, count, long_day, number, percent, short_day, span, week, when
 from .report import weekly_totals
 from .view import View
 from .web import Overview
 
 #: rows a table shows on the page; the spreadsheet has them all
 PAGE_ROWS = 500
+#: the dashboard's lists: the first of them (every site in the table of sites, every association in the report)
+DASH_SITES, DASH_ASSOCIATIONS = 20, 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ def environment() -> Environment:
     )
     env.globals.update(t=t, when=when, number=number, percent=percent, week=week, event=event)
     env.globals.update(reason_text=reason_text, action_name=_action_name)
+    env.globals.update(long_day=long_day, short_day=short_day, clock=clock, span=span)
     env.filters["urlencode_all"] = lambda text: quote(str(text), safe="")
     return env
 
@@ -109,8 +114,28 @@ def overview(view: View, o: Overview, page_zone: str) -> str:
         shown=[s for s in o.sites if not view.site or s["site"] == view.site],
         incidents=_incidents(o, by_id, lang),
         alarms=[_alarm(a, by_id) for a in o.alarms],
-        chart=chart(weekly_totals(o.usage)),
+        # the weeks the dashboard summed already (weekly_totals of the same lines), else summed here
+        chart=chart([(w.week, w.booked, w.used) for w in o.figures.weeks] if o.figures else weekly_totals(o.usage)),
+        d=dashboard_figures(view, o),
     )
+
+
+def dashboard_figures(view: View, o: Overview) -> dict[str, Any]:
+    """The dashboard's figures from the overview's own usage lines (the tables' and the CSV's)."""
+    shown = [s for s in o.sites if not view.site or s["site"] == view.site]
+    f = o.figures
+    ranks = sorted_ranks(f.ranks, view.sort) if f else []
+    return {
+        "totals": f.totals if f else totals([]),
+        "chart": season_chart(f.weeks) if f else None,
+        "sites": by_attention(shown)[:DASH_SITES],
+        "online": online_count(shown),
+        "count": len(shown),
+        "week_map": o.week_map,
+        "rooms": o.rooms,
+        "ranks": ranks[:DASH_ASSOCIATIONS],
+        "all_ranks": len(ranks),
+    }
 
 
 def _incidents(o: Overview, sites: dict[str, dict[str, Any]], lang: str) -> list[dict[str, Any]]:

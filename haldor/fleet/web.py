@@ -10,17 +10,21 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .commands import AuditLog, Commander
+from .dashboard import Figures, year_before
+from .dashboard import figures as sum_figures
 from .incidents import IncidentBook
 from .login_limits import HashSlots
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
 from .sessions import Sessions
 from .store import FleetStore
+from .usage_details import UsageDetails
 from .view import View
 from .view_data import ViewData
+from .week_map import WeekMap
 
 if TYPE_CHECKING:
     from .alerting import AlertWorker
@@ -46,6 +50,11 @@ class Overview:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     #: alert messages not delivered yet, and the last error
     undelivered: tuple[int, str | None] = (0, None)
+    #: the dashboard's sums of ``usage`` and of the same period a year (52 weeks) before
+    figures: Figures | None = None
+    #: booked and used hours by weekday and hour; the chosen site's rooms
+    week_map: WeekMap | None = None
+    rooms: list[tuple[str, str]] = field(default_factory=list)
 
 
 class FleetWeb:
@@ -71,6 +80,7 @@ class FleetWeb:
         self.incidents = IncidentBook(store.db)
         self.audit = AuditLog(store.db)
         self.read = ViewData(store, zone)
+        self.details = UsageDetails(store.db)
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
         self._sessions: Sessions | None = None
@@ -87,6 +97,8 @@ class FleetWeb:
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None
         self._usage_cache: OrderedDict[tuple, tuple[int, list[UsageLine], list[SeasonLine]]] = OrderedDict()
+        self._map_cache: OrderedDict[tuple, tuple[int, WeekMap]] = OrderedDict()
+        self._figures_cache: OrderedDict[tuple, tuple[int, Figures]] = OrderedDict()
 
     @property
     def auth(self) -> Sessions | None:
@@ -126,7 +138,7 @@ class FleetWeb:
     def access(self, view: View, site: dict[str, Any] | None, limit: int | None) -> list[dict[str, Any]]:
         return self.read.access(view, site, limit)
 
-    def _cached_usage(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
+    def sums(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
         """The sums of a view, made again only when a booking's figures came in since
         (a season of a thousand sites takes half a second; a status changes nothing)."""
         key = (view.period, view.site)
@@ -141,8 +153,23 @@ class FleetWeb:
             self._usage_cache.popitem(last=False)
         return hit[1], hit[2]
 
+    def week_map(self, view: View) -> WeekMap:
+        """The view's weekday-by-hour map, made again only when a booking's figures came in."""
+        return _kept(
+            self._map_cache,
+            (view.period, view.site, view.room),
+            self.store.usage_count(),
+            lambda: self.details.week_map(view.period, view.site or None, view.room or None),
+        )
+
+    def figures(self, view: View, sites: list[dict[str, Any]]) -> Figures:
+        """The dashboard's sums of the view's period and last season's, kept like the sums."""
+        lines, _ = self.sums(view, sites)
+        last, _ = self.sums(replace(view, period=year_before(view.period)), sites)
+        return _kept(self._figures_cache, (view.period, view.site), self.store.usage_count(), lambda: sum_figures(lines, last))
+
     def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
-        lines, seasons = self._cached_usage(view, sites)
+        lines, seasons = self.sums(view, sites)
         since, until = view.period.instants(self.read.zone_of(view, sites))
         return Overview(
             sites=sites,
@@ -153,4 +180,19 @@ class FleetWeb:
             now=now,
             incidents=list(self.incidents.open_incidents().values()),
             undelivered=self.incidents.undelivered(),
+            figures=self.figures(view, sites),
+            week_map=self.week_map(view),
+            rooms=self.details.rooms(view.site) if view.site else [],
         )
+
+
+def _kept(cache: OrderedDict[tuple, tuple[int, Any]], key: tuple, count: int, make: Callable[[], Any]) -> Any:
+    """``make()``, kept under ``key`` while the usage table holds ``count`` rows (32 kept at most)."""
+    hit = cache.get(key)
+    if hit is None or hit[0] != count:
+        hit = (count, make())
+        cache[key] = hit
+    cache.move_to_end(key)
+    while len(cache) > 32:
+        cache.popitem(last=False)
+    return hit[1]
