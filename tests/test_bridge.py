@@ -357,13 +357,20 @@ def test_the_state_is_the_same_in_sqlite_and_postgresql(backend, tmp_path, reque
     state.record("valby-skole", 1_795_000_001, {"schema": "haldor.schedule/1", "rooms": []}, 2.5)
     state.record_rows("credentials", 120)
     state.cache_feed("http://127.0.0.1/x.ics", '"abc"', None, b"BEGIN:VCALENDAR\x00\xff")
+    state.record_parsed("feed:valby-skole/gym-a|a.ics", "k1", {"bookings": [{"id": "b", "pin": None}], "problems": ["æ"]})
+    state.record_parsed("feed:valby-skole/gym-a|a.ics", "k2", {"bookings": []})  # replaces it
+    state.record_parsed("sheet:rooms", "k3", {"items": []})
     state.close()
     again = BridgeState(target)
+    assert again.parsed("feed:valby-skole/gym-a|a.ics", "k1") is None
+    assert again.parsed("feed:valby-skole/gym-a|a.ics", "k2") == {"bookings": []}
+    again.forget_parsed({"sheet:rooms"})
+    assert again.parsed("feed:valby-skole/gym-a|a.ics", "k2") is None and again.parsed("sheet:rooms", "k3") == {"items": []}
     assert again.published("valby-skole") == (1_795_000_001, {"schema": "haldor.schedule/1", "rooms": []})
     assert again.published("elsewhere") is None
     assert again.sheet_rows("credentials") == 120
     assert again.cached_feed("http://127.0.0.1/x.ics") == ('"abc"', None, b"BEGIN:VCALENDAR\x00\xff")
-    assert again.db.one("SELECT version FROM haldor_schema WHERE name = 'bridge'") == (1,)
+    assert again.db.one("SELECT version FROM haldor_schema WHERE name = 'bridge'") == (2,)  # the parsed inputs' step
     again.close()
 
 

@@ -10,13 +10,13 @@ read, or looks cut off, refuses the whole run.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from haldor.errors import HaldorError
 
 from . import build, feeds, sheets
 from .calendar import Feed, TooManyBookings, read_feed
+from .parsed import Parsed, digest, window
 from .settings import BridgeConfig, FeedSource
 from .state import BridgeState
 from .worker import InputWorker, Shared, Timeout
@@ -29,32 +29,43 @@ class Refused(HaldorError):
 def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float, *, accept: bool = False) -> tuple[build.Inputs, set[str]]:
     """Sheets and feeds; the sites whose feeds could not be read, or lost most of their
     bookings, are kept as they were (the second value)."""
-    worker = InputWorker(cfg.limits.read_memory_mb)
+    worker = InputWorker(cfg.limits.read_memory_mb)  # started only when something needs parsing
+    parsed = Parsed(state)
     try:
-        inputs = _read_sheets(cfg, state, worker, accept=accept)
-        return inputs, _read_feeds(cfg, state, worker, inputs, now, accept=accept)
+        inputs = _read_sheets(cfg, state, worker, parsed, accept=accept)
+        unread = _read_feeds(cfg, state, worker, parsed, inputs, now, accept=accept)
     finally:
         worker.close()
+    parsed.keep_only({f"sheet:{name}" for name in cfg.sheets} | {_feed_name(feed) for feed in cfg.feeds})
+    return inputs, unread
 
 
-def _read_sheets(cfg: BridgeConfig, state: BridgeState, worker: InputWorker, *, accept: bool) -> build.Inputs:
+def _feed_name(feed: FeedSource) -> str:
+    return f"feed:{feed.site}/{feed.room}|{feed.source}"
+
+
+def _read_sheets(cfg: BridgeConfig, state: BridgeState, worker: InputWorker, parsed: Parsed, *, accept: bool) -> build.Inputs:
     """Counts are what could be used, not lines: a sheet whose every row is bad has lost
     everything."""
     ctx = sheets.Context(ZoneInfo(cfg.sites[0].timezone), cfg.pin_digits)
     caps = sheets.Caps(cfg.limits.sheet_rows, cfg.limits.sheet_columns)
     read = {}
     for name, path in cfg.sheets.items():
-        sheet = worker.call(
-            path,
-            Timeout(cfg.limits.sheet_timeout_s, "limits.sheet_timeout_s"),
-            sheets.read_sheet,
-            path,
-            sheets.COLUMNS[name],
-            sheets.PARSERS[name],
-            ctx,
-            sheets.KEYS[name],
-            caps,
-        )
+        key = parsed.sheet_key(path, name, ctx.tz.key, ctx.pin_digits, caps.rows, caps.columns)
+        sheet = parsed.sheet(f"sheet:{name}", key)
+        if sheet is None:
+            sheet = worker.call(
+                path,
+                Timeout(cfg.limits.sheet_timeout_s, "limits.sheet_timeout_s"),
+                sheets.read_sheet,
+                path,
+                sheets.COLUMNS[name],
+                sheets.PARSERS[name],
+                ctx,
+                sheets.KEYS[name],
+                caps,
+            )
+            parsed.keep_sheet(f"sheet:{name}", key, sheet)
         before = state.sheet_rows(name)
         if not accept and feeds.shrunk(before, len(sheet.items), cfg.max_row_loss):
             raise Refused(
@@ -85,7 +96,7 @@ def _read_sheets(cfg: BridgeConfig, state: BridgeState, worker: InputWorker, *, 
 
 
 def _read_feeds(
-    cfg: BridgeConfig, state: BridgeState, worker: InputWorker, inputs: build.Inputs, now: float, *, accept: bool
+    cfg: BridgeConfig, state: BridgeState, worker: InputWorker, parsed: Parsed, inputs: build.Inputs, now: float, *, accept: bool
 ) -> set[str]:
     """Each feed into ``inputs``; the sites kept as they were. A site's feeds share
     ``site_bookings``, and the run's share ``run_bookings``: a feed is asked for no more
@@ -96,6 +107,7 @@ def _read_feeds(
             if alias:
                 names[alias.lower()] = a["id"]
     shared = Shared(names)  # the same for every feed: sent to the reading process once
+    run_key = digest(parsed.versions, sorted(names.items()), repr(cfg.rule), cfg.all_day_closures, cfg.horizon_days)
     limits, unread = cfg.limits, set()
     used: Counter[str] = Counter()
     for feed in cfg.feeds:
@@ -108,7 +120,7 @@ def _read_feeds(
         }
         why = min(left, key=lambda k: left[k])
         try:
-            got = _read_feed(cfg, state, worker, feed, now, shared, max(left[why], 0))
+            got = _read_feed(cfg, state, worker, parsed, feed, now, shared, run_key, max(left[why], 0))
         except TooManyBookings as exc:
             inputs.problems.append(f"{exc}{why}: {feed.site} is kept as it was")
             unread.add(feed.site)
@@ -138,28 +150,39 @@ def _read_feed(
     cfg: BridgeConfig,
     state: BridgeState,
     worker: InputWorker,
+    parsed: Parsed,
     feed: FeedSource,
     now: float,
     names: Shared,
+    run_key: str,
     cap: int,
 ) -> Feed:
+    """Parsed again only when its bytes or what it is read with changed (``run_key``:
+    what every feed shares)."""
     site = next(s for s in cfg.sites if s.id == feed.site)
     tz = ZoneInfo(site.timezone)
-    start = datetime.fromtimestamp(now, tz) - timedelta(days=1)
+    start, end = window(now, tz, cfg.horizon_days)
     where = feeds.where(feed.source)  # a URL's query (its token) stays out of every message
-    return worker.call(
+    data = feeds.fetch(feed, state, cfg.limits.feed_mb * 2**20)
+    key = digest(run_key, data, where, site.id, feed.room, tz.key, start.isoformat(), end.isoformat(), cap)
+    got = parsed.feed(_feed_name(feed), key)
+    if got is not None:
+        return got
+    got = worker.call(
         where,
         Timeout(cfg.limits.feed_timeout_s, "limits.feed_timeout_s"),
         read_feed,
-        feeds.fetch(feed, state, cfg.limits.feed_mb * 2**20),
+        data,
         where,
         site=site.id,
         room=feed.room,
         tz=tz,
         start=start,
-        end=start + timedelta(days=cfg.horizon_days),
+        end=end,
         rule=cfg.rule,
         associations=names,
         all_day_closures=cfg.all_day_closures,
         max_bookings=cap,
     )
+    parsed.keep_feed(_feed_name(feed), key, got)
+    return got

@@ -1,6 +1,7 @@
-"""What the bridge last published per site, how many rows each sheet had, and the
-feeds' ``ETag``s: the base of the next delta, of versions that only grow, and of the
-check that refuses a sheet cut in half. SQLite by default, PostgreSQL for a
+"""What the bridge last published per site, how many rows each sheet had, the feeds'
+``ETag``s, and what each feed and sheet gave when it was last parsed: the base of the
+next delta, of versions that only grow, of the check that refuses a sheet cut in half,
+and of a run that parses only what changed. SQLite by default, PostgreSQL for a
 ``postgresql://`` URL (the same schema, :mod:`haldor.sql`); a publication is recorded
 only after the broker acknowledged it."""
 
@@ -17,6 +18,8 @@ MIGRATIONS = [
     CREATE TABLE bridge_sheet_rows (sheet TEXT PRIMARY KEY, rows INTEGER NOT NULL);
     CREATE TABLE bridge_feed_cache (source TEXT PRIMARY KEY, etag TEXT, modified TEXT, body {blob} NOT NULL)
     """,
+    # what each feed and sheet gave at its last parse, under the hash of all it depends on
+    "CREATE TABLE bridge_parsed (input TEXT PRIMARY KEY, key TEXT NOT NULL, result TEXT NOT NULL)",
 ]
 
 
@@ -65,6 +68,25 @@ class BridgeState:
             "DO UPDATE SET etag = excluded.etag, modified = excluded.modified, body = excluded.body",
             (source, etag, modified, body),
         )
+
+    def parsed(self, name: str, key: str) -> Any | None:
+        """What ``name`` gave when it was last parsed, if that was under ``key``."""
+        row = self.db.one("SELECT result FROM bridge_parsed WHERE input = ? AND key = ?", (name, key))
+        return None if row is None else json.loads(row[0])
+
+    def record_parsed(self, name: str, key: str, result: Any) -> None:
+        """One row per input: a new key replaces the old one."""
+        self.db.execute(
+            "INSERT INTO bridge_parsed (input, key, result) VALUES (?, ?, ?) ON CONFLICT (input) "
+            "DO UPDATE SET key = excluded.key, result = excluded.result",
+            (name, key, json.dumps(result, ensure_ascii=False)),
+        )
+
+    def forget_parsed(self, keep: set[str]) -> None:
+        """Inputs no longer configured: their rows go."""
+        for (name,) in self.db.rows("SELECT input FROM bridge_parsed"):
+            if name not in keep:
+                self.db.execute("DELETE FROM bridge_parsed WHERE input = ?", (name,))
 
     def forget_feeds(self) -> None:
         self.db.execute("DELETE FROM bridge_feed_cache")
