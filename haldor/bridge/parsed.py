@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
+import stat
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -84,9 +85,13 @@ class Parsed:
         self.state.record_parsed(name, key, result)
 
     def sheet_key(self, path: str, *settings: Any) -> str | None:
-        """None: the file cannot be read here (the reading process says why)."""
+        """None: not a plain file that can be read here (the reading process says why,
+        within its bounds). Hashed as it is read: a sheet of any size costs no memory."""
         try:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    return None
+                data = hashlib.file_digest(f, "sha256").digest()
         except OSError:
             return None
         return digest(self.versions, "sheet", path, data, *settings)
