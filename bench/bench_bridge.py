@@ -4,8 +4,9 @@ against a real Mosquitto, with every schedule sealed to its site's key.
 
 Prints: the first run (every site a snapshot): wall time, peak memory, bytes published;
 ``--rounds`` runs with nothing changed (the median and each), each beside a run of its
-floor (FLOOR_RUN: the same sheets and feeds read and compared with the last run's, in a
-plain script without the bridge's code), interleaved; then a run after 10 single
+floor (FLOOR_RUN: the same sheets read, the feeds whose bytes changed parsed, and each
+site compared with the last run's, in a plain script without the bridge's code),
+interleaved; then a run after 10 single
 bookings moved: wall time, how many sites got a delta, bytes published.
 
     python bench/bench_bridge.py --sites 100 --bookings 50000 --credentials 100000
@@ -137,11 +138,14 @@ def write_calendar(path: Path, events: list) -> None:
 
 #: the floor of a run with nothing changed, written without the bridge's code: the same
 #: sheets (csv) and feeds (icalendar, recurring_ical_events: one query per feed over the
-#: horizon), each site's snapshot put together from dictionaries keyed by site and
-#: association, compared as JSON text with what the floor's own last run stored (SQLite),
-#: nothing published. No limits, no worker process, no checks of what a box would refuse.
+#: horizon, from local midnight a day back), a feed parsed only when its bytes or the
+#: window changed since the floor's last run (its bookings kept as JSON in SQLite under
+#: that hash, as the bridge does), each site's snapshot put together from dictionaries
+#: keyed by site and association, compared as JSON text with what the floor's own last
+#: run stored (SQLite), nothing published. No limits, no worker process, no checks of
+#: what a box would refuse.
 FLOOR_RUN = r"""
-import csv, json, sqlite3, sys
+import csv, hashlib, json, sqlite3, sys
 from collections import defaultdict
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -158,20 +162,30 @@ for c in rows("credentials.csv"):
 rooms = defaultdict(list)
 for r in rows("rooms.csv"):
     rooms[r["site"]].append(r)
-start = datetime.now(tz) - timedelta(days=1)
+start = datetime.combine(datetime.now(tz).date() - timedelta(days=1), datetime.min.time(), tz)
 end = start + timedelta(days=365)
 db = sqlite3.connect(f"{root}/floor-state.db")
 db.execute("CREATE TABLE IF NOT EXISTS published(site TEXT PRIMARY KEY, doc TEXT)")
+db.execute("CREATE TABLE IF NOT EXISTS parsed(feed TEXT PRIMARY KEY, key TEXT, bookings TEXT)")
 changed = 0
 for site, feeds in manifest.items():
     bookings = []
     for room, name in feeds:
         with open(f"{root}/{name}", "rb") as f:
-            cal = icalendar.Calendar.from_ical(f.read())
-        for e in recurring_ical_events.of(cal).between(start, end):
+            data = f.read()
+        key = hashlib.sha256(data + start.isoformat().encode()).hexdigest()
+        row = db.execute("SELECT bookings FROM parsed WHERE feed = ? AND key = ?", [name, key]).fetchone()
+        if row is not None:
+            bookings += json.loads(row[0])
+            continue
+        got = []
+        for e in recurring_ical_events.of(icalendar.Calendar.from_ical(data)).between(start, end):
             first = e["dtstart"].dt
-            bookings.append({"id": f"{e['uid']}|{first.isoformat()}", "room": room, "association": str(e["categories"].cats[0]),
-                             "start": first.isoformat(), "end": e["dtend"].dt.isoformat()})
+            got.append({"id": f"{e['uid']}|{first.isoformat()}", "room": room, "association": str(e["categories"].cats[0]),
+                        "start": first.isoformat(), "end": e["dtend"].dt.isoformat()})
+        with db:
+            db.execute("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?)", [name, key, json.dumps(got)])
+        bookings += got
     booked = sorted({b["association"] for b in bookings})
     doc = json.dumps({"rooms": rooms[site], "associations": [associations[a] for a in booked],
                       "credentials": [c for a in booked for c in members[a]], "bookings": bookings}, sort_keys=True)

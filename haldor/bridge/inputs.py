@@ -36,7 +36,7 @@ def read_inputs(cfg: BridgeConfig, state: BridgeState, now: float, *, accept: bo
         unread = _read_feeds(cfg, state, worker, parsed, inputs, now, accept=accept)
     finally:
         worker.close()
-    parsed.keep_only({f"sheet:{name}" for name in cfg.sheets} | {_feed_name(feed) for feed in cfg.feeds})
+    parsed.save({f"sheet:{name}" for name in cfg.sheets} | {_feed_name(feed) for feed in cfg.feeds})
     return inputs, unread
 
 

@@ -75,6 +75,7 @@ class Parsed:
     def __init__(self, state: BridgeState) -> None:
         self.state = state
         self.versions = _versions()
+        self.new: dict[str, tuple[str, Any]] = {}  # written at the end of the reading, in one transaction
 
     def feed(self, name: str, key: str) -> Feed | None:
         kept = self.state.parsed(name, key)
@@ -82,7 +83,7 @@ class Parsed:
 
     def keep_feed(self, name: str, key: str, feed: Feed) -> None:
         result = {"source": feed.source, "bookings": feed.bookings, "closures": feed.closures, "problems": feed.problems}
-        self.state.record_parsed(name, key, result)
+        self.new[name] = (key, result)
 
     def sheet_key(self, path: str, *settings: Any) -> str | None:
         """None: not a plain file that can be read here (the reading process says why,
@@ -103,8 +104,9 @@ class Parsed:
     def keep_sheet(self, name: str, key: str | None, sheet: Sheet) -> None:
         if key is not None:
             result = {"path": sheet.path, "rows": sheet.rows, "items": sheet.items, "problems": sheet.problems}
-            self.state.record_parsed(name, key, result)
+            self.new[name] = (key, result)
 
-    def keep_only(self, names: set[str]) -> None:
-        """Rows of inputs no longer configured go."""
-        self.state.forget_parsed(names)
+    def save(self, configured: set[str]) -> None:
+        """What was parsed this run; the rows of inputs no longer configured go."""
+        self.state.record_all_parsed(self.new, keep=configured)
+        self.new.clear()
