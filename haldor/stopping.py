@@ -20,9 +20,12 @@ class _Stop(BaseException):
     """Raised by the handler in the main thread: only the wait below catches it."""
 
 
-def wait_for_stop(alive: Callable[[], bool] | None = None, every_s: float = 0.5) -> int | None:
+def wait_for_stop(
+    alive: Callable[[], bool] | None = None, every_s: float = 0.5, ready: Callable[[], None] | None = None
+) -> int | None:
     """Block the main thread until SIGTERM or SIGINT (its number), or until ``alive()``
-    turns false, asked every ``every_s`` (None). The handlers before are put back."""
+    turns false, asked every ``every_s`` (None). ``ready`` is called once the signals are
+    taken. The handlers before are put back."""
     got: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
@@ -32,6 +35,8 @@ def wait_for_stop(alive: Callable[[], bool] | None = None, every_s: float = 0.5)
 
     before = {s: signal.signal(s, handler) for s in SIGNALS}
     try:
+        if ready is not None:
+            ready()
         while alive is None or alive():
             time.sleep(every_s)
     except _Stop:

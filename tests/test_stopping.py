@@ -11,14 +11,11 @@ import pytest
 
 from haldor.stopping import wait_for_stop
 
-CHILD = """
-import multiprocessing, signal, sys, threading, time
-from haldor.stopping import wait_for_stop
+from .helpers import wait_for
 
-def say_when_waiting():
-    while signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # until the wait took the signals
-        time.sleep(0.001)
-    print("waiting", flush=True)
+CHILD = """
+import multiprocessing, sys, threading
+from haldor.stopping import wait_for_stop
 
 def busy():
     # a thread that starts a helper process (multiprocessing unblocks signals on it) and
@@ -31,8 +28,7 @@ def busy():
 
 if __name__ == "__main__":
     threading.Thread(target=busy, daemon=True).start()
-    threading.Thread(target=say_when_waiting, daemon=True).start()
-    got = wait_for_stop()
+    got = wait_for_stop(ready=lambda: print("waiting", flush=True))
     print("stopped by", got, flush=True)
 """
 
@@ -42,11 +38,13 @@ def test_a_signal_ends_the_wait_whatever_the_other_threads_do(tmp_path, sig):
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(x.strip() for x in child.stdout), daemon=True).start()
     try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "waiting"
+        wait_for(lambda: "waiting" in lines, timeout=20, what="the child waiting for its signal")
         child.send_signal(sig)
         assert child.wait(20) == 0
-        assert f"stopped by {int(sig)}" in child.stdout.read().splitlines()
+        assert wait_for(lambda: f"stopped by {int(sig)}" in lines, what="its last word")
     finally:
         child.kill()
 
