@@ -9,7 +9,6 @@ database or reaches the hardware.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import sqlite3
@@ -223,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b"not JSON\n", "text/plain")
             return
         if path == "/api/agent":
-            if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+            if not listen.is_loopback(self.client_address[0]):
                 self._send(403, b"only the agent on this box\n", "text/plain")
                 return
             kiosk.agent_push(doc if isinstance(doc, dict) else {})
