@@ -116,7 +116,8 @@ class InputWorker:
         memory = self.memory_mb * 1024 * 1024
         self._child = ctx.Process(target=_serve, args=(theirs, memory, os.getpid()), name="bridge-reader", daemon=True)
         # starting it also starts multiprocessing's resource tracker, which unblocks SIGTERM
-        # and SIGINT on this thread: the service blocks them so that one thread waits for them
+        # and SIGINT on this thread: a caller that blocked them keeps them blocked
+        # (haldor.stopping no longer blocks them; this keeps the worker from surprising one that does)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ())
         try:
             self._child.start()
