@@ -111,6 +111,7 @@ max_queued_messages 0
 log_dest stderr
 log_type error
 log_type warning
+log_type notice
 listener {self.port} 127.0.0.1
 {self.extra}
 """
@@ -225,3 +226,46 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+#: the role every anonymous client of the test broker holds (the fleet, watchers, the auditor)
+EVERYTHING = [
+    {"acltype": kind, "topic": "#", "allow": True}
+    for kind in ("publishClientSend", "publishClientReceive", "subscribePattern", "unsubscribePattern")
+]
+
+
+class DynsecBroker(Broker):
+    """Mosquitto with the dynamic security plugin, as a municipality enrolling boxes runs
+    it: its ``dynamic-security.json`` made by ``mosquitto_ctrl dynsec init`` with an admin
+    (``admin``, password in ``admin_password_file``). Anonymous clients (the tests' fleet,
+    watchers and auditor) may do everything; a client with a user name only what its roles allow."""
+
+    def __init__(self, workdir: Path, **kwargs) -> None:
+        super().__init__(workdir, **kwargs)
+        self.dynsec = self.dir / "dynamic-security.json"
+        self.admin_password_file = self.dir / "admin.password"
+        if not self.dynsec.exists():
+            password = uuid.uuid4().hex
+            self.admin_password_file.write_text(password + "\n")
+            subprocess.run(
+                ["mosquitto_ctrl", "dynsec", "init", str(self.dynsec), "admin", password],
+                check=True,
+                capture_output=True,
+            )
+            made = json.loads(self.dynsec.read_text())
+            made["roles"].append({"rolename": "everything", "acls": EVERYTHING})
+            made["groups"] = [*made.get("groups", []), {"groupname": "anonymous", "roles": [{"rolename": "everything"}]}]
+            made["anonymousGroup"] = "anonymous"
+            self.dynsec.write_text(json.dumps(made, indent=1))
+
+    def config(self) -> str:
+        return super().config() + f"\nplugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {self.dynsec}\n"
+
+    def admin_options(self, prefix: str = PREFIX):
+        from haldor.mqtt import BrokerOptions
+
+        return BrokerOptions(
+            host="127.0.0.1", port=self.port, username="admin", password_file=str(self.admin_password_file), prefix=prefix
+        )
