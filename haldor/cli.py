@@ -181,7 +181,12 @@ def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
         metavar="user add|remove|unlock NAME | user list",
         help="manage the page's users instead of running",
     )
-    fleet.add_argument("--role", choices=("viewer", "operator"), default="viewer", help="user add: viewer reads, operator acts")
+    fleet.add_argument(
+        "--role",
+        choices=("viewer", "operator", "registrar"),
+        default="viewer",
+        help="user add: viewer reads, operator acts, registrar also enrols and revokes boxes",
+    )
     fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
     fleet.add_argument(
         "--public-url", default="", metavar="URL", help="the page's address as browsers see it (https://... behind a TLS proxy)"

@@ -4,20 +4,38 @@ half-made; against a real Mosquitto with the plugin."""
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from haldor.errors import HaldorError
 from haldor.fleet.dynsec import SITE_TOPICS, Dynsec, DynsecError, role_name
+from haldor.fleet.enrolment import Enroller, Enrolment
+from haldor.fleet.operators import Operators
+from haldor.fleet.register import Refused, Register, normal
+from haldor.fleet.serving import FleetServer
+from haldor.fleet.sessions import Sessions
+from haldor.fleet.store import FleetStore
+from haldor.fleet.web import FleetWeb
 from haldor.integrator.broker_client import acked_publish, connect
 from haldor.mqtt import BrokerOptions
+from haldor.sql import Database
 
 from .helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "haldor/v1"
+T0 = 1_800_000_000.0
+PASSWORD = "korrekt hest batteri"
+BOOKING_KEY = "PzRZsUWtq1YoUwkw+//zbXRk0zBlF+4OOk/RLPaPqGg="
+ENROLMENT = Enrolment(
+    broker_host="127.0.0.1", broker_port=1, tls=False, admin_username="admin", admin_password_file="/nonexistent",
+    schedule_keys={"bookings-2026": BOOKING_KEY},
+)  # fmt: skip
 
 
 def test_the_role_of_a_site_allows_what_haldor_acl_allows_a_box():
@@ -86,3 +104,106 @@ def test_an_admin_the_broker_does_not_know_is_said_in_one_line(dynsec_broker, tm
     opts.password_file = str(wrong)
     with pytest.raises(DynsecError, match=r"^dynamic security: broker 127.0.0.1:\d+ refused: Not authorized$"):
         Dynsec(opts).create_site_login("valby-skole", "x")
+
+
+# -- the register: sites, codes, the page -------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fleet_db(request, tmp_path):
+    return str(tmp_path / "fleet.db") if request.param == "sqlite" else request.getfixturevalue("postgres").database()
+
+
+def test_a_code_enrols_once_within_a_day_and_is_stored_only_as_a_keyed_hash(fleet_db):
+    store = FleetStore(fleet_db)
+    register = Register(store.db)
+    code = register.add("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "admin-ida", T0)
+    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){5}", code)
+    stored = [str(v) for row in store.db.rows("SELECT * FROM enrol_codes") for v in row]
+    assert not any(normal(code) in v or code in v for v in stored)
+    with pytest.raises(Refused) as unknown:
+        register.take("AAAA-BBBB-CCCC-DDDD-EEEE-FFFF", T0)
+    assert unknown.value.reason == "code_unknown"
+    with pytest.raises(Refused) as expired:
+        register.take(code, T0 + 24 * 3600)
+    assert expired.value.reason == "code_expired"
+    assert register.take(code.lower().replace("-", " "), T0 + 60).site == "valby-skole"  # as typed
+    with pytest.raises(Refused) as used:
+        register.take(code, T0 + 61)
+    assert used.value.reason == "code_used"
+    second = register.new_code("valby-skole", T0 + 62)  # the box not enrolled yet: a second code may be made
+    register.enrolled("valby-skole", "k" * 44, T0 + 63)
+    with pytest.raises(Refused) as enrolled:
+        register.take(second, T0 + 64)
+    assert enrolled.value.reason == "site_enrolled"
+    with pytest.raises(Refused, match="revoke it first"):
+        register.new_code("valby-skole", T0 + 65)
+    register.revoked("valby-skole", "admin-ida", T0 + 66)
+    assert register.get("valby-skole").state == "revoked"
+    assert register.take(register.new_code("valby-skole", T0 + 67), T0 + 68).site == "valby-skole"  # a replaced box
+
+
+def test_another_fleets_code_is_unknown_here(tmp_path):
+    ours, theirs = Register(FleetStore(tmp_path / "a.db").db), Register(FleetStore(tmp_path / "b.db").db)
+    ours.add("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "ida", T0)
+    code = theirs.add("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "ida", T0)
+    with pytest.raises(Refused) as refused:
+        ours.take(code, T0)
+    assert refused.value.reason == "code_unknown"
+
+
+@pytest.fixture
+def register_page(tmp_path):
+    """The fleet's page with a registrar, an operator and enrolment on (its broker never asked here)."""
+    db = str(tmp_path / "fleet.db")
+    store = FleetStore(db)
+    users = Operators(Database.open(db))
+    users.add("admin-ida", PASSWORD, "registrar")
+    users.add("pedel-anna", PASSWORD, "operator")
+    web = FleetWeb(store)
+    web.auth = Sessions(users, secure=False)
+    web.enroller = Enroller(web.register, Dynsec(BrokerOptions("127.0.0.1", 1)), ENROLMENT, PREFIX)
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    yield web, server
+    server.shutdown()
+
+
+def login(url: str, name: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=url)
+    assert client.post("/login", data={"name": name, "password": PASSWORD, "next": "/"}).status_code == 303
+    page = client.get("/register")
+    assert page.status_code == 200
+    return client, page.text.split("name='csrf' value='")[1].split("'")[0]
+
+
+def test_a_registrar_creates_a_site_on_the_page_and_sees_its_code_once(register_page):
+    web, server = register_page
+    client, csrf = login(server.url, "admin-ida")
+    made = client.post(
+        "/register",
+        data={"csrf": csrf, "action": "add", "site": "valby-skole", "name": "Valby Skole", "zone": "Europe/Copenhagen",
+              "profile": "main-strike-wiegand"},
+    )  # fmt: skip
+    assert made.status_code == 200
+    code = re.search(r"<code>([A-Z2-7-]+)</code>", made.text).group(1)
+    assert web.register.take(code, time.time()).site == "valby-skole"
+    again = client.get("/register").text
+    assert code not in again and "Valby Skole" in again and "venter på boksen" in again
+    assert client.post("/register", data={"action": "add", "site": "x", "name": "x", "zone": "UTC"}).status_code == 403  # no CSRF
+    refused = client.post(
+        "/register", data={"csrf": csrf, "action": "add", "site": "valby-skole", "name": "Igen", "zone": "UTC",
+                           "profile": "main-strike-wiegand"})  # fmt: skip
+    assert refused.status_code == 400 and "already in the register" in refused.text
+    rows = web.audit.rows("valby-skole")
+    assert [(r["who"], r["action"]) for r in rows][::-1] == [("admin-ida", "site_added"), ("admin-ida", "refused")]
+
+
+def test_an_operator_who_is_no_registrar_creates_no_site(register_page):
+    web, server = register_page
+    client, csrf = login(server.url, "pedel-anna")
+    answer = client.post(
+        "/register", data={"csrf": csrf, "action": "add", "site": "valby-skole", "name": "Valby Skole",
+                           "zone": "Europe/Copenhagen", "profile": "main-strike-wiegand"})  # fmt: skip
+    assert answer.status_code == 403 and "registrator" in answer.text
+    assert web.register.sites() == []
+    assert web.audit.rows("valby-skole")[0]["action"] == "refused"

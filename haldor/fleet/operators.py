@@ -15,7 +15,8 @@ from haldor.sql import Database
 
 from .login_limits import SourceLimits
 
-ROLES = ("viewer", "operator")
+#: a viewer reads, an operator acts on doors, a registrar also enrols and revokes boxes (keeps the register)
+ROLES = ("viewer", "operator", "registrar")
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 #: wrong passwords in a row before a user is locked out, and for how long
 MAX_FAILURES, LOCKOUT_S = 5, 15 * 60
@@ -53,7 +54,11 @@ class Operator:
 
     @property
     def acts(self) -> bool:
-        return self.role == "operator"
+        return self.role in ("operator", "registrar")
+
+    @property
+    def enrols(self) -> bool:
+        return self.role == "registrar"
 
 
 class OperatorError(HaldorError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -21,6 +22,8 @@ from haldor.stopping import wait_for_stop
 from . import settings as fleet_settings
 from .alerting import AlertWorker
 from .commands import Commander
+from .dynsec import Dynsec
+from .enrolment import Enroller, Enrolment
 from .ingest import FleetConsumer
 from .operators import OperatorError, Operators
 from .serving import FleetServer
@@ -61,6 +64,8 @@ def serve(args: Any, opts: BrokerOptions) -> int:
     if args.command_key:
         kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
         web.commander = Commander(consumer.client, opts, args.command_key, kid, web.audit)
+    if settings.enrolment is not None:
+        web.enroller = enroller(web, opts, settings.enrolment)
     web.consumer, web.alerting = consumer, alerting
     server = FleetServer(web, listen)  # bound now: a port in use stops the start before anything runs
     consumer.start()
@@ -75,6 +80,14 @@ def serve(args: Any, opts: BrokerOptions) -> int:
         alerting.stop()
     server.shutdown()
     return 0
+
+
+def enroller(web: FleetWeb, opts: BrokerOptions, enrolment: Enrolment) -> Enroller:
+    """Boxes enrol through the fleet's broker, logged in as the dynamic security plugin's admin."""
+    admin = replace(
+        opts, username=enrolment.admin_username, password_file=enrolment.admin_password_file, cert_file="", key_file=""
+    )
+    return Enroller(web.register, Dynsec(admin), enrolment, opts.prefix)
 
 
 def _season(args: Any) -> tuple[int, int] | None:
