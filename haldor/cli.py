@@ -69,6 +69,10 @@ def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
     demo.add_argument("--port", type=int, default=8080, help="the screen's port on 127.0.0.1 (default 8080, else any free one)")
     demo.add_argument("--no-prompt", action="store_true", help="no card prompt: run until Ctrl-C, badge on the page")
+    enrol = sub.add_parser("enrol", parents=[common], help="join the municipality: this box's keys, configuration and login")
+    enrol.add_argument("url", metavar="URL", help="the fleet's address, e.g. https://fleet.kommune.dk")
+    enrol.add_argument("code", metavar="CODE", help="the one-time code the fleet's page showed")
+    enrol.add_argument("--data", default="/var/lib/haldor", help="the box's data folder (default /var/lib/haldor)")
     kiosk = sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
     kiosk.add_argument("--browser", action="store_true", help="instead: show the page in Chromium's kiosk mode once it answers")
 
@@ -181,11 +185,9 @@ def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
         metavar="user add|remove|unlock NAME | user list",
         help="manage the page's users instead of running",
     )
+    roles = ("viewer", "operator", "registrar")
     fleet.add_argument(
-        "--role",
-        choices=("viewer", "operator", "registrar"),
-        default="viewer",
-        help="user add: viewer reads, operator acts, registrar also enrols and revokes boxes",
+        "--role", choices=roles, default="viewer", help="user add: a viewer reads, an operator acts, a registrar enrols"
     )
     fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
     fleet.add_argument(
@@ -237,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "schedule": _schedule,
         "decide": _decide,
         "demo": _demo,
+        "enrol": _enrol,
         "kiosk": _kiosk,
         "keygen": _keygen,
         "sign": _sign,
@@ -307,6 +310,12 @@ def _run(args) -> int:
     from haldor.agent.run import run_forever
 
     return run_forever(_config(args))
+
+
+def _enrol(args) -> int:
+    from haldor.agent.enrol import enrol
+
+    return enrol(args.url, args.code, args.data)
 
 
 def _demo(args) -> int:

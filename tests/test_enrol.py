@@ -4,7 +4,11 @@ half-made; against a real Mosquitto with the plugin."""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from haldor import config
+from haldor.access.sealing import public_text
 from haldor.errors import HaldorError
 from haldor.fleet.dynsec import SITE_TOPICS, Dynsec, DynsecError, role_name
 from haldor.fleet.enrolment import Enroller, Enrolment
@@ -24,7 +30,9 @@ from haldor.fleet.web import FleetWeb
 from haldor.integrator.broker_client import acked_publish, connect
 from haldor.mqtt import BrokerOptions
 from haldor.sql import Database
+from haldor.store.secret import site_key
 
+from .broker import Watcher, free_port
 from .helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +215,178 @@ def test_an_operator_who_is_no_registrar_creates_no_site(register_page):
     assert answer.status_code == 403 and "registrator" in answer.text
     assert web.register.sites() == []
     assert web.audit.rows("valby-skole")[0]["action"] == "refused"
+
+
+# -- a box enrolled against a running fleet and broker, end to end ---------------------------
+
+
+class RunningFleet:
+    """``haldor fleet`` as a child process, with enrolment on against ``broker`` and a registrar."""
+
+    def __init__(self, tmp_path: Path, broker) -> None:
+        self.db = str(tmp_path / "fleet.db")
+        toml = tmp_path / "fleet.toml"
+        toml.write_text(
+            f"""[enrolment]
+broker_host = "127.0.0.1"
+broker_port = {broker.port}
+tls = false
+admin_username = "admin"
+admin_password_file = "{broker.admin_password_file}"
+schedule_keys = {{ "bookings-2026" = "{BOOKING_KEY}" }}
+"""
+        )
+        add = subprocess.run(
+            [sys.executable, "-m", "haldor", "fleet", "--db", self.db, "user", "add", "registrar-ida", "--role", "registrar",
+             "--password-stdin"],
+            input=PASSWORD + "\n", capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert add.returncode == 0, add.stderr
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "fleet.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "haldor", "fleet", "--broker", f"127.0.0.1:{broker.port}", "--db", self.db,
+             "--listen", f"127.0.0.1:{self.port}", "--fleet-config", str(toml)],
+            stderr=open(self.log, "ab"),
+        )  # fmt: skip
+        wait_for(self._up, timeout=30, what="the fleet's page up")
+        self.client, self.csrf = login(self.url, "registrar-ida")
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, self.log.read_text()
+        try:
+            return httpx.get(self.url + "/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def add_site(self, site: str, name: str) -> str:
+        made = self.client.post(
+            "/register",
+            data={"csrf": self.csrf, "action": "add", "site": site, "name": name, "zone": "Europe/Copenhagen",
+                  "profile": "main-strike-wiegand"},
+        )  # fmt: skip
+        assert made.status_code == 200, made.text
+        return re.search(r"<code>([A-Z2-7-]+)</code>", made.text).group(1)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+@pytest.fixture
+def running_fleet(tmp_path, dynsec_broker):
+    fleet = RunningFleet(tmp_path, dynsec_broker)
+    yield fleet
+    fleet.stop()
+
+
+def enrol(url: str, code: str, data: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "haldor", "enrol", url, code, "--data", str(data)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_fresh_box_enrols_in_one_step_runs_under_its_own_login_and_is_cut_off_when_revoked(
+    tmp_path, dynsec_broker, running_fleet
+):
+    fleet = running_fleet
+    code = fleet.add_site("valby-skole", "Valby Skole")
+    watcher = Watcher(dynsec_broker.port)
+    data = tmp_path / "box"
+    started = time.monotonic()
+    done = enrol(fleet.url, code, data)
+    assert done.returncode == 0, done.stderr
+    cfg = config.load(data / "haldor.toml")
+    assert (cfg.site_id, cfg.site.name, cfg.mqtt.username) == ("valby-skole", "Valby Skole", "valby-skole")
+    assert [d.id for d in cfg.doors] == ["main"] and [r.type for r in cfg.readers] == ["wiegand"]
+    for secret in ("mqtt-password", "site.key", "device.secret", "haldor.toml"):
+        assert stat.S_IMODE((data / secret).stat().st_mode) == 0o600, secret
+    pinned = Register(Database.open(fleet.db)).get("valby-skole")
+    assert pinned.state == "enrolled" and pinned.sealing_key == public_text(site_key(data))
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "haldor", "run", "--config", str(data / "haldor.toml")],
+        env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}, stderr=open(tmp_path / "agent.log", "ab"),
+    )  # fmt: skip
+    try:
+        wait_for(lambda: any(s["online"] for s in watcher.docs("status")), timeout=30, what="the box's first status")
+        code_to_status = time.monotonic() - started
+        print(f"\ncode to first status: {code_to_status:.2f} s")
+        log = dynsec_broker.log.read_text()
+        assert "as haldor-valby-skole (p5, c0, k60, u'valby-skole')" in log or "u'valby-skole'" in log
+
+        def named() -> bool:
+            sites = fleet.client.get("/api/summary").json()["sites"]
+            return any(s["site"] == "valby-skole" and s["name"] == "Valby Skole" for s in sites)
+
+        wait_for(named, timeout=30, what="the fleet showing the site by name")
+        assert "tilmeldt" in fleet.client.get("/register").text
+        refused_before = dynsec_broker.log.read_text().count("not authorised")
+        revoked = fleet.client.post("/register", data={"csrf": fleet.csrf, "action": "revoke", "site": "valby-skole"})
+        assert revoked.status_code == 303
+        wait_for(lambda: "Client haldor-valby-skole been disconnected by administrative action" in dynsec_broker.log.read_text()
+                 or watcher.docs("status")[-1]["online"] is False, timeout=10, what="the box cut off")  # fmt: skip
+        wait_for(
+            lambda: dynsec_broker.log.read_text().count("not authorised") > refused_before, timeout=30,
+            what="the box's next login refused",
+        )  # fmt: skip
+        assert agent.poll() is None  # the doors go on, offline
+        assert Register(Database.open(fleet.db)).get("valby-skole").state == "revoked"
+        rows = fleet.client.get("/audit.csv").text
+        assert "site_added" in rows and "enrolled" in rows and "revoked" in rows
+    finally:
+        agent.terminate()
+        agent.wait(20)
+        watcher.close()
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_each_refusal_is_one_line_exit_2_and_writes_no_configuration(tmp_path, running_fleet):
+    fleet = running_fleet
+    code = fleet.add_site("valby-skole", "Valby Skole")
+    spare = fleet.client.post("/register", data={"csrf": fleet.csrf, "action": "code", "site": "valby-skole"})
+    spare_code = re.search(r"<code>([A-Z2-7-]+)</code>", spare.text).group(1)
+    register = Register(Database.open(fleet.db))
+    register.add("hvidovre-hallen", "Hvidovre Hallen", "Europe/Copenhagen", "main-strike-wiegand", "ida", 0.0)
+    stale = register.new_code("hvidovre-hallen", time.time() - 25 * 3600)
+
+    unknown = enrol(fleet.url, "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF", tmp_path / "a")
+    assert unknown.returncode == 2 and "ukendt kode" in one_line(unknown) and "another municipality" in one_line(unknown)
+    expired = enrol(fleet.url, stale, tmp_path / "a")
+    assert expired.returncode == 2 and "udløbet" in one_line(expired)
+    assert not (tmp_path / "a" / "haldor.toml").exists()
+
+    assert enrol(fleet.url, code, tmp_path / "box").returncode == 0
+    written = (tmp_path / "box" / "haldor.toml").read_text()
+    again = enrol(fleet.url, spare_code, tmp_path / "box")
+    assert again.returncode == 2 and "datamappen er allerede tilmeldt" in one_line(again)
+    assert (tmp_path / "box" / "haldor.toml").read_text() == written
+    used = enrol(fleet.url, code, tmp_path / "b")
+    assert used.returncode == 2 and "koden er allerede brugt" in one_line(used)
+    enrolled = enrol(fleet.url, spare_code, tmp_path / "c")
+    assert enrolled.returncode == 2 and "stedet har allerede en tilmeldt boks" in one_line(enrolled)
+    for folder in ("b", "c"):
+        assert not (tmp_path / folder / "haldor.toml").exists()
+
+
+def test_a_broker_that_refuses_the_login_leaves_the_code_usable_and_nothing_made(tmp_path, dynsec_broker):
+    store = FleetStore(tmp_path / "fleet.db")
+    register = Register(store.db)
+    code = register.add("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "ida", time.time())
+    admin = Dynsec(dynsec_broker.admin_options())
+    admin.run([{"command": "createClient", "username": "valby-skole", "password": "someone-elses"}])  # in the way
+    enroller = Enroller(register, admin, ENROLMENT, PREFIX)
+    (tmp_path / "box").mkdir()
+    key = public_text(site_key(tmp_path / "box"))
+    with pytest.raises(DynsecError, match="Client already exists"):
+        enroller.enrol({"code": code, "sealing_key": key}, time.time())
+    assert register.get("valby-skole").state == "waiting"
+    assert admin.run([{"command": "getRole", "rolename": role_name("valby-skole")}])[0].error  # undone
+    admin.run([{"command": "deleteClient", "username": "valby-skole"}])
+    assert enroller.enrol({"code": code, "sealing_key": key}, time.time())["site"]["id"] == "valby-skole"  # the code again
