@@ -223,7 +223,7 @@ def test_an_operator_who_is_no_registrar_creates_no_site(register_page):
 class RunningFleet:
     """``haldor fleet`` as a child process, with enrolment on against ``broker`` and a registrar."""
 
-    def __init__(self, tmp_path: Path, broker) -> None:
+    def __init__(self, tmp_path: Path, broker, schedule_key: str = BOOKING_KEY, token_file: Path | None = None) -> None:
         self.db = str(tmp_path / "fleet.db")
         toml = tmp_path / "fleet.toml"
         toml.write_text(
@@ -233,8 +233,9 @@ broker_port = {broker.port}
 tls = false
 admin_username = "admin"
 admin_password_file = "{broker.admin_password_file}"
-schedule_keys = {{ "bookings-2026" = "{BOOKING_KEY}" }}
+schedule_keys = {{ "bookings-2026" = "{schedule_key}" }}
 """
+            + (f'register_token_file = "{token_file}"\n' if token_file else "")
         )
         add = subprocess.run(
             [sys.executable, "-m", "haldor", "fleet", "--db", self.db, "user", "add", "registrar-ida", "--role", "registrar",
@@ -390,3 +391,46 @@ def test_a_broker_that_refuses_the_login_leaves_the_code_usable_and_nothing_made
     assert admin.run([{"command": "getRole", "rolename": role_name("valby-skole")}])[0].error  # undone
     admin.run([{"command": "deleteClient", "username": "valby-skole"}])
     assert enroller.enrol({"code": code, "sealing_key": key}, time.time())["site"]["id"] == "valby-skole"  # the code again
+
+
+def test_the_bridge_seals_to_the_key_pinned_at_enrolment_and_sends_a_revoked_site_nothing(tmp_path, dynsec_broker):
+    from .test_bridge import Municipality
+
+    (tmp_path / "town").mkdir()
+    town = Municipality(tmp_path / "town", dynsec_broker.port)
+    token = tmp_path / "register.token"
+    token.write_text("bridge-" + "0123456789abcdef" * 2 + "\n")
+    fleet = RunningFleet(tmp_path, dynsec_broker, schedule_key=town.public, token_file=token)
+    assert httpx.get(fleet.url + "/register.json").status_code == 401
+    town.config.write_text(
+        town.config.read_text().replace('id = "valby-skole"\nplain = true\n', 'id = "valby-skole"\n', 1)
+        + f'[register]\nurl = "{fleet.url}/register.json"\ntoken_file = "{token}"\n'
+    )
+    watcher = Watcher(dynsec_broker.port)
+    agent = None
+    try:
+        unenrolled = town.run("--once")
+        assert unenrolled.returncode == 1 and "valby-skole: not published: [[sites]] public_key is empty" in unenrolled.stderr
+        assert enrol(fleet.url, fleet.add_site("valby-skole", "Valby Skole"), tmp_path / "box").returncode == 0
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "haldor", "run", "--config", str(tmp_path / "box" / "haldor.toml")],
+            env={**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}, stderr=open(tmp_path / "agent.log", "ab"),
+        )  # fmt: skip
+        wait_for(lambda: any(s["online"] for s in watcher.docs("status")), timeout=30, what="the box online")
+        served = town.run("--once")
+        assert served.returncode == 0, served.stdout + served.stderr
+        assert "valby-skole: haldor.schedule/1" in served.stdout
+        wait_for(lambda: watcher.events("sync.applied"), timeout=30, what="the box applying the sealed schedule")
+        revoked = fleet.client.post("/register", data={"csrf": fleet.csrf, "action": "revoke", "site": "valby-skole"})
+        assert revoked.status_code == 303
+        town.write_feed(hours=1)  # something changed for the site
+        after = town.run("--once")
+        assert after.returncode == 1
+        assert "valby-skole: not published: its box is revoked in the fleet's register" in after.stderr
+        assert "valby-skole: haldor." not in after.stdout
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(20)
+        watcher.close()
+        fleet.stop()

@@ -83,6 +83,7 @@ def build_app(web: FleetWeb) -> Starlette:
         Route("/register", app_register.register_page, methods=["GET"]),
         Route("/register", app_register.register_form, methods=["POST"]),
         Route("/enrol", app_register.enrol, methods=["POST"]),
+        Route("/register.json", app_register.register_json),
         Route("/live", live),
         Route("/", page),
         Route("/api/summary", page),

@@ -24,6 +24,7 @@ from .operators import Operator
 from .profiles import PROFILES
 from .register import Refused
 from .request_parts import RequestHeaders, peer, plain, words
+from .sessions import same
 from .templating import render
 from .view import View, read_view, today_in
 from .web import FleetWeb
@@ -178,6 +179,19 @@ def _enrol(web: FleetWeb, doc: Any, source: str) -> Response:
     with web.lock:
         web.audit.record(now, BOX, "enrolled", site=site, detail=source)
     return JSONResponse(answer)
+
+
+def register_json(request: Request) -> Response:
+    """GET /register.json: each enrolled site's pinned sealing key and each revoked site, for
+    the bridge (a bearer token of its own: ``[enrolment] register_token_file``)."""
+    web: FleetWeb = request.app.state.web
+    token = web.enroller.settings.register_token if web.enroller is not None else ""
+    header = request.headers.get("Authorization") or ""
+    if not token or not header.startswith("Bearer ") or not same(header[7:].strip(), token):
+        return plain(401, "a bearer token ([enrolment] register_token_file) is needed\n")
+    with web.lock:
+        sites = web.register.published()
+    return JSONResponse({"sites": sites})
 
 
 def _refusal(status: int, reason: str, message: str) -> Response:

@@ -38,6 +38,8 @@ class Enrolment:
     admin_password_file: str = ""
     schedule_keys: dict[str, str] = field(default_factory=dict)
     command_keys: dict[str, str] = field(default_factory=dict)
+    #: the bearer token the bridge shows for ``GET /register.json`` (empty: not served)
+    register_token: str = ""
 
 
 def sealing_key(text: Any) -> str:

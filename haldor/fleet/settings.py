@@ -126,6 +126,7 @@ class _EnrolmentTable:
     admin_password_file: str = ""
     schedule_keys: dict[str, str] = toml_file.key({})
     command_keys: dict[str, str] = toml_file.key({})
+    register_token_file: str = ""
 
 
 def _enrolment(c: toml_file.Checker, e: _EnrolmentTable) -> Enrolment:
@@ -148,6 +149,14 @@ def _enrolment(c: toml_file.Checker, e: _EnrolmentTable) -> Enrolment:
         for kid, text in getattr(e, table).items():
             if len(_b64(text)) != 32:
                 raise c.fail(f"enrolment.{table}.{kid}", "not a base64 Ed25519 public key (32 bytes)")
+    token = ""
+    if e.register_token_file:
+        try:
+            token = Path(c.resolve(e.register_token_file)).read_text().strip()
+        except OSError as exc:
+            raise c.fail("enrolment.register_token_file", f"cannot read: {exc.strerror}") from None
+        if len(token) < 16 or any(ch.isspace() for ch in token):
+            raise c.fail("enrolment.register_token_file", "one line of at least 16 characters: the bridge's token")
     return Enrolment(
         broker_host=e.broker_host,
         broker_port=e.broker_port,
@@ -158,6 +167,7 @@ def _enrolment(c: toml_file.Checker, e: _EnrolmentTable) -> Enrolment:
         admin_password_file=password_file,
         schedule_keys=dict(e.schedule_keys),
         command_keys=dict(e.command_keys),
+        register_token=token,
     )
 
 
