@@ -42,7 +42,7 @@ ENROL_TEXTS: dict[str, dict[str, str]] = {
     "fleet.action.site_added": {"da": "Sted oprettet", "en": "Site created"},
     "fleet.action.new_code": {"da": "Ny tilmeldingskode", "en": "New enrolment code"},
     "fleet.action.enrolled": {"da": "Boks tilmeldt", "en": "Box enrolled"},
-    "fleet.action.revoked": {"da": "Boks tilbagekaldt", "en": "Box revoked"},
+    "fleet.action.revoke": {"da": "Tilbagekald boks", "en": "Revoke box"},
     "fleet.action.revoke_failed": {"da": "Tilbagekaldelse mislykkedes", "en": "Revocation failed"},
     # haldor enrol on a box, and the fleet's refusals
     "enrol.code_unknown": {

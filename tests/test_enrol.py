@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from haldor import config
 from haldor.access.sealing import public_text
 from haldor.errors import HaldorError
+from haldor.fleet.commands import AuditLog
 from haldor.fleet.dynsec import SITE_TOPICS, Dynsec, DynsecError, role_name
 from haldor.fleet.enrolment import Enroller, Enrolment
 from haldor.fleet.operators import Operators
@@ -334,8 +336,10 @@ def test_a_fresh_box_enrols_in_one_step_runs_under_its_own_login_and_is_cut_off_
         )  # fmt: skip
         assert agent.poll() is None  # the doors go on, offline
         assert Register(Database.open(fleet.db)).get("valby-skole").state == "revoked"
-        rows = fleet.client.get("/audit.csv").text
-        assert "site_added" in rows and "enrolled" in rows and "revoked" in rows
+        audit = AuditLog(Database.open(fleet.db)).rows("valby-skole")[::-1]
+        assert [(r["who"], r["action"], r["ok"]) for r in audit] == [
+            ("registrar-ida", "site_added", None), ("enrolment", "enrolled", None), ("registrar-ida", "revoke", 1)
+        ]  # fmt: skip
     finally:
         agent.terminate()
         agent.wait(20)
@@ -434,3 +438,46 @@ def test_the_bridge_seals_to_the_key_pinned_at_enrolment_and_sends_a_revoked_sit
             agent.wait(20)
         watcher.close()
         fleet.stop()
+
+
+def test_a_bad_enrolment_or_register_section_names_its_key(tmp_path):
+    from haldor.bridge import settings as bridge_settings
+    from haldor.errors import ConfigError
+    from haldor.fleet import settings as fleet_settings
+
+    password = tmp_path / "admin.password"
+    password.write_text("x\n")
+    good = (
+        f'[enrolment]\nbroker_host = "broker.example"\nadmin_username = "admin"\nadmin_password_file = "{password}"\n'
+        f'schedule_keys = {{ "bookings-2026" = "{BOOKING_KEY}" }}\n'
+    )
+    assert fleet_settings.parse(tomllib.loads(good), "fleet.toml").enrolment.broker_host == "broker.example"
+    for text, key in (
+        (good.replace('broker_host = "broker.example"', ""), "enrolment.broker_host"),
+        (good.replace(f'"{BOOKING_KEY}"', '"c2hvcnQ="'), "enrolment.schedule_keys.bookings-2026"),
+        (good.replace(str(password), str(tmp_path / "missing")), "enrolment.admin_password_file"),
+        (good + 'register_token_file = "nowhere"\n', "enrolment.register_token_file"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^fleet.toml: {re.escape(key)}"):
+            fleet_settings.parse(tomllib.loads(text), "fleet.toml")
+    with pytest.raises(ConfigError, match=r"register\.url"):
+        bridge_settings._register(toml_checker(tmp_path), bridge_settings._RegisterTable(url="ftp://x"))
+
+
+def toml_checker(tmp_path: Path):
+    from haldor import toml_file
+
+    return toml_file.Checker(str(tmp_path / "bridge.toml"), toml_file.TYPE_NAMES)
+
+
+def test_a_revocation_the_broker_did_not_confirm_is_said_in_words_and_changes_nothing(register_page):
+    web, server = register_page  # its broker cannot be reached
+    web.register.add("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "admin-ida", time.time())
+    web.register.enrolled("valby-skole", "k" * 44, time.time())
+    client, csrf = login(server.url, "admin-ida")
+    assert "data-ask=" in client.get("/register").text  # asked twice in the browser
+    answer = client.post("/register", data={"csrf": csrf, "action": "revoke", "site": "valby-skole"})
+    assert answer.status_code == 502 and "Tilbagekaldelse mislykkedes: dynamic security: broker 127.0.0.1:1" in answer.text
+    assert web.register.get("valby-skole").state == "enrolled"
+    row = web.audit.rows("valby-skole")[0]
+    assert (row["action"], row["ok"]) == ("revoke", 0) and "dynamic security" in row["error"]

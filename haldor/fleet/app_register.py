@@ -1,4 +1,4 @@
-"""The register on the fleet's page (issue 27): every site to enrol and its state; an
+"""The register on the fleet's page (issue 27): every site to enrol and its state; a
 registrar creates a site (its code shown once), asks for a new code, or revokes a box, each
 in the audit log. And ``POST /enrol``, where a box sends its code and its public key
 and gets its configuration back (no session: the code is the box's proof)."""
@@ -128,7 +128,7 @@ def _act(web: FleetWeb, form: dict[str, str], view: View, operator: Operator, ac
         return _page(web, view, code=code, code_site=site)
     if action == "revoke":
         with web.lock:
-            row = web.audit.record(now, operator, "revoked", site=site)
+            row = web.audit.record(now, operator, "revoke", site=site)
         try:
             web.enroller.revoke(site, operator.name, now)  # waits for the broker's confirmation
         except Refused as exc:
