@@ -73,6 +73,9 @@ def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     enrol.add_argument("url", metavar="URL", help="the fleet's address, e.g. https://fleet.kommune.dk")
     enrol.add_argument("code", metavar="CODE", help="the one-time code the fleet's page showed")
     enrol.add_argument("--data", default="/var/lib/haldor", help="the box's data folder (default /var/lib/haldor)")
+    enrol.add_argument(
+        "--ca-file", default="", help="the CA the fleet's HTTPS certificate is checked against (default: the system's)"
+    )
     kiosk = sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
     kiosk.add_argument("--browser", action="store_true", help="instead: show the page in Chromium's kiosk mode once it answers")
 
@@ -315,7 +318,7 @@ def _run(args) -> int:
 def _enrol(args) -> int:
     from haldor.agent.enrol import enrol
 
-    return enrol(args.url, args.code, args.data)
+    return enrol(args.url, args.code, args.data, args.ca_file)
 
 
 def _demo(args) -> int:

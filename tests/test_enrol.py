@@ -481,3 +481,9 @@ def test_a_revocation_the_broker_did_not_confirm_is_said_in_words_and_changes_no
     assert web.register.get("valby-skole").state == "enrolled"
     row = web.audit.rows("valby-skole")[0]
     assert (row["action"], row["ok"]) == ("revoke", 0) and "dynamic security" in row["error"]
+
+
+def test_the_code_travels_only_over_https_beyond_loopback(tmp_path):
+    refused = enrol("http://fleet.kommune.example", "AAAA", tmp_path / "box")
+    assert refused.returncode == 2 and "https only" in one_line(refused)
+    assert not (tmp_path / "box").exists()

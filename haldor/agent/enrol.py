@@ -30,21 +30,24 @@ PASSWORD_NAME = "mqtt-password"
 CA_NAME = "ca.pem"
 #: the fleet answers once the broker confirmed the login: a few seconds, more on a slow link
 TIMEOUT_S = 60.0
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def enrol(url: str, code: str, data: str) -> int:
+def enrol(url: str, code: str, data: str, ca_file: str = "") -> int:
     """Enrol the box whose data folder is ``data``; the exit status."""
     folder = Path(data).absolute()
     target = folder / CONFIG_NAME
     if target.exists():
         return _refused(f"{target}: {both('enrol.data_enrolled')}")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         return _refused(f"{url}: the fleet's address, e.g. https://fleet.kommune.dk")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        return _refused(f"{url}: https only (the code goes out and the broker password comes back); http on loopback only")
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = site_key(folder)  # made now if this box has none: only its public half leaves the box
     device_secret(folder / SECRET_NAME)
-    answer = _ask(url.rstrip("/") + "/enrol", {"code": code, "sealing_key": public_text(key)})
+    answer = _ask(url.rstrip("/") + "/enrol", {"code": code, "sealing_key": public_text(key)}, ca_file)
     if isinstance(answer, int):
         return answer
     text = configuration(answer, folder)
@@ -65,12 +68,12 @@ def _refused(line: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _ask(url: str, body: dict[str, str]) -> dict[str, Any] | int:
+def _ask(url: str, body: dict[str, str], ca_file: str) -> dict[str, Any] | int:
     """The fleet's answer, or the exit status of a refusal or failure (said in one line)."""
     import httpx  # only here: the agent never pays for it
 
     try:
-        reply = httpx.post(url, json=body, timeout=TIMEOUT_S)
+        reply = httpx.post(url, json=body, timeout=TIMEOUT_S, verify=ca_file or True)
     except httpx.HTTPError as exc:
         print(f"haldor enrol: {url}: {both('enrol.unreachable')} ({exc})", file=sys.stderr)
         return EXIT_FAILURE
