@@ -390,9 +390,13 @@ def _bridge(args) -> int:
 
 
 def _fleet(args) -> int:
+    if args.manage:
+        from haldor.fleet import user_commands
+
+        return user_commands.manage_users(args)
     from haldor.fleet import run
 
-    return run.manage_users(args) if args.manage else run.serve(args, _broker_options(args))
+    return run.serve(args, _broker_options(args))
 
 
 if __name__ == "__main__":
