@@ -65,6 +65,10 @@ def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     who.add_argument("--card")
     who.add_argument("--pin")
     decide.add_argument("--at", help="RFC 3339 time (default now)")
+    badge = sub.add_parser("badge", parents=[common], help="on mock pins: present a card or PIN at the running agent's reader")
+    badge.add_argument("card", nargs="?", metavar="CARD", help="a card string, e.g. uid:04A1B2C3D4E5F6")
+    badge.add_argument("--pin", help="a PIN instead of a card")
+    badge.add_argument("--reader", help="a [[readers]] id (default: the first reader at a door)")
     demo = sub.add_parser("demo", parents=[common], help="run with simulated hardware and a sample schedule")
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
     demo.add_argument("--port", type=int, default=8080, help="the screen's port on 127.0.0.1 (default 8080, else any free one)")
@@ -231,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": _run,
         "schedule": _schedule,
         "decide": _decide,
+        "badge": _badge,
         "demo": _demo,
         "kiosk": _kiosk,
         "keygen": _keygen,
@@ -278,6 +283,12 @@ def _decide(args) -> int:
     from haldor.agent import local
 
     return local.decide(_config(args), args)
+
+
+def _badge(args) -> int:
+    from haldor.agent.badge import badge
+
+    return badge(_config(args), args.card, args.pin, args.reader)
 
 
 def _schedule_sample(args) -> int:
