@@ -69,6 +69,7 @@ def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     badge.add_argument("card", nargs="?", metavar="CARD", help="a card string, e.g. uid:04A1B2C3D4E5F6")
     badge.add_argument("--pin", help="a PIN instead of a card")
     badge.add_argument("--reader", help="a [[readers]] id (default: the first reader at a door)")
+    badge.add_argument("--wait", type=float, default=5.0, metavar="S", help="seconds to wait for the answer (default 5)")
     demo = sub.add_parser("demo", parents=[common], help="run with simulated hardware and a sample schedule")
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
     demo.add_argument("--port", type=int, default=8080, help="the screen's port on 127.0.0.1 (default 8080, else any free one)")
@@ -288,7 +289,7 @@ def _decide(args) -> int:
 def _badge(args) -> int:
     from haldor.agent.badge import badge
 
-    return badge(_config(args), args.card, args.pin, args.reader)
+    return badge(_config(args), args.card, args.pin, args.reader, args.wait)
 
 
 def _schedule_sample(args) -> int:

@@ -96,7 +96,7 @@ def test_a_badge_at_the_simulated_reader_is_decided_by_the_running_agent_and_sto
         assert denied.returncode == 1
         assert (json.loads(denied.stdout)["type"], json.loads(denied.stdout)["reason"]) == ("access.denied", "outside_window")
 
-        garbled = haldor("badge", "not-a-card", config_path=agent.path)
+        garbled = haldor("badge", "not-a-card", "--wait", "0.5", config_path=agent.path)
         assert garbled.returncode == 3 and "no answer" in garbled.stderr
         pin = haldor("badge", "--pin", "4821", config_path=agent.path)  # the reader still reads after the garbled line
         assert json.loads(pin.stdout)["type"] == "access.granted"

@@ -59,6 +59,9 @@ class SimulatedReaders:
         self.ready = threading.Event()
         try:
             for reader in readers:
+                if reader in (".", ".."):  # a valid id, but not a file name
+                    log.warning("reader %r: no simulated reader for this id", reader)
+                    continue
                 self._open(Path(data_dir), reader)
         except BaseException:
             self.close()
