@@ -147,6 +147,21 @@ def test_a_simulated_reader_reads_lines_as_the_serial_line_reader_does_and_count
     assert os.listdir(tmp_path / "data" / "simulated") == []
 
 
+def test_a_simulated_reader_left_behind_is_replaced_and_only_its_own_fifo_is_removed(tmp_path):
+    reads: queue.Queue = queue.Queue()
+    first = SimulatedReaders(tmp_path, ["main-in"], reads.put)
+    second = SimulatedReaders(tmp_path, ["main-in"], reads.put)  # an agent started over a killed one's FIFO
+    second.start()
+    try:
+        first.close()
+        with open(fifo_path(tmp_path, "main-in"), "wb", buffering=0) as fifo:
+            fifo.write(b"pin:4821\n")
+        assert reads.get(timeout=5) == PinRead("main-in", "4821")
+    finally:
+        second.close()
+    assert not fifo_path(tmp_path, "main-in").exists()
+
+
 def test_on_mock_pins_a_door_contact_starts_shut_and_buttons_unpressed(tmp_path):
     cfg = config.load(site_config(tmp_path / "haldor.toml", tmp_path / "data", doors=WATCHED_DOOR))
     factory = MockFactory()

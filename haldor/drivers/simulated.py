@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import select
+import selectors
 import stat
 import threading
 import time
@@ -51,7 +51,8 @@ class SimulatedReaders:
         self._clock = clock
         self.parsers: dict[str, LineParser] = {}
         self._fds: dict[int, str] = {}
-        self._paths: list[Path] = []
+        #: each FIFO made and its inode: only that file is removed at the end (not a later agent's)
+        self._made: list[tuple[Path, int]] = []
         self._stop = threading.Event()
         self._closed = False
         self._wake_r, self._wake_w = os.pipe()
@@ -76,9 +77,9 @@ class SimulatedReaders:
             if path.is_symlink() or path.exists():
                 path.unlink()  # a FIFO an earlier run left (or anything else by that name)
             os.mkfifo(path, 0o600)
-            self._paths.append(path)
             # read-write: the FIFO never reads as ended when a writer closes it
             fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            self._made.append((path, os.fstat(fd).st_ino))
         except OSError as exc:
             raise DriverError(f"simulated reader {reader}: {path}: {exc.strerror or exc}") from exc
         self._fds[fd] = reader
@@ -89,18 +90,20 @@ class SimulatedReaders:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            readable, _, _ = select.select([*self._fds, self._wake_r], [], [])
-            for fd in readable:
-                if fd == self._wake_r:
-                    return
-                try:
-                    data = os.read(fd, 4096)
-                except BlockingIOError:
-                    continue
-                reader = self._fds[fd]
-                for read in self.parsers[reader].feed(data, self._clock()):
-                    self.sink(read)
+        with selectors.DefaultSelector() as waiting:  # epoll: no limit on the descriptors' numbers
+            for fd in (*self._fds, self._wake_r):
+                waiting.register(fd, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in waiting.select():
+                    if key.fd == self._wake_r:
+                        return
+                    try:
+                        data = os.read(key.fd, 4096)
+                    except BlockingIOError:
+                        continue
+                    reader = self._fds[key.fd]
+                    for read in self.parsers[reader].feed(data, self._clock()):
+                        self.sink(read)
 
     def close(self) -> None:
         """Stops the thread at once (no poll to wait out), closes and removes the FIFOs."""
@@ -115,14 +118,15 @@ class SimulatedReaders:
         for fd in (*self._fds, self._wake_r, self._wake_w):
             os.close(fd)
         self._fds.clear()
-        for path in self._paths:
-            _remove_fifo(path)
-        self._paths.clear()
+        for path, inode in self._made:
+            _remove_fifo(path, inode)
+        self._made.clear()
 
 
-def _remove_fifo(path: Path) -> None:
+def _remove_fifo(path: Path, inode: int) -> None:
     try:
-        if stat.S_ISFIFO(path.lstat().st_mode):
+        found = path.lstat()
+        if stat.S_ISFIFO(found.st_mode) and found.st_ino == inode:
             path.unlink()
     except OSError:  # gone already, or its folder with it
         pass
