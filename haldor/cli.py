@@ -8,11 +8,9 @@ check-config` and `haldor decide` should not pay for the broker, the kiosk and t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
-import time
 
 from haldor import __version__, config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
@@ -274,7 +272,9 @@ def _check_config(args) -> int:
 
 def _schedule(args) -> int:
     if args.schedule_command == "sample":
-        return _schedule_sample(args)
+        from haldor.demo import print_sample
+
+        return print_sample(args.site, args.version)
     from haldor.agent import local
 
     return local.schedule_load(_config(args), args.file)
@@ -290,24 +290,6 @@ def _badge(args) -> int:
     from haldor.agent.badge import badge
 
     return badge(_config(args), args.card, args.pin, args.reader, args.wait)
-
-
-def _schedule_sample(args) -> int:
-    from haldor.demo import lay_around, sample_text
-
-    now = time.time()
-    from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT
-
-    if not IDENTIFIER.fullmatch(args.site):
-        raise DocumentError(f"--site: {args.site!r} is not a site id ({IDENTIFIER_TEXT})")
-    if args.version is not None and not 0 <= args.version <= 2**53 - 1:
-        raise DocumentError("--version: from 0 to 2^53-1")
-    doc = lay_around(json.loads(sample_text("schedule.json")), now)
-    doc["site"] = args.site
-    if args.version is not None:
-        doc["version"] = args.version
-    print(json.dumps(doc, ensure_ascii=False, indent=2))
-    return 0
 
 
 def _run(args) -> int:
