@@ -237,27 +237,9 @@ def floor_apply(doc_path: Path, tmp: Path) -> tuple[float, float]:
     return elapsed, peak
 
 
-def bench_decisions(cfg: config.Config, credentials: int, samples: int) -> tuple[float, float]:
-    """store.facts + policy.decide, as the agent does per read: known and unknown cards."""
-    store = open_store(cfg)
-    rnd = random.Random(1)
-    now = time.time()
-    times = []
-    try:
-        for n in range(samples):
-            card = card_of(rnd.randrange(credentials)) if n % 5 else f"uid:FF{n:012X}"
-            door = "main" if n % 2 else "gym-0"
-            t0 = time.perf_counter()
-            facts = store.schedule.facts(door, now, card=card)
-            policy.decide(now, facts, Conditions(), pin=False)
-            times.append(time.perf_counter() - t0)
-    finally:
-        store.close()
-    return percentiles(times)
-
-
 #: the floor of a decision: the card's HMAC and one indexed query for its credentials and
-#: their associations' bookings near now (no policy, no standing facts, no closures)
+#: their associations' bookings near now (no policy, no standing facts, no closures),
+#: written here without the store: the secret read from its file, its own connection
 FLOOR_SQL = """
     SELECT c.id, c.association, c.role, c.valid_from, c.valid_until, b.id, b.room, b.start, b.end
     FROM credentials c LEFT JOIN bookings b INDEXED BY bookings_by_association
@@ -265,28 +247,47 @@ FLOOR_SQL = """
     WHERE c.card_hash = ?"""
 
 
-def floor_decisions(cfg: config.Config, credentials: int, samples: int) -> tuple[float, float]:
-    """The floor beside ``bench_decisions``: the same cards, HMAC and one query."""
-    store = open_store(cfg)  # only for the device secret: the floor hashes as the store does
-    secret = store._secret
-    store.close()
-    mac = hmac.new(secret, b"card\x00", hashlib.sha256)
-    conn = sqlite3.connect(f"file:{Path(cfg.data_dir) / 'haldor.db'}?mode=ro", uri=True)
+def bench_decisions(cfg: config.Config, credentials: int, samples: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """store.facts + policy.decide, as the agent does per read (known and unknown cards),
+    interleaved with its floor on the same card: (p50, p99) of each. Alternating which goes
+    first, neither gets the other's warm cache more often."""
+    data = Path(cfg.data_dir)
+    mac = hmac.new((data / "device.secret").read_bytes(), b"card\x00", hashlib.sha256)
+    conn = sqlite3.connect(f"file:{data / 'haldor.db'}?mode=ro", uri=True)
+    store = open_store(cfg)
     rnd = random.Random(1)
     now = time.time()
     low, high, lowest = now - 14 * 3600, now + 14 * 3600, now - 40 * 3600
-    times = []
+    times: list[float] = []
+    floors: list[float] = []
+
+    def product(card: str, door: str) -> None:
+        t0 = time.perf_counter()
+        facts = store.schedule.facts(door, now, card=card)
+        policy.decide(now, facts, Conditions(), pin=False)
+        times.append(time.perf_counter() - t0)
+
+    def floor(card: str) -> None:
+        t0 = time.perf_counter()
+        m = mac.copy()
+        m.update(card.encode())
+        conn.execute(FLOOR_SQL, [lowest, high, low, m.hexdigest()]).fetchall()
+        floors.append(time.perf_counter() - t0)
+
     try:
         for n in range(samples):
             card = card_of(rnd.randrange(credentials)) if n % 5 else f"uid:FF{n:012X}"
-            t0 = time.perf_counter()
-            m = mac.copy()
-            m.update(card.encode())
-            conn.execute(FLOOR_SQL, [lowest, high, low, m.hexdigest()]).fetchall()
-            times.append(time.perf_counter() - t0)
+            door = "main" if n % 2 else "gym-0"
+            if n % 2:
+                product(card, door)
+                floor(card)
+            else:
+                floor(card)
+                product(card, door)
     finally:
+        store.close()
         conn.close()
-    return percentiles(times)
+    return percentiles(times), percentiles(floors)
 
 
 def bench_card_to_lock(cfg: config.Config, master: int, credentials: int, samples: int) -> tuple[float, float, int]:
@@ -623,8 +624,7 @@ def bench_size(credentials: int, bookings: int, args: argparse.Namespace) -> dic
                 applies.append(measured[0])
                 apply_rss = max(apply_rss, measured[1])
             doc_path.unlink()
-        d50, d99 = bench_decisions(cfg, credentials, args.samples)
-        f50, f99 = floor_decisions(cfg, credentials, args.samples)
+        (d50, d99), (f50, f99) = bench_decisions(cfg, credentials, args.samples)
         c50, c99, granted = bench_card_to_lock(cfg, master, credentials, max(20, args.samples // 5))
         doc["version"] = args.repeat
         live = {}

@@ -8,11 +8,9 @@ check-config` and `haldor decide` should not pay for the broker, the kiosk and t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
-import time
 
 from haldor import __version__, config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
@@ -65,6 +63,11 @@ def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     who.add_argument("--card")
     who.add_argument("--pin")
     decide.add_argument("--at", help="RFC 3339 time (default now)")
+    badge = sub.add_parser("badge", parents=[common], help="on mock pins: present a card or PIN at the running agent's reader")
+    badge.add_argument("card", nargs="?", metavar="CARD", help="a card string, e.g. uid:04A1B2C3D4E5F6")
+    badge.add_argument("--pin", help="a PIN instead of a card")
+    badge.add_argument("--reader", help="a [[readers]] id (default: the first reader at a door)")
+    badge.add_argument("--wait", type=float, default=5.0, metavar="S", help="seconds to wait for the answer (default 5)")
     demo = sub.add_parser("demo", parents=[common], help="run with simulated hardware and a sample schedule")
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
     demo.add_argument("--port", type=int, default=8080, help="the screen's port on 127.0.0.1 (default 8080, else any free one)")
@@ -241,14 +244,15 @@ def main(argv: list[str] | None = None) -> int:
         "run": _run,
         "schedule": _schedule,
         "decide": _decide,
+        "badge": _badge,
         "demo": _demo,
         "enrol": _enrol,
         "kiosk": _kiosk,
-        "keygen": _keygen,
+        "keygen": _integrator,
         "sign": _sign,
-        "publish": _publish,
-        "command": _command,
-        "watch": _watch,
+        "publish": _integrator,
+        "command": _integrator,
+        "watch": _integrator,
         "fleet": _fleet,
         "bridge": _bridge,
         "ca": _ca,
@@ -279,7 +283,9 @@ def _check_config(args) -> int:
 
 def _schedule(args) -> int:
     if args.schedule_command == "sample":
-        return _schedule_sample(args)
+        from haldor.demo import print_sample
+
+        return print_sample(args.site, args.version)
     from haldor.agent import local
 
     return local.schedule_load(_config(args), args.file)
@@ -291,22 +297,10 @@ def _decide(args) -> int:
     return local.decide(_config(args), args)
 
 
-def _schedule_sample(args) -> int:
-    from haldor.demo import lay_around, sample_text
+def _badge(args) -> int:
+    from haldor.agent.badge import badge
 
-    now = time.time()
-    from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT
-
-    if not IDENTIFIER.fullmatch(args.site):
-        raise DocumentError(f"--site: {args.site!r} is not a site id ({IDENTIFIER_TEXT})")
-    if args.version is not None and not 0 <= args.version <= 2**53 - 1:
-        raise DocumentError("--version: from 0 to 2^53-1")
-    doc = lay_around(json.loads(sample_text("schedule.json")), now)
-    doc["site"] = args.site
-    if args.version is not None:
-        doc["version"] = args.version
-    print(json.dumps(doc, ensure_ascii=False, indent=2))
-    return 0
+    return badge(_config(args), args.card, args.pin, args.reader, args.wait)
 
 
 def _run(args) -> int:
@@ -337,10 +331,11 @@ def _kiosk(args) -> int:
     return run_kiosk(_config(args))
 
 
-def _keygen(args) -> int:
+def _integrator(args) -> int:
+    """keygen, publish, command, watch: the integrator's commands, which take defaults from the configuration."""
     from haldor.integrator import commands
 
-    return commands.keygen(args, _config)
+    return getattr(commands, args.command)(args, _config)
 
 
 def _ca(args) -> int:
@@ -359,24 +354,6 @@ def _broker_options(args):
     from haldor.integrator import commands
 
     return commands.broker_options(args, _config)
-
-
-def _publish(args) -> int:
-    from haldor.integrator import commands
-
-    return commands.publish(args, _config)
-
-
-def _command(args) -> int:
-    from haldor.integrator import commands
-
-    return commands.command(args, _config)
-
-
-def _watch(args) -> int:
-    from haldor.integrator import commands
-
-    return commands.watch(args, _config)
 
 
 def _bridge(args) -> int:
@@ -407,9 +384,13 @@ def _bridge(args) -> int:
 
 
 def _fleet(args) -> int:
+    if args.manage:
+        from haldor.fleet import user_commands
+
+        return user_commands.manage_users(args)
     from haldor.fleet import run
 
-    return run.manage_users(args) if args.manage else run.serve(args, _broker_options(args))
+    return run.serve(args, _broker_options(args))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,26 @@ def test_a_runaway_rule_refuses_its_own_site_at_the_cap(town, broker, rule):
     assert_refused_alone(town, broker, result, "more than 20000 bookings over the horizon (limits.feed_bookings")
 
 
+def test_a_runaway_rule_after_an_empty_day_is_refused_before_an_instance_is_built(town, broker):
+    """The window begins at midnight a day back: the walk, finding its first hours empty,
+    took the next stretch days long and built 230,000 instances (444 MB) before it
+    looked at the cap. Counted by dateutil first, it is refused within a small process."""
+    (town.dir / "gym-a.ics").write_bytes(hostile_inputs.recurring("FREQ=SECONDLY", town.start))
+    result = bridge(town, "read_memory_mb = 256\n")
+    assert_refused_alone(town, broker, result, "more than 20000 bookings over the horizon (limits.feed_bookings")
+
+
+def test_a_rule_within_the_cap_by_its_exdates_is_kept(town, broker):
+    """24 instances less 5 EXDATEs under a cap of 20: the rule's count alone is over the
+    cap, so the count that refuses early must take each EXDATE off, or refuse a good feed."""
+    days = [town.start + timedelta(days=d) for d in (1, 3, 5, 7, 9)]
+    exdate = "EXDATE;TZID=Europe/Copenhagen:" + ",".join(d.strftime(hostile_inputs.STAMP) for d in days)
+    (town.dir / "gym-a.ics").write_bytes(hostile_inputs.recurring(f"FREQ=DAILY;COUNT=24\r\n{exdate}", town.start))
+    result = bridge(town, "feed_bookings = 20\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(schedule(broker, "valby-skole")["bookings"]) == 19
+
+
 def test_a_30_mb_feed_is_refused_before_it_is_parsed(town, broker):
     (town.dir / "gym-a.ics").write_bytes(hostile_inputs.large(town.start))
     result = bridge(town)

@@ -9,7 +9,9 @@ run and a change to one instance is a change to one booking.
 Instances are expanded a stretch of time at a time (an hour first, longer while they are
 sparse), and expanding stops at the cap: a rule of ten million seconds costs what its
 first 20,000 do, not gigabytes. (The library's own lazy ``after`` does the same, at two
-and a half times the cost of a whole season for a feed of weekly series.)
+and a half times the cost of a whole season for a feed of weekly series.) Before that, a
+feed whose rules alone surely pass the cap is refused without building one instance
+(:mod:`haldor.bridge.rule_count`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import recurring_ical_events
 
 from haldor.errors import DocumentError
 from haldor.protocol import APPROVED
+
+from . import rule_count
 
 #: RFC 5545 STATUS -> a booking's status; CANCELLED instances are left out
 STATUSES = {"CONFIRMED": APPROVED, "TENTATIVE": "pending"}
@@ -112,6 +116,8 @@ def read_feed(
     try:
         calendar = icalendar.Calendar.from_ical(data)
         components = calendar.walk("VEVENT")
+        if rule_count.at_least(components, start, end, tz, max_bookings) > max_bookings:
+            raise TooManyBookings(f"{source}: more than {max_bookings} bookings over the horizon")
         events = _instances(recurring_ical_events.of(calendar), start, end, tz, max_bookings, source)
     except DocumentError:
         raise

@@ -4,7 +4,6 @@ The command line only parses; what the options mean is decided here."""
 
 from __future__ import annotations
 
-import getpass
 import logging
 import sys
 from dataclasses import replace
@@ -14,7 +13,7 @@ from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import listen as listening
-from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError
+from haldor.errors import EXIT_BAD_INPUT, ConfigError
 from haldor.mqtt import BrokerOptions
 from haldor.sql import Database
 from haldor.stopping import wait_for_stop
@@ -25,7 +24,7 @@ from .commands import Commander
 from .dynsec import Dynsec
 from .enrolment import Enroller, Enrolment
 from .ingest import FleetConsumer
-from .operators import OperatorError, Operators
+from .operators import Operators
 from .serving import FleetServer
 from .sessions import Sessions
 from .store import FleetStore
@@ -124,42 +123,3 @@ def _checked_address(args: Any, host: str, users: Operators) -> SplitResult | No
             f"--listen {args.listen}: beyond loopback the page needs a login: add a user first (haldor fleet user add NAME --role operator)"
         )
     return public
-
-
-def manage_users(args: Any) -> int:
-    """haldor fleet user add NAME [--role R] [--password-stdin] | user remove NAME | user unlock NAME | user list"""
-    words = args.manage
-    if (
-        words[0] != "user"
-        or len(words) < 2
-        or words[1] not in ("add", "remove", "unlock", "list")
-        or len(words) != (2 if words[1] == "list" else 3)
-    ):
-        print("haldor fleet: expected: user add NAME | user remove NAME | user unlock NAME | user list", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    users = Operators(Database.open(args.db))
-    if words[1] == "list":
-        for name, role, locked in users.list():
-            print("\t".join([name, role, *(["locked"] if locked else [])]))
-        return 0
-    name = words[2]
-    if words[1] in ("unlock", "remove"):
-        if not (users.unlock(name) if words[1] == "unlock" else users.remove(name)):
-            print(f"haldor fleet: no user {name!r}", file=sys.stderr)
-            return EXIT_FAILURE
-        print(f"unlocked {name}" if words[1] == "unlock" else f"removed {name}: its sessions end now")
-        return 0
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"password for {name}: ")
-        if getpass.getpass("again: ") != password:
-            print("haldor fleet: the two passwords differ", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    try:
-        users.add(name, password, args.role)
-    except OperatorError as exc:
-        print(f"haldor fleet: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"added {name} ({args.role})")
-    return 0
