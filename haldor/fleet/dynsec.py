@@ -49,6 +49,9 @@ class DynsecError(HaldorError):
 
 
 def role_name(site: str) -> str:
+    """Each site a role of its own: Mosquitto 2.0.11's plugin reads ``%u`` in a role's topic
+    literally (tried: ``t/%u/status`` let user x publish on ``t/%u/status``, not ``t/x/status``),
+    so one role with haldor.acl's patterns cannot serve every box."""
     return f"haldor-site-{site}"
 
 
