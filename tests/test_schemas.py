@@ -592,6 +592,8 @@ def test_what_a_real_agent_publishes_validates(tmp_path, broker, signing_key):
         wait_for(lambda: len(watcher.docs("cmd/result")) >= 7, what="every command answered")
         wait_for(lambda: len(watcher.events("command.result")) >= 7, what="every command.result event")
         wait_for(lambda: len(watcher.docs("sync/request")) >= 3, what="resync and reset_version ask")
+        # the schedule worker rejects beside the loop: under load its event can come after the commands' answers
+        wait_for(lambda: watcher.events("sync.rejected"), what="the bad schedule's rejection")
         site.stop()
         wait_for(lambda: watcher.docs("status")[-1]["online"] is False, what="the status of a clean stop")
 
