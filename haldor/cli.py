@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-from haldor import __version__, config
+from haldor import __version__, cli_parsers, config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
 from haldor.protocol import Action
 
@@ -34,8 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     _box_commands(sub, common)
     broker, checks = _broker_parent(), _checks_parent()
     _document_commands(sub, common, broker, checks)
-    _fleet_command(sub, common, broker)
-    _ca_command(sub, common)
+    cli_parsers.fleet_command(sub, common, broker)
+    cli_parsers.ca_command(sub, common)
+    cli_parsers.release_command(sub, common)
     bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
     bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
     bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
@@ -111,29 +112,14 @@ def _document_commands(
     command.add_argument("--duration", type=float, metavar="S", help="unlock: seconds (default: the door's unlock time)")
     command.add_argument("--reason", metavar="TEXT", help="why, for the box's audit trail (at most 200 characters)")
     command.add_argument("--by", metavar="NAME", help="who asks (default: your login name)")
+    command.add_argument("--manifest", metavar="FILE", help="update: the signed manifest (haldor release sign)")
+    command.add_argument("--url", help="update: where the boxes fetch the wheel")
     command.add_argument("--key", required=True, help="the private key that signs commands")
     command.add_argument("--kid", help="key id (default: the key file's name without .key)")
     command.add_argument("--wait", type=float, default=30, metavar="S", help="seconds to wait for the result (default 30)")
     command.add_argument(
         "--valid", type=float, default=120, metavar="S", help="the box refuses it after this many seconds (default 120)"
     )
-
-
-def _ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    ca = sub.add_parser("ca", parents=[common], help="the municipality's CA: TLS certificates for the broker and its clients")
-    csub = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
-    where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--dir", default=".", help="the CA's folder: ca.key, ca.pem and what it signs (default: here)")
-    init = csub.add_parser("init", parents=[common, where], help="make the CA: ca.key (mode 0600) and ca.pem, 10 years")
-    init.add_argument("--name", default="", help='the municipality, e.g. "Valby Kommune"')
-    broker = csub.add_parser("broker-cert", parents=[common, where], help="broker.key and broker.pem for Mosquitto")
-    broker.add_argument("host", metavar="HOST", help="the name (or address) the clients dial")
-    broker.add_argument("--ip", action="append", default=[], metavar="ADDR", help="an address it is also dialled at")
-    client = csub.add_parser("client-cert", parents=[common, where], help="NAME.key and NAME.pem; CN = NAME, the MQTT user")
-    client.add_argument("name", metavar="NAME", help="the login: a site id, fleet, booking-system, ...")
-    client.add_argument("--csr", metavar="FILE", help="sign this request (haldor ca request on the box): no key made here")
-    request = csub.add_parser("request", parents=[common, where], help="on a box: NAME.key and NAME.csr for the CA to sign")
-    request.add_argument("name", metavar="NAME", help="its login: the site id")
 
 
 def _broker_parent() -> argparse.ArgumentParser:
@@ -163,56 +149,9 @@ def _checks_parent() -> argparse.ArgumentParser:
     return checks
 
 
-def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
-    """`haldor fleet`: the municipality's view of every site, and its users."""
-    fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
-    fleet.add_argument(
-        "--db", default="fleet.db", help="the fleet's own database: a file (default fleet.db) or a postgresql:// URL"
-    )
-    fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
-    fleet.add_argument("--client-id", default="haldor-fleet", help="MQTT client id: the broker keeps its session")
-    fleet.add_argument("--shared-group", help="share the load with other fleet consumers ($share/GROUP/...)")
-    fleet.add_argument(
-        "--timezone", default="Europe/Copenhagen", help="the page's own zone: a site in another is shown with its zone named"
-    )
-    fleet.add_argument(
-        "manage",
-        nargs="*",
-        metavar="user add|remove|unlock NAME | user list",
-        help="manage the page's users instead of running",
-    )
-    fleet.add_argument("--role", choices=("viewer", "operator"), default="viewer", help="user add: viewer reads, operator acts")
-    fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
-    fleet.add_argument(
-        "--public-url", default="", metavar="URL", help="the page's address as browsers see it (https://... behind a TLS proxy)"
-    )
-    fleet.add_argument(
-        "--trusted-header",
-        default="",
-        metavar="NAME",
-        help="take the user from this header of a reverse proxy that did the login",
-    )
-    fleet.add_argument(
-        "--metrics-token-file",
-        default="",
-        metavar="FILE",
-        help="a bearer token Prometheus sends for /metrics when a login is needed",
-    )
-    fleet.add_argument(
-        "--command-key",
-        default="",
-        metavar="KEY",
-        help="the fleet's own command key (haldor keygen): operators act from the page",
-    )
-    fleet.add_argument("--command-kid", default="", metavar="KID", help="its key id (default: the key file's name)")
-    fleet.add_argument("--fleet-config", metavar="FLEET.toml", help="alert rules, webhooks and e-mail (see the README)")
-    fleet.add_argument(
-        "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.DEBUG
         if getattr(args, "verbose", False)
@@ -241,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "fleet": _fleet,
         "bridge": _bridge,
         "ca": _ca,
+        "release": _release,
     }[args.command]
     try:
         return handler(args)
@@ -299,9 +239,12 @@ def _schedule_sample(args) -> int:
 
 
 def _run(args) -> int:
+    from haldor.agent.launcher import launch
     from haldor.agent.run import run_forever
 
-    return run_forever(_config(args))
+    cfg = _config(args)
+    launch(cfg.data_dir, __version__, args.argv)  # the release named current, when it is another
+    return run_forever(cfg)
 
 
 def _demo(args) -> int:
@@ -330,6 +273,12 @@ def _ca(args) -> int:
     from haldor.integrator.commands import ca
 
     return ca(args)
+
+
+def _release(args) -> int:
+    from haldor.integrator.releases import release_command
+
+    return release_command(args)
 
 
 def _sign(args) -> int:
