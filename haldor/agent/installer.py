@@ -9,6 +9,7 @@ Imported when the first update comes, not at every start.
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import importlib.metadata
 import logging
@@ -121,6 +122,8 @@ def unpack(wheel: Path, top: Path, manifest: Manifest) -> Path:
     target = top / manifest.version
     shutil.rmtree(target, ignore_errors=True)  # an earlier attempt that was given up
     staging.rename(target)
+    # compiled here, beside the loop, not by the new release's first start while the doors wait
+    compileall.compile_dir(target, quiet=1, workers=1)
     return target
 
 
