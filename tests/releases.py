@@ -39,7 +39,7 @@ def build_wheel(
                 data = data.replace(old.encode(), new.encode())
             z.writestr(name, data)
         assert not breaks, breaks
-        meta = [f"Metadata-Version: 2.1", "Name: haldor", f"Version: {version}", "Requires-Python: >=3.11"]
+        meta = ["Metadata-Version: 2.1", "Name: haldor", f"Version: {version}", "Requires-Python: >=3.11"]
         meta += [f"Requires-Dist: {r}" for r in requires] + ['Requires-Dist: lgpio; extra == "pi"']
         z.writestr(f"{info}/METADATA", "\n".join(meta) + "\n")
         z.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n")

@@ -138,7 +138,9 @@ def test_a_manifest_names_a_wheel_of_its_own_version(tmp_path):
     wheel = build_wheel(tmp_path, "0.2.0")
     doc = manifest_of(wheel)
     assert parse_manifest(doc).version == "0.2.0" and doc["size"] == wheel.stat().st_size
-    with pytest.raises(DocumentError, match="manifest.wheel: 'haldor-0.2.0-py3-none-any.whl' is not the file name of a haldor 0.3.0"):
+    with pytest.raises(
+        DocumentError, match="manifest.wheel: 'haldor-0.2.0-py3-none-any.whl' is not the file name of a haldor 0.3.0"
+    ):
         parse_manifest({**doc, "version": "0.3.0"})
     with pytest.raises(DocumentError, match="manifest.sha256"):
         parse_manifest({**doc, "sha256": "ABC"})
@@ -212,13 +214,15 @@ def test_a_newer_release_is_installed_runs_and_says_done(tmp_path, box, wheels, 
     assert releases.read(box.data, releases.CURRENT)["version"] == "0.2.0"
     assert releases.read(box.data, releases.PENDING) is None and box.installed() == ["0.2.0", "current"]
     after_stop, after_last = _without_decisions(box.agent.log.read_text())
-    print(f"\nno decision during the update: {after_stop:.2f} s from the old loop's stop, {after_last:.2f} s from its last decision")
+    print(
+        f"\nno decision during the update: {after_stop:.2f} s from the old loop's stop, {after_last:.2f} s from its last decision"
+    )
     assert after_last < 10
 
 
 def test_a_release_that_breaks_on_start_is_rolled_back_and_reported(tmp_path, box, wheels, release_key):
     folder, served = wheels
-    broken = {"haldor/agent/run.py": ('log = logging.getLogger(__name__)\n', 'raise RuntimeError("a broken release")\n')}
+    broken = {"haldor/agent/run.py": ("log = logging.getLogger(__name__)\n", 'raise RuntimeError("a broken release")\n')}
     wheel = build_wheel(folder, "0.3.0", breaks=broken)
     manifest = _signed_manifest(tmp_path, wheel, release_key[0])
     command = box.publisher.command("update", manifest=manifest, url=served.url(wheel.name))
@@ -266,13 +270,21 @@ def test_unsigned_wrongly_signed_hashed_older_and_equal_releases_are_refused(tmp
         "an unknown key": (seal(doc, KID, box.key), url, "kid: unknown key 'ops'"),
         "wrong sha256": (signed(sha256="0" * 64), url, "is not the manifest's " + "0" * 64),
         "wrong size": (signed(size=doc["size"] - 1), url, "larger than the manifest's"),
-        "older": (_signed_manifest(tmp_path, older, release_key[0]), served.url(older.name), "0.0.9 is not newer than the running"),
-        "equal": (signed(version=__version__, wheel=f"haldor-{__version__}-py3-none-any.whl"), url, "is not newer than the running"),
+        "older": (
+            _signed_manifest(tmp_path, older, release_key[0]),
+            served.url(older.name),
+            "0.0.9 is not newer than the running",
+        ),
+        "equal": (
+            signed(version=__version__, wheel=f"haldor-{__version__}-py3-none-any.whl"),
+            url,
+            "is not newer than the running",
+        ),
         "nowhere": (good, served.url("missing.whl"), "not downloaded"),
     }
     for what, (manifest, where, why) in cases.items():
         command = box.publisher.command("update", manifest=manifest, url=where)
-        result = wait_for(lambda: box.result(command), timeout=20, what=what)
+        result = wait_for(lambda command=command: box.result(command), timeout=20, what=what)
         assert result["ok"] is False and why in result["error"], (what, result)
         assert "\n" not in result["error"]
     assert box.agent.alive() and box.installed() == []
