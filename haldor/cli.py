@@ -32,9 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _box_commands(sub, common)
-    broker, checks = _broker_parent(), _checks_parent()
+    broker, checks = cli_parsers.broker_parent(), cli_parsers.checks_parent()
     _document_commands(sub, common, broker, checks)
-    cli_parsers.fleet_command(sub, common, broker)
+    _fleet_command(sub, common, broker)
     cli_parsers.ca_command(sub, common)
     cli_parsers.release_command(sub, common)
     bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
@@ -122,31 +122,52 @@ def _document_commands(
     )
 
 
-def _broker_parent() -> argparse.ArgumentParser:
-    """The broker options of the commands that connect to it (default: the configured [mqtt])."""
-    broker = argparse.ArgumentParser(add_help=False)
-    broker.add_argument("--broker", metavar="HOST[:PORT]", help="default: the configured [mqtt] broker")
-    broker.add_argument("--tls", action="store_true", default=None)
-    broker.add_argument("--ca-file")
-    broker.add_argument("--cert-file")
-    broker.add_argument("--key-file")
-    broker.add_argument("--username")
-    broker.add_argument("--password-file")
-    broker.add_argument("--websockets", action="store_true", default=None)
-    broker.add_argument("--prefix", help="topic prefix (default haldor/v1)")
-    return broker
-
-
-def _checks_parent() -> argparse.ArgumentParser:
-    checks = argparse.ArgumentParser(add_help=False)
-    checks.add_argument(
-        "--verify-with",
-        action="append",
-        default=[],
-        metavar="KID.pub",
-        help="a public key the boxes trust (repeatable; default: the configuration's [trust] keys)",
+def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
+    """`haldor fleet`: the municipality's view of every site, and its users."""
+    fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
+    fleet.add_argument(
+        "--db", default="fleet.db", help="the fleet's own database: a file (default fleet.db) or a postgresql:// URL"
     )
-    return checks
+    fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
+    fleet.add_argument("--client-id", default="haldor-fleet", help="MQTT client id: the broker keeps its session")
+    fleet.add_argument("--shared-group", help="share the load with other fleet consumers ($share/GROUP/...)")
+    fleet.add_argument(
+        "--timezone", default="Europe/Copenhagen", help="the page's own zone: a site in another is shown with its zone named"
+    )
+    fleet.add_argument(
+        "manage",
+        nargs="*",
+        metavar="user add|remove|unlock NAME | user list",
+        help="manage the page's users instead of running",
+    )
+    fleet.add_argument("--role", choices=("viewer", "operator"), default="viewer", help="user add: viewer reads, operator acts")
+    fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
+    fleet.add_argument(
+        "--public-url", default="", metavar="URL", help="the page's address as browsers see it (https://... behind a TLS proxy)"
+    )
+    fleet.add_argument(
+        "--trusted-header",
+        default="",
+        metavar="NAME",
+        help="take the user from this header of a reverse proxy that did the login",
+    )
+    fleet.add_argument(
+        "--metrics-token-file",
+        default="",
+        metavar="FILE",
+        help="a bearer token Prometheus sends for /metrics when a login is needed",
+    )
+    fleet.add_argument(
+        "--command-key",
+        default="",
+        metavar="KEY",
+        help="the fleet's own command key (haldor keygen): operators act from the page",
+    )
+    fleet.add_argument("--command-kid", default="", metavar="KID", help="its key id (default: the key file's name)")
+    fleet.add_argument("--fleet-config", metavar="FLEET.toml", help="alert rules, webhooks and e-mail (see the README)")
+    fleet.add_argument(
+        "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

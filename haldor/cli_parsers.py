@@ -1,4 +1,4 @@
-"""The parsers of `haldor`'s larger command groups (the CA, the fleet, releases), apart
+"""The parsers of `haldor`'s larger command groups (the CA, releases) and the options several commands share, apart
 from :mod:`haldor.cli` so that each file stays readable."""
 
 from __future__ import annotations
@@ -23,54 +23,6 @@ def ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     request.add_argument("name", metavar="NAME", help="its login: the site id")
 
 
-def fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
-    """`haldor fleet`: the municipality's view of every site, and its users."""
-    fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
-    fleet.add_argument(
-        "--db", default="fleet.db", help="the fleet's own database: a file (default fleet.db) or a postgresql:// URL"
-    )
-    fleet.add_argument("--listen", default="127.0.0.1:8090", help="web page address (default 127.0.0.1:8090)")
-    fleet.add_argument("--client-id", default="haldor-fleet", help="MQTT client id: the broker keeps its session")
-    fleet.add_argument("--shared-group", help="share the load with other fleet consumers ($share/GROUP/...)")
-    fleet.add_argument(
-        "--timezone", default="Europe/Copenhagen", help="the page's own zone: a site in another is shown with its zone named"
-    )
-    fleet.add_argument(
-        "manage",
-        nargs="*",
-        metavar="user add|remove|unlock NAME | user list",
-        help="manage the page's users instead of running",
-    )
-    fleet.add_argument("--role", choices=("viewer", "operator"), default="viewer", help="user add: viewer reads, operator acts")
-    fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
-    fleet.add_argument(
-        "--public-url", default="", metavar="URL", help="the page's address as browsers see it (https://... behind a TLS proxy)"
-    )
-    fleet.add_argument(
-        "--trusted-header",
-        default="",
-        metavar="NAME",
-        help="take the user from this header of a reverse proxy that did the login",
-    )
-    fleet.add_argument(
-        "--metrics-token-file",
-        default="",
-        metavar="FILE",
-        help="a bearer token Prometheus sends for /metrics when a login is needed",
-    )
-    fleet.add_argument(
-        "--command-key",
-        default="",
-        metavar="KEY",
-        help="the fleet's own command key (haldor keygen): operators act from the page",
-    )
-    fleet.add_argument("--command-kid", default="", metavar="KID", help="its key id (default: the key file's name)")
-    fleet.add_argument("--fleet-config", metavar="FLEET.toml", help="alert rules, webhooks and e-mail (see the README)")
-    fleet.add_argument(
-        "--season", default="33-26", metavar="FIRST-LAST", help="ISO weeks of a season, for the season totals (default 33-26)"
-    )
-
-
 def release_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """`haldor release sign`: a wheel's manifest for the boxes' `update` command."""
     release = sub.add_parser("release", parents=[common], help="releases for the boxes: sign a wheel's manifest")
@@ -80,3 +32,30 @@ def release_command(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
     sign.add_argument("--key", required=True, help="the release key (haldor keygen release)")
     sign.add_argument("--kid", help="key id (default: the key file's name without .key)")
     sign.add_argument("--out", metavar="FILE", help="write the manifest here (default: print it)")
+
+
+def broker_parent() -> argparse.ArgumentParser:
+    """The broker options of the commands that connect to it (default: the configured [mqtt])."""
+    broker = argparse.ArgumentParser(add_help=False)
+    broker.add_argument("--broker", metavar="HOST[:PORT]", help="default: the configured [mqtt] broker")
+    broker.add_argument("--tls", action="store_true", default=None)
+    broker.add_argument("--ca-file")
+    broker.add_argument("--cert-file")
+    broker.add_argument("--key-file")
+    broker.add_argument("--username")
+    broker.add_argument("--password-file")
+    broker.add_argument("--websockets", action="store_true", default=None)
+    broker.add_argument("--prefix", help="topic prefix (default haldor/v1)")
+    return broker
+
+
+def checks_parent() -> argparse.ArgumentParser:
+    checks = argparse.ArgumentParser(add_help=False)
+    checks.add_argument(
+        "--verify-with",
+        action="append",
+        default=[],
+        metavar="KID.pub",
+        help="a public key the boxes trust (repeatable; default: the configuration's [trust] keys)",
+    )
+    return checks
