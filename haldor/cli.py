@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     _document_commands(sub, common, broker, checks)
     _fleet_command(sub, common, broker)
     cli_parsers.ca_command(sub, common)
-    cli_parsers.release_command(sub, common)
+    cli_parsers.release_command(sub, common, broker)
     bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
     bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
     bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
@@ -297,9 +297,11 @@ def _ca(args) -> int:
 
 
 def _release(args) -> int:
-    from haldor.integrator.releases import release_command
+    from haldor.integrator import releases
 
-    return release_command(args)
+    if args.release_command == "rollout":
+        return releases.rollout_command(args, _broker_options(args))
+    return releases.release_command(args)
 
 
 def _sign(args) -> int:

@@ -23,8 +23,8 @@ def ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     request.add_argument("name", metavar="NAME", help="its login: the site id")
 
 
-def release_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    """`haldor release sign`: a wheel's manifest for the boxes' `update` command."""
+def release_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
+    """`haldor release sign` (a wheel's manifest for the boxes' `update` command) and `rollout`."""
     release = sub.add_parser("release", parents=[common], help="releases for the boxes: sign a wheel's manifest")
     rsub = release.add_subparsers(dest="release_command", required=True, metavar="ACTION")
     sign = rsub.add_parser("sign", parents=[common], help="print (or write) the signed manifest of WHEEL")
@@ -32,6 +32,21 @@ def release_command(sub: argparse._SubParsersAction, common: argparse.ArgumentPa
     sign.add_argument("--key", required=True, help="the release key (haldor keygen release)")
     sign.add_argument("--kid", help="key id (default: the key file's name without .key)")
     sign.add_argument("--out", metavar="FILE", help="write the manifest here (default: print it)")
+    roll = rsub.add_parser("rollout", parents=[common, broker], help="update every site in stages, stopping on failures")
+    roll.add_argument("manifest", metavar="MANIFEST", help="the signed manifest (haldor release sign --out)")
+    roll.add_argument("--url", required=True, help="where the boxes fetch the wheel")
+    roll.add_argument(
+        "--stages", default="test,10%,all", help="comma-separated: test, N%% (a share of all), all (default test,10%%,all)"
+    )
+    roll.add_argument("--test", metavar="SITE,...", help="the test group's sites")
+    roll.add_argument(
+        "--max-failures", type=int, default=0, metavar="N", help="stop after a stage with more failures (default 0)"
+    )
+    roll.add_argument("--wait", type=float, default=600, metavar="S", help="seconds a stage's boxes have to answer (default 600)")
+    roll.add_argument("--key", required=True, help="the private key that signs commands")
+    roll.add_argument("--kid", help="key id (default: the key file's name without .key)")
+    roll.add_argument("--by", metavar="NAME", help="who asks (default: your login name)")
+    roll.add_argument("--valid", type=float, default=900, metavar="S", help="a box refuses the command after this (default 900)")
 
 
 def broker_parent() -> argparse.ArgumentParser:

@@ -4,9 +4,11 @@ carries it (PROTOCOL 4, "Updates")."""
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import re
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,3 +86,25 @@ def release_command(args: Any) -> int:
     else:
         print(text)
     return 0
+
+
+def rollout_command(args: Any, options: Any) -> int:
+    """`haldor release rollout MANIFEST --url URL --stages test,10%,all ...`."""
+    from . import rollout  # paho: only for the rollout
+
+    fields = update_fields(args.manifest, args.url)
+    target = json.loads(fields["manifest"]["doc"])["version"]
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    tests = [s.strip() for s in (args.test or "").split(",") if s.strip()]
+    if "test" in stages and not tests:
+        raise DocumentError("--test: the test group's sites (the stage 'test' needs them)")
+    by = args.by or getpass.getuser()
+
+    def command(site: str) -> tuple[dict[str, Any], bytes]:
+        doc = documents.new_command(site, "update", by=by, valid_s=args.valid, reason=f"rollout of {target}") | fields
+        return documents.outgoing(doc, key=args.key, kid=args.kid)
+
+    with rollout.Rollout(options, command) as r:
+        return rollout.run(
+            r, target, stages, tests, args.max_failures, args.wait, lambda line: print(line, file=sys.stdout, flush=True)
+        )
