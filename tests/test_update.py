@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from haldor import __version__, cli
 from haldor.access.envelope import seal
@@ -214,6 +215,13 @@ def test_a_newer_release_is_installed_runs_and_says_done(tmp_path, box, wheels, 
     assert releases.read(box.data, releases.CURRENT)["version"] == "0.2.0"
     assert releases.read(box.data, releases.PENDING) is None and box.installed() == ["0.2.0", "current"]
     after_stop, after_last = _without_decisions(box.agent.log.read_text())
+    # and on from that release to the next: the base install's launcher starts the newest
+    nxt = build_wheel(folder, "0.2.1")
+    again = box.publisher.command("update", manifest=_signed_manifest(tmp_path, nxt, release_key[0]), url=served.url(nxt.name))
+    box.supervised(lambda: box.result(again), timeout=60, what="the next release's answer")
+    assert box.result(again)["ok"] is True
+    wait_for(lambda: box.statuses()[-1]["agent_version"] == "0.2.1", timeout=10, what="the status says 0.2.1")
+    assert box.installed() == ["0.2.0", "0.2.1", "current"]
     print(
         f"\nno decision during the update: {after_stop:.2f} s from the old loop's stop, {after_last:.2f} s from its last decision"
     )
@@ -264,6 +272,7 @@ def test_unsigned_wrongly_signed_hashed_older_and_equal_releases_are_refused(tmp
         return seal({**doc, **changes}, "release", release)
 
     older = build_wheel(folder, "0.0.9")
+    lacking = build_wheel(folder, "0.6.0", requires=("no-such-library>=1",))
     cases = {
         "unsigned": ({"doc": good["doc"], "kid": "release"}, url, "release refused: manifest: unsigned"),
         "signed with the command key": (seal(doc, "release", box.key), url, "signature does not verify with key 'release'"),
@@ -281,6 +290,11 @@ def test_unsigned_wrongly_signed_hashed_older_and_equal_releases_are_refused(tmp
             "is not newer than the running",
         ),
         "nowhere": (good, served.url("missing.whl"), "not downloaded"),
+        "a library the box lacks": (
+            _signed_manifest(tmp_path, lacking, release_key[0]),
+            served.url(lacking.name),
+            "requires no-such-library>=1, which this box's environment lacks",
+        ),
     }
     for what, (manifest, where, why) in cases.items():
         command = box.publisher.command("update", manifest=manifest, url=where)
@@ -289,3 +303,19 @@ def test_unsigned_wrongly_signed_hashed_older_and_equal_releases_are_refused(tmp
         assert "\n" not in result["error"]
     assert box.agent.alive() and box.installed() == []
     assert os.listdir(releases.folder(box.data) / ".incoming") == []
+
+
+def test_haldor_command_sends_an_update_and_prints_the_refusal(tmp_path, box, wheels, release_key, broker, capsys):
+    folder, served = wheels
+    older = build_wheel(folder, "0.0.9")
+    manifest = tmp_path / "older.json"
+    assert cli.main(["release", "sign", str(older), "--key", str(release_key[0]), "--out", str(manifest)]) == 0
+    key = tmp_path / f"{KID}.key"
+    key.write_bytes(box.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    args = ["command", "valby-skole", "update", "--manifest", str(manifest), "--url", served.url(older.name)]
+    args += ["--broker", f"127.0.0.1:{broker.port}", "--key", str(key), "--wait", "20"]
+    capsys.readouterr()
+    assert cli.main(args) == 1
+    assert "refused update: version 0.0.9 is not newer than the running" in capsys.readouterr().err
+    assert cli.main(["command", "valby-skole", "update", "--broker", f"127.0.0.1:{broker.port}", "--key", str(key)]) == 2
+    assert "update: give --manifest FILE" in capsys.readouterr().err
