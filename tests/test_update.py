@@ -273,6 +273,9 @@ def test_unsigned_wrongly_signed_hashed_older_and_equal_releases_are_refused(tmp
 
     older = build_wheel(folder, "0.0.9")
     lacking = build_wheel(folder, "0.6.0", requires=("no-such-library>=1",))
+    unparsable = build_wheel(
+        folder, "0.7.0", breaks={"haldor/agent/run.py": ("log = logging.getLogger(__name__)\n", "log = (\n")}
+    )
     cases = {
         "unsigned": ({"doc": good["doc"], "kid": "release"}, url, "release refused: manifest: unsigned"),
         "signed with the command key": (seal(doc, "release", box.key), url, "signature does not verify with key 'release'"),
@@ -294,6 +297,11 @@ def test_unsigned_wrongly_signed_hashed_older_and_equal_releases_are_refused(tmp
             _signed_manifest(tmp_path, lacking, release_key[0]),
             served.url(lacking.name),
             "requires no-such-library>=1, which this box's environment lacks",
+        ),
+        "a release that does not compile": (
+            _signed_manifest(tmp_path, unparsable, release_key[0]),
+            served.url(unparsable.name),
+            "haldor-0.7.0-py3-none-any.whl: does not compile",
         ),
     }
     for what, (manifest, where, why) in cases.items():

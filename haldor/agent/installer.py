@@ -9,12 +9,12 @@ Imported when the first update comes, not at every start.
 
 from __future__ import annotations
 
-import compileall
 import hashlib
 import importlib.metadata
 import logging
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 60.0
 CHUNK = 64 * 1024
+COMPILE_TIMEOUT_S = 300.0
 
 
 class Unfit(Exception):
@@ -122,9 +123,25 @@ def unpack(wheel: Path, top: Path, manifest: Manifest) -> Path:
     target = top / manifest.version
     shutil.rmtree(target, ignore_errors=True)  # an earlier attempt that was given up
     staging.rename(target)
-    # compiled here, beside the loop, not by the new release's first start while the doors wait
-    compileall.compile_dir(target, quiet=1, workers=1)
+    compile_release(target, manifest)
     return target
+
+
+def compile_release(target: Path, manifest: Manifest) -> None:
+    """Its bytecode made now, not by the new release's first start while the doors wait; in
+    a process of its own, so the decision loop does not share the interpreter with it. A
+    release that does not compile is not one to switch to."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(target)], capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        shutil.rmtree(target, ignore_errors=True)
+        raise Unfit(f"{manifest.wheel}: not compiled within {COMPILE_TIMEOUT_S:g} s") from None
+    if done.returncode != 0:
+        shutil.rmtree(target, ignore_errors=True)
+        first = next((line for line in (done.stdout + done.stderr).splitlines() if line.strip()), "")
+        raise Unfit(f"{manifest.wheel}: does not compile ({first.strip()[:200]})")
 
 
 def check_metadata(text: str, manifest: Manifest) -> None:
