@@ -8,11 +8,9 @@ check-config` and `haldor decide` should not pay for the broker, the kiosk and t
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
-import time
 
 from haldor import __version__, cli_parsers, config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
@@ -66,10 +64,22 @@ def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
     who.add_argument("--card")
     who.add_argument("--pin")
     decide.add_argument("--at", help="RFC 3339 time (default now)")
+    badge = sub.add_parser("badge", parents=[common], help="on mock pins: present a card or PIN at the running agent's reader")
+    badge.add_argument("card", nargs="?", metavar="CARD", help="a card string, e.g. uid:04A1B2C3D4E5F6")
+    badge.add_argument("--pin", help="a PIN instead of a card")
+    badge.add_argument("--reader", help="a [[readers]] id (default: the first reader at a door)")
+    badge.add_argument("--wait", type=float, default=5.0, metavar="S", help="seconds to wait for the answer (default 5)")
     demo = sub.add_parser("demo", parents=[common], help="run with simulated hardware and a sample schedule")
     demo.add_argument("--data-dir", default=None, help="keep the demo's data here (default: a temporary folder)")
     demo.add_argument("--port", type=int, default=8080, help="the screen's port on 127.0.0.1 (default 8080, else any free one)")
     demo.add_argument("--no-prompt", action="store_true", help="no card prompt: run until Ctrl-C, badge on the page")
+    enrol = sub.add_parser("enrol", parents=[common], help="join the municipality: this box's keys, configuration and login")
+    enrol.add_argument("url", metavar="URL", help="the fleet's address, e.g. https://fleet.kommune.dk")
+    enrol.add_argument("code", metavar="CODE", help="the one-time code the fleet's page showed")
+    enrol.add_argument("--data", default="/var/lib/haldor", help="the box's data folder (default /var/lib/haldor)")
+    enrol.add_argument(
+        "--ca-file", default="", help="the CA the fleet's HTTPS certificate is checked against (default: the system's)"
+    )
     kiosk = sub.add_parser("kiosk", parents=[common], help="serve the display page for the screen by the entrance")
     kiosk.add_argument("--browser", action="store_true", help="instead: show the page in Chromium's kiosk mode once it answers")
 
@@ -140,7 +150,10 @@ def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
         metavar="user add|remove|unlock NAME | user list",
         help="manage the page's users instead of running",
     )
-    fleet.add_argument("--role", choices=("viewer", "operator"), default="viewer", help="user add: viewer reads, operator acts")
+    roles = ("viewer", "operator", "registrar")
+    fleet.add_argument(
+        "--role", choices=roles, default="viewer", help="user add: a viewer reads, an operator acts, a registrar enrols"
+    )
     fleet.add_argument("--password-stdin", action="store_true", help="user add: read the password from stdin, not a prompt")
     fleet.add_argument(
         "--public-url", default="", metavar="URL", help="the page's address as browsers see it (https://... behind a TLS proxy)"
@@ -191,13 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         "run": _run,
         "schedule": _schedule,
         "decide": _decide,
+        "badge": _badge,
         "demo": _demo,
+        "enrol": _enrol,
         "kiosk": _kiosk,
-        "keygen": _keygen,
+        "keygen": _integrator,
         "sign": _sign,
-        "publish": _publish,
-        "command": _command,
-        "watch": _watch,
+        "publish": _integrator,
+        "command": _integrator,
+        "watch": _integrator,
         "fleet": _fleet,
         "bridge": _bridge,
         "ca": _ca,
@@ -229,7 +244,9 @@ def _check_config(args) -> int:
 
 def _schedule(args) -> int:
     if args.schedule_command == "sample":
-        return _schedule_sample(args)
+        from haldor.demo import print_sample
+
+        return print_sample(args.site, args.version)
     from haldor.agent import local
 
     return local.schedule_load(_config(args), args.file)
@@ -241,22 +258,10 @@ def _decide(args) -> int:
     return local.decide(_config(args), args)
 
 
-def _schedule_sample(args) -> int:
-    from haldor.demo import lay_around, sample_text
+def _badge(args) -> int:
+    from haldor.agent.badge import badge
 
-    now = time.time()
-    from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT
-
-    if not IDENTIFIER.fullmatch(args.site):
-        raise DocumentError(f"--site: {args.site!r} is not a site id ({IDENTIFIER_TEXT})")
-    if args.version is not None and not 0 <= args.version <= 2**53 - 1:
-        raise DocumentError("--version: from 0 to 2^53-1")
-    doc = lay_around(json.loads(sample_text("schedule.json")), now)
-    doc["site"] = args.site
-    if args.version is not None:
-        doc["version"] = args.version
-    print(json.dumps(doc, ensure_ascii=False, indent=2))
-    return 0
+    return badge(_config(args), args.card, args.pin, args.reader, args.wait)
 
 
 def _run(args) -> int:
@@ -266,6 +271,12 @@ def _run(args) -> int:
     cfg = _config(args)
     launch(cfg.data_dir, __version__, args.argv)  # the release named current, when it is another
     return run_forever(cfg)
+
+
+def _enrol(args) -> int:
+    from haldor.agent.enrol import enrol
+
+    return enrol(args.url, args.code, args.data, args.ca_file)
 
 
 def _demo(args) -> int:
@@ -284,10 +295,11 @@ def _kiosk(args) -> int:
     return run_kiosk(_config(args))
 
 
-def _keygen(args) -> int:
+def _integrator(args) -> int:
+    """keygen, publish, command, watch: the integrator's commands, which take defaults from the configuration."""
     from haldor.integrator import commands
 
-    return commands.keygen(args, _config)
+    return getattr(commands, args.command)(args, _config)
 
 
 def _ca(args) -> int:
@@ -314,24 +326,6 @@ def _broker_options(args):
     from haldor.integrator import commands
 
     return commands.broker_options(args, _config)
-
-
-def _publish(args) -> int:
-    from haldor.integrator import commands
-
-    return commands.publish(args, _config)
-
-
-def _command(args) -> int:
-    from haldor.integrator import commands
-
-    return commands.command(args, _config)
-
-
-def _watch(args) -> int:
-    from haldor.integrator import commands
-
-    return commands.watch(args, _config)
 
 
 def _bridge(args) -> int:
@@ -362,9 +356,13 @@ def _bridge(args) -> int:
 
 
 def _fleet(args) -> int:
+    if args.manage:
+        from haldor.fleet import user_commands
+
+        return user_commands.manage_users(args)
     from haldor.fleet import run
 
-    return run.manage_users(args) if args.manage else run.serve(args, _broker_options(args))
+    return run.serve(args, _broker_options(args))
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ from haldor.agent.loop import Agent
 from haldor.agent.messages import Stop
 from haldor.agent.site import open_store
 from haldor.drivers.osdp_sim import SimulatedBus, SimulatedReader
+from haldor.errors import DocumentError
 from haldor.kiosk import server as kiosk_server
-from haldor.protocol import Event
+from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, Event
 from haldor.stopping import wait_for_stop
 from haldor.store import intake
 from haldor.texts import both, t
@@ -87,6 +88,20 @@ class _ShownLock:
 
     def close(self) -> None:
         self._lock.close()
+
+
+def print_sample(site: str, version: int | None) -> int:
+    """`haldor schedule sample`: the bundled snapshot laid around today, for ``site``."""
+    if not IDENTIFIER.fullmatch(site):
+        raise DocumentError(f"--site: {site!r} is not a site id ({IDENTIFIER_TEXT})")
+    if version is not None and not 0 <= version <= 2**53 - 1:
+        raise DocumentError("--version: from 0 to 2^53-1")
+    doc = lay_around(json.loads(sample_text("schedule.json")), time.time())
+    doc["site"] = site
+    if version is not None:
+        doc["version"] = version
+    print(json.dumps(doc, ensure_ascii=False, indent=2))
+    return 0
 
 
 def _card_table(doc: dict[str, Any]) -> list[str]:

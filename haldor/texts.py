@@ -7,6 +7,7 @@ translation is changed in one place and no screen is left half-translated.
 from __future__ import annotations
 
 from .texts_dashboard import DASHBOARD_TEXTS
+from .texts_enrol import ENROL_TEXTS
 
 LANGUAGES = ("da", "en")
 
@@ -366,6 +367,7 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 TEXTS.update(DASHBOARD_TEXTS)
+TEXTS.update(ENROL_TEXTS)
 
 
 def t(key: str, language: str = "da") -> str:

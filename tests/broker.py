@@ -12,6 +12,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,10 +39,24 @@ def free_port() -> int:
 OUTGOING = (Leaf.EVENTS, Leaf.STATUS, Leaf.CMD_RESULT, Leaf.SYNC_REQUEST, Leaf.RESENT)
 
 
+#: what tells an event from the next of the same kind (test_sync's 10,000 doors opened):
+#: a message that differs from one already checked only in these is not checked whole again
+VARYING = ("id", "seq")
+
+
+def _shape(leaf: str, doc: Any) -> str | None:
+    """The message with its id and seq left out, when both are of their kinds (a string, a
+    whole number); None for any other message, which is checked whole."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("id"), str) or type(doc.get("seq")) is not int:
+        return None
+    return leaf + json.dumps({k: v for k, v in doc.items() if k not in VARYING}, sort_keys=True)
+
+
 class Auditor:
     """Every message an agent (or a test standing in for one) publishes on this broker,
     checked against the protocol's JSON Schemas when the broker stops: what the boxes
-    say must be what docs/protocol.md says they say."""
+    say must be what docs/protocol.md says they say. Messages alike but for their id and
+    seq are checked whole once (jsonschema took 20 s for 10,000 of them)."""
 
     def __init__(self, port: int) -> None:
         self.seen: list[tuple[str, bytes]] = []
@@ -66,6 +81,7 @@ class Auditor:
         self.client.disconnect()
         self.client.loop_stop()
         faults = []
+        checked: set[str] = set()
         with self._lock:
             seen = list(self.seen)
         for topic, payload in seen:
@@ -77,6 +93,11 @@ class Auditor:
             except ValueError as exc:
                 faults.append(f"{topic}: not JSON ({exc}): {payload[:80]!r}")
                 continue
+            shape = _shape(leaf, doc)
+            if shape is not None and shape in checked:
+                continue
+            if shape is not None:
+                checked.add(shape)
             faults += [f"{topic}: {error}: {payload[:300]!r}" for error in schemas.errors(schemas.name_for_leaf(leaf), doc)]
         return faults
 
@@ -111,6 +132,7 @@ max_queued_messages 0
 log_dest stderr
 log_type error
 log_type warning
+log_type notice
 listener {self.port} 127.0.0.1
 {self.extra}
 """
@@ -225,3 +247,46 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+#: the role every anonymous client of the test broker holds (the fleet, watchers, the auditor)
+EVERYTHING = [
+    {"acltype": kind, "topic": "#", "allow": True}
+    for kind in ("publishClientSend", "publishClientReceive", "subscribePattern", "unsubscribePattern")
+]
+
+
+class DynsecBroker(Broker):
+    """Mosquitto with the dynamic security plugin, as a municipality enrolling boxes runs
+    it: its ``dynamic-security.json`` made by ``mosquitto_ctrl dynsec init`` with an admin
+    (``admin``, password in ``admin_password_file``). Anonymous clients (the tests' fleet,
+    watchers and auditor) may do everything; a client with a user name only what its roles allow."""
+
+    def __init__(self, workdir: Path, **kwargs) -> None:
+        super().__init__(workdir, **kwargs)
+        self.dynsec = self.dir / "dynamic-security.json"
+        self.admin_password_file = self.dir / "admin.password"
+        if not self.dynsec.exists():
+            password = uuid.uuid4().hex
+            self.admin_password_file.write_text(password + "\n")
+            subprocess.run(
+                ["mosquitto_ctrl", "dynsec", "init", str(self.dynsec), "admin", password],
+                check=True,
+                capture_output=True,
+            )
+            made = json.loads(self.dynsec.read_text())
+            made["roles"].append({"rolename": "everything", "acls": EVERYTHING})
+            made["groups"] = [*made.get("groups", []), {"groupname": "anonymous", "roles": [{"rolename": "everything"}]}]
+            made["anonymousGroup"] = "anonymous"
+            self.dynsec.write_text(json.dumps(made, indent=1))
+
+    def config(self) -> str:
+        return super().config() + f"\nplugin {DYNSEC_PLUGIN}\nplugin_opt_config_file {self.dynsec}\n"
+
+    def admin_options(self, prefix: str = PREFIX):
+        from haldor.mqtt import BrokerOptions
+
+        return BrokerOptions(
+            host="127.0.0.1", port=self.port, username="admin", password_file=str(self.admin_password_file), prefix=prefix
+        )

@@ -37,3 +37,13 @@ def postgres():
     server = Postgres().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def dynsec_broker(tmp_path):
+    """A real Mosquitto with the dynamic security plugin and an admin login (enrolment)."""
+    from .broker import DynsecBroker
+
+    b = DynsecBroker(tmp_path / "broker").start()
+    yield b
+    b.stop()

@@ -30,7 +30,7 @@ from haldor.agent.messages import Stop
 from haldor.agent.site import open_store
 from haldor.clock import SystemClock
 
-from .helpers import CPH, booking, site_config, snapshot, wait_for
+from .helpers import CPH, MAIN_DOOR, booking, site_config, snapshot, wait_for
 
 #: two doors: the main one with contact and exit button, the gym's fail-safe on a fire input
 DOORS = """
@@ -215,6 +215,7 @@ class AgentProcess:
         keys: dict[str, str] | None = None,
         extra: str = "",
         data_dir: Path | None = None,
+        doors: str = MAIN_DOOR,
     ) -> None:
         self.master, slave = os.openpty()
         tty.setraw(slave)
@@ -226,6 +227,7 @@ class AgentProcess:
             self.data_dir,
             port=port,
             keys=keys,
+            doors=doors,
             extra=f"""
 [policy]
 max_denials = 1000000

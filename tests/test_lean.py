@@ -42,3 +42,23 @@ def test_the_schedule_worker_is_imported_when_the_first_document_comes():
     code = "import json, sys, haldor.cli, haldor.agent.run; print(json.dumps(sorted(sys.modules)))"
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout))
     assert [name for name in ("multiprocessing", "concurrent.futures", "haldor.agent.schedule_worker") if name in loaded] == []
+
+
+def test_the_simulated_readers_are_imported_only_when_mock_pins_are_built(tmp_path):
+    """Issue 27: a box with real pins never loads the simulated readers of a trial; the
+    hardware built on mock pins does."""
+    code = """
+import json, sys
+import haldor.cli, haldor.agent.run
+before = "haldor.drivers.simulated" in sys.modules
+from gpiozero.pins.mock import MockFactory
+from haldor.agent.hardware import build_hardware
+from haldor import config
+cfg = config.parse({"site": {"id": "s", "data_dir": sys.argv[1]}, "doors": [{"id": "main", "lock_pin": 17}],
+                    "readers": [{"id": "main-in", "door": "main", "port": "/dev/null"}]})
+hw = build_hardware(cfg, lambda message: None, MockFactory())
+hw.close()
+print(json.dumps([before, "haldor.drivers.simulated" in sys.modules]))
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=False, capture_output=True, text=True)
+    assert json.loads(out.stdout) == [False, True], out.stderr

@@ -28,7 +28,7 @@ from haldor.errors import DocumentError
 from haldor.protocol import DOOR_ACTIONS, Action, Event, Leaf, Mode, Reason, Role, Schema
 from haldor.store import intake
 
-from .broker import Publisher, Watcher
+from .broker import Broker, Publisher, Watcher
 from .helpers import CARD, CPH, SITE, booking, snapshot, wait_for
 from .rig import Rig, around_now, public_key, step
 
@@ -641,3 +641,21 @@ def test_what_only_the_agent_checks_in_a_command():
     assert schemas.errors("command", doc) == []
     with pytest.raises(DocumentError, match="at most 24 hours after issued_at"):
         parse_command(doc)
+
+
+def test_the_brokers_auditor_checks_each_kind_of_message_and_names_what_does_not_fit(tmp_path):
+    """The audit of every broker the tests start: messages alike but for their id and seq
+    are checked whole once; one that differs anywhere else is checked again."""
+
+    broker = Broker(tmp_path / "broker").start()
+    topic = f"haldor/v1/{SITE}/events"
+    good = [_event("door.opened", door="main", id=f"0f8e3c1a-5b7d-4e2f-9a61-3c4d5e6f7a{n:02x}", seq=n) for n in range(1, 4)]
+    bad = _event("door.opened", door="main", reason="no such reason", seq=9)
+    assert broker.auditor is not None
+    for doc in [*good, bad]:
+        broker.auditor.client.publish(topic, json.dumps(doc), qos=1).wait_for_publish(5)
+    wait_for(lambda: len(broker.auditor.seen) == 4, what="the auditor heard all four")
+    faults = broker.auditor.close()
+    broker.auditor = None
+    broker.stop()
+    assert len(faults) == 1 and '"seq": 9' in faults[0], faults

@@ -34,10 +34,14 @@ class Hardware:
     #: door -> its fire input (one of ``inputs``), read at start: an alarm already on when
     #: the agent starts sends no edge, and must release the door all the same
     fires: dict[str, Input] = field(default_factory=dict)
+    #: on mock pins: every reader's simulated twin, fed from the data folder (drivers/simulated.py)
+    simulated: Reader | None = None
 
     def start(self) -> None:
         for reader in self.readers:
             reader.start()
+        if self.simulated is not None:
+            self.simulated.start()
 
     def close(self) -> None:
         """Every lock to its safe state first (systemd may kill a stop that takes long, and
@@ -46,6 +50,7 @@ class Hardware:
         parts: list[LockOutput | Reader | Input | Indicator] = [
             *self.locks.values(),
             *self.readers,
+            *([self.simulated] if self.simulated is not None else []),
             *self.inputs,
             *self.indicators.values(),
         ]
@@ -67,7 +72,9 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
         fire_inputs: dict[int, list[str]] = {}
         for d in cfg.doors:
             if d.contact_pin:
-                contact = gpio.DebouncedInput(d.contact_pin, functools.partial(_contact, post, d.id), factory=factory)
+                contact = gpio.DebouncedInput(
+                    d.contact_pin, functools.partial(_contact, post, d.id), factory=factory, rests_active=True
+                )
                 hw.inputs.append(contact)
                 hw.contacts[d.id] = contact
             if d.exit_pin:
@@ -95,6 +102,11 @@ def build_hardware(cfg: Config, post: Callable[[Any], None], factory=None) -> Ha
             hw.readers.append(kind.build(r, post, factory))
             if r.led_pin or r.buzzer_pin:
                 hw.indicators[r.id] = gpio.GpioIndicator(r.led_pin, r.buzzer_pin, factory=factory)
+        if gpio.simulated(factory) and cfg.readers:
+            # a trial or a test off the Pi badges through FIFOs in the data folder; never with real pins
+            from haldor.drivers import simulated
+
+            hw.simulated = simulated.build(cfg, post)
     except BaseException:
         hw.close()
         raise

@@ -23,7 +23,7 @@ from haldor.errors import HaldorError
 from haldor.integrator import broker_client
 from haldor.protocol import Leaf
 
-from . import build, sending
+from . import build, register, sending
 from .answers import BoxWatch
 from .inputs import Refused, read_inputs
 from .settings import BridgeConfig, Site
@@ -92,6 +92,7 @@ def run_once(
     try:
         if watch is not None:  # the service: what the boxes answered since its last run
             sending.report(watch, state, "since the last run", say, warn)
+        cfg, left_out = _registered(cfg, warn)
         try:
             inputs, unread = read_inputs(cfg, state, now, accept=accept_sheets)
         except Refused as exc:
@@ -101,7 +102,7 @@ def run_once(
         for problem in inputs.problems:  # after plan: it finds some too
             warn(f"warning: {problem}")
         ready, kept = sending.prepare(cfg, plans, warn)
-        kept = kept or bool(unread)
+        kept = kept or bool(unread) or left_out
         if dry_run:
             _print_plans(plans, state, say)
             return 1 if kept else 0
@@ -113,6 +114,22 @@ def run_once(
         raise HaldorError(f"{cfg.state}: {exc}") from None
     finally:
         state.close()
+
+
+def _registered(cfg: BridgeConfig, warn: Callable[[str], None]) -> tuple[BridgeConfig, bool]:
+    """The sites with the fleet register's keys, revoked ones left out (said); whether a site was left out.
+    A register that cannot be had leaves the sites as their tables say (a site without a key is then not served)."""
+    if cfg.register is None:
+        return cfg, False
+    try:
+        entries = register.fetch(cfg.register)
+    except HaldorError as exc:
+        warn(f"warning: {exc}: only the keys in [[sites]] are used")
+        return cfg, False
+    cfg, left_out = register.with_register(cfg, entries)
+    for line in left_out:
+        warn(line)
+    return cfg, bool(left_out)
 
 
 def _print_plans(plans: list[sending.Plan], state: BridgeState, say: Callable[[str], None]) -> None:

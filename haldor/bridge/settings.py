@@ -129,6 +129,20 @@ class _MqttTable:
     topic_prefix: str = TOPIC_PREFIX
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterSource:
+    """``[register]``: the fleet's register of enrolled boxes, and the token it asks for."""
+
+    url: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RegisterTable:
+    url: str = ""
+    token_file: str = ""
+
+
 @dataclass(frozen=True)
 class BridgeConfig:
     path: str
@@ -150,6 +164,8 @@ class BridgeConfig:
     answer_s: float = 30.0
     #: a PIN's length when a spreadsheet dropped its leading zeros (0: from the column)
     pin_digits: int = 0
+    #: the sites' sealing keys from the fleet's register (None: only [[sites]] public_key)
+    register: RegisterSource | None = None
 
 
 def load(path: str | Path) -> BridgeConfig:
@@ -158,7 +174,7 @@ def load(path: str | Path) -> BridgeConfig:
 
 def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
     c = toml_file.Checker(path, toml_file.TYPE_NAMES)
-    c.only(raw, ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds", "limits"))
+    c.only(raw, ("bridge", "sheets", "mqtt", "calendar", "sites", "feeds", "limits", "register"))
     b = c.section(raw, "bridge", _BridgeTable)
     if not b.key:
         raise c.fail("bridge.key", "required: the private key that signs the schedules (haldor keygen)")
@@ -199,7 +215,20 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
         limits=c.section(raw, "limits", Limits),
         answer_s=b.answer_s,
         pin_digits=sheets.pin_digits,
+        register=_register(c, c.section(raw, "register", _RegisterTable)) if "register" in raw else None,
     )
+
+
+def _register(c: toml_file.Checker, r: _RegisterTable) -> RegisterSource:
+    if not r.url.startswith(("https://", "http://")):
+        raise c.fail("register.url", "required: the fleet's register, e.g. https://fleet.kommune.dk/register.json")
+    try:
+        token = Path(c.resolve(r.token_file)).read_text().strip() if r.token_file else ""
+    except OSError as exc:
+        raise c.fail("register.token_file", f"cannot read: {exc.strerror}") from None
+    if not token:
+        raise c.fail("register.token_file", "required: a file with the token of the fleet's [enrolment] register_token_file")
+    return RegisterSource(r.url, token)
 
 
 def _sites(c: toml_file.Checker, raw: dict[str, Any]) -> tuple[Site, ...]:

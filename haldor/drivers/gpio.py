@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from gpiozero import Device, DigitalInputDevice, DigitalOutputDevice
 from gpiozero.exc import GPIOZeroError
-from gpiozero.pins.mock import MockFactory
+from gpiozero.pins.mock import MockFactory, MockPin
 
 from haldor.errors import DriverError
 
@@ -40,6 +40,11 @@ def pin_factory(name: str = ""):
         return Device._default_pin_factory()
     except (GPIOZeroError, ImportError, OSError) as exc:
         raise DriverError(f"no GPIO pin factory {name or '(default)'}: {exc}") from exc
+
+
+def simulated(factory) -> bool:
+    """gpiozero's mock pins: a box off the Pi, for a trial or a test (issue 27)."""
+    return isinstance(factory, MockFactory)
 
 
 class GpioLock:
@@ -78,9 +83,15 @@ class GpioLock:
 
 class DebouncedInput:
     """A contact to ground with the Pi's pull-up; a change is reported once the level
-    has been steady for ``debounce_s`` (contacts and buttons bounce for milliseconds)."""
+    has been steady for ``debounce_s`` (contacts and buttons bounce for milliseconds).
 
-    def __init__(self, pin: int, on_change: Callable[[bool], None], *, factory, debounce_s: float = 0.03) -> None:
+    ``rests_active``: on mock pins the input starts active (a shut door's contact closed
+    to ground) instead of at its pull's level, so a trial off the Pi does not start with
+    every door open and a held-open alarm; real pins read what is wired."""
+
+    def __init__(
+        self, pin: int, on_change: Callable[[bool], None], *, factory, debounce_s: float = 0.03, rests_active: bool = False
+    ) -> None:
         self._on_change = on_change
         self._debounce_s = debounce_s
         self._timer: threading.Timer | None = None
@@ -89,6 +100,9 @@ class DebouncedInput:
             self._dev = DigitalInputDevice(pin, pull_up=True, pin_factory=factory)
         except GPIOZeroError as exc:
             raise DriverError(f"input on GPIO {pin}: {exc}") from exc
+        mock = self._dev.pin
+        if rests_active and isinstance(mock, MockPin):  # active: pulled up, closed to ground
+            mock.drive_low() if self._dev.pull_up else mock.drive_high()
         self._reported = self._dev.is_active
         self._dev.when_activated = self._edge
         self._dev.when_deactivated = self._edge

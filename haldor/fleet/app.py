@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import app_forms
+from . import app_forms, app_register
 from .app_dashboard import association_page, report_page
 from .app_exports import export
 from .metrics import FleetCollector, exposition
@@ -80,6 +80,10 @@ def build_app(web: FleetWeb) -> Starlette:
         Route("/login", app_forms.login, methods=["POST"]),
         Route("/logout", app_forms.logout, methods=["POST"]),
         Route("/command", app_forms.command, methods=["POST"]),
+        Route("/register", app_register.register_page, methods=["GET"]),
+        Route("/register", app_register.register_form, methods=["POST"]),
+        Route("/enrol", app_register.enrol, methods=["POST"]),
+        Route("/register.json", app_register.register_json),
         Route("/live", live),
         Route("/", page),
         Route("/api/summary", page),

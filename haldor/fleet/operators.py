@@ -9,13 +9,15 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from haldor.errors import HaldorError
 from haldor.sql import Database
 
 from .login_limits import SourceLimits
 
-ROLES = ("viewer", "operator")
+#: a viewer reads, an operator acts on doors, a registrar also enrols and revokes boxes (keeps the register)
+ROLES = ("viewer", "operator", "registrar")
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 #: wrong passwords in a row before a user is locked out, and for how long
 MAX_FAILURES, LOCKOUT_S = 5, 15 * 60
@@ -53,7 +55,11 @@ class Operator:
 
     @property
     def acts(self) -> bool:
-        return self.role == "operator"
+        return self.role in ("operator", "registrar")
+
+    @property
+    def enrols(self) -> bool:
+        return self.role == "registrar"
 
 
 class OperatorError(HaldorError):
@@ -74,9 +80,13 @@ def _hasher():
 
 
 class Operators:
-    def __init__(self, db: Database, clock=time.time) -> None:
+    def __init__(self, db: Database, clock=time.time, hasher: Any = None) -> None:
+        """``hasher``: argon2's ``PasswordHasher`` that makes new hashes (its defaults when
+        None; a test counting lockouts takes argon2's cheapest profile). A hash is always
+        verified at the cost written in it."""
         self.db = db
         self.clock = clock
+        self.hasher = hasher
         db.migrate("operators", MIGRATIONS)
         self.sources = SourceLimits(db)
         self._dummy: str | None = None
@@ -94,7 +104,7 @@ class Operators:
             self.db.execute("DELETE FROM operator_sources WHERE name = ?", [name])  # another person's addresses
             self.db.execute(
                 "INSERT INTO operators(name, hash, role, failures, created_at, generation) VALUES (?, ?, ?, 0, ?, ?)",
-                [name, _hasher().hash(password), role, self.clock(), secrets.token_hex(8)],
+                [name, (self.hasher or _hasher()).hash(password), role, self.clock(), secrets.token_hex(8)],
             )
 
     def remove(self, name: str) -> bool:
@@ -151,7 +161,7 @@ class Operators:
         lock = (own[1] if own else row[4]) if row else None
         why = "blocked" if self.sources.blocked(source, now) else "unknown" if row is None else ""
         if why or (lock is not None and lock > now):
-            self._dummy = self._dummy or _hasher().hash(secrets.token_hex(16))
+            self._dummy = self._dummy or (self.hasher or _hasher()).hash(secrets.token_hex(16))
             _verified(self._dummy, password)
             if why != "blocked":  # a refusal runs out on time: guessing on meanwhile does not make it longer
                 self.sources.failed(source, now)

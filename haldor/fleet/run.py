@@ -4,16 +4,16 @@ The command line only parses; what the options mean is decided here."""
 
 from __future__ import annotations
 
-import getpass
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import listen as listening
-from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError
+from haldor.errors import EXIT_BAD_INPUT, ConfigError
 from haldor.mqtt import BrokerOptions
 from haldor.sql import Database
 from haldor.stopping import wait_for_stop
@@ -21,8 +21,10 @@ from haldor.stopping import wait_for_stop
 from . import settings as fleet_settings
 from .alerting import AlertWorker
 from .commands import Commander
+from .dynsec import Dynsec
+from .enrolment import Enroller, Enrolment
 from .ingest import FleetConsumer
-from .operators import OperatorError, Operators
+from .operators import Operators
 from .serving import FleetServer
 from .sessions import Sessions
 from .store import FleetStore
@@ -61,6 +63,8 @@ def serve(args: Any, opts: BrokerOptions) -> int:
     if args.command_key:
         kid = args.command_kid or Path(args.command_key).name.removesuffix(".key")
         web.commander = Commander(consumer.client, opts, args.command_key, kid, web.audit)
+    if settings.enrolment is not None:
+        web.enroller = enroller(web, opts, settings.enrolment)
     web.consumer, web.alerting = consumer, alerting
     server = FleetServer(web, listen)  # bound now: a port in use stops the start before anything runs
     consumer.start()
@@ -75,6 +79,14 @@ def serve(args: Any, opts: BrokerOptions) -> int:
         alerting.stop()
     server.shutdown()
     return 0
+
+
+def enroller(web: FleetWeb, opts: BrokerOptions, enrolment: Enrolment) -> Enroller:
+    """Boxes enrol through the fleet's broker, logged in as the dynamic security plugin's admin."""
+    admin = replace(
+        opts, username=enrolment.admin_username, password_file=enrolment.admin_password_file, cert_file="", key_file=""
+    )
+    return Enroller(web.register, Dynsec(admin), enrolment, opts.prefix)
 
 
 def _season(args: Any) -> tuple[int, int] | None:
@@ -111,42 +123,3 @@ def _checked_address(args: Any, host: str, users: Operators) -> SplitResult | No
             f"--listen {args.listen}: beyond loopback the page needs a login: add a user first (haldor fleet user add NAME --role operator)"
         )
     return public
-
-
-def manage_users(args: Any) -> int:
-    """haldor fleet user add NAME [--role R] [--password-stdin] | user remove NAME | user unlock NAME | user list"""
-    words = args.manage
-    if (
-        words[0] != "user"
-        or len(words) < 2
-        or words[1] not in ("add", "remove", "unlock", "list")
-        or len(words) != (2 if words[1] == "list" else 3)
-    ):
-        print("haldor fleet: expected: user add NAME | user remove NAME | user unlock NAME | user list", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    users = Operators(Database.open(args.db))
-    if words[1] == "list":
-        for name, role, locked in users.list():
-            print("\t".join([name, role, *(["locked"] if locked else [])]))
-        return 0
-    name = words[2]
-    if words[1] in ("unlock", "remove"):
-        if not (users.unlock(name) if words[1] == "unlock" else users.remove(name)):
-            print(f"haldor fleet: no user {name!r}", file=sys.stderr)
-            return EXIT_FAILURE
-        print(f"unlocked {name}" if words[1] == "unlock" else f"removed {name}: its sessions end now")
-        return 0
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass(f"password for {name}: ")
-        if getpass.getpass("again: ") != password:
-            print("haldor fleet: the two passwords differ", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    try:
-        users.add(name, password, args.role)
-    except OperatorError as exc:
-        print(f"haldor fleet: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(f"added {name} ({args.role})")
-    return 0

@@ -84,4 +84,17 @@ MIGRATIONS = [
     ALTER TABLE usage ADD COLUMN start_min INTEGER;
     CREATE INDEX idx_usage_association_day ON usage (association, day)
     """,
+    # the register of boxes to enrol (issue 27): each site once, its enrolment codes only as keyed
+    # hashes, the box's pinned sealing key, when it was enrolled and revoked; the key of the hashes
+    """
+    CREATE TABLE register (
+        site TEXT PRIMARY KEY, name TEXT NOT NULL, zone TEXT NOT NULL, profile TEXT NOT NULL,
+        created_at {float} NOT NULL, created_by TEXT NOT NULL, enrolled_at {float}, sealing_key TEXT,
+        revoked_at {float}, revoked_by TEXT);
+    CREATE TABLE enrol_codes (
+        hash TEXT PRIMARY KEY, site TEXT NOT NULL, made_at {float} NOT NULL, expires_at {float} NOT NULL,
+        used_at {float});
+    CREATE INDEX idx_enrol_codes_site ON enrol_codes (site);
+    CREATE TABLE register_secret (name TEXT PRIMARY KEY, value TEXT NOT NULL)
+    """,
 ]

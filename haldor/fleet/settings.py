@@ -4,6 +4,8 @@ start-up with one line naming the key."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,8 @@ from urllib.parse import urlsplit
 
 from haldor import toml_file
 from haldor.texts import LANGUAGES
+
+from .enrolment import Enrolment
 
 #: what a negative number of minutes or events says
 _NO_ALERT = "must not be negative (0: no alert)"
@@ -86,6 +90,8 @@ class FleetSettings:
     email: Email | None = None
     #: checked every this many seconds
     every_s: float = 5.0
+    #: boxes enrol themselves (issue 27); None: not offered
+    enrolment: Enrolment | None = None
 
     @property
     def alerting(self) -> bool:
@@ -98,12 +104,78 @@ def load(path: str | Path) -> FleetSettings:
 
 def parse(raw: dict[str, Any], path: str) -> FleetSettings:
     c = toml_file.Checker(path, toml_file.TYPE_NAMES)
-    c.only(raw, ("alerts", "webhooks", "email"))
+    c.only(raw, ("alerts", "webhooks", "email", "enrolment"))
     a = c.section(raw, "alerts", _AlertsTable)
     rules = AlertRules(**{f.name: getattr(a, f.name) for f in fields(AlertRules)})
     webhooks = tuple(_webhook(c, w, i) for i, w in enumerate(c.tables(raw, "webhooks", _WebhookTable)))
     email = _email(c, c.section(raw, "email", Email)) if "email" in raw else None
-    return FleetSettings(path=path, alerts=rules, webhooks=webhooks, email=email, every_s=a.every_s)
+    enrolment = _enrolment(c, c.section(raw, "enrolment", _EnrolmentTable)) if "enrolment" in raw else None
+    return FleetSettings(path=path, alerts=rules, webhooks=webhooks, email=email, every_s=a.every_s, enrolment=enrolment)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _EnrolmentTable:
+    """``[enrolment]`` as written (see :class:`Enrolment`)."""
+
+    broker_host: str = ""
+    broker_port: int = toml_file.key(8883, low=1, high=65535, problem="must be 1-65535")
+    tls: bool = True
+    ca_file: str = ""
+    transport: str = toml_file.key("tcp", choices=("tcp", "websockets"))
+    admin_username: str = ""
+    admin_password_file: str = ""
+    schedule_keys: dict[str, str] = toml_file.key({})
+    command_keys: dict[str, str] = toml_file.key({})
+    register_token_file: str = ""
+
+
+def _enrolment(c: toml_file.Checker, e: _EnrolmentTable) -> Enrolment:
+    """The boxes' broker and keys, checked: a box enrolled with a mistake here could not connect."""
+    if not e.broker_host:
+        raise c.fail("enrolment.broker_host", "required: the broker's address as the boxes reach it")
+    if not e.admin_username or not e.admin_password_file:
+        raise c.fail(
+            "enrolment.admin_username" if not e.admin_username else "enrolment.admin_password_file",
+            "required: the dynamic security plugin's admin login (mosquitto_ctrl dynsec init)",
+        )
+    if not e.schedule_keys:
+        raise c.fail("enrolment.schedule_keys", "required: the keys that sign the boxes' schedules (kid = base64)")
+    ca_file = c.resolve(e.ca_file) if e.ca_file else ""
+    password_file = c.resolve(e.admin_password_file)
+    for name, path in (("ca_file", ca_file), ("admin_password_file", password_file)):
+        if path and not Path(path).is_file():
+            raise c.fail(f"enrolment.{name}", f"cannot read {path}")
+    for table in ("schedule_keys", "command_keys"):
+        for kid, text in getattr(e, table).items():
+            if len(_b64(text)) != 32:
+                raise c.fail(f"enrolment.{table}.{kid}", "not a base64 Ed25519 public key (32 bytes)")
+    token = ""
+    if e.register_token_file:
+        try:
+            token = Path(c.resolve(e.register_token_file)).read_text().strip()
+        except OSError as exc:
+            raise c.fail("enrolment.register_token_file", f"cannot read: {exc.strerror}") from None
+        if len(token) < 16 or any(ch.isspace() for ch in token):
+            raise c.fail("enrolment.register_token_file", "one line of at least 16 characters: the bridge's token")
+    return Enrolment(
+        broker_host=e.broker_host,
+        broker_port=e.broker_port,
+        tls=e.tls,
+        ca_file=ca_file,
+        transport=e.transport,
+        admin_username=e.admin_username,
+        admin_password_file=password_file,
+        schedule_keys=dict(e.schedule_keys),
+        command_keys=dict(e.command_keys),
+        register_token=token,
+    )
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def _webhook(c: toml_file.Checker, w: _WebhookTable, i: int) -> Webhook:

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from .commands import AuditLog, Commander
 from .dashboard import Figures, year_before
 from .dashboard import figures as sum_figures
+from .enrolment import Enroller
 from .incidents import IncidentBook
 from .login_limits import HashSlots
+from .register import Register
 from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
 from .sessions import Sessions
 from .store import FleetStore
@@ -81,6 +83,9 @@ class FleetWeb:
         self.audit = AuditLog(store.db)
         self.read = ViewData(store, zone)
         self.details = UsageDetails(store.db)
+        #: the boxes to enrol; the enroller (None without fleet.toml's [enrolment]) makes their logins
+        self.register = Register(store.db)
+        self.enroller: Enroller | None = None
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
         self._sessions: Sessions | None = None
