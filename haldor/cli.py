@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 
-from haldor import __version__, config
+from haldor import __version__, cli_parsers, config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
 from haldor.protocol import Action
 
@@ -30,10 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _box_commands(sub, common)
-    broker, checks = _broker_parent(), _checks_parent()
+    broker, checks = cli_parsers.broker_parent(), cli_parsers.checks_parent()
     _document_commands(sub, common, broker, checks)
     _fleet_command(sub, common, broker)
-    _ca_command(sub, common)
+    cli_parsers.ca_command(sub, common)
+    cli_parsers.release_command(sub, common, broker)
     bridge = sub.add_parser("bridge", help="calendar feeds and spreadsheets in, signed schedules for every site out")
     bridge.add_argument("--config", required=True, metavar="BRIDGE.toml", help="the bridge's configuration")
     bridge.add_argument("--once", action="store_true", help="one run, then exit (cron, tests)")
@@ -121,56 +122,14 @@ def _document_commands(
     command.add_argument("--duration", type=float, metavar="S", help="unlock: seconds (default: the door's unlock time)")
     command.add_argument("--reason", metavar="TEXT", help="why, for the box's audit trail (at most 200 characters)")
     command.add_argument("--by", metavar="NAME", help="who asks (default: your login name)")
+    command.add_argument("--manifest", metavar="FILE", help="update: the signed manifest (haldor release sign)")
+    command.add_argument("--url", help="update: where the boxes fetch the wheel")
     command.add_argument("--key", required=True, help="the private key that signs commands")
     command.add_argument("--kid", help="key id (default: the key file's name without .key)")
     command.add_argument("--wait", type=float, default=30, metavar="S", help="seconds to wait for the result (default 30)")
     command.add_argument(
         "--valid", type=float, default=120, metavar="S", help="the box refuses it after this many seconds (default 120)"
     )
-
-
-def _ca_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    ca = sub.add_parser("ca", parents=[common], help="the municipality's CA: TLS certificates for the broker and its clients")
-    csub = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
-    where = argparse.ArgumentParser(add_help=False)
-    where.add_argument("--dir", default=".", help="the CA's folder: ca.key, ca.pem and what it signs (default: here)")
-    init = csub.add_parser("init", parents=[common, where], help="make the CA: ca.key (mode 0600) and ca.pem, 10 years")
-    init.add_argument("--name", default="", help='the municipality, e.g. "Valby Kommune"')
-    broker = csub.add_parser("broker-cert", parents=[common, where], help="broker.key and broker.pem for Mosquitto")
-    broker.add_argument("host", metavar="HOST", help="the name (or address) the clients dial")
-    broker.add_argument("--ip", action="append", default=[], metavar="ADDR", help="an address it is also dialled at")
-    client = csub.add_parser("client-cert", parents=[common, where], help="NAME.key and NAME.pem; CN = NAME, the MQTT user")
-    client.add_argument("name", metavar="NAME", help="the login: a site id, fleet, booking-system, ...")
-    client.add_argument("--csr", metavar="FILE", help="sign this request (haldor ca request on the box): no key made here")
-    request = csub.add_parser("request", parents=[common, where], help="on a box: NAME.key and NAME.csr for the CA to sign")
-    request.add_argument("name", metavar="NAME", help="its login: the site id")
-
-
-def _broker_parent() -> argparse.ArgumentParser:
-    """The broker options of the commands that connect to it (default: the configured [mqtt])."""
-    broker = argparse.ArgumentParser(add_help=False)
-    broker.add_argument("--broker", metavar="HOST[:PORT]", help="default: the configured [mqtt] broker")
-    broker.add_argument("--tls", action="store_true", default=None)
-    broker.add_argument("--ca-file")
-    broker.add_argument("--cert-file")
-    broker.add_argument("--key-file")
-    broker.add_argument("--username")
-    broker.add_argument("--password-file")
-    broker.add_argument("--websockets", action="store_true", default=None)
-    broker.add_argument("--prefix", help="topic prefix (default haldor/v1)")
-    return broker
-
-
-def _checks_parent() -> argparse.ArgumentParser:
-    checks = argparse.ArgumentParser(add_help=False)
-    checks.add_argument(
-        "--verify-with",
-        action="append",
-        default=[],
-        metavar="KID.pub",
-        help="a public key the boxes trust (repeatable; default: the configuration's [trust] keys)",
-    )
-    return checks
 
 
 def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
@@ -226,6 +185,7 @@ def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.DEBUG
         if getattr(args, "verbose", False)
@@ -256,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "fleet": _fleet,
         "bridge": _bridge,
         "ca": _ca,
+        "release": _release,
     }[args.command]
     try:
         return handler(args)
@@ -304,9 +265,12 @@ def _badge(args) -> int:
 
 
 def _run(args) -> int:
+    from haldor.agent.launcher import launch
     from haldor.agent.run import run_forever
 
-    return run_forever(_config(args))
+    cfg = _config(args)
+    launch(cfg.data_dir, __version__, args.argv)  # the release named current, when it is another
+    return run_forever(cfg)
 
 
 def _enrol(args) -> int:
@@ -342,6 +306,14 @@ def _ca(args) -> int:
     from haldor.integrator.commands import ca
 
     return ca(args)
+
+
+def _release(args) -> int:
+    from haldor.integrator import releases
+
+    if args.release_command == "rollout":
+        return releases.rollout_command(args, _broker_options(args))
+    return releases.release_command(args)
 
 
 def _sign(args) -> int:

@@ -64,6 +64,14 @@ class TrustConfig:
     plain_documents: bool = False
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateConfig:
+    #: key id: base64 Ed25519 public key that signs releases (``haldor keygen release``)
+    release_keys: dict[str, str] = key({})
+    #: how long a new release has to pass its self-check before it is rolled back
+    check_s: int = key(180, low=10, high=3600, problem="must be 10-3600 seconds")
+
+
 def _count(default: int) -> Any:
     return key(default, low=0)
 
@@ -147,11 +155,14 @@ class Config:
     gpio: GpioConfig = GpioConfig()
     kiosk: KioskConfig = KioskConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    update: UpdateConfig = UpdateConfig()
     doors: tuple[DoorConfig, ...] = ()
     readers: tuple[ReaderConfig, ...] = ()
     trusted_keys: dict[str, Any] = field(default_factory=dict)
     #: the keys that may sign commands; empty: the schedule keys sign commands too
     command_keys: dict[str, Any] = field(default_factory=dict)
+    #: the keys that may sign releases (``[update] release_keys``); empty: no update is installed
+    release_keys: dict[str, Any] = field(default_factory=dict)
 
     @property
     def site_id(self) -> str:
@@ -182,6 +193,7 @@ SECTIONS: dict[str, type] = {
     "gpio": GpioConfig,
     "kiosk": KioskConfig,
     "privacy": PrivacyConfig,
+    "update": UpdateConfig,
 }
 
 
@@ -207,30 +219,39 @@ def parse(raw: dict[str, Any], path: str = "<config>") -> Config:
     doors = c.tables(raw, "doors", DoorConfig)
     readers = c.tables(raw, "readers", ReaderConfig)
     _check_sections(sections["site"], sections["kiosk"], c.fail)
-    keys, command_keys = _trusted_keys(sections["trust"], c.fail)
+    keys, command_keys, release_keys = _trusted_keys(sections["trust"], sections["update"], c.fail)
     pins = _PinClaims(c.fail)
     door_ids = _check_doors(doors, pins, c.fail)
     _check_readers(readers, door_ids, pins, c.fail)
-    return Config(path=path, doors=doors, readers=readers, trusted_keys=keys, command_keys=command_keys, **sections)
+    return Config(
+        path=path,
+        doors=doors,
+        readers=readers,
+        trusted_keys=keys,
+        command_keys=command_keys,
+        release_keys=release_keys,
+        **sections,
+    )
 
 
-def _trusted_keys(trust: TrustConfig, fail) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The trusted keys loaded: those that sign schedules and those that sign commands,
-    never one key for both."""
+def _trusted_keys(trust: TrustConfig, update: UpdateConfig, fail) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The trusted keys loaded: those that sign schedules, commands and releases, never
+    one key for two of them."""
     loaded: dict[str, dict[str, Any]] = {}
     raw: dict[str, str] = {}
-    for table in ("keys", "command_keys"):
+    for section, table in (("trust", "keys"), ("trust", "command_keys"), ("update", "release_keys")):
         loaded[table] = {}
-        for kid, text in getattr(trust, table).items():
+        for kid, text in getattr(trust if section == "trust" else update, table).items():
+            where = f"{section}.{table}.{kid}"
             try:
                 loaded[table][kid] = load_public_key(text)
             except (ValueError, TypeError):
-                raise fail(f"trust.{table}.{kid}", "not a base64 Ed25519 public key (32 bytes)") from None
+                raise fail(where, "not a base64 Ed25519 public key (32 bytes)") from None
             other = raw.get(text)
             if other is not None:
-                raise fail(f"trust.{table}.{kid}", f"the same key as trust.{other}: a command key must not sign schedules")
-            raw[text] = f"{table}.{kid}"
-    return loaded["keys"], loaded["command_keys"]
+                raise fail(where, f"the same key as {other}: schedules, commands and releases each have keys of their own")
+            raw[text] = where
+    return loaded["keys"], loaded["command_keys"], loaded["release_keys"]
 
 
 def _check_sections(site: SiteConfig, kiosk: KioskConfig, fail) -> None:

@@ -108,11 +108,16 @@ class Action(StrEnum):
     LIFT_LOCKDOWN = "lift_lockdown"
     RESYNC = "resync"
     RESET_VERSION = "reset_version"
+    UPDATE = "update"
 
 
 #: actions on one door (``door`` required); the others act on the site (``door`` null)
 DOOR_ACTIONS = (Action.UNLOCK, Action.LOCK, Action.HOLD_OPEN, Action.RELEASE)
-SITE_ACTIONS = (Action.LOCKDOWN, Action.LIFT_LOCKDOWN, Action.RESYNC, Action.RESET_VERSION)
+SITE_ACTIONS = (Action.LOCKDOWN, Action.LIFT_LOCKDOWN, Action.RESYNC, Action.RESET_VERSION, Action.UPDATE)
+
+
+#: a release's manifest (``haldor release sign``), carried by the ``update`` command
+RELEASE_SCHEMA = "haldor.release/1"
 
 
 class Role(StrEnum):

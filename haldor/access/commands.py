@@ -20,6 +20,7 @@ MAX_DURATION_S = 24 * 3600
 MAX_COMMAND_BYTES = 64 * 1024
 #: ``by`` and ``reason`` are for the audit trail: short texts, not documents
 MAX_NOTE_CHARS = 200
+MAX_URL_CHARS = 2000
 #: a command is for now: valid at most a day, and not issued ahead of the box's clock by more than this
 MAX_VALIDITY_S = 24 * 3600
 MAX_AHEAD_S = 300
@@ -39,6 +40,9 @@ class CommandDoc:
     expires_at: float
     by: str | None
     reason: str | None = None
+    #: ``update``: the release's signed manifest (an envelope) and where its wheel is
+    manifest: Any = None
+    url: str | None = None
 
 
 def command_id(doc: Any) -> str | None:
@@ -89,7 +93,20 @@ def parse_command(doc: Any) -> CommandDoc:
         expires_at=expires_at,
         by=_note(r, "by"),
         reason=_note(r, "reason"),
+        **_release(r, action),
     )
+
+
+def _release(r: Fields, action: str) -> dict[str, Any]:
+    """``update`` carries the signed manifest and the wheel's URL (checked by the box in full
+    before anything is fetched: :mod:`.release`)."""
+    if action != Action.UPDATE:
+        return {}
+    manifest = r.get("manifest", dict)
+    url = r.get("url", str)
+    if not url.startswith(("http://", "https://")) or len(url) > MAX_URL_CHARS or any(ord(ch) <= 32 for ch in url):
+        raise DocumentError(f"url: an http:// or https:// address of at most {MAX_URL_CHARS} characters")
+    return {"manifest": manifest, "url": url}
 
 
 def _note(r: Fields, key: str) -> str | None:

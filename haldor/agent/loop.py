@@ -42,6 +42,8 @@ from .messages import (
     ScheduleDone,
     Stop,
     Tick,
+    UpdateRefused,
+    UpdateStaged,
     batch_of,
 )
 from .notify import Notifier
@@ -52,6 +54,7 @@ from .site import guessing_limits, open_store
 from .status import Seen, StatusTeller
 from .storage_watch import StorageWatch
 from .timekeeping import LAST_SEEN_EVERY_S, Timekeeper
+from .updating import Updating
 
 if TYPE_CHECKING:  # httpx is imported only where [sync] http_url asks for it
     from .http_fallback import HttpFallback
@@ -107,6 +110,9 @@ class Agent:
         self.remote = Remote(
             cfg, store, self.controller, link, self.storage, self.time, self._unwritten, self.post, self.clock.now
         )
+        #: the update command, and a new release's self-check
+        self.updating = Updating(cfg, store, link, self.post, self.remote.command_result, self.clock.now())
+        self.remote.updating = self.updating
         self.status = StatusTeller(cfg, store, self.clock.monotonic, self.time.floor, link)
         self.status.seen = self._seen()
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
@@ -135,6 +141,8 @@ class Agent:
             Tick: _nothing,
             Disconnected: _nothing,  # a lost broker changes nothing at the door
             StorageChanged: lambda m, now: self.storage.found_damage(m.damage),
+            UpdateStaged: self.updating.staged,
+            UpdateRefused: self.updating.refused,
         }
 
     # -- outside world ------------------------------------------------------------------
@@ -220,6 +228,7 @@ class Agent:
                 self._every["reports"].next_at,
                 self.storage.checks.next_at,
                 self.status.kiosk_due(self.kiosk),
+                self.updating.next_at,
             )
             if d is not None
         ]
@@ -271,7 +280,7 @@ class Agent:
         else:
             effects += handler(message, now)
         effects += self.storage.check(now, changed=isinstance(message, StorageChanged))
-        effects += self.controller.tick(now) + self.remote.tick(now)
+        effects += self.controller.tick(now) + self.remote.tick(now) + self.updating.poll(now)
         self._carry_out(effects, now)
         if self._every["last_seen"].pending(now):
             self._save_last_seen(now)

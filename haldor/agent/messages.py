@@ -66,6 +66,22 @@ class ScheduleDone:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateStaged:
+    """The installer's thread: the release is in place and named current; the loop stops for it."""
+
+    command: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRefused:
+    """The installer's thread: the update cannot be installed (nothing was switched)."""
+
+    command: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class CheckedIn:
     """An effect: count a check-in (with its event, in one transaction)."""
 

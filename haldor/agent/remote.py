@@ -21,7 +21,7 @@ from haldor.access.controller import Controller, Emit
 from haldor.access.envelope import open_envelope
 from haldor.config import Config
 from haldor.errors import DocumentError, StoreError
-from haldor.protocol import Event
+from haldor.protocol import Action, Event
 from haldor.store import Store
 from haldor.store.journal import Batch
 
@@ -36,6 +36,7 @@ from .timekeeping import Timekeeper
 
 if TYPE_CHECKING:  # imported when the first document comes (multiprocessing: 14 ms at every start)
     from .schedule_worker import ScheduleWorker
+    from .updating import Updating
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Remote:
         self.resync = Once()
         #: the latest schedule document the store could not take, tried again (:mod:`.refused`)
         self.kept: refused.Kept | None = None
+        #: the ``update`` command's side (set by the agent)
+        self.updating: Updating | None = None
         # a key that signs schedules does not sign commands, once the site has command keys
         self.command_keys = cfg.command_keys or cfg.trusted_keys
         if cfg.trust.require_signature and cfg.trusted_keys and not cfg.command_keys:
@@ -252,6 +255,8 @@ class Remote:
         digest = hashlib.sha256(payload).hexdigest()
         if cmd.site == self.cfg.site_id:
             answered = self._command_answered(cmd.id)
+            if answered is not None and answered.get("digest") == digest and answered.get("result") is None:
+                return []  # an update under way: answered by the release, or after its rollback
             if answered is not None and answered.get("digest") == digest:
                 # the same message delivered again: its result may never have reached the broker
                 log.info("command %s delivered again: its result is sent again", cmd.id)
@@ -269,7 +274,7 @@ class Remote:
         )
         effects = known + self._command_effects(cmd, why, now)
         result = next((e.doc for e in effects if isinstance(e, Publish) and e.topic == "cmd_result"), None)
-        if cmd.site == self.cfg.site_id and result is not None:
+        if cmd.site == self.cfg.site_id and (result is not None or (why is None and cmd.action == Action.UPDATE)):
             effects.insert(0, Remembered(cmd.id, cmd.expires_at, {"digest": digest, "result": result}))
         return effects
 
@@ -278,8 +283,10 @@ class Remote:
         if why is not None:
             if not self._refusals["cmd"].allow(now):  # a signed command replayed by the thousand
                 return []
-            return self._command_result(cmd.id, cmd.action, cmd.door, why, now, cmd)
+            return self.command_result(cmd.id, cmd.action, cmd.door, why, now, cmd)
         log.info("command %s: %s %s by %s (%s)", cmd.id, cmd.action, cmd.door or "", cmd.by, cmd.reason or "no reason given")
+        if cmd.action == Action.UPDATE and self.updating is not None:
+            return self.updating.order(cmd, now)
         if cmd.action == "resync":
             self.request_sync()
         elif cmd.action == "reset_version":
@@ -288,7 +295,7 @@ class Remote:
             log.warning("reset_version: the next snapshot is applied whatever its version")
         else:
             effects += self.controller.command(now, cmd.action, cmd.door, cmd.duration_s)
-        return effects + self._command_result(cmd.id, cmd.action, cmd.door, None, now, cmd)
+        return effects + self.command_result(cmd.id, cmd.action, cmd.door, None, now, cmd)
 
     def _remembered(self, command_id: str) -> Remembered | None:
         """A command id kept by a write still on its way to the store."""
@@ -307,7 +314,7 @@ class Remote:
         """A command that cannot be read or trusted: answered, unless a flood of them is (budget)."""
         if not self._refusals["cmd"].allow(now):
             return []
-        return self._command_result(commands.claimed_id(payload), None, None, error, now)
+        return self.command_result(commands.claimed_id(payload), None, None, error, now)
 
     def unreported_refusals(self, now: float) -> list:
         """Once a minute is over: how many refusals a flood had, in one event for each kind."""
@@ -324,7 +331,7 @@ class Remote:
             effects.append(Emit(Event.SYNC_REJECTED, reason=why, extra={"unreported": n}))
         return effects
 
-    def _command_result(
+    def command_result(
         self,
         cmd_id: str | None,
         action: str | None,

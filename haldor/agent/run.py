@@ -149,4 +149,7 @@ def _exit_status(agent: Agent | None, broken: str | None) -> int:
     if agent.storage.restart_for is not None:
         log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
         return EXIT_RESTART
+    if agent.updating.restart_for is not None:
+        log.warning("stopped: %s; start it again (systemd does)", agent.updating.restart_for)
+        return EXIT_RESTART
     return 0

@@ -287,6 +287,7 @@ def site_rows(sites: list[dict[str, Any]], now: float, unsure_before: float | No
                 "unknown": unsure_before is not None and (s.get("seen_at") or 0.0) < unsure_before,
                 "since": since,
                 "schedule_version": s.get("schedule_version"),
+                "agent_version": s.get("agent_version"),
                 "schedule_age_h": None if s.get("last_sync") is None else round((now - s["last_sync"]) / 3600, 1),
                 "outbox_pending": s.get("outbox_pending"),
                 "outbox_oldest": s.get("outbox_oldest"),

@@ -38,6 +38,7 @@ def keygen(args: Any, load: Load) -> int:
     print(f"public key:  {public}")
     print(f'for the agents\' [trust] section, a key that signs schedules:  keys = {{ "{args.kid}" = "{text}" }}')
     print(f'                              or one that signs commands:  command_keys = {{ "{args.kid}" = "{text}" }}')
+    print(f'for the agents\' [update] section, a key that signs releases:  release_keys = {{ "{args.kid}" = "{text}" }}')
     return 0
 
 
@@ -108,6 +109,12 @@ def command(args: Any, load: Load) -> int:
         by=args.by or getpass.getuser(),
         valid_s=args.valid,
     )
+    if args.action == "update":
+        from .releases import update_fields
+
+        doc |= update_fields(args.manifest, args.url)
+    elif args.manifest or args.url:
+        raise DocumentError("--manifest and --url: only the update action takes them")
     _, payload = documents.outgoing(doc, key=args.key, kid=args.kid, verify=_verify_keys(args, load))
     result = broker_client.command(broker_options(args, load), doc, payload, wait=args.wait)
     if result is None:

@@ -23,7 +23,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from haldor.protocol import Leaf, Schema
+from haldor.protocol import RELEASE_SCHEMA, Leaf, Schema
 
 #: one schema per message, each in ``<name>.schema.json``
 NAMES: tuple[str, ...] = (
@@ -38,6 +38,7 @@ NAMES: tuple[str, ...] = (
     "resend",
     "resent",
     "alert",
+    "release",
 )
 
 #: the ``$id`` prefix: ``urn:haldor:schema:schedule``
@@ -55,6 +56,7 @@ _BY_SCHEMA: dict[str, str] = {
     Schema.RESEND: "resend",
     Schema.RESENT: "resent",
     Schema.ALERT: "alert",
+    RELEASE_SCHEMA: "release",
 }
 
 #: what travels on each topic: the agent's inputs come signed, so the envelope first

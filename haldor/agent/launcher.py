@@ -1,0 +1,63 @@
+"""Which release `haldor run` runs: the base install's code starts, looks at
+``<data_dir>/releases/current`` and, when it names another release, becomes that release
+(the same Python, the same arguments, the release first on ``sys.path``); the base
+environment provides the libraries. Before that it judges a release still on trial: one
+that stopped twice before passing its self-check, or whose time ran out, is rolled back
+here, so a release that cannot even start never keeps a door from its controller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import releases
+
+log = logging.getLogger(__name__)
+
+#: set in the release's process: the switch happens once per start
+ENV = "HALDOR_RELEASE"
+#: starts of a release on trial that never passed its self-check before it is given up
+MAX_STARTS = 2
+#: the release's process: its folder first, then `haldor` as usual
+BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'haldor'; from haldor.cli import main; sys.exit(main())"
+
+
+def launch(data_dir: str, running: str, argv: Sequence[str]) -> None:
+    """Returns when the running code is the one to run; else replaces this process."""
+    if os.environ.get(ENV):  # this is the release the base install started
+        return
+    judge(data_dir)
+    current = releases.read(data_dir, releases.CURRENT)
+    if current is None or current.get("version") == running:
+        return
+    path = Path(str(current.get("path", "")))
+    if not (path / "haldor" / "__init__.py").is_file():
+        why = f"release {current.get('version')}: {path} holds no haldor package"
+        if releases.roll_back(data_dir, why) is None:  # not on trial: the base install runs
+            log.error("%s: the base install %s runs instead", why, running)
+            releases.write(data_dir, releases.CURRENT, None)
+        return launch(data_dir, running, argv)
+    log.info("release %s in %s runs (the base install is %s)", current.get("version"), path, running)
+    logging.shutdown()
+    os.execve(sys.executable, [sys.executable, "-c", BOOT, str(path), *argv], {**os.environ, ENV: str(current["version"])})
+
+
+def judge(data_dir: str) -> None:
+    """A release on trial: rolled back when it stopped too often or ran out of time, else
+    its start counted."""
+    pending = releases.read(data_dir, releases.PENDING)
+    if pending is None:
+        return
+    starts = pending.get("starts", 0)
+    deadline = pending.get("deadline")
+    if isinstance(starts, int) and starts >= MAX_STARTS:
+        releases.roll_back(data_dir, f"it stopped {starts} times before passing its self-check")
+    elif isinstance(deadline, (int, float)) and time.time() > deadline:
+        releases.roll_back(data_dir, "its self-check did not pass in time")
+    else:
+        releases.write(data_dir, releases.PENDING, {**pending, "starts": (starts if isinstance(starts, int) else 0) + 1})
