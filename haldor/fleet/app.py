@@ -30,7 +30,7 @@ from .app_exports import export
 from .metrics import FleetCollector, exposition
 from .request_parts import RequestHeaders, peer, plain
 from .sessions import same
-from .templating import PAGE_ROWS, access_page, audit_page, login_page, overview
+from .templating import PAGE_ROWS, access_page, audit_page, environment, login_page, overview
 from .view import View, read_view, today_in
 from .web import FleetWeb
 
@@ -91,6 +91,7 @@ def build_app(web: FleetWeb) -> Starlette:
         Route("/{stem}.xlsx", page),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
+    environment()  # the templates compiled now, not by the first request
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
     app.state.web = web
     app.add_middleware(SecurityHeaders)

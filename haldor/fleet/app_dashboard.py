@@ -40,8 +40,7 @@ def association_page(web: FleetWeb, view: View, now: float, html: Callable[[str]
     of the same usage lines (the page's and the spreadsheets' figures)."""
     sites = web.sites(now)
     whole = replace(view, site="", room="", door="")
-    lines, _ = web.sums(whole, sites)
-    own = [u for u in lines if u.association == view.association]
+    own = web.read.usage(whole, sites, association=view.association)
     names = {s["site"]: s["name"] for s in sites}
     bookings = [
         {**b, "site_name": names.get(b["site"], b["site"]), "why": why(b)}
@@ -76,10 +75,8 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
     sites = web.sites(now)
     whole = replace(view, site="", room="", door="", sort="")
     if view.association:
-        own = [u for u in web.sums(whole, sites)[0] if u.association == view.association]
-        last = [
-            u for u in web.sums(replace(whole, period=year_before(view.period)), sites)[0] if u.association == view.association
-        ]
+        own = web.read.usage(whole, sites, association=view.association)
+        last = web.read.usage(replace(whole, period=year_before(view.period)), sites, association=view.association)
         f = figures(own, last)
         names = {s["site"]: s["name"] for s in sites}
         bookings = [
@@ -88,7 +85,7 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
         ]
         week_map = None
     else:
-        f, bookings, week_map = web.figures(whole, sites), [], web.week_map(whole)
+        f, bookings, week_map = web.figures(whole, sites, with_sites=True), [], web.week_map(whole)
     generation = web.generation()
 
     def made() -> Response:

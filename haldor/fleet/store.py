@@ -23,6 +23,8 @@ from .report import ALL_TIME, Period, UsageLine
 from .rows import _event_row, _int, _json_table, _names, _text, _ts, _usage_row, _zone, where
 from .schema import MIGRATIONS
 from .sequences import Sequences
+from .usage_sums import add as add_sums
+from .usage_sums import rebuild as rebuild_sums
 
 USAGE_COLUMNS = (
     "id",
@@ -94,6 +96,7 @@ class FleetStore(AlarmReads):
         if migrate:
             self.db.migrate("fleet", MIGRATIONS)
             self._fill_usage()
+            self._fill_sums()
 
     def _fill_usage(self) -> None:
         """A database from before the usage table: its usage events worked out once; rows
@@ -117,17 +120,29 @@ class FleetStore(AlarmReads):
                 [
                     {"id": r[0], "site": r[1], "booking": r[2], "type": Event.BOOKING_USAGE, "usage": json.loads(r[3])}
                     for r in rows
-                ]
+                ],
+                keep_sums=False,
             )
+            rebuild_sums(self.db)
 
-    def _insert_usage(self, events: list[dict[str, Any]]) -> None:
+    def _fill_sums(self) -> None:
+        """A database from before the sums were kept: made once from every booking."""
+        if self.db.one("SELECT 1 FROM usage LIMIT 1") and not self.db.one("SELECT 1 FROM usage_sums LIMIT 1"):
+            with self.db.transaction():
+                rebuild_sums(self.db)
+
+    def _insert_usage(self, events: list[dict[str, Any]], *, keep_sums: bool = True) -> None:
+        """Each booking's figures once (the first usage of a booking wins), and the kept sums
+        of those that were new, in the caller's transaction (a booking another consumer
+        stored first is not counted twice: only what this insert stored is added)."""
         rows = [row for doc in events if (row := _usage_row(doc)) is not None]
-        if rows:
-            self.db.executemany(
-                f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
-                "ON CONFLICT DO NOTHING",
-                rows,
-            )
+        sql = (
+            f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
+            "ON CONFLICT DO NOTHING RETURNING id"
+        )
+        new = [stored[0] for row in rows for stored in self.db.rows(sql, row)]
+        if new and keep_sums:
+            add_sums(self.db, new)
 
     def close(self) -> None:
         self.db.close()
@@ -278,16 +293,30 @@ class FleetStore(AlarmReads):
         ]
 
     def weekly_usage(
-        self, period: Period = ALL_TIME, site: str | None = None, site_names: dict[str, str] | None = None
+        self,
+        period: Period = ALL_TIME,
+        site: str | None = None,
+        site_names: dict[str, str] | None = None,
+        *,
+        association: str | None = None,
+        limit: int | None = None,
     ) -> list[UsageLine]:
         """Booked versus used hours and no-shows per week, site, room and association, for
-        the bookings that start in ``period`` (the site's local days)."""
+        the bookings that start in ``period`` (the site's local days); of one association,
+        or the first ``limit`` lines (a page's table: read in the index's order, never all)."""
         after = None if period.last is None else (period.last + timedelta(days=1)).isoformat()
         clause, params = where(site, None if period.first is None else period.first.isoformat(), after, "day")
+        if association is not None:
+            clause += " AND association = ?"
+            params.append(association)
+        # the first lines of every site: in the order of the index that holds them, stopping at
+        # ``limit`` (SQLite would otherwise pick the day's index and sort a season of bookings)
+        table = "usage INDEXED BY idx_usage_lines" if limit and not site and self.db.kind == "sqlite" else "usage"
         rows = self.db.rows(
             "SELECT week, site, room, association, COUNT(*), SUM(booked_hours), SUM(used_hours), SUM(no_show), "
             "SUM(closed), SUM(unobserved), MAX(room_name), MAX(association_name) "
-            f"FROM usage WHERE 1 = 1{clause} GROUP BY week, site, room, association ORDER BY week, site, room, association",
+            f"FROM {table} WHERE 1 = 1{clause} GROUP BY week, site, room, association ORDER BY week, site, room, association"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
             params,
         )
         names = site_names or {}

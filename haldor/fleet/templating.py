@@ -21,10 +21,8 @@ from .exports import reason_text
 from .formats import clock, count, long_day, number, percent, short_day, span, week, when
 from .report import weekly_totals
 from .view import View
-from .web import Overview
+from .web import PAGE_ROWS, Overview
 
-#: rows a table shows on the page; the spreadsheet has them all
-PAGE_ROWS = 500
 #: the dashboard's lists: the first of them (every site in the table of sites, every association in the report)
 DASH_SITES, DASH_ASSOCIATIONS = 20, 15
 
@@ -86,6 +84,8 @@ def environment() -> Environment:
     env.globals.update(reason_text=reason_text, action_name=_action_name)
     env.globals.update(long_day=long_day, short_day=short_day, clock=clock, span=span)
     env.filters["urlencode_all"] = lambda text: quote(str(text), safe="")
+    for name in env.list_templates(extensions=["html"]):  # compiled once, before the first visitor
+        env.get_template(name)
     return env
 
 
