@@ -99,8 +99,8 @@ MIGRATIONS = [
         site TEXT NOT NULL, room TEXT NOT NULL, day TEXT NOT NULL, weekday INTEGER NOT NULL, start_min INTEGER NOT NULL,
         hours {float} NOT NULL, booked_hours {float} NOT NULL, used_hours {float} NOT NULL,
         PRIMARY KEY (site, room, day, start_min, hours));
-    CREATE INDEX idx_usage_day_association ON usage (
-        day, association, site, booked_hours, used_hours, no_show, closed, unobserved, association_name);
+    CREATE INDEX idx_usage_association_site ON usage (
+        association, site, day, booked_hours, used_hours, no_show, closed, unobserved, association_name);
     CREATE INDEX idx_usage_lines ON usage (
         week, site, room, association, day, booked_hours, used_hours, no_show, closed, unobserved, room_name, association_name)
     """,
