@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.responses import Response
@@ -14,9 +15,11 @@ from starlette.responses import Response
 from haldor.texts import t
 
 from .charts import season_chart
-from .dashboard import by_association, figures, sorted_ranks, totals, why, year_before
+from .dashboard import Figures, by_association, figures, sorted_ranks, totals, why, year_before
 from .formats import clock, long_day, when
 from .report import Period
+from .report_pdf import bookings_table, figures_table, ranks_table, season_pdf, sites_table, weeks_table
+from .request_parts import plain
 from .templating import PAGE_ROWS, render
 from .view import View
 from .web import FleetWeb
@@ -69,9 +72,11 @@ def association_page(web: FleetWeb, view: View, now: float, html: Callable[[str]
     return made
 
 
-def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Response]) -> Callable[[], Response]:
+def report_page(
+    web: FleetWeb, view: View, now: float, html: Callable[[str], Response], *, pdf: bool = False
+) -> Callable[[], Response]:
     """The committee's season report, of every site or of one association: the same
-    usage lines as the overview and the spreadsheets, laid out for A4."""
+    usage lines as the overview and the spreadsheets, laid out for A4 (``pdf``: as a PDF)."""
     sites = web.sites(now)
     whole = replace(view, site="", room="", door="", sort="")
     if view.association:
@@ -100,6 +105,8 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
             "ranks": sorted_ranks(f.ranks, view.sort)[:PAGE_ROWS],
             "sites": f.sites,
         }
+        if pdf:
+            return _pdf(view, title, now, web.zone, f, d, bookings)
         return html(
             render(
                 "report.html",
@@ -116,3 +123,24 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
         )
 
     return made
+
+
+def _pdf(view: View, title: str, now: float, zone: str, f: Figures, d: dict[str, Any], bookings: list) -> Response:
+    """The report's figures and tables as a PDF download (the page's, in the same words)."""
+    lang = view.lang
+    lines = [
+        f"{t('fleet.report.period', lang)}: {period_text(view.period, lang)}. "
+        f"{t('fleet.report.made', lang)} {moment_text(now, zone, lang)}."
+    ]
+    tables = [figures_table(f.totals, lang), weeks_table(f.weeks, lang)]
+    if not view.association:
+        tables.append(ranks_table(d["ranks"], lang))
+    tables.append(sites_table(f.sites, lang))
+    if view.association:
+        tables.append(bookings_table(bookings, lang))
+    try:
+        body = season_pdf(title, lines, tables)
+    except ImportError:
+        return plain(200, "PDF files need fpdf2: pip install 'haldor[fleet]'\n")
+    name = f"haldor-report-{datetime.fromtimestamp(now, ZoneInfo(zone)).date().isoformat()}.pdf"
+    return Response(body, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'})
