@@ -51,6 +51,9 @@ USAGE_COLUMNS = (
 )
 
 
+#: usage rows in one INSERT (21 parameters each)
+USAGE_ROWS = 500
+
 #: a status dated further ahead than this is counted as of its arrival
 FUTURE_S = 120.0
 
@@ -136,11 +139,18 @@ class FleetStore(AlarmReads):
         of those that were new, in the caller's transaction (a booking another consumer
         stored first is not counted twice: only what this insert stored is added)."""
         rows = [row for doc in events if (row := _usage_row(doc)) is not None]
-        sql = (
-            f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
-            "ON CONFLICT DO NOTHING RETURNING id"
-        )
-        new = [stored[0] for row in rows for stored in self.db.rows(sql, row)]
+        one = f"({', '.join('?' * len(USAGE_COLUMNS))})"
+        new = []
+        for i in range(0, len(rows), USAGE_ROWS):  # one statement a few hundred rows (SQLite takes 32,766 parameters)
+            chunk = rows[i : i + USAGE_ROWS]
+            new += [
+                stored[0]
+                for stored in self.db.rows(
+                    f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES {', '.join([one] * len(chunk))} "
+                    "ON CONFLICT DO NOTHING RETURNING id",
+                    [value for row in chunk for value in row],
+                )
+            ]
         if new and keep_sums:
             add_sums(self.db, new)
 
@@ -309,6 +319,11 @@ class FleetStore(AlarmReads):
         if association is not None:
             clause += " AND association = ?"
             params.append(association)
+        for bound, day in ((">=", period.first), ("<=", period.last)):  # a booking's week is its day's: the index's seek
+            if day is not None:
+                year, number, _ = day.isocalendar()
+                clause += f" AND week {bound} ?"
+                params.append(f"{year}-W{number:02d}")
         # the first lines of every site: in the order of the index that holds them, stopping at
         # ``limit`` (SQLite would otherwise pick the day's index and sort a season of bookings)
         table = "usage INDEXED BY idx_usage_lines" if limit and not site and self.db.kind == "sqlite" else "usage"
