@@ -8,7 +8,6 @@ transaction (see :mod:`.ingest`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -18,41 +17,12 @@ from typing import Any
 from haldor.protocol import Event
 from haldor.sql import Database
 
+from . import usage_rows
 from .alarm_reads import AlarmReads
 from .report import ALL_TIME, Period, UsageLine
-from .rows import _event_row, _int, _json_table, _names, _text, _ts, _usage_row, _zone, where
+from .rows import _event_row, _int, _json_table, _names, _text, _ts, _zone, where
 from .schema import MIGRATIONS
 from .sequences import Sequences
-from .usage_sums import add as add_sums
-from .usage_sums import rebuild as rebuild_sums
-
-USAGE_COLUMNS = (
-    "id",
-    "site",
-    "booking",
-    "day",
-    "week",
-    "room",
-    "association",
-    "room_name",
-    "association_name",
-    "booked_hours",
-    "used_hours",
-    "no_show",
-    "closed",
-    "unobserved",
-    "start",
-    "booked_min",
-    "entries",
-    "checkins",
-    "used",
-    "weekday",
-    "start_min",
-)
-
-
-#: usage rows in one INSERT (21 parameters each)
-USAGE_ROWS = 500
 
 #: a status dated further ahead than this is counted as of its arrival
 FUTURE_S = 120.0
@@ -98,61 +68,7 @@ class FleetStore(AlarmReads):
         self.sequences = Sequences(self.db)
         if migrate:
             self.db.migrate("fleet", MIGRATIONS)
-            self._fill_usage()
-            self._fill_sums()
-
-    def _fill_usage(self) -> None:
-        """A database from before the usage table: its usage events worked out once; rows
-        stored before the usage had its start and entries: worked out again from their events."""
-        if self.db.one("SELECT 1 FROM usage LIMIT 1"):
-            rows = self.db.rows(
-                "SELECT e.id, e.site, e.booking, e.usage FROM usage u JOIN events e ON e.id = u.id "
-                "WHERE u.start IS NULL AND e.usage IS NOT NULL"
-            )
-        elif self.db.one("SELECT 1 FROM events WHERE type = ? LIMIT 1", [Event.BOOKING_USAGE]):
-            rows = self.db.rows(
-                "SELECT id, site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE]
-            )
-        else:
-            return
-        if not rows:
-            return
-        with self.db.transaction():
-            self.db.executemany("DELETE FROM usage WHERE id = ?", [[r[0]] for r in rows])
-            self._insert_usage(
-                [
-                    {"id": r[0], "site": r[1], "booking": r[2], "type": Event.BOOKING_USAGE, "usage": json.loads(r[3])}
-                    for r in rows
-                ],
-                keep_sums=False,
-            )
-            rebuild_sums(self.db)
-
-    def _fill_sums(self) -> None:
-        """A database from before the sums were kept: made once from every booking."""
-        if self.db.one("SELECT 1 FROM usage LIMIT 1") and not self.db.one("SELECT 1 FROM usage_sums LIMIT 1"):
-            with self.db.transaction():
-                rebuild_sums(self.db)
-
-    def _insert_usage(self, events: list[dict[str, Any]], *, keep_sums: bool = True) -> None:
-        """Each booking's figures once (the first usage of a booking wins), and the kept sums
-        of those that were new, in the caller's transaction (a booking another consumer
-        stored first is not counted twice: only what this insert stored is added)."""
-        rows = [row for doc in events if (row := _usage_row(doc)) is not None]
-        one = f"({', '.join('?' * len(USAGE_COLUMNS))})"
-        new = []
-        for i in range(0, len(rows), USAGE_ROWS):  # one statement a few hundred rows (SQLite takes 32,766 parameters)
-            chunk = rows[i : i + USAGE_ROWS]
-            new += [
-                stored[0]
-                for stored in self.db.rows(
-                    f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES {', '.join([one] * len(chunk))} "
-                    "ON CONFLICT DO NOTHING RETURNING id",
-                    [value for row in chunk for value in row],
-                )
-            ]
-        if new and keep_sums:
-            add_sums(self.db, new)
+            usage_rows.fill(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -183,7 +99,7 @@ class FleetStore(AlarmReads):
                 if events
                 else 0
             )
-            self._insert_usage(events)
+            usage_rows.insert(self.db, events)
             self.sequences.note_events(events)
             self._audit_commands(events)
             sites = sorted({doc["site"] for doc in events})
