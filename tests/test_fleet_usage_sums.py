@@ -148,3 +148,25 @@ def test_a_database_from_before_the_sums_has_them_made_at_start(fleet_db):
     again = FleetStore(fleet_db)
     assert kept(again) == recount(again) and kept(again)[0]
     again.close()
+
+
+def test_an_older_database_has_its_hours_to_the_hundredth_and_its_sums_made(fleet_db):
+    """A fleet.db (or PostgreSQL) from before the kept sums: its bookings' hours rounded by the
+    migration (50 minutes stored as 0.8333... before), the sums made at start."""
+    from haldor.fleet.schema import MIGRATIONS
+    from haldor.sql import Database
+
+    db = Database.open(fleet_db)
+    db.migrate("fleet", MIGRATIONS[:8])
+    db.executemany(
+        "INSERT INTO usage (id, site, booking, day, week, room, association, booked_hours, used_hours, no_show, closed, "
+        "unobserved, start, weekday, start_min) VALUES (?, 'valby', ?, '2026-11-24', '2026-W48', 'r0', 'a0', ?, ?, 0, 0, 0, "
+        "'2026-11-24T19:00:00+01:00', 1, 1140)",
+        [["u1", "b1", 50 / 60, 50 / 60], ["u2", "b2", 50 / 60, 0.0]],
+    )
+    db.close()
+    store = FleetStore(fleet_db)
+    assert sorted(r[0] for r in store.db.rows("SELECT booked_hours FROM usage")) == [0.83, 0.83]
+    assert kept(store) == recount(store)
+    assert totals(UsageSums(store.db).weeks(Period())).booked_hours == 1.66 == totals(store.weekly_usage()).booked_hours
+    store.close()
