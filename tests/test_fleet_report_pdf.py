@@ -44,3 +44,17 @@ def test_the_season_report_downloads_as_a_pdf_with_the_pages_figures(served):
     assert "Sæsonrapport for Valby Volley" in one and "23. nov. 2026" in one and "17.00-18.30" in one
     english = pdf_text(httpx.get(web.url + "/report.pdf" + SEASON + "&lang=en").content)
     assert "Season report for every site" in english and "4.5" in english and "week 48, 2026" in english
+
+
+def test_a_long_name_is_cut_to_its_cell_and_a_long_table_runs_over_sheets_with_its_head():
+    from haldor.fleet.report_pdf import season_pdf
+
+    long_name = "Foreningen for " + "meget " * 40 + "lange navne"
+    rows = [[long_name if i == 0 else f"Hal {i}", str(i), "1,5"] for i in range(200)]
+    body = season_pdf(
+        "Sæsonrapport", ["Periode: 10. aug. 2026 – 27. jun. 2027."], [("Stederne", ["Sted", "Bookinger", "Booket"], rows)]
+    )
+    text = pdf_text(body)
+    assert long_name not in text and "Foreningen for meget" in text and "..." in text
+    assert "Hal 199" in text and text.count("Bookinger") > 1 and body.count(b"/Type /Page\n") > 1
+    assert "Periode: 10. aug. 2026 - 27. jun. 2027." in text  # the dash Latin-1 lacks, as a hyphen
