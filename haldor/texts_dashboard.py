@@ -92,6 +92,7 @@ DASHBOARD_TEXTS: dict[str, dict[str, str]] = {
     "fleet.report.for": {"da": "Sæsonrapport for {name}", "en": "Season report for {name}"},
     "fleet.report.sites": {"da": "Stederne", "en": "The sites"},
     "fleet.report.made": {"da": "Lavet", "en": "Made"},
+    "fleet.report.pdf": {"da": "Hent som PDF", "en": "Download as PDF"},
     "fleet.report.link": {"da": "Sæsonrapport til udskrift (A4)", "en": "Season report for printing (A4)"},
     "fleet.report.print_help": {
         "da": "Siden er lavet til udskrift på A4; tallene er de samme som på overblikket og i regnearkene.",

@@ -307,7 +307,7 @@ def test_the_fleet_page_in_a_browser(fleet, tmp_path):
             row = page.locator("#sites [data-site='valby']")
             assert row.locator(".on").count() == 1
             assert row.locator("th").inner_text() == "Valby" and row.locator("th span").get_attribute("title") == "valby"
-            assert "2026-11-25 17:00" in row.inner_text()  # the site's local time, no zone named: the page's own
+            assert "25. nov. 2026 17.00" in row.inner_text()  # the site's local time, no zone named: the page's own
             assert page.locator("#chart rect.booked").count() == 2 and page.locator("#chart rect.used").count() == 2
             rows = page.locator("#usage tbody tr").all_inner_texts()
             assert rows[0].split("\t")[:9] == [
@@ -343,8 +343,8 @@ def test_the_fleet_page_in_a_browser(fleet, tmp_path):
             page.goto(web.url + "access?site=valby&from=2026-11-23&to=2026-11-23")
             entries = page.locator("#access tbody tr").all_inner_texts()
             assert [e.split("\t")[:5] for e in entries] == [
-                ["2026-11-23 16:59", "Hovedindgang", "Adgang nægtet", "Ingen booking lige nu", "c2002"],
-                ["2026-11-23 16:58", "Hovedindgang", "Adgang givet", "", "c1001"],
+                ["23. nov. 2026 16.59", "Hovedindgang", "Adgang nægtet", "Ingen booking lige nu", "c2002"],
+                ["23. nov. 2026 16.58", "Hovedindgang", "Adgang givet", "", "c1001"],
             ]
             assert _axe_serious(page) == []
             page.screenshot(path=str(OUTPUT / "fleet-access.png"), full_page=True)
@@ -438,11 +438,12 @@ def test_danish_and_english_figures():
     assert [count(n, "site", "da") for n in (0, 1, 2)] == ["0 steder", "1 sted", "2 steder"]
     assert [count(n, "site", "en") for n in (1, 2)] == ["1 site", "2 sites"]
     assert (week("2026-W48", "da"), week("2027-W01", "en")) == ("uge 48, 2026", "week 1, 2027")
-    # each site's own zone; named when it is not the page's
-    assert when("2026-11-25T16:02:00+00:00", "Europe/Copenhagen", "Europe/Copenhagen") == "2026-11-25 17:02"
-    assert when("2026-11-25T17:02:00+01:00", "Atlantic/Faroe", "Europe/Copenhagen") == "2026-11-25 16:02 WET"
-    assert when(None, None, "Europe/Copenhagen") == "-"
-    assert when("not a time", None, "Europe/Copenhagen") == "not a time"
+    # each site's own zone; named when it is not the page's; Danish whatever the browser, English with ?lang=en
+    assert when("2026-11-25T16:02:00+00:00", "Europe/Copenhagen", "Europe/Copenhagen", "da") == "25. nov. 2026 17.02"
+    assert when("2026-11-25T17:02:00+01:00", "Atlantic/Faroe", "Europe/Copenhagen", "da") == "25. nov. 2026 16.02 WET"
+    assert when("2026-11-25T16:02:00+00:00", "Europe/Copenhagen", "Europe/Copenhagen", "en") == "25 Nov 2026 17:02"
+    assert when(None, None, "Europe/Copenhagen", "da") == "-"
+    assert when("not a time", None, "Europe/Copenhagen", "da") == "not a time"
 
 
 @pytest.mark.parametrize(

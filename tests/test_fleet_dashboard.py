@@ -332,3 +332,17 @@ def test_the_dashboards_reads_on_both_backends(fleet_db):
     again = FleetStore(fleet_db)
     assert UsageDetails(again.db).week_map(season).total() == Cell(4.5, 2.5) and again.usage_count() == 4
     again.close()
+
+
+def test_the_table_of_sites_shows_the_first_of_them_and_the_spreadsheet_all(served, monkeypatch):
+    from haldor.fleet import templating
+
+    web, _, store = served
+    fill(store)
+    monkeypatch.setattr(templating, "PAGE_ROWS", 1)
+    html = httpx.get(web.url + "/" + SEASON).text
+    start = html.index("<table id='sites'>")
+    table, after = html[start : html.index("</table>", start)], html[html.index("</table>", start) : html.index("<h2>", start)]
+    assert re.findall(r"<tr data-site='(\w+)'", table) == ["vanlose"]  # the offline one first
+    assert "Viser de første 1 rækker" in after
+    assert len(danish_csv(httpx.get(web.url + "/sites.csv" + SEASON).content)) == 2

@@ -30,7 +30,7 @@ from .app_exports import export
 from .metrics import FleetCollector, exposition
 from .request_parts import RequestHeaders, peer, plain
 from .sessions import same
-from .templating import PAGE_ROWS, access_page, audit_page, login_page, overview
+from .templating import PAGE_ROWS, access_page, audit_page, environment, login_page, overview
 from .view import View, read_view, today_in
 from .web import FleetWeb
 
@@ -91,10 +91,12 @@ def build_app(web: FleetWeb) -> Starlette:
         Route("/audit", page),
         Route("/association", page),
         Route("/report", page),
+        Route("/report.pdf", page),
         Route("/{stem}.csv", page),
         Route("/{stem}.xlsx", page),
         Mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static"),
     ]
+    environment()  # the templates compiled now, not by the first request
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_found})
     app.state.web = web
     app.add_middleware(SecurityHeaders)
@@ -130,7 +132,7 @@ def _signed_in(web: FleetWeb, request: Request, view: View) -> View | Response:
     if session is not None:
         return replace(view, user=session.operator.name, role=session.operator.role, csrf=session.csrf, sso=not auth.passwords)
     path, query = request.url.path, request.url.query
-    if path in ("/", "/access", "/association", "/report") or path.endswith((".csv", ".xlsx")):
+    if path in ("/", "/access", "/association", "/report", "/report.pdf") or path.endswith((".csv", ".xlsx")):
         target = quote(path + ("?" + query if query else ""), safe="")
         return Response(status_code=303, headers={"Location": f"/login?next={target}"})
     return plain(401, "log in first\n")
@@ -183,8 +185,8 @@ def _answer(web: FleetWeb, path: str, view: View, now: float) -> Callable[[], Re
         )
     if path == "/association" and view.association:
         return association_page(web, view, now, _html)
-    if path == "/report":
-        return report_page(web, view, now, _html)
+    if path in ("/report", "/report.pdf"):
+        return report_page(web, view, now, _html, pdf=path == "/report.pdf")
     if path == "/audit" and view.user:
         since, until = view.period.instants(web.zone)
         rows = web.audit.rows(view.site or None, since, until, PAGE_ROWS + 1)

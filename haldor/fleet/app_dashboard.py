@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.responses import Response
@@ -14,9 +15,11 @@ from starlette.responses import Response
 from haldor.texts import t
 
 from .charts import season_chart
-from .dashboard import by_association, figures, sorted_ranks, totals, why, year_before
+from .dashboard import Figures, by_association, figures, sorted_ranks, totals, why, year_before
 from .formats import clock, long_day, when
 from .report import Period
+from .report_pdf import bookings_table, figures_table, ranks_table, season_pdf, sites_table, weeks_table
+from .request_parts import plain
 from .templating import PAGE_ROWS, render
 from .view import View
 from .web import FleetWeb
@@ -40,8 +43,7 @@ def association_page(web: FleetWeb, view: View, now: float, html: Callable[[str]
     of the same usage lines (the page's and the spreadsheets' figures)."""
     sites = web.sites(now)
     whole = replace(view, site="", room="", door="")
-    lines, _ = web.sums(whole, sites)
-    own = [u for u in lines if u.association == view.association]
+    own = web.read.usage(whole, sites, association=view.association)
     names = {s["site"]: s["name"] for s in sites}
     bookings = [
         {**b, "site_name": names.get(b["site"], b["site"]), "why": why(b)}
@@ -60,7 +62,7 @@ def association_page(web: FleetWeb, view: View, now: float, html: Callable[[str]
                 title=title,
                 heading=title,
                 generation=generation,
-                updated=when(now, None, web.zone),
+                updated=when(now, None, web.zone, view.lang),
                 d={"totals": totals(own)},
                 bookings=bookings,
                 period_text=period_text(view.period, view.lang),
@@ -70,16 +72,16 @@ def association_page(web: FleetWeb, view: View, now: float, html: Callable[[str]
     return made
 
 
-def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Response]) -> Callable[[], Response]:
+def report_page(
+    web: FleetWeb, view: View, now: float, html: Callable[[str], Response], *, pdf: bool = False
+) -> Callable[[], Response]:
     """The committee's season report, of every site or of one association: the same
-    usage lines as the overview and the spreadsheets, laid out for A4."""
+    usage lines as the overview and the spreadsheets, laid out for A4 (``pdf``: as a PDF)."""
     sites = web.sites(now)
     whole = replace(view, site="", room="", door="", sort="")
     if view.association:
-        own = [u for u in web.sums(whole, sites)[0] if u.association == view.association]
-        last = [
-            u for u in web.sums(replace(whole, period=year_before(view.period)), sites)[0] if u.association == view.association
-        ]
+        own = web.read.usage(whole, sites, association=view.association)
+        last = web.read.usage(replace(whole, period=year_before(view.period)), sites, association=view.association)
         f = figures(own, last)
         names = {s["site"]: s["name"] for s in sites}
         bookings = [
@@ -88,7 +90,7 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
         ]
         week_map = None
     else:
-        f, bookings, week_map = web.figures(whole, sites), [], web.week_map(whole)
+        f, bookings, week_map = web.figures(whole, sites, with_sites=True), [], web.week_map(whole)
     generation = web.generation()
 
     def made() -> Response:
@@ -103,6 +105,8 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
             "ranks": sorted_ranks(f.ranks, view.sort)[:PAGE_ROWS],
             "sites": f.sites,
         }
+        if pdf:
+            return _pdf(view, title, now, web.zone, f, d, bookings)
         return html(
             render(
                 "report.html",
@@ -110,7 +114,7 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
                 title=title,
                 heading=title,
                 generation=generation,
-                updated=when(now, None, web.zone),
+                updated=when(now, None, web.zone, view.lang),
                 made=moment_text(now, web.zone, lang),
                 d=d,
                 bookings=bookings,
@@ -119,3 +123,24 @@ def report_page(web: FleetWeb, view: View, now: float, html: Callable[[str], Res
         )
 
     return made
+
+
+def _pdf(view: View, title: str, now: float, zone: str, f: Figures, d: dict[str, Any], bookings: list) -> Response:
+    """The report's figures and tables as a PDF download (the page's, in the same words)."""
+    lang = view.lang
+    lines = [
+        f"{t('fleet.report.period', lang)}: {period_text(view.period, lang)}. "
+        f"{t('fleet.report.made', lang)} {moment_text(now, zone, lang)}."
+    ]
+    tables = [figures_table(f.totals, lang), weeks_table(f.weeks, lang)]
+    if not view.association:
+        tables.append(ranks_table(d["ranks"], lang))
+    tables.append(sites_table(f.sites, lang))
+    if view.association:
+        tables.append(bookings_table(bookings, lang))
+    try:
+        body = season_pdf(title, lines, tables)
+    except ImportError:
+        return plain(200, "PDF files need fpdf2: pip install 'haldor[fleet]'\n")
+    name = f"haldor-report-{datetime.fromtimestamp(now, ZoneInfo(zone)).date().isoformat()}.pdf"
+    return Response(body, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}"'})

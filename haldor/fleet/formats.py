@@ -45,15 +45,17 @@ def _moment(value: float | str, zone: str) -> datetime | None:
         return None
 
 
-def when(value: float | str | None, zone: str | None, page_zone: str) -> str:
-    """An instant (POSIX seconds or RFC 3339) as "2026-11-25 17:02" in the site's zone,
-    followed by the zone's abbreviation when that is not the page's zone."""
+def when(value: float | str | None, zone: str | None, page_zone: str, lang: str) -> str:
+    """An instant (POSIX seconds or RFC 3339) as "25. nov. 2026 17.02" (da) or
+    "25 Nov 2026 17:02" (en) in the site's zone (:func:`long_day` and :func:`clock`, as
+    every date and time on the pages), followed by the zone's abbreviation when that is
+    not the page's zone."""
     if value is None or value == "":
         return "-"
     moment = _moment(value, zone or page_zone)
     if moment is None:
         return str(value)
-    text = moment.strftime("%Y-%m-%d %H:%M")
+    text = f"{long_day(moment.date(), lang)} {clock(moment, lang)}"
     return text if (zone or page_zone) == page_zone else f"{text} {moment.tzname()}"
 
 

@@ -162,7 +162,8 @@ def booking_figures(u: dict[str, Any]) -> BookingFigures | None:
     unobserved = 1 if not closed and not u.get("used") and isinstance(observed, (int, float)) and 0 <= observed < 1 else 0
     counted = not closed and not unobserved
     closed_min = u.get("closed_min") if _minutes(u.get("closed_min")) else 0
-    hours = max(0.0, u["booked_min"] - closed_min) / 60 if counted else 0.0
+    # to the hundredth: every sum of bookings (a line, a week, a season) adds up to the same figure
+    hours = round(max(0.0, u["booked_min"] - closed_min) / 60, 2) if counted else 0.0
     return BookingFigures(
         day=start.date().isoformat(),
         week=week_of(u["start"]),

@@ -97,4 +97,25 @@ MIGRATIONS = [
     CREATE INDEX idx_enrol_codes_site ON enrol_codes (site);
     CREATE TABLE register_secret (name TEXT PRIMARY KEY, value TEXT NOT NULL)
     """,
+    # the dashboard's sums kept up to date as each booking's figures arrive (usage_sums.py): per site and
+    # day (site '' for every site), and the weekday-by-hour map's slots per site, room and day (room ''
+    # for the whole site); each booking's hours to the hundredth, so every sum of them adds up to the same
+    # figure however it is grouped (the lines of the CSV, a week, a site, the season); the association
+    # ranking read from an index that holds what it sums (and serves an association's own reads, as the
+    # index it replaces did), the table's first lines in the order of an index
+    """
+    UPDATE usage SET booked_hours = ROUND(CAST(booked_hours AS NUMERIC), 2), used_hours = ROUND(CAST(used_hours AS NUMERIC), 2);
+    CREATE TABLE usage_sums (
+        site TEXT NOT NULL, day TEXT NOT NULL, week TEXT NOT NULL, bookings INTEGER NOT NULL,
+        booked_hours {float} NOT NULL, used_hours {float} NOT NULL, no_shows INTEGER NOT NULL,
+        closed INTEGER NOT NULL, unobserved INTEGER NOT NULL, PRIMARY KEY (site, day));
+    CREATE TABLE usage_slots (
+        site TEXT NOT NULL, room TEXT NOT NULL, day TEXT NOT NULL, weekday INTEGER NOT NULL, start_min INTEGER NOT NULL,
+        hours {float} NOT NULL, booked_hours {float} NOT NULL, used_hours {float} NOT NULL,
+        PRIMARY KEY (site, room, day, start_min, hours));
+    DROP INDEX idx_usage_association_day;
+    CREATE INDEX idx_usage_association_site ON usage (
+        association, site, day, booked_hours, used_hours, no_show, closed, unobserved, association_name);
+    CREATE INDEX idx_usage_lines ON usage (week, site, room, association, day)
+    """,
 ]

@@ -8,7 +8,6 @@ transaction (see :mod:`.ingest`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from datetime import timedelta
@@ -18,36 +17,12 @@ from typing import Any
 from haldor.protocol import Event
 from haldor.sql import Database
 
+from . import usage_rows
 from .alarm_reads import AlarmReads
 from .report import ALL_TIME, Period, UsageLine
-from .rows import _event_row, _int, _json_table, _names, _text, _ts, _usage_row, _zone, where
+from .rows import _event_row, _int, _json_table, _names, _text, _ts, _zone, where
 from .schema import MIGRATIONS
 from .sequences import Sequences
-
-USAGE_COLUMNS = (
-    "id",
-    "site",
-    "booking",
-    "day",
-    "week",
-    "room",
-    "association",
-    "room_name",
-    "association_name",
-    "booked_hours",
-    "used_hours",
-    "no_show",
-    "closed",
-    "unobserved",
-    "start",
-    "booked_min",
-    "entries",
-    "checkins",
-    "used",
-    "weekday",
-    "start_min",
-)
-
 
 #: a status dated further ahead than this is counted as of its arrival
 FUTURE_S = 120.0
@@ -93,41 +68,7 @@ class FleetStore(AlarmReads):
         self.sequences = Sequences(self.db)
         if migrate:
             self.db.migrate("fleet", MIGRATIONS)
-            self._fill_usage()
-
-    def _fill_usage(self) -> None:
-        """A database from before the usage table: its usage events worked out once; rows
-        stored before the usage had its start and entries: worked out again from their events."""
-        if self.db.one("SELECT 1 FROM usage LIMIT 1"):
-            rows = self.db.rows(
-                "SELECT e.id, e.site, e.booking, e.usage FROM usage u JOIN events e ON e.id = u.id "
-                "WHERE u.start IS NULL AND e.usage IS NOT NULL"
-            )
-        elif self.db.one("SELECT 1 FROM events WHERE type = ? LIMIT 1", [Event.BOOKING_USAGE]):
-            rows = self.db.rows(
-                "SELECT id, site, booking, usage FROM events WHERE type = ? AND usage IS NOT NULL", [Event.BOOKING_USAGE]
-            )
-        else:
-            return
-        if not rows:
-            return
-        with self.db.transaction():
-            self.db.executemany("DELETE FROM usage WHERE id = ?", [[r[0]] for r in rows])
-            self._insert_usage(
-                [
-                    {"id": r[0], "site": r[1], "booking": r[2], "type": Event.BOOKING_USAGE, "usage": json.loads(r[3])}
-                    for r in rows
-                ]
-            )
-
-    def _insert_usage(self, events: list[dict[str, Any]]) -> None:
-        rows = [row for doc in events if (row := _usage_row(doc)) is not None]
-        if rows:
-            self.db.executemany(
-                f"INSERT INTO usage({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join('?' * len(USAGE_COLUMNS))}) "
-                "ON CONFLICT DO NOTHING",
-                rows,
-            )
+            usage_rows.fill(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -158,7 +99,7 @@ class FleetStore(AlarmReads):
                 if events
                 else 0
             )
-            self._insert_usage(events)
+            usage_rows.insert(self.db, events)
             self.sequences.note_events(events)
             self._audit_commands(events)
             sites = sorted({doc["site"] for doc in events})
@@ -278,16 +219,35 @@ class FleetStore(AlarmReads):
         ]
 
     def weekly_usage(
-        self, period: Period = ALL_TIME, site: str | None = None, site_names: dict[str, str] | None = None
+        self,
+        period: Period = ALL_TIME,
+        site: str | None = None,
+        site_names: dict[str, str] | None = None,
+        *,
+        association: str | None = None,
+        limit: int | None = None,
     ) -> list[UsageLine]:
         """Booked versus used hours and no-shows per week, site, room and association, for
-        the bookings that start in ``period`` (the site's local days)."""
+        the bookings that start in ``period`` (the site's local days); of one association,
+        or the first ``limit`` lines (a page's table: read in the index's order, never all)."""
         after = None if period.last is None else (period.last + timedelta(days=1)).isoformat()
         clause, params = where(site, None if period.first is None else period.first.isoformat(), after, "day")
+        if association is not None:
+            clause += " AND association = ?"
+            params.append(association)
+        for bound, day in ((">=", period.first), ("<=", period.last)):  # a booking's week is its day's: the index's seek
+            if day is not None:
+                year, number, _ = day.isocalendar()
+                clause += f" AND week {bound} ?"
+                params.append(f"{year}-W{number:02d}")
+        # the first lines of every site: in the order of the index that holds them, stopping at
+        # ``limit`` (SQLite would otherwise pick the day's index and sort a season of bookings)
+        table = "usage INDEXED BY idx_usage_lines" if limit and not site and self.db.kind == "sqlite" else "usage"
         rows = self.db.rows(
             "SELECT week, site, room, association, COUNT(*), SUM(booked_hours), SUM(used_hours), SUM(no_show), "
             "SUM(closed), SUM(unobserved), MAX(room_name), MAX(association_name) "
-            f"FROM usage WHERE 1 = 1{clause} GROUP BY week, site, room, association ORDER BY week, site, room, association",
+            f"FROM {table} WHERE 1 = 1{clause} GROUP BY week, site, room, association ORDER BY week, site, room, association"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
             params,
         )
         names = site_names or {}

@@ -21,10 +21,8 @@ from .exports import reason_text
 from .formats import clock, count, long_day, number, percent, short_day, span, week, when
 from .report import weekly_totals
 from .view import View
-from .web import Overview
+from .web import PAGE_ROWS, Overview
 
-#: rows a table shows on the page; the spreadsheet has them all
-PAGE_ROWS = 500
 #: the dashboard's lists: the first of them (every site in the table of sites, every association in the report)
 DASH_SITES, DASH_ASSOCIATIONS = 20, 15
 
@@ -86,6 +84,8 @@ def environment() -> Environment:
     env.globals.update(reason_text=reason_text, action_name=_action_name)
     env.globals.update(long_day=long_day, short_day=short_day, clock=clock, span=span)
     env.filters["urlencode_all"] = lambda text: quote(str(text), safe="")
+    for name in env.list_templates(extensions=["html"]):  # compiled once, before the first visitor
+        env.get_template(name)
     return env
 
 
@@ -109,7 +109,7 @@ def overview(view: View, o: Overview, page_zone: str) -> str:
         title=t("fleet.title", lang),
         heading=f"Haldor: {count(len(o.sites), 'site', lang)}, {down} {t('fleet.offline_count', lang)}",
         generation=o.generation,
-        updated=when(o.now, None, page_zone),
+        updated=when(o.now, None, page_zone, lang),
         page_zone=page_zone,
         shown=[s for s in o.sites if not view.site or s["site"] == view.site],
         incidents=_incidents(o, by_id, lang),
@@ -189,7 +189,7 @@ def access_page(
         heading=heading,
         generation=generation,
         now=now,
-        updated=when(now, None, page_zone),
+        updated=when(now, None, page_zone, view.lang),
         page_zone=page_zone,
         audit=audit,
         can_send=can_send,
@@ -210,6 +210,6 @@ def audit_page(
         heading=title,
         generation=generation,
         now=now,
-        updated=when(now, None, page_zone),
+        updated=when(now, None, page_zone, view.lang),
         page_zone=page_zone,
     )

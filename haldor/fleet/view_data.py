@@ -26,9 +26,12 @@ class ViewData:
         site = next((s for s in sites if s["site"] == view.site), None)
         return (site or {}).get("timezone") or self.zone
 
-    def usage(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
+    def usage(
+        self, view: View, sites: list[dict[str, Any]], *, association: str | None = None, limit: int | None = None
+    ) -> list[UsageLine]:
         """Names of rooms from the box's status where its usage carried none (older boxes)."""
-        lines = self.store.weekly_usage(view.period, view.site or None, {s["site"]: s["name"] for s in sites})
+        names = {s["site"]: s["name"] for s in sites}
+        lines = self.store.weekly_usage(view.period, view.site or None, names, association=association, limit=limit)
         rooms = {s["site"]: s.get("rooms", {}) for s in sites}
         return [
             replace(u, room_name=rooms.get(u.site, {}).get(u.room) or u.room_name) if u.room_name == u.room else u for u in lines

@@ -10,20 +10,20 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .commands import AuditLog, Commander
-from .dashboard import Figures, year_before
-from .dashboard import figures as sum_figures
+from .dashboard import Figures, season_weeks, totals, year_before
 from .enrolment import Enroller
 from .incidents import IncidentBook
 from .login_limits import HashSlots
 from .register import Register
-from .report import SEASON_WEEKS, SeasonLine, UsageLine, season_totals
+from .report import SEASON_WEEKS, SeasonLine, UsageLine
 from .sessions import Sessions
 from .store import FleetStore
 from .usage_details import UsageDetails
+from .usage_sums import UsageSums
 from .view import View
 from .view_data import ViewData
 from .week_map import WeekMap
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 #: how often an open page's stream looks for changes: also the fastest it refreshes
 LIVE_POLL_S = 5.0
 ALARMS_SHOWN = 50
+#: rows a table shows on the page; the spreadsheet has them all
+PAGE_ROWS = 500
 #: how often the page looks whether users exist (the first one added locks every running page)
 USERS_CHECK_S = 2.0
 
@@ -86,6 +88,7 @@ class FleetWeb:
         #: the boxes to enrol; the enroller (None without fleet.toml's [enrolment]) makes their logins
         self.register = Register(store.db)
         self.enroller: Enroller | None = None
+        self.kept = UsageSums(store.db)
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
         self._sessions: Sessions | None = None
@@ -101,9 +104,10 @@ class FleetWeb:
         #: this process's consumer and alerting, for /metrics (set by whoever starts them)
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None
-        self._usage_cache: OrderedDict[tuple, tuple[int, list[UsageLine], list[SeasonLine]]] = OrderedDict()
+        #: what the pages read of the usage, kept until a booking's figures come in
+        self._lines_cache: OrderedDict[tuple, tuple[int, list[UsageLine]]] = OrderedDict()
         self._map_cache: OrderedDict[tuple, tuple[int, WeekMap]] = OrderedDict()
-        self._figures_cache: OrderedDict[tuple, tuple[int, Figures]] = OrderedDict()
+        self._figures_cache: OrderedDict[tuple, tuple[int, tuple[Figures, list[SeasonLine]]]] = OrderedDict()
 
     @property
     def auth(self) -> Sessions | None:
@@ -143,44 +147,52 @@ class FleetWeb:
     def access(self, view: View, site: dict[str, Any] | None, limit: int | None) -> list[dict[str, Any]]:
         return self.read.access(view, site, limit)
 
-    def sums(self, view: View, sites: list[dict[str, Any]]) -> tuple[list[UsageLine], list[SeasonLine]]:
-        """The sums of a view, made again only when a booking's figures came in since
-        (a season of a thousand sites takes half a second; a status changes nothing)."""
-        key = (view.period, view.site)
-        count = self.store.usage_count()
-        hit = self._usage_cache.get(key)
-        if hit is None or hit[0] != count:
-            lines = self.usage(view, sites)
-            hit = (count, lines, season_totals(lines, self.season))
-            self._usage_cache[key] = hit
-        self._usage_cache.move_to_end(key)
-        while len(self._usage_cache) > 32:
-            self._usage_cache.popitem(last=False)
-        return hit[1], hit[2]
+    def _lines(self, view: View, sites: list[dict[str, Any]]) -> list[UsageLine]:
+        """The first lines of the view's table (one more than it shows: there are more)."""
+        return _kept(
+            self._lines_cache,
+            (view.period, view.site),
+            self.kept.bookings(),
+            lambda: self.read.usage(view, sites, limit=PAGE_ROWS + 1),
+        )
 
     def week_map(self, view: View) -> WeekMap:
-        """The view's weekday-by-hour map, made again only when a booking's figures came in."""
+        """The view's weekday-by-hour map, from the kept slots."""
         return _kept(
             self._map_cache,
             (view.period, view.site, view.room),
-            self.store.usage_count(),
-            lambda: self.details.week_map(view.period, view.site or None, view.room or None),
+            self.kept.bookings(),
+            lambda: self.kept.week_map(view.period, view.site or None, view.room or None),
         )
 
-    def figures(self, view: View, sites: list[dict[str, Any]]) -> Figures:
-        """The dashboard's sums of the view's period and last season's, kept like the sums."""
-        lines, _ = self.sums(view, sites)
-        last, _ = self.sums(replace(view, period=year_before(view.period)), sites)
-        return _kept(self._figures_cache, (view.period, view.site), self.store.usage_count(), lambda: sum_figures(lines, last))
+    def figures(self, view: View, sites: list[dict[str, Any]], *, with_sites: bool = False) -> Figures:
+        """The dashboard's sums of the view's period beside last season's, from the kept sums."""
+        return self._dashboard(view, sites, with_sites)[0]
+
+    def seasons(self, view: View, sites: list[dict[str, Any]]) -> list[SeasonLine]:
+        """The view's seasons per association (the overview's table), from the same reads as the ranking."""
+        return self._dashboard(view, sites, False)[1]
+
+    def _dashboard(self, view: View, sites: list[dict[str, Any]], with_sites: bool) -> tuple[Figures, list[SeasonLine]]:
+        def make() -> tuple[Figures, list[SeasonLine]]:
+            site = view.site or None
+            weeks = self.kept.weeks(view.period, site)
+            last = self.kept.weeks(year_before(view.period), site)
+            ranks = self.kept.ranks(view.period, site)
+            names = {s["site"]: s["name"] for s in sites}
+            by_site = self.kept.sites(view.period, names, site) if with_sites else []
+            made = Figures(totals(weeks), season_weeks(weeks, last), ranks, by_site)
+            return made, self.kept.seasons(view.period, self.season, ranks, site)
+
+        return _kept(self._figures_cache, (view.period, view.site, with_sites), self.kept.bookings(), make)
 
     def overview(self, view: View, now: float, sites: list[dict[str, Any]]) -> Overview:
-        lines, seasons = self.sums(view, sites)
         since, until = view.period.instants(self.read.zone_of(view, sites))
         return Overview(
             sites=sites,
             alarms=self.store.alarms(ALARMS_SHOWN, view.site or None, since, until),
-            usage=lines,
-            seasons=seasons,
+            usage=self._lines(view, sites),
+            seasons=self.seasons(view, sites)[: PAGE_ROWS + 1],
             generation=self.generation(),
             now=now,
             incidents=list(self.incidents.open_incidents().values()),
