@@ -19,6 +19,7 @@ from haldor.errors import DocumentError, HaldorError
 from haldor.protocol import RELEASE_SCHEMA
 
 from . import documents
+from .stages import checked, names
 
 
 def manifest_of(wheel: str | Path, now: datetime | None = None) -> dict[str, Any]:
@@ -94,10 +95,8 @@ def rollout_command(args: Any, options: Any) -> int:
 
     fields = update_fields(args.manifest, args.url)
     target = json.loads(fields["manifest"]["doc"])["version"]
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    tests = [s.strip() for s in (args.test or "").split(",") if s.strip()]
-    if "test" in stages and not tests:
-        raise DocumentError("--test: the test group's sites (the stage 'test' needs them)")
+    stages, tests = names(args.stages), names(args.test or "")
+    checked(stages, tests)
     by = args.by or getpass.getuser()
 
     def command(site: str) -> tuple[dict[str, Any], bytes]:
