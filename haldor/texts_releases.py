@@ -15,6 +15,7 @@ RELEASE_TEXTS: dict[str, dict[str, str]] = {
         "en": "The fleet has no command key (--command-key): it cannot send updates",
     },
     "fleet.releases_manifest": {"da": "Signeret manifest (JSON)", "en": "Signed manifest (JSON)"},
+    "fleet.releases_manifest_file": {"da": "... eller manifestets fil", "en": "... or the manifest's file"},
     "fleet.releases_url": {"da": "Hjulets adresse", "en": "The wheel's address"},
     "fleet.releases_stages": {"da": "Trin", "en": "Stages"},
     "fleet.releases_test": {"da": "Testgruppe (steds-id'er)", "en": "Test group (site ids)"},

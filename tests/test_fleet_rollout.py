@@ -6,6 +6,8 @@ operator stops one; a viewer and a forged form are refused."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import httpx
@@ -112,7 +114,9 @@ def test_an_operator_plans_and_starts_a_rollout_that_runs_through_its_stages(fle
     sims = boxes(broker, keys, fleet)
     try:
         client, csrf = login(fleet, "pedel-anna")
-        planned = client.post("/releases", data=form(csrf, manifest, "plan", stages="test,25%,all"))
+        fields = {k: v for k, v in form(csrf, "", "plan", stages="test,25%,all").items() if k != "manifest"}
+        upload = {"manifest_file": ("manifest.json", manifest.encode(), "application/json")}
+        planned = client.post("/releases", data=fields, files=upload)  # the file, as a browser uploads it
         assert planned.status_code == 200, planned.text
         assert "Plan for 0.2.0: 20 boks(e) opdateres, 0 kører den allerede" in planned.text
         assert re.findall(r"<tr data-stage='([^']+)'><td>[^<]*</td><td>(\d+)</td>", planned.text) == [
@@ -122,9 +126,13 @@ def test_an_operator_plans_and_starts_a_rollout_that_runs_through_its_stages(fle
         ]
         assert not any(sims.commands.values())  # a plan sends nothing
         start = re.search(r"<form method='post' action='[^']*' id='start'>(.*?)</form>", planned.text, re.S).group(1)
-        fields = dict(re.findall(r"name='(\w+)' value='([^']*)'", start))
-        assert fields["action"] == "start" and fields["stages"] == "test,25%,all"
-        started = client.post("/releases", data={**fields, "manifest": manifest}, follow_redirects=False)
+        fields = {k: html.unescape(v) for k, v in re.findall(r"name='(\w+)' value='([^']*)'", start)}
+        assert (
+            fields["action"] == "start"
+            and fields["stages"] == "test,25%,all"
+            and json.loads(fields["manifest"]) == json.loads(manifest)
+        )
+        started = client.post("/releases", data=fields, follow_redirects=False)
         assert started.status_code == 303
         wait_for(lambda: state(client) == "done", timeout=20, what="the rollout done")
         assert stages(client) == {"test": (2, 0, 2), "25%": (3, 0, 3), "all": (15, 0, 15)}

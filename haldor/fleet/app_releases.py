@@ -5,6 +5,7 @@ starts it, or stops it, by an operator, each in the audit log."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -116,6 +117,8 @@ def _releases_form(web: FleetWeb, request: Request, form: dict[str, str], view: 
         return Response(status_code=303, headers={"Location": "/releases" + view.query()})
     if web.commander is None:
         return words(404, t("fleet.releases_no_key", view.lang))
+    if form.get("manifest_file", "").strip():  # the file uploaded, in place of the pasted text
+        form = {**form, "manifest": form["manifest_file"]}
     kept = {k: form.get(k, "") for k in FIELDS}
     try:
         planned = planned_from(form, web.rollouts.book.versions())
@@ -128,4 +131,4 @@ def _releases_form(web: FleetWeb, request: Request, form: dict[str, str], view: 
         if action == "start":
             web.audit.record(web.clock(), operator, "refused", detail=f"rollout start: {exc}")
         return _page(web, view, form=kept, problem=str(exc), status=400)
-    return _page(web, view, planned=planned, form=kept)
+    return _page(web, view, planned=planned, form={**kept, "manifest": json.dumps(planned.manifest, ensure_ascii=False)})
