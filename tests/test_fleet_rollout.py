@@ -31,6 +31,7 @@ from haldor.sql import Database
 from .helpers import wait_for
 from .releases import build_wheel
 from .sim_boxes import SimulatedBoxes
+from .test_fleet import fleet_db  # noqa: F401 (a fixture: SQLite and PostgreSQL)
 
 PASSWORD = "korrekt hest batteri"
 SITES = [f"site-{i:02d}" for i in range(100)]
@@ -229,3 +230,32 @@ def test_a_box_counts_as_done_only_once_it_answered_ok_and_its_status_shows_the_
     assert outcome({"ok": True, "error": None}, "0.1.0", "0.2.0") == ""  # its status not yet new
     assert outcome({"ok": True, "error": None}, "0.2.0", "0.2.0") is None
     assert outcome({"ok": False, "error": "not sent: broker down"}, "0.1.0", "0.2.0") == "not sent: broker down"
+
+
+def test_a_rollout_s_rows_on_sqlite_and_postgresql_and_one_cut_off_by_a_restart(fleet_db):  # noqa: F811
+    """What the page reads after a reload, from the answers and statuses the consumer stored;
+    a rollout the book says runs but no thread of this process runs was cut off."""
+    from haldor.fleet.operators import Operator
+    from haldor.fleet.rollout_book import Planned
+    from haldor.fleet.rollouts import Rollouts
+
+    store = FleetStore(fleet_db)
+    for site, version in (("a", "0.1.0"), ("b", "0.1.0"), ("c", "0.2.0")):
+        store.set_status(site, {"online": True, "agent_version": version}, 1000.0)
+    book = RolloutBook(store.db)
+    assert book.versions() == {"a": "0.1.0", "b": "0.1.0", "c": "0.2.0"}
+    planned = Planned("0.2.0", URL, {"doc": "{}", "sig": "x"}, ["test", "all"], ["a"], 0, 60.0, [["a"], ["b"]], ["c"])
+    rollout = book.create(planned, "pedel-anna", 1000.0)
+    audit = FleetWeb(store).audit
+    for site in ("a", "b"):
+        audit.record(1000.0, Operator("pedel-anna", "operator"), "update", site=site, command=f"cmd-{site}")
+        book.sent(rollout, site, f"cmd-{site}", 1000.0)
+    assert book.judge(rollout, 0, "0.2.0") == 1  # no answer yet
+    store.command_results([("a", {"id": "cmd-a", "ok": True, "error": None})], 1001.0)
+    assert book.judge(rollout, 0, "0.2.0") == 1  # ok, but its status still says 0.1.0
+    store.set_status("a", {"online": True, "agent_version": "0.2.0"}, 1002.0)
+    store.command_results([("b", {"id": "cmd-b", "ok": False, "error": "rolled back"})], 1002.0)
+    assert book.judge(rollout, 0, "0.2.0") == 0 and book.judge(rollout, 1, "0.2.0") == 0
+    assert book.counts(rollout) == {-1: {"skipped": 1}, 0: {"done": 1}, 1: {"failed": 1}}
+    assert book.failures(rollout) == [("b", "rolled back")]
+    assert Rollouts(RolloutBook(FleetStore(fleet_db).db), audit).latest()["state"] == "interrupted"

@@ -110,7 +110,8 @@ def _releases_form(web: FleetWeb, request: Request, form: dict[str, str], view: 
     view = replace(view, user=operator.name, role=operator.role, csrf=session.csrf)
     action = form.get("action", "")[:16]
     if not operator.acts:
-        web.audit.record(web.clock(), operator, "refused", detail=f"rollout {action}: a viewer")
+        with web.lock:
+            web.audit.record(web.clock(), operator, "refused", detail=f"rollout {action}: a viewer")
         return words(403, t("fleet.releases_viewer", view.lang))
     if action == "stop":
         web.rollouts.stop(operator)
@@ -129,6 +130,7 @@ def _releases_form(web: FleetWeb, request: Request, form: dict[str, str], view: 
             raise DocumentError(f"unknown action {action!r}")
     except DocumentError as exc:
         if action == "start":
-            web.audit.record(web.clock(), operator, "refused", detail=f"rollout start: {exc}")
+            with web.lock:
+                web.audit.record(web.clock(), operator, "refused", detail=f"rollout start: {exc}")
         return _page(web, view, form=kept, problem=str(exc), status=400)
     return _page(web, view, planned=planned, form={**kept, "manifest": json.dumps(planned.manifest, ensure_ascii=False)})
