@@ -40,6 +40,7 @@ RELEASE_TEXTS: dict[str, dict[str, str]] = {
         "da": "{done} af {count} opdateret, {failed} fejlet, {waiting} venter",
         "en": "{done} of {count} updated, {failed} failed, {waiting} waiting",
     },
+    "fleet.releases_skipped": {"da": "{count} kørte den allerede", "en": "{count} ran it already"},
     "fleet.releases_none": {"da": "Ingen udrulning endnu", "en": "No rollout yet"},
     "fleet.rollout.running": {"da": "kører", "en": "running"},
     "fleet.rollout.done": {"da": "færdig: alle bokse kører den nye version", "en": "done: every box runs the new release"},

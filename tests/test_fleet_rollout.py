@@ -147,6 +147,7 @@ def test_an_operator_plans_and_starts_a_rollout_that_runs_through_its_stages(fle
         assert set(sims.versions.values()) == {"0.2.0"} and all(len(c) == 1 for c in sims.commands.values())
         page_en = client.get("/releases", params={"lang": "en"}).text
         assert "Rollout of 0.2.0" in page_en and "done: every box runs the new release" in page_en
+        assert "started by pedel-anna; 0 ran it already" in page_en
         assert f"{N - SHARE} of {N - SHARE} updated, 0 failed, 0 waiting" in page_en
         page_da = client.get("/releases").text
         assert "Udrulning af 0.2.0" in page_da and f"{N - SHARE} af {N - SHARE} opdateret, 0 fejlet, 0 venter" in page_da
@@ -259,3 +260,9 @@ def test_a_rollout_s_rows_on_sqlite_and_postgresql_and_one_cut_off_by_a_restart(
     assert book.counts(rollout) == {-1: {"skipped": 1}, 0: {"done": 1}, 1: {"failed": 1}}
     assert book.failures(rollout) == [("b", "rolled back")]
     assert Rollouts(RolloutBook(FleetStore(fleet_db).db), audit).latest()["state"] == "interrupted"
+
+
+def test_the_page_lists_versions_by_their_numbers():
+    from haldor.integrator.stages import version_order
+
+    assert sorted(["0.10.0", None, "0.9.0", "odd", "0.2.0"], key=version_order) == ["0.2.0", "0.9.0", "0.10.0", "odd", None]

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from haldor.errors import DocumentError
+from haldor.integrator.stages import version_order
 from haldor.texts import t
 
 from .app_forms import _checked, _session
@@ -72,7 +73,7 @@ def _page(
         can_send=web.commander is not None,
         running=web.rollouts.running(),
         progress=progress,
-        versions=sorted(Counter(versions.values()).items(), key=lambda kv: (kv[0] is None, str(kv[0]))),
+        versions=sorted(Counter(versions.values()).items(), key=lambda kv: version_order(kv[0])),
         planned=planned,
         form=form or {},
         problem=problem,

@@ -68,3 +68,13 @@ def checked(stages: Sequence[str], test_sites: Sequence[str]) -> None:
         raise DocumentError("--stages: at least one of test, N% or all")
     if "test" in stages and not test_sites:
         raise DocumentError("--test: the test group's sites (the stage 'test' needs them)")
+
+
+def version_order(version: str | None) -> tuple[int, tuple[int, ...], str]:
+    """Versions by their numbers (0.10.0 after 0.9.0), one the scheme cannot read after them, unknown last."""
+    if version is None:
+        return (2, (), "")
+    try:
+        return (0, version_key(version), version)
+    except DocumentError:
+        return (1, (), version)
