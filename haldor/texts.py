@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .texts_dashboard import DASHBOARD_TEXTS
 from .texts_enrol import ENROL_TEXTS
+from .texts_releases import RELEASE_TEXTS
 
 LANGUAGES = ("da", "en")
 
@@ -368,6 +369,7 @@ TEXTS: dict[str, dict[str, str]] = {
 
 TEXTS.update(DASHBOARD_TEXTS)
 TEXTS.update(ENROL_TEXTS)
+TEXTS.update(RELEASE_TEXTS)
 
 
 def t(key: str, language: str = "da") -> str:

@@ -1,7 +1,8 @@
 """Many simulated boxes on one MQTT connection, for the fleet's side of an update: each
 holds a retained status with its version and answers a signed ``update`` command as a box
 does (the command's and the manifest's signatures checked, the version compared), then
-says its new version; the ones named failing answer that the update was rolled back."""
+says its new version; the ones named failing answer that the update was rolled back, the
+ones named silent never answer (a box that went offline after its status)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ class SimulatedBoxes:
         release_keys: Mapping[str, Any],
         version: str = "0.1.0",
         failing: frozenset[str] = frozenset(),
+        silent: frozenset[str] = frozenset(),
     ) -> None:
         self.versions = dict.fromkeys(sites, version)
-        self.command_keys, self.release_keys, self.failing = command_keys, release_keys, failing
+        self.command_keys, self.release_keys, self.failing, self.silent = command_keys, release_keys, failing, silent
         self.commands: dict[str, list[str]] = {s: [] for s in sites}
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="simulated-boxes", protocol=mqtt.MQTTv5)
@@ -88,6 +90,8 @@ class SimulatedBoxes:
             return
         with self._lock:
             self.commands[site].append(cmd.id)
+        if site in self.silent:
+            return
         why = refusal(manifest, self.versions[site])
         if why is None and site in self.failing:
             why = f"update to {manifest.version} rolled back to {self.versions[site]}: self-check not passed"

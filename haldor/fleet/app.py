@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import app_forms, app_register
+from . import app_forms, app_register, app_releases
 from .app_dashboard import association_page, report_page
 from .app_exports import export
 from .metrics import FleetCollector, exposition
@@ -83,6 +83,8 @@ def build_app(web: FleetWeb) -> Starlette:
         Route("/register", app_register.register_page, methods=["GET"]),
         Route("/register", app_register.register_form, methods=["POST"]),
         Route("/enrol", app_register.enrol, methods=["POST"]),
+        Route("/releases", app_releases.releases_page, methods=["GET"]),
+        Route("/releases", app_releases.releases_form, methods=["POST"]),
         Route("/register.json", app_register.register_json),
         Route("/live", live),
         Route("/", page),

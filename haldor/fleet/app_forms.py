@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -55,7 +57,22 @@ async def _form(request: Request) -> dict[str, str] | Response:
                     return plain(413, "too large\n", CLOSE)
     except (TimeoutError, ClientDisconnect):
         return plain(408, "the form came too slowly\n", CLOSE)
-    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    return _fields(bytes(body), request.headers.get("Content-Type", ""))
+
+
+def _fields(body: bytes, content_type: str) -> dict[str, str]:
+    """A form's fields, URL-encoded or, for a file's content (a release's manifest), multipart:
+    the standard library's MIME parser, within the same bound as every form."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace") + body)
+    fields: dict[str, str] = {}
+    for part in message.iter_parts() if message.is_multipart() else ():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload.decode("utf-8", "replace")
+    return fields
 
 
 def _same_origin(web: FleetWeb, request: Request) -> bool:

@@ -121,8 +121,24 @@ class Commander:
             valid_s=VALID_S,
             now=datetime.fromtimestamp(now).astimezone(),
         )
-        _, payload = documents.outgoing(doc, key=self.key, kid=self.kid)
         detail = reason + (f" ({minutes:g} min)" if duration else "")
+        return self._send(operator, doc, detail, now)
+
+    def send_update(self, operator: Operator, site: str, fields: dict[str, Any], version: str, now: float) -> str:
+        """The signed ``update`` command of a rollout (``fields``: the signed manifest and
+        the wheel's URL), written and sent as :meth:`send`; the command's id, whose answer
+        lands on its audit row."""
+        reason = f"rollout of {version}"
+        doc = documents.new_command(
+            site, Action.UPDATE, reason=reason, by=operator.name, valid_s=VALID_S, now=datetime.fromtimestamp(now).astimezone()
+        )
+        doc |= fields
+        self._send(operator, doc, reason, now)
+        return str(doc["id"])
+
+    def _send(self, operator: Operator, doc: dict[str, Any], detail: str, now: float) -> str:
+        _, payload = documents.outgoing(doc, key=self.key, kid=self.kid)
+        site, action = doc["site"], doc["action"]
         expires = datetime.fromisoformat(doc["expires_at"]).timestamp()
         row = self.audit.record(
             now, operator, action, site=site, door=doc.get("door"), detail=detail, command=doc["id"], expires_at=expires

@@ -118,4 +118,16 @@ MIGRATIONS = [
         association, site, day, booked_hours, used_hours, no_show, closed, unobserved, association_name);
     CREATE INDEX idx_usage_lines ON usage (week, site, room, association, day)
     """,
+    # a release rolled out in stages from the page (issue 27): the rollout, and each site's stage, command
+    # and outcome, so its progress survives a reload of the page
+    """
+    CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY, version TEXT NOT NULL, url TEXT NOT NULL, manifest TEXT NOT NULL, stages TEXT NOT NULL,
+        test_sites TEXT NOT NULL, max_failures INTEGER NOT NULL, wait_s {float} NOT NULL, started_at {float} NOT NULL,
+        started_by TEXT NOT NULL, state TEXT NOT NULL, stage INTEGER NOT NULL, ended_at {float}, why TEXT);
+    CREATE TABLE rollout_sites (
+        rollout TEXT NOT NULL, site TEXT NOT NULL, stage INTEGER NOT NULL, command TEXT, sent_at {float},
+        outcome TEXT NOT NULL, why TEXT, PRIMARY KEY (rollout, site));
+    CREATE INDEX idx_rollouts_started ON rollouts (started_at)
+    """,
 ]

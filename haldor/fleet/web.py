@@ -20,6 +20,8 @@ from .incidents import IncidentBook
 from .login_limits import HashSlots
 from .register import Register
 from .report import SEASON_WEEKS, SeasonLine, UsageLine
+from .rollout_book import RolloutBook
+from .rollouts import Rollouts
 from .sessions import Sessions
 from .store import FleetStore
 from .usage_details import UsageDetails
@@ -91,6 +93,8 @@ class FleetWeb:
         self.kept = UsageSums(store.db)
         #: signs and sends the page's commands; None without the fleet's command key
         self.commander: Commander | None = None
+        #: the release rolled out in stages from /releases (one at a time, in this process)
+        self.rollouts = Rollouts(RolloutBook(store.db), self.audit, clock)
         self._sessions: Sessions | None = None
         #: the login is asked for whether or not users exist (beyond loopback, behind a proxy's sign-on)
         self.login_always = False

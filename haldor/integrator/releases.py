@@ -19,6 +19,7 @@ from haldor.errors import DocumentError, HaldorError
 from haldor.protocol import RELEASE_SCHEMA
 
 from . import documents
+from .stages import checked, names
 
 
 def manifest_of(wheel: str | Path, now: datetime | None = None) -> dict[str, Any]:
@@ -59,10 +60,21 @@ def sign(wheel: str, key: str, kid: str | None = None) -> dict[str, str]:
 
 def read_manifest(path: str) -> dict[str, Any]:
     """A signed manifest file (`haldor release sign --out`)."""
-    doc = documents.read_document(path)
+    return checked_manifest(documents.read_document(path), path)
+
+
+def checked_manifest(doc: Any, where: str) -> dict[str, Any]:
+    """A signed manifest's form (its signature is the boxes' to check), or one line why not."""
     if not isinstance(doc, dict) or not isinstance(doc.get("doc"), str) or "sig" not in doc:
-        raise DocumentError(f"{path}: not a signed manifest (haldor release sign WHEEL --key release.key)")
-    parse_manifest(json.loads(doc["doc"]))
+        raise DocumentError(f"{where}: not a signed manifest (haldor release sign WHEEL --key release.key)")
+    try:
+        inner = json.loads(doc["doc"])
+    except ValueError:
+        raise DocumentError(f"{where}: its doc is not JSON") from None
+    try:
+        parse_manifest(inner)
+    except DocumentError as exc:
+        raise DocumentError(f"{where}: {exc}") from None
     return doc
 
 
@@ -94,10 +106,8 @@ def rollout_command(args: Any, options: Any) -> int:
 
     fields = update_fields(args.manifest, args.url)
     target = json.loads(fields["manifest"]["doc"])["version"]
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    tests = [s.strip() for s in (args.test or "").split(",") if s.strip()]
-    if "test" in stages and not tests:
-        raise DocumentError("--test: the test group's sites (the stage 'test' needs them)")
+    stages, tests = names(args.stages), names(args.test or "")
+    checked(stages, tests)
     by = args.by or getpass.getuser()
 
     def command(site: str) -> tuple[dict[str, Any], bytes]:

@@ -8,50 +8,20 @@ stage has more failures than allowed, and the boxes of later stages are never to
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from haldor.access.release import newer, version_key
-from haldor.errors import DocumentError, HaldorError
+from haldor.errors import HaldorError
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import Leaf
 
 from .broker_client import CONNECT_TIMEOUT_S, connect
+from .stages import outcome, plan
 
-
-def plan(versions: dict[str, str | None], target: str, stages: Sequence[str], test_sites: Sequence[str]) -> list[list[str]]:
-    """The sites of each stage: ``test`` (the test group), ``N%`` (that share of every site
-    to update, counted with the stages before), ``all`` (the rest). A site that runs the
-    target or newer is left out; one whose version is unknown is updated."""
-    todo = sorted(s for s, v in versions.items() if v is None or not _at_least(v, target))
-    left, done, planned = list(todo), 0, []
-    for stage in stages:
-        if stage == "test":
-            unknown = [s for s in test_sites if s not in versions]
-            if unknown:
-                raise DocumentError(f"--test: no status from {', '.join(unknown)}")
-            chosen = [s for s in test_sites if s in left]
-        elif stage == "all":
-            chosen = list(left)
-        elif stage.endswith("%") and stage[:-1].isdigit() and 0 < int(stage[:-1]) <= 100:
-            chosen = left[: max(0, math.ceil(len(todo) * int(stage[:-1]) / 100) - done)]
-        else:
-            raise DocumentError(f"--stages: {stage!r} is not test, N% or all")
-        left = [s for s in left if s not in chosen]
-        done += len(chosen)
-        planned.append(chosen)
-    return planned
-
-
-def _at_least(version: str, target: str) -> bool:
-    try:
-        return not newer(target, version)
-    except DocumentError:  # a version this scheme cannot read is not known to be new enough
-        return False
+__all__ = ["Answers", "Rollout", "plan", "run"]
 
 
 @dataclass
@@ -132,13 +102,7 @@ class Rollout:
 
     def _outcome(self, command: str, site: str, target: str) -> str | None:
         """None: done and its status says so; "": not yet; else why it failed."""
-        result = self.answers.results.get(command)
-        if result is None:
-            return ""
-        if not result.get("ok"):
-            return str(result.get("error"))
-        version = self.answers.versions.get(site)
-        return None if version is not None and version_key(version) == version_key(target) else ""
+        return outcome(self.answers.results.get(command), self.answers.versions.get(site), target)
 
 
 def run(
