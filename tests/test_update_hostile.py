@@ -1,0 +1,115 @@
+"""Updates tried as an attacker would: wheels that unpack outside their folder, links,
+zip bombs, wheels that are not Haldor, addresses that are not http(s), redirects away from
+http(s); and pointer files tampered with or half-written, which must leave the box
+running its base install, never crash-looping with its doors dead."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import stat
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from haldor import __version__
+from haldor.access.release import Manifest
+from haldor.agent import installer, launcher, releases
+
+from .releases import build_wheel
+
+VERSION = "9.0.0"
+
+
+def manifest_of(wheel: Path, version: str = VERSION) -> Manifest:
+    data = wheel.read_bytes()
+    return Manifest(version, wheel.name, len(data), hashlib.sha256(data).hexdigest(), ">=3.11", 0.0)
+
+
+def with_extra(tmp_path: Path, add) -> Path:
+    """A real wheel of Haldor with something more written into it."""
+    wheel = build_wheel(tmp_path, VERSION)
+    with zipfile.ZipFile(wheel, "a", zipfile.ZIP_DEFLATED) as z:
+        add(z)
+    return wheel
+
+
+def refused(tmp_path: Path, wheel: Path, match: str) -> None:
+    top = tmp_path / "data" / "releases"
+    top.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(installer.Unfit, match=match):
+        installer.unpack(wheel, top, manifest_of(wheel))
+    assert not (top / VERSION).exists()
+
+
+def test_a_real_wheel_unpacks(tmp_path):
+    wheel = build_wheel(tmp_path, VERSION)
+    top = tmp_path / "data" / "releases"
+    top.mkdir(parents=True)
+    assert (installer.unpack(wheel, top, manifest_of(wheel)) / "haldor" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("name", ["../evil.py", "haldor/../../evil.py", "/tmp/evil.py", "haldor\\..\\evil.py"])
+def test_an_entry_outside_the_folder_is_refused(tmp_path, name):
+    refused(tmp_path, with_extra(tmp_path, lambda z: z.writestr(name, "x = 1\n")), "unsafe path")
+
+
+def test_a_symlink_entry_is_refused(tmp_path):
+    def link(z: zipfile.ZipFile) -> None:
+        info = zipfile.ZipInfo("haldor/config_link.py")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        z.writestr(info, "/etc/shadow")
+
+    refused(tmp_path, with_extra(tmp_path, link), "not a plain file")
+
+
+def test_a_package_beside_haldor_that_would_shadow_a_library_is_refused(tmp_path):
+    wheel = with_extra(tmp_path, lambda z: z.writestr("paho/__init__.py", "raise SystemExit\n"))
+    refused(tmp_path, wheel, "outside haldor/")
+    wheel = with_extra(tmp_path, lambda z: z.writestr("sitecustomize.py", "raise SystemExit\n"))
+    refused(tmp_path, wheel, "outside haldor/")
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    zeros = b"\0" * (40 * 1024 * 1024)  # packs into some 40 kB
+    wheel = with_extra(tmp_path, lambda z: z.writestr("haldor/padding.py", zeros))
+    refused(tmp_path, wheel, "zip bomb")
+
+
+def test_a_wheel_that_is_not_haldor_is_refused(tmp_path):
+    wheel = tmp_path / f"haldor-{VERSION}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr(f"haldor-{VERSION}.dist-info/METADATA", f"Name: haldor\nVersion: {VERSION}\n")
+    refused(tmp_path, wheel, "not a wheel of haldor")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "ftp://127.0.0.1/w.whl", "data:,x"])
+def test_a_wheel_is_fetched_only_over_http(tmp_path, url):
+    wheel = build_wheel(tmp_path, VERSION)
+    with pytest.raises(installer.Unfit, match="not an http"):
+        installer.fetch(url, tmp_path / "w.whl", manifest_of(wheel))
+
+
+def test_a_redirect_away_from_http_is_not_followed(tmp_path):
+    wheel = build_wheel(tmp_path, VERSION)
+
+    class Away(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the base class's name)
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1:1/w.whl")
+            self.end_headers()
+
+        def log_message(self, format, *args) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Away)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(installer.Unfit, match="redirected to ftp://"):
+            installer.fetch(f"http://127.0.0.1:{server.server_address[1]}/w.whl", tmp_path / "w.whl", manifest_of(wheel))
+    finally:
+        server.shutdown()
+        server.server_close()
