@@ -113,3 +113,50 @@ def test_a_redirect_away_from_http_is_not_followed(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the launcher with pointer files tampered with ------------------------------------------
+
+
+def staged(tmp_path: Path, came_from: dict | None = None) -> Path:
+    data = tmp_path / "data"
+    folder = releases.folder(data) / "0.2.0"
+    (folder / "haldor").mkdir(parents=True)
+    releases.stage(data, releases.release("0.2.0", folder), came_from, command="c1", deadline=9e9)
+    return data
+
+
+def test_a_half_written_pending_marker_gives_the_trial_up_for_the_base_install(tmp_path):
+    data = staged(tmp_path)
+    path = releases.folder(data) / releases.PENDING
+    path.write_text(path.read_text()[:20])  # truncated JSON
+    launcher.launch(str(data), __version__, ["run"])  # returns: the base install runs
+    assert releases.read(data, releases.CURRENT) is None
+    assert not path.exists()
+
+
+def test_a_pending_marker_whose_from_is_no_release_still_rolls_back(tmp_path):
+    data = staged(tmp_path)
+    releases.write(data, releases.PENDING, {"from": "0.1.0", "to": 7, "starts": 5, "command": "c1"})
+    launcher.launch(str(data), __version__, ["run"])
+    assert releases.read(data, releases.CURRENT) is None and releases.read(data, releases.PENDING) is None
+    record = releases.read(data, releases.ROLLED_BACK)
+    assert record["command"] == "c1" and "stopped 5 times" in record["why"]
+
+
+def test_a_current_pointer_without_a_version_runs_the_base_install(tmp_path):
+    data = staged(tmp_path)
+    releases.write(data, releases.PENDING, None)
+    folder = releases.folder(data) / "0.2.0"
+    (folder / "haldor" / "__init__.py").write_text("")
+    releases.write(data, releases.CURRENT, {"path": str(folder)})
+    launcher.launch(str(data), __version__, ["run"])
+    assert releases.read(data, releases.CURRENT) is None
+
+
+def test_a_rollback_to_a_release_that_is_gone_runs_the_base_install(tmp_path):
+    gone = {"version": "0.1.5", "path": str(tmp_path / "deleted")}
+    data = staged(tmp_path, came_from=gone)
+    (releases.folder(data) / releases.PENDING).write_text(json.dumps({"from": gone, "to": {"version": "0.2.0"}, "starts": 2}))
+    launcher.launch(str(data), __version__, ["run"])
+    assert releases.read(data, releases.CURRENT) is None and releases.read(data, releases.PENDING) is None

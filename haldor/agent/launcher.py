@@ -35,16 +35,16 @@ def launch(data_dir: str, running: str, argv: Sequence[str]) -> None:
     current = releases.read(data_dir, releases.CURRENT)
     if current is None or current.get("version") == running:
         return
-    path = Path(str(current.get("path", "")))
-    if not (path / "haldor" / "__init__.py").is_file():
-        why = f"release {current.get('version')}: {path} holds no haldor package"
+    version, path = current.get("version"), Path(str(current.get("path", "")))
+    if not isinstance(version, str) or not (path / "haldor" / "__init__.py").is_file():
+        why = f"release {version}: {path} holds no haldor package" if isinstance(version, str) else f"{current}: names no version"
         if releases.roll_back(data_dir, why) is None:  # not on trial: the base install runs
             log.error("%s: the base install %s runs instead", why, running)
             releases.write(data_dir, releases.CURRENT, None)
         return launch(data_dir, running, argv)
-    log.info("release %s in %s runs (the base install is %s)", current.get("version"), path, running)
+    log.info("release %s in %s runs (the base install is %s)", version, path, running)
     logging.shutdown()
-    os.execve(sys.executable, [sys.executable, "-c", BOOT, str(path), *argv], {**os.environ, ENV: str(current["version"])})
+    os.execve(sys.executable, [sys.executable, "-c", BOOT, str(path), *argv], {**os.environ, ENV: version})
 
 
 def judge(data_dir: str) -> None:
@@ -52,6 +52,10 @@ def judge(data_dir: str) -> None:
     its start counted."""
     pending = releases.read(data_dir, releases.PENDING)
     if pending is None:
+        if releases.present(data_dir, releases.PENDING):  # a marker half-written or tampered with
+            log.error("%s: unreadable: the release on trial is given up, the base install runs", releases.PENDING)
+            releases.write(data_dir, releases.CURRENT, None)
+            releases.write(data_dir, releases.PENDING, None)
         return
     starts = pending.get("starts", 0)
     deadline = pending.get("deadline")
