@@ -7,13 +7,15 @@ from __future__ import annotations
 import base64
 import threading
 
+import httpx
 import pytest
 
+from haldor.fleet.login_limits import SOURCE_FAILURES
 from haldor.fleet.register import Refused, Register
 from haldor.fleet.store import FleetStore
 
 from .helpers import wait_for
-from .test_enrol import T0
+from .test_enrol import T0, register_page  # noqa: F401 (a fixture)
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 SITE = ("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "admin-ida")
@@ -63,3 +65,35 @@ def test_two_boxes_racing_one_code_on_postgresql_do_not_both_win(postgres):
     assert outcome == ["code_used"]
     other.close()
     watch.close()
+
+
+def post(url: str, body: dict | bytes, source: str) -> httpx.Response:
+    headers = {"X-Forwarded-For": source}
+    if isinstance(body, bytes):
+        return httpx.post(url + "/enrol", content=body, headers=headers, timeout=30)
+    return httpx.post(url + "/enrol", json=body, headers=headers, timeout=30)
+
+
+def test_guessing_codes_is_refused_for_a_while_and_only_from_that_source(register_page):  # noqa: F811
+    web, server = register_page
+    url = server.url
+    code = web.register.add(*SITE, web.clock())
+    for n in range(SOURCE_FAILURES):
+        wrong = post(url, {"code": f"AAAA-BBBB-CCCC-DDDD-EEEE-{n:04d}", "sealing_key": KEY}, "203.0.113.9")
+        assert wrong.status_code == 403 and wrong.json()["error"] == "code_unknown"
+    blocked = post(url, {"code": code, "sealing_key": KEY}, "203.0.113.9")  # the right code, too late
+    assert blocked.status_code == 429 and blocked.json()["error"] == "blocked" and "too many" in blocked.json()["message"]
+    assert web.register.get("valby-skole").state == "waiting"
+    elsewhere = post(url, {"code": code, "sealing_key": KEY}, "198.51.100.7")
+    assert elsewhere.status_code == 503  # past the limit and the code: this test's broker is never there
+
+
+def test_a_body_that_is_huge_not_json_or_a_bad_key_is_refused_and_counts_no_guess(register_page):  # noqa: F811
+    web, server = register_page
+    url = server.url
+    assert post(url, b"x" * (2 * 1024 * 1024), "203.0.113.5").status_code == 413
+    for _ in range(SOURCE_FAILURES):
+        assert post(url, b"{not json", "203.0.113.5").json()["error"] == "bad_request"
+        for key in ("not base64!", base64.b64encode(b"short").decode(), None):
+            assert post(url, {"code": "AAAA", "sealing_key": key}, "203.0.113.5").json()["error"] == "bad_request"
+    assert post(url, {"code": "AAAA", "sealing_key": KEY}, "203.0.113.5").json()["error"] == "code_unknown"
