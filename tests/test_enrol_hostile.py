@@ -10,6 +10,7 @@ import threading
 import httpx
 import pytest
 
+from haldor.access import sealing
 from haldor.fleet.login_limits import SOURCE_FAILURES
 from haldor.fleet.register import Refused, Register
 from haldor.fleet.store import FleetStore
@@ -97,3 +98,15 @@ def test_a_body_that_is_huge_not_json_or_a_bad_key_is_refused_and_counts_no_gues
         for key in ("not base64!", base64.b64encode(b"short").decode(), None):
             assert post(url, {"code": "AAAA", "sealing_key": key}, "203.0.113.5").json()["error"] == "bad_request"
     assert post(url, {"code": "AAAA", "sealing_key": KEY}, "203.0.113.5").json()["error"] == "code_unknown"
+
+
+@pytest.mark.parametrize("raw", [bytes(32), bytes([1]) + bytes(31)])
+def test_a_low_order_sealing_key_is_refused_at_enrolment_and_by_the_bridge(register_page, raw):  # noqa: F811
+    web, server = register_page
+    code = web.register.add(*SITE, web.clock())
+    bad = base64.b64encode(raw).decode()
+    refused = post(server.url, {"code": code, "sealing_key": bad}, "203.0.113.6")
+    assert refused.status_code == 403 and refused.json()["error"] == "bad_request"
+    assert web.register.get("valby-skole").state == "waiting"
+    with pytest.raises(ValueError, match="low-order"):  # a register that holds one anyway: the bridge leaves the site out
+        sealing.load_public(bad)
