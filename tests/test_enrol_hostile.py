@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 import threading
+import tomllib
 
 import httpx
 import pytest
 
 from haldor.access import sealing
+from haldor.agent.enrol import configuration
 from haldor.fleet.login_limits import SOURCE_FAILURES
 from haldor.fleet.register import Refused, Register
 from haldor.fleet.store import FleetStore
@@ -110,3 +112,21 @@ def test_a_low_order_sealing_key_is_refused_at_enrolment_and_by_the_bridge(regis
     assert web.register.get("valby-skole").state == "waiting"
     with pytest.raises(ValueError, match="low-order"):  # a register that holds one anyway: the bridge leaves the site out
         sealing.load_public(bad)
+
+
+def test_a_site_name_with_control_characters_is_refused_and_a_box_writes_any_name_it_gets(tmp_path):
+    register = Register(FleetStore(str(tmp_path / "fleet.db")).db)
+    for name in ("Valby\x7f Skole", 'Valby"\n[mqtt]\nhost = "evil"', "Valby\x00"):
+        with pytest.raises(Refused) as bad:
+            register.add("valby-skole", name, *SITE[2:], T0)
+        assert bad.value.reason == "bad_name"
+    answer = {
+        "site": {"id": "valby-skole", "name": 'Valby\x7f "Skole"\n[mqtt]', "timezone": "Europe/Copenhagen"},
+        "mqtt": {"host": "127.0.0.1", "port": 8883, "tls": True, "username": "valby-skole", "topic_prefix": "haldor/v1"},
+        "trust": {"keys": {"k\x7f": KEY}},
+        "doors": [],
+        "readers": [],
+    }
+    written = tomllib.loads(configuration(answer, tmp_path / "box"))  # from a fleet that let one through
+    assert written["site"]["name"] == 'Valby\x7f "Skole"\n[mqtt]' and written["mqtt"]["host"] == "127.0.0.1"
+    assert written["trust"]["keys"] == {"k\x7f": KEY}

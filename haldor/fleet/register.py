@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,8 +104,8 @@ class Register:
             raise Refused("bad_site", f"site id: {IDENTIFIER_TEXT}")
         if profile not in PROFILES:
             raise Refused("bad_profile", f"profile: one of {', '.join(PROFILES)}")
-        if not name.strip():
-            raise Refused("bad_name", "name: required")
+        if not name.strip() or any(unicodedata.category(ch) == "Cc" for ch in name):
+            raise Refused("bad_name", "name: required, without control characters")
         with self.db.transaction():
             if self.get(site) is not None:
                 raise Refused("site_exists", f"site {site}: already in the register")
