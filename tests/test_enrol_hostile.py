@@ -18,7 +18,7 @@ from haldor.fleet.register import Refused, Register
 from haldor.fleet.store import FleetStore
 
 from .helpers import wait_for
-from .test_enrol import T0, register_page  # noqa: F401 (a fixture)
+from .test_enrol import T0, login, register_page  # noqa: F401 (a fixture)
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 SITE = ("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "admin-ida")
@@ -130,3 +130,17 @@ def test_a_site_name_with_control_characters_is_refused_and_a_box_writes_any_nam
     written = tomllib.loads(configuration(answer, tmp_path / "box"))  # from a fleet that let one through
     assert written["site"]["name"] == 'Valby\x7f "Skole"\n[mqtt]' and written["mqtt"]["host"] == "127.0.0.1"
     assert written["trust"]["keys"] == {"k\x7f": KEY}
+
+
+def test_markup_in_a_site_name_zone_or_id_is_shown_as_text_on_the_register_page(register_page):  # noqa: F811
+    web, server = register_page
+    client, csrf = login(server.url, "admin-ida")
+    name = "<script>alert('x')</script> & Co"
+    form = {"csrf": csrf, "action": "add", "site": "valby-skole", "name": name, "zone": "Europe/Copenhagen"}
+    assert client.post("/register", data={**form, "profile": "main-strike-wiegand"}).status_code == 200
+    page = client.get("/register").text
+    assert "<script>alert" not in page and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; Co" in page
+    bad_zone = client.post("/register", data={**form, "site": "b", "zone": "<b>Mars</b>", "profile": "main-strike-wiegand"})
+    assert bad_zone.status_code == 400 and "<b>Mars" not in bad_zone.text and "&lt;b&gt;Mars" in bad_zone.text
+    bad_site = client.post("/register", data={**form, "site": "<i>x/../y", "profile": "main-strike-wiegand"})
+    assert bad_site.status_code == 400 and "<i>x" not in bad_site.text and web.register.get("<i>x/../y") is None
