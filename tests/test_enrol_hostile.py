@@ -144,3 +144,41 @@ def test_markup_in_a_site_name_zone_or_id_is_shown_as_text_on_the_register_page(
     assert bad_zone.status_code == 400 and "<b>Mars" not in bad_zone.text and "&lt;b&gt;Mars" in bad_zone.text
     bad_site = client.post("/register", data={**form, "site": "<i>x/../y", "profile": "main-strike-wiegand"})
     assert bad_site.status_code == 400 and "<i>x" not in bad_site.text and web.register.get("<i>x/../y") is None
+
+
+def test_the_bridge_sends_its_register_token_over_https_only_beyond_loopback(tmp_path):
+    from haldor.bridge import settings as bridge_settings
+    from haldor.errors import ConfigError
+
+    from .test_enrol import toml_checker
+
+    token = tmp_path / "register.token"
+    token.write_text("bridge-" + "0123456789abcdef" * 2 + "\n")
+    table = bridge_settings._RegisterTable
+    with pytest.raises(ConfigError, match=r"register\.url: https only beyond loopback"):
+        bridge_settings._register(toml_checker(tmp_path), table(url="http://fleet.example/register.json", token_file=str(token)))
+    for url in ("https://fleet.example/register.json", "http://127.0.0.1:8080/register.json"):
+        assert bridge_settings._register(toml_checker(tmp_path), table(url=url, token_file=str(token))).url == url
+
+
+def test_register_json_needs_the_bridges_token_exactly(tmp_path):
+    from dataclasses import replace
+
+    from haldor.fleet.dynsec import Dynsec
+    from haldor.fleet.enrolment import Enroller
+    from haldor.fleet.serving import FleetServer
+    from haldor.fleet.web import FleetWeb
+    from haldor.mqtt import BrokerOptions
+
+    from .test_enrol import ENROLMENT, PREFIX
+
+    token = "bridge-" + "0123456789abcdef" * 2
+    web = FleetWeb(FleetStore(str(tmp_path / "fleet.db")))
+    web.enroller = Enroller(web.register, Dynsec(BrokerOptions("127.0.0.1", 1)), replace(ENROLMENT, register_token=token), PREFIX)
+    server = FleetServer(web, ("127.0.0.1", 0)).start()
+    try:
+        for header in ({}, {"Authorization": token}, {"Authorization": f"Bearer {token[:-1]}"}, {"Authorization": "Bearer x"}):
+            assert httpx.get(server.url + "/register.json", headers=header).status_code == 401
+        assert httpx.get(server.url + "/register.json", headers={"Authorization": f"Bearer {token}"}).json() == {"sites": []}
+    finally:
+        server.shutdown()
