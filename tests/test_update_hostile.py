@@ -160,3 +160,28 @@ def test_a_rollback_to_a_release_that_is_gone_runs_the_base_install(tmp_path):
     (releases.folder(data) / releases.PENDING).write_text(json.dumps({"from": gone, "to": {"version": "0.2.0"}, "starts": 2}))
     launcher.launch(str(data), __version__, ["run"])
     assert releases.read(data, releases.CURRENT) is None and releases.read(data, releases.PENDING) is None
+
+
+@pytest.mark.parametrize("damaged", ["haldor/cli.py", "haldor/agent/run.py"])
+def test_a_confirmed_release_that_no_longer_imports_leaves_the_base_install_running(tmp_path, broker, damaged):
+    from haldor.integrator import documents
+
+    from .test_update import Box
+
+    _, _, release_pub = documents.keygen("release", tmp_path / "keys")
+    box = Box(tmp_path, broker, release_pub)
+    try:
+        folder = releases.folder(box.data) / "0.9.0"
+        with zipfile.ZipFile(build_wheel(tmp_path, "0.9.0")) as z:
+            z.extractall(folder)
+        # a file damaged under the launcher (one deleted is the same on a box; here, where the base
+        # install is editable, its finder would supply the missing module)
+        (folder / damaged).write_bytes(b"def \0 damaged")
+        releases.write(box.data, releases.CURRENT, releases.release("0.9.0", folder))
+        box.start()  # online: the doors have their controller
+        assert box.statuses()[-1]["agent_version"] == __version__ and box.agent.alive()
+        assert releases.read(box.data, releases.CURRENT) is None
+        log = box.agent.log.read_text()
+        assert "release 0.9.0 did not start" in log and "SyntaxError" in log and f"the base install {__version__} runs" in log
+    finally:
+        box.close()
