@@ -115,6 +115,43 @@ def test_a_redirect_away_from_http_is_not_followed(tmp_path):
         server.server_close()
 
 
+def test_a_wheel_of_very_many_entries_is_refused(tmp_path):
+    def many(z: zipfile.ZipFile) -> None:
+        for n in range(installer.MAX_ENTRIES):
+            z.writestr(f"haldor/empty/{n}.py", "")
+
+    refused(tmp_path, with_extra(tmp_path, many), "entries, at most")
+
+
+def test_a_server_that_trickles_the_wheel_is_given_up(tmp_path):
+    wheel = build_wheel(tmp_path, VERSION)
+    stop = threading.Event()
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the base class's name)
+            self.send_response(200)
+            self.send_header("Content-Length", str(wheel.stat().st_size))
+            self.end_headers()
+            for byte in wheel.read_bytes():
+                if stop.wait(0.05):  # a byte now and then: each read is answered in time
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+
+        def log_message(self, format, *args) -> None:  # noqa: A002
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(installer.Unfit, match="not downloaded within 1 s"):
+            installer.fetch(f"http://127.0.0.1:{server.server_address[1]}/w.whl", tmp_path / "w.whl", manifest_of(wheel), 1.0)
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+
+
 # --- the launcher with pointer files tampered with ------------------------------------------
 
 

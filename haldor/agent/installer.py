@@ -39,6 +39,10 @@ COMPILE_TIMEOUT_S = 300.0
 #: unpacked, a wheel of Haldor is a few times its packed size; far more is a zip bomb
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 MAX_RATIO = 20
+#: Haldor is a few hundred files; thousands of empty ones would only use up the card's inodes
+MAX_ENTRIES = 10_000
+#: the whole download, however slowly a server trickles it (each read also has DOWNLOAD_TIMEOUT_S)
+DOWNLOAD_TOTAL_S = 30 * 60.0
 
 
 class Unfit(Exception):
@@ -100,19 +104,22 @@ class _HttpOnly(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_HttpOnly)
 
 
-def fetch(url: str, into: Path, manifest: Manifest) -> None:
-    """At most the manifest's size (one byte more says it is larger), then its sha256."""
-    digest, size = hashlib.sha256(), 0
+def fetch(url: str, into: Path, manifest: Manifest, total_s: float = DOWNLOAD_TOTAL_S) -> None:
+    """At most the manifest's size (one byte more says it is larger) within ``total_s``
+    (a server that trickles would hold the update thread for ever), then its sha256."""
+    digest, size, deadline = hashlib.sha256(), 0, time.monotonic() + total_s
     if not url.startswith(("http://", "https://")):
         raise Unfit(f"{url}: not an http:// or https:// address")
     try:
         with _OPENER.open(url, timeout=DOWNLOAD_TIMEOUT_S) as answer, open(into, "wb") as out:
-            while chunk := answer.read(min(CHUNK, manifest.size + 1 - size)):
+            while chunk := answer.read1(min(CHUNK, manifest.size + 1 - size)):
                 size += len(chunk)
                 digest.update(chunk)
                 out.write(chunk)
                 if size > manifest.size:
                     raise Unfit(f"{url}: larger than the manifest's {manifest.size} bytes")
+                if time.monotonic() > deadline:
+                    raise Unfit(f"{url}: not downloaded within {total_s:g} s ({size} of {manifest.size} bytes)")
     except (OSError, ValueError) as exc:  # URLError is an OSError
         raise Unfit(f"{url}: not downloaded ({exc})") from None
     if size != manifest.size:
@@ -145,6 +152,8 @@ def check_entries(z: zipfile.ZipFile, packed: int, manifest: Manifest) -> None:
     would shadow a library of the base install), and the whole at most a bounded size
     unpacked."""
     info = f"haldor-{manifest.version}.dist-info"
+    if len(z.infolist()) > MAX_ENTRIES:
+        raise Unfit(f"{manifest.wheel}: {len(z.infolist())} entries, at most {MAX_ENTRIES}")
     for entry in z.infolist():
         name, parts = entry.filename, PurePosixPath(entry.filename).parts
         if name.startswith("/") or ".." in parts or "\\" in name or not parts:
