@@ -54,6 +54,14 @@ ENROL_TEXTS: dict[str, dict[str, str]] = {
         "da": "koden er udløbet (den gælder et døgn): bed om en ny",
         "en": "the code has expired (valid a day): ask for a new one",
     },
+    "enrol.code_void": {
+        "da": "koden er fra før stedets boks sidst blev tilmeldt: bed om en ny",
+        "en": "the code is from before the site's box last enrolled: ask for a new one",
+    },
+    "enrol.blocked": {
+        "da": "for mange forkerte koder herfra: prøv igen senere",
+        "en": "too many wrong codes from here: try again later",
+    },
     "enrol.site_enrolled": {"da": "stedet har allerede en tilmeldt boks", "en": "the site already has an enrolled box"},
     "enrol.data_enrolled": {
         "da": "datamappen er allerede tilmeldt; intet er overskrevet",

@@ -4,6 +4,7 @@ rollout and the later stages' boxes never get the command."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -86,3 +87,22 @@ def test_a_rollout_stops_when_a_stage_fails(tmp_path, broker, keys, capsys):
     assert lines[2] == "  site-005: update to 0.2.0 rolled back to 0.1.0: self-check not passed"
     assert lines[-1] == "stopped: 2 failure(s) in stage 10%, at most 1 allowed; 90 site(s) not touched"
     assert [s for s, c in boxes.commands.items() if c] == SITES[:10]
+
+
+def test_a_result_counts_only_from_the_site_the_command_went_to():
+    from types import SimpleNamespace
+
+    from haldor.integrator.rollout import Rollout
+    from haldor.mqtt import BrokerOptions
+
+    rollout = Rollout(BrokerOptions("127.0.0.1", 1), lambda site: ({}, b""))
+    prefix = rollout.opts.prefix
+
+    def heard(topic: str, doc: dict) -> None:
+        rollout._on_message(None, None, SimpleNamespace(topic=f"{prefix}/{topic}", payload=json.dumps(doc).encode()))
+
+    heard("site-001/status", {"agent_version": "0.2.0"})
+    heard("site-002/cmd/result", {"id": "c-1", "ok": False, "error": "forged by another box"})
+    assert rollout._outcome("c-1", "site-001", "0.2.0") == ""  # still waiting: site-002 does not answer for site-001
+    heard("site-001/cmd/result", {"id": "c-1", "ok": True})
+    assert rollout._outcome("c-1", "site-001", "0.2.0") is None

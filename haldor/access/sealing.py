@@ -25,11 +25,18 @@ def public_text(key: PrivateKey) -> str:
 
 
 def load_public(text: str) -> PublicKey:
+    """The key, or ValueError: not one, or a point nothing can be sealed to (libsodium
+    refuses a low-order key such as 32 zero bytes: sealing to it would fail every run)."""
     try:
         raw = base64.b64decode(text.strip(), validate=True)
-        return PublicKey(raw)
+        key = PublicKey(raw)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise ValueError("not a base64 X25519 public key (32 bytes)") from exc
+    try:
+        SealedBox(key).encrypt(b"")
+    except (CryptoError, RuntimeError):  # PyNaCl says RuntimeError for libsodium's refusal
+        raise ValueError("an X25519 key nothing can be sealed to (a low-order point)") from None
+    return key
 
 
 def seal_to(public: PublicKey, text: str) -> str:

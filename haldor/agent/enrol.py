@@ -130,10 +130,11 @@ def _pairs(values: dict[str, Any]) -> list[str]:
 
 
 def _value(v: Any) -> str:
-    """A TOML value: JSON's strings, numbers and booleans are TOML's too; a table inline."""
+    """A TOML value: JSON's strings, numbers and booleans are TOML's too (but for DEL,
+    which TOML wants escaped); a table inline."""
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_value(x)}" for k, x in v.items()) + " }"
-    return json.dumps(v, ensure_ascii=False)
+        return "{ " + ", ".join(f"{_value(str(k))} = {_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _write(path: Path, text: str) -> None:

@@ -14,6 +14,7 @@ import importlib.metadata
 import logging
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -35,6 +36,13 @@ log = logging.getLogger(__name__)
 DOWNLOAD_TIMEOUT_S = 60.0
 CHUNK = 64 * 1024
 COMPILE_TIMEOUT_S = 300.0
+#: unpacked, a wheel of Haldor is a few times its packed size; far more is a zip bomb
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+MAX_RATIO = 20
+#: Haldor is a few hundred files; thousands of empty ones would only use up the card's inodes
+MAX_ENTRIES = 10_000
+#: the whole download, however slowly a server trickles it (each read also has DOWNLOAD_TIMEOUT_S)
+DOWNLOAD_TOTAL_S = 30 * 60.0
 
 
 class Unfit(Exception):
@@ -84,17 +92,34 @@ def install(data_dir: str, manifest: Manifest, url: str) -> Path:
         wheel.unlink(missing_ok=True)
 
 
-def fetch(url: str, into: Path, manifest: Manifest) -> None:
-    """At most the manifest's size (one byte more says it is larger), then its sha256."""
-    digest, size = hashlib.sha256(), 0
+class _HttpOnly(urllib.request.HTTPRedirectHandler):
+    """Redirects followed to http(s) only (urllib's own would follow one to ftp://)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        if not newurl.startswith(("http://", "https://")):
+            raise Unfit(f"{req.full_url}: redirected to {newurl}, not an http:// or https:// address")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpOnly)
+
+
+def fetch(url: str, into: Path, manifest: Manifest, total_s: float = DOWNLOAD_TOTAL_S) -> None:
+    """At most the manifest's size (one byte more says it is larger) within ``total_s``
+    (a server that trickles would hold the update thread for ever), then its sha256."""
+    digest, size, deadline = hashlib.sha256(), 0, time.monotonic() + total_s
+    if not url.startswith(("http://", "https://")):
+        raise Unfit(f"{url}: not an http:// or https:// address")
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as answer, open(into, "wb") as out:
-            while chunk := answer.read(min(CHUNK, manifest.size + 1 - size)):
+        with _OPENER.open(url, timeout=DOWNLOAD_TIMEOUT_S) as answer, open(into, "wb") as out:
+            while chunk := answer.read1(min(CHUNK, manifest.size + 1 - size)):
                 size += len(chunk)
                 digest.update(chunk)
                 out.write(chunk)
                 if size > manifest.size:
                     raise Unfit(f"{url}: larger than the manifest's {manifest.size} bytes")
+                if time.monotonic() > deadline:
+                    raise Unfit(f"{url}: not downloaded within {total_s:g} s ({size} of {manifest.size} bytes)")
     except (OSError, ValueError) as exc:  # URLError is an OSError
         raise Unfit(f"{url}: not downloaded ({exc})") from None
     if size != manifest.size:
@@ -107,15 +132,10 @@ def unpack(wheel: Path, top: Path, manifest: Manifest) -> Path:
     """Into ``top/<version>``, whole or not at all (unpacked beside it, then renamed)."""
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
-        for name in names:
-            parts = PurePosixPath(name).parts
-            if name.startswith("/") or ".." in parts or "\\" in name:
-                raise Unfit(f"{manifest.wheel}: unsafe path {name!r}")
         info = f"haldor-{manifest.version}.dist-info"
+        check_entries(z, wheel.stat().st_size, manifest)
         if "haldor/__init__.py" not in names or f"{info}/METADATA" not in names:
             raise Unfit(f"{manifest.wheel}: not a wheel of haldor {manifest.version} (no haldor/__init__.py or {info}/METADATA)")
-        if any(PurePosixPath(n).parts[0].endswith(".data") for n in names):
-            raise Unfit(f"{manifest.wheel}: has .data files; only a pure-Python wheel is installed")
         check_metadata(z.read(f"{info}/METADATA").decode("utf-8", "replace"), manifest)
         staging = top / f".{manifest.version}.unpacking"
         shutil.rmtree(staging, ignore_errors=True)
@@ -125,6 +145,29 @@ def unpack(wheel: Path, top: Path, manifest: Manifest) -> Path:
     staging.rename(target)
     compile_release(target, manifest)
     return target
+
+
+def check_entries(z: zipfile.ZipFile, packed: int, manifest: Manifest) -> None:
+    """Each entry a plain file or folder under ``haldor/`` or its dist-info (nothing that
+    would shadow a library of the base install), and the whole at most a bounded size
+    unpacked."""
+    info = f"haldor-{manifest.version}.dist-info"
+    if len(z.infolist()) > MAX_ENTRIES:
+        raise Unfit(f"{manifest.wheel}: {len(z.infolist())} entries, at most {MAX_ENTRIES}")
+    for entry in z.infolist():
+        name, parts = entry.filename, PurePosixPath(entry.filename).parts
+        if name.startswith("/") or ".." in parts or "\\" in name or not parts:
+            raise Unfit(f"{manifest.wheel}: unsafe path {name!r}")
+        if parts[0].endswith(".data"):
+            raise Unfit(f"{manifest.wheel}: has .data files; only a pure-Python wheel is installed")
+        if parts[0] not in ("haldor", info) or (len(parts) == 1 and not entry.is_dir()):
+            raise Unfit(f"{manifest.wheel}: {name!r} is outside haldor/ and {info}/")
+        kind = stat.S_IFMT(entry.external_attr >> 16)
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            raise Unfit(f"{manifest.wheel}: {name!r} is not a plain file (a link or device)")
+    unpacked = sum(entry.file_size for entry in z.infolist())
+    if unpacked > min(MAX_UNPACKED_BYTES, MAX_RATIO * packed):
+        raise Unfit(f"{manifest.wheel}: {unpacked} bytes unpacked from {packed}: refused as a zip bomb")
 
 
 def compile_release(target: Path, manifest: Manifest) -> None:

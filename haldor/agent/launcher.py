@@ -23,28 +23,52 @@ log = logging.getLogger(__name__)
 ENV = "HALDOR_RELEASE"
 #: starts of a release on trial that never passed its self-check before it is given up
 MAX_STARTS = 2
-#: the release's process: its folder first, then `haldor` as usual
-BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'haldor'; from haldor.cli import main; sys.exit(main())"
+#: set by the release's process for the base install it starts again when the release does not
+#: even import (a folder partly deleted, a file damaged): why, for the launcher to judge
+BROKEN = "HALDOR_RELEASE_BROKEN"
+#: the release's process: its folder first, then `haldor` as usual; a release that does not
+#: import hands over to the base install (the same arguments) instead of stopping the doors
+BOOT = f"""
+import os, sys
+path = sys.argv.pop(1)
+sys.path.insert(0, path)
+sys.argv[0] = "haldor"
+try:
+    from haldor.cli import main
+    if "run" in sys.argv[1:]:
+        import haldor.agent.run
+except Exception as exc:
+    env = {{k: v for k, v in os.environ.items() if k != "{ENV}"}}
+    env["{BROKEN}"] = f"{{path}}: {{type(exc).__name__}}: {{exc}}"
+    os.execve(sys.executable, [sys.executable, "-m", "haldor", *sys.argv[1:]], env)
+sys.exit(main())
+"""
 
 
 def launch(data_dir: str, running: str, argv: Sequence[str]) -> None:
     """Returns when the running code is the one to run; else replaces this process."""
     if os.environ.get(ENV):  # this is the release the base install started
         return
+    broken = os.environ.pop(BROKEN, None)
+    if broken is not None:
+        log.error("release %s did not start (%s)", (releases.read(data_dir, releases.CURRENT) or {}).get("version"), broken)
+        if releases.read(data_dir, releases.PENDING) is None:  # on trial, judge() counts it as a start that failed
+            log.error("the base install %s runs instead", running)
+            releases.write(data_dir, releases.CURRENT, None)
     judge(data_dir)
     current = releases.read(data_dir, releases.CURRENT)
     if current is None or current.get("version") == running:
         return
-    path = Path(str(current.get("path", "")))
-    if not (path / "haldor" / "__init__.py").is_file():
-        why = f"release {current.get('version')}: {path} holds no haldor package"
+    version, path = current.get("version"), Path(str(current.get("path", "")))
+    if not isinstance(version, str) or not (path / "haldor" / "__init__.py").is_file():
+        why = f"release {version}: {path} holds no haldor package" if isinstance(version, str) else f"{current}: names no version"
         if releases.roll_back(data_dir, why) is None:  # not on trial: the base install runs
             log.error("%s: the base install %s runs instead", why, running)
             releases.write(data_dir, releases.CURRENT, None)
         return launch(data_dir, running, argv)
-    log.info("release %s in %s runs (the base install is %s)", current.get("version"), path, running)
+    log.info("release %s in %s runs (the base install is %s)", version, path, running)
     logging.shutdown()
-    os.execve(sys.executable, [sys.executable, "-c", BOOT, str(path), *argv], {**os.environ, ENV: str(current["version"])})
+    os.execve(sys.executable, [sys.executable, "-c", BOOT, str(path), *argv], {**os.environ, ENV: version})
 
 
 def judge(data_dir: str) -> None:
@@ -52,6 +76,10 @@ def judge(data_dir: str) -> None:
     its start counted."""
     pending = releases.read(data_dir, releases.PENDING)
     if pending is None:
+        if releases.present(data_dir, releases.PENDING):  # a marker half-written or tampered with
+            log.error("%s: unreadable: the release on trial is given up, the base install runs", releases.PENDING)
+            releases.write(data_dir, releases.CURRENT, None)
+            releases.write(data_dir, releases.PENDING, None)
         return
     starts = pending.get("starts", 0)
     deadline = pending.get("deadline")

@@ -41,6 +41,11 @@ def read(data_dir: str | Path, name: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def present(data_dir: str | Path, name: str) -> bool:
+    """The pointer file is there, readable or not."""
+    return (folder(data_dir) / name).exists()
+
+
 def write(data_dir: str | Path, name: str, doc: dict[str, Any] | None) -> None:
     """Written whole and renamed into place; None removes it."""
     path = folder(data_dir) / name
@@ -80,15 +85,16 @@ def roll_back(data_dir: str | Path, why: str) -> dict[str, Any] | None:
     pending = read(data_dir, PENDING)
     if pending is None:
         return None
+    came_from, to = (pending.get(k) if isinstance(pending.get(k), dict) else None for k in ("from", "to"))
     record = {
         "command": pending.get("command"),
-        "from": (pending.get("from") or {}).get("version"),
-        "to": (pending.get("to") or {}).get("version"),
+        "from": (came_from or {}).get("version"),
+        "to": (to or {}).get("version"),
         "why": why,
         "at": time.time(),
     }
     write(data_dir, ROLLED_BACK, record)
-    write(data_dir, CURRENT, pending.get("from"))
+    write(data_dir, CURRENT, came_from)
     write(data_dir, PENDING, None)
     log.error("update to %s rolled back to %s: %s", record["to"], record["from"] or "the base install", why)
     return record

@@ -66,7 +66,8 @@ class Updating:
         #: why the agent stops to be started again (exit 75), once an update asks for it
         self.restart_for: str | None = None
         pending = releases.read(cfg.data_dir, releases.PENDING)
-        on_trial = pending is not None and (pending.get("to") or {}).get("version") == __version__
+        to = pending.get("to") if pending is not None else None
+        on_trial = isinstance(to, dict) and to.get("version") == __version__
         self.trial = pending if on_trial else None
         self.check = SelfCheck(cfg, store, link, now + cfg.update.check_s) if on_trial else None
         self.rolled_back = releases.read(cfg.data_dir, releases.ROLLED_BACK)

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from haldor import toml_file
@@ -222,6 +223,8 @@ def parse(raw: dict[str, Any], path: str) -> BridgeConfig:
 def _register(c: toml_file.Checker, r: _RegisterTable) -> RegisterSource:
     if not r.url.startswith(("https://", "http://")):
         raise c.fail("register.url", "required: the fleet's register, e.g. https://fleet.kommune.dk/register.json")
+    if r.url.startswith("http://") and urlsplit(r.url).hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise c.fail("register.url", "https only beyond loopback (the bridge's token goes with each request)")
     try:
         token = Path(c.resolve(r.token_file)).read_text().strip() if r.token_file else ""
     except OSError as exc:

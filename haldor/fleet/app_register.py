@@ -20,6 +20,7 @@ from haldor.errors import HaldorError
 from haldor.texts import both, t
 
 from .app_forms import BODY_S, MAX_FORM_BYTES, _checked, _session
+from .login_limits import source_of
 from .operators import Operator
 from .profiles import PROFILES
 from .register import Refused
@@ -160,16 +161,26 @@ async def enrol(request: Request) -> Response:
         doc: Any = json.loads(body)
     except ValueError:
         doc = None
-    return await run_in_threadpool(_enrol, web, doc, peer(request))
+    return await run_in_threadpool(_enrol, web, doc, source_of(peer(request), RequestHeaders(request.headers)))
+
+
+#: the refusals that are a wrong guess at a code, counted against the source
+GUESSES = frozenset({"code_unknown", "code_used", "code_expired", "code_void"})
 
 
 def _enrol(web: FleetWeb, doc: Any, source: str) -> Response:
     assert web.enroller is not None
     now = web.clock()
+    counted = f"enrol:{source}"
+    if web.enrol_sources.blocked(counted, now):
+        log.warning("enrolment refused from %s: too many wrong codes", source)
+        return _refusal(429, "blocked", both("enrol.blocked"))
     try:
         answer = web.enroller.enrol(doc, now)
     except Refused as exc:
         log.warning("enrolment refused from %s: %s", source, exc)
+        if exc.reason in GUESSES:
+            web.enrol_sources.failed(counted, now)
         key = f"enrol.{exc.reason}"
         return _refusal(409 if exc.reason in ("code_used", "site_enrolled") else 403, exc.reason, both(key))
     except HaldorError as exc:

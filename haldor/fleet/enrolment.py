@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from haldor.access import sealing
 from haldor.errors import HaldorError
 
 from .dynsec import Dynsec, DynsecError
@@ -43,14 +44,20 @@ class Enrolment:
 
 
 def sealing_key(text: Any) -> str:
-    """A box's public X25519 key as sent, checked: base64 of 32 bytes."""
+    """A box's public X25519 key as sent, checked: base64 of 32 bytes, and a key the bridge
+    can seal to (a low-order one would fail every bridge run that reaches its site)."""
     try:
         raw = base64.b64decode(str(text), validate=True)
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != 32:
         raise Refused("bad_request", "sealing_key: base64 of a 32-byte X25519 public key")
-    return base64.b64encode(raw).decode()
+    encoded = base64.b64encode(raw).decode()
+    try:
+        sealing.load_public(encoded)
+    except ValueError as exc:
+        raise Refused("bad_request", f"sealing_key: {exc}") from None
+    return encoded
 
 
 class Enroller:

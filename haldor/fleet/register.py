@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,8 +104,8 @@ class Register:
             raise Refused("bad_site", f"site id: {IDENTIFIER_TEXT}")
         if profile not in PROFILES:
             raise Refused("bad_profile", f"profile: one of {', '.join(PROFILES)}")
-        if not name.strip():
-            raise Refused("bad_name", "name: required")
+        if not name.strip() or any(unicodedata.category(ch) == "Cc" for ch in name):
+            raise Refused("bad_name", "name: required, without control characters")
         with self.db.transaction():
             if self.get(site) is not None:
                 raise Refused("site_exists", f"site {site}: already in the register")
@@ -134,13 +135,14 @@ class Register:
 
     def take(self, code: str, now: float) -> Site:
         """The site a valid code enrols, the code marked used; else Refused (unknown,
-        used, expired, or the site's box enrolled already)."""
+        used, expired, the site's box enrolled already, or made before its box last
+        enrolled: a revoked box does not come back with a spare code of its own time)."""
         digest = self._hash(code)
         with self.db.transaction():
-            row = self.db.one("SELECT site, expires_at, used_at FROM enrol_codes WHERE hash = ?", [digest])
+            row = self.db.one("SELECT site, made_at, expires_at, used_at FROM enrol_codes WHERE hash = ?", [digest])
             if row is None:
                 raise Refused("code_unknown")
-            site_id, expires_at, used_at = row
+            site_id, made_at, expires_at, used_at = row
             if used_at is not None:
                 raise Refused("code_used")
             if now >= expires_at:
@@ -150,7 +152,12 @@ class Register:
                 raise Refused("code_unknown")
             if site.state == "enrolled":
                 raise Refused("site_enrolled")
-            self.db.execute("UPDATE enrol_codes SET used_at = ? WHERE hash = ?", [now, digest])
+            if site.enrolled_at is not None and made_at <= site.enrolled_at:  # a spare code of the revoked box
+                raise Refused("code_void")
+            # taken only if still unused: on PostgreSQL another transaction may have taken it since the SELECT
+            taken = self.db.execute("UPDATE enrol_codes SET used_at = ? WHERE hash = ? AND used_at IS NULL", [now, digest])
+            if taken.rowcount != 1:
+                raise Refused("code_used")
             return site
 
     def give_back(self, code: str) -> None:

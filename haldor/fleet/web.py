@@ -17,7 +17,7 @@ from .commands import AuditLog, Commander
 from .dashboard import Figures, season_weeks, totals, year_before
 from .enrolment import Enroller
 from .incidents import IncidentBook
-from .login_limits import HashSlots
+from .login_limits import HashSlots, SourceLimits
 from .register import Register
 from .report import SEASON_WEEKS, SeasonLine, UsageLine
 from .rollout_book import RolloutBook
@@ -105,6 +105,8 @@ class FleetWeb:
         self.public_origin = ""
         #: argon2 verifications at once: two in all, one per source
         self.slots = HashSlots(2)
+        #: wrong enrolment codes per source (as ``enrol:<address>``), refused for a while past a limit like logins
+        self.enrol_sources = SourceLimits(store.db)
         #: this process's consumer and alerting, for /metrics (set by whoever starts them)
         self.consumer: FleetConsumer | None = None
         self.alerting: AlertWorker | None = None

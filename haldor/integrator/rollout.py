@@ -29,7 +29,8 @@ class Answers:
     """What the boxes said, gathered by paho's thread."""
 
     versions: dict[str, str | None] = field(default_factory=dict)
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (site, command id): the result
+    results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     changed: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -57,8 +58,8 @@ class Rollout:
             if msg.topic.endswith(f"/{Leaf.STATUS}"):
                 version = doc.get("agent_version")
                 self.answers.versions[site] = version if isinstance(version, str) else None
-            elif isinstance(doc.get("id"), str):
-                self.answers.results[doc["id"]] = doc
+            elif isinstance(doc.get("id"), str):  # counted only from the site it was sent to
+                self.answers.results[(site, doc["id"])] = doc
             self.answers.changed.notify_all()
 
     def __enter__(self) -> Rollout:
@@ -102,7 +103,7 @@ class Rollout:
 
     def _outcome(self, command: str, site: str, target: str) -> str | None:
         """None: done and its status says so; "": not yet; else why it failed."""
-        return outcome(self.answers.results.get(command), self.answers.versions.get(site), target)
+        return outcome(self.answers.results.get((site, command)), self.answers.versions.get(site), target)
 
 
 def run(
