@@ -28,6 +28,10 @@ ENROL_TEXTS: dict[str, dict[str, str]] = {
     "fleet.register_state": {"da": "Tilstand", "en": "State"},
     "fleet.register.waiting": {"da": "venter på boksen", "en": "waiting for its box"},
     "fleet.register.enrolled": {"da": "tilmeldt", "en": "enrolled"},
+    "fleet.register.unheard": {
+        "da": "svar sendt til boksen, intet hørt fra den endnu",
+        "en": "answer sent to the box, nothing heard from it yet",
+    },
     "fleet.register.revoked": {"da": "tilbagekaldt", "en": "revoked"},
     "fleet.register_code": {
         "da": "Tilmeldingskode for {site} (vises kun nu; gælder 24 timer, én gang):",

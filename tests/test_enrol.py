@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -206,6 +207,20 @@ def test_a_registrar_creates_a_site_on_the_page_and_sees_its_code_once(register_
     assert refused.status_code == 400 and "already in the register" in refused.text
     rows = web.audit.rows("valby-skole")
     assert [(r["who"], r["action"]) for r in rows][::-1] == [("admin-ida", "site_added"), ("admin-ida", "refused")]
+
+
+def test_an_enrolment_is_shown_done_only_once_its_box_is_heard(register_page):
+    """The fleet answers a box and marks it enrolled; if that answer is lost, the box never
+    comes. The register says it sent the answer until the box is heard after it."""
+    web, server = register_page
+    code = web.register.add("valby-skole", "Valby Skole", "Europe/Copenhagen", "main-strike-wiegand", "admin-ida", time.time())
+    web.register.take(code, time.time())
+    web.register.enrolled("valby-skole", "k" * 44, time.time())
+    client, _ = login(server.url, "admin-ida")
+    assert "intet hørt fra den endnu" in client.get("/register").text
+    web.store.set_status("valby-skole", {"online": True, "at": datetime.now(UTC).isoformat()}, time.time() + 1)
+    page = client.get("/register").text
+    assert "intet hørt fra den endnu" not in page and ">tilmeldt<" in page
 
 
 def test_an_operator_who_is_no_registrar_creates_no_site(register_page):

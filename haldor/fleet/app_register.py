@@ -40,7 +40,7 @@ def _page(web: FleetWeb, view: View, *, code: str = "", code_site: str = "", pro
     title = t("fleet.register", view.lang)
     now = web.clock()
     with web.lock:
-        sites, generation = web.register.sites(), web.generation()
+        sites, heard, generation = web.register.sites(), web.register.heard(), web.generation()
     html = render(
         "register.html",
         view=view,
@@ -49,6 +49,7 @@ def _page(web: FleetWeb, view: View, *, code: str = "", code_site: str = "", pro
         generation=generation,
         updated="",
         register=sites,
+        heard=heard,
         profiles=PROFILES,
         admin=view.role == "registrar",
         enrolling=web.enroller is not None,

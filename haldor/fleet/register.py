@@ -94,6 +94,14 @@ class Register:
     def sites(self) -> list[Site]:
         return [Site(*r) for r in self.db.rows(f"SELECT {', '.join(COLUMNS)} FROM register ORDER BY site")]
 
+    def heard(self) -> dict[str, float]:
+        """When the fleet last heard each registered site's box (a status or an event): an
+        enrolment the fleet answered is shown as done only once its box is heard after it."""
+        rows = self.db.rows(
+            "SELECT r.site, s.seen_at FROM register r JOIN sites s ON s.site = r.site WHERE s.seen_at IS NOT NULL"
+        )
+        return {str(site): float(at) for site, at in rows}
+
     def get(self, site: str) -> Site | None:
         row = self.db.one(f"SELECT {', '.join(COLUMNS)} FROM register WHERE site = ?", [site])
         return Site(*row) if row else None
