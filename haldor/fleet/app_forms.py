@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import replace
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -98,6 +99,19 @@ async def _checked(request: Request) -> tuple[FleetWeb, dict[str, str], View] | 
     if not _same_origin(web, request):
         return plain(403, "a form from another site\n")
     return web, form, view
+
+
+def signed_in_page(web: FleetWeb, request: Request) -> View | Response:
+    """A page's view with who is logged in, or the way to the login and back (the page
+    open on loopback without users: read only)."""
+    view = read_view(request.url.query, today_in(web.zone, web.clock()), weeks=web.season)
+    auth = web.auth
+    if auth is None:
+        return view
+    session = auth.session(RequestHeaders(request.headers), peer(request))
+    if session is None:
+        return Response(status_code=303, headers={"Location": f"/login?next={quote(request.url.path, safe='')}"})
+    return replace(view, user=session.operator.name, role=session.operator.role, csrf=session.csrf, sso=not auth.passwords)
 
 
 def _session(web: FleetWeb, request: Request, form: dict[str, str]) -> Session | Response:

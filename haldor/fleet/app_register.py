@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from haldor.errors import HaldorError
 from haldor.texts import both, t
 
-from .app_forms import BODY_S, MAX_FORM_BYTES, _checked, _session
+from .app_forms import BODY_S, MAX_FORM_BYTES, _checked, _session, signed_in_page
 from .login_limits import source_of
 from .operators import Operator
 from .profiles import PROFILES
@@ -27,7 +27,7 @@ from .register import Refused
 from .request_parts import RequestHeaders, peer, plain, words
 from .sessions import same
 from .templating import render
-from .view import View, read_view, today_in
+from .view import View
 from .web import FleetWeb
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,8 @@ def _page(web: FleetWeb, view: View, *, code: str = "", code_site: str = "", pro
 def register_page(request: Request) -> Response:
     """GET /register: for anyone logged in (the page open on loopback without users: read only)."""
     web: FleetWeb = request.app.state.web
-    view = read_view(request.url.query, today_in(web.zone, web.clock()), weeks=web.season)
-    auth = web.auth
-    if auth is not None:
-        session = auth.session(RequestHeaders(request.headers), peer(request))
-        if session is None:
-            return Response(status_code=303, headers={"Location": "/login?next=%2Fregister"})
-        view = _with(view, session.operator, session.csrf)
-    return _page(web, view)
+    view = signed_in_page(web, request)
+    return view if isinstance(view, Response) else _page(web, view)
 
 
 def _with(view: View, operator: Operator, csrf: str) -> View:

@@ -18,12 +18,12 @@ from haldor.errors import DocumentError
 from haldor.integrator.stages import version_order
 from haldor.texts import t
 
-from .app_forms import _checked, _session
-from .request_parts import RequestHeaders, peer, words
+from .app_forms import _checked, _session, signed_in_page
+from .request_parts import words
 from .rollout_book import Planned
 from .rollouts import planned_from
 from .templating import render
-from .view import View, read_view, today_in
+from .view import View
 from .web import FleetWeb
 
 #: the form's fields that a plan carries to its start button
@@ -84,14 +84,8 @@ def _page(
 def releases_page(request: Request) -> Response:
     """GET /releases: for anyone logged in (the page open on loopback without users: read only)."""
     web: FleetWeb = request.app.state.web
-    view = read_view(request.url.query, today_in(web.zone, web.clock()), weeks=web.season)
-    auth = web.auth
-    if auth is not None:
-        session = auth.session(RequestHeaders(request.headers), peer(request))
-        if session is None:
-            return Response(status_code=303, headers={"Location": "/login?next=%2Freleases"})
-        view = replace(view, user=session.operator.name, role=session.operator.role, csrf=session.csrf)
-    return _page(web, view)
+    view = signed_in_page(web, request)
+    return view if isinstance(view, Response) else _page(web, view)
 
 
 async def releases_form(request: Request) -> Response:
