@@ -327,3 +327,32 @@ def test_haldor_command_sends_an_update_and_prints_the_refusal(tmp_path, box, wh
     assert "refused update: version 0.0.9 is not newer than the running" in capsys.readouterr().err
     assert cli.main(["command", "valby-skole", "update", "--broker", f"127.0.0.1:{broker.port}", "--key", str(key)]) == 2
     assert "update: give --manifest FILE" in capsys.readouterr().err
+
+
+def test_a_disk_that_refuses_the_rollback_marker_does_not_end_the_loop(tmp_path):
+    """A release on trial past its time, its rollback marker refused by the disk (here:
+    a folder where the marker's temporary file goes): the loop's input is not ended by
+    it; the release stops to be started again, and the launcher counts that start."""
+    from types import SimpleNamespace
+
+    from haldor import config
+    from haldor.agent.messages import Stop
+    from haldor.agent.site import open_store
+    from haldor.agent.updating import Updating
+
+    data = tmp_path / "data"
+    path = tmp_path / "haldor.toml"
+    path.write_text(f'[site]\nid = "valby-skole"\ndata_dir = "{data}"\n')
+    cfg = config.load(path)
+    store = open_store(cfg)
+    releases.write(data, releases.PENDING, {"command": "c1", "from": {"version": "0.0.1"}, "to": {"version": __version__}})
+    (releases.folder(data) / f".{releases.ROLLED_BACK}.tmp").mkdir()
+    posted: list = []
+    away = SimpleNamespace(connected=threading.Event())  # the link's one part read here: never connected
+    try:
+        updating = Updating(cfg, store, away, posted.append, lambda *a: [], 0.0)
+        assert updating.poll(cfg.update.check_s + 1.0) == []
+        assert updating.restart_for is not None and [type(m) for m in posted] == [Stop]
+        assert releases.read(data, releases.PENDING) is not None  # left for the launcher to judge
+    finally:
+        store.close()

@@ -114,27 +114,39 @@ class Updating:
         return self._result(message.command, Action.UPDATE, None, f"release refused: {message.why}", now)
 
     def poll(self, now: float) -> list:
-        """After every input: a rollback reported once the broker hears it, a trial judged."""
+        """After every input: a rollback reported once the broker hears it, a trial judged.
+        Its marker files are written beside the doors: a disk that refuses one (full, read
+        only) is logged and tried again at the next input, never carried into the loop."""
         effects: list = []
         heard = self.link is None or self.link.connected.is_set()
-        if self.rolled_back is not None and heard:
+        if self.rolled_back is not None and heard and self._marked(releases.write, self.cfg.data_dir, releases.ROLLED_BACK, None):
             r = self.rolled_back
             why = f"update to {r.get('to')} rolled back to {r.get('from') or __version__}: {r.get('why')}"
             effects += self._result(r.get("command"), Action.UPDATE, None, why, now)
-            releases.write(self.cfg.data_dir, releases.ROLLED_BACK, None)
             self.rolled_back = None
         if self.check is None or self.restart_for is not None:
             return effects
         missing = self.check.missing(now)
         if not missing:
-            pending = releases.confirm(self.cfg.data_dir) or {}
+            pending = releases.read(self.cfg.data_dir, releases.PENDING) or {}
+            if not self._marked(releases.confirm, self.cfg.data_dir):
+                return effects
             self.check = None
             log.warning("release %s passed its self-check: the update is done", __version__)
             return effects + self._result(pending.get("command"), Action.UPDATE, None, None, now)
         if now >= self.check.deadline:
-            releases.roll_back(
-                self.cfg.data_dir, f"self-check not passed within {self.cfg.update.check_s} s: {'; '.join(missing)}"
-            )
+            why = f"self-check not passed within {self.cfg.update.check_s} s: {'; '.join(missing)}"
+            # not written: the next start counts this one as a failed start, and the launcher rolls back
+            self._marked(releases.roll_back, self.cfg.data_dir, why)
             self.restart_for = f"release {__version__} rolled back"
             self._post(Stop())
         return effects
+
+    @staticmethod
+    def _marked(write: Callable[..., Any], *args: Any) -> bool:
+        try:
+            write(*args)
+        except OSError as exc:
+            log.error("releases/: %s (tried again)", exc)
+            return False
+        return True
