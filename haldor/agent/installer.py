@@ -69,7 +69,7 @@ class Installer:
             came_from = current if current is not None and current.get("version") == __version__ else None
             deadline = time.time() + 2 * self.check_s + 60  # the launcher's limit; the release checks itself sooner
             releases.stage(self.data_dir, releases.release(manifest.version, path), came_from, deadline=deadline, **about)
-        except (Unfit, OSError, zipfile.BadZipFile) as exc:
+        except Exception as exc:  # the thread's edge: whatever a wheel breaks, the command is answered and the next may come
             why = str(exc) if isinstance(exc, Unfit) else f"{type(exc).__name__}: {exc}"
             log.error("update to %s refused: %s", manifest.version, why)
             self._post(UpdateRefused(about["command"], why))
