@@ -241,7 +241,11 @@ def test_a_release_that_breaks_on_start_is_rolled_back_and_reported(tmp_path, bo
     assert "a broken release" in box.agent.log.read_text()
     assert box.statuses()[-1]["agent_version"] == __version__
     assert releases.read(box.data, releases.CURRENT) is None and releases.read(box.data, releases.ROLLED_BACK) is None
-    event = next(e for e in box.watcher.events("command.result") if e["command"] == command)
+    # the event goes out through the outbox, after the command's answer: waited for, not read at once
+    events = wait_for(
+        lambda: [e for e in box.watcher.events("command.result") if e["command"] == command], what="the command.result event"
+    )
+    event = events[0]
     assert event["action"] == "update" and event["ok"] is False
 
 
