@@ -11,13 +11,27 @@ import argparse
 import logging
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from haldor import __version__, cli_parsers, config
 from haldor.errors import EXIT_BAD_INPUT, EXIT_FAILURE, ConfigError, DocumentError, HaldorError
 from haldor.protocol import Action
 
 
-def _parser() -> argparse.ArgumentParser:
+def _command_named(argv: list[str]) -> str | None:
+    """The command ``argv`` names, if it names one (else every parser is built, for the
+    help and the error that lists them)."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg if arg in _HANDLERS else None
+    return None
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="haldor", description="Door access for facilities booked by associations.")
     p.add_argument("--version", action="version", version=f"haldor {__version__}")
     where = f"configuration file (default $HALDOR_CONFIG or {config.DEFAULT_PATH})"
@@ -28,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help=where)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = cli_parsers.Commands(p.add_subparsers(dest="command", required=True, metavar="COMMAND"), only)
     _box_commands(sub, common)
     broker, checks = cli_parsers.broker_parent(), cli_parsers.checks_parent()
     _document_commands(sub, common, broker, checks)
@@ -47,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def _box_commands(sub: cli_parsers.Commands, common: argparse.ArgumentParser) -> None:
     """What runs on a box: the agent, its schedule, a decision, the demo, the screen."""
     sub.add_parser("check-config", parents=[common], help="validate the configuration and print a summary")
     sub.add_parser("run", parents=[common], help="run the agent until SIGTERM")
@@ -85,7 +99,7 @@ def _box_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def _document_commands(
-    sub: argparse._SubParsersAction,
+    sub: cli_parsers.Commands,
     common: argparse.ArgumentParser,
     broker: argparse.ArgumentParser,
     checks: argparse.ArgumentParser,
@@ -132,7 +146,7 @@ def _document_commands(
     )
 
 
-def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
+def _fleet_command(sub: cli_parsers.Commands, common: argparse.ArgumentParser, broker: argparse.ArgumentParser) -> None:
     """`haldor fleet`: the municipality's view of every site, and its users."""
     fleet = sub.add_parser("fleet", parents=[common, broker], help="watch many sites: status, alarms, usage (web page, CSV)")
     fleet.add_argument(
@@ -184,8 +198,9 @@ def _fleet_command(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(_command_named(given)).parse_args(given)
+    args.argv = given
     logging.basicConfig(
         level=logging.DEBUG
         if getattr(args, "verbose", False)
@@ -199,25 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handler = {
-        "check-config": _check_config,
-        "run": _run,
-        "schedule": _schedule,
-        "decide": _decide,
-        "badge": _badge,
-        "demo": _demo,
-        "enrol": _enrol,
-        "kiosk": _kiosk,
-        "keygen": _integrator,
-        "sign": _sign,
-        "publish": _integrator,
-        "command": _integrator,
-        "watch": _integrator,
-        "fleet": _fleet,
-        "bridge": _bridge,
-        "ca": _ca,
-        "release": _release,
-    }[args.command]
+    handler = _HANDLERS[args.command]
     try:
         return handler(args)
     except (ConfigError, DocumentError) as exc:
@@ -363,6 +360,28 @@ def _fleet(args) -> int:
     from haldor.fleet import run
 
     return run.serve(args, _broker_options(args))
+
+
+#: every command and what runs it
+_HANDLERS: dict[str, Callable[[Any], int]] = {
+    "check-config": _check_config,
+    "run": _run,
+    "schedule": _schedule,
+    "decide": _decide,
+    "badge": _badge,
+    "demo": _demo,
+    "enrol": _enrol,
+    "kiosk": _kiosk,
+    "keygen": _integrator,
+    "sign": _sign,
+    "publish": _integrator,
+    "command": _integrator,
+    "watch": _integrator,
+    "fleet": _fleet,
+    "bridge": _bridge,
+    "ca": _ca,
+    "release": _release,
+}
 
 
 if __name__ == "__main__":

@@ -160,3 +160,34 @@ def test_a_version_past_two_to_the_53_is_refused_and_a_big_jump_warned(cfg, tmp_
     haldor("schedule", "load", "--config", cfg, str(dump(tmp_path / "s.json", snapshot(42))), check=0)
     out = haldor("schedule", "load", "--config", cfg, str(dump(tmp_path / "s.json", snapshot(42_000_042))), check=0)
     assert "warning: version jumped from 42 to 42000042" in out.stdout and "reset_version" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--config", "x.toml"],
+        ["--config", "x.toml", "-v", "run"],
+        ["--config", "run", "check-config"],
+        ["schedule", "sample", "--site", "s", "--version", "3"],
+        ["decide", "--door", "main", "--pin", "1234", "--at", "2026-12-06T19:00:00+01:00"],
+        ["command", "s", "unlock", "--door", "main", "--key", "k.key", "--broker", "127.0.0.1:1883"],
+        ["ca", "client-cert", "fleet", "--dir", "ca"],
+        ["release", "sign", "w.whl", "--key", "r.key"],
+        ["fleet", "user", "add", "ana", "--role", "operator"],
+        ["bridge", "--config", "b.toml", "--once"],
+        ["watch", "--site", "s", "--count", "2"],
+    ],
+)
+def test_the_command_named_is_parsed_as_with_every_parser_built(argv):
+    """Only the named command's parser is built (a sixth of `haldor run`'s own start): what it
+    parses is what the whole parser parses."""
+    from haldor import cli
+
+    named = cli._command_named(argv)
+    assert named is not None
+    assert vars(cli._parser(named).parse_args(argv)) == vars(cli._parser().parse_args(argv))
+
+
+def test_an_unknown_command_is_refused_with_every_command_listed():
+    out = haldor("bogus", check=2)
+    assert "invalid choice: 'bogus'" in out.stderr and "'check-config'" in out.stderr and "'release'" in out.stderr
