@@ -1,7 +1,9 @@
 """The releases a box holds beside its base install, in ``<data_dir>/releases/`` (the only
 folder systemd lets the agent write): one folder per version, ``current`` naming the one
 to run, ``pending`` while a new one has not yet passed its self-check, and ``rolled_back``
-saying why one was given up, until the release before it has reported it.
+saying why one was given up, until the release before it has reported it. Once a release
+has passed, the folders of the others but the one it came from are removed
+(:func:`prune`): a box updated every month would otherwise fill its card.
 
 Every file is a small JSON document written whole to a temporary name and renamed, so a
 power cut leaves either the old one or the new one, never half of one.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -105,3 +108,29 @@ def confirm(data_dir: str | Path) -> dict[str, Any] | None:
     pending = read(data_dir, PENDING)
     write(data_dir, PENDING, None)
     return pending
+
+
+def prune(data_dir: str | Path, keep: set[str]) -> list[str]:
+    """The release folders not in ``keep`` removed (a release given up, those before the one
+    the running release came from); the pointers, a download and an unpacking under way
+    (hidden names) are left alone. A folder the disk will not remove is logged and tried
+    again at the next release's confirmation. Returns the versions removed."""
+    removed: list[str] = []
+    keep = keep | {str((read(data_dir, CURRENT) or {}).get("version"))}
+    try:
+        entries = sorted(folder(data_dir).iterdir())
+    except OSError as exc:
+        log.error("%s: not read (%s): no old release removed", folder(data_dir), exc)
+        return removed
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name in keep or not entry.is_dir() or entry.is_symlink():
+            continue
+        try:
+            shutil.rmtree(entry)
+        except OSError as exc:
+            log.error("release %s in %s not removed: %s", entry.name, entry, exc)
+            continue
+        removed.append(entry.name)
+    if removed:
+        log.info("old releases removed: %s", ", ".join(removed))
+    return removed

@@ -8,6 +8,7 @@ pass in time is rolled back, and the release before it says so when it runs agai
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,10 @@ class Updating:
                 return effects
             self.check = None
             log.warning("release %s passed its self-check: the update is done", __version__)
+            came_from = pending.get("from")
+            keep = {__version__, str(came_from.get("version") if isinstance(came_from, dict) else None)}
+            # beside the loop: removing a release's hundreds of files is not the doors' time
+            threading.Thread(target=releases.prune, args=(self.cfg.data_dir, keep), name="prune", daemon=True).start()
             return effects + self._result(pending.get("command"), Action.UPDATE, None, None, now)
         if now >= self.check.deadline:
             why = f"self-check not passed within {self.cfg.update.check_s} s: {'; '.join(missing)}"
