@@ -78,7 +78,9 @@ class StatusTeller:
         minute = self._minute.pending(now)
         if self.link is not None:
             self.link.kick()
-            if key != self._status_key or minute:
+            # built only for a broker that is there: offline, the document (ten reads, one of them
+            # counting every event not yet delivered) would be made after every input for nothing
+            if (key != self._status_key or minute) and self.link.connected.is_set():
                 if self.link.publish_status(self.document(now)):
                     self._status_key = key
         return self._minute.due(now)
