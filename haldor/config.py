@@ -69,7 +69,7 @@ class UpdateConfig:
     #: key id: base64 Ed25519 public key that signs releases (``haldor keygen release``)
     release_keys: dict[str, str] = key({})
     #: how long a new release has to pass its self-check before it is rolled back
-    check_s: int = key(180, low=10, high=3600, problem="must be 10-3600 seconds")
+    check_s: int = key(180, low=5, high=3600, problem="must be 5-3600 seconds")
 
 
 def _count(default: int) -> Any:

@@ -162,9 +162,19 @@ listener {self.port} 127.0.0.1
         faults = self.auditor.close() if self.auditor is not None else []
         self.auditor = None
         self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        if not kill:
+            self._wake()
         self.proc.wait(10)
         self.proc = None
         assert not faults, "published against the protocol's JSON Schemas:\n" + "\n".join(faults[:20])
+
+    def _wake(self) -> None:
+        """Mosquitto takes a signal only between two waits on its sockets (up to 100 ms
+        each, the signal blocked meanwhile): a connection ends the wait it is in."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+        except OSError:
+            pass  # already gone: nothing to wake
 
     def restart(self) -> None:
         self.stop()

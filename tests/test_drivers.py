@@ -251,6 +251,21 @@ def test_serial_reader_on_a_pty(pty_port, kind):
         reader.close()
 
 
+def test_a_serial_reader_stops_at_once_without_waiting_out_its_read(pty_port, monkeypatch):
+    """A stop wakes the read waiting on the port: with a read that would wait for ever
+    (no timeout), the thread has ended when ``close`` returns."""
+    from haldor.drivers import serial_readers
+
+    opened = serial_readers.serial.serial_for_url
+    monkeypatch.setattr(serial_readers.serial, "serial_for_url", lambda *a, **kw: opened(*a, **{**kw, "timeout": None}))
+    master, path = pty_port
+    reader = SerialReader("kiosk", path, 9600, LineParser("kiosk"), queue.Queue().put)
+    reader.start()
+    wait_for(reader.ready.is_set, what="the port to open")
+    reader.close()
+    assert not reader._thread.is_alive()
+
+
 def test_missing_port_is_a_fault_reported_once(tmp_path):
     reads = queue.Queue()
     reader = SerialReader("gone", str(tmp_path / "ttyUSB9"), 9600, LineParser("gone"), reads.put, retry_s=0.01)

@@ -431,6 +431,21 @@ def test_a_database_deleted_while_running_is_saved_in_its_place_and_the_agent_re
     assert not [e for e in watcher.events("storage.fault") if "database" in e["reason"]]  # no recovery was needed
 
 
+def test_the_store_s_files_are_looked_at_every_two_seconds(store):
+    """A deleted device secret is written back at the first look two seconds on (the
+    README promises a deleted file is put right within 2 s), not before."""
+    from haldor.agent.storage_watch import StorageWatch
+    from haldor.store import SECRET_NAME
+
+    secret = store.data_dir / SECRET_NAME
+    watch = StorageWatch(store.data_dir, store, None, lambda message: None)
+    watch.check(1000.0)
+    secret.unlink()
+    assert watch.check(1001.9) == [] and not secret.exists()
+    (fault,) = watch.check(1002.0)
+    assert secret.exists() and "written back" in (fault.reason or "")
+
+
 def test_a_deleted_wal_or_data_folder_is_noticed_and_nothing_is_lost(site):
     """-wal and -shm deleted, then the whole folder: each time the agent stops (75) with
     what it had open saved in place, and starts again with its schedule, its secret and

@@ -141,7 +141,9 @@ def test_the_install_record_remembers_which_key_a_reader_accepted(tmp_path):
 
 
 #: a bus that says what is wrong within seconds (a real one waits for libosdp's 8 s)
-FAST = Timings(sc_grace_s=1.5, offline_s=2.5)
+FAST = Timings(sc_grace_s=1.5, offline_s=2.5, retry_min_s=0.5)
+#: a link's retry_s once it was started again twice (it doubles at each restart)
+TWO_RESTARTS = 4 * FAST.retry_min_s
 
 
 class Panel:
@@ -228,7 +230,7 @@ def test_a_reader_with_another_key_is_reported_and_never_read_in_clear(panels):
         sim.reader(1).present_uid("04A1B2C3D4E5F6")
         # the panel keeps refusing the reader: its link restarted twice, the read never delivered,
         # and the same fault is not repeated
-        wait_for(lambda: panel.bus.pds["main-in"].retry_s >= 8, timeout=15, what="two restarts of the link")
+        wait_for(lambda: panel.bus.pds["main-in"].retry_s >= TWO_RESTARTS, timeout=15, what="two restarts of the link")
         panel.wait(lambda m: isinstance(m, ReaderFault))
         assert not any(isinstance(m, CardRead) for m in panel.seen)
         assert sum(isinstance(m, ReaderFault) for m in panel.seen) == 1
@@ -264,8 +266,8 @@ def test_install_mode_gives_a_new_reader_its_key_and_then_ends_for_good(panels, 
         # a factory-new reader swapped in afterwards is refused: install mode is over
         sim.replace(SimulatedReader(1, None))
         panel.wait(lambda m: isinstance(m, ReaderFault), timeout=12, what="swapped reader refused")
-        # the link is restarted twice (after 2 s, then 4 s): still no key for the newcomer
-        wait_for(lambda: panel.bus.pds["main-in"].retry_s >= 8, timeout=15, what="two restarts of the link")
+        # the link is restarted twice (after retry_min_s, then twice that): still no key for the newcomer
+        wait_for(lambda: panel.bus.pds["main-in"].retry_s >= TWO_RESTARTS, timeout=15, what="two restarts of the link")
         assert sim.reader(1).key is None and not sim.reader(1).secure
 
 

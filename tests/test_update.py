@@ -32,14 +32,17 @@ from .rig import AgentProcess, public_key
 
 KID = "ops"
 CHECK_S = 10
+#: the shortest self-check the configuration allows: for a release that fails it
+HASTY_CHECK_S = 5
 
 
 class Box:
     """One box: the agent process, the broker's view of it, the operator, the wheels."""
 
-    def __init__(self, tmp_path: Path, broker, release_pub: str) -> None:
+    def __init__(self, tmp_path: Path, broker, release_pub: str, check_s: int = CHECK_S) -> None:
         self.key = Ed25519PrivateKey.generate()
-        extra = f'\n[update]\nrelease_keys = {{ "release" = "{release_pub}" }}\ncheck_s = {CHECK_S}\n'
+        self.check_s = check_s
+        extra = f'\n[update]\nrelease_keys = {{ "release" = "{release_pub}" }}\ncheck_s = {check_s}\n'
         self.agent = AgentProcess(tmp_path, port=broker.port, keys={KID: public_key(self.key)}, extra=extra)
         self.watcher = Watcher(broker.port)
         self.publisher = Publisher(broker.port, self.key, kid=KID)
@@ -93,6 +96,15 @@ def wheels(tmp_path):
 @pytest.fixture
 def box(tmp_path, broker, release_key):
     b = Box(tmp_path, broker, release_key[1])
+    b.start()
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def hasty_box(tmp_path, broker, release_key):
+    """As ``box``, its self-check the shortest allowed: for a release that never passes it."""
+    b = Box(tmp_path, broker, release_key[1], check_s=HASTY_CHECK_S)
     b.start()
     yield b
     b.close()
@@ -161,6 +173,11 @@ def test_a_release_key_is_refused_when_it_also_signs_schedules(tmp_path, signing
     with pytest.raises(ConfigError, match="update.check_s"):
         path.write_text('[site]\nid = "s"\n[update]\ncheck_s = 1\n')
         config.load(path)
+    with pytest.raises(ConfigError, match="update.check_s: must be 5-3600 seconds"):
+        path.write_text('[site]\nid = "s"\n[update]\ncheck_s = 4\n')
+        config.load(path)
+    path.write_text(f'[site]\nid = "s"\n[update]\ncheck_s = {HASTY_CHECK_S}\n')
+    assert config.load(path).update.check_s == HASTY_CHECK_S  # a few seconds: a box on a fast link may want them
 
 
 def test_the_launcher_gives_up_a_release_that_keeps_stopping(tmp_path):
@@ -249,7 +266,8 @@ def test_a_release_that_breaks_on_start_is_rolled_back_and_reported(tmp_path, bo
     assert event["action"] == "update" and event["ok"] is False
 
 
-def test_a_release_that_never_reaches_the_broker_rolls_itself_back(tmp_path, box, wheels, release_key):
+def test_a_release_that_never_reaches_the_broker_rolls_itself_back(tmp_path, hasty_box, wheels, release_key):
+    box = hasty_box
     folder, served = wheels
     unreachable = {"haldor/agent/link.py": ("connect_async(self.host, self.port,", "connect_async(self.host, 1,")}
     wheel = build_wheel(folder, "0.4.0", breaks=unreachable)
@@ -257,7 +275,7 @@ def test_a_release_that_never_reaches_the_broker_rolls_itself_back(tmp_path, box
     command = box.publisher.command("update", manifest=manifest, url=served.url(wheel.name))
     assert box.agent.proc.wait(60) == 75
     box.agent.start()  # the release on trial, which cannot reach the broker
-    assert box.agent.proc.wait(CHECK_S + 30) == 75  # it gave itself up
+    assert box.agent.proc.wait(box.check_s + 30) == 75  # it gave itself up
     result = box.supervised(lambda: box.result(command), timeout=60, what="the rollback reported")
     assert result["ok"] is False and result["error"].startswith(f"update to 0.4.0 rolled back to {__version__}: self-check")
     assert "the broker was not reached" in result["error"]

@@ -22,7 +22,8 @@ from .periodic import Every
 
 log = logging.getLogger(__name__)
 
-DISK_CHECK_EVERY_S = 10.0
+#: a look is a few stat calls: often enough that a deleted file or a full disk is seen within seconds
+DISK_CHECK_EVERY_S = 2.0
 SECRET_REPLACED = "device secret replaced: cards and PINs are unknown until the snapshot is hashed anew"
 
 

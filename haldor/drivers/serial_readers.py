@@ -7,6 +7,7 @@ only moves bytes from the port to the parser and reports a port that fails.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -170,6 +171,20 @@ class SerialReader(ThreadedReader):
         self.port = port
         self.baudrate = baudrate
         self._serial: serial.Serial | None = None
+        #: held while the port is closed, so that ``close`` never wakes a port already closed
+        self._port_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop at once: a read waiting on the port is woken (pyserial's abort pipe), not waited out."""
+        self._stop.set()
+        with self._port_lock:
+            port = self._serial
+            if port is not None:
+                try:
+                    port.cancel_read()
+                except (AttributeError, OSError):  # a port of another kind (a URL) ends at its read's timeout
+                    pass
+        super().close()
 
     def _run(self) -> None:
         faulted = False
@@ -197,12 +212,13 @@ class SerialReader(ThreadedReader):
                 self._stop.wait(self.retry_s)
             finally:
                 self.ready.clear()
-                if self._serial is not None:
-                    try:
-                        self._serial.close()
-                    except Exception:  # closing a vanished port may fail too
-                        pass
-                    self._serial = None
+                with self._port_lock:
+                    if self._serial is not None:
+                        try:
+                            self._serial.close()
+                        except Exception:  # closing a vanished port may fail too
+                            pass
+                        self._serial = None
 
 
 def build_line_reader(reader: Any, sink: Sink, factory: Any = None) -> SerialReader:
