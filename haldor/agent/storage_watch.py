@@ -15,7 +15,7 @@ from haldor.access.controller import Emit
 from haldor.errors import StoreError
 from haldor.protocol import Event
 from haldor.store import DB_NAME, Store, recovery, reserve
-from haldor.store.journal import Journal
+from haldor.store.journal import Journal, StorageChanged
 
 from .messages import Stop
 from .periodic import Every
@@ -78,9 +78,12 @@ class StorageWatch:
             free = reserve.free_bytes(data_dir)
             self.free = (now, free)
             if reserve.present(data_dir) or free >= 2 * reserve.SIZE:
-                if not reserve.present(data_dir) and not self._reserving.is_set():
-                    self._reserving.set()
-                    threading.Thread(target=self._keep_reserve, name="reserve", daemon=True).start()
+                if not reserve.present(data_dir):
+                    if not self._reserving.is_set():
+                        self._reserving.set()
+                        threading.Thread(target=self._keep_reserve, name="reserve", daemon=True).start()
+                    if self.disk_low is not None:  # room again is said once the reserve is back, not before
+                        return []
                 if self.disk_low is not None:
                     log.warning("disk has room again")
                 self.disk_low = None
@@ -102,9 +105,11 @@ class StorageWatch:
 
     def _keep_reserve(self) -> None:
         try:
-            reserve.keep(self.data_dir)
+            kept = reserve.keep(self.data_dir)
         finally:
             self._reserving.clear()
+        if kept:
+            self._post(StorageChanged())  # looked at again at once: the disk's room is told with the reserve back
 
     def check_files(self) -> list:
         """The store's files are the agent's alone; a person or a script deleting them while
