@@ -6,9 +6,10 @@ import json
 import multiprocessing
 import queue
 import time
+from pathlib import Path
 
 from haldor.access.model import Policy
-from haldor.agent.schedule_worker import ScheduleWorker, StoreOpening
+from haldor.agent.schedule_worker import HANDOVER_DIR, ScheduleWorker, StoreOpening
 
 from .helpers import SITE, snapshot, wait_for, with_members
 
@@ -37,7 +38,8 @@ def test_a_child_killed_once_asks_for_the_document_again_and_twice_rejects_it(st
         worker.submit(json.dumps(snapshot(44)).encode(), outcomes.put)  # the next one is applied
         assert outcomes.get(timeout=30).status == "applied"
     finally:
-        worker.close()
+        worker.close()  # hung for ever in Debian 12's Python when a document went through the pool's queue
+    assert list(Path(HANDOVER_DIR).glob("haldor-schedule-*")) == []  # each handed-over document removed
 
 
 def test_the_child_makes_no_device_secret_and_no_database(store):

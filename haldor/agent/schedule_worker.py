@@ -17,6 +17,7 @@ parse took goes back to the system.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
@@ -24,6 +25,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -49,6 +51,8 @@ MAX_WAITING_BYTES = 64 * 1024 * 1024
 MAX_WAITING = 20
 #: a document not applied by then has hung the child (a 300,000-credential site takes about 10 s here)
 APPLY_TIMEOUT_S = 600.0
+#: where a document waits for the child to read it: in memory (it may hold card numbers in clear)
+HANDOVER_DIR = "/dev/shm"
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,12 @@ class ScheduleWorker:
                     initializer=_start_child,
                     initargs=(root.level, fmt, os.getpid()),
                 )
-            outcome = self._pool.submit(_apply_in_child, self._site, payload, self._clock()).result(APPLY_TIMEOUT_S)
+            path = _handed_over(payload)
+            try:
+                outcome = self._pool.submit(_apply_in_child, self._site, path, self._clock()).result(APPLY_TIMEOUT_S)
+            finally:
+                with contextlib.suppress(OSError):  # never turns an applied document into a failed one
+                    os.unlink(path)
         except BrokenProcessPool:
             if self._closing:
                 log.info("stopped while a document was applied; it was not acknowledged and comes again")
@@ -211,7 +220,24 @@ def _site_key(data_dir: str) -> PrivateKey | None:
         return None
 
 
-def _apply_in_child(site: StoreOpening, payload: bytes, now: float) -> Outcome:
+def _handed_over(payload: bytes) -> str:
+    """The document in a file of its own (mode 0600), named to the child, not sent through the
+    pool's queue: a document larger than a pipe's buffer whose child died before reading it held
+    the queue's feeder thread for ever in Debian 12's Python 3.11.2 (cpython#94777, mended in
+    later 3.11 releases), and with it every later document and the agent's stop."""
+    folder = HANDOVER_DIR if os.path.isdir(HANDOVER_DIR) and os.access(HANDOVER_DIR, os.W_OK) else None
+    fd, path = tempfile.mkstemp(prefix="haldor-schedule-", dir=folder)
+    with os.fdopen(fd, "wb") as f:
+        f.write(payload)
+    return path
+
+
+def _apply_in_child(site: StoreOpening, path: str, now: float) -> Outcome:
+    try:
+        with open(path, "rb") as f:
+            payload = f.read()
+    except OSError as exc:
+        return Outcome("failed", f"the document was not handed over ({exc}); the schedule in force stays")
     try:
         store = Store.open(site.data_dir, site.site, site.timezone, site.policy, existing=site.secret)
     except StoreError as exc:
