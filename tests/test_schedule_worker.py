@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import multiprocessing
 import queue
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 from haldor.access.model import Policy
-from haldor.agent.schedule_worker import HANDOVER_DIR, ScheduleWorker, StoreOpening
+from haldor.agent.schedule_worker import ScheduleWorker, StoreOpening, handover_prefix
 
 from .helpers import SITE, snapshot, wait_for, with_members
 
@@ -39,7 +40,21 @@ def test_a_child_killed_once_asks_for_the_document_again_and_twice_rejects_it(st
         assert outcomes.get(timeout=30).status == "applied"
     finally:
         worker.close()  # hung for ever in Debian 12's Python when a document went through the pool's queue
-    assert list(Path(HANDOVER_DIR).glob("haldor-schedule-*")) == []  # each handed-over document removed
+    assert glob.glob(handover_prefix(str(store.data_dir)) + "*") == []  # each handed-over document removed
+
+
+def test_a_document_left_by_a_killed_agent_is_removed_by_the_next_worker(store):
+    """Kept in memory (/dev/shm) for the child, it would stay there until the next boot."""
+    left = Path(handover_prefix(str(store.data_dir)) + "x1")
+    other = Path(handover_prefix(str(store.data_dir / "elsewhere")) + "x1")  # another agent's: not touched
+    left.write_bytes(b"{}")
+    other.write_bytes(b"{}")
+    try:
+        ScheduleWorker(_site(store), time.time).close()
+        assert not left.exists() and other.exists()
+    finally:
+        left.unlink(missing_ok=True)
+        other.unlink(missing_ok=True)
 
 
 def test_the_child_makes_no_device_secret_and_no_database(store):

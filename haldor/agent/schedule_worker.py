@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
 import hashlib
 import logging
 import multiprocessing
@@ -86,6 +87,8 @@ class ScheduleWorker:
         self._count = 0  # documents submitted and not yet applied
         self._turned_away = 0
         self._waiting_lock = threading.Lock()
+        self._prefix = handover_prefix(site.data_dir)
+        _remove_left_over(self._prefix)
         self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
         self._thread.start()
 
@@ -135,7 +138,7 @@ class ScheduleWorker:
                     initializer=_start_child,
                     initargs=(root.level, fmt, os.getpid()),
                 )
-            path = _handed_over(payload)
+            path = _handed_over(payload, self._prefix)
             try:
                 outcome = self._pool.submit(_apply_in_child, self._site, path, self._clock()).result(APPLY_TIMEOUT_S)
             finally:
@@ -220,13 +223,32 @@ def _site_key(data_dir: str) -> PrivateKey | None:
         return None
 
 
-def _handed_over(payload: bytes) -> str:
+def _handover_dir() -> str:
+    return HANDOVER_DIR if os.path.isdir(HANDOVER_DIR) and os.access(HANDOVER_DIR, os.W_OK) else tempfile.gettempdir()
+
+
+def handover_prefix(data_dir: str) -> str:
+    """The names of one data folder's documents waiting for its child: one agent per folder
+    (its lock), so what bears them at its start was left by an agent killed while applying."""
+    folder = hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:12]
+    return os.path.join(_handover_dir(), f"haldor-schedule-{folder}-")
+
+
+def _remove_left_over(prefix: str) -> None:
+    """A killed agent's document would stay in memory until the next boot."""
+    for path in glob.glob(glob.escape(prefix) + "*"):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            log.info("%s: a document left by an agent killed while applying it, removed", path)
+
+
+def _handed_over(payload: bytes, prefix: str) -> str:
     """The document in a file of its own (mode 0600), named to the child, not sent through the
     pool's queue: a document larger than a pipe's buffer whose child died before reading it held
     the queue's feeder thread for ever in Debian 12's Python 3.11.2 (cpython#94777, mended in
     later 3.11 releases), and with it every later document and the agent's stop."""
-    folder = HANDOVER_DIR if os.path.isdir(HANDOVER_DIR) and os.access(HANDOVER_DIR, os.W_OK) else None
-    fd, path = tempfile.mkstemp(prefix="haldor-schedule-", dir=folder)
+    folder, name = os.path.split(prefix)
+    fd, path = tempfile.mkstemp(prefix=name, dir=folder)
     with os.fdopen(fd, "wb") as f:
         f.write(payload)
     return path
