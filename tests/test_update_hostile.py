@@ -213,7 +213,7 @@ def test_a_confirmed_release_that_no_longer_imports_leaves_the_base_install_runn
             z.extractall(folder)
         # a file damaged under the launcher (one deleted is the same on a box; here, where the base
         # install is editable, its finder would supply the missing module)
-        (folder / damaged).write_bytes(b"def \0 damaged")
+        (folder / damaged).write_bytes(b"def damaged(:\n")  # a SyntaxError in every Python (NUL bytes are a ValueError in 3.11.2)
         releases.write(box.data, releases.CURRENT, releases.release("0.9.0", folder))
         box.start()  # online: the doors have their controller
         assert box.statuses()[-1]["agent_version"] == __version__ and box.agent.alive()
