@@ -5,12 +5,14 @@ running its base install, never crash-looping with its doors dead."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
 import stat
 import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,26 +95,36 @@ def test_a_wheel_is_fetched_only_over_http(tmp_path, url):
         installer.fetch(url, tmp_path / "w.whl", manifest_of(wheel))
 
 
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    """A test server's handler that keeps its access log to itself."""
+
+    def log_message(self, format, *args) -> None:  # noqa: A002
+        pass
+
+
+@contextlib.contextmanager
+def _serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A server on loopback answering with ``handler``; yields the wheel's address on it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/w.whl"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_redirect_away_from_http_is_not_followed(tmp_path):
     wheel = build_wheel(tmp_path, VERSION)
 
-    class Away(http.server.BaseHTTPRequestHandler):
+    class Away(_Quiet):
         def do_GET(self) -> None:  # noqa: N802 (the base class's name)
             self.send_response(302)
             self.send_header("Location", "ftp://127.0.0.1:1/w.whl")
             self.end_headers()
 
-        def log_message(self, format, *args) -> None:  # noqa: A002
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Away)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        with pytest.raises(installer.Unfit, match="redirected to ftp://"):
-            installer.fetch(f"http://127.0.0.1:{server.server_address[1]}/w.whl", tmp_path / "w.whl", manifest_of(wheel))
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Away) as url, pytest.raises(installer.Unfit, match="redirected to ftp://"):
+        installer.fetch(url, tmp_path / "w.whl", manifest_of(wheel))
 
 
 def test_a_wheel_of_very_many_entries_is_refused(tmp_path):
@@ -127,7 +139,7 @@ def test_a_server_that_trickles_the_wheel_is_given_up(tmp_path):
     wheel = build_wheel(tmp_path, VERSION)
     stop = threading.Event()
 
-    class Trickle(http.server.BaseHTTPRequestHandler):
+    class Trickle(_Quiet):
         def do_GET(self) -> None:  # noqa: N802 (the base class's name)
             self.send_response(200)
             self.send_header("Content-Length", str(wheel.stat().st_size))
@@ -138,18 +150,11 @@ def test_a_server_that_trickles_the_wheel_is_given_up(tmp_path):
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
 
-        def log_message(self, format, *args) -> None:  # noqa: A002
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        with pytest.raises(installer.Unfit, match="not downloaded within 1 s"):
-            installer.fetch(f"http://127.0.0.1:{server.server_address[1]}/w.whl", tmp_path / "w.whl", manifest_of(wheel), 1.0)
+        with _serving(Trickle) as url, pytest.raises(installer.Unfit, match="not downloaded within 1 s"):
+            installer.fetch(url, tmp_path / "w.whl", manifest_of(wheel), 1.0)
     finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
+        stop.set()  # its handler thread stops trickling and ends
 
 
 # --- the launcher with pointer files tampered with ------------------------------------------
