@@ -124,15 +124,16 @@ class Rig:
         self.thread: threading.Thread | None = None
         self._outbox = None
 
-    def agent(self, clock=None, *, inbox: queue.Queue | None = None, link: MqttLink | None = None) -> Agent:
-        """The agent, built and not started (``start()`` runs one)."""
+    def agent(self, clock=None, *, inbox: queue.Queue | None = None, link: MqttLink | None = None, network=None) -> Agent:
+        """The agent, built and not started (``start()`` runs one); ``network``: door-first, as
+        `haldor run` starts (:mod:`haldor.agent.door_first`)."""
         inbox = inbox if inbox is not None else queue.Queue()
         hw = build_hardware(self.cfg, inbox.put, self.factory)
         self._built.append(hw)
         if "main" in hw.contacts:
             self.factory.pin(27).drive_low()  # the door is shut: its contact closes to ground
             wait_for(lambda: hw.contacts["main"].active, what="door contact settled")
-        self.running_agent = Agent(self.cfg, self.store, hw, clock or SystemClock(), inbox=inbox, link=link)
+        self.running_agent = Agent(self.cfg, self.store, hw, clock or SystemClock(), inbox=inbox, link=link, network=network)
         return self.running_agent
 
     def start(self, *, connected: bool = True, clock=None) -> Rig:

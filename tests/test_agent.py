@@ -383,7 +383,7 @@ port = "/dev/does-not-exist"
         try:
             fault = wait_for(lambda: r.events("reader.fault"), what="reader fault")
             assert fault[0]["reader"] == "ghost" and "does-not-exist" in fault[0]["reason"]
-            assert agent.status.readers()["ghost"]["ok"] is False
+            assert agent.net.status.readers()["ghost"]["ok"] is False
         finally:
             agent.post(Stop())
             thread.join(5)
@@ -412,7 +412,7 @@ port = "{link}"
         try:
             wait_for(lambda: r.events("reader.fault"), what="reader fault")
             link.symlink_to(os.ttyname(slave))  # the USB reader is plugged in
-            wait_for(lambda: agent.status.readers()["late"] == {"ok": True, "fault": None}, what="reader ok again")
+            wait_for(lambda: agent.net.status.readers()["late"] == {"ok": True, "fault": None}, what="reader ok again")
             assert len(r.events("reader.fault")) == 1
         finally:
             agent.post(Stop())

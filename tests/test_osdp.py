@@ -350,15 +350,15 @@ def test_an_osdp_card_opens_the_door_and_the_reader_shows_the_answer(tmp_path):
             reader.tamper(True)
             fault = wait_for(lambda: rig.events("reader.fault"), what="reader.fault event")
             assert fault[0]["reader"] == "main-in" and "tamper" in fault[0]["reason"]
-            wait_for(lambda: not agent.status.readers()["main-in"]["ok"], what="fault in the status")
-            assert "tamper" in agent.status.readers()["main-in"]["fault"]
+            wait_for(lambda: not agent.net.status.readers()["main-in"]["ok"], what="fault in the status")
+            assert "tamper" in agent.net.status.readers()["main-in"]["fault"]
             reader.tamper(False)
-            wait_for(lambda: agent.status.readers()["main-in"] == {"ok": True, "fault": None}, what="fault cleared")
+            wait_for(lambda: agent.net.status.readers()["main-in"] == {"ok": True, "fault": None}, what="fault cleared")
         finally:
             agent.post(Stop())
             thread.join(5)
         assert not thread.is_alive() and not thread.errors
-        assert agent.status.document(time.time())["readers"] == {"main-in": {"ok": True, "fault": None}}
+        assert agent.net.status.document(time.time())["readers"] == {"main-in": {"ok": True, "fault": None}}
         rig.close()
 
 

@@ -538,7 +538,7 @@ def test_the_events_and_status_of_a_real_agent_validate(tmp_path):
         step(agent, Tick())
         clock.advance(2 * 3600)  # b882 is over: no-show and usage
         step(agent, Tick())
-        status = agent.status.document(clock.now())
+        status = agent.net.status.document(clock.now())
         agent.hw.close()
         payload = json.dumps(around_now(44))
         intake.receive(rig.store, payload, keys={}, require_signature=False, now=clock.now(), doors=("main", "gym-a"))

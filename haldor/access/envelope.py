@@ -35,8 +35,11 @@ class SigningKey(Protocol):
 
 
 def _verify_key(key: Any) -> VerifyKey:
-    """A trusted key as given: ours, or cryptography's Ed25519PublicKey (the tools' and tests')."""
-    return key if isinstance(key, VerifyKey) else VerifyKey(key.public_bytes_raw())
+    """A trusted key as given: its 32 bytes (the configuration's, :func:`load_public_key`),
+    PyNaCl's, or cryptography's Ed25519PublicKey (the tools' and tests')."""
+    if isinstance(key, VerifyKey):
+        return key
+    return VerifyKey(key if isinstance(key, bytes) else key.public_bytes_raw())
 
 
 def open_envelope(

@@ -38,10 +38,16 @@ try:
     if "run" in sys.argv[1:]:
         import haldor.agent.run
 except Exception as exc:
-    env = {{k: v for k, v in os.environ.items() if k != "{ENV}"}}
-    env["{BROKEN}"] = f"{{path}}: {{type(exc).__name__}}: {{exc}}"
-    os.execve(sys.executable, [sys.executable, "-m", "haldor", *sys.argv[1:]], env)
-sys.exit(main())
+    broken = f"{{path}}: {{type(exc).__name__}}: {{exc}}"
+else:
+    status = main()
+    broken = os.environ.get("{BROKEN}")  # set by failed(): the part imported after the doors answer
+    if broken is None:
+        sys.exit(status)
+    broken = f"{{path}}: {{broken}}"
+env = {{k: v for k, v in os.environ.items() if k != "{ENV}"}}
+env["{BROKEN}"] = broken
+os.execve(sys.executable, [sys.executable, "-m", "haldor", *sys.argv[1:]], env)
 """
 
 
@@ -69,6 +75,13 @@ def launch(data_dir: str, running: str, argv: Sequence[str]) -> None:
     log.info("release %s in %s runs (the base install is %s)", version, path, running)
     logging.shutdown()
     os.execve(sys.executable, [sys.executable, "-c", BOOT, str(path), *argv], {**os.environ, ENV: version})
+
+
+def failed(why: str) -> None:
+    """The agent stopped because a part of it did not import (door-first, :mod:`.door_first`):
+    in a release, :data:`BOOT` hands over to the base install, which judges it as above."""
+    if os.environ.get(ENV):
+        os.environ[BROKEN] = why
 
 
 def judge(data_dir: str) -> None:

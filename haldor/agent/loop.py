@@ -28,36 +28,25 @@ from haldor.store import Store
 from haldor.store.journal import Batch, Journal, StorageChanged, Stored
 
 from . import activity
+from .door_first import Loaded, load_beside
 from .hardware import Hardware
 from .inbox import Inbox
-from .link import Connected, Disconnected, MqttLink, Received
-from .messages import (
-    OVERLAID,
-    Command,
-    ContactChanged,
-    ExitPressed,
-    FireChanged,
-    Forget,
-    HttpSchedule,
-    ScheduleDone,
-    Stop,
-    Tick,
-    UpdateRefused,
-    UpdateStaged,
-    batch_of,
-)
+from .messages import OVERLAID, Command, ContactChanged, ExitPressed, FireChanged, Forget, Stop, Tick, batch_of
 from .notify import Notifier
 from .periodic import Every
 from .presenting import Presenting
-from .remote import Remote
 from .site import guessing_limits, open_store
-from .status import Seen, StatusTeller
 from .storage_watch import StorageWatch
 from .timekeeping import LAST_SEEN_EVERY_S, Timekeeper
-from .updating import Updating
 
-if TYPE_CHECKING:  # httpx is imported only where [sync] http_url asks for it
+if TYPE_CHECKING:  # the network part is imported beside the loop (door-first); httpx only for [sync] http_url
     from .http_fallback import HttpFallback
+    from .link import Connected, MqttLink
+    from .network import Network
+    from .status import Seen
+
+#: the network part's link, fallback and kiosk feed, built by `haldor run` once its modules are loaded
+NetworkParts = Callable[[], "tuple[MqttLink | None, HttpFallback | None, Any]"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +70,10 @@ class Agent:
         fallback: HttpFallback | None = None,
         kiosk: Any = None,
         notifier: Notifier | None = None,
+        network: NetworkParts | None = None,
     ) -> None:
+        """``network``: door-first (`haldor run`): the network part is built by it once its
+        modules are loaded beside the running loop; else it is attached at once, over ``link``."""
         self.cfg = cfg
         self.store = store
         self.hw = hardware
@@ -107,20 +99,39 @@ class Agent:
         self.readers = Presenting(
             cfg, store, self.controller, lambda: self.kiosk, self._unwritten_effects, lambda: self.clock_trusted
         )
-        self.remote = Remote(
-            cfg, store, self.controller, link, self.storage, self.time, self._unwritten, self.post, self.clock.now
-        )
-        #: the update command, and a new release's self-check
-        self.updating = Updating(cfg, store, link, self.post, self.remote.command_result, self.clock.now())
-        self.remote.updating = self.updating
-        self.status = StatusTeller(cfg, store, self.clock.monotonic, self.time.floor, link)
-        self.status.seen = self._seen()
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
         self._recovered: str | None = None
         self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S), "purge": Every(PURGE_EVERY_S)}
         self._next_watchdog = 0.0  # on the monotonic clock; the interval is the notifier's (systemd's WatchdogSec)
         #: which handler takes which message (each returns the effects to carry out)
         self.handlers = self._handler_table()
+        #: the remote side, updates and the status; None until attached (door-first)
+        self.net: Network | None = None
+        #: door-first: what builds the network part, until it is attached, and what loads its modules
+        self._network, self.load_network = network, load_beside
+        #: why the network part could not be loaded (the agent then stops)
+        self.unloaded: str | None = None
+        if network is None:
+            self._attach(link, fallback, kiosk)
+
+    def _attach(self, link: MqttLink | None, fallback: HttpFallback | None, kiosk: Any) -> None:
+        from .network import Network
+
+        self.link, self.fallback, self.kiosk = link, fallback, kiosk
+        self.net = Network(
+            self.cfg,
+            self.store,
+            self.controller,
+            self.clock,
+            storage=self.storage,
+            time=self.time,
+            link=link,
+            fallback=fallback,
+            post=self.post,
+            unwritten=self._unwritten,
+        )
+        self.net.status.seen = self._seen()
+        self.handlers.update(self.net.handlers(self._connected))
 
     def _handler_table(self) -> dict[type, Handler]:
         c = self.controller
@@ -133,16 +144,10 @@ class Agent:
             ReaderFault: self.readers.fault,
             ReaderRestored: self.readers.restored,
             Command: lambda m, now: c.command(now, m.action, m.door, m.duration_s),
-            Received: self.remote.received,
-            HttpSchedule: self.remote.http_schedule,
-            ScheduleDone: self.remote.schedule_done,
             Stored: self._stored,
-            Connected: self._connected,
             Tick: _nothing,
-            Disconnected: _nothing,  # a lost broker changes nothing at the door
             StorageChanged: lambda m, now: self.storage.found_damage(m.damage),
-            UpdateStaged: self.updating.staged,
-            UpdateRefused: self.updating.refused,
+            Loaded: self._loaded,
         }
 
     # -- outside world ------------------------------------------------------------------
@@ -177,10 +182,10 @@ class Agent:
         self._carry_out(effects, now)
         self._save_last_seen(now)
         self.hw.start()
-        if self.link is not None:
-            self.link.start()
-        if self.fallback is not None:
-            self.fallback.start()
+        if self.net is not None:
+            self.net.start()
+        else:
+            self.load_network(self.post)
         self.running.set()
         self.notifier.ready(f"{len(self.cfg.doors)} door(s) under control")
         self._ping(self.clock.monotonic())
@@ -207,17 +212,8 @@ class Agent:
             except (OSError, StoreError) as exc:
                 log.error("device secret not kept: %s", exc)
             self.journal.close(0.0 if self.storage.damage else FLUSH_ON_STOP_S)
-            if self.fallback is not None:
-                self.fallback.stop()
-            self.remote.close(clean=stopped)
-            if self.link is not None:
-                final: dict[str, Any] | None
-                try:
-                    final = self.status.document(self.clock.now())
-                    final["online"] = False
-                except (sqlite3.Error, StoreError):
-                    final = None  # the Last Will says offline instead
-                self.link.stop(final)
+            if self.net is not None:  # a stop before it was attached: nothing was said on the network
+                self.net.close(clean=stopped)
 
     def _next_message(self) -> Any:
         now = self.clock.now()
@@ -227,8 +223,7 @@ class Agent:
                 self.controller.next_deadline(),
                 self._every["reports"].next_at,
                 self.storage.checks.next_at,
-                self.status.kiosk_due(self.kiosk),
-                self.updating.next_at,
+                *(self.net.deadlines(self.kiosk) if self.net is not None else ()),
             )
             if d is not None
         ]
@@ -280,7 +275,9 @@ class Agent:
         else:
             effects += handler(message, now)
         effects += self.storage.check(now, changed=isinstance(message, StorageChanged))
-        effects += self.controller.tick(now) + self.remote.tick(now) + self.updating.poll(now)
+        effects += self.controller.tick(now)
+        if self.net is not None:
+            effects += self.net.tick(now)
         self._carry_out(effects, now)
         if self._every["last_seen"].pending(now):
             self._save_last_seen(now)
@@ -294,16 +291,39 @@ class Agent:
 
     # -- handlers -----------------------------------------------------------------------
 
+    def _loaded(self, message: Loaded, now: float) -> list:
+        """Door-first: the network part's modules are loaded: it is built, attached and started."""
+        if self._network is None:
+            return []
+        try:
+            if message.error is not None:
+                raise ImportError(message.error)
+            parts = self._network()
+        except ImportError as exc:  # a box that serves its doors and never reports would be silent
+            self.unloaded = str(exc)
+            log.error("the network part did not load (%s): stopping", exc)
+            self.post(Stop())
+            return []
+        self._network = None
+        self._attach(*parts)
+        assert self.net is not None
+        self.net.start()
+        log.info("network part attached")
+        return []
+
     def _seen(self) -> Seen:
         """What the status shows of the loop's state, handed to it after every input."""
+        from .status import Seen
+
         return Seen(
             self.clock_trusted, self.controller.mode, self.controller.status(), dict(self.readers.faults), self.storage.status()
         )
 
     def _connected(self, message: Connected, now: float) -> list:
-        self.status.heard_again()  # a fresh connection hears the status at once
+        assert self.net is not None  # only its link says so
+        self.net.status.heard_again()  # a fresh connection hears the status at once
         if self.store.version is None or self.storage.rehash_needed or self._recovered:
-            self.remote.request_sync()
+            self.net.remote.request_sync()
             self._recovered = None
         return []
 
@@ -313,10 +333,9 @@ class Agent:
             self._unwritten.remove(message.batch)
         except ValueError:
             pass
-        self.remote.stored(message.batch.after)
+        if self.net is not None:
+            self.net.stored(message.batch.after, message.events)
         if message.events:
-            if self.link is not None:
-                self.link.kick()
             for listener in self._listeners:
                 listener(message.events)
         return []
@@ -346,7 +365,7 @@ class Agent:
             effects = activity.due_reports(self.store, now, self._unwritten_effects(), self.time.watching(now))
             if effects:
                 self._carry_out(effects, now)
-        if self.status.tell(now, self._seen(), self.kiosk):  # once a minute, whether or not there is a broker
+        if self.net is not None and self.net.tell(now, self._seen(), self.kiosk):  # once a minute, broker or not
             capacity = self.cfg.sync.outbox_capacity
             self._submit(Batch(writes=[lambda s: s.outbox.enforce_capacity(capacity)]))
         if self._every["purge"].due(now):

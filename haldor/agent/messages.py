@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from haldor.access.controller import Controller, Emit, Entered, ModesChanged
 from haldor.store import Store
 from haldor.store.journal import Batch
 
-from .link import Received
+if TYPE_CHECKING:  # the network part's, imported beside the loop (:mod:`.door_first`)
+    from .link import Received
 
 # --- messages -------------------------------------------------------------------------
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from haldor import __version__
 from haldor.access.damage import damaged
@@ -19,8 +20,7 @@ from haldor.store.journal import StorageChanged
 from .data_lock import DataDirLock
 from .hardware import build_hardware
 from .inbox import Inbox
-from .kiosk_feed import KioskFeed, feed_url
-from .link import MqttLink
+from .launcher import failed
 from .loop import Agent
 from .messages import Stop
 from .notify import Notifier
@@ -28,6 +28,8 @@ from .site import open_store
 
 if TYPE_CHECKING:
     from .http_fallback import HttpFallback
+    from .kiosk_feed import KioskFeed
+    from .link import MqttLink
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 EXIT_RESTART = 75
 #: when it stopped on a damaged database, for the start after it to put the good copy in place (EX_IOERR)
 EXIT_DAMAGED = 74
+#: when its network part did not load (EX_SOFTWARE): a release then hands over to the base install
+EXIT_UNLOADED = 70
 
 
 def run_forever(cfg: Config) -> int:
@@ -46,18 +50,14 @@ def run_forever(cfg: Config) -> int:
     except BaseException:
         held.release()
         raise
-    outbox = kiosk = agent = saved = broken = None
+    agent = saved = broken = None
+    opened: list[Any] = []  # the pump's connection and the kiosk feed, once the network part is built
     try:
         inbox = Inbox()  # the door's messages before the network's
-        link = None
-        if cfg.mqtt.host:
-            outbox = open_store(cfg)  # the pump's own connection
-            link = MqttLink(cfg, outbox, inbox.put, version=__version__)
-        fallback = _fallback(cfg, inbox, link)
-        kiosk = KioskFeed(feed_url(cfg.kiosk.listen))
         hardware = build_hardware(cfg, inbox.put)
         try:
-            agent = Agent(cfg, store, hardware, inbox=inbox, link=link, fallback=fallback, kiosk=kiosk, notifier=Notifier())
+            network = functools.partial(_network, cfg, inbox, opened)
+            agent = Agent(cfg, store, hardware, inbox=inbox, notifier=Notifier(), network=network)
         except BaseException:
             hardware.close()
             raise
@@ -81,11 +81,9 @@ def run_forever(cfg: Config) -> int:
             raise
         recovery.mark_damaged(db_path, broken)
     finally:
-        if kiosk is not None:
-            kiosk.close()
+        for part in opened:
+            part.close()
         store.close()
-        if outbox is not None:
-            outbox.close()
         if saved is not None:  # the deleted database's last connection is closed: its copy takes its place
             try:
                 recovery.put_in_place(saved, Path(cfg.data_dir) / DB_NAME)
@@ -124,6 +122,23 @@ def _check_when_ready(agent: Agent, db_path: Path) -> None:
     threading.Thread(target=check, name="integrity", daemon=True).start()
 
 
+def _network(cfg: Config, inbox: Inbox, opened: list[Any]) -> tuple[MqttLink | None, HttpFallback | None, KioskFeed]:
+    """The network part's link, fallback and kiosk feed, built by the loop once their modules
+    are loaded (door-first); what they open is in ``opened``, closed at the end."""
+    from .kiosk_feed import KioskFeed, feed_url
+    from .link import MqttLink
+
+    link = None
+    if cfg.mqtt.host:
+        outbox = open_store(cfg)  # the pump's own connection
+        opened.append(outbox)
+        link = MqttLink(cfg, outbox, inbox.put, version=__version__)
+    fallback = _fallback(cfg, inbox, link)
+    kiosk = KioskFeed(feed_url(cfg.kiosk.listen))
+    opened.append(kiosk)
+    return link, fallback, kiosk
+
+
 def _fallback(cfg: Config, inbox: Inbox, link: MqttLink | None) -> HttpFallback | None:
     if not cfg.sync.http_url:
         return None
@@ -146,10 +161,14 @@ def _exit_status(agent: Agent | None, broken: str | None) -> int:
     if broken is not None or agent is None:  # no agent: only when the damage was met before it
         log.error("stopped: the database is damaged (%s); start it again (systemd does): it recovers", broken)
         return EXIT_DAMAGED
+    if agent.unloaded is not None:
+        failed(agent.unloaded)
+        log.error("stopped: the network part did not load (%s)", agent.unloaded)
+        return EXIT_UNLOADED
     if agent.storage.restart_for is not None:
         log.error("stopped: %s; start it again (systemd does)", agent.storage.restart_for)
         return EXIT_RESTART
-    if agent.updating.restart_for is not None:
-        log.warning("stopped: %s; start it again (systemd does)", agent.updating.restart_for)
+    if agent.net is not None and agent.net.updating.restart_for is not None:
+        log.warning("stopped: %s; start it again (systemd does)", agent.net.updating.restart_for)
         return EXIT_RESTART
     return 0

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from nacl.public import PrivateKey
+from typing import TYPE_CHECKING
 
 from haldor.access.guessing import Limits
 from haldor.access.model import Policy
 from haldor.config import Config
 from haldor.store import Store, secret
+
+if TYPE_CHECKING:  # libsodium is loaded where the key is used (the status, a sealed schedule)
+    from nacl.public import PrivateKey
 
 
 def policy_of(cfg: Config) -> Policy:

@@ -101,7 +101,7 @@ def sign(key_path: str, doc: Any, kid: str | None = None, *, to: Any = None) -> 
     return seal(doc, kid or kid_of(key_path), load_private_key(key_path), to=to)
 
 
-def public_keys(paths: list[str]) -> dict[str, VerifyKey]:
+def public_keys(paths: list[str]) -> dict[str, bytes]:
     """``--verify-with KID.pub``: the keys a box trusts, by kid (the file's name)."""
     keys = {}
     for path in paths:

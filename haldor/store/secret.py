@@ -8,10 +8,12 @@ import hmac
 import os
 import secrets
 from pathlib import Path
-
-from nacl.public import PrivateKey
+from typing import TYPE_CHECKING
 
 from haldor.errors import StoreError
+
+if TYPE_CHECKING:  # libsodium is loaded where a key is used, after the doors answer
+    from nacl.public import PrivateKey
 
 SECRET_NAME = "device.secret"
 SITE_KEY_NAME = "site.key"
@@ -20,6 +22,8 @@ SITE_KEY_NAME = "site.key"
 def site_key(data_dir: str | Path, *, create: bool = True) -> PrivateKey:
     """The box's own X25519 key, which schedules are sealed to (haldor.access.sealing):
     made once, whole or not at all, mode 0600, like the device secret."""
+    from nacl.public import PrivateKey
+
     return PrivateKey(device_secret(Path(data_dir) / SITE_KEY_NAME, create=create)[:32])
 
 

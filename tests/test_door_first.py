@@ -1,0 +1,106 @@
+"""Door-first start, as `haldor run` starts: the doors answer while the network part is still
+being imported beside the loop; it is attached without a card once loaded, and goes online; a
+stop before that is clean; a network part that does not load stops the agent with its own
+exit status (a release then hands over to the base install: tests/test_update_hostile.py)."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from haldor.agent import run
+from haldor.agent.door_first import load_beside
+from haldor.agent.messages import Stop
+from haldor.drivers.base import CardRead
+
+from .broker import Watcher
+from .helpers import CARD, wait_for
+from .rig import Rig, running
+
+
+def held(gate: threading.Event) -> Callable[[Callable[[Any], None]], None]:
+    """The network part's import, held until ``gate`` opens (a slow card at a power cut's end)."""
+
+    def load(post: Callable[[Any], None]) -> None:
+        def later() -> None:
+            gate.wait(30)
+            load_beside(post)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    return load
+
+
+@pytest.fixture
+def online(tmp_path, broker):
+    r = Rig(tmp_path, port=broker.port)
+    opened: list[Any] = []
+    yield r, opened
+    for part in opened:
+        part.close()
+    r.close()
+
+
+def test_the_doors_answer_before_the_network_part_is_loaded_and_it_attaches_without_a_card(online, broker):
+    rig, opened = online
+    gate = threading.Event()
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    agent.load_network = held(gate)
+    watcher = Watcher(broker.port)
+    thread = running(agent)
+    try:
+        agent.post(CardRead("main-in", CARD))
+        wait_for(lambda: rig.pin(17).state, what="unlocked while the network part is not loaded")
+        wait_for(lambda: rig.events("access.granted"), what="the entry stored")
+        assert agent.net is None and agent.link is None and not opened
+        gate.set()  # nothing at the door: the part is attached all the same
+        wait_for(lambda: agent.net is not None, what="network part attached")
+        assert agent.link is not None
+        wait_for(agent.link.subscribed.is_set, what="online")
+        wait_for(lambda: watcher.docs("status"), what="status published")
+        assert watcher.docs("status")[-1]["online"] is True
+        granted = wait_for(lambda: watcher.events("access.granted"), what="the entry made offline, delivered")
+        assert granted[0]["credential"] == "c1001"
+    finally:
+        agent.post(Stop())
+        thread.join(10)
+        watcher.close()
+    assert not thread.is_alive() and not thread.errors
+    assert run._exit_status(agent, None) == 0
+
+
+def test_a_stop_before_the_network_part_is_attached_is_clean(online):
+    rig, opened = online
+    gate = threading.Event()
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    agent.load_network = held(gate)
+    thread = running(agent)
+    agent.post(Stop())
+    thread.join(10)
+    gate.set()  # what it loads now reaches an agent that has stopped: nothing is built
+    assert not thread.is_alive() and not thread.errors
+    assert agent.net is None and not opened
+    assert not rig.pin(17).state and rig.pin(18).state  # every lock in its safe state
+    assert run._exit_status(agent, None) == 0
+
+
+def test_a_network_part_that_does_not_load_stops_the_agent(online, caplog):
+    rig, opened = online
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    agent.load_network = functools.partial(load_beside, modules=("haldor.agent.no_such_part",))
+    thread = threading.Thread(target=agent.run, daemon=True)  # it may stop before running() would see it run
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert agent.net is None and not opened
+    assert "ModuleNotFoundError" in (agent.unloaded or "")
+    assert not rig.pin(17).state and rig.pin(18).state
+    assert run._exit_status(agent, None) == run.EXIT_UNLOADED
+    assert "the network part did not load" in caplog.text
