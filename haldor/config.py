@@ -9,7 +9,7 @@ the documents' validation: ``haldor run`` reads it first, and its start-up time 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +17,7 @@ from haldor import osdp_keys
 from haldor.access.public_keys import load_public_key
 from haldor.drivers.registry import READER_TYPES
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
+from haldor.records import record
 from haldor.toml_file import Checker, key, keys_of, read
 
 DEFAULT_PATH = "/etc/haldor/haldor.toml"
@@ -24,7 +25,7 @@ OSDP_BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400)
 PIN_FACTORIES = ("", "mock", "lgpio", "rpigpio", "pigpio", "native")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SiteConfig:
     id: str = key()
     name: str = ""
@@ -33,7 +34,7 @@ class SiteConfig:
     language: Literal["da", "en"] = "da"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class MqttConfig:
     host: str = ""
     port: int = key(8883, low=1, high=65535, problem="must be 1-65535")
@@ -48,14 +49,14 @@ class MqttConfig:
     client_id: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SyncConfig:
     http_url: str = ""
     http_after_s: int = 300
     outbox_capacity: int = 1_000_000
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class TrustConfig:
     require_signature: bool = True
     #: key id: base64 Ed25519 public key (loaded into :attr:`Config.trusted_keys`)
@@ -64,7 +65,7 @@ class TrustConfig:
     plain_documents: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class UpdateConfig:
     #: key id: base64 Ed25519 public key that signs releases (``haldor keygen release``)
     release_keys: dict[str, str] = key({})
@@ -76,7 +77,7 @@ def _count(default: int) -> Any:
     return key(default, low=0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class PolicyConfig:
     grace_before_min: int = _count(15)
     grace_after_min: int = _count(15)
@@ -90,23 +91,23 @@ class PolicyConfig:
     pin_lockout_blocks_cards: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class GpioConfig:
     pin_factory: str = key("", choices=PIN_FACTORIES)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class KioskConfig:
     listen: str = "127.0.0.1:8080"
     title: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class PrivacyConfig:
     event_retention_days: int = 60
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class DoorConfig:
     """One ``[[doors]]`` table: the keys, their types and defaults are these fields (a
     field without a default is required)."""
@@ -123,7 +124,7 @@ class DoorConfig:
     fire_pin: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ReaderConfig:
     """One ``[[readers]]`` table, as :class:`DoorConfig`. ``type`` names an entry of
     :data:`haldor.drivers.registry.READER_TYPES`."""
@@ -144,7 +145,7 @@ class ReaderConfig:
     install_mode: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Config:
     path: str
     site: SiteConfig

@@ -9,10 +9,10 @@ ended, the card is unknown or expired.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.protocol import Role
+from haldor.records import record
 
 from .model import Candidate, Policy
 
@@ -31,7 +31,7 @@ RATE_LIMITED = "rate_limited"
 WELCOME = (CHECKED_IN, ALREADY, CARETAKER)  # the answers with a green light
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TodayBooking:
     """An approved booking of one of the candidates' associations on the local day."""
 
@@ -42,14 +42,14 @@ class TodayBooking:
     checked_in: bool = False  # this credential already checked in to it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CheckinFacts:
     credentials: tuple[Candidate, ...]
     bookings: tuple[TodayBooking, ...]
     policy: Policy
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CheckinAnswer:
     outcome: str
     credential: str | None = None
@@ -121,7 +121,7 @@ def decide_checkin(
 Span = tuple[float, float]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BookingRecord:
     """An approved booking with what the agent saw of it: entries and check-ins, the
     closures of its room over it, and the spans of time the agent was watching (running,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.errors import DocumentError
 from haldor.protocol import DOOR_ACTIONS, SITE_ACTIONS, Action, Reason, Schema
+from haldor.records import record
 
 from .fields import Fields
 
@@ -29,7 +29,7 @@ MAX_AHEAD_S = 300
 OPENING = (Action.UNLOCK, Action.HOLD_OPEN, Action.LIFT_LOCKDOWN)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommandDoc:
     id: str
     site: str

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from haldor.protocol import Action, Event, Mode
+from haldor.records import record
 
 from .guessing import COUNTED, GuessWatch, Limits, guessed
 from .model import Conditions, Decision, Facts
 from .policy import decide
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DoorSpec:
     id: str
     unlock_s: float = 5
@@ -30,19 +31,19 @@ class DoorSpec:
 # --- effects ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Lock:
     door: str
     unlocked: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Feedback:
     reader: str
     granted: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Emit:
     """An event of PROTOCOL 5 (without id, seq, site: the store adds them)."""
 
@@ -67,7 +68,7 @@ class Emit:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Entered:
     """A granted entry that counts towards a booking's use (and leader_first)."""
 
@@ -75,7 +76,7 @@ class Entered:
     role: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ModesChanged:
     """The lasting modes changed: the agent persists :meth:`Controller.lasting_state`."""
 

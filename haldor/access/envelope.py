@@ -9,7 +9,6 @@ import binascii
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
 from nacl.exceptions import BadSignatureError
@@ -17,6 +16,7 @@ from nacl.public import PrivateKey, PublicKey
 from nacl.signing import VerifyKey
 
 from haldor.errors import DocumentError, SignatureError
+from haldor.records import record
 
 from .public_keys import load_public_key as load_public_key  # where the tools have always found it
 from .schedule_stream import head
@@ -62,7 +62,7 @@ def open_envelope(
     return opened.parsed()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Opened:
     """A verified document: its JSON text (a str, or the file it is in) to be read as it is
     parsed, or, when it was parsed already to find out what it is, the parsed value."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from haldor.protocol import Reason
+from haldor.records import record
 
 from .model import Decision, Facts
 
@@ -30,7 +31,7 @@ CARD = "card"
 COUNTED = {PIN: Reason.WRONG_PIN, CARD: Reason.UNKNOWN_CARD}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     """``policy.*`` of the configuration; a limit of 0 turns that kind's count off."""
 
@@ -53,7 +54,7 @@ class _Count:
     last_lockout: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Lockout:
     """A lockout that has just begun: what ``access.guessing`` reports."""
 

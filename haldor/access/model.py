@@ -3,10 +3,12 @@ comparing instants, never wall-clock readings, is what makes DST nights right.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from haldor.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Policy:
     grace_before_min: int = 15
     grace_after_min: int = 15
@@ -14,20 +16,20 @@ class Policy:
     leader_first: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Room:
     id: str
     name: str
     doors: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Association:
     id: str
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Credential:
     """As it arrives; the card and PIN are hashed before anything is stored."""
 
@@ -40,7 +42,7 @@ class Credential:
     valid_until: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Booking:
     id: str
     room: str
@@ -53,7 +55,7 @@ class Booking:
     unlocked_during: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Closure:
     room: str | None
     start: float
@@ -61,7 +63,7 @@ class Closure:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Snapshot:
     site: str
     version: int
@@ -75,7 +77,7 @@ class Snapshot:
     closures: tuple[Closure, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delta:
     site: str
     base_version: int
@@ -93,7 +95,7 @@ class Delta:
 # --- What a decision is taken on -------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Candidate:
     """A credential whose card or PIN matched what was presented."""
 
@@ -104,7 +106,7 @@ class Candidate:
     valid_until: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BookingFact:
     """An approved booking for a room of the door, near now."""
 
@@ -122,7 +124,7 @@ class BookingFact:
     doors: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ClosureFact:
     room: str | None
     start: float
@@ -130,7 +132,7 @@ class ClosureFact:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Facts:
     """Everything the store knows that bears on one presentation at one door.
 
@@ -147,7 +149,7 @@ class Facts:
     day: tuple[float, float] = (0.0, 0.0)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Conditions:
     """The agent's state that bears on a decision."""
 
@@ -156,7 +158,7 @@ class Conditions:
     clock_trusted: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Decision:
     granted: bool
     reason: str | None = None

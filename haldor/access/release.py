@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.errors import DocumentError
 from haldor.protocol import RELEASE_SCHEMA
+from haldor.records import record
 
 from .envelope import check_signature
 from .fields import Fields
@@ -29,7 +29,7 @@ WHEEL_NAME = re.compile(r"haldor-[0-9.]+-[A-Za-z0-9_.]+-[A-Za-z0-9_.]+-[A-Za-z0-
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Manifest:
     version: str
     wheel: str

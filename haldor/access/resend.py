@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.errors import DocumentError
 from haldor.protocol import Schema
+from haldor.records import record
 
 from .fields import Fields
 
@@ -23,7 +23,7 @@ MAX_REQUEST_BYTES = 16 * 1024
 Range = tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResendRequest:
     id: str
     site: str

@@ -14,10 +14,10 @@ from __future__ import annotations
 import codecs
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from haldor.errors import DocumentError
+from haldor.records import record
 
 from .fields import Fields
 from .model import Association, Booking, Closure, Credential, Policy, Room
@@ -50,7 +50,7 @@ _decoder = json.JSONDecoder()
 CHUNK_BYTES = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SnapshotHead:
     """What a snapshot says besides its items (checked once the whole text is read)."""
 

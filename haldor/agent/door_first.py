@@ -10,14 +10,15 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from haldor.records import record
 
 #: what the network part imports that the doors do not
 MODULES = ("haldor.agent.network", "haldor.agent.kiosk_feed")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Loaded:
     """To the loop: the network part's modules are imported, or (``error``) they are not."""
 

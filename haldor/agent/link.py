@@ -16,7 +16,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -28,6 +27,7 @@ from haldor.access.resend import ResendRequest
 from haldor.config import Config
 from haldor.mqtt import configure_client, make_client, set_nodelay
 from haldor.protocol import Leaf, Schema
+from haldor.records import record
 from haldor.store import Store
 
 from .resender import Resender
@@ -39,7 +39,7 @@ WINDOW = 100  # events in flight at once (paho's max_inflight is set to the same
 KEEPALIVE_S = 30
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Topics:
     prefix: str
     site: str
@@ -87,7 +87,7 @@ class Topics:
 # --- messages to the agent ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Received:
     """A document from the broker; ``ack`` it once it has been handled."""
 
@@ -97,12 +97,12 @@ class Received:
     qos: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Connected:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Disconnected:
     reason: str
 

@@ -74,17 +74,15 @@ class Agent:
     ) -> None:
         """``network``: door-first (`haldor run`): the network part is built by it once its
         modules are loaded beside the running loop; else it is attached at once, over ``link``."""
-        self.cfg = cfg
-        self.store = store
-        self.hw = hardware
+        self.cfg, self.store, self.hw = cfg, store, hardware
         self.clock = clock or clocks.SystemClock()
         #: the one queue; the hardware was built to post to it
         self.inbox: queue.Queue | Inbox = inbox if inbox is not None else Inbox()
-        self.link = link
-        self.fallback = fallback
-        self.kiosk = kiosk
+        self.link, self.fallback, self.kiosk = link, fallback, kiosk
         self.notifier = notifier or Notifier({})
         self.running = threading.Event()
+        #: set once the network part is attached: after the doors answer (door-first)
+        self.attached = threading.Event()
         self.controller = Controller(
             [DoorSpec(d.id, d.unlock_s, d.held_open_s, d.fail) for d in cfg.doors],
             guessing=guessing_limits(cfg),
@@ -119,19 +117,12 @@ class Agent:
 
         self.link, self.fallback, self.kiosk = link, fallback, kiosk
         self.net = Network(
-            self.cfg,
-            self.store,
-            self.controller,
-            self.clock,
-            storage=self.storage,
-            time=self.time,
-            link=link,
-            fallback=fallback,
-            post=self.post,
-            unwritten=self._unwritten,
-        )
+            self.cfg, self.store, self.controller, self.clock, storage=self.storage, time=self.time, link=link,
+            fallback=fallback, post=self.post, unwritten=self._unwritten,
+        )  # fmt: skip
         self.net.status.seen = self._seen()
         self.handlers.update(self.net.handlers(self._connected))
+        self.attached.set()
 
     def _handler_table(self) -> dict[type, Handler]:
         c = self.controller

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from haldor.access.controller import Controller, Emit, Entered, ModesChanged
+from haldor.records import record
 from haldor.store import Store
 from haldor.store.journal import Batch
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the network part's, imported beside the loop (:mod:`.door_f
 # --- messages -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HttpSchedule:
     """A schedule document fetched over HTTP (:mod:`.http_fallback`)."""
 
@@ -27,36 +27,36 @@ class HttpSchedule:
     url: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContactChanged:
     door: str
     open: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExitPressed:
     door: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FireChanged:
     door: str
     active: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Command:
     action: str
     door: str | None = None
     duration_s: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tick:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScheduleDone:
     """The schedule worker has applied (or refused) a document."""
 
@@ -66,7 +66,7 @@ class ScheduleDone:
     document: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UpdateStaged:
     """The installer's thread: the release is in place and named current; the loop stops for it."""
 
@@ -74,7 +74,7 @@ class UpdateStaged:
     version: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UpdateRefused:
     """The installer's thread: the update cannot be installed (nothing was switched)."""
 
@@ -82,7 +82,7 @@ class UpdateRefused:
     why: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CheckedIn:
     """An effect: count a check-in (with its event, in one transaction)."""
 
@@ -91,7 +91,7 @@ class CheckedIn:
     role: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reported:
     """An effect: a no-show or usage report made (with its event, in one transaction)."""
 
@@ -99,7 +99,7 @@ class Reported:
     booking: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Remembered:
     """An effect: a command id kept, so that a replay is refused across restarts."""
 
@@ -109,26 +109,26 @@ class Remembered:
     result: dict | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Forget:
     """An effect: a meta note that has been reported is removed."""
 
     key: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AnyVersion:
     """An effect: the next snapshot is applied whatever its version (``reset_version``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TimeKnown:
     """An effect: a signed document says this time has passed (the box's ``time_floor``)."""
 
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Publish:
     """An effect: a document for the broker, sent after the events are stored."""
 
@@ -136,7 +136,7 @@ class Publish:
     doc: dict
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Acked:
     """An effect: the broker may forget the message once the batch is stored and what it
     publishes has gone out (else the broker delivers it again)."""
@@ -144,7 +144,7 @@ class Acked:
     message: Received
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Stop:
     pass
 

@@ -10,7 +10,8 @@ keeps the document and hands it to the schedule worker.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+
+from haldor.records import record
 
 #: tried again at once when the disk has this much more room than when it failed
 ROOM_BACK_BYTES = 1024 * 1024
@@ -19,7 +20,7 @@ RETRY_FIRST_S = 30.0
 RETRY_MAX_S = 300.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Kept:
     """The latest document the store could not take (one only: a newer one replaces it)."""
 

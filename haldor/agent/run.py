@@ -109,12 +109,13 @@ def _open_checked(cfg: Config, db_path: Path) -> Store:
 
 
 def _check_when_ready(agent: Agent, db_path: Path) -> None:
-    """``PRAGMA quick_check`` once the loop answers the doors, in a thread of its own (SQLite
+    """``PRAGMA quick_check`` once the loop answers the doors and its network part is
+    attached (the start's work in the order it matters), in a thread of its own (SQLite
     reads without the interpreter's lock): damage it finds stops the agent as damage found
     by a read does, and the next start puts the good copy in place."""
 
     def check() -> None:
-        agent.running.wait()
+        agent.attached.wait()
         why = recovery.integrity(db_path)
         if why is not None:
             agent.post(StorageChanged(damage=why))

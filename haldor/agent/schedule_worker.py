@@ -31,7 +31,6 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
 from nacl.public import PrivateKey
 
@@ -39,6 +38,7 @@ from haldor.access.damage import damaged
 from haldor.access.envelope import load_public_key
 from haldor.access.model import Policy
 from haldor.errors import StoreError
+from haldor.records import record
 from haldor.store import Store, secret
 from haldor.store.intake import Outcome, process
 
@@ -56,7 +56,7 @@ APPLY_TIMEOUT_S = 600.0
 HANDOVER_DIR = "/dev/shm"
 
 
-@dataclass(frozen=True)
+@record
 class StoreOpening:
     """What the child needs to open the store and check documents (all picklable)."""
 

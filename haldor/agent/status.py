@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from haldor import __version__
@@ -15,6 +15,7 @@ from haldor.access import sealing
 from haldor.config import Config
 from haldor.errors import StoreError
 from haldor.protocol import Mode, Schema
+from haldor.records import record
 from haldor.store import Store
 
 from .periodic import Every
@@ -25,7 +26,7 @@ STATUS_EVERY_S = 60.0
 KIOSK_EVERY_S = 5.0  # the kiosk calls the agent offline after 15 s without a word
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Seen:
     """The agent's state as the status shows it, handed over by the loop."""
 

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from haldor.protocol import Role, Schema
+from haldor.records import record
 
 from .settings import Site
 
@@ -38,7 +39,7 @@ def _public(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if not k.startswith("_")}
 
 
-@dataclass(frozen=True)
+@record
 class Shares:
     """Where each site's part of a run's inputs is, by position in their lists, found in
     one pass: a snapshot per site scanned every row of every sheet, 100 million rows a
@@ -118,7 +119,7 @@ def snapshot(site: Site, inputs: Inputs, *, generated_at: str, found: Shares | N
     return doc
 
 
-@dataclass(frozen=True)
+@record
 class Changes:
     """What differs between two snapshots of a site, by id."""
 

@@ -30,6 +30,7 @@ import recurring_ical_events
 
 from haldor.errors import DocumentError
 from haldor.protocol import APPROVED
+from haldor.records import record
 
 from . import rule_count
 
@@ -39,7 +40,7 @@ STATUSES = {"CONFIRMED": APPROVED, "TENTATIVE": "pending"}
 ASSOCIATION_SOURCES = ("categories", "organizer", "summary", "location", "description")
 
 
-@dataclass(frozen=True)
+@record
 class AssociationRule:
     """Which property names a booking's association, and an optional pattern whose group
     ``association`` (or whole match) is the name looked up in the associations sheet (by
@@ -152,7 +153,7 @@ def _checked_components(components: list[Any], feed: Feed) -> set[str]:
     return backwards
 
 
-@dataclass(frozen=True)
+@record
 class _Reading:
     """One feed's room and rules, applied to each of its event instances."""
 

@@ -7,11 +7,12 @@ whatever its table says, and the run says so."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from haldor.access import sealing
 from haldor.errors import HaldorError
+from haldor.records import record
 
 from .settings import BridgeConfig, RegisterSource
 
@@ -22,7 +23,7 @@ TIMEOUT_S = 20.0
 MAX_BYTES = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Entry:
     state: str
     public_key: str | None

@@ -5,7 +5,7 @@ key, as the agent's configuration does."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -17,12 +17,13 @@ from haldor.errors import HaldorError
 from haldor.integrator.documents import load_private_key
 from haldor.mqtt import BrokerOptions
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
+from haldor.records import record
 from haldor.toml_file import key
 
 from .calendar import ASSOCIATION_SOURCES, AssociationRule
 
 
-@dataclass(frozen=True)
+@record
 class FeedSource:
     """One ``[[feeds]]`` table."""
 
@@ -35,7 +36,7 @@ def _minutes() -> Any:
     return key(None, low=0, high=24 * 60, problem="0 to 1440 minutes")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SitePolicy:
     """A site's policy, as a snapshot carries it: only the keys given (none: the box's own)."""
 
@@ -48,7 +49,7 @@ class SitePolicy:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-@dataclass(frozen=True)
+@record
 class Site:
     """One ``[[sites]]`` table."""
 
@@ -62,7 +63,7 @@ class Site:
     plain: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     """What one input may cost (``[limits]``): a feed or sheet beyond it is refused with
     one line, and the other sites go on (a calendar rule of ten million seconds, a
@@ -80,7 +81,7 @@ class Limits:
     sheet_columns: int = key(256, low=1, high=16_384)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _BridgeTable:
     """``[bridge]`` (its ``key`` field hides :func:`key` here: toml_file.key is spelt out)."""
 
@@ -99,7 +100,7 @@ class _BridgeTable:
 _SHEETS = ("associations", "credentials", "rooms", "closures")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _SheetsTable:
     associations: str = ""
     credentials: str = ""
@@ -109,14 +110,14 @@ class _SheetsTable:
     pin_digits: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _CalendarTable:
     association_from: str = key("categories", choices=ASSOCIATION_SOURCES, problem=f"one of {', '.join(ASSOCIATION_SOURCES)}")
     pattern: str = ""
     all_day: Literal["ignore", "closure"] = "ignore"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _MqttTable:
     host: str = ""
     port: int = key(8883, low=1, high=65535, problem="must be 1-65535")
@@ -130,7 +131,7 @@ class _MqttTable:
     topic_prefix: str = TOPIC_PREFIX
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RegisterSource:
     """``[register]``: the fleet's register of enrolled boxes, and the token it asks for."""
 
@@ -138,13 +139,13 @@ class RegisterSource:
     token: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _RegisterTable:
     url: str = ""
     token_file: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class BridgeConfig:
     path: str
     state: str

@@ -26,9 +26,10 @@ from zoneinfo import ZoneInfo
 from haldor import cards
 from haldor.errors import DocumentError
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, Role
+from haldor.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Row:
     """One data row: its line in the file (1 is the header) and its cells by column;
     ``short``: fewer cells than the header (a file cut off in the middle of a row)."""
@@ -48,7 +49,7 @@ class Sheet:
     problems: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record
 class Caps:
     """The most rows (the header included) and columns a sheet may have (``[limits]``)."""
 
@@ -152,7 +153,7 @@ class BadCell(ValueError):
 Parser = Callable[[Row, "Context"], dict[str, Any]]
 
 
-@dataclass(frozen=True)
+@record
 class Context:
     """What a row is read against: the time zone for dates without one, and the length
     of a PIN whose leading zeros a spreadsheet dropped (0: not known)."""

@@ -22,11 +22,11 @@ import pickle
 import resource
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from haldor.errors import DocumentError, HaldorError
+from haldor.records import record
 
 T = TypeVar("T")
 #: what the child imports before it says it is ready (so the first input's time is its own)
@@ -43,14 +43,14 @@ class Shared:
         self.value = value
 
 
-@dataclass(frozen=True)
+@record
 class _Ref:
     """A :class:`Shared` the child already holds."""
 
     key: int
 
 
-@dataclass(frozen=True)
+@record
 class Timeout:
     """How long one input may take, and the setting that says so (for the refusal)."""
 

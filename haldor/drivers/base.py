@@ -7,26 +7,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from haldor.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class CardRead:
     reader: str
     card: str  # canonical (PROTOCOL 7)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PinRead:
     reader: str
     pin: str  # digits as typed; may be of a wrong length
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReaderFault:
     reader: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReaderRestored:
     """A reader that was at fault works again (shown in the status, not an event)."""
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import osdp_sys
 
 from haldor import cards, osdp_keys
+from haldor.records import record
 
 from .base import CardRead, Keypad, PinRead, ReaderFault, ReaderRestored, ReaderStats, RepeatFilter, Sink
 from .osdp_wire import REFRESH_EVERY_S, SerialChannel, card_from_event, diagnose, keys_of
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 SUPERVISE_EVERY_S = 0.2
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Timings:
     """How long the control panel gives a reader before it says what is wrong. The
     defaults are for a real bus; tests pass shorter ones."""
@@ -53,7 +54,7 @@ class Timings:
     retry_max_s: float = 30.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OsdpReaderSpec:
     id: str
     address: int

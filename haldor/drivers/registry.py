@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from haldor.records import record
 
 from .base import Reader, Sink
 
@@ -20,7 +21,7 @@ from .base import Reader, Sink
 Builder = Callable[[Any, Sink, Any], Reader]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReaderType:
     name: str
     #: configuration keys it cannot do without

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.protocol import Event
+from haldor.records import record
 from haldor.texts import t
 
 from .report import site_rows
@@ -30,7 +30,7 @@ KINDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DoorState:
     """The last of each door event the fleet holds for one door (instants, or None)."""
 
@@ -42,7 +42,7 @@ class DoorState:
     closed_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Notice:
     """The last of one kind of event that is an alarm for a while after it came: a lockout
     for guessing at a reader (``detail`` wrong_pin or unknown_card), a schedule the box
@@ -55,7 +55,7 @@ class Notice:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Condition:
     key: str
     kind: str

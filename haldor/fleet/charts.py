@@ -4,7 +4,7 @@ library, nothing from elsewhere). Each picture has a table beside it saying the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from haldor.records import record
 
 from .dashboard import SeasonWeek
 
@@ -15,7 +15,7 @@ LEFT, TOP, BOTTOM = 48, 10, 28
 WIDTH = 720
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WeekBars:
     week: SeasonWeek
     number: int
@@ -29,7 +29,7 @@ class WeekBars:
     last_y: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SeasonChart:
     weeks: list[WeekBars]
     top: float

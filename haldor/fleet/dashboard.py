@@ -6,9 +6,10 @@ figure is checked against a hand-made table."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+
+from haldor.records import record
 
 from .report import Period, UsageLine, weekly_totals
 
@@ -19,7 +20,7 @@ OLD_SCHEDULE_H = 48.0
 LONG_OUTBOX = 100
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Totals:
     """The period's figures over every line shown (the CSV's rows summed)."""
 
@@ -59,7 +60,7 @@ def week_back(iso_week: str) -> str:
     return f"{y}-W{w:02d}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SeasonWeek:
     week: str
     booked: float
@@ -134,7 +135,7 @@ def year_before(period: Period) -> Period:
     return Period(first, last)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AssociationRank:
     association: str
     name: str
@@ -176,7 +177,7 @@ def sorted_ranks(ranks: list[AssociationRank], sort: str) -> list[AssociationRan
     return ranks
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Figures:
     """What the dashboard and the report show of a period, worked out once from its usage
     lines (and last season's) and kept until a booking's figures come in."""

@@ -15,12 +15,12 @@ import json
 import logging
 import threading
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.errors import HaldorError
 from haldor.integrator.broker_client import acked_publish, connect
 from haldor.mqtt import BrokerOptions
+from haldor.records import record
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def site_acls(prefix: str, site: str) -> list[dict[str, Any]]:
     return acls
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Answer:
     command: str
     error: str | None

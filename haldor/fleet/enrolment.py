@@ -10,12 +10,13 @@ import base64
 import binascii
 import logging
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from haldor.access import sealing
 from haldor.errors import HaldorError
+from haldor.records import record
 
 from .dynsec import Dynsec, DynsecError
 from .profiles import PROFILES
@@ -24,7 +25,7 @@ from .register import Refused, Register, Site
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Enrolment:
     """``[enrolment]`` of fleet.toml: the broker as the boxes reach it, the dynamic
     security admin the fleet logs in as, and the keys every box trusts."""

@@ -9,18 +9,18 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from haldor.protocol import Event
+from haldor.records import record
 from haldor.texts import event, reason, t
 
 from .formats import iso, local
 from .report import SeasonLine, UsageLine
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Table:
     name: str
     headers: Sequence[str]

@@ -6,9 +6,9 @@ its message once it is back."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
+from haldor.records import record
 from haldor.sql import Database
 
 from .alerts import Condition
@@ -18,7 +18,7 @@ INCIDENT_COLUMNS = ("id", "key", "kind", "site", "subject", "detail", "since", "
 FIRST_RETRY_S, LAST_RETRY_S = 5.0, 900.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Delivery:
     id: str
     phase: str  # "open" or "resolved"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.errors import HaldorError
+from haldor.records import record
 from haldor.sql import Database
 
 from .login_limits import SourceLimits
@@ -46,7 +46,7 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Operator:
     name: str
     role: str

@@ -6,8 +6,9 @@ folder's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from haldor.records import record
 
 MAIN_DOOR = {
     "id": "main",
@@ -43,7 +44,7 @@ GYM_OSDP = {
 CHECKIN = {"id": "kiosk", "type": "serial-line", "port": "/dev/ttyUSB0", "baudrate": 9600}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Profile:
     name: str
     #: what the operator reads, Danish and English

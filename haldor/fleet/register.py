@@ -14,11 +14,11 @@ import hashlib
 import hmac
 import secrets
 import unicodedata
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.errors import HaldorError
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT
+from haldor.records import record
 from haldor.sql import Database
 
 from .profiles import PROFILES
@@ -46,7 +46,7 @@ class Refused(HaldorError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Site:
     site: str
     name: str

@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from haldor.records import record
 
 SILENT_AFTER_S = 180  # agents republish their status every 60 s
 #: a sports season: from ISO week 33 (mid-August) to week 26 (end of June) the next year
 SEASON_WEEKS = (33, 26)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UsageLine:
     week: str
     site: str
@@ -39,7 +40,7 @@ class UsageLine:
         return self.used_hours / self.booked_hours if self.booked_hours else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SeasonLine:
     """One association's season: what it booked and used, over every site."""
 
@@ -59,7 +60,7 @@ class SeasonLine:
         return self.used_hours / self.booked_hours if self.booked_hours else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Period:
     """Local calendar days, both ends included; None: open."""
 
@@ -109,7 +110,7 @@ def season_start(today: date, weeks: tuple[int, int] = SEASON_WEEKS) -> date:
     return date.fromisocalendar(year, first, 1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BookingFigures:
     """One booking's part in the usage report, worked out once, when its usage arrives
     (the store sums these; the page never parses a usage again)."""

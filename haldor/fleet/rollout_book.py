@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from haldor.integrator.stages import outcome
+from haldor.records import record
 from haldor.sql import Database
 
 ROLLOUT_COLUMNS = (
@@ -30,7 +30,7 @@ ROLLOUT_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Planned:
     """A rollout checked and planned, before it starts: what the page shows for a yes."""
 

@@ -11,7 +11,8 @@ import hmac
 import json
 import secrets
 import time
-from dataclasses import dataclass
+
+from haldor.records import record
 
 from .login_limits import from_proxy
 from .operators import Operator, Operators
@@ -20,7 +21,7 @@ COOKIE = "haldor_session"
 SESSION_S = 8 * 3600
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Session:
     operator: Operator
     csrf: str

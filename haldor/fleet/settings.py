@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from haldor import toml_file
+from haldor.records import record
 from haldor.texts import LANGUAGES
 
 from .enrolment import Enrolment
@@ -24,7 +25,7 @@ def _alert_after(default: int) -> Any:
     return toml_file.key(default, low=0, problem=_NO_ALERT)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AlertRules:
     door_forced: bool = True
     #: a door open (after door.held_open) this many minutes; 0: no alert
@@ -46,21 +47,21 @@ class AlertRules:
     language: str = toml_file.key("da", choices=LANGUAGES)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _AlertsTable(AlertRules):
     """``[alerts]``: the rules, and how often they are checked."""
 
     every_s: float = toml_file.key(5.0, low=1, high=3600, problem="1 to 3600 seconds")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Webhook:
     url: str
     #: sent as "Authorization: Bearer <token>", so the receiver knows the alert is ours
     token: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _WebhookTable:
     """One ``[[webhooks]]`` table: the token is read from its file."""
 
@@ -68,7 +69,7 @@ class _WebhookTable:
     token_file: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Email:
     """``[email]``: the section as it is written, its files then read from the file's folder."""
 
@@ -82,7 +83,7 @@ class Email:
     to: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FleetSettings:
     path: str = ""
     alerts: AlertRules = AlertRules()
@@ -113,7 +114,7 @@ def parse(raw: dict[str, Any], path: str) -> FleetSettings:
     return FleetSettings(path=path, alerts=rules, webhooks=webhooks, email=email, every_s=a.every_s, enrolment=enrolment)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class _EnrolmentTable:
     """``[enrolment]`` as written (see :class:`Enrolment`)."""
 

@@ -5,13 +5,13 @@ what a page shows; the HTML is in the templates, the CSS and JS in ``static/``."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from haldor.records import record
 from haldor.texts import TEXTS, event, t
 
 from .alerts import describe
@@ -27,7 +27,7 @@ from .web import PAGE_ROWS, Overview
 DASH_SITES, DASH_ASSOCIATIONS = 20, 15
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bar:
     week: str
     number: int
@@ -40,7 +40,7 @@ class Bar:
     used_h: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Chart:
     """Booked (grey) and used (green) hours per week, laid out for the SVG."""
 

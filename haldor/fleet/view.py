@@ -5,11 +5,12 @@ for a mistyped date)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import date, datetime
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
+from haldor.records import record
 from haldor.texts import LANGUAGES, t
 
 from .report import SEASON_WEEKS, Period, season_start
@@ -21,7 +22,7 @@ DANISH_DAY = re.compile(r"(\d{1,2})[-./](\d{1,2})[-./](\d{4})")
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2199, 12, 31)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class View:
     lang: str = "da"
     period: Period = Period()

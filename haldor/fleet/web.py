@@ -10,8 +10,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
+
+from haldor.records import record
 
 from .commands import AuditLog, Commander
 from .dashboard import Figures, season_weeks, totals, year_before
@@ -43,7 +45,7 @@ PAGE_ROWS = 500
 USERS_CHECK_S = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Overview:
     """What the overview shows, read from the store."""
 

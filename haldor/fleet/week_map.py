@@ -5,13 +5,14 @@ hour to 20), so the map's cells add up to the dashboard's booked and used hours.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from haldor.records import record
 
 #: a cell's colour step, by its unused hours against the map's largest
 LEVELS = 4
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cell:
     booked: float = 0.0
     used: float = 0.0
@@ -21,7 +22,7 @@ class Cell:
         return round(self.booked - self.used, 2)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WeekMap:
     """cells[weekday][hour] (Monday 0), the hours shown (first to last with a booking)."""
 

@@ -3,9 +3,9 @@ and how high a booking's lines stand on a card (pure: measured, never drawn)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from haldor.records import record
 from haldor.texts import t
 
 # -- what fits on the screen ---------------------------------------------------------------
@@ -49,7 +49,7 @@ _WIDTHS = {
 _EM = {weight: {c: w / 100 for w, cs in table.items() for c in cs} for weight, table in _WIDTHS.items()}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layout:
     """How the room cards share the screen, and how a booking is laid out on a card:
     "row" (one room: time, association, title and tag on one line), "two" (time and

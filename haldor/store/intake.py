@@ -11,7 +11,6 @@ import io
 import logging
 import sqlite3
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from nacl.public import PrivateKey
@@ -22,6 +21,7 @@ from haldor.access.schedule import DELTA_SCHEMA, SNAPSHOT_SCHEMA, VERSION_JUMP_W
 from haldor.access.schedule_stream import SnapshotReader, head, streamable
 from haldor.errors import DocumentError, StoreError
 from haldor.protocol import Event
+from haldor.records import record
 
 from .database import DB_NAME, Store
 from .recovery import save_good_copy
@@ -30,7 +30,7 @@ from .schedule_tables import ApplyResult, GapError
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     status: str  # "applied" | "stale" | "other_site" | "empty" | "rejected" | "gap" | "failed"
     message: str

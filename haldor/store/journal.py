@@ -29,6 +29,7 @@ from typing import Any
 from haldor.access.damage import damaged
 from haldor.errors import StoreError
 from haldor.protocol import DOOR_MOVEMENTS, Event
+from haldor.records import record
 
 from . import recovery, reserve
 from .database import Store
@@ -55,7 +56,7 @@ class Batch:
     after: list[Any] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Stored:
     """A message to the loop: ``batch`` is committed; ``events`` as published."""
 
@@ -63,7 +64,7 @@ class Stored:
     events: list[dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StorageChanged:
     """A message to the loop: storage failed or came back (see :meth:`Journal.health`);
     ``damage``: the failure says the database is damaged (:mod:`.damage`), no passing fault."""

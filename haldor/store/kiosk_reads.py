@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from haldor.clock import local_day
+from haldor.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DayBooking:
     id: str
     room: str
@@ -24,7 +25,7 @@ class DayBooking:
     no_show: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DayClosure:
     room: str | None
     start: float

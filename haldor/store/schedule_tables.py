@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from haldor.access.model import (
@@ -25,6 +25,7 @@ from haldor.access.model import (
 from haldor.access.schedule import check_references
 from haldor.access.schedule_stream import Item, SnapshotReader, duplicate
 from haldor.errors import DocumentError, StoreError
+from haldor.records import record
 
 from . import standing
 from .standing import Standing
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .database import Store
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ApplyResult:
     status: str  # "applied" | "stale" | "other_site"
     kind: str  # "snapshot" | "delta"
