@@ -13,7 +13,6 @@ from dataclasses import field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from haldor import osdp_keys
 from haldor.access.public_keys import load_public_key
 from haldor.drivers.registry import READER_TYPES
 from haldor.protocol import IDENTIFIER, IDENTIFIER_TEXT, TOPIC_PREFIX
@@ -353,6 +352,8 @@ def _check_osdp(r: ReaderConfig, where: str, buses: dict[str, dict[str, Any]], f
     bus["addresses"][r.address] = r.id
     if not r.scbk_file:
         raise fail(f"{where}.scbk_file", "required: the file with this reader's Secure Channel key")
+    from haldor import osdp_keys  # (secrets, random): only where OSDP readers are configured
+
     problem = osdp_keys.check(r.scbk_file, r.install_mode)
     if problem:
         raise fail(f"{where}.scbk_file", problem)

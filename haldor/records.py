@@ -46,6 +46,9 @@ def record(cls: Any = None, /, *, kw_only: bool = False) -> Any:
         own = {"__init__", "__setattr__", "__delattr__", "__post_init__", "__eq__", "__hash__", "__repr__"} & set(vars(cls))
         if own:
             raise TypeError(f"{cls.__qualname__}: a record makes its own {', '.join(sorted(own))}")
+        if not cls.__doc__:  # what @dataclass writes, without the signature it would compute
+            declared = ", ".join(f"{name}: {kind}" for name, kind in vars(cls).get("__annotations__", {}).items())
+            cls.__doc__ = f"{cls.__name__}({declared})"
         made: type = dataclasses.dataclass(cls, init=False, repr=False, eq=False, kw_only=kw_only, slots=True)
         fields = dataclasses.fields(made)
         _check_order(made, fields)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from haldor.agent import run
+from haldor.agent import door_first, run
 from haldor.agent.door_first import load_beside
 from haldor.agent.messages import Stop
 from haldor.drivers.base import CardRead
@@ -50,7 +50,7 @@ def test_the_doors_answer_before_the_network_part_is_loaded_and_it_attaches_with
     gate = threading.Event()
     inbox = run.Inbox()
     agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
-    agent.load_network = held(gate)
+    agent.later.load = held(gate)
     watcher = Watcher(broker.port)
     thread = running(agent)
     try:
@@ -79,7 +79,7 @@ def test_a_stop_before_the_network_part_is_attached_is_clean(online):
     gate = threading.Event()
     inbox = run.Inbox()
     agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
-    agent.load_network = held(gate)
+    agent.later.load = held(gate)
     thread = running(agent)
     agent.post(Stop())
     thread.join(10)
@@ -94,7 +94,7 @@ def test_a_network_part_that_does_not_load_stops_the_agent(online, caplog):
     rig, opened = online
     inbox = run.Inbox()
     agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
-    agent.load_network = functools.partial(load_beside, modules=("haldor.agent.no_such_part",))
+    agent.later.load = functools.partial(load_beside, modules=("haldor.agent.no_such_part",))
     thread = threading.Thread(target=agent.run, daemon=True)  # it may stop before running() would see it run
     thread.start()
     thread.join(10)
@@ -104,3 +104,48 @@ def test_a_network_part_that_does_not_load_stops_the_agent(online, caplog):
     assert not rig.pin(17).state and rig.pin(18).state
     assert run._exit_status(agent, None) == run.EXIT_UNLOADED
     assert "the network part did not load" in caplog.text
+
+
+def test_a_card_waiting_at_the_start_is_decided_before_the_network_part_is_loaded(online):
+    """The import beside the loop would take the interpreter's lock from the first decision."""
+    rig, opened = online
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    unlocked_when_loaded: list[bool] = []
+
+    def load(post: Callable[[Any], None]) -> None:
+        unlocked_when_loaded.append(bool(rig.pin(17).state))
+        load_beside(post)
+
+    agent.later.load = load
+    agent.post(CardRead("main-in", CARD))  # presented as the box came up
+    thread = running(agent)
+    try:
+        wait_for(lambda: agent.net is not None, what="network part attached")
+        assert unlocked_when_loaded == [True]
+    finally:
+        agent.post(Stop())
+        thread.join(10)
+    assert not thread.errors
+
+
+def test_a_reader_that_never_falls_silent_does_not_keep_the_network_part_away(online):
+    rig, opened = online
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    flooding = threading.Event()
+
+    def flood() -> None:
+        while not flooding.is_set():
+            agent.post(CardRead("main-in", "uid:DEADBEEF"))  # a card nobody has, over and over
+            flooding.wait(0.005)
+
+    threading.Thread(target=flood, daemon=True).start()
+    thread = running(agent)
+    try:
+        wait_for(lambda: agent.net is not None, timeout=door_first.AT_LATEST_S + 5, what="attached while the reader floods")
+    finally:
+        flooding.set()
+        agent.post(Stop())
+        thread.join(10)
+    assert not thread.errors

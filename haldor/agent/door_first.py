@@ -1,7 +1,7 @@
-"""Door-first start: `haldor run`'s loop answers the doors while a thread beside it imports
-the network part (:mod:`.network`: the broker link with paho, remote documents and commands,
-the status, updates, the kiosk feed), about a third of a start; the loop attaches the part
-when it hears :class:`Loaded`. A part that does not load stops the agent: a box that serves
+"""Door-first start: `haldor run`'s loop answers the doors first; once they are idle, a thread
+beside it imports the network part (:mod:`.network`: the broker link with paho, remote
+documents and commands, the status, updates, the kiosk feed), about a third of a start; the
+loop builds and attaches the part when it hears :class:`Loaded`. A part that does not load stops the agent: a box that serves
 its doors but never reports would be silent (and a release hands over to the base install,
 :mod:`.launcher`)."""
 
@@ -16,6 +16,11 @@ from haldor.records import record
 
 #: what the network part imports that the doors do not
 MODULES = ("haldor.agent.network", "haldor.agent.kiosk_feed")
+#: the part is loaded once the loop has had nothing to do for this long (a card waiting at the
+#: start is decided first, without an import beside it taking the interpreter's lock) ...
+WHEN_IDLE_S = 0.05
+#: ... or this long after the start, whatever comes to the doors
+AT_LATEST_S = 1.0
 
 
 @record
@@ -40,3 +45,29 @@ def load_beside(post: Callable[[Any], None], modules: tuple[str, ...] = MODULES)
     thread = threading.Thread(target=load, name="network-import", daemon=True)
     thread.start()
     return thread
+
+
+class Later:
+    """The network part of a door-first start, until it is attached: when its modules are
+    loaded (:attr:`load`, beside the loop), and what builds it (:attr:`build`, in the loop)."""
+
+    def __init__(self, build: Callable[[], Any], monotonic: Callable[[], float]) -> None:
+        self.build, self.load = build, load_beside
+        self._monotonic = monotonic
+        #: when the loading starts at the latest (monotonic), until it has started
+        self._load_by: float | None = None
+
+    def start(self) -> None:
+        """The loop answers the doors from now."""
+        self._load_by = self._monotonic() + AT_LATEST_S
+
+    @property
+    def idle_s(self) -> float | None:
+        """How long the loop waits for a message before the loading starts (None: it has)."""
+        return WHEN_IDLE_S if self._load_by is not None else None
+
+    def heard(self, idle: bool, post: Callable[[Any], None]) -> None:
+        """After each wait of the loop: ``idle``, nothing came."""
+        if self._load_by is not None and (idle or self._monotonic() >= self._load_by):
+            self._load_by = None
+            self.load(post)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from haldor import osdp_keys
 from haldor.config import Config
 from haldor.drivers import gpio
 from haldor.drivers.base import Indicator, Input, LockOutput, Reader
@@ -127,6 +126,7 @@ def _build_osdp(cfg: Config, readers: list, post: Callable[[Any], None], hw: Har
     file if it has none; install mode is over for a reader that accepted its key."""
     # libosdp only where OSDP readers are configured (as the registry imports every other
     # reader's driver when it is built): a box without them keeps its memory
+    from haldor import osdp_keys
     from haldor.drivers.osdp_readers import OsdpBus, OsdpReaderSpec
 
     record = osdp_keys.InstallRecord(Path(cfg.data_dir) / "osdp")

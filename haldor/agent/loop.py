@@ -28,7 +28,7 @@ from haldor.store import Store
 from haldor.store.journal import Batch, Journal, StorageChanged, Stored
 
 from . import activity
-from .door_first import Loaded, load_beside
+from .door_first import Later, Loaded
 from .hardware import Hardware
 from .inbox import Inbox
 from .messages import OVERLAID, Command, ContactChanged, ExitPressed, FireChanged, Forget, Stop, Tick, batch_of
@@ -105,8 +105,8 @@ class Agent:
         self.handlers = self._handler_table()
         #: the remote side, updates and the status; None until attached (door-first)
         self.net: Network | None = None
-        #: door-first: what builds the network part, until it is attached, and what loads its modules
-        self._network, self.load_network = network, load_beside
+        #: door-first: the network part still to be loaded and built
+        self.later = Later(network, self.clock.monotonic) if network is not None else None
         #: why the network part could not be loaded (the agent then stops)
         self.unloaded: str | None = None
         if network is None:
@@ -175,8 +175,8 @@ class Agent:
         self.hw.start()
         if self.net is not None:
             self.net.start()
-        else:
-            self.load_network(self.post)
+        elif self.later is not None:
+            self.later.start()
         self.running.set()
         self.notifier.ready(f"{len(self.cfg.doors)} door(s) under control")
         self._ping(self.clock.monotonic())
@@ -221,10 +221,15 @@ class Agent:
         waits = [d - now for d in deadlines] + [LAST_SEEN_EVERY_S]
         if self.notifier.interval_s is not None:
             waits.append(self._next_watchdog - self.clock.monotonic())
+        if self.later is not None and self.later.idle_s is not None:
+            waits.append(self.later.idle_s)
         try:
-            return self.inbox.get(timeout=max(0.0, min(waits)))
+            message = self.inbox.get(timeout=max(0.0, min(waits)))
         except queue.Empty:
-            return Tick()
+            message = Tick()
+        if self.later is not None:
+            self.later.heard(isinstance(message, Tick), self.post)
+        return message
 
     def handle(self, message: Any) -> None:
         """One input, in order. Storage that cannot be read drops the input (logged, in
@@ -284,18 +289,18 @@ class Agent:
 
     def _loaded(self, message: Loaded, now: float) -> list:
         """Door-first: the network part's modules are loaded: it is built, attached and started."""
-        if self._network is None:
+        if self.later is None:
             return []
         try:
             if message.error is not None:
                 raise ImportError(message.error)
-            parts = self._network()
+            parts = self.later.build()
         except ImportError as exc:  # a box that serves its doors and never reports would be silent
             self.unloaded = str(exc)
             log.error("the network part did not load (%s): stopping", exc)
             self.post(Stop())
             return []
-        self._network = None
+        self.later = None
         self._attach(*parts)
         assert self.net is not None
         self.net.start()
