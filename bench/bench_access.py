@@ -520,11 +520,12 @@ def bench_during_apply(
 
 
 def agent_rss(cfg_path: Path) -> float:
-    """Resident memory (MB) of `haldor run` once it has started on the full store."""
+    """Resident memory (MB) of `haldor run` once it has started on the full store, its network
+    part attached (door-first: the doors answer before it is loaded)."""
     proc = subprocess.Popen([sys.executable, "-m", "haldor", "run", "--config", str(cfg_path)], stderr=subprocess.PIPE, text=True)
     try:
         for line in proc.stderr:
-            if "agent started" in line:
+            if "network part attached" in line:
                 break
         status = Path(f"/proc/{proc.pid}/status").read_text()
         rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
