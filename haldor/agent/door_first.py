@@ -66,8 +66,10 @@ class Later:
         """How long the loop waits for a message before the loading starts (None: it has)."""
         return WHEN_IDLE_S if self._load_by is not None else None
 
-    def heard(self, idle: bool, post: Callable[[Any], None]) -> None:
-        """After each wait of the loop: ``idle``, nothing came."""
+    def heard(self, idle_s: float | None, post: Callable[[Any], None]) -> None:
+        """After each wait of the loop: ``idle_s``, how long it waited for nothing (a deadline
+        due at once, say the first reports, is not the doors being idle)."""
+        idle = idle_s is not None and idle_s >= WHEN_IDLE_S
         if self._load_by is not None and (idle or self._monotonic() >= self._load_by):
             self._load_by = None
             self.load(post)

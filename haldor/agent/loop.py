@@ -112,7 +112,7 @@ class Agent:
         if network is None:
             self._attach(link, fallback, kiosk)
 
-    def _attach(self, link: MqttLink | None, fallback: HttpFallback | None, kiosk: Any) -> None:
+    def _attach(self, link: MqttLink | None, fallback: HttpFallback | None, kiosk: Any) -> Network:
         from .network import Network
 
         self.link, self.fallback, self.kiosk = link, fallback, kiosk
@@ -123,6 +123,7 @@ class Agent:
         self.net.status.seen = self._seen()
         self.handlers.update(self.net.handlers(self._connected))
         self.attached.set()
+        return self.net
 
     def _handler_table(self) -> dict[type, Handler]:
         c = self.controller
@@ -223,12 +224,13 @@ class Agent:
             waits.append(self._next_watchdog - self.clock.monotonic())
         if self.later is not None and self.later.idle_s is not None:
             waits.append(self.later.idle_s)
+        timeout, idle_s = max(0.0, min(waits)), None
         try:
-            message = self.inbox.get(timeout=max(0.0, min(waits)))
+            message = self.inbox.get(timeout=timeout)
         except queue.Empty:
-            message = Tick()
+            message, idle_s = Tick(), timeout
         if self.later is not None:
-            self.later.heard(isinstance(message, Tick), self.post)
+            self.later.heard(idle_s, self.post)
         return message
 
     def handle(self, message: Any) -> None:
@@ -301,9 +303,7 @@ class Agent:
             self.post(Stop())
             return []
         self.later = None
-        self._attach(*parts)
-        assert self.net is not None
-        self.net.start()
+        self._attach(*parts).start()
         log.info("network part attached")
         return []
 
