@@ -13,12 +13,15 @@ names (nothing compiled), and only its ``__init__`` is compiled, once, when firs
         reader: str
         card: str
 
-Mutable state (a door's timers, a batch being filled) stays a plain ``@dataclass``.
+Mutable state (a door's timers, a batch being filled) stays a plain ``@dataclass``. A record's
+subclass is a record: to :mod:`dataclasses` it is not frozen (``__dataclass_params__``), so a
+frozen dataclass on it is refused at import and a plain one cannot be made.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import reprlib
 from collections.abc import Callable
 from operator import attrgetter
@@ -43,9 +46,7 @@ def record(cls: Any = None, /, *, kw_only: bool = False) -> Any:
     """``@record`` or ``@record(kw_only=True)``: as ``@dataclass(frozen=True, slots=True)``."""
 
     def make(cls: type) -> type:
-        own = {"__init__", "__setattr__", "__delattr__", "__post_init__", "__eq__", "__hash__", "__repr__"} & set(vars(cls))
-        if own:
-            raise TypeError(f"{cls.__qualname__}: a record makes its own {', '.join(sorted(own))}")
+        _refuse(cls)
         if not cls.__doc__:  # what @dataclass writes, without the signature it would compute
             declared = ", ".join(f"{name}: {kind}" for name, kind in vars(cls).get("__annotations__", {}).items())
             cls.__doc__ = f"{cls.__name__}({declared})"
@@ -55,9 +56,22 @@ def record(cls: Any = None, /, *, kw_only: bool = False) -> Any:
         for name, method in _methods(made, fields).items():
             method.__qualname__ = f"{made.__qualname__}.{name}"
             setattr(made, name, method)
+        made.__signature__ = _Signature(made)  # type: ignore[attr-defined]
         return made
 
     return make if cls is None else make(cls)
+
+
+def _refuse(cls: type) -> None:
+    """What ``@dataclass`` would do and a record does not, refused as the class is made."""
+    own = {"__init__", "__setattr__", "__delattr__", "__eq__", "__hash__", "__repr__"} & set(vars(cls))
+    if own:
+        raise TypeError(f"{cls.__qualname__}: a record makes its own {', '.join(sorted(own))}")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__qualname__}: a record has no __post_init__ (its fields are what it is given)")
+    annotations = vars(cls).get("__annotations__", {})
+    if "self" in annotations or any("InitVar" in str(kind) for kind in annotations.values()):
+        raise TypeError(f"{cls.__qualname__}: a record has no field named self and no InitVar")
 
 
 def _methods(cls: type, fields: tuple[dataclasses.Field, ...]) -> dict[str, Callable[..., Any]]:
@@ -67,9 +81,9 @@ def _methods(cls: type, fields: tuple[dataclasses.Field, ...]) -> dict[str, Call
     every = _getter(tuple(f.name for f in fields))
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init = _compiled_init(cls, fields)
-        type.__setattr__(cls, "__init__", init)
-        init(self, *args, **kwargs)
+        _compile(cls)(self, *args, **kwargs)
+
+    __init__.compiles = True  # type: ignore[attr-defined]
 
     def __eq__(self: Any, other: object) -> bool:
         if other.__class__ is self.__class__:
@@ -108,6 +122,26 @@ def _methods(cls: type, fields: tuple[dataclasses.Field, ...]) -> dict[str, Call
     }
 
 
+def _compile(cls: type) -> Callable[..., None]:
+    """The record's own ``__init__``, compiled and put in place of the one that compiles it."""
+    init = cls.__dict__["__init__"]
+    if getattr(init, "compiles", False):  # else compiled already (by another thread, or for the signature)
+        init = _compiled_init(cls, dataclasses.fields(cls))
+        type.__setattr__(cls, "__init__", init)
+    return init
+
+
+class _Signature:
+    """``inspect.signature(record)`` (hypothesis, help()) even before a record was first made."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __get__(self, obj: Any, owner: type) -> inspect.Signature:
+        signature = inspect.signature(_compile(self.cls))
+        return signature.replace(parameters=tuple(signature.parameters.values())[1:])
+
+
 def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple]:
     """The named attributes of a record, as one tuple."""
     if not names:
@@ -131,7 +165,7 @@ def _check_order(cls: type, fields: tuple[dataclasses.Field, ...]) -> None:
 def _compiled_init(cls: type, fields: tuple[dataclasses.Field, ...]) -> Callable[..., None]:
     """The ``__init__`` ``@dataclass(frozen=True)`` would write (positional fields, then the
     keyword-only ones), compiled when the record is first made."""
-    names: dict[str, Any] = {"__set": object.__setattr__, "__FACTORY": _FACTORY}
+    names: dict[str, Any] = {"__name__": cls.__module__, "__set": object.__setattr__, "__FACTORY": _FACTORY}
     positional: list[str] = []
     keyword: list[str] = []
     body: list[str] = []
@@ -147,7 +181,7 @@ def _compiled_init(cls: type, fields: tuple[dataclasses.Field, ...]) -> Callable
             continue
         body.append(f"    __set(self, {f.name!r}, {value})\n")
     params = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
-    exec(f"def __init__({params}) -> None:\n{''.join(body) or '    pass' + chr(10)}", names)
+    exec(f"def __init__({params}):\n{''.join(body) or '    pass' + chr(10)}", names)
     init = names["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init

@@ -6,6 +6,7 @@ exit status (a release then hands over to the base install: tests/test_update_ho
 from __future__ import annotations
 
 import functools
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -149,3 +150,50 @@ def test_a_reader_that_never_falls_silent_does_not_keep_the_network_part_away(on
         agent.post(Stop())
         thread.join(10)
     assert not thread.errors
+
+
+def _stopped_unloaded(agent) -> str:
+    """Runs ``agent`` until it stops by itself; why its network part did not load."""
+    thread = threading.Thread(target=agent.run, daemon=True)  # it may stop before running() would see it run
+    thread.start()
+    thread.join(15)
+    assert not thread.is_alive()
+    assert agent.net is None and run._exit_status(agent, None) == run.EXIT_UNLOADED
+    return agent.unloaded or ""
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [OSError(24, "Too many open files"), sqlite3.OperationalError("database is locked"), ValueError("bad TLS settings")],
+)
+def test_a_network_part_that_cannot_be_built_stops_the_agent(online, fault):
+    """Not only an import: whatever keeps the part from being built (the pump's store, a file)
+    would leave a box that serves its doors and never reports."""
+    rig, _ = online
+
+    def build():
+        raise fault
+
+    agent = rig.agent(network=build)
+    assert type(fault).__name__ in _stopped_unloaded(agent)
+    assert not rig.pin(17).state and rig.pin(18).state
+
+
+def test_a_module_that_exits_as_it_is_imported_stops_the_agent(online, tmp_path, monkeypatch):
+    rig, opened = online
+    (tmp_path / "haldor_exits_on_import.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    agent.later.load = functools.partial(load_beside, modules=("haldor_exits_on_import",))
+    assert "SystemExit" in _stopped_unloaded(agent)
+
+
+def test_a_network_part_whose_import_hangs_stops_the_agent(online):
+    rig, opened = online
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    agent.later.load = held(threading.Event())  # never let go
+    agent.later.loaded_within_s = 0.5
+    assert "not loaded within" in _stopped_unloaded(agent)
+    assert not opened

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
 from dataclasses import dataclass, field
 
@@ -116,3 +117,26 @@ def test_what_a_dataclass_refuses_a_record_refuses_when_it_is_made():
 
             def __eq__(self, other: object) -> bool:
                 return True
+
+
+def test_a_records_signature_is_known_before_one_is_made():
+    @record
+    class Fresh:
+        door: str
+        open: bool = False
+
+    assert str(inspect.signature(Fresh)) == "(door, open=False)"
+    assert Fresh("main") == Fresh("main", False) and Fresh.__init__.__module__ == __name__
+
+
+def test_what_a_record_cannot_do_is_refused_when_it_is_made():
+    class Base:
+        def __post_init__(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        record(type("Later", (Base,), {"__annotations__": {"a": "int"}}))
+    with pytest.raises(TypeError, match="self"):
+        record(type("Selfish", (), {"__annotations__": {"self": "int"}}))
+    with pytest.raises(TypeError, match="InitVar"):
+        record(type("Passing", (), {"__annotations__": {"a": "InitVar[int]"}}))

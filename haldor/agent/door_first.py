@@ -21,6 +21,8 @@ MODULES = ("haldor.agent.network", "haldor.agent.kiosk_feed")
 WHEN_IDLE_S = 0.05
 #: ... or this long after the start, whatever comes to the doors
 AT_LATEST_S = 1.0
+#: a part not loaded this long after its loading started (an import that hangs) is not loaded
+LOADED_WITHIN_S = 30.0
 
 
 @record
@@ -31,13 +33,13 @@ class Loaded:
 
 
 def load_beside(post: Callable[[Any], None], modules: tuple[str, ...] = MODULES) -> threading.Thread:
-    """Imports ``modules`` in a thread of its own, then posts :class:`Loaded`."""
+    """Imports ``modules`` in a thread of its own, then posts :class:`Loaded`, whatever happens."""
 
     def load() -> None:
         try:
             for name in modules:
                 importlib.import_module(name)
-        except Exception as exc:  # a damaged or missing file: the loop stops the agent
+        except BaseException as exc:  # a damaged or missing file (or one that exits): the loop stops the agent
             post(Loaded(f"{type(exc).__name__}: {exc}"))
         else:
             post(Loaded())
@@ -54,22 +56,30 @@ class Later:
     def __init__(self, build: Callable[[], Any], monotonic: Callable[[], float]) -> None:
         self.build, self.load = build, load_beside
         self._monotonic = monotonic
+        self.loaded_within_s = LOADED_WITHIN_S
         #: when the loading starts at the latest (monotonic), until it has started
         self._load_by: float | None = None
+        #: when it must have been loaded (monotonic), once it has started
+        self._loaded_by: float | None = None
 
     def start(self) -> None:
         """The loop answers the doors from now."""
         self._load_by = self._monotonic() + AT_LATEST_S
 
     @property
-    def idle_s(self) -> float | None:
-        """How long the loop waits for a message before the loading starts (None: it has)."""
-        return WHEN_IDLE_S if self._load_by is not None else None
+    def wait_s(self) -> float | None:
+        """How long the loop may wait for a message before this has something to do."""
+        if self._load_by is not None:
+            return WHEN_IDLE_S
+        return None if self._loaded_by is None else max(0.0, self._loaded_by - self._monotonic())
 
     def heard(self, idle_s: float | None, post: Callable[[Any], None]) -> None:
         """After each wait of the loop: ``idle_s``, how long it waited for nothing (a deadline
         due at once, say the first reports, is not the doors being idle)."""
-        idle = idle_s is not None and idle_s >= WHEN_IDLE_S
-        if self._load_by is not None and (idle or self._monotonic() >= self._load_by):
-            self._load_by = None
+        now = self._monotonic()
+        if self._load_by is not None and ((idle_s is not None and idle_s >= WHEN_IDLE_S) or now >= self._load_by):
+            self._load_by, self._loaded_by = None, now + self.loaded_within_s
             self.load(post)
+        elif self._loaded_by is not None and now >= self._loaded_by:
+            self._loaded_by = None
+            post(Loaded(f"not loaded within {self.loaded_within_s:.0f} s"))

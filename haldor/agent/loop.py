@@ -107,8 +107,7 @@ class Agent:
         self.net: Network | None = None
         #: door-first: the network part still to be loaded and built
         self.later = Later(network, self.clock.monotonic) if network is not None else None
-        #: why the network part could not be loaded (the agent then stops)
-        self.unloaded: str | None = None
+        self.unloaded: str | None = None  # why the network part did not load (the agent then stops)
         if network is None:
             self._attach(link, fallback, kiosk)
 
@@ -222,8 +221,8 @@ class Agent:
         waits = [d - now for d in deadlines] + [LAST_SEEN_EVERY_S]
         if self.notifier.interval_s is not None:
             waits.append(self._next_watchdog - self.clock.monotonic())
-        if self.later is not None and self.later.idle_s is not None:
-            waits.append(self.later.idle_s)
+        if self.later is not None and self.later.wait_s is not None:
+            waits.append(self.later.wait_s)
         timeout, idle_s = max(0.0, min(waits)), None
         try:
             message = self.inbox.get(timeout=timeout)
@@ -290,21 +289,22 @@ class Agent:
     # -- handlers -----------------------------------------------------------------------
 
     def _loaded(self, message: Loaded, now: float) -> list:
-        """Door-first: the network part's modules are loaded: it is built, attached and started."""
-        if self.later is None:
+        """Door-first: the network part's modules are loaded: it is built, attached and started.
+        One that cannot be stops the agent: a box that serves its doors but never reports is silent."""
+        if self.later is None:  # attached already, or the agent stops
             return []
-        try:
-            if message.error is not None:
-                raise ImportError(message.error)
-            parts = self.later.build()
-        except ImportError as exc:  # a box that serves its doors and never reports would be silent
-            self.unloaded = str(exc)
-            log.error("the network part did not load (%s): stopping", exc)
+        why, build, self.later = message.error, self.later.build, None
+        if why is None:
+            try:
+                self._attach(*build()).start()
+            except Exception as exc:  # the store, a file, the TLS settings: exit 70 (a release hands over)
+                self.net, why = None, f"{type(exc).__name__}: {exc}"
+        if why is not None:
+            self.unloaded = why
+            log.error("the network part did not load (%s): stopping", why)
             self.post(Stop())
-            return []
-        self.later = None
-        self._attach(*parts).start()
-        log.info("network part attached")
+        else:
+            log.info("network part attached")
         return []
 
     def _seen(self) -> Seen:
