@@ -83,3 +83,13 @@ class Later:
         elif self._loaded_by is not None and now >= self._loaded_by:
             self._loaded_by = None
             post(Loaded(f"not loaded within {self.loaded_within_s:.0f} s"))
+
+    def built(self, message: Loaded, attach: Callable[..., Any]) -> str | None:
+        """The part built and attached with ``attach``, in the loop: why it is not, else None."""
+        if message.error is not None:
+            return message.error
+        try:
+            attach(*self.build()).start()
+        except Exception as exc:  # the store, a file, the TLS settings: the agent stops (exit 70)
+            return f"{type(exc).__name__}: {exc}"
+        return None

@@ -99,7 +99,9 @@ class Agent:
         )
         #: the database was recovered from its good copy at start (recovery.check): a snapshot is asked for
         self._recovered: str | None = None
-        self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S), "purge": Every(PURGE_EVERY_S)}
+        first = 0.0 if network is None else None  # door-first: reports and purges wait for the network part
+        self._every = {"last_seen": Every(LAST_SEEN_EVERY_S), "reports": Every(REPORTS_EVERY_S, first_at=first)}
+        self._every["purge"] = Every(PURGE_EVERY_S, first_at=first)
         self._next_watchdog = 0.0  # on the monotonic clock; the interval is the notifier's (systemd's WatchdogSec)
         #: which handler takes which message (each returns the effects to carry out)
         self.handlers = self._handler_table()
@@ -121,6 +123,8 @@ class Agent:
         )  # fmt: skip
         self.net.status.seen = self._seen()
         self.handlers.update(self.net.handlers(self._connected))
+        for job in (self._every["reports"], self._every["purge"]):
+            job.next_at = 0.0 if job.next_at is None else job.next_at
         self.attached.set()
         return self.net
 
@@ -289,19 +293,14 @@ class Agent:
     # -- handlers -----------------------------------------------------------------------
 
     def _loaded(self, message: Loaded, now: float) -> list:
-        """Door-first: the network part's modules are loaded: it is built, attached and started.
-        One that cannot be stops the agent: a box that serves its doors but never reports is silent."""
+        """Door-first: the network part's modules are loaded: it is built, attached and started."""
         if self.later is None:  # attached already, or the agent stops
             return []
-        why, build, self.later = message.error, self.later.build, None
-        if why is None:
-            try:
-                self._attach(*build()).start()
-            except Exception as exc:  # the store, a file, the TLS settings: exit 70 (a release hands over)
-                self.net, why = None, f"{type(exc).__name__}: {exc}"
-        if why is not None:
-            self.unloaded = why
-            log.error("the network part did not load (%s): stopping", why)
+        later, self.later = self.later, None
+        self.unloaded = later.built(message, self._attach)
+        if self.unloaded is not None:  # a box that serves its doors but never reports would be silent
+            self.net = None
+            log.error("the network part did not load (%s): stopping", self.unloaded)
             self.post(Stop())
         else:
             log.info("network part attached")

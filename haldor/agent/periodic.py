@@ -5,9 +5,10 @@ from __future__ import annotations
 
 
 class Every:
-    """A job due every ``interval_s``: first at ``first_at`` (at once by default)."""
+    """A job due every ``interval_s``: first at ``first_at`` (at once by default; None: not
+    until ``next_at`` is set)."""
 
-    def __init__(self, interval_s: float, *, first_at: float = 0.0) -> None:
+    def __init__(self, interval_s: float, *, first_at: float | None = 0.0) -> None:
         self.interval_s = interval_s
         self.next_at: float | None = first_at
 
