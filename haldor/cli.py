@@ -8,6 +8,7 @@ check-config` and `haldor decide` should not pay for the broker, the kiosk and t
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import threading
@@ -215,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     handler = _HANDLERS[args.command]
+    if args.command != "run":  # held off while the command's parts were imported (haldor.__main__)
+        gc.enable()
     try:
         return handler(args)
     except (ConfigError, DocumentError) as exc:

@@ -191,3 +191,18 @@ def test_the_command_named_is_parsed_as_with_every_parser_built(argv):
 def test_an_unknown_command_is_refused_with_every_command_listed():
     out = haldor("bogus", check=2)
     assert "invalid choice: 'bogus'" in out.stderr and "'check-config'" in out.stderr and "'release'" in out.stderr
+
+
+def test_every_command_runs_with_the_garbage_collector_on(cfg):
+    """`haldor` imports a command's parts with Python's cyclic collector held off (a start
+    allocates much and frees almost nothing); the command itself runs with it on."""
+    import gc
+
+    from haldor import cli
+
+    gc.disable()
+    try:
+        assert cli.main(["check-config", "--config", cfg]) == 0
+        assert gc.isenabled()
+    finally:
+        gc.enable()

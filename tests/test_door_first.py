@@ -6,6 +6,7 @@ exit status (a release then hands over to the base install: tests/test_update_ho
 from __future__ import annotations
 
 import functools
+import gc
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -197,3 +198,19 @@ def test_a_network_part_whose_import_hangs_stops_the_agent(online):
     agent.later.loaded_within_s = 0.5
     assert "not loaded within" in _stopped_unloaded(agent)
     assert not opened
+
+
+def test_the_collector_held_off_for_the_start_runs_again_once_the_doors_are_idle(online):
+    rig, opened = online
+    inbox = run.Inbox()
+    agent = rig.agent(inbox=inbox, network=functools.partial(run._network, rig.cfg, inbox, opened))
+    gc.disable()  # as haldor.__main__ starts `haldor run`
+    try:
+        thread = running(agent)
+        wait_for(lambda: agent.net is not None, what="network part attached")
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        agent.post(Stop())
+        thread.join(10)
+    assert not thread.errors

@@ -7,6 +7,7 @@ its doors but never reports would be silent (and a release hands over to the bas
 
 from __future__ import annotations
 
+import gc
 import importlib
 import threading
 from collections.abc import Callable
@@ -79,6 +80,7 @@ class Later:
         now = self._monotonic()
         if self._load_by is not None and ((idle_s is not None and idle_s >= WHEN_IDLE_S) or now >= self._load_by):
             self._load_by, self._loaded_by = None, now + self.loaded_within_s
+            gc.enable()  # the doors' start is over: the collector runs again (haldor.__main__ held it off)
             self.load(post)
         elif self._loaded_by is not None and now >= self._loaded_by:
             self._loaded_by = None

@@ -29,7 +29,8 @@ BROKEN = "HALDOR_RELEASE_BROKEN"
 #: the release's process: its folder first, then `haldor` as usual; a release that does not
 #: import hands over to the base install (the same arguments) instead of stopping the doors
 BOOT = f"""
-import os, sys
+import gc, os, sys
+gc.disable()  # as haldor.__main__ does for a start
 path = sys.argv.pop(1)
 sys.path.insert(0, path)
 sys.argv[0] = "haldor"

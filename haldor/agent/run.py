@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import signal
 import sqlite3
@@ -90,6 +91,7 @@ def run_forever(cfg: Config) -> int:
             except OSError as exc:  # the saved copy stays beside it, named in the log
                 log.error("%s could not be put in place: %s", saved, exc)
         held.release()
+        gc.enable()  # a stop before the doors were ever idle: the collector runs again all the same
     return _exit_status(agent, broken)
 
 
