@@ -59,11 +59,12 @@ def test_the_doors_answer_before_the_network_part_is_loaded_and_it_attaches_with
         agent.post(CardRead("main-in", CARD))
         wait_for(lambda: rig.pin(17).state, what="unlocked while the network part is not loaded")
         wait_for(lambda: rig.events("access.granted"), what="the entry stored")
-        assert agent.net is None and agent.link is None and not opened
+        assert agent.net is None and not opened
         gate.set()  # nothing at the door: the part is attached all the same
         wait_for(lambda: agent.net is not None, what="network part attached")
-        assert agent.link is not None
-        wait_for(agent.link.subscribed.is_set, what="online")
+        link = agent.net.link
+        assert link is not None
+        wait_for(link.subscribed.is_set, what="online")
         wait_for(lambda: watcher.docs("status"), what="status published")
         assert watcher.docs("status")[-1]["online"] is True
         granted = wait_for(lambda: watcher.events("access.granted"), what="the entry made offline, delivered")

@@ -1,9 +1,9 @@
 """Door-first start: `haldor run`'s loop answers the doors first; once they are idle, a thread
 beside it imports the network part (:mod:`.network`: the broker link with paho, remote
 documents and commands, the status, updates, the kiosk feed), about a third of a start; the
-loop builds and attaches the part when it hears :class:`Loaded`. A part that does not load stops the agent: a box that serves
-its doors but never reports would be silent (and a release hands over to the base install,
-:mod:`.launcher`)."""
+loop builds and attaches the part when it hears :class:`Loaded`. A part that does not load
+stops the agent: a box that serves its doors but never reports would be silent (and a
+release hands over to the base install, :mod:`.launcher`)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,10 @@ class Later:
         if self._load_by is not None and ((idle_s is not None and idle_s >= WHEN_IDLE_S) or now >= self._load_by):
             self._load_by, self._loaded_by = None, now + self.loaded_within_s
             gc.enable()  # the doors' start is over: the collector runs again (haldor.__main__ held it off)
-            self.load(post)
+            try:
+                self.load(post)
+            except Exception as exc:  # no thread to be had: the agent stops as for a part that does not load
+                post(Loaded(f"{type(exc).__name__}: {exc}"))
         elif self._loaded_by is not None and now >= self._loaded_by:
             self._loaded_by = None
             post(Loaded(f"not loaded within {self.loaded_within_s:.0f} s"))

@@ -78,7 +78,7 @@ class Agent:
         self.clock = clock or clocks.SystemClock()
         #: the one queue; the hardware was built to post to it
         self.inbox: queue.Queue | Inbox = inbox if inbox is not None else Inbox()
-        self.link, self.fallback, self.kiosk = link, fallback, kiosk
+        self.kiosk = kiosk
         self.notifier = notifier or Notifier({})
         self.running = threading.Event()
         #: set once the network part is attached: after the doors answer (door-first)
@@ -116,7 +116,7 @@ class Agent:
     def _attach(self, link: MqttLink | None, fallback: HttpFallback | None, kiosk: Any) -> Network:
         from .network import Network
 
-        self.link, self.fallback, self.kiosk = link, fallback, kiosk
+        self.kiosk = kiosk
         self.net = Network(
             self.cfg, self.store, self.controller, self.clock, storage=self.storage, time=self.time, link=link,
             fallback=fallback, post=self.post, unwritten=self._unwritten,

@@ -4,7 +4,6 @@ loop once the doors answer (:mod:`.door_first`); tests and tools attach it at on
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,8 +25,6 @@ from .updating import Updating
 
 if TYPE_CHECKING:
     from .http_fallback import HttpFallback
-
-log = logging.getLogger(__name__)
 
 
 class Network:
